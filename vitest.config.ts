@@ -11,5 +11,12 @@ export default defineConfig({
     testTimeout: 60_000,
     hookTimeout: 180_000,
     pool: "forks",
+    // Tests make git commits; CI machines may have no git identity configured.
+    env: {
+      GIT_AUTHOR_NAME: "Sluice Test",
+      GIT_AUTHOR_EMAIL: "test@sluice.invalid",
+      GIT_COMMITTER_NAME: "Sluice Test",
+      GIT_COMMITTER_EMAIL: "test@sluice.invalid",
+    },
   },
 });

@@ -1,0 +1,203 @@
+import { RetentionPolicy, StorageType, DiscardPolicy } from "@nats-io/jetstream";
+import type { StreamConfig } from "@nats-io/jetstream";
+import { nanos } from "@nats-io/transport-node";
+
+/**
+ * The JetStream catalog: every stream Sluice uses, its subjects and limits, and the
+ * subject builders. Declared once here so publishers and consumers cannot disagree
+ * on a subject, and so `ensureStreams()` can create everything idempotently.
+ */
+
+/** Default number of result/source partitions (hash(pipeline) mod N). */
+export const DEFAULT_PARTITIONS = 8;
+
+/** JetStream de-duplicates a repeated `Nats-Msg-Id` within this window. */
+export const DUPLICATE_WINDOW_MS = 120_000;
+
+const DAY_MS = 24 * 60 * 60 * 1000;
+/** How long state-change events are kept for late watchers and audits. */
+export const EVENTS_MAX_AGE_MS = 7 * DAY_MS;
+/** How long dead letters are kept for inspection and replay. */
+export const DLQ_MAX_AGE_MS = 14 * DAY_MS;
+
+/** Logical stream keys; `Catalog.streams[key]` is the (possibly prefixed) stream name. */
+export type StreamKey = "jobs" | "results" | "sources" | "events" | "dlq";
+
+/** Every stream key, in creation order. */
+export const STREAM_KEYS: readonly StreamKey[] = ["jobs", "results", "sources", "events", "dlq"];
+
+/** Event kinds of `sluice.events.<pipeline>.<kind>` (EventBridge's three detail types + declaration changes). */
+export type EventKind = "pipeline" | "stage" | "action" | "declaration";
+
+/** Resolved stream names, e.g. `{ jobs: "SLUICE_JOBS" }` or `{ jobs: "T1_SLUICE_JOBS" }` with prefix `t1`. */
+export type StreamNames = Readonly<Record<StreamKey, string>>;
+
+/** Subject builders bound to one prefix and partition count. */
+export interface Subjects {
+  /** `sluice.jobs.<pool>.<category>.<provider>`; every token sanitized. */
+  jobSubject(pool: string, category: string, provider: string): string;
+  /** `sluice.results.<partitionOf(pipeline)>`. */
+  resultSubject(pipelineName: string): string;
+  /** `sluice.sources.<partitionOf(pipeline)>`. */
+  sourceSubject(pipelineName: string): string;
+  /** `sluice.events.<pipeline>.<kind>`; dots in the pipeline name become `_`. */
+  eventSubject(pipelineName: string, kind: EventKind): string;
+  /** `sluice.dlq.<stream>` where `stream` is the resolved name of the stream the message came from. */
+  dlqSubject(streamName: string): string;
+  /** `sluice.results.<partition>`: the filter of one partition's consumer. */
+  resultPartitionSubject(partition: number): string;
+  /** `sluice.sources.<partition>`: the filter of one partition's consumer. */
+  sourcePartitionSubject(partition: number): string;
+  /** `sluice.events.<pipeline>.>` for one pipeline, or `sluice.events.>` for all. */
+  eventFilter(pipelineName?: string): string;
+  /** The wildcard subject of a stream, e.g. `sluice.jobs.>`. */
+  streamFilter(key: StreamKey): string;
+}
+
+/** Options of `createCatalog`. */
+export interface CatalogOptions {
+  /**
+   * Isolates a test's streams and subjects: prefix `t1` gives stream `T1_SLUICE_JOBS` with
+   * subjects `t1.sluice.jobs.>`. Letters, digits, `_` and `-` only.
+   */
+  readonly prefix?: string | undefined;
+  /** Partition count for results and sources (default 8). */
+  readonly partitions?: number | undefined;
+}
+
+/** The streams and subjects of one deployment (or one test). */
+export interface Catalog {
+  readonly prefix: string;
+  readonly partitions: number;
+  readonly streams: StreamNames;
+  readonly subjects: Subjects;
+  /** Full stream configurations, ready for `jsm.streams.add/update`. */
+  readonly streamConfigs: readonly StreamDefinition[];
+}
+
+/** One stream's configuration; `config.name` is the resolved name. */
+export interface StreamDefinition {
+  readonly key: StreamKey;
+  readonly config: Partial<StreamConfig> & { name: string; subjects: string[] };
+}
+
+const PREFIX_PATTERN = /^[A-Za-z0-9_-]+$/;
+
+/**
+ * Makes a string safe as one subject token: `.` (token separator), the wildcards `*` and `>`,
+ * and whitespace all become `_`; an empty string becomes `_` (empty tokens are invalid).
+ */
+export function sanitizeToken(value: string): string {
+  const cleaned = value.replace(/[.*>\s]/g, "_");
+  return cleaned === "" ? "_" : cleaned;
+}
+
+/**
+ * The partition of a pipeline: 32-bit FNV-1a of its UTF-8 name, mod `partitions`. Stable across
+ * processes and releases, so one orchestrator replica keeps owning a pipeline's messages.
+ */
+export function partitionOf(pipelineName: string, partitions: number): number {
+  if (!Number.isInteger(partitions) || partitions < 1) {
+    throw new RangeError(`partitions: must be a positive integer, got ${partitions}`);
+  }
+  let hash = 0x811c9dc5;
+  for (const byte of Buffer.from(pipelineName, "utf8")) {
+    hash ^= byte;
+    hash = Math.imul(hash, 0x01000193) >>> 0;
+  }
+  return hash % partitions;
+}
+
+/** Builds the catalog for a prefix and partition count (defaults: no prefix, 8 partitions). */
+export function createCatalog(opts: CatalogOptions = {}): Catalog {
+  const prefix = opts.prefix ?? "";
+  if (prefix !== "" && !PREFIX_PATTERN.test(prefix)) {
+    throw new RangeError(`prefix: must match ${PREFIX_PATTERN.source}, got "${prefix}"`);
+  }
+  const partitions = opts.partitions ?? DEFAULT_PARTITIONS;
+  if (!Number.isInteger(partitions) || partitions < 1) {
+    throw new RangeError(`partitions: must be a positive integer, got ${partitions}`);
+  }
+  const subjectRoot = prefix === "" ? "sluice" : `${prefix}.sluice`;
+  const streamName = (base: string): string => (prefix === "" ? base : `${prefix.toUpperCase()}_${base}`);
+  const streams: StreamNames = {
+    jobs: streamName("SLUICE_JOBS"),
+    results: streamName("SLUICE_RESULTS"),
+    sources: streamName("SLUICE_SOURCES"),
+    events: streamName("SLUICE_EVENTS"),
+    dlq: streamName("SLUICE_DLQ"),
+  };
+  const checkPartition = (partition: number): number => {
+    if (!Number.isInteger(partition) || partition < 0 || partition >= partitions) {
+      throw new RangeError(`partition: must be an integer in [0, ${partitions}), got ${partition}`);
+    }
+    return partition;
+  };
+  const subjects: Subjects = {
+    jobSubject: (pool, category, provider) =>
+      `${subjectRoot}.jobs.${sanitizeToken(pool)}.${sanitizeToken(category)}.${sanitizeToken(provider)}`,
+    resultSubject: (pipelineName) => `${subjectRoot}.results.${partitionOf(pipelineName, partitions)}`,
+    sourceSubject: (pipelineName) => `${subjectRoot}.sources.${partitionOf(pipelineName, partitions)}`,
+    eventSubject: (pipelineName, kind) => `${subjectRoot}.events.${sanitizeToken(pipelineName)}.${kind}`,
+    dlqSubject: (name) => `${subjectRoot}.dlq.${sanitizeToken(name)}`,
+    resultPartitionSubject: (partition) => `${subjectRoot}.results.${checkPartition(partition)}`,
+    sourcePartitionSubject: (partition) => `${subjectRoot}.sources.${checkPartition(partition)}`,
+    eventFilter: (pipelineName) =>
+      pipelineName === undefined ? `${subjectRoot}.events.>` : `${subjectRoot}.events.${sanitizeToken(pipelineName)}.>`,
+    streamFilter: (key) => `${subjectRoot}.${key}.>`,
+  };
+  const duplicateWindow = nanos(DUPLICATE_WINDOW_MS);
+  const base = { storage: StorageType.File, num_replicas: 1, duplicate_window: duplicateWindow };
+  // Work queues delete a message once acked, so each job/result/source change is handled once;
+  // events and dead letters are kept by age for watchers and inspection.
+  const workQueue = (key: StreamKey): StreamDefinition => ({
+    key,
+    config: { ...base, name: streams[key], subjects: [subjects.streamFilter(key)], retention: RetentionPolicy.Workqueue },
+  });
+  const limits = (key: StreamKey, maxAgeMs: number): StreamDefinition => ({
+    key,
+    config: {
+      ...base,
+      name: streams[key],
+      subjects: [subjects.streamFilter(key)],
+      retention: RetentionPolicy.Limits,
+      discard: DiscardPolicy.Old,
+      max_age: nanos(maxAgeMs),
+    },
+  });
+  const streamConfigs: StreamDefinition[] = [
+    workQueue("jobs"),
+    workQueue("results"),
+    workQueue("sources"),
+    limits("events", EVENTS_MAX_AGE_MS),
+    limits("dlq", DLQ_MAX_AGE_MS),
+  ];
+  return { prefix, partitions, streams, subjects, streamConfigs };
+}
+
+const defaultCatalog = createCatalog();
+
+/** `sluice.jobs.<pool>.<category>.<provider>` without prefix; use `bus.subjects` when a prefix is set. */
+export function jobSubject(pool: string, category: string, provider: string): string {
+  return defaultCatalog.subjects.jobSubject(pool, category, provider);
+}
+
+/** `sluice.results.<partition>` (8 partitions, no prefix); use `bus.subjects` when a prefix is set. */
+export function resultSubject(pipelineName: string): string {
+  return defaultCatalog.subjects.resultSubject(pipelineName);
+}
+
+/** `sluice.sources.<partition>` (8 partitions, no prefix); use `bus.subjects` when a prefix is set. */
+export function sourceSubject(pipelineName: string): string {
+  return defaultCatalog.subjects.sourceSubject(pipelineName);
+}
+
+/** `sluice.events.<pipeline>.<kind>` without prefix; use `bus.subjects` when a prefix is set. */
+export function eventSubject(pipelineName: string, kind: EventKind): string {
+  return defaultCatalog.subjects.eventSubject(pipelineName, kind);
+}
+
+/** `sluice.dlq.<stream>` without prefix; use `bus.subjects` when a prefix is set. */
+export function dlqSubject(streamName: string): string {
+  return defaultCatalog.subjects.dlqSubject(streamName);
+}

@@ -1,0 +1,48 @@
+#!/usr/bin/env node
+import { fileURLToPath } from "node:url";
+import { isRpcError } from "@sluice/client";
+import { parseArgs, UsageError } from "./args.js";
+import { runCommand, USAGE } from "./commands.js";
+import { resolveConnection } from "./connection.js";
+import { runDev } from "./dev.js";
+
+async function main(): Promise<number> {
+  const args = parseArgs(process.argv.slice(2));
+  if (args.command === undefined || args.command === "help" || args.flags["help"] === true) {
+    console.log(USAGE);
+    return args.command === undefined ? 2 : 0;
+  }
+  if (args.command === "dev") {
+    const stopSignal = new Promise<void>((resolve) => {
+      for (const s of ["SIGINT", "SIGTERM"] as const) process.once(s, () => resolve());
+    });
+    await runDev({
+      repoRoot: fileURLToPath(new URL("../../..", import.meta.url)),
+      cwd: process.cwd(),
+      env: process.env,
+      print: (line) => console.log(line),
+      stopSignal,
+    });
+    return 0;
+  }
+  const conn = resolveConnection(args, process.env, process.cwd());
+  console.log(await runCommand(args, conn));
+  return 0;
+}
+
+main().then(
+  (code) => (process.exitCode = code),
+  (err: unknown) => {
+    if (err instanceof UsageError) {
+      console.error(`sluice: ${err.message}\n\n${USAGE}`);
+      process.exitCode = 2;
+    } else if (isRpcError(err)) {
+      console.error(`sluice: ${err.errorCode ?? "error"}: ${err.message}`);
+      for (const v of err.violations) console.error(`  ${v.field}: ${v.message}`);
+      process.exitCode = 1;
+    } else {
+      console.error("sluice:", err);
+      process.exitCode = 1;
+    }
+  },
+);

@@ -1,0 +1,142 @@
+import type { MessageInitShape } from "@bufbuild/protobuf";
+import type { Logger } from "@sluice/domain";
+import type { Job, SourceRevisionDetailSchema } from "@sluice/proto";
+import type { Workspace } from "../workspace.js";
+
+/**
+ * What a provider sees and returns. The job runner owns everything around a provider:
+ * the workspace, input downloads and extraction, output zipping and upload, the deadline,
+ * and turning failures into a `JobResult`; a provider only does its action's work.
+ */
+
+/**
+ * Error codes a runner puts in `JobResult.errorDetails.code`. The first five are the failure
+ * types of CodePipeline's `FailureDetails`; `JobTimedOut` is Sluice's name for a deadline hit.
+ */
+export const FAILURE_CODES = [
+  "JobFailed",
+  "ConfigurationError",
+  "RevisionUnavailable",
+  "SystemUnavailable",
+  "PermissionError",
+  "JobTimedOut",
+  "ArtifactIntegrityError",
+] as const;
+
+export type FailureCode = (typeof FAILURE_CODES)[number];
+
+/** A failure the job reports as its result (status Failed); never retried by the bus. */
+export class JobFailure extends Error {
+  override readonly name = "JobFailure";
+  constructor(
+    readonly code: FailureCode,
+    message: string,
+    /** Longer text for `JobResult.summary` (e.g. the last lines of a failed build); defaults to `message`. */
+    readonly summary?: string,
+  ) {
+    super(message);
+  }
+}
+
+/** One input artifact, downloaded, verified and extracted. */
+export interface PreparedInput {
+  readonly name: string;
+  readonly artifactId: string;
+  /** The verified zip as downloaded. */
+  readonly zipPath: string;
+  /** Where it was extracted (the workspace's `src/` for the primary input). */
+  readonly dir: string;
+  readonly primary: boolean;
+}
+
+/** Everything a provider gets for one job. */
+export interface ProviderContext {
+  readonly job: Job;
+  readonly ws: Workspace;
+  readonly inputs: readonly PreparedInput[];
+  /**
+   * The base environment for child processes: the runner's allow-listed variables
+   * (PATH, HOME, …) plus the job's `SLUICE_*` / `CODEBUILD_*` variables. Never the
+   * runner's own environment, which holds its credentials.
+   */
+  readonly env: Readonly<Record<string, string>>;
+  readonly logger: Logger;
+  /** Aborted when the job's deadline passes or the runner shuts down. */
+  readonly signal: AbortSignal;
+}
+
+/** A directory (and globs inside it) the job runner zips and uploads as one output artifact. */
+export interface ProducedOutput {
+  readonly name: string;
+  readonly dir: string;
+  /** Globs relative to `dir`; empty = everything. */
+  readonly patterns: readonly string[];
+}
+
+/** What a provider returns when the action succeeded. */
+export interface ProviderOutcome {
+  readonly summary?: string;
+  readonly externalExecutionId?: string;
+  readonly outputVariables?: Readonly<Record<string, string>>;
+  readonly revision?: MessageInitShape<typeof SourceRevisionDetailSchema>;
+  readonly outputs: readonly ProducedOutput[];
+}
+
+/** A built-in provider: does the action's work or throws (a {@link JobFailure} when it is the job's fault). */
+export type Provider = (ctx: ProviderContext) => Promise<ProviderOutcome>;
+
+/**
+ * Replaces every occurrence of the given secret values with `***`. Longer values are
+ * replaced first so a secret that contains another is masked whole.
+ */
+export function createMasker(secrets: readonly string[]): (text: string) => string {
+  const values = [...new Set(secrets.filter((s) => s !== ""))].sort((a, b) => b.length - a.length);
+  if (values.length === 0) return (text) => text;
+  return (text) => {
+    let out = text;
+    for (const value of values) out = out.split(value).join("***");
+    return out;
+  };
+}
+
+/** Keeps the last `max` lines of output for failure summaries. */
+export class LineTail {
+  private readonly lines: string[] = [];
+  constructor(private readonly max: number) {}
+  push(line: string): void {
+    this.lines.push(line);
+    if (this.lines.length > this.max) this.lines.shift();
+  }
+  toString(): string {
+    return this.lines.join("\n");
+  }
+}
+
+/** Reads a configuration value, trimmed; undefined when absent or blank. */
+export function configValue(job: Job, key: string): string | undefined {
+  const value = job.configuration[key]?.trim();
+  return value === undefined || value === "" ? undefined : value;
+}
+
+/** Reads a required configuration value or fails the job naming the key. */
+export function requireConfig(job: Job, key: string): string {
+  const value = configValue(job, key);
+  if (value === undefined) {
+    throw new JobFailure("ConfigurationError", `configuration.${key}: is required`);
+  }
+  return value;
+}
+
+/** Parses a boolean configuration value ("true"/"false", any case) with a default. */
+export function booleanConfig(job: Job, key: string, fallback: boolean): boolean {
+  const value = configValue(job, key);
+  if (value === undefined) return fallback;
+  switch (value.toLowerCase()) {
+    case "true":
+      return true;
+    case "false":
+      return false;
+    default:
+      throw new JobFailure("ConfigurationError", `configuration.${key}: must be "true" or "false", got "${value}"`);
+  }
+}

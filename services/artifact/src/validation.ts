@@ -1,0 +1,94 @@
+import { invalid } from "@sluice/domain";
+import type { FieldViolation } from "@sluice/domain";
+
+// AWS CodePipeline's name rules (pipeline, stage and action names: 1-100 of
+// [A-Za-z0-9.@_-]; artifact names: 1-100 of [A-Za-z0-9_-]). Names become
+// object-key segments, so "." and ".." are refused as well: S3-compatible
+// stores treat them as path navigation.
+const NAME_PATTERN = /^[A-Za-z0-9.@_-]{1,100}$/;
+const ARTIFACT_NAME_PATTERN = /^[A-Za-z0-9_-]{1,100}$/;
+/** Execution ids are UUIDs (DESIGN §1); any case is accepted. */
+const UUID_PATTERN = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/;
+/** Action execution ids are minted by the orchestrator; they become one key segment (never "." or ".."). */
+const ACTION_EXECUTION_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+/** S3 bucket rules: 3-63 of [a-z0-9.-], starting and ending with a letter or digit, no "..". */
+const BUCKET_PATTERN = /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/;
+const SHA256_PATTERN = /^[0-9a-fA-F]{64}$/;
+
+/** Most inputs or outputs one job may ask grants for (AWS allows at most 5 per action type; custom 100 is far above). */
+export const MAX_ARTIFACTS_PER_JOB = 100;
+
+/** Collects violations for one request, each naming the field (proto JSON name). */
+export class Violations {
+  readonly list: FieldViolation[] = [];
+
+  add(field: string, message: string): void {
+    this.list.push({ field, message });
+  }
+
+  /** Throws ValidationException listing every violation, if there is any. */
+  throwIfAny(): void {
+    if (this.list.length > 0) throw invalid("ValidationException", this.list);
+  }
+
+  name(field: string, value: string): void {
+    if (value === "") this.add(field, "is required");
+    else if (!NAME_PATTERN.test(value)) this.add(field, `"${clip(value)}" must be 1-100 characters of A-Z a-z 0-9 . @ _ -`);
+    else if (value === "." || value === "..") this.add(field, `"${value}" is not a valid name`);
+  }
+
+  artifactName(field: string, value: string): void {
+    if (value === "") this.add(field, "is required");
+    else if (!ARTIFACT_NAME_PATTERN.test(value)) this.add(field, `"${clip(value)}" must be 1-100 characters of A-Z a-z 0-9 _ -`);
+  }
+
+  uuid(field: string, value: string): void {
+    if (value === "") this.add(field, "is required");
+    else if (!UUID_PATTERN.test(value)) this.add(field, `"${clip(value)}" is not a UUID`);
+  }
+
+  actionExecutionId(field: string, value: string): void {
+    if (value === "") this.add(field, "is required");
+    else if (!ACTION_EXECUTION_ID_PATTERN.test(value)) this.add(field, `"${clip(value)}" must be 1-128 characters of A-Z a-z 0-9 . _ - starting with a letter or digit`);
+  }
+
+  artifactId(field: string, value: string): void {
+    if (value === "") {
+      this.add(field, "is required");
+      return;
+    }
+    const slash = value.indexOf("/");
+    const ok =
+      slash > 0 &&
+      ACTION_EXECUTION_ID_PATTERN.test(value.slice(0, slash)) &&
+      ARTIFACT_NAME_PATTERN.test(value.slice(slash + 1));
+    if (!ok) this.add(field, `"${clip(value)}" is not an artifact id (<actionExecutionId>/<artifactName>)`);
+  }
+
+  bucket(field: string, value: string): void {
+    if (value === "") this.add(field, "is required");
+    else if (!BUCKET_PATTERN.test(value) || value.includes("..")) {
+      this.add(field, `"${clip(value)}" must be 3-63 characters of a-z 0-9 . - starting and ending with a letter or digit`);
+    }
+  }
+
+  sha256(field: string, value: string): void {
+    if (value === "") this.add(field, "is required");
+    else if (!SHA256_PATTERN.test(value)) this.add(field, "must be 64 hexadecimal characters");
+  }
+}
+
+/** The artifact id the service assigns to an output: deterministic, so re-issuing grants is idempotent. */
+export function artifactIdOf(actionExecutionId: string, name: string): string {
+  return `${actionExecutionId}/${name}`;
+}
+
+/** The object key of an output artifact. */
+export function artifactKeyOf(pipelineName: string, pipelineExecutionId: string, actionExecutionId: string, name: string): string {
+  return `${pipelineName}/${pipelineExecutionId}/${actionExecutionId}/${name}.zip`;
+}
+
+// Echoing a huge value back in an error would make the error the problem.
+function clip(value: string): string {
+  return value.length > 120 ? `${value.slice(0, 120)}...` : value;
+}

@@ -1,0 +1,72 @@
+import { z } from "zod";
+import { commonEnv, loadConfig } from "@sluice/service-kit";
+
+const Env = z.object({
+  ...commonEnv,
+  NATS_URL: z.string().min(1),
+  MONGO_URL: z.string().min(1),
+  // Database holding pipelines, versions, runtime documents and archived executions.
+  MONGO_DB: z.string().min(1).default("sluice_orchestrator"),
+  // Prefix for streams and subjects (tests run several buses on one server).
+  SLUICE_BUS_PREFIX: z.string().default(""),
+  // Approval service; PutApprovalResult is forwarded there. Empty: PutApprovalResult answers UNAVAILABLE.
+  APPROVAL_ADDR: z.string().default(""),
+  // Artifact service; grants are attached to jobs at dispatch. Empty: jobs go out without grants
+  // (only useful in tests that do not move artifacts; a warning is logged at start).
+  ARTIFACT_ADDR: z.string().default(""),
+  // Bearer token (role `service`) the orchestrator presents to the approval and artifact services.
+  SLUICE_SERVICE_TOKEN: z.string().default(""),
+  // Bucket used by pipelines whose declaration names no artifact store.
+  DEFAULT_ARTIFACT_BUCKET: z.string().min(3).default("sluice-artifacts"),
+  // How often outbox entries left behind by a crash are re-published.
+  OUTBOX_SWEEP_MS: z.coerce.number().int().min(10).default(2000),
+  // How often due deadlines (action timeouts) are turned into TimerFired events.
+  TIMER_SWEEP_MS: z.coerce.number().int().min(10).default(1000),
+});
+
+/** The orchestrator's resolved configuration (camelCase, defaults applied). */
+export interface OrchestratorConfig {
+  natsUrl: string;
+  mongoUrl: string;
+  mongoDb: string;
+  grpcHost: string;
+  grpcPort: number;
+  /** SLUICE_AUTH_TOKENS, the token table (`<principal>=<role>+<role>:<token>,...`). */
+  authTokens: string;
+  logLevel: string;
+  shutdownGraceMs: number;
+  busPrefix: string;
+  /** Empty: PutApprovalResult is unavailable. */
+  approvalAddr: string;
+  /** Empty: jobs are dispatched without artifact grants. */
+  artifactAddr: string;
+  serviceToken: string;
+  defaultArtifactBucket: string;
+  outboxSweepMs: number;
+  timerSweepMs: number;
+}
+
+/**
+ * Parses the orchestrator's environment. Throws `ConfigError` naming every bad
+ * variable; called once, from `main.ts` (tests may call it with a plain object).
+ */
+export function loadOrchestratorConfig(env: Record<string, string | undefined>): OrchestratorConfig {
+  const e = loadConfig(Env, env);
+  return {
+    natsUrl: e.NATS_URL,
+    mongoUrl: e.MONGO_URL,
+    mongoDb: e.MONGO_DB,
+    grpcHost: e.GRPC_HOST,
+    grpcPort: e.GRPC_PORT,
+    authTokens: e.SLUICE_AUTH_TOKENS,
+    logLevel: e.LOG_LEVEL,
+    shutdownGraceMs: e.SHUTDOWN_GRACE_MS,
+    busPrefix: e.SLUICE_BUS_PREFIX,
+    approvalAddr: e.APPROVAL_ADDR,
+    artifactAddr: e.ARTIFACT_ADDR,
+    serviceToken: e.SLUICE_SERVICE_TOKEN,
+    defaultArtifactBucket: e.DEFAULT_ARTIFACT_BUCKET,
+    outboxSweepMs: e.OUTBOX_SWEEP_MS,
+    timerSweepMs: e.TIMER_SWEEP_MS,
+  };
+}

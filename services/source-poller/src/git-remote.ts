@@ -1,0 +1,32 @@
+import { spawn } from "node:child_process";
+
+/**
+ * Reads the commit a branch points at with `git ls-remote`, without cloning.
+ * The URL and branch go to git as argv entries, never through a shell.
+ * Returns undefined when the branch does not exist.
+ */
+export async function lsRemoteHead(url: string, branch: string, timeoutMs: number): Promise<string | undefined> {
+  const ref = `refs/heads/${branch}`;
+  const args = url.startsWith("file://") ? ["-c", "protocol.file.allow=always", "ls-remote", "--", url, ref] : ["ls-remote", "--", url, ref];
+  const out = await new Promise<string>((resolve, reject) => {
+    const child = spawn("git", args, {
+      env: { ...process.env, GIT_TERMINAL_PROMPT: "0", GIT_ASKPASS: "true" },
+      stdio: ["ignore", "pipe", "pipe"],
+      timeout: timeoutMs,
+    });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+    child.on("error", reject);
+    child.on("close", (code, signal) => {
+      if (code === 0) resolve(stdout);
+      else reject(new Error(signal ? `git ls-remote timed out after ${timeoutMs} ms` : `git ls-remote exited ${code}: ${stderr.trim().slice(0, 500)}`));
+    });
+  });
+  for (const line of out.split("\n")) {
+    const [sha, name] = line.split("\t");
+    if (name === ref && sha && /^[0-9a-f]{40,64}$/.test(sha)) return sha;
+  }
+  return undefined;
+}
