@@ -1,9 +1,12 @@
-import { defaultServerConditions, defineConfig } from "vitest/config";
+import { defineConfig } from "vitest/config";
+
+// Vite's default server conditions, after ours.
+const serverConditions = ["module", "node", "development|production"];
 
 // One process runs every package's tests; workspace packages resolve to their
 // TypeScript sources through the "@sluice/source" export condition.
 export default defineConfig({
-  ssr: { resolve: { conditions: ["@sluice/source", ...defaultServerConditions] } },
+  ssr: { resolve: { conditions: ["@sluice/source", ...serverConditions] } },
   resolve: { conditions: ["@sluice/source"] },
   test: {
     include: ["packages/*/src/**/*.test.ts", "packages/*/test/**/*.test.ts", "services/*/src/**/*.test.ts", "services/*/test/**/*.test.ts", "test/**/*.test.ts"],

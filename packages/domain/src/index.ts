@@ -3,8 +3,73 @@ export type { ErrorCode, FieldViolation } from "./errors.js";
 export { noopLogger } from "./logger.js";
 export type { Logger } from "./logger.js";
 // -- validation exports (owned by the validation helper) --
+export { validatePipeline, MAX_VIOLATIONS, PIPELINE_VARIABLES, RESERVED_NAMESPACES } from "./validation/validate.js";
+export {
+  DEFAULT_ARTIFACT_BUCKET,
+  assertValidPipeline,
+  checkDeclarationSize,
+  declarationSizeBytes,
+  normalizePipeline,
+} from "./validation/normalize.js";
+export {
+  ACTION_CATEGORIES,
+  ACTION_NAME_PATTERN,
+  ACTION_OWNERS,
+  ARTIFACT_NAME_PATTERN,
+  BUCKET_NAME_PATTERN,
+  ENV_VAR_NAME_PATTERN,
+  EXECUTION_MODES,
+  LIMITS,
+  MAX_DECLARATION_BYTES,
+  NAMESPACE_PATTERN,
+  OUTPUT_VARIABLE_PATTERN,
+  PIPELINE_NAME_PATTERN,
+  PIPELINE_TYPES,
+  PROVIDER_PATTERN,
+  PROVIDER_VERSION_PATTERN,
+  ROLE_ARN_PATTERN,
+  STAGE_NAME_PATTERN,
+  SUPPORTED_EXECUTION_MODES,
+} from "./validation/limits.js";
+export type { ActionCategory, ActionOwner } from "./validation/limits.js";
+// The execution block also exports a DEFAULT_TIMEOUT_MINUTES; until one of the
+// two is dropped, the provider table's defaults are exported under this name.
+export {
+  BUILT_IN_PROVIDERS,
+  DEFAULT_BRANCH,
+  DEFAULT_TIMEOUT_MINUTES as PROVIDER_DEFAULT_TIMEOUT_MINUTES,
+  GIT_OUTPUT_VARIABLES,
+  actionTimeoutMinutes,
+  commandsOf,
+  gitSourceOf,
+  objectStoreTargetOf,
+  providerKey,
+  resolveProvider,
+  splitCommands,
+  supportedProviders,
+} from "./validation/providers.js";
+export type {
+  ActionTypeIdLike,
+  ArtifactBounds,
+  BuiltInProvider,
+  CommandsSource,
+  ConfigurationFormat,
+  ConfigurationProperty,
+  GitSourceSettings,
+  ObjectStoreTarget,
+  ProviderRoute,
+  ProviderSpec,
+} from "./validation/providers.js";
 // -- end validation exports --
 // -- execution exports (owned by the execution helper) --
+export { DETAIL_TYPES, TIMEOUT_GRACE_MS, decide, initialRuntime, isTerminal, nextDeadline } from "./execution/decide.js";
+export { DEFAULT_TIMEOUT_MINUTES, toPipelineSpec } from "./execution/spec.js";
+export type { ToPipelineSpecOptions } from "./execution/spec.js";
+export { executionSummaryView, executionView, pipelineStateView } from "./execution/views.js";
+export type { PipelineTimes } from "./execution/views.js";
+export { jobInit, jobOutcomeFromProto, sourceRevisionFromProto, stateChangeEventInit } from "./execution/convert.js";
+export { VARIABLE_KEY_PATTERN, resolveValue } from "./execution/variables.js";
+export type { Resolution } from "./execution/variables.js";
 export type {
   ActionLatest,
   ActionRun,

@@ -43,5 +43,5 @@ export function serviceDefinitionOf(service: DescService): ServiceDefinition {
       originalName: method.localName,
     };
   }
-  return definition as ServiceDefinition;
+  return definition;
 }

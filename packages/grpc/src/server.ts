@@ -11,6 +11,7 @@ import { methodPath, serviceDefinitionOf } from "./adapter.js";
 import { authorize } from "./auth.js";
 import type { Authenticator, PermissionTable, Principal } from "./auth.js";
 import { toServiceError } from "./errors.js";
+import { HEALTH_FILE_DESCRIPTOR } from "./health-descriptor.js";
 
 /** Largest request message the server accepts (grpc-js's default, set explicitly so it is visible). */
 export const MAX_RECEIVE_MESSAGE_BYTES = 4 * 1024 * 1024;
@@ -62,6 +63,8 @@ export interface SluiceServer {
    */
   stop(deadlineMs: number): Promise<void>;
 }
+
+const HEALTH_SERVICE = "grpc.health.v1.Health";
 
 type ServerState = { kind: "open" } | { kind: "listening"; port: number } | { kind: "stopping"; done: Promise<void> };
 
@@ -165,7 +168,9 @@ export function createServer(opts: ServerOptions): SluiceServer {
 
     async listen(host, port) {
       if (state.kind !== "open") throw new Error(`cannot listen: server is ${state.kind}`);
-      new ReflectionService(reflectionPackageOf(services), { services: services.map((s) => s.typeName) }).addToServer(server);
+      // The health service is listed too, so `grpcurl ... grpc.health.v1.Health/Check` works.
+      const reflected = { ...reflectionPackageOf(services), [HEALTH_SERVICE]: { fileDescriptorProtos: [HEALTH_FILE_DESCRIPTOR] } };
+      new ReflectionService(reflected as unknown as ConstructorParameters<typeof ReflectionService>[0], { services: [...services.map((s) => s.typeName), HEALTH_SERVICE] }).addToServer(server);
       const address = host.includes(":") && !host.startsWith("[") ? `[${host}]:${port}` : `${host}:${port}`;
       const bound = await new Promise<number>((resolve, reject) => {
         server.bindAsync(address, ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p)));
@@ -204,7 +209,7 @@ export function createServer(opts: ServerOptions): SluiceServer {
  * value, so one entry per service carrying its file and every file it
  * imports, transitively, is all it needs.
  */
-export function reflectionPackageOf(services: readonly DescService[]): ConstructorParameters<typeof ReflectionService>[0] {
+export function reflectionPackageOf(services: readonly DescService[]): Record<string, { fileDescriptorProtos: Buffer[] }> {
   const pkg: Record<string, { fileDescriptorProtos: Buffer[] }> = {};
   for (const service of services) {
     const files = new Map<string, DescFile>();
@@ -216,5 +221,5 @@ export function reflectionPackageOf(services: readonly DescService[]): Construct
     visit(service.file);
     pkg[service.typeName] = { fileDescriptorProtos: [...files.values()].map((f) => Buffer.from(toBinary(FileDescriptorProtoSchema, f.proto))) };
   }
-  return pkg as unknown as ConstructorParameters<typeof ReflectionService>[0];
+  return pkg;
 }

@@ -205,6 +205,11 @@ export interface ExecutionRuntime {
   currentStage?: string;
   /** Name of the stage the execution waits in front of. */
   waitingFor?: string;
+  /**
+   * Set when the execution must end Cancelled as soon as its running actions
+   * finish (the pipeline was updated under it); the reason becomes statusSummary.
+   */
+  cancelReason?: string;
   /** Output variables: namespace → key → value. */
   variables: Record<string, Record<string, string>>;
 }
@@ -303,6 +308,13 @@ export type ExecutionEvent =
   | { type: "JobCompleted"; result: JobOutcome }
   /** Deadlines may be due: fails every in-flight action whose deadline + grace ≤ ctx.now. */
   | { type: "TimerFired" }
+  /**
+   * The pipeline was updated (AWS, SUPERSEDED): new executions run `spec`;
+   * executions waiting in front of a stage are Cancelled at once; executions
+   * inside a stage start nothing new and end Cancelled when their running
+   * actions finish.
+   */
+  | { type: "PipelineUpdated"; spec: PipelineSpec }
   /** The pipeline is gone: every in-flight execution ends Cancelled. */
   | { type: "PipelineDeleted" };
 

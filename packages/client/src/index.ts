@@ -1,0 +1,7 @@
+// Typed clients of a Sluice installation and the AWS-compatible pipeline file
+// reader. Every export is named here.
+export { createApprovalClient, createArtifactClient, createSluiceClient } from "./sluice-client.js";
+export type { SluiceClient, SluiceClientOptions } from "./sluice-client.js";
+export { readPipelineJson } from "./pipeline-json.js";
+export { SluiceRpcError, isRpcError } from "@sluice/grpc";
+export type { CallOptions, Client } from "@sluice/grpc";

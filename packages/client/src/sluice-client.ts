@@ -1,0 +1,45 @@
+import { createClient } from "@sluice/grpc";
+import type { Client } from "@sluice/grpc";
+import { ApprovalService, ArtifactService, PipelineService } from "@sluice/proto";
+
+/** Where and as whom to connect. */
+export interface SluiceClientOptions {
+  /** `host:port` of the service (plaintext gRPC). */
+  readonly address: string;
+  /** Bearer token; a function is asked on every call (for tokens that rotate). */
+  readonly token?: string | (() => string);
+  /** Default deadline of unary calls in ms. */
+  readonly deadlineMs?: number;
+}
+
+/** The public API of a Sluice installation (the orchestrator's PipelineService). */
+export interface SluiceClient {
+  /** CreatePipeline, GetPipeline, ... under their local names (`pipelines.createPipeline(...)`). */
+  readonly pipelines: Client<typeof PipelineService>;
+  /** Closes the connection. */
+  close(): void;
+}
+
+/** Connects to the orchestrator's PipelineService. */
+export function createSluiceClient(opts: SluiceClientOptions): SluiceClient {
+  const pipelines = createClient(PipelineService, opts.address, clientOptions(opts));
+  return { pipelines, close: () => pipelines.close() };
+}
+
+/** A client of the approval service (ListApprovals, PutApprovalResult). */
+export function createApprovalClient(opts: SluiceClientOptions): Client<typeof ApprovalService> {
+  return createClient(ApprovalService, opts.address, clientOptions(opts));
+}
+
+/** A client of the artifact service (grants, commits, downloads). */
+export function createArtifactClient(opts: SluiceClientOptions): Client<typeof ArtifactService> {
+  return createClient(ArtifactService, opts.address, clientOptions(opts));
+}
+
+// exactOptionalPropertyTypes: pass only the options that are set.
+function clientOptions(opts: SluiceClientOptions): { token?: string | (() => string); deadlineMs?: number } {
+  return {
+    ...(opts.token === undefined ? {} : { token: opts.token }),
+    ...(opts.deadlineMs === undefined ? {} : { deadlineMs: opts.deadlineMs }),
+  };
+}

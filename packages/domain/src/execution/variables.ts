@@ -1,0 +1,37 @@
+// Variable references `#{namespace.key}` in configuration values, resolved
+// just before an action starts (reference §4 "Variables").
+
+/** A reference: namespace and key use AWS's charset `[A-Za-z0-9@_-]`. */
+const REFERENCE = /#\{([A-Za-z0-9@_-]+)\.([A-Za-z0-9@_-]+)\}/g;
+
+/** AWS's rule for output variable keys; also keeps them safe as document keys. */
+export const VARIABLE_KEY_PATTERN = /^[A-Za-z0-9@_-]{1,128}$/;
+
+/** Outcome of resolving one value. */
+export type Resolution = { ok: true; value: string } | { ok: false; reference: string };
+
+/**
+ * Replaces every `#{ns.key}` in `value`. `codepipeline.PipelineExecutionId`
+ * is always defined; other namespaces come from `variables` (output variables
+ * of earlier actions). The first unresolvable reference is reported, so the
+ * action fails with a message naming it instead of running with a literal.
+ * Text that is not a well-formed reference (e.g. `#{x}`) is left as it is.
+ */
+export function resolveValue(
+  value: string,
+  executionId: string,
+  variables: Readonly<Record<string, Readonly<Record<string, string>>>>,
+): Resolution {
+  let missing: string | undefined;
+  const out = value.replace(REFERENCE, (whole, ns: string, key: string) => {
+    if (ns === "codepipeline" && key === "PipelineExecutionId") return executionId;
+    const found = Object.hasOwn(variables, ns) ? variables[ns] : undefined;
+    const resolved = found !== undefined && Object.hasOwn(found, key) ? found[key] : undefined;
+    if (resolved === undefined) {
+      missing ??= whole;
+      return whole;
+    }
+    return resolved;
+  });
+  return missing === undefined ? { ok: true, value: out } : { ok: false, reference: missing };
+}

@@ -1,0 +1,85 @@
+// Name patterns, enums and numeric limits of a pipeline declaration, taken
+// from AWS CodePipeline's API model (reference §2/§3) so a declaration that
+// AWS accepts is judged by the same rules here.
+//
+// Every pattern is anchored and built from character classes with at most one
+// quantifier per class, so matching is linear in the input (no catastrophic
+// backtracking on hostile input); lengths are bounded in the pattern itself.
+
+/** Pipeline names: 1-100 chars of `A-Za-z0-9.@-_` (AWS `PipelineName`). */
+export const PIPELINE_NAME_PATTERN = /^[A-Za-z0-9.@_-]{1,100}$/;
+/** Stage names: same rule as pipeline names (AWS `StageName`). */
+export const STAGE_NAME_PATTERN = PIPELINE_NAME_PATTERN;
+/** Action names: same rule as pipeline names (AWS `ActionName`). */
+export const ACTION_NAME_PATTERN = PIPELINE_NAME_PATTERN;
+/** Artifact names: 1-100 chars of `a-zA-Z0-9_-` (AWS `ArtifactName`). */
+export const ARTIFACT_NAME_PATTERN = /^[A-Za-z0-9_-]{1,100}$/;
+/** Action type provider: 1-35 chars of `0-9A-Za-z_-` (AWS `ActionProvider`). */
+export const PROVIDER_PATTERN = /^[A-Za-z0-9_-]{1,35}$/;
+/** Action type version: 1-9 chars of `0-9A-Za-z_-` (AWS `Version`). */
+export const PROVIDER_VERSION_PATTERN = /^[A-Za-z0-9_-]{1,9}$/;
+/** Action namespaces: 1-100 chars of `A-Za-z0-9@-_`, no dot (a dot separates namespace and key). */
+export const NAMESPACE_PATTERN = /^[A-Za-z0-9@_-]{1,100}$/;
+/** Variable keys inside `#{namespace.key}` (AWS output variable keys / pipeline variable names). */
+export const VARIABLE_KEY_PATTERN = /^[A-Za-z0-9@_-]{1,128}$/;
+/** Environment variable names of Commands actions: 1-128 chars of `A-Za-z0-9_`. */
+export const ENV_VAR_NAME_PATTERN = /^[A-Za-z0-9_]{1,128}$/;
+/**
+ * Output variables of a Commands action are shell variables read after the
+ * commands ran, so they must be valid shell names (AWS only bounds length).
+ */
+export const OUTPUT_VARIABLE_PATTERN = /^[A-Za-z_][A-Za-z0-9_]{0,127}$/;
+/** IAM role ARN (AWS `RoleArn`), accepted and kept for compatibility; Sluice does not use IAM. */
+export const ROLE_ARN_PATTERN = /^arn:aws(?:-[A-Za-z0-9_]+)*:iam::[0-9]{12}:role\/[^\n]*$/;
+/**
+ * Bucket names (artifact store location, ObjectStore deploy target): the S3
+ * naming rule — 3-63 chars of lower-case letters, digits, `.` and `-`,
+ * starting and ending with a letter or digit. AWS's artifactStore pattern also
+ * allows upper case, but no S3-compatible server (MinIO included) creates
+ * such a bucket, so accepting it would only move the failure to run time.
+ */
+export const BUCKET_NAME_PATTERN = /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/;
+
+/** Action categories (AWS `ActionCategory`). */
+export const ACTION_CATEGORIES = ["Source", "Build", "Deploy", "Test", "Invoke", "Approval", "Compute"] as const;
+/** A value of ACTION_CATEGORIES. */
+export type ActionCategory = (typeof ACTION_CATEGORIES)[number];
+/** Action owners (AWS `ActionOwner`). */
+export const ACTION_OWNERS = ["AWS", "ThirdParty", "Custom"] as const;
+/** A value of ACTION_OWNERS. */
+export type ActionOwner = (typeof ACTION_OWNERS)[number];
+/** Execution modes (AWS `ExecutionMode`); Sluice runs SUPERSEDED only, for now. */
+export const EXECUTION_MODES = ["SUPERSEDED", "QUEUED", "PARALLEL"] as const;
+/** Execution modes the orchestrator implements. */
+export const SUPPORTED_EXECUTION_MODES: readonly string[] = ["SUPERSEDED"];
+/** Pipeline types (AWS `PipelineType`). */
+export const PIPELINE_TYPES = ["V1", "V2"] as const;
+
+/** Largest declaration (its JSON form, UTF-8) CreatePipeline/UpdatePipeline accept. */
+export const MAX_DECLARATION_BYTES = 256 * 1024;
+
+/** Numeric limits of a declaration (AWS quotas and API model bounds). */
+export const LIMITS = {
+  minStages: 2,
+  maxStages: 50,
+  minActionsPerStage: 1,
+  maxActionsPerStage: 50,
+  maxActionsPerPipeline: 500,
+  minRunOrder: 1,
+  maxRunOrder: 999,
+  maxRoleArnLength: 1024,
+  minRegionLength: 4,
+  maxRegionLength: 30,
+  maxConfigurationKeyLength: 50,
+  maxConfigurationValueLength: 1000,
+  maxCommands: 50,
+  maxCommandLength: 1000,
+  maxOutputVariables: 15,
+  maxEnvironmentVariables: 10,
+  maxEnvironmentVariableValueLength: 2000,
+  maxOutputFiles: 10,
+  maxOutputFileLength: 128,
+  minTimeoutInMinutes: 5,
+  maxTimeoutInMinutes: 86_400,
+  maxEncryptionKeyIdLength: 400,
+} as const;

@@ -1,0 +1,375 @@
+// The action types Sluice runs, and how AWS's action types map onto them.
+//
+// Sluice has four built-in providers: Git (source), Commands (shell commands),
+// Manual (approval) and ObjectStore (deploy to a bucket). A pipeline JSON written
+// for AWS names AWS's providers (CodeCommit, CodeStarSourceConnection, GitHub,
+// CodeBuild, S3); the table below accepts those names as aliases of a built-in,
+// so such a file runs after the smallest possible edit:
+//
+// - Git-family sources (CodeCommit, CodeStarSourceConnection, GitHub v1) run as
+//   Git from `configuration.RepositoryUrl`. Sluice has no AWS account to resolve
+//   a CodeCommit repository name or a CodeStar connection into a clone URL, and
+//   guessing one (e.g. github.com from a connection's repository id) would clone
+//   the wrong thing for GitLab/Bitbucket connections, so the URL is required and
+//   its absence is reported naming `configuration.RepositoryUrl`. AWS's own keys
+//   (RepositoryName, FullRepositoryId, ConnectionArn, Owner, Repo, ...) stay
+//   accepted and kept, so GetPipeline returns the file as it was written.
+// - CodeBuild runs as Commands when the action lists `commands`: Sluice cannot
+//   run a CodeBuild project (ProjectName is kept but not used).
+// - S3 deploy runs as ObjectStore (same configuration keys).
+//
+// Configuration keys outside a provider's list are rejected: a misspelt key
+// (`BranchNmae`) would otherwise be ignored silently.
+
+import type { ActionDeclaration } from "@sluice/proto";
+import type { ActionCategory, ActionOwner } from "./limits.js";
+
+/** The providers Sluice itself runs; every accepted action type maps to one. */
+export type BuiltInProvider = "Git" | "Commands" | "Manual" | "ObjectStore";
+
+/** Who runs a job: the action-runner pool, or the approval service. */
+export type ProviderRoute = "runner" | "approval";
+
+/**
+ * How a configuration value is checked:
+ * - `text`: any value (length limits only);
+ * - `git-url`: an http(s)/ssh/git/file URL or scp-style `user@host:path`;
+ * - `git-branch`: a branch name that cannot be read as a git option;
+ * - `boolean`: `"true"` or `"false"`;
+ * - `bucket-name`: an S3 bucket name (unless it references a variable);
+ * - `code-zip`: AWS's OutputArtifactFormat, of which Sluice produces `CODE_ZIP` only;
+ * - `commands`: newline-separated shell commands (Commands' configuration form).
+ */
+export type ConfigurationFormat = "text" | "git-url" | "git-branch" | "boolean" | "bucket-name" | "code-zip" | "commands";
+
+/** One configuration key a provider accepts. */
+export interface ConfigurationProperty {
+  readonly required: boolean;
+  readonly format: ConfigurationFormat;
+  /** What the key means for Sluice (shown in docs and error hints). */
+  readonly description: string;
+}
+
+/** Inclusive bounds on how many input or output artifacts an action has. */
+export interface ArtifactBounds {
+  readonly min: number;
+  readonly max: number;
+}
+
+/**
+ * Where a Commands-type action takes its commands from:
+ * `list-or-configuration` = the `commands` list or `configuration.Commands`;
+ * `list` = the `commands` list only (CodeBuild alias); `none` = not a commands action.
+ */
+export type CommandsSource = "list-or-configuration" | "list" | "none";
+
+/** One accepted action type (category/owner/provider/version) and how Sluice runs it. */
+export interface ProviderSpec {
+  /** Table key, `Category/Provider`. */
+  readonly key: string;
+  readonly category: ActionCategory;
+  readonly owner: ActionOwner;
+  /** The provider name as written in declarations (`Git`, `CodeCommit`, ...). */
+  readonly provider: string;
+  /** The only action type version accepted. */
+  readonly version: string;
+  /** The built-in provider that runs it; job subjects use this name. */
+  readonly builtIn: BuiltInProvider;
+  /** True when `provider` is an AWS provider name mapped onto `builtIn`. */
+  readonly alias: boolean;
+  readonly inputArtifacts: ArtifactBounds;
+  readonly outputArtifacts: ArtifactBounds;
+  /** Job timeout when the action sets no `timeoutInMinutes`. */
+  readonly defaultTimeoutMinutes: number;
+  /** Every configuration key the provider accepts. */
+  readonly configuration: Readonly<Record<string, ConfigurationProperty>>;
+  /** The keys of `configuration` that must be present. */
+  readonly requiredConfiguration: readonly string[];
+  readonly commands: CommandsSource;
+  /**
+   * Output variables the action produces: a fixed list, or `declared` for the
+   * names the action lists in `outputVariables` (Commands).
+   */
+  readonly outputVariables: "declared" | readonly string[];
+  readonly route: ProviderRoute;
+}
+
+/** Output variables of every Git source execution (the runner sets all of them). */
+export const GIT_OUTPUT_VARIABLES: readonly string[] = ["CommitId", "BranchName", "CommitMessage", "AuthorDate", "CommitterDate"];
+
+/** Branch a Git source follows when its configuration names none. */
+export const DEFAULT_BRANCH = "main";
+
+/**
+ * Job timeout (minutes) per built-in provider when the action sets none,
+ * following AWS's defaults: approvals wait 7 days, S3 deploys 90 minutes,
+ * other actions 1 hour. Aliases may differ (CodeBuild: 8 hours, as AWS).
+ */
+export const DEFAULT_TIMEOUT_MINUTES: Readonly<Record<BuiltInProvider, number>> = {
+  Git: 60,
+  Commands: 60,
+  Manual: 7 * 24 * 60,
+  ObjectStore: 90,
+};
+
+const CODEBUILD_TIMEOUT_MINUTES = 8 * 60;
+
+const prop = (required: boolean, format: ConfigurationFormat, description: string): ConfigurationProperty => ({
+  required,
+  format,
+  description,
+});
+
+const REPOSITORY_URL = prop(true, "git-url", "git URL Sluice clones (https, ssh, git, file or user@host:path)");
+const BRANCH_NAME = prop(false, "git-branch", `branch to follow (default ${DEFAULT_BRANCH})`);
+const POLL = prop(false, "boolean", "accepted for AWS compatibility; the source poller watches every Git source");
+const OUTPUT_FORMAT = prop(false, "code-zip", "artifact format; Sluice produces CODE_ZIP");
+const KEPT = (what: string): ConfigurationProperty => prop(false, "text", `${what}; accepted and kept, not used by Sluice`);
+
+const GIT_CONFIGURATION = { RepositoryUrl: REPOSITORY_URL, BranchName: BRANCH_NAME, PollForSourceChanges: POLL, DetectChanges: POLL, OutputArtifactFormat: OUTPUT_FORMAT };
+const OBJECT_STORE_CONFIGURATION = {
+  BucketName: prop(true, "bucket-name", "bucket the artifact is written to"),
+  ObjectKey: prop(false, "text", "key prefix (Extract true) or object key (Extract false)"),
+  Extract: prop(false, "boolean", "true (default): extract the artifact's files; false: store the zip as ObjectKey"),
+};
+const SOURCE = { input: { min: 0, max: 0 }, output: { min: 1, max: 1 } };
+const COMMANDS_BOUNDS = { input: { min: 0, max: 5 }, output: { min: 0, max: 5 } };
+
+interface Entry {
+  category: ActionCategory;
+  owner: ActionOwner;
+  provider: string;
+  builtIn: BuiltInProvider;
+  bounds: { input: ArtifactBounds; output: ArtifactBounds };
+  configuration: Record<string, ConfigurationProperty>;
+  commands?: CommandsSource;
+  timeout?: number;
+}
+
+const ENTRIES: readonly Entry[] = [
+  { category: "Source", owner: "AWS", provider: "Git", builtIn: "Git", bounds: SOURCE, configuration: GIT_CONFIGURATION },
+  {
+    category: "Source",
+    owner: "AWS",
+    provider: "CodeCommit",
+    builtIn: "Git",
+    bounds: SOURCE,
+    configuration: { ...GIT_CONFIGURATION, RepositoryName: KEPT("CodeCommit repository name") },
+  },
+  {
+    category: "Source",
+    owner: "AWS",
+    provider: "CodeStarSourceConnection",
+    builtIn: "Git",
+    bounds: SOURCE,
+    configuration: {
+      ...GIT_CONFIGURATION,
+      ConnectionArn: KEPT("CodeStar connection ARN"),
+      FullRepositoryId: KEPT("owner/repository of the connection"),
+    },
+  },
+  {
+    // GitHub (version 1) names its branch `Branch`; BranchName wins when both are set.
+    category: "Source",
+    owner: "ThirdParty",
+    provider: "GitHub",
+    builtIn: "Git",
+    bounds: SOURCE,
+    configuration: {
+      ...GIT_CONFIGURATION,
+      Branch: prop(false, "git-branch", "branch to follow (GitHub v1 key; BranchName wins)"),
+      Owner: KEPT("GitHub owner"),
+      Repo: KEPT("GitHub repository"),
+      OAuthToken: KEPT("GitHub token"),
+    },
+  },
+  ...(["Build", "Test", "Deploy", "Compute"] as const).map(
+    (category): Entry => ({
+      category,
+      owner: "AWS",
+      provider: "Commands",
+      builtIn: "Commands",
+      bounds: COMMANDS_BOUNDS,
+      configuration: { Commands: prop(false, "commands", "newline-separated shell commands (instead of the commands list)") },
+      commands: "list-or-configuration",
+    }),
+  ),
+  ...(["Build", "Test"] as const).map(
+    (category): Entry => ({
+      category,
+      owner: "AWS",
+      provider: "CodeBuild",
+      builtIn: "Commands",
+      bounds: COMMANDS_BOUNDS,
+      configuration: {
+        ProjectName: KEPT("CodeBuild project"),
+        PrimarySource: KEPT("CodeBuild primary source"),
+        BatchEnabled: KEPT("CodeBuild batch flag"),
+        CombineArtifacts: KEPT("CodeBuild batch artifact flag"),
+      },
+      commands: "list",
+      timeout: CODEBUILD_TIMEOUT_MINUTES,
+    }),
+  ),
+  {
+    category: "Approval",
+    owner: "AWS",
+    provider: "Manual",
+    builtIn: "Manual",
+    bounds: { input: { min: 0, max: 0 }, output: { min: 0, max: 0 } },
+    configuration: {
+      NotificationArn: KEPT("SNS topic for the approval request"),
+      ExternalEntityLink: prop(false, "text", "link shown to the approver"),
+      CustomData: prop(false, "text", "message shown to the approver"),
+    },
+  },
+  {
+    category: "Deploy",
+    owner: "AWS",
+    provider: "ObjectStore",
+    builtIn: "ObjectStore",
+    bounds: { input: { min: 1, max: 1 }, output: { min: 0, max: 0 } },
+    configuration: OBJECT_STORE_CONFIGURATION,
+  },
+  {
+    category: "Deploy",
+    owner: "AWS",
+    provider: "S3",
+    builtIn: "ObjectStore",
+    bounds: { input: { min: 1, max: 1 }, output: { min: 0, max: 0 } },
+    configuration: {
+      ...OBJECT_STORE_CONFIGURATION,
+      KMSEncryptionKeyARN: KEPT("KMS key for the objects"),
+      CannedACL: KEPT("S3 canned ACL"),
+      CacheControl: KEPT("Cache-Control of the objects"),
+    },
+  },
+];
+
+function toSpec(entry: Entry): ProviderSpec {
+  const outputVariables: ProviderSpec["outputVariables"] =
+    entry.builtIn === "Git" ? GIT_OUTPUT_VARIABLES : entry.builtIn === "Commands" ? "declared" : [];
+  return {
+    key: providerKey(entry.category, entry.provider),
+    category: entry.category,
+    owner: entry.owner,
+    provider: entry.provider,
+    version: "1",
+    builtIn: entry.builtIn,
+    alias: entry.provider !== entry.builtIn,
+    inputArtifacts: entry.bounds.input,
+    outputArtifacts: entry.bounds.output,
+    defaultTimeoutMinutes: entry.timeout ?? DEFAULT_TIMEOUT_MINUTES[entry.builtIn],
+    configuration: entry.configuration,
+    requiredConfiguration: Object.keys(entry.configuration).filter((k) => entry.configuration[k]?.required === true),
+    commands: entry.commands ?? "none",
+    outputVariables,
+    route: entry.builtIn === "Manual" ? "approval" : "runner",
+  };
+}
+
+/** The table key of an action type: `Category/Provider`. */
+export function providerKey(category: string, provider: string): string {
+  return `${category}/${provider}`;
+}
+
+/**
+ * Every action type Sluice accepts, keyed `Category/Provider` (e.g.
+ * `Source/Git`, `Source/CodeCommit`, `Build/Commands`, `Deploy/S3`).
+ */
+export const BUILT_IN_PROVIDERS: Readonly<Record<string, ProviderSpec>> = Object.freeze(
+  Object.fromEntries(ENTRIES.map((e) => [providerKey(e.category, e.provider), toSpec(e)])),
+);
+
+/** The shape of an action type id (a proto `ActionTypeId` or any look-alike). */
+export interface ActionTypeIdLike {
+  readonly category: string;
+  readonly owner: string;
+  readonly provider: string;
+  readonly version: string;
+}
+
+/**
+ * The provider that runs an action type, or undefined when Sluice does not run
+ * it (category, provider, owner and version must all match the table).
+ * Used by the orchestrator to route jobs and by runners/pollers to pick a
+ * provider; `validatePipeline` reports why an action type does not resolve.
+ */
+export function resolveProvider(actionTypeId: ActionTypeIdLike | undefined): ProviderSpec | undefined {
+  if (actionTypeId === undefined) return undefined;
+  const spec = Object.hasOwn(BUILT_IN_PROVIDERS, providerKey(actionTypeId.category, actionTypeId.provider))
+    ? BUILT_IN_PROVIDERS[providerKey(actionTypeId.category, actionTypeId.provider)]
+    : undefined;
+  if (spec === undefined || spec.owner !== actionTypeId.owner || spec.version !== actionTypeId.version) return undefined;
+  return spec;
+}
+
+/** The provider names Sluice accepts in a category (sorted), for error messages and docs. */
+export function supportedProviders(category: string): string[] {
+  return Object.values(BUILT_IN_PROVIDERS)
+    .filter((p) => p.category === category)
+    .map((p) => p.provider)
+    .sort();
+}
+
+/**
+ * Job timeout of an action in minutes: its own `timeoutInMinutes` (approvals),
+ * else its provider's default, else 60 for an action type Sluice does not know.
+ */
+export function actionTimeoutMinutes(action: ActionDeclaration): number {
+  return action.timeoutInMinutes ?? resolveProvider(action.actionTypeId)?.defaultTimeoutMinutes ?? DEFAULT_TIMEOUT_MINUTES.Commands;
+}
+
+/** Where a Git-family source fetches from. */
+export interface GitSourceSettings {
+  readonly repositoryUrl: string;
+  readonly branch: string;
+}
+
+/**
+ * Repository and branch of a Git-family source action's configuration:
+ * `RepositoryUrl`, and `BranchName`, else GitHub v1's `Branch`, else `main`.
+ * Runners and the source poller use this so all of them follow the same branch.
+ */
+export function gitSourceOf(configuration: Readonly<Record<string, string>>): GitSourceSettings {
+  const branch = nonEmpty(configuration["BranchName"]) ?? nonEmpty(configuration["Branch"]) ?? DEFAULT_BRANCH;
+  return { repositoryUrl: configuration["RepositoryUrl"] ?? "", branch };
+}
+
+/** Where an ObjectStore deploy writes. */
+export interface ObjectStoreTarget {
+  readonly bucket: string;
+  /** Key prefix (extract) or the object key (no extract); "" = bucket root. */
+  readonly objectKey: string;
+  readonly extract: boolean;
+}
+
+/** Target of an ObjectStore/S3 deploy action (resolved configuration); Extract defaults to true. */
+export function objectStoreTargetOf(configuration: Readonly<Record<string, string>>): ObjectStoreTarget {
+  return {
+    bucket: configuration["BucketName"] ?? "",
+    objectKey: configuration["ObjectKey"] ?? "",
+    extract: configuration["Extract"] !== "false",
+  };
+}
+
+/**
+ * The shell commands of a Commands action: the `commands` list, else the
+ * non-empty lines of `configuration.Commands`.
+ */
+export function commandsOf(action: Pick<ActionDeclaration, "commands" | "configuration">): string[] {
+  if (action.commands.length > 0) return [...action.commands];
+  return splitCommands(action.configuration["Commands"] ?? "");
+}
+
+/** Non-empty lines of a `configuration.Commands` value. */
+export function splitCommands(value: string): string[] {
+  return value
+    .split("\n")
+    .map((line) => line.trim())
+    .filter((line) => line !== "");
+}
+
+function nonEmpty(value: string | undefined): string | undefined {
+  return value === undefined || value === "" ? undefined : value;
+}
