@@ -32,12 +32,10 @@ export {
   SUPPORTED_EXECUTION_MODES,
 } from "./validation/limits.js";
 export type { ActionCategory, ActionOwner } from "./validation/limits.js";
-// The execution block also exports a DEFAULT_TIMEOUT_MINUTES; until one of the
-// two is dropped, the provider table's defaults are exported under this name.
 export {
   BUILT_IN_PROVIDERS,
   DEFAULT_BRANCH,
-  DEFAULT_TIMEOUT_MINUTES as PROVIDER_DEFAULT_TIMEOUT_MINUTES,
+  DEFAULT_TIMEOUT_MINUTES,
   GIT_OUTPUT_VARIABLES,
   actionTimeoutMinutes,
   commandsOf,
@@ -63,7 +61,7 @@ export type {
 // -- end validation exports --
 // -- execution exports (owned by the execution helper) --
 export { DETAIL_TYPES, TIMEOUT_GRACE_MS, decide, initialRuntime, isTerminal, nextDeadline } from "./execution/decide.js";
-export { DEFAULT_TIMEOUT_MINUTES, toPipelineSpec } from "./execution/spec.js";
+export { toPipelineSpec } from "./execution/spec.js";
 export type { ToPipelineSpecOptions } from "./execution/spec.js";
 export { executionSummaryView, executionView, pipelineStateView } from "./execution/views.js";
 export type { PipelineTimes } from "./execution/views.js";

@@ -1,5 +1,5 @@
 import type { PipelineDeclaration } from "@sluice/proto";
-import { resolveProvider } from "@sluice/domain";
+import { gitSourceOf, resolveProvider } from "@sluice/domain";
 import type { GitSource } from "./cursor-store.js";
 
 /** The Git source actions of a declaration (they all sit in the first stage). */
@@ -9,9 +9,8 @@ export function gitSourcesOf(decl: PipelineDeclaration): GitSource[] {
   const sources: GitSource[] = [];
   for (const action of first.actions) {
     if (!action.actionTypeId || resolveProvider(action.actionTypeId)?.builtIn !== "Git") continue;
-    const repositoryUrl = action.configuration["RepositoryUrl"];
-    if (!repositoryUrl) continue;
-    sources.push({ actionName: action.name, repositoryUrl, branch: action.configuration["BranchName"] ?? "main" });
+    const source = gitSourceOf(action.configuration);
+    if (source.repositoryUrl) sources.push({ actionName: action.name, ...source });
   }
   return sources;
 }

@@ -75,7 +75,7 @@ describe("toPipelineSpec", () => {
       outputArtifacts: [{ name: "SrcOut", files: [] }],
       outputVariables: [],
       namespace: "SourceVariables",
-      timeoutInMinutes: 20,
+      timeoutInMinutes: 60,
       environmentVariables: [],
     });
     expect(compile).toMatchObject({
@@ -99,7 +99,7 @@ describe("toPipelineSpec", () => {
     const spec = toPipelineSpec(decl, builtInOf, { defaultArtifactBucket: "sluice-artifacts", defaultTimeoutMinutes: (b) => (b === "Commands" ? 5 : undefined) });
     expect(spec.artifactBucket).toBe("sluice-artifacts");
     expect(spec.stages[1]?.actions[0]?.timeoutInMinutes).toBe(5);
-    expect(spec.stages[0]?.actions[0]?.timeoutInMinutes).toBe(20);
+    expect(spec.stages[0]?.actions[0]?.timeoutInMinutes).toBe(60);
   });
 
   it("rejects execution modes that are not implemented", () => {
@@ -140,7 +140,7 @@ describe("bus conversions", () => {
       approvalToken: "",
     });
     expect(message.outputs[0]?.grant?.url).toBe("http://s3/put");
-    expect(Number(message.deadline?.seconds) * 1000).toBe(ctx.now + 20 * 60_000);
+    expect(Number(message.deadline?.seconds) * 1000).toBe(ctx.now + 60 * 60_000);
     expect(toBinary(JobSchema, message).length).toBeGreaterThan(0);
   });
 

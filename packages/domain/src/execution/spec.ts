@@ -1,21 +1,11 @@
 import type { ActionDeclaration, PipelineDeclaration } from "@sluice/proto";
 import { DomainError } from "../errors.js";
+import { DEFAULT_TIMEOUT_MINUTES } from "../validation/providers.js";
 import type { ActionSpec, PipelineSpec } from "./types.js";
-
-/**
- * Job timeouts (minutes) per built-in provider when the declaration sets none.
- * Approvals wait seven days, as AWS's manual approval does; the rest are
- * generous bounds for a runner job.
- */
-export const DEFAULT_TIMEOUT_MINUTES: Readonly<Record<string, number>> = {
-  Manual: 7 * 24 * 60,
-  Git: 20,
-  Commands: 60,
-  ObjectStore: 30,
-};
 
 /** Used for a built-in provider missing from DEFAULT_TIMEOUT_MINUTES. */
 const FALLBACK_TIMEOUT_MINUTES = 60;
+
 
 /** Options of `toPipelineSpec`. */
 export interface ToPipelineSpecOptions {
@@ -62,7 +52,7 @@ function toActionSpec(action: ActionDeclaration, builtIn: string, options: ToPip
   const timeout =
     action.timeoutInMinutes ??
     options.defaultTimeoutMinutes?.(builtIn) ??
-    DEFAULT_TIMEOUT_MINUTES[builtIn] ??
+    DEFAULT_TIMEOUT_MINUTES[builtIn as keyof typeof DEFAULT_TIMEOUT_MINUTES] ??
     FALLBACK_TIMEOUT_MINUTES;
   const spec: ActionSpec = {
     name: action.name,

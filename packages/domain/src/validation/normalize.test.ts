@@ -10,13 +10,13 @@ import {
   declarationSizeBytes,
   normalizePipeline,
 } from "./normalize.js";
-import { AWS_PIPELINE_JSON, basePipelineJson, edited, parse } from "./test-fixtures.js";
+import { AWS_PIPELINE_JSON, actionOf, basePipelineJson, configOf, edited, itemOf, parse } from "./test-fixtures.js";
 
 describe("normalizePipeline", () => {
   it("fills runOrder 1, SUPERSEDED, V1, version 1, PLAINTEXT and the default artifact store", () => {
     const decl = edited((j) => {
       delete j.artifactStore;
-      delete j.stages[1].actions[0].environmentVariables[0].type;
+      delete itemOf(actionOf(j, 1, 0).environmentVariables, 0).type;
     });
     const out = normalizePipeline(decl, "team-artifacts");
     expect(out.version).toBe(1);
@@ -75,7 +75,7 @@ describe("assertValidPipeline", () => {
   it("throws InvalidStructureException listing every violation with its field", () => {
     const decl = edited((j) => {
       j.name = "";
-      j.stages[1].actions[0].inputArtifacts = [{ name: "BuildOut" }];
+      actionOf(j, 1, 0).inputArtifacts = [{ name: "BuildOut" }];
     });
     let caught: unknown;
     try {
@@ -112,8 +112,8 @@ describe("declaration size", () => {
   });
 
   it("measures a declaration by its JSON form in UTF-8", () => {
-    const decl = edited((j) => (j.stages[2].actions[0].configuration.CustomData = "é".repeat(10)));
-    const plain = edited((j) => (j.stages[2].actions[0].configuration.CustomData = "e".repeat(10)));
+    const decl = edited((j) => (configOf(j, 2, 0).CustomData = "é".repeat(10)));
+    const plain = edited((j) => (configOf(j, 2, 0).CustomData = "e".repeat(10)));
     expect(declarationSizeBytes(decl) - declarationSizeBytes(plain)).toBe(10);
     expect(declarationSizeBytes(plain)).toBeGreaterThan(1000);
   });

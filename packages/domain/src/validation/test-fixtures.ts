@@ -5,7 +5,7 @@ import { PipelineDeclarationSchema } from "@sluice/proto";
 import type { PipelineDeclaration } from "@sluice/proto";
 
 /** A valid Sluice pipeline in AWS's JSON form: Git → Build+Test (Commands) → Manual approval → ObjectStore deploy. */
-export function basePipelineJson(): JsonObject {
+export function basePipelineJson(): PipelineJson {
   return {
     name: "web-app",
     roleArn: "arn:aws:iam::123456789012:role/pipeline",
@@ -157,18 +157,90 @@ export const AWS_PIPELINE_JSON = `{
 }`;
 
 /** Parses a JSON declaration the way the CLI and the gRPC gateway do. */
-export function parse(json: JsonObject | string): PipelineDeclaration {
-  const value = typeof json === "string" ? (JSON.parse(json) as JsonObject) : json;
+export function parse(json: PipelineJson | string): PipelineDeclaration {
+  const value = typeof json === "string" ? (JSON.parse(json) as JsonObject) : (json as unknown as JsonObject);
   return fromJson(PipelineDeclarationSchema, value);
 }
 
 /** The base pipeline after `edit` changed its JSON form. */
-export function edited(edit: (json: Json) => void): PipelineDeclaration {
-  const json = basePipelineJson() as unknown as Json;
+export function edited(edit: (json: PipelineJson) => unknown): PipelineDeclaration {
+  const json = basePipelineJson();
   edit(json);
-  return parse(json as unknown as JsonObject);
+  return parse(json);
 }
 
-/** Loose JSON view for editing fixtures in tests. */
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-export type Json = any;
+/** Stage `s` of a JSON declaration (throws when absent, so a broken test fails loudly). */
+export function stageOf(json: PipelineJson, s: number): StageJson {
+  const stage = json.stages[s];
+  if (stage === undefined) throw new Error(`fixture has no stages[${s}]`);
+  return stage;
+}
+
+/** Action `a` of stage `s`. */
+export function actionOf(json: PipelineJson, s: number, a: number): ActionJson {
+  const action = stageOf(json, s).actions[a];
+  if (action === undefined) throw new Error(`fixture has no stages[${s}].actions[${a}]`);
+  return action;
+}
+
+/** The configuration of an action, created when absent. */
+export function configOf(json: PipelineJson, s: number, a: number): Record<string, string> {
+  const action = actionOf(json, s, a);
+  action.configuration ??= {};
+  return action.configuration;
+}
+
+/** The action type id of an action, created when absent. */
+export function typeOf(json: PipelineJson, s: number, a: number): ActionTypeIdJson {
+  const action = actionOf(json, s, a);
+  action.actionTypeId ??= {};
+  return action.actionTypeId;
+}
+
+/** Element `i` of an action's list (outputArtifacts, environmentVariables). */
+export function itemOf<T>(list: T[] | undefined, i: number): T {
+  const item = list?.[i];
+  if (item === undefined) throw new Error(`fixture has no element ${i}`);
+  return item;
+}
+
+/** Editable JSON form of a declaration (AWS field names; everything optional as in a user's file). */
+export interface PipelineJson {
+  name?: string;
+  roleArn?: string;
+  artifactStore?: { type?: string; location?: string; encryptionKey?: { id?: string; type?: string } };
+  artifactStores?: Record<string, { type?: string; location?: string }>;
+  stages: StageJson[];
+  version?: number;
+  executionMode?: string;
+  pipelineType?: string;
+}
+
+export interface StageJson {
+  name?: string;
+  blockers?: { name?: string; type?: string }[];
+  actions: ActionJson[];
+}
+
+export interface ActionTypeIdJson {
+  category?: string;
+  owner?: string;
+  provider?: string;
+  version?: string;
+}
+
+export interface ActionJson {
+  name?: string;
+  actionTypeId?: ActionTypeIdJson;
+  runOrder?: number;
+  configuration?: Record<string, string>;
+  commands?: string[];
+  outputArtifacts?: { name?: string; files?: string[] }[];
+  inputArtifacts?: { name?: string }[];
+  outputVariables?: string[];
+  roleArn?: string;
+  region?: string;
+  namespace?: string;
+  timeoutInMinutes?: number;
+  environmentVariables?: { name?: string; value?: string; type?: string }[];
+}

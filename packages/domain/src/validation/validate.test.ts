@@ -4,17 +4,17 @@ import { PipelineDeclarationSchema } from "@sluice/proto";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { normalizePipeline } from "./normalize.js";
-import { AWS_PIPELINE_JSON, basePipelineJson, edited, parse } from "./test-fixtures.js";
-import type { Json } from "./test-fixtures.js";
+import { AWS_PIPELINE_JSON, actionOf, basePipelineJson, configOf, edited, itemOf, parse, stageOf, typeOf } from "./test-fixtures.js";
+import type { ActionJson, PipelineJson } from "./test-fixtures.js";
 import { MAX_VIOLATIONS, validatePipeline } from "./validate.js";
 
 /** Asserts the exact list of violations of the base pipeline after `edit`. */
-function expectViolations(edit: (json: Json) => void, expected: [field: string, message: string][]): void {
+function expectViolations(edit: (json: PipelineJson) => unknown, expected: [field: string, message: string][]): void {
   const violations = validatePipeline(edited(edit));
   expect(violations).toEqual(expected.map(([field, message]) => ({ field, message })));
 }
 
-const commandsAction = (name: string, category = "Test"): Json => ({
+const commandsAction = (name: string, category = "Test"): ActionJson => ({
   name,
   actionTypeId: { category, owner: "AWS", provider: "Commands", version: "1" },
   commands: ["true"],
@@ -45,7 +45,7 @@ describe("valid declarations", () => {
 
   it("accepts an action name reused in another stage", () => {
     expectViolations((j) => {
-      j.stages[2].actions[0].name = "Compile";
+      actionOf(j, 2, 0).name = "Compile";
     }, []);
   });
 });
@@ -91,7 +91,7 @@ describe("pipeline fields", () => {
 
   it("artifact store encryption key type is KMS", () => {
     expectViolations(
-      (j) => (j.artifactStore.encryptionKey = { id: "alias/key", type: "AES" }),
+      (j) => ((j.artifactStore ??= {}).encryptionKey = { id: "alias/key", type: "AES" }),
       [["pipeline.artifactStore.encryptionKey.type", 'must be "KMS", got "AES"']],
     );
   });
@@ -101,14 +101,14 @@ describe("pipeline fields", () => {
       (j) => {
         delete j.artifactStore;
         j.artifactStores = { "us-east-1": { type: "S3", location: "artifacts-east" } };
-        j.stages[0].actions[0].region = "eu-west-1";
+        actionOf(j, 0, 0).region = "eu-west-1";
       },
       [["pipeline.stages[0].actions[0].region", 'artifactStores has no store for region "eu-west-1"']],
     );
   });
 
   it("region is 4-30 characters", () => {
-    expectViolations((j) => (j.stages[0].actions[0].region = "eu"), [["pipeline.stages[0].actions[0].region", "must be 4-30 characters"]]);
+    expectViolations((j) => (actionOf(j, 0, 0).region = "eu"), [["pipeline.stages[0].actions[0].region", "must be 4-30 characters"]]);
   });
 
   it("version is not negative", () => {
@@ -151,7 +151,7 @@ describe("stages", () => {
   it("a pipeline has at most 500 actions", () => {
     expectViolations(
       (j) => {
-        j.stages = [j.stages[0]];
+        j.stages = j.stages.slice(0, 1);
         for (let s = 0; s < 10; s += 1) {
           j.stages.push({ name: `Checks${s}`, actions: Array.from({ length: 50 }, (_, a) => commandsAction(`Check${a}`)) });
         }
@@ -161,35 +161,35 @@ describe("stages", () => {
   });
 
   it("a stage has 1 to 50 actions", () => {
-    expectViolations((j) => (j.stages[2].actions = []), [["pipeline.stages[2].actions", "a stage needs 1 to 50 actions, got 0"]]);
+    expectViolations((j) => (stageOf(j, 2).actions = []), [["pipeline.stages[2].actions", "a stage needs 1 to 50 actions, got 0"]]);
     expectViolations(
-      (j) => (j.stages[2].actions = Array.from({ length: 51 }, (_, a) => commandsAction(`Check${a}`))),
+      (j) => (stageOf(j, 2).actions = Array.from({ length: 51 }, (_, a) => commandsAction(`Check${a}`))),
       [["pipeline.stages[2].actions", "a stage needs 1 to 50 actions, got 51"]],
     );
   });
 
   it("stage name is required and matches the name pattern", () => {
-    expectViolations((j) => (j.stages[1].name = ""), [["pipeline.stages[1].name", "is required"]]);
+    expectViolations((j) => (stageOf(j, 1).name = ""), [["pipeline.stages[1].name", "is required"]]);
     expectViolations(
-      (j) => (j.stages[1].name = "b".repeat(101)),
+      (j) => (stageOf(j, 1).name = "b".repeat(101)),
       [["pipeline.stages[1].name", `${NAME_RULE}, got "${"b".repeat(100)}..."`]],
     );
   });
 
   it("stage names are unique", () => {
-    expectViolations((j) => (j.stages[3].name = "Build"), [["pipeline.stages[3].name", '"Build" is already the name of stages[1]']]);
+    expectViolations((j) => (stageOf(j, 3).name = "Build"), [["pipeline.stages[3].name", '"Build" is already the name of stages[1]']]);
   });
 
   it("blockers are of type Schedule", () => {
     expectViolations(
-      (j) => (j.stages[1].blockers = [{ name: "nightly", type: "Other" }]),
+      (j) => (stageOf(j, 1).blockers = [{ name: "nightly", type: "Other" }]),
       [["pipeline.stages[1].blockers[0].type", 'must be "Schedule", got "Other"']],
     );
   });
 
   it("the first stage holds only Source actions", () => {
     expectViolations(
-      (j) => j.stages[0].actions.push(commandsAction("Lint", "Build")),
+      (j) => stageOf(j, 0).actions.push(commandsAction("Lint", "Build")),
       [["pipeline.stages[0].actions[1].actionTypeId.category", 'the first stage holds only Source actions, got "Build"']],
     );
   });
@@ -197,7 +197,7 @@ describe("stages", () => {
   it("Source actions appear in the first stage only", () => {
     expectViolations(
       (j) =>
-        j.stages[1].actions.push({
+        stageOf(j, 1).actions.push({
           name: "Docs",
           actionTypeId: { category: "Source", owner: "AWS", provider: "Git", version: "1" },
           configuration: { RepositoryUrl: "https://example.com/docs.git" },
@@ -210,16 +210,16 @@ describe("stages", () => {
 
 describe("actions", () => {
   it("action name is required and matches the name pattern", () => {
-    expectViolations((j) => (j.stages[1].actions[1].name = ""), [["pipeline.stages[1].actions[1].name", "is required"]]);
+    expectViolations((j) => (actionOf(j, 1, 1).name = ""), [["pipeline.stages[1].actions[1].name", "is required"]]);
     expectViolations(
-      (j) => (j.stages[1].actions[1].name = "Run tests"),
+      (j) => (actionOf(j, 1, 1).name = "Run tests"),
       [["pipeline.stages[1].actions[1].name", `${NAME_RULE}, got "Run tests"`]],
     );
   });
 
   it("action names are unique within a stage", () => {
     expectViolations(
-      (j) => (j.stages[1].actions[1].name = "Compile"),
+      (j) => (actionOf(j, 1, 1).name = "Compile"),
       [["pipeline.stages[1].actions[1].name", '"Compile" is already the name of actions[0] in this stage']],
     );
   });
@@ -227,8 +227,8 @@ describe("actions", () => {
   it("actionTypeId is required", () => {
     expectViolations(
       (j) => {
-        delete j.stages[2].actions[0].actionTypeId;
-        delete j.stages[2].actions[0].timeoutInMinutes;
+        delete actionOf(j, 2, 0).actionTypeId;
+        delete actionOf(j, 2, 0).timeoutInMinutes;
       },
       [["pipeline.stages[2].actions[0].actionTypeId", "is required"]],
     );
@@ -236,90 +236,90 @@ describe("actions", () => {
 
   it("category is an AWS action category", () => {
     expectViolations(
-      (j) => (j.stages[1].actions[1].actionTypeId.category = "Lint"),
+      (j) => (typeOf(j, 1, 1).category = "Lint"),
       [["pipeline.stages[1].actions[1].actionTypeId.category", 'must be one of Source, Build, Deploy, Test, Invoke, Approval, Compute, got "Lint"']],
     );
   });
 
   it("owner is AWS, ThirdParty or Custom", () => {
     expectViolations(
-      (j) => (j.stages[1].actions[1].actionTypeId.owner = "Me"),
+      (j) => (typeOf(j, 1, 1).owner = "Me"),
       [["pipeline.stages[1].actions[1].actionTypeId.owner", 'must be one of AWS, ThirdParty, Custom, got "Me"']],
     );
   });
 
   it("custom action types are not supported yet", () => {
     expectViolations(
-      (j) => (j.stages[1].actions[1].actionTypeId.owner = "Custom"),
+      (j) => (typeOf(j, 1, 1).owner = "Custom"),
       [["pipeline.stages[1].actions[1].actionTypeId.owner", "custom action types are not supported yet; use a built-in provider"]],
     );
   });
 
   it("provider matches [0-9A-Za-z_-]{1,35}", () => {
     expectViolations(
-      (j) => (j.stages[0].actions[0].actionTypeId.provider = "Git!"),
+      (j) => (typeOf(j, 0, 0).provider = "Git!"),
       [["pipeline.stages[0].actions[0].actionTypeId.provider", 'must be 1-35 characters of A-Z a-z 0-9 _ -, got "Git!"']],
     );
   });
 
   it("version matches [0-9A-Za-z_-]{1,9}", () => {
     expectViolations(
-      (j) => (j.stages[0].actions[0].actionTypeId.version = "1234567890"),
+      (j) => (typeOf(j, 0, 0).version = "1234567890"),
       [["pipeline.stages[0].actions[0].actionTypeId.version", 'must be 1-9 characters of A-Z a-z 0-9 _ -, got "1234567890"']],
     );
   });
 
   it("unknown provider is named with the supported providers of its category", () => {
     expectViolations(
-      (j) => (j.stages[1].actions[0].actionTypeId.provider = "Jenkins"),
+      (j) => (typeOf(j, 1, 0).provider = "Jenkins"),
       [["pipeline.stages[1].actions[0].actionTypeId.provider", '"Jenkins" is not a Build provider Sluice runs; supported: CodeBuild, Commands']],
     );
     expectViolations(
-      (j) => (j.stages[1].actions[1].actionTypeId = { category: "Invoke", owner: "AWS", provider: "Lambda", version: "1" }),
+      (j) => (actionOf(j, 1, 1).actionTypeId = { category: "Invoke", owner: "AWS", provider: "Lambda", version: "1" }),
       [["pipeline.stages[1].actions[1].actionTypeId.provider", '"Lambda" is not supported: Sluice runs no Invoke actions yet']],
     );
   });
 
   it("owner must match the provider's owner", () => {
     expectViolations(
-      (j) => (j.stages[0].actions[0].actionTypeId.owner = "ThirdParty"),
+      (j) => (typeOf(j, 0, 0).owner = "ThirdParty"),
       [["pipeline.stages[0].actions[0].actionTypeId.owner", 'Source/Git is owned by "AWS", got "ThirdParty"']],
     );
   });
 
   it("version must be the provider's version", () => {
     expectViolations(
-      (j) => (j.stages[0].actions[0].actionTypeId.version = "2"),
+      (j) => (typeOf(j, 0, 0).version = "2"),
       [["pipeline.stages[0].actions[0].actionTypeId.version", 'Source/Git has version "1" only, got "2"']],
     );
   });
 
   it("runOrder is 1-999", () => {
-    expectViolations((j) => (j.stages[2].actions[0].runOrder = 0), [["pipeline.stages[2].actions[0].runOrder", "must be 1-999, got 0"]]);
-    expectViolations((j) => (j.stages[2].actions[0].runOrder = 1000), [["pipeline.stages[2].actions[0].runOrder", "must be 1-999, got 1000"]]);
+    expectViolations((j) => (actionOf(j, 2, 0).runOrder = 0), [["pipeline.stages[2].actions[0].runOrder", "must be 1-999, got 0"]]);
+    expectViolations((j) => (actionOf(j, 2, 0).runOrder = 1000), [["pipeline.stages[2].actions[0].runOrder", "must be 1-999, got 1000"]]);
   });
 
   it("timeoutInMinutes is 5-86400", () => {
     expectViolations(
-      (j) => (j.stages[2].actions[0].timeoutInMinutes = 4),
+      (j) => (actionOf(j, 2, 0).timeoutInMinutes = 4),
       [["pipeline.stages[2].actions[0].timeoutInMinutes", "must be 5-86400 minutes, got 4"]],
     );
     expectViolations(
-      (j) => (j.stages[2].actions[0].timeoutInMinutes = 86_401),
+      (j) => (actionOf(j, 2, 0).timeoutInMinutes = 86_401),
       [["pipeline.stages[2].actions[0].timeoutInMinutes", "must be 5-86400 minutes, got 86401"]],
     );
   });
 
   it("timeoutInMinutes only on Approval actions", () => {
     expectViolations(
-      (j) => (j.stages[1].actions[1].timeoutInMinutes = 10),
+      (j) => (actionOf(j, 1, 1).timeoutInMinutes = 10),
       [["pipeline.stages[1].actions[1].timeoutInMinutes", "only Approval actions take a timeout"]],
     );
   });
 
   it("action roleArn must be an IAM role ARN when present", () => {
     expectViolations(
-      (j) => (j.stages[1].actions[0].roleArn = "arn:aws:iam::123:role/x"),
+      (j) => (actionOf(j, 1, 0).roleArn = "arn:aws:iam::123:role/x"),
       [["pipeline.stages[1].actions[0].roleArn", 'must be an IAM role ARN (arn:aws:iam::<12 digits>:role/<name>), got "arn:aws:iam::123:role/x"']],
     );
   });
@@ -328,83 +328,83 @@ describe("actions", () => {
 describe("artifacts", () => {
   it("artifact names match [a-zA-Z0-9_-]{1,100}", () => {
     expectViolations(
-      (j) => (j.stages[1].actions[1].inputArtifacts = [{ name: "build.out" }]),
+      (j) => (actionOf(j, 1, 1).inputArtifacts = [{ name: "build.out" }]),
       [["pipeline.stages[1].actions[1].inputArtifacts[0].name", 'must be 1-100 characters of A-Z a-z 0-9 _ -, got "build.out"']],
     );
     expectViolations(
-      (j) => (j.stages[1].actions[1].outputArtifacts = [{ name: "" }]),
+      (j) => (actionOf(j, 1, 1).outputArtifacts = [{ name: "" }]),
       [["pipeline.stages[1].actions[1].outputArtifacts[0].name", "is required"]],
     );
   });
 
   it("output artifact names are unique across the pipeline", () => {
     expectViolations(
-      (j) => (j.stages[1].actions[1].outputArtifacts = [{ name: "BuildOut" }]),
+      (j) => (actionOf(j, 1, 1).outputArtifacts = [{ name: "BuildOut" }]),
       [["pipeline.stages[1].actions[1].outputArtifacts[0].name", '"BuildOut" is already produced by action "Compile" in stage "Build"']],
     );
     expectViolations(
-      (j) => (j.stages[1].actions[1].outputArtifacts = [{ name: "Report" }, { name: "Report" }]),
+      (j) => (actionOf(j, 1, 1).outputArtifacts = [{ name: "Report" }, { name: "Report" }]),
       [["pipeline.stages[1].actions[1].outputArtifacts[1].name", '"Report" is listed twice']],
     );
   });
 
   it("input artifact must be produced by an earlier action", () => {
     expectViolations(
-      (j) => (j.stages[1].actions[0].inputArtifacts = [{ name: "BuildOut" }]),
+      (j) => (actionOf(j, 1, 0).inputArtifacts = [{ name: "BuildOut" }]),
       [["pipeline.stages[1].actions[0].inputArtifacts[0].name", '"BuildOut" is not produced by an earlier action']],
     );
     expectViolations(
-      (j) => (j.stages[3].actions[0].inputArtifacts = [{ name: "Nope" }]),
+      (j) => (actionOf(j, 3, 0).inputArtifacts = [{ name: "Nope" }]),
       [["pipeline.stages[3].actions[0].inputArtifacts[0].name", '"Nope" is not produced by an earlier action']],
     );
   });
 
   it("input artifact from the same stage needs a strictly smaller runOrder", () => {
     expectViolations(
-      (j) => (j.stages[1].actions[1].runOrder = 1),
+      (j) => (actionOf(j, 1, 1).runOrder = 1),
       [["pipeline.stages[1].actions[1].inputArtifacts[0].name", '"BuildOut" is not produced by an earlier action']],
     );
   });
 
   it("an input artifact is listed once per action", () => {
     expectViolations(
-      (j) => (j.stages[1].actions[1].inputArtifacts = [{ name: "BuildOut" }, { name: "BuildOut" }]),
+      (j) => (actionOf(j, 1, 1).inputArtifacts = [{ name: "BuildOut" }, { name: "BuildOut" }]),
       [["pipeline.stages[1].actions[1].inputArtifacts[1].name", '"BuildOut" is listed twice']],
     );
   });
 
   it("artifact counts are within the provider's bounds", () => {
     expectViolations(
-      (j) => delete j.stages[0].actions[0].outputArtifacts,
+      (j) => delete actionOf(j, 0, 0).outputArtifacts,
       [
         ["pipeline.stages[0].actions[0].outputArtifacts", "Source/Git takes exactly 1 output artifact, got 0"],
         ["pipeline.stages[1].actions[0].inputArtifacts[0].name", '"SourceOut" is not produced by an earlier action'],
       ],
     );
     expectViolations(
-      (j) => (j.stages[2].actions[0].inputArtifacts = [{ name: "BuildOut" }]),
+      (j) => (actionOf(j, 2, 0).inputArtifacts = [{ name: "BuildOut" }]),
       [["pipeline.stages[2].actions[0].inputArtifacts", "Approval/Manual takes no input artifacts, got 1"]],
     );
     expectViolations(
-      (j) => delete j.stages[3].actions[0].inputArtifacts,
+      (j) => delete actionOf(j, 3, 0).inputArtifacts,
       [["pipeline.stages[3].actions[0].inputArtifacts", "Deploy/ObjectStore takes exactly 1 input artifact, got 0"]],
     );
     expectViolations(
-      (j) => (j.stages[1].actions[1].outputArtifacts = Array.from({ length: 6 }, (_, i) => ({ name: `Report${i}` }))),
+      (j) => (actionOf(j, 1, 1).outputArtifacts = Array.from({ length: 6 }, (_, i) => ({ name: `Report${i}` }))),
       [["pipeline.stages[1].actions[1].outputArtifacts", "Test/Commands takes 0 to 5 output artifacts, got 6"]],
     );
   });
 
   it("output files are chosen by Commands actions only", () => {
     expectViolations(
-      (j) => (j.stages[0].actions[0].outputArtifacts[0].files = ["src/**"]),
+      (j) => (itemOf(actionOf(j, 0, 0).outputArtifacts, 0).files = ["src/**"]),
       [["pipeline.stages[0].actions[0].outputArtifacts[0].files", "only Commands actions choose the files of an artifact; Source/Git does not"]],
     );
   });
 
   it("output files are 1-10 relative paths of 1-128 characters", () => {
     expectViolations(
-      (j) => (j.stages[1].actions[0].outputArtifacts[0].files = ["../secret", "/etc/passwd", "x".repeat(129)]),
+      (j) => (itemOf(actionOf(j, 1, 0).outputArtifacts, 0).files = ["../secret", "/etc/passwd", "x".repeat(129)]),
       [
         ["pipeline.stages[1].actions[0].outputArtifacts[0].files[0]", '"../secret" must be a relative path inside the workspace'],
         ["pipeline.stages[1].actions[0].outputArtifacts[0].files[1]", '"/etc/passwd" must be a relative path inside the workspace'],
@@ -412,7 +412,7 @@ describe("artifacts", () => {
       ],
     );
     expectViolations(
-      (j) => (j.stages[1].actions[0].outputArtifacts[0].files = Array.from({ length: 11 }, (_, i) => `f${i}`)),
+      (j) => (itemOf(actionOf(j, 1, 0).outputArtifacts, 0).files = Array.from({ length: 11 }, (_, i) => `f${i}`)),
       [["pipeline.stages[1].actions[0].outputArtifacts[0].files", "at most 10 entries, got 11"]],
     );
   });
@@ -422,25 +422,25 @@ describe("configuration", () => {
   it("configuration keys are 1-50 characters", () => {
     const key = "k".repeat(51);
     expectViolations(
-      (j) => (j.stages[2].actions[0].configuration[key] = "x"),
+      (j) => (configOf(j, 2, 0)[key] = "x"),
       [[`pipeline.stages[2].actions[0].configuration["${key}"]`, "configuration keys must be 1-50 characters"]],
     );
   });
 
   it("configuration values are 1-1000 characters", () => {
     expectViolations(
-      (j) => (j.stages[2].actions[0].configuration.CustomData = "x".repeat(1001)),
+      (j) => (configOf(j, 2, 0).CustomData = "x".repeat(1001)),
       [["pipeline.stages[2].actions[0].configuration.CustomData", "must be 1-1000 characters, got 1001"]],
     );
     expectViolations(
-      (j) => (j.stages[2].actions[0].configuration.CustomData = ""),
+      (j) => (configOf(j, 2, 0).CustomData = ""),
       [["pipeline.stages[2].actions[0].configuration.CustomData", "must be 1-1000 characters, got 0"]],
     );
   });
 
   it("unknown configuration keys are named with the keys the provider takes", () => {
     expectViolations(
-      (j) => (j.stages[0].actions[0].configuration.Branch = "main"),
+      (j) => (configOf(j, 0, 0).Branch = "main"),
       [
         [
           "pipeline.stages[0].actions[0].configuration.Branch",
@@ -452,11 +452,11 @@ describe("configuration", () => {
 
   it("required configuration keys are present", () => {
     expectViolations(
-      (j) => delete j.stages[3].actions[0].configuration.BucketName,
+      (j) => delete configOf(j, 3, 0).BucketName,
       [["pipeline.stages[3].actions[0].configuration.BucketName", "is required by Deploy/ObjectStore"]],
     );
     expectViolations(
-      (j) => delete j.stages[0].actions[0].configuration.RepositoryUrl,
+      (j) => delete configOf(j, 0, 0).RepositoryUrl,
       [["pipeline.stages[0].actions[0].configuration.RepositoryUrl", "is required: the git URL to clone (https, ssh, git, file or user@host:path)"]],
     );
   });
@@ -464,7 +464,7 @@ describe("configuration", () => {
   it("Git RepositoryUrl is a git URL, never an option or an ext:: command", () => {
     for (const url of ["ext::sh -c touch% /tmp/pwned", "--upload-pack=touch /tmp/x", "not a url"]) {
       expectViolations(
-        (j) => (j.stages[0].actions[0].configuration.RepositoryUrl = url),
+        (j) => (configOf(j, 0, 0).RepositoryUrl = url),
         [
           [
             "pipeline.stages[0].actions[0].configuration.RepositoryUrl",
@@ -474,14 +474,14 @@ describe("configuration", () => {
       );
     }
     for (const url of ["git@github.com:octo/site.git", "ssh://git@example.com:2222/site.git", "https://example.com/a b"]) {
-      const violations = validatePipeline(edited((j) => (j.stages[0].actions[0].configuration.RepositoryUrl = url)));
+      const violations = validatePipeline(edited((j) => (configOf(j, 0, 0).RepositoryUrl = url)));
       expect(violations.length, url).toBe(url.includes(" ") ? 1 : 0);
     }
   });
 
   it("Git RepositoryUrl cannot use variables", () => {
     expectViolations(
-      (j) => (j.stages[0].actions[0].configuration.RepositoryUrl = "https://example.com/#{codepipeline.PipelineExecutionId}.git"),
+      (j) => (configOf(j, 0, 0).RepositoryUrl = "https://example.com/#{codepipeline.PipelineExecutionId}.git"),
       [["pipeline.stages[0].actions[0].configuration.RepositoryUrl", "cannot use variables: the repository is read before any execution exists"]],
     );
   });
@@ -489,40 +489,40 @@ describe("configuration", () => {
   it("Git BranchName is a branch name git cannot read as an option", () => {
     for (const branch of ["--orphan", "a..b", "feature/", "x.lock", "has space"]) {
       expectViolations(
-        (j) => (j.stages[0].actions[0].configuration.BranchName = branch),
+        (j) => (configOf(j, 0, 0).BranchName = branch),
         [["pipeline.stages[0].actions[0].configuration.BranchName", `${JSON.stringify(branch)} is not a valid branch name`]],
       );
     }
-    expectViolations((j) => (j.stages[0].actions[0].configuration.BranchName = "release/v1.2_rc-1"), []);
+    expectViolations((j) => (configOf(j, 0, 0).BranchName = "release/v1.2_rc-1"), []);
   });
 
   it("OutputArtifactFormat is CODE_ZIP", () => {
     expectViolations(
-      (j) => (j.stages[0].actions[0].configuration.OutputArtifactFormat = "CODEBUILD_CLONE_REF"),
+      (j) => (configOf(j, 0, 0).OutputArtifactFormat = "CODEBUILD_CLONE_REF"),
       [["pipeline.stages[0].actions[0].configuration.OutputArtifactFormat", 'Sluice produces "CODE_ZIP" artifacts only, got "CODEBUILD_CLONE_REF"']],
     );
   });
 
   it("boolean settings are true or false", () => {
     expectViolations(
-      (j) => (j.stages[3].actions[0].configuration.Extract = "yes"),
+      (j) => (configOf(j, 3, 0).Extract = "yes"),
       [["pipeline.stages[3].actions[0].configuration.Extract", 'must be "true" or "false", got "yes"']],
     );
   });
 
   it("ObjectStore BucketName is a bucket name unless it uses a variable", () => {
     expectViolations(
-      (j) => (j.stages[3].actions[0].configuration.BucketName = "Web_Site"),
+      (j) => (configOf(j, 3, 0).BucketName = "Web_Site"),
       [["pipeline.stages[3].actions[0].configuration.BucketName", `"Web_Site" ${BUCKET_RULE}`]],
     );
-    expectViolations((j) => (j.stages[3].actions[0].configuration.BucketName = "site-#{BuildVariables.VERSION}"), []);
+    expectViolations((j) => (configOf(j, 3, 0).BucketName = "site-#{BuildVariables.VERSION}"), []);
   });
 
   it("ObjectStore ObjectKey is required when Extract is false", () => {
     expectViolations(
       (j) => {
-        j.stages[3].actions[0].configuration.Extract = "false";
-        delete j.stages[3].actions[0].configuration.ObjectKey;
+        configOf(j, 3, 0).Extract = "false";
+        delete configOf(j, 3, 0).ObjectKey;
       },
       [["pipeline.stages[3].actions[0].configuration.ObjectKey", "is required when Extract is false: name the object the artifact is stored as"]],
     );
@@ -532,29 +532,29 @@ describe("configuration", () => {
 describe("commands", () => {
   it("a Commands action needs commands or configuration.Commands", () => {
     expectViolations(
-      (j) => delete j.stages[1].actions[1].commands,
+      (j) => delete actionOf(j, 1, 1).commands,
       [["pipeline.stages[1].actions[1].commands", "is required: list the shell commands to run (or give them in configuration.Commands)"]],
     );
     expectViolations((j) => {
-      delete j.stages[1].actions[1].commands;
-      j.stages[1].actions[1].configuration = { Commands: "npm test\nnpm run lint" };
+      delete actionOf(j, 1, 1).commands;
+      actionOf(j, 1, 1).configuration = { Commands: "npm test\nnpm run lint" };
     }, []);
   });
 
   it("commands come from one place only", () => {
     expectViolations(
-      (j) => (j.stages[1].actions[1].configuration = { Commands: "npm test" }),
+      (j) => (actionOf(j, 1, 1).configuration = { Commands: "npm test" }),
       [["pipeline.stages[1].actions[1].configuration.Commands", "give the commands either in commands or in configuration.Commands, not both"]],
     );
   });
 
   it("commands are 1-50 entries of 1-1000 characters", () => {
     expectViolations(
-      (j) => (j.stages[1].actions[1].commands = Array.from({ length: 51 }, () => "true")),
+      (j) => (actionOf(j, 1, 1).commands = Array.from({ length: 51 }, () => "true")),
       [["pipeline.stages[1].actions[1].commands", "at most 50 commands, got 51"]],
     );
     expectViolations(
-      (j) => (j.stages[1].actions[1].commands = ["x".repeat(1001), ""]),
+      (j) => (actionOf(j, 1, 1).commands = ["x".repeat(1001), ""]),
       [
         ["pipeline.stages[1].actions[1].commands[0]", "must be 1-1000 characters, got 1001"],
         ["pipeline.stages[1].actions[1].commands[1]", "must be 1-1000 characters, got 0"],
@@ -562,8 +562,8 @@ describe("commands", () => {
     );
     expectViolations(
       (j) => {
-        delete j.stages[1].actions[1].commands;
-        j.stages[1].actions[1].configuration = { Commands: Array.from({ length: 51 }, () => "true").join("\n") };
+        delete actionOf(j, 1, 1).commands;
+        actionOf(j, 1, 1).configuration = { Commands: Array.from({ length: 51 }, () => "true").join("\n") };
       },
       [["pipeline.stages[1].actions[1].configuration.Commands", "at most 50 commands, got 51"]],
     );
@@ -571,7 +571,7 @@ describe("commands", () => {
 
   it("commands are for Commands actions only", () => {
     expectViolations(
-      (j) => (j.stages[2].actions[0].commands = ["echo"]),
+      (j) => (actionOf(j, 2, 0).commands = ["echo"]),
       [["pipeline.stages[2].actions[0].commands", "only Commands actions run commands; Approval/Manual does not"]],
     );
   });
@@ -579,9 +579,9 @@ describe("commands", () => {
   it("CodeBuild runs only with commands", () => {
     expectViolations(
       (j) => {
-        j.stages[1].actions[1].actionTypeId.provider = "CodeBuild";
-        delete j.stages[1].actions[1].commands;
-        j.stages[1].actions[1].configuration = { ProjectName: "unit-tests" };
+        typeOf(j, 1, 1).provider = "CodeBuild";
+        delete actionOf(j, 1, 1).commands;
+        actionOf(j, 1, 1).configuration = { ProjectName: "unit-tests" };
       },
       [
         [
@@ -594,11 +594,11 @@ describe("commands", () => {
 
   it("output variables are 1-15 shell variable names of Commands actions", () => {
     expectViolations(
-      (j) => (j.stages[1].actions[0].outputVariables = ["VERSION", ...Array.from({ length: 15 }, (_, i) => `V${i}`)]),
+      (j) => (actionOf(j, 1, 0).outputVariables = ["VERSION", ...Array.from({ length: 15 }, (_, i) => `V${i}`)]),
       [["pipeline.stages[1].actions[0].outputVariables", "at most 15 output variables, got 16"]],
     );
     expectViolations(
-      (j) => (j.stages[1].actions[0].outputVariables = ["VERSION", "1ST", "VERSION"]),
+      (j) => (actionOf(j, 1, 0).outputVariables = ["VERSION", "1ST", "VERSION"]),
       [
         [
           "pipeline.stages[1].actions[0].outputVariables[1]",
@@ -608,7 +608,7 @@ describe("commands", () => {
       ],
     );
     expectViolations(
-      (j) => (j.stages[0].actions[0].outputVariables = ["X"]),
+      (j) => (actionOf(j, 0, 0).outputVariables = ["X"]),
       [["pipeline.stages[0].actions[0].outputVariables", "only Commands actions declare output variables; Source/Git does not"]],
     );
   });
@@ -616,7 +616,7 @@ describe("commands", () => {
   it("environment variables: 1-10 names of [A-Za-z0-9_], unique, values 1-2000, PLAINTEXT", () => {
     expectViolations(
       (j) =>
-        (j.stages[1].actions[0].environmentVariables = [
+        (actionOf(j, 1, 0).environmentVariables = [
           { name: "MY-VAR", value: "1" },
           { name: "A", value: "" },
           { name: "A", value: "x".repeat(2001), type: "TEXT" },
@@ -630,14 +630,14 @@ describe("commands", () => {
       ],
     );
     expectViolations(
-      (j) => (j.stages[1].actions[1].environmentVariables = Array.from({ length: 11 }, (_, i) => ({ name: `V${i}`, value: "1" }))),
+      (j) => (actionOf(j, 1, 1).environmentVariables = Array.from({ length: 11 }, (_, i) => ({ name: `V${i}`, value: "1" }))),
       [["pipeline.stages[1].actions[1].environmentVariables", "at most 10 environment variables, got 11"]],
     );
   });
 
   it("SECRETS_MANAGER environment variables are not supported yet", () => {
     expectViolations(
-      (j) => (j.stages[1].actions[0].environmentVariables[0].type = "SECRETS_MANAGER"),
+      (j) => (itemOf(actionOf(j, 1, 0).environmentVariables, 0).type = "SECRETS_MANAGER"),
       [
         [
           "pipeline.stages[1].actions[0].environmentVariables[0].type",
@@ -649,7 +649,7 @@ describe("commands", () => {
 
   it("environment variables are for Commands actions only", () => {
     expectViolations(
-      (j) => (j.stages[2].actions[0].environmentVariables = [{ name: "A", value: "1" }]),
+      (j) => (actionOf(j, 2, 0).environmentVariables = [{ name: "A", value: "1" }]),
       [["pipeline.stages[2].actions[0].environmentVariables", "only Commands actions take environment variables; Approval/Manual does not"]],
     );
   });
@@ -658,21 +658,21 @@ describe("commands", () => {
 describe("namespaces and variables", () => {
   it("namespace matches [A-Za-z0-9@_-]{1,100}", () => {
     expectViolations(
-      (j) => (j.stages[1].actions[1].namespace = "Test.Vars"),
+      (j) => (actionOf(j, 1, 1).namespace = "Test.Vars"),
       [["pipeline.stages[1].actions[1].namespace", 'must be 1-100 characters of A-Z a-z 0-9 @ _ - (no dot), got "Test.Vars"']],
     );
   });
 
   it("namespaces are unique", () => {
     expectViolations(
-      (j) => (j.stages[1].actions[1].namespace = "BuildVariables"),
+      (j) => (actionOf(j, 1, 1).namespace = "BuildVariables"),
       [["pipeline.stages[1].actions[1].namespace", '"BuildVariables" is already the namespace of action "Compile" in stage "Build"']],
     );
   });
 
   it("a namespace is not an artifact name", () => {
     expectViolations(
-      (j) => (j.stages[1].actions[1].namespace = "SourceOut"),
+      (j) => (actionOf(j, 1, 1).namespace = "SourceOut"),
       [["pipeline.stages[1].actions[1].namespace", '"SourceOut" is also an artifact name; namespaces and artifact names must differ']],
     );
   });
@@ -680,7 +680,7 @@ describe("namespaces and variables", () => {
   it("codepipeline and variables namespaces are reserved", () => {
     for (const namespace of ["codepipeline", "variables"]) {
       expectViolations(
-        (j) => (j.stages[1].actions[1].namespace = namespace),
+        (j) => (actionOf(j, 1, 1).namespace = namespace),
         [["pipeline.stages[1].actions[1].namespace", `"${namespace}" is reserved`]],
       );
     }
@@ -688,7 +688,7 @@ describe("namespaces and variables", () => {
 
   it("a variable reference names a declared namespace", () => {
     expectViolations(
-      (j) => (j.stages[2].actions[0].configuration.CustomData = "#{Nope.X}"),
+      (j) => (configOf(j, 2, 0).CustomData = "#{Nope.X}"),
       [["pipeline.stages[2].actions[0].configuration.CustomData", '"#{Nope.X}": no action has the namespace "Nope"']],
     );
   });
@@ -696,8 +696,8 @@ describe("namespaces and variables", () => {
   it("a variable reference names an action guaranteed to run earlier", () => {
     expectViolations(
       (j) => {
-        j.stages[1].actions[1].namespace = "TestVariables";
-        j.stages[1].actions[0].environmentVariables[0].value = "#{TestVariables.X}";
+        actionOf(j, 1, 1).namespace = "TestVariables";
+        itemOf(actionOf(j, 1, 0).environmentVariables, 0).value = "#{TestVariables.X}";
       },
       [
         [
@@ -707,7 +707,7 @@ describe("namespaces and variables", () => {
       ],
     );
     expectViolations(
-      (j) => (j.stages[1].actions[0].environmentVariables[0].value = "#{BuildVariables.VERSION}"),
+      (j) => (itemOf(actionOf(j, 1, 0).environmentVariables, 0).value = "#{BuildVariables.VERSION}"),
       [
         [
           "pipeline.stages[1].actions[0].environmentVariables[0].value",
@@ -719,7 +719,7 @@ describe("namespaces and variables", () => {
 
   it("a variable reference names a variable its action produces", () => {
     expectViolations(
-      (j) => (j.stages[2].actions[0].configuration.CustomData = "#{SourceVariables.RepositoryName} #{BuildVariables.NOPE}"),
+      (j) => (configOf(j, 2, 0).CustomData = "#{SourceVariables.RepositoryName} #{BuildVariables.NOPE}"),
       [
         [
           "pipeline.stages[2].actions[0].configuration.CustomData",
@@ -730,8 +730,8 @@ describe("namespaces and variables", () => {
     );
     expectViolations(
       (j) => {
-        j.stages[2].actions[0].namespace = "ApprovalVariables";
-        j.stages[3].actions[0].configuration.ObjectKey = "#{ApprovalVariables.Status}";
+        actionOf(j, 2, 0).namespace = "ApprovalVariables";
+        configOf(j, 3, 0).ObjectKey = "#{ApprovalVariables.Status}";
       },
       [["pipeline.stages[3].actions[0].configuration.ObjectKey", '"#{ApprovalVariables.Status}": action "Review" in stage "Approve" produces no variables']],
     );
@@ -739,21 +739,21 @@ describe("namespaces and variables", () => {
 
   it("codepipeline namespace offers PipelineExecutionId only", () => {
     expectViolations(
-      (j) => (j.stages[2].actions[0].configuration.CustomData = "#{codepipeline.PipelineName}"),
+      (j) => (configOf(j, 2, 0).CustomData = "#{codepipeline.PipelineName}"),
       [["pipeline.stages[2].actions[0].configuration.CustomData", '"#{codepipeline.PipelineName}": the codepipeline namespace has PipelineExecutionId only']],
     );
   });
 
   it("pipeline variables are not supported yet", () => {
     expectViolations(
-      (j) => (j.stages[2].actions[0].configuration.CustomData = "#{variables.env}"),
+      (j) => (configOf(j, 2, 0).CustomData = "#{variables.env}"),
       [["pipeline.stages[2].actions[0].configuration.CustomData", '"#{variables.env}": pipeline variables are not supported yet']],
     );
   });
 
   it("a variable reference is #{namespace.variable}", () => {
     expectViolations(
-      (j) => (j.stages[2].actions[0].configuration.CustomData = "#{SourceVariables} and #{a b.c}"),
+      (j) => (configOf(j, 2, 0).CustomData = "#{SourceVariables} and #{a b.c}"),
       [
         ["pipeline.stages[2].actions[0].configuration.CustomData", '"#{SourceVariables}" is not a variable reference; write #{namespace.variable}'],
         ["pipeline.stages[2].actions[0].configuration.CustomData", '"#{a b.c}" is not a variable reference; write #{namespace.variable}'],
@@ -764,8 +764,8 @@ describe("namespaces and variables", () => {
 
 describe("AWS provider aliases", () => {
   it("CodeCommit runs as Git only with configuration.RepositoryUrl", () => {
-    const json = JSON.parse(AWS_PIPELINE_JSON) as Json;
-    delete json.stages[0].actions[0].configuration.RepositoryUrl;
+    const json = JSON.parse(AWS_PIPELINE_JSON) as PipelineJson;
+    delete configOf(json, 0, 0)["RepositoryUrl"];
     expect(validatePipeline(parse(json))).toEqual([
       {
         field: "pipeline.stages[0].actions[0].configuration.RepositoryUrl",
@@ -778,8 +778,8 @@ describe("AWS provider aliases", () => {
   it("GitHub (v1) without RepositoryUrl gets the URL suggested", () => {
     expectViolations(
       (j) => {
-        j.stages[0].actions[0].actionTypeId = { category: "Source", owner: "ThirdParty", provider: "GitHub", version: "1" };
-        j.stages[0].actions[0].configuration = { Owner: "octo", Repo: "site", Branch: "main", OAuthToken: "****" };
+        actionOf(j, 0, 0).actionTypeId = { category: "Source", owner: "ThirdParty", provider: "GitHub", version: "1" };
+        actionOf(j, 0, 0).configuration = { Owner: "octo", Repo: "site", Branch: "main", OAuthToken: "****" };
       },
       [
         [
@@ -792,8 +792,8 @@ describe("AWS provider aliases", () => {
 
   it("CodeStarSourceConnection runs as Git with RepositoryUrl", () => {
     expectViolations((j) => {
-      j.stages[0].actions[0].actionTypeId.provider = "CodeStarSourceConnection";
-      Object.assign(j.stages[0].actions[0].configuration, {
+      typeOf(j, 0, 0).provider = "CodeStarSourceConnection";
+      Object.assign(configOf(j, 0, 0), {
         ConnectionArn: "arn:aws:codestar-connections:us-east-1:111111111111:connection/abc",
         FullRepositoryId: "octo/site",
         DetectChanges: "false",
@@ -806,7 +806,7 @@ describe("limits of the report", () => {
   it(`reports at most ${MAX_VIOLATIONS} violations, the last one counting the rest`, () => {
     const violations = validatePipeline(
       edited((j) => {
-        j.stages = [j.stages[0]];
+        j.stages = j.stages.slice(0, 1);
         for (let s = 0; s < 3; s += 1) {
           j.stages.push({ name: `Checks${s}`, actions: Array.from({ length: 50 }, (_, a) => commandsAction(`bad name ${a}`)) });
         }

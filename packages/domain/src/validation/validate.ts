@@ -91,23 +91,14 @@ export function validatePipeline(decl: PipelineDeclaration): FieldViolation[] {
   const outputs = new Map<string, Declared>();
   const namespaces = new Map<string, Declared>();
   indexDeclarations(decl.stages, outputs, namespaces);
-  const artifactNames = new Set(outputs.keys());
+  const index: PipelineIndex = { outputs, namespaces, artifactNames: new Set(outputs.keys()), produced: new Map() };
 
   const stageNames = new Map<string, number>();
   decl.stages.forEach((stage, s) => {
     checkStage(stage, s, stageNames, v);
     const actionNames = new Map<string, number>();
     stage.actions.forEach((action, a) => {
-      const here: Declared = {
-        stage: s,
-        action: a,
-        runOrder: action.runOrder ?? 1,
-        path: `pipeline.stages[${s}].actions[${a}]`,
-        stageName: stage.name,
-        actionName: action.name,
-        decl: action,
-      };
-      checkAction(decl, here, actionNames, { outputs, namespaces, artifactNames }, v);
+      checkAction(decl, declaredAt(stage, s, action, a), actionNames, index, v);
     });
   });
   return v.result();
@@ -170,6 +161,18 @@ function checkArtifactStore(path: string, store: ArtifactStore, v: Violations): 
   }
 }
 
+function declaredAt(stage: StageDeclaration, s: number, action: ActionDeclaration, a: number): Declared {
+  return {
+    stage: s,
+    action: a,
+    runOrder: action.runOrder ?? 1,
+    path: `pipeline.stages[${s}].actions[${a}]`,
+    stageName: stage.name,
+    actionName: action.name,
+    decl: action,
+  };
+}
+
 /** Records the first producer of each output artifact and the first owner of each namespace. */
 function indexDeclarations(
   stages: readonly StageDeclaration[],
@@ -178,15 +181,7 @@ function indexDeclarations(
 ): void {
   stages.forEach((stage, s) => {
     stage.actions.forEach((action, a) => {
-      const at: Declared = {
-        stage: s,
-        action: a,
-        runOrder: action.runOrder ?? 1,
-        path: `pipeline.stages[${s}].actions[${a}]`,
-        stageName: stage.name,
-        actionName: action.name,
-        decl: action,
-      };
+      const at = declaredAt(stage, s, action, a);
       for (const out of action.outputArtifacts) {
         if (out.name !== "" && !outputs.has(out.name)) outputs.set(out.name, at);
       }
@@ -217,6 +212,8 @@ interface PipelineIndex {
   readonly outputs: ReadonlyMap<string, Declared>;
   readonly namespaces: ReadonlyMap<string, Declared>;
   readonly artifactNames: ReadonlySet<string>;
+  /** Variables produced per action path, filled lazily by producedVariables. */
+  readonly produced: Map<string, ReadonlySet<string> | undefined>;
 }
 
 function checkAction(
@@ -272,10 +269,10 @@ function checkAction(
   }
 
   for (const [key, value] of Object.entries(action.configuration)) {
-    checkReferences(keyPath(`${path}.configuration`, key), value, here, index.namespaces, v);
+    checkReferences(keyPath(`${path}.configuration`, key), value, here, index, v);
   }
   action.environmentVariables.forEach((env, e) => {
-    checkReferences(`${path}.environmentVariables[${e}].value`, env.value, here, index.namespaces, v);
+    checkReferences(`${path}.environmentVariables[${e}].value`, env.value, here, index, v);
   });
 }
 
@@ -493,15 +490,17 @@ function checkOutputArtifacts(
   outputs: ReadonlyMap<string, Declared>,
   v: Violations,
 ): void {
+  const seen = new Set<string>();
   here.decl.outputArtifacts.forEach((output, o) => {
     const path = `${here.path}.outputArtifacts[${o}]`;
     if (checkArtifactName(`${path}.name`, output.name, v)) {
       const first = outputs.get(output.name);
       if (first !== undefined && first.path !== here.path) {
         v.add(`${path}.name`, `${q(output.name)} is already produced by ${describe(first)}`);
-      } else if (first !== undefined && here.decl.outputArtifacts.findIndex((x) => x.name === output.name) !== o) {
+      } else if (seen.has(output.name)) {
         v.add(`${path}.name`, `${q(output.name)} is listed twice`);
       }
+      seen.add(output.name);
     }
     const files = output.files;
     if (files.length === 0) return;
@@ -617,7 +616,7 @@ function checkReferences(
   path: string,
   value: string,
   here: Declared,
-  namespaces: ReadonlyMap<string, Declared>,
+  index: PipelineIndex,
   v: Violations,
 ): void {
   if (!value.includes("#{")) return;
@@ -641,7 +640,7 @@ function checkReferences(
       v.add(path, `${reference}: pipeline variables are not supported yet`);
       continue;
     }
-    const producer = namespaces.get(namespace);
+    const producer = index.namespaces.get(namespace);
     if (producer === undefined) {
       v.add(path, `${reference}: no action has the namespace ${q(namespace)}`);
       continue;
@@ -650,23 +649,27 @@ function checkReferences(
       v.add(path, `${reference}: ${describe(producer)} does not run before this action`);
       continue;
     }
-    const produced = producedVariables(producer.decl);
-    if (produced !== undefined && !produced.includes(key)) {
+    const produced = producedVariables(producer, index);
+    if (produced !== undefined && !produced.has(key)) {
       v.add(
         path,
-        produced.length === 0
+        produced.size === 0
           ? `${reference}: ${describe(producer)} produces no variables`
-          : `${reference}: ${describe(producer)} produces ${produced.join(", ")}, not ${q(key)}`,
+          : `${reference}: ${describe(producer)} produces ${listed(produced)}, not ${q(key)}`,
       );
     }
   }
 }
 
 /** The variables an action produces, or undefined when unknown (its type is not one Sluice runs). */
-function producedVariables(action: ActionDeclaration): readonly string[] | undefined {
-  const spec = resolveProvider(action.actionTypeId);
-  if (spec === undefined) return undefined;
-  return spec.outputVariables === "declared" ? action.outputVariables : spec.outputVariables;
+function producedVariables(producer: Declared, index: PipelineIndex): ReadonlySet<string> | undefined {
+  // Cached per validation run: a Set keeps many references to a large producer linear.
+  if (index.produced.has(producer.path)) return index.produced.get(producer.path);
+  const spec = resolveProvider(producer.decl.actionTypeId);
+  const names = spec === undefined ? undefined : spec.outputVariables === "declared" ? producer.decl.outputVariables : spec.outputVariables;
+  const produced = names === undefined ? undefined : new Set(names);
+  index.produced.set(producer.path, produced);
+  return produced;
 }
 
 /** True when `earlier` is guaranteed to finish before `later` starts. */
@@ -704,6 +707,16 @@ function checkRoleArn(path: string, arn: string, v: Violations): void {
 
 function bucketMessage(value: string): string {
   return `${q(value)} is not a bucket name: 3-63 characters of a-z 0-9 . -, starting and ending with a letter or digit`;
+}
+
+/** A list for a message, cut after 15 entries (the most output variables an action may declare). */
+function listed(names: ReadonlySet<string>): string {
+  const shown: string[] = [];
+  for (const name of names) {
+    if (shown.length === LIMITS.maxOutputVariables) return `${shown.join(", ")}, ...`;
+    shown.push(name.length > 100 ? `${name.slice(0, 100)}...` : name);
+  }
+  return shown.join(", ");
 }
 
 /** `base.key` for plain keys, `base["odd key"]` otherwise, so every path is unambiguous. */
