@@ -1,0 +1,386 @@
+import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
+import type { DescMessage, MessageShape } from "@bufbuild/protobuf";
+import { timestampNow } from "@bufbuild/protobuf/wkt";
+import { AckPolicy, DeliverPolicy, JetStreamApiCodes, JetStreamApiError } from "@nats-io/jetstream";
+import type { Consumer as JsConsumer, ConsumerConfig, ConsumerInfo, ConsumerMessages, JetStreamClient, JetStreamManager, JsMsg } from "@nats-io/jetstream";
+import { headers as createHeaders, nanos } from "@nats-io/transport-node";
+import type { NatsConnection } from "@nats-io/transport-node";
+import { SpanKind, SpanStatusCode, context, trace } from "@opentelemetry/api";
+import { isDomainError } from "@sluice/domain";
+import type { Logger } from "@sluice/domain";
+import { DeadLetterSchema } from "@sluice/proto";
+import type { Subjects } from "./catalog.js";
+import { contextFromHeaders } from "./tracing.js";
+
+/** What a handler gets besides the decoded message. */
+export interface HandlerContext {
+  /** The subject the message was published to. */
+  readonly subject: string;
+  /** 1 on first delivery, then 2, 3 … on redeliveries. */
+  readonly deliveryCount: number;
+  /** The message's sequence in its stream. */
+  readonly streamSequence: number;
+  /** The publisher's `Nats-Msg-Id`, or "" when it set none. */
+  readonly msgId: string;
+  /** Extends the lease: resets ack_wait. Call it more often than every ackWaitMs / 3 during long work. */
+  working(): void;
+  /** Aborted when the consumer stops; a handler should give up and throw soon after. */
+  readonly signal: AbortSignal;
+}
+
+/** Handles one decoded message; resolve = ack, throw = retry or dead-letter (see `consume`). */
+export type MessageHandler<S extends DescMessage> = (msg: MessageShape<S>, ctx: HandlerContext) => Promise<void>;
+
+/** Options of `Bus.consume`. */
+export interface ConsumeOptions<S extends DescMessage> {
+  /** Resolved stream name, e.g. `bus.streams.jobs`. */
+  readonly stream: string;
+  /** Durable consumer name, shared by every replica that should split the work. */
+  readonly durable: string;
+  /** Subjects this consumer takes; on a work-queue stream filters of different durables must not overlap. */
+  readonly filterSubject: string;
+  /** The protobuf schema of the messages. */
+  readonly schema: S;
+  /** Deliveries before a failing message is dead-lettered (default 5). */
+  readonly maxDeliver?: number | undefined;
+  /** Lease length; redelivered when the handler neither settles nor calls `working()` within it (default 30 000). */
+  readonly ackWaitMs?: number | undefined;
+  /** Handlers running at once (default 1); never more messages are pulled than free slots. */
+  readonly concurrency?: number | undefined;
+  /** How long one pull request waits on the server for messages (default 10 000, minimum 1 000). */
+  readonly pullExpiresMs?: number | undefined;
+  readonly handler: MessageHandler<S>;
+}
+
+/** A running consume loop. */
+export interface Consumer {
+  /** The durable consumer's name. */
+  readonly durable: string;
+  /** Stops pulling, aborts handlers' signals, waits for in-flight handlers to settle, flushes acks. Idempotent. */
+  stop(): Promise<void>;
+}
+
+/** Redelivery delay after the n-th failed delivery: 250 ms × 2^(n-1), at most 10 s. */
+export function backoffMs(deliveryCount: number): number {
+  const exponent = Math.max(0, Math.min(deliveryCount - 1, 16));
+  return Math.min(250 * 2 ** exponent, 10_000);
+}
+
+/** What the consume loop needs from the bus. */
+export interface ConsumeDeps {
+  readonly nc: NatsConnection;
+  readonly js: JetStreamClient;
+  readonly jsm: JetStreamManager;
+  readonly subjects: Subjects;
+  readonly logger: Logger;
+}
+
+const tracer = trace.getTracer("@sluice/bus");
+
+/**
+ * Creates or updates the durable pull consumer, then starts the loop. Dead-lettering is done
+ * here rather than by the server: a work-queue stream keeps a message that hit max_deliver or
+ * was `term()`ed forever, so we publish a `DeadLetter` and then ack. The server's max_deliver is
+ * one more than ours: a delivery whose lease ran out on the last allowed attempt (crashed or hung
+ * handler) still comes back once, and is dead-lettered without running the handler again.
+ */
+export async function startConsumer<S extends DescMessage>(deps: ConsumeDeps, opts: ConsumeOptions<S>): Promise<Consumer> {
+  const config = resolveConsumeOptions(opts);
+  await ensureConsumer(deps.jsm, config);
+  const consumer = await deps.js.consumers.get(config.stream, config.durable);
+  const loop = new ConsumeLoop(deps, config, consumer);
+  loop.pump();
+  return { durable: config.durable, stop: () => loop.stop() };
+}
+
+interface ResolvedConsumeOptions<S extends DescMessage> {
+  readonly stream: string;
+  readonly durable: string;
+  readonly filterSubject: string;
+  readonly schema: S;
+  readonly maxDeliver: number;
+  readonly ackWaitMs: number;
+  readonly concurrency: number;
+  readonly pullExpiresMs: number;
+  readonly handler: MessageHandler<S>;
+}
+
+function resolveConsumeOptions<S extends DescMessage>(opts: ConsumeOptions<S>): ResolvedConsumeOptions<S> {
+  const positiveInt = (field: string, value: number): number => {
+    if (!Number.isInteger(value) || value < 1) throw new RangeError(`${field}: must be a positive integer, got ${value}`);
+    return value;
+  };
+  if (opts.durable === "" || /[.*>\s]/.test(opts.durable)) {
+    throw new RangeError(`durable: must be non-empty without '.', '*', '>' or whitespace, got "${opts.durable}"`);
+  }
+  if (opts.filterSubject === "") throw new RangeError("filterSubject: must not be empty");
+  const pullExpiresMs = positiveInt("pullExpiresMs", opts.pullExpiresMs ?? 10_000);
+  if (pullExpiresMs < 1000) throw new RangeError(`pullExpiresMs: must be at least 1000, got ${pullExpiresMs}`);
+  return {
+    stream: opts.stream,
+    durable: opts.durable,
+    filterSubject: opts.filterSubject,
+    schema: opts.schema,
+    maxDeliver: positiveInt("maxDeliver", opts.maxDeliver ?? 5),
+    ackWaitMs: positiveInt("ackWaitMs", opts.ackWaitMs ?? 30_000),
+    concurrency: positiveInt("concurrency", opts.concurrency ?? 1),
+    pullExpiresMs,
+    handler: opts.handler,
+  };
+}
+
+/** Idempotent: creates the durable, or updates the fields that may change between releases. */
+async function ensureConsumer(jsm: JetStreamManager, cfg: ResolvedConsumeOptions<DescMessage>): Promise<ConsumerInfo> {
+  const wanted = {
+    ack_wait: nanos(cfg.ackWaitMs),
+    max_deliver: cfg.maxDeliver + 1,
+    filter_subject: cfg.filterSubject,
+  };
+  let existing: ConsumerInfo | undefined;
+  try {
+    existing = await jsm.consumers.info(cfg.stream, cfg.durable);
+  } catch (err) {
+    if (!(err instanceof JetStreamApiError && err.code === JetStreamApiCodes.ConsumerNotFound)) throw err;
+  }
+  if (existing === undefined) {
+    const full: Partial<ConsumerConfig> = {
+      durable_name: cfg.durable,
+      ack_policy: AckPolicy.Explicit,
+      deliver_policy: DeliverPolicy.All,
+      ...wanted,
+    };
+    // Two replicas starting together both try to create; identical configs make that harmless.
+    return jsm.consumers.add(cfg.stream, full);
+  }
+  if (existing.config.ack_policy !== AckPolicy.Explicit || existing.config.deliver_subject !== undefined) {
+    throw new Error(`consumer ${cfg.stream}/${cfg.durable}: exists as a non-explicit-ack or push consumer; delete it first`);
+  }
+  const same =
+    existing.config.ack_wait === wanted.ack_wait &&
+    existing.config.max_deliver === wanted.max_deliver &&
+    existing.config.filter_subject === wanted.filter_subject;
+  return same ? existing : jsm.consumers.update(cfg.stream, cfg.durable, wanted);
+}
+
+class ConsumeLoop<S extends DescMessage> {
+  private stopped = false;
+  private stopping: Promise<void> | undefined;
+  /** Messages being handled. */
+  private inFlight = 0;
+  /** Messages asked for by open pull requests and not yet received. */
+  private requested = 0;
+  private readonly fetches = new Set<ConsumerMessages>();
+  private readonly handlers = new Set<Promise<void>>();
+  private readonly pulls = new Set<Promise<void>>();
+  private readonly abort = new AbortController();
+  private readonly logger: Logger;
+  private retryTimer: NodeJS.Timeout | undefined;
+  private pullFailures = 0;
+
+  constructor(
+    private readonly deps: ConsumeDeps,
+    private readonly cfg: ResolvedConsumeOptions<S>,
+    private readonly consumer: JsConsumer,
+  ) {
+    this.logger = deps.logger.child({ stream: cfg.stream, durable: cfg.durable });
+  }
+
+  /**
+   * Opens a pull request for exactly the free slots. Pulling only what can be handled right away
+   * keeps unhandled messages from sitting in a local buffer while their lease runs out.
+   */
+  pump(): void {
+    if (this.stopped || this.retryTimer !== undefined || this.deps.nc.isClosed()) return;
+    const want = this.cfg.concurrency - this.inFlight - this.requested;
+    if (want <= 0) return;
+    this.requested += want;
+    const pull = this.pull(want);
+    this.pulls.add(pull);
+    void pull.finally(() => this.pulls.delete(pull));
+  }
+
+  private async pull(batch: number): Promise<void> {
+    let received = 0;
+    let iter: ConsumerMessages | undefined;
+    try {
+      iter = await this.consumer.fetch({ max_messages: batch, expires: this.cfg.pullExpiresMs });
+      this.fetches.add(iter);
+      // Stopped while the pull request was being set up: close now; the loop below drains it.
+      // (Not awaited: close() resolves only once the iterator is consumed.)
+      if (this.stopped) void iter.close();
+      for await (const m of iter) {
+        received++;
+        this.requested--;
+        if (this.stopped) {
+          // Arrived after stop(): hand it straight back so another replica takes it now.
+          m.nak();
+          continue;
+        }
+        this.dispatch(m);
+      }
+      this.pullFailures = 0;
+    } catch (err) {
+      if (!this.stopped && !this.deps.nc.isClosed()) {
+        this.pullFailures++;
+        const delay = backoffMs(this.pullFailures);
+        this.logger.warn("pull failed; retrying", { err, retryInMs: delay });
+        this.scheduleRetry(delay);
+      }
+    } finally {
+      if (iter !== undefined) this.fetches.delete(iter);
+      this.requested -= batch - received;
+      this.pump();
+    }
+  }
+
+  private scheduleRetry(delayMs: number): void {
+    if (this.retryTimer !== undefined) return;
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = undefined;
+      this.pump();
+    }, delayMs);
+    this.retryTimer.unref();
+  }
+
+  private dispatch(m: JsMsg): void {
+    this.inFlight++;
+    const handled = this.handle(m).finally(() => {
+      this.inFlight--;
+      this.handlers.delete(handled);
+      this.pump();
+    });
+    this.handlers.add(handled);
+  }
+
+  /** Settles one message: ack, nak with backoff, or dead-letter. Never rejects. */
+  private async handle(m: JsMsg): Promise<void> {
+    const { deliveryCount, streamSequence } = m.info;
+    const { maxDeliver, schema } = this.cfg;
+    if (deliveryCount > maxDeliver) {
+      await this.deadLetter(m, `delivery limit ${maxDeliver} reached: the last delivery's lease expired without an ack`);
+      return;
+    }
+    let decoded: MessageShape<S>;
+    try {
+      decoded = fromBinary(schema, m.data);
+    } catch (err) {
+      await this.deadLetter(m, `cannot decode ${schema.typeName}: ${errorMessage(err)}`);
+      return;
+    }
+    const ctx: HandlerContext = {
+      subject: m.subject,
+      deliveryCount,
+      streamSequence,
+      msgId: m.headers?.get("Nats-Msg-Id") ?? "",
+      working: () => m.working(),
+      signal: this.abort.signal,
+    };
+    try {
+      await this.runTraced(m, () => this.cfg.handler(decoded, ctx));
+      m.ack();
+    } catch (err) {
+      if (this.abort.signal.aborted) {
+        // Stopping: hand the message back untouched for another replica (or our next start).
+        m.nak();
+        this.logger.info("handler interrupted by stop; message handed back", { subject: m.subject, streamSequence });
+      } else if (isDomainError(err) && !err.retryable) {
+        await this.deadLetter(m, `${err.code}: ${err.message}`);
+      } else if (deliveryCount >= maxDeliver) {
+        await this.deadLetter(m, `failed ${deliveryCount} deliveries, last error: ${errorMessage(err)}`);
+      } else {
+        const delay = backoffMs(deliveryCount);
+        m.nak(delay);
+        this.logger.warn("handler failed; message will be redelivered", {
+          subject: m.subject,
+          streamSequence,
+          deliveryCount,
+          retryInMs: delay,
+          err,
+        });
+      }
+    }
+  }
+
+  private runTraced(m: JsMsg, fn: () => Promise<void>): Promise<void> {
+    const parent = contextFromHeaders(m.headers);
+    const attributes = {
+      "messaging.system": "nats",
+      "messaging.destination.name": m.subject,
+      "messaging.consumer.group.name": this.cfg.durable,
+    };
+    return tracer.startActiveSpan(`process ${this.cfg.stream}`, { kind: SpanKind.CONSUMER, attributes }, parent, async (span) => {
+      try {
+        await fn();
+      } catch (err) {
+        span.recordException(err instanceof Error ? err : String(err));
+        span.setStatus({ code: SpanStatusCode.ERROR, message: errorMessage(err) });
+        throw err;
+      } finally {
+        span.end();
+      }
+    });
+  }
+
+  /**
+   * Publishes a `DeadLetter` (deduplicated by stream sequence, so a crash between publish and
+   * ack does not dead-letter twice), then acks the original so messages behind it flow.
+   */
+  private async deadLetter(m: JsMsg, reason: string): Promise<void> {
+    const { stream, streamSequence, deliveryCount } = m.info;
+    const letter = create(DeadLetterSchema, {
+      stream,
+      subject: m.subject,
+      streamSequence: BigInt(streamSequence),
+      deliveries: deliveryCount,
+      reason,
+      data: m.data,
+      time: timestampNow(),
+    });
+    const hdrs = createHeaders();
+    const originalId = m.headers?.get("Nats-Msg-Id");
+    if (originalId !== undefined && originalId !== "") hdrs.set("Sluice-Original-Msg-Id", originalId);
+    try {
+      await context.with(contextFromHeaders(m.headers), () =>
+        this.deps.js.publish(this.deps.subjects.dlqSubject(stream), toBinary(DeadLetterSchema, letter), {
+          msgID: `dlq:${stream}:${streamSequence}`,
+          headers: hdrs,
+        }),
+      );
+      m.ack();
+      this.logger.warn("message dead-lettered", { subject: m.subject, streamSequence, deliveryCount, reason });
+    } catch (err) {
+      const delay = backoffMs(deliveryCount);
+      m.nak(delay);
+      this.logger.error("dead-letter publish failed; message will be redelivered", {
+        subject: m.subject,
+        streamSequence,
+        reason,
+        retryInMs: delay,
+        err,
+      });
+    }
+  }
+
+  stop(): Promise<void> {
+    this.stopping ??= this.doStop();
+    return this.stopping;
+  }
+
+  private async doStop(): Promise<void> {
+    this.stopped = true;
+    if (this.retryTimer !== undefined) clearTimeout(this.retryTimer);
+    this.retryTimer = undefined;
+    this.abort.abort(new Error(`consumer ${this.cfg.durable} stopping`));
+    await Promise.allSettled([...this.fetches].map((f) => f.close()));
+    await Promise.allSettled([...this.pulls]);
+    await Promise.allSettled([...this.handlers]);
+    // Acks and naks are fire-and-forget publishes; make sure they reached the server.
+    if (!this.deps.nc.isClosed()) await this.deps.nc.flush().catch(() => undefined);
+    this.logger.debug("consumer stopped");
+  }
+}
+
+/** The message of any thrown value. */
+export function errorMessage(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}

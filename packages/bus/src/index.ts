@@ -1,0 +1,32 @@
+// @sluice/bus: the JetStream catalog, publishing with Nats-Msg-Id and trace headers, and
+// consume loops that ack, retry with backoff, or dead-letter.
+export { connectBus } from "./bus.js";
+export type {
+  Bus,
+  BusOptions,
+  EventHandler,
+  EventMeta,
+  EventSubscription,
+  PublishOptions,
+  PublishResult,
+  SubscribeEventsOptions,
+} from "./bus.js";
+export {
+  DEFAULT_PARTITIONS,
+  DLQ_MAX_AGE_MS,
+  DUPLICATE_WINDOW_MS,
+  EVENTS_MAX_AGE_MS,
+  STREAM_KEYS,
+  createCatalog,
+  dlqSubject,
+  eventSubject,
+  jobSubject,
+  partitionOf,
+  resultSubject,
+  sanitizeToken,
+  sourceSubject,
+} from "./catalog.js";
+export type { Catalog, CatalogOptions, EventKind, StreamDefinition, StreamKey, StreamNames, Subjects } from "./catalog.js";
+export { backoffMs } from "./consume.js";
+export type { ConsumeOptions, Consumer, HandlerContext, MessageHandler } from "./consume.js";
+export { TRACEPARENT, activeTraceparent, contextFromHeaders } from "./tracing.js";

@@ -1,0 +1,71 @@
+import { describe, expect, it } from "vitest";
+import { z } from "zod";
+import { ConfigError, commonEnv, durationMs, loadConfig, port } from "./config.js";
+
+const schema = z.object({ ...commonEnv, MONGO_DB: z.string().default("sluice_test"), POLL_INTERVAL_MS: durationMs().default(60_000) });
+
+const valid = {
+  NATS_URL: "nats://127.0.0.1:4222",
+  MONGO_URL: "mongodb://127.0.0.1:27017/",
+  SLUICE_AUTH_TOKENS: "alice=admin:secret-token",
+};
+
+function configError(fn: () => unknown): ConfigError {
+  try {
+    fn();
+  } catch (err) {
+    if (err instanceof ConfigError) return err;
+    throw err;
+  }
+  throw new Error("expected a ConfigError");
+}
+
+describe("loadConfig", () => {
+  it("applies defaults and converts values", () => {
+    const config = loadConfig(schema, { ...valid, GRPC_PORT: "50051", SHUTDOWN_GRACE_MS: "5s", POLL_INTERVAL_MS: "1500", IGNORED: "x" });
+    expect(config).toEqual({
+      ...valid,
+      GRPC_HOST: "127.0.0.1",
+      GRPC_PORT: 50051,
+      LOG_LEVEL: "info",
+      SHUTDOWN_GRACE_MS: 5000,
+      MONGO_DB: "sluice_test",
+      POLL_INTERVAL_MS: 1500,
+    });
+  });
+
+  it("reports every bad variable at once, each by name", () => {
+    const err = configError(() =>
+      loadConfig(schema, { NATS_URL: "http://x", GRPC_PORT: "70000", LOG_LEVEL: "loud", SHUTDOWN_GRACE_MS: "soon", SLUICE_BUS_PREFIX: "a.b" }),
+    );
+    expect(err.issues.map((i) => i.variable).sort()).toEqual(
+      ["GRPC_PORT", "LOG_LEVEL", "MONGO_URL", "NATS_URL", "SHUTDOWN_GRACE_MS", "SLUICE_AUTH_TOKENS", "SLUICE_BUS_PREFIX"].sort(),
+    );
+    expect(err.message).toContain("MONGO_URL: is required");
+    expect(err.message).toContain("SLUICE_AUTH_TOKENS: is required");
+    expect(err.message).toContain("NATS_URL: must be one or more nats:// URLs");
+    expect(err.message).toContain('GRPC_PORT: must be a port number 0-65535, got "70000"');
+    expect(err.message).toContain('SHUTDOWN_GRACE_MS: must be a duration like 500, 500ms, 10s, 5m or 1h, got "soon"');
+    expect(err.message).toMatch(/LOG_LEVEL: /);
+    expect(err.message.split("\n")).toHaveLength(1 + 7);
+  });
+
+  it("treats an empty value as unset", () => {
+    expect(loadConfig(schema, { ...valid, GRPC_HOST: "", LOG_LEVEL: "" })).toMatchObject({ GRPC_HOST: "127.0.0.1", LOG_LEVEL: "info" });
+    expect(configError(() => loadConfig(schema, { ...valid, MONGO_URL: "" })).message).toContain("MONGO_URL: is required");
+  });
+
+  it("accepts several NATS URLs", () => {
+    expect(loadConfig(schema, { ...valid, NATS_URL: "nats://a:4222, nats://b:4222" }).NATS_URL).toBe("nats://a:4222, nats://b:4222");
+  });
+});
+
+describe("durationMs and port", () => {
+  it("parse units and bounds", () => {
+    const d = durationMs();
+    expect(["250", "250ms", "2s", "1.5m", "1h"].map((v) => d.parse(v))).toEqual([250, 250, 2000, 90_000, 3_600_000]);
+    expect(d.safeParse("-1s").success).toBe(false);
+    expect(port().parse("0")).toBe(0);
+    expect(port().safeParse("1.5").success).toBe(false);
+  });
+});

@@ -1,0 +1,20 @@
+// @sluice/service-kit: what every service's main.ts needs — configuration from the environment,
+// the pino logger, the MongoDB connection and the process lifecycle.
+export {
+  ConfigError,
+  LOG_LEVELS,
+  commonEnv,
+  durationMs,
+  loadConfig,
+  mongoUrl,
+  natsUrl,
+  port,
+  positiveInt,
+} from "./config.js";
+export type { ConfigIssue, LogLevel } from "./config.js";
+export { REDACTED_KEYS, REDACT_PATHS, createLogger } from "./logger.js";
+export type { CreateLoggerOptions } from "./logger.js";
+export { connectMongo } from "./mongo.js";
+export type { ConnectMongoOptions, MongoConnection } from "./mongo.js";
+export { FORCE_EXIT_MARGIN_MS, once, runService } from "./lifecycle.js";
+export type { ServiceHost, ShutdownSignal, StoppableService } from "./lifecycle.js";
