@@ -50,6 +50,8 @@ export interface Subjects {
   sourcePartitionSubject(partition: number): string;
   /** `sluice.events.<pipeline>.>` for one pipeline, or `sluice.events.>` for all. */
   eventFilter(pipelineName?: string): string;
+  /** `sluice.events.*.<kind>`: one kind of event across all pipelines. */
+  eventKindFilter(kind: EventKind): string;
   /** The wildcard subject of a stream, e.g. `sluice.jobs.>`. */
   streamFilter(key: StreamKey): string;
 }
@@ -144,6 +146,7 @@ export function createCatalog(opts: CatalogOptions = {}): Catalog {
     sourcePartitionSubject: (partition) => `${subjectRoot}.sources.${checkPartition(partition)}`,
     eventFilter: (pipelineName) =>
       pipelineName === undefined ? `${subjectRoot}.events.>` : `${subjectRoot}.events.${sanitizeToken(pipelineName)}.>`,
+    eventKindFilter: (kind) => `${subjectRoot}.events.*.${kind}`,
     streamFilter: (key) => `${subjectRoot}.${key}.>`,
   };
   const duplicateWindow = nanos(DUPLICATE_WINDOW_MS);

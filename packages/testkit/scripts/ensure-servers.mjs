@@ -119,8 +119,9 @@ export async function ensureServerBinary(name, opts = {}) {
   return target;
 }
 
-/** mongod from PATH when present (a real MongoDB), else the FerretDB build. */
+/** mongod from PATH when present (a real MongoDB), else the FerretDB build (`explicitPath` = a FerretDB binary). */
 export async function ensureMongoBinary(opts = {}) {
+  if (opts.explicitPath !== undefined) return { kind: "ferretdb", path: await ensureServerBinary("ferretdb", opts) };
   const mongod = findOnPath("mongod", opts.searchPath);
   if (mongod !== undefined) return { kind: "mongod", path: mongod };
   return { kind: "ferretdb", path: await ensureServerBinary("ferretdb", opts) };

@@ -94,5 +94,5 @@ export function createArtifactStore(db: Db): ArtifactStore {
 }
 
 function isDuplicateKey(err: unknown): boolean {
-  return typeof err === "object" && err !== null && "code" in err && (err as { code: unknown }).code === 11000;
+  return typeof err === "object" && err !== null && "code" in err && err.code === 11000;
 }

@@ -91,7 +91,7 @@ export function createObjectStore(settings: S3Settings): ObjectStore {
 
 function s3Code(err: unknown): string | undefined {
   if (typeof err === "object" && err !== null && "code" in err) {
-    const code = (err as { code: unknown }).code;
+    const code = err.code;
     return typeof code === "string" ? code : undefined;
   }
   return undefined;

@@ -1,18 +1,15 @@
 import { z } from "zod";
 import { commonEnv, loadConfig } from "@sluice/service-kit";
+import type { LogLevel } from "@sluice/service-kit";
 
 const Env = z.object({
   ...commonEnv,
-  NATS_URL: z.string().min(1),
-  MONGO_URL: z.string().min(1),
   // Database holding the source cursors.
   MONGO_DB: z.string().min(1).default("sluice_sources"),
   // How often each Git source is checked with `git ls-remote`.
   POLL_INTERVAL_MS: z.coerce.number().int().min(100).default(60_000),
   // A remote that does not answer within this is skipped until the next poll.
   GIT_TIMEOUT_MS: z.coerce.number().int().min(100).default(30_000),
-  // Prefix for streams and subjects (tests run several buses on one server).
-  SLUICE_BUS_PREFIX: z.string().default(""),
 });
 
 export interface SourcePollerConfig {
@@ -22,7 +19,7 @@ export interface SourcePollerConfig {
   grpcHost: string;
   grpcPort: number;
   authTokens: string;
-  logLevel: string;
+  logLevel: LogLevel;
   shutdownGraceMs: number;
   pollIntervalMs: number;
   gitTimeoutMs: number;
@@ -42,6 +39,6 @@ export function loadSourcePollerConfig(env: Record<string, string | undefined>):
     shutdownGraceMs: e.SHUTDOWN_GRACE_MS,
     pollIntervalMs: e.POLL_INTERVAL_MS,
     gitTimeoutMs: e.GIT_TIMEOUT_MS,
-    busPrefix: e.SLUICE_BUS_PREFIX,
+    busPrefix: e.SLUICE_BUS_PREFIX ?? "",
   };
 }

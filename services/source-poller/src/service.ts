@@ -28,10 +28,10 @@ export async function startSourcePoller(config: SourcePollerConfig, deps: { logg
   const bus = await connectBus({ servers: config.natsUrl, name: "source-poller", logger, prefix: config.busPrefix });
   await bus.ensureStreams();
 
-  const declarations = bus.consume({
+  const declarations = await bus.consume({
     stream: bus.streams.events,
     durable: "source-poller-declarations",
-    filterSubject: bus.subjects.eventSubject("*", "declaration"),
+    filterSubject: bus.subjects.eventKindFilter("declaration"),
     schema: StateChangeEventSchema,
     handler: async (event) => {
       if (event.detailType !== "Sluice Pipeline Declaration Change") return;

@@ -9,6 +9,8 @@ import { noopLogger } from "@sluice/domain";
 import { MongoClient } from "mongodb";
 import { SourceChangedSchema, StateChangeEventSchema } from "@sluice/proto";
 import type { SourceChanged } from "@sluice/proto";
+// Types inject("servers"), provided by the testkit global setup.
+import type {} from "@sluice/testkit";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { startSourcePoller } from "../src/service.js";
 import type { SourcePoller } from "../src/service.js";
@@ -53,10 +55,10 @@ beforeAll(async () => {
     },
     { logger: noopLogger },
   );
-  bus.consume({
+  await bus.consume({
     stream: bus.streams.sources,
     durable: "test-sources",
-    filterSubject: bus.subjects.sourceSubject("*").replace(/\.[^.]+$/, ".>"),
+    filterSubject: bus.subjects.streamFilter("sources"),
     schema: SourceChangedSchema,
     handler: async (msg) => {
       received.push(msg);

@@ -1,0 +1,21 @@
+export {
+  cachedBinaryLocation,
+  ensureBinary,
+  ensureMongoServerBinary,
+  serverPins,
+} from "./binaries.js";
+export type { BinaryName, BinaryOptions, MongoServerBinary } from "./binaries.js";
+export { freePort } from "./process.js";
+export { s3SettingsFromUrl, startMinio, startMongo, startNats, startServers } from "./servers.js";
+export type {
+  MinioServer,
+  MongoServer,
+  NatsServer,
+  S3Settings,
+  Servers,
+  StartServerOptions,
+  StartServersOptions,
+} from "./servers.js";
+export type { ProvidedServers } from "./vitest-context.js";
+export { CLUSTER_SERVICES, clusterTokenTable, startCluster } from "./cluster.js";
+export type { Cluster, ClusterService, ClusterTokens, StartClusterOptions } from "./cluster.js";

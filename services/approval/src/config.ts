@@ -1,0 +1,58 @@
+import { z } from "zod";
+import { parseTokenTable } from "@sluice/grpc";
+import type { TokenEntry } from "@sluice/grpc";
+import { commonEnv, durationMs, loadConfig } from "@sluice/service-kit";
+import type { LogLevel } from "@sluice/service-kit";
+
+/** The approval service's environment, one comment per variable. */
+export const approvalEnv = z.object({
+  ...commonEnv,
+  SLUICE_AUTH_TOKENS: commonEnv.SLUICE_AUTH_TOKENS.transform(tokenTable),
+  /** Database of approvals and their audit. */
+  MONGO_DB: z.string().min(1).default("sluice_approvals"),
+  /** How often decided approvals whose result did not reach the bus are re-published (500, 5s, 1m). */
+  APPROVAL_SWEEP_MS: durationMs()
+    .refine((n) => n >= 10, { message: "must be at least 10 ms" })
+    .default(5_000),
+});
+
+/** The resolved configuration `startApprovalService` takes. */
+export interface ApprovalConfig {
+  natsUrl: string;
+  mongoUrl: string;
+  mongoDb: string;
+  grpcHost: string;
+  grpcPort: number;
+  authTokens: readonly TokenEntry[];
+  logLevel: LogLevel;
+  shutdownGraceMs: number;
+  /** undefined: the production subjects (`sluice.…`). */
+  busPrefix: string | undefined;
+  sweepMs: number;
+}
+
+/** Parses the environment; throws a ConfigError naming every bad variable. */
+export function loadApprovalConfig(env: Record<string, string | undefined>): ApprovalConfig {
+  const e = loadConfig(approvalEnv, env);
+  return {
+    natsUrl: e.NATS_URL,
+    mongoUrl: e.MONGO_URL,
+    mongoDb: e.MONGO_DB,
+    grpcHost: e.GRPC_HOST,
+    grpcPort: e.GRPC_PORT,
+    authTokens: e.SLUICE_AUTH_TOKENS,
+    logLevel: e.LOG_LEVEL,
+    shutdownGraceMs: e.SHUTDOWN_GRACE_MS,
+    busPrefix: e.SLUICE_BUS_PREFIX,
+    sweepMs: e.APPROVAL_SWEEP_MS,
+  };
+}
+
+function tokenTable(spec: string, ctx: z.RefinementCtx): TokenEntry[] {
+  try {
+    return parseTokenTable(spec);
+  } catch (err) {
+    ctx.addIssue({ code: "custom", message: err instanceof Error ? err.message : String(err) });
+    return z.NEVER;
+  }
+}

@@ -1,0 +1,143 @@
+import type { Bus } from "@sluice/bus";
+import { connectBus } from "@sluice/bus";
+import { noopLogger } from "@sluice/domain";
+import type { Logger } from "@sluice/domain";
+import { createServer, createTokenAuthenticator } from "@sluice/grpc";
+import { ApprovalService, JobResultSchema, JobSchema } from "@sluice/proto";
+import { connectMongo } from "@sluice/service-kit";
+import { APPROVAL_PERMISSIONS, createApprovalApi } from "./approval-api.js";
+import { createApprovalStore } from "./approval-store.js";
+import type { ApprovalConfig } from "./config.js";
+import { createJobIntake } from "./job-intake.js";
+import { createResultOutbox } from "./results.js";
+import type { ResultOutbox } from "./results.js";
+
+/** The durable consumer name on SLUICE_JOBS; every replica shares it, so each approval job is taken once. */
+export const APPROVAL_DURABLE = "approval";
+
+/** Injected collaborators; all optional. */
+export interface ApprovalServiceDeps {
+  /** @default noopLogger */
+  logger?: Logger;
+  /** The clock for created/decided times and expiry checks. @default () => new Date() */
+  now?: () => Date;
+}
+
+/** A running approval service. */
+export interface RunningApprovalService {
+  /** The bound gRPC port. */
+  readonly port: number;
+  /** Stops taking calls and jobs, finishes work in flight (calls within `deadlineMs`), then disconnects. Idempotent. */
+  stop(deadlineMs: number): Promise<void>;
+}
+
+/**
+ * `<root>.jobs.*.Approval.Manual`: approval jobs of every runner pool (the
+ * orchestrator publishes them to pool `default`, but a pool is a runner
+ * concept that approvals do not have).
+ */
+export function approvalJobFilter(bus: Bus): string {
+  const jobs = bus.subjects.streamFilter("jobs"); // "<root>.jobs.>"
+  return `${jobs.slice(0, -1)}*.Approval.Manual`;
+}
+
+/**
+ * Starts the approval service: MongoDB (state) first, then the bus (streams,
+ * the approval-job consumer, the result sweeper), then the gRPC server, so
+ * nothing is served before what it needs exists. Stopping runs in reverse.
+ */
+export async function startApprovalService(config: ApprovalConfig, deps: ApprovalServiceDeps = {}): Promise<RunningApprovalService> {
+  const logger = deps.logger ?? noopLogger;
+  const now = deps.now ?? (() => new Date());
+  // Teardown steps, most recent first; also used to unwind a failed start.
+  const teardown: { name: string; run: (deadlineMs: number) => Promise<void> }[] = [];
+  const unwind = async (deadlineMs: number): Promise<void> => {
+    const end = Date.now() + deadlineMs;
+    for (const step of teardown) {
+      try {
+        await step.run(Math.max(0, end - Date.now()));
+      } catch (err) {
+        logger.error("shutdown step failed", { step: step.name, err: err instanceof Error ? err.message : String(err) });
+      }
+    }
+  };
+
+  let port: number;
+  try {
+    const mongo = await connectMongo(config.mongoUrl, config.mongoDb);
+    teardown.unshift({ name: "mongo", run: () => mongo.client.close() });
+    const store = createApprovalStore(mongo.db);
+    await store.ensureIndexes();
+
+    const bus = await connectBus({ servers: config.natsUrl, name: "approval", logger, prefix: config.busPrefix });
+    teardown.unshift({ name: "bus", run: () => bus.close() });
+    await bus.ensureStreams();
+    const outbox = createResultOutbox(
+      store,
+      async (result, msgId) => {
+        await bus.publish(bus.subjects.resultSubject(result.pipelineName), JobResultSchema, result, { msgId });
+      },
+      logger,
+    );
+    const intake = createJobIntake(store, logger, now);
+    const consumer = await bus.consume({
+      stream: bus.streams.jobs,
+      durable: APPROVAL_DURABLE,
+      filterSubject: approvalJobFilter(bus),
+      schema: JobSchema,
+      handler: (job) => intake(job),
+    });
+    teardown.unshift({ name: "job consumer", run: () => consumer.stop() });
+    const sweeper = startSweeper(outbox, config.sweepMs, now, logger);
+    teardown.unshift({ name: "sweeper", run: () => sweeper.stop() });
+
+    const server = createServer({ logger, auth: createTokenAuthenticator(config.authTokens), permissions: APPROVAL_PERMISSIONS });
+    server.add(ApprovalService, createApprovalApi({ store, outbox, logger, now }));
+    // Registered before listen so a failed bind still closes the server.
+    teardown.unshift({ name: "grpc", run: (ms) => server.stop(ms) });
+    port = await server.listen(config.grpcHost, config.grpcPort);
+  } catch (err) {
+    await unwind(0);
+    throw err;
+  }
+  logger.info("approval service started", { port });
+
+  let stopping: Promise<void> | undefined;
+  return {
+    port,
+    stop(deadlineMs) {
+      stopping ??= unwind(deadlineMs).then(() => logger.info("approval service stopped"));
+      return stopping;
+    },
+  };
+}
+
+/**
+ * Re-publishes decided-but-unpublished approvals every `intervalMs`. One
+ * sweep at a time; the timer is unref'd so it never keeps a process alive.
+ */
+function startSweeper(outbox: ResultOutbox, intervalMs: number, now: () => Date, logger: Logger): { stop(): Promise<void> } {
+  let running: Promise<void> | undefined;
+  let stopped = false;
+  const tick = (): void => {
+    if (running !== undefined || stopped) return;
+    running = outbox
+      .sweep(now())
+      .then((n) => {
+        if (n > 0) logger.info("unpublished approval results re-published", { count: n });
+      })
+      .catch((err: unknown) => logger.warn("approval sweep failed", { err: err instanceof Error ? err.message : String(err) }))
+      .finally(() => {
+        running = undefined;
+      });
+  };
+  const timer = setInterval(tick, intervalMs);
+  timer.unref();
+  return {
+    async stop() {
+      stopped = true;
+      clearInterval(timer);
+      await running;
+    },
+  };
+}

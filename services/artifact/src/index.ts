@@ -1,0 +1,13 @@
+// @sluice/artifact: artifact metadata and presigned grants. Exported for
+// in-process tests and the dev launcher; other services talk to it over gRPC only.
+export { ARTIFACT_PERMISSIONS, createArtifactApi } from "./artifact-api.js";
+export type { ArtifactApiDeps } from "./artifact-api.js";
+export { createArtifactStore } from "./artifact-store.js";
+export type { ArtifactDoc, ArtifactStatus, ArtifactStore, PendingArtifact } from "./artifact-store.js";
+export { artifactEnv, loadArtifactConfig } from "./config.js";
+export type { ArtifactConfig } from "./config.js";
+export { MAX_PRESIGN_SECONDS, createObjectStore } from "./object-store.js";
+export type { ObjectStore, PresignedGrant, S3Settings } from "./object-store.js";
+export { startArtifactService } from "./service.js";
+export type { ArtifactServiceDeps, RunningArtifactService } from "./service.js";
+export { MAX_ARTIFACTS_PER_JOB, artifactIdOf, artifactKeyOf } from "./validation.js";

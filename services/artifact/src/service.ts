@@ -1,0 +1,71 @@
+import { noopLogger } from "@sluice/domain";
+import type { Logger } from "@sluice/domain";
+import { createServer, createTokenAuthenticator } from "@sluice/grpc";
+import type { SluiceServer } from "@sluice/grpc";
+import { ArtifactService } from "@sluice/proto";
+import { connectMongo } from "@sluice/service-kit";
+import { ARTIFACT_PERMISSIONS, createArtifactApi } from "./artifact-api.js";
+import { createArtifactStore } from "./artifact-store.js";
+import type { ArtifactConfig } from "./config.js";
+import { createObjectStore } from "./object-store.js";
+
+/** Injected collaborators; all optional. */
+export interface ArtifactServiceDeps {
+  /** @default noopLogger */
+  logger?: Logger;
+  /** The clock for creation times and grant expiry. @default () => new Date() */
+  now?: () => Date;
+}
+
+/** A running artifact service. */
+export interface RunningArtifactService {
+  /** The bound gRPC port. */
+  readonly port: number;
+  /** Stops taking calls, lets calls in flight finish within `deadlineMs`, then closes MongoDB. Idempotent. */
+  stop(deadlineMs: number): Promise<void>;
+}
+
+/**
+ * Starts the artifact service: MongoDB (metadata, indexes) first, then the
+ * gRPC server. The object store is reached lazily (buckets are created on
+ * first use), so a slow MinIO does not block start-up. Stopping runs in reverse.
+ */
+export async function startArtifactService(config: ArtifactConfig, deps: ArtifactServiceDeps = {}): Promise<RunningArtifactService> {
+  const logger = deps.logger ?? noopLogger;
+  const now = deps.now ?? (() => new Date());
+  const mongo = await connectMongo(config.mongoUrl, config.mongoDb);
+  let server: SluiceServer | undefined;
+  let port: number;
+  try {
+    server = createServer({ logger, auth: createTokenAuthenticator(config.authTokens), permissions: ARTIFACT_PERMISSIONS });
+    const store = createArtifactStore(mongo.db);
+    await store.ensureIndexes();
+    const objects = createObjectStore(config.s3);
+    server.add(ArtifactService, createArtifactApi({ store, objects, grantTtlSeconds: config.grantTtlSeconds, logger, now }));
+    port = await server.listen(config.grpcHost, config.grpcPort);
+  } catch (err) {
+    await server?.stop(0).catch(() => undefined);
+    await mongo.client.close();
+    throw err;
+  }
+  const listening = server;
+  logger.info("artifact service started", { port });
+
+  let stopping: Promise<void> | undefined;
+  const stop = async (deadlineMs: number): Promise<void> => {
+    // Calls in flight use MongoDB, so the server drains before the client closes.
+    try {
+      await listening.stop(deadlineMs);
+    } finally {
+      await mongo.client.close();
+    }
+    logger.info("artifact service stopped");
+  };
+  return {
+    port,
+    stop(deadlineMs) {
+      stopping ??= stop(deadlineMs);
+      return stopping;
+    },
+  };
+}
