@@ -20,6 +20,8 @@ export interface RunProcessOptions {
   readonly onLine?: (stream: "stdout" | "stderr", line: string) => void;
   /** Time between SIGTERM and SIGKILL when aborted (default 2000 ms). */
   readonly killGraceMs?: number;
+  /** Also collect stdout verbatim into `ProcessOutcome.stdout` (capped at {@link MAX_CAPTURE_CHARS}). */
+  readonly captureStdout?: boolean;
 }
 
 /** How a child process ended. */
@@ -29,7 +31,12 @@ export interface ProcessOutcome {
   readonly exitSignal: NodeJS.Signals | null;
   /** True when the run was cut short by `signal`. */
   readonly aborted: boolean;
+  /** The collected stdout when `captureStdout` was set, else "". */
+  readonly stdout: string;
 }
+
+/** Most stdout characters kept by `captureStdout`. */
+export const MAX_CAPTURE_CHARS = 1024 * 1024;
 
 /** Longest line passed to `onLine`; longer output is split so one huge line cannot exhaust memory. */
 export const MAX_LINE_CHARS = 8192;
@@ -46,7 +53,7 @@ export function runProcess(argv: readonly string[], opts: RunProcessOptions): Pr
   }
   return new Promise<ProcessOutcome>((resolve, reject) => {
     if (opts.signal.aborted) {
-      resolve({ exitCode: null, exitSignal: null, aborted: true });
+      resolve({ exitCode: null, exitSignal: null, aborted: true, stdout: "" });
       return;
     }
     const child = spawn(command, args, {
@@ -61,7 +68,13 @@ export function runProcess(argv: readonly string[], opts: RunProcessOptions): Pr
     const stderr = lineSplitter((line) => opts.onLine?.("stderr", line));
     child.stdout.setEncoding("utf8");
     child.stderr.setEncoding("utf8");
-    child.stdout.on("data", (chunk: string) => stdout.push(chunk));
+    let captured = "";
+    child.stdout.on("data", (chunk: string) => {
+      if (opts.captureStdout === true && captured.length < MAX_CAPTURE_CHARS) {
+        captured += chunk.slice(0, MAX_CAPTURE_CHARS - captured.length);
+      }
+      stdout.push(chunk);
+    });
     child.stderr.on("data", (chunk: string) => stderr.push(chunk));
 
     const onAbort = (): void => {
@@ -83,12 +96,15 @@ export function runProcess(argv: readonly string[], opts: RunProcessOptions): Pr
       opts.signal.removeEventListener("abort", onAbort);
       if (killTimer !== undefined) clearTimeout(killTimer);
       killGroup(child.pid, "SIGKILL");
+      let finished = false;
       const finish = (): void => {
+        if (finished) return;
+        finished = true;
         stdout.flush();
         stderr.flush();
         child.stdout.destroy();
         child.stderr.destroy();
-        resolve({ exitCode: code, exitSignal: sig, aborted });
+        resolve({ exitCode: code, exitSignal: sig, aborted, stdout: captured });
       };
       const drained = Promise.all([streamClosed(child.stdout), streamClosed(child.stderr)]);
       const timer = setTimeout(finish, 1000);
@@ -101,13 +117,17 @@ export function runProcess(argv: readonly string[], opts: RunProcessOptions): Pr
   });
 }
 
-/** Sends `sig` to the process group led by `pid`; a group that is already gone is fine. */
+/**
+ * Sends `sig` to the process group led by `pid`. Never throws: a group that is already gone
+ * (ESRCH) is the normal case after an exit, and this runs inside event handlers where a
+ * throw would crash the runner.
+ */
 export function killGroup(pid: number | undefined, sig: NodeJS.Signals): void {
   if (pid === undefined) return;
   try {
     process.kill(-pid, sig);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== "ESRCH") throw err;
+  } catch {
+    // Already gone, or not ours to signal: nothing left to do either way.
   }
 }
 

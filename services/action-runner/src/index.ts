@@ -1,0 +1,22 @@
+// @sluice/action-runner: runs jobs of the built-in providers (Git source, Commands,
+// ObjectStore deploy) from the JetStream job queue. Exported for in-process tests and the
+// local cluster; every export is named here.
+export { JOB_ENV_ALLOWLIST, actionRunnerEnvSchema, loadActionRunnerConfig, objectStoreFromUrl } from "./config.js";
+export type { ActionRunnerConfig } from "./config.js";
+export { startActionRunner } from "./service.js";
+export type { ActionRunnerDeps, ActionRunnerService } from "./service.js";
+export { JobCancelledError, MAX_ERROR_MESSAGE_CHARS, MAX_SUMMARY_CHARS, createJobRunner, redactSecrets } from "./job-runner.js";
+export type { ArtifactCommitter, JobRunner, JobRunnerOptions, ProviderTable } from "./job-runner.js";
+export { FAILURE_CODES, JobFailure } from "./providers/provider.js";
+export type {
+  FailureCode,
+  PreparedInput,
+  ProducedOutput,
+  Provider,
+  ProviderContext,
+  ProviderOutcome,
+} from "./providers/provider.js";
+export { SERVED_ACTIONS, createProviderTable } from "./providers/table.js";
+export type { ObjectStoreTarget } from "./providers/object-store-deploy.js";
+export { createWorkspace, withWorkspace } from "./workspace.js";
+export type { Workspace } from "./workspace.js";

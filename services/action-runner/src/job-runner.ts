@@ -1,0 +1,408 @@
+import { mkdir, stat } from "node:fs/promises";
+import path from "node:path";
+import { create } from "@bufbuild/protobuf";
+import type { MessageInitShape } from "@bufbuild/protobuf";
+import { timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { TransferError, downloadFile, extractZip, uploadFile, zipDirectory } from "@sluice/artifacts";
+import { isDomainError } from "@sluice/domain";
+import type { Logger } from "@sluice/domain";
+import { JobResultSchema } from "@sluice/proto";
+import type { Job, JobResult, ProducedArtifactSchema } from "@sluice/proto";
+import { JobFailure } from "./providers/provider.js";
+import type { FailureCode, PreparedInput, Provider, ProviderOutcome } from "./providers/provider.js";
+import { createWorkspace } from "./workspace.js";
+import type { Workspace } from "./workspace.js";
+
+/**
+ * Runs one job from start to result: workspace, inputs (download, verify, extract), the
+ * provider, outputs (zip, upload, commit), deadline. `run` never throws for anything the job
+ * did or that went wrong while running it — that becomes a Failed `JobResult` — with one
+ * exception: when the runner itself is stopping, `run` throws {@link JobCancelledError} so the
+ * job goes back to the queue for another runner instead of being reported as failed.
+ */
+
+/**
+ * Records an uploaded output with the artifact service (ArtifactService.CommitArtifact).
+ * A function rather than a client so the runner can be driven by any transport in tests.
+ */
+export type ArtifactCommitter = (
+  commit: { readonly artifactId: string; readonly sha256: string; readonly sizeBytes: bigint },
+  signal: AbortSignal,
+) => Promise<void>;
+
+/** Providers by `"<Category>/<Provider>"`, e.g. `"Build/Commands"`. */
+export type ProviderTable = ReadonlyMap<string, Provider>;
+
+/** Options of {@link createJobRunner}. */
+export interface JobRunnerOptions {
+  readonly logger: Logger;
+  /** Goes into `JobResult.updatedBy`. */
+  readonly runnerId: string;
+  /** Parent directory of the per-job workspaces. */
+  readonly workspaceRoot: string;
+  readonly providers: ProviderTable;
+  readonly commitArtifact: ArtifactCommitter;
+  /** Environment every child process starts from (allow-listed by the service's config). */
+  readonly baseEnv: Readonly<Record<string, string>>;
+  /** Clock; tests may pin it. */
+  readonly now?: () => Date;
+}
+
+/** Runs jobs. */
+export interface JobRunner {
+  /** Runs `job`; `signal` aborts it because the runner is stopping (then {@link JobCancelledError} is thrown). */
+  run(job: Job, signal: AbortSignal): Promise<JobResult>;
+}
+
+/** Thrown by {@link JobRunner.run} when the job was interrupted by the runner stopping, not by its own fault. */
+export class JobCancelledError extends Error {
+  override readonly name = "JobCancelledError";
+  constructor(readonly jobId: string) {
+    super(`job ${jobId} was interrupted because the runner is stopping`);
+  }
+}
+
+/** Longest `JobResult.summary` (CodePipeline's limit on an execution summary). */
+export const MAX_SUMMARY_CHARS = 2048;
+/** Longest `errorDetails.message`. */
+export const MAX_ERROR_MESSAGE_CHARS = 1024;
+/** setTimeout's ceiling; longer deadlines are re-armed. */
+const MAX_TIMER_MS = 2_147_483_647;
+/** Artifact names become directory and environment variable names: AWS's pattern only. */
+const ARTIFACT_NAME_PATTERN = /^[A-Za-z0-9_-]{1,100}$/;
+
+type ProducedArtifactInit = MessageInitShape<typeof ProducedArtifactSchema>;
+
+/** Creates a job runner. */
+export function createJobRunner(opts: JobRunnerOptions): JobRunner {
+  const now = opts.now ?? (() => new Date());
+
+  async function run(job: Job, cancel: AbortSignal): Promise<JobResult> {
+    const log = opts.logger.child({
+      jobId: job.jobId,
+      pipeline: job.pipelineName,
+      stage: job.stageName,
+      action: job.actionName,
+    });
+    const base = {
+      jobId: job.jobId,
+      actionExecutionId: job.actionExecutionId,
+      attempt: job.attempt,
+      pipelineName: job.pipelineName,
+      pipelineExecutionId: job.pipelineExecutionId,
+      stageName: job.stageName,
+      actionName: job.actionName,
+      updatedBy: opts.runnerId,
+    };
+    const failed = (code: FailureCode, message: string, summary?: string): JobResult => {
+      const msg = truncate(redactSecrets(message), MAX_ERROR_MESSAGE_CHARS);
+      log.info("job failed", { code, message: msg });
+      return create(JobResultSchema, {
+        ...base,
+        status: "Failed",
+        summary: truncateTail(redactSecrets(summary ?? message), MAX_SUMMARY_CHARS),
+        errorDetails: { code, message: msg },
+        externalExecutionId: job.jobId,
+        finishedAt: timestampFromDate(now()),
+      });
+    };
+
+    if (cancel.aborted) throw new JobCancelledError(job.jobId);
+    const category = job.actionTypeId?.category ?? "";
+    const providerName = job.actionTypeId?.provider ?? "";
+    const provider = opts.providers.get(`${category}/${providerName}`);
+    if (provider === undefined) {
+      return failed("ConfigurationError", `actionTypeId: ${category}/${providerName} is not served by this runner`);
+    }
+    const deadline = job.deadline === undefined ? undefined : timestampDate(job.deadline);
+    if (deadline !== undefined && deadline.getTime() <= now().getTime()) {
+      return failed("JobTimedOut", `the job's deadline ${deadline.toISOString()} passed before it started`);
+    }
+
+    // One signal for the provider and every step: aborted by the deadline or by the runner stopping.
+    const controller = new AbortController();
+    let timedOut = false;
+    let timer: NodeJS.Timeout | undefined;
+    const arm = (): void => {
+      if (deadline === undefined) return;
+      const left = deadline.getTime() - now().getTime();
+      if (left <= 0) {
+        timedOut = true;
+        controller.abort(new Error("deadline"));
+        return;
+      }
+      timer = setTimeout(arm, Math.min(left, MAX_TIMER_MS));
+    };
+    arm();
+    const onCancel = (): void => controller.abort(new Error("runner stopping"));
+    cancel.addEventListener("abort", onCancel, { once: true });
+    const signal = controller.signal;
+
+    const started = Date.now();
+    log.info("job started", { attempt: job.attempt, provider: `${category}/${providerName}` });
+    let ws: Workspace | undefined;
+    try {
+      ws = await createWorkspace(opts.workspaceRoot);
+      const inputs = await abortable(prepareInputs(job, ws, log, signal), signal);
+      const env = jobEnvironment(job, ws, inputs, opts);
+      const outcome = await provider({ job, ws, inputs, env, logger: log, signal });
+      if (signal.aborted) throw new JobFailure("JobFailed", "the job was stopped");
+      const produced = await abortable(publishOutputs(job, ws, outcome, signal), signal);
+      if (signal.aborted) throw new JobFailure("JobFailed", "the job was stopped");
+      log.info("job succeeded", { ms: Date.now() - started, outputs: produced.length });
+      return create(JobResultSchema, {
+        ...base,
+        status: "Succeeded",
+        summary: truncate(outcome.summary ?? "Succeeded", MAX_SUMMARY_CHARS),
+        externalExecutionId: outcome.externalExecutionId ?? job.jobId,
+        outputArtifacts: produced,
+        outputVariables: { ...outcome.outputVariables },
+        ...(outcome.revision === undefined ? {} : { revision: outcome.revision }),
+        finishedAt: timestampFromDate(now()),
+      });
+    } catch (err) {
+      if (timedOut) {
+        return failed(
+          "JobTimedOut",
+          `the job exceeded its deadline ${deadline?.toISOString() ?? ""} and was stopped`,
+          err instanceof JobFailure && err.summary !== undefined
+            ? `Timed out. ${err.summary}`
+            : "Timed out: the job exceeded its deadline and was stopped",
+        );
+      }
+      if (cancel.aborted) throw new JobCancelledError(job.jobId);
+      if (err instanceof JobFailure) return failed(err.code, err.message, err.summary);
+      if (err instanceof TransferError) {
+        // Network trouble or an object store error: the job did nothing wrong (an expired or
+        // refused grant is not retryable, but neither is it the job's fault).
+        return failed(err.retryable ? "SystemUnavailable" : "JobFailed", `artifact transfer failed: ${err.message}`);
+      }
+      if (isDomainError(err)) {
+        return failed(err.code === "ArtifactIntegrityException" ? "ArtifactIntegrityError" : "JobFailed", err.message);
+      }
+      const message = err instanceof Error ? err.message : String(err);
+      log.error("job failed unexpectedly", { err: redactSecrets(message) });
+      return failed("JobFailed", `internal runner error: ${message}`);
+    } finally {
+      if (timer !== undefined) clearTimeout(timer);
+      cancel.removeEventListener("abort", onCancel);
+      if (ws !== undefined) {
+        await ws.remove().catch((err: unknown) => {
+          log.warn("could not remove workspace", { dir: ws?.root, err: String(err) });
+        });
+      }
+    }
+  }
+
+  /**
+   * Downloads, verifies and extracts every input. The primary input (configuration
+   * `PrimarySource`, else the first) goes into the workspace root, as CodeBuild's primary
+   * source does; each other input into `<workspace>/<name>/`.
+   */
+  async function prepareInputs(job: Job, ws: Workspace, log: Logger, signal: AbortSignal): Promise<PreparedInput[]> {
+    if (job.inputs.length === 0) return [];
+    job.inputs.forEach((input, i) => {
+      if (!ARTIFACT_NAME_PATTERN.test(input.name)) {
+        throw new JobFailure("ConfigurationError", `inputs[${i}].name: "${input.name}" is not a valid artifact name`);
+      }
+      if (input.grant === undefined || input.grant.url === "") {
+        throw new JobFailure("SystemUnavailable", `inputs[${i}] (${input.name}): the job carries no download grant`);
+      }
+    });
+    const primaryName = job.configuration["PrimarySource"]?.trim();
+    const primaryIndex = Math.max(
+      0,
+      job.inputs.findIndex((i) => i.name === primaryName),
+    );
+    const ordered = [primaryIndex, ...job.inputs.keys()].filter((i, pos, all) => all.indexOf(i) === pos);
+    const prepared: PreparedInput[] = [];
+    for (const index of ordered) {
+      const input = job.inputs[index];
+      if (input === undefined || input.grant === undefined) continue;
+      const primary = index === primaryIndex;
+      const zipPath = path.join(ws.inputs, `${index}-${input.name}.zip`);
+      await downloadFile(input.grant.url, zipPath, input.sha256, { signal });
+      const dir = primary ? ws.src : path.join(ws.src, input.name);
+      if (!primary) {
+        if (await exists(dir)) {
+          throw new JobFailure(
+            "ConfigurationError",
+            `inputs[${index}] (${input.name}): the primary input already contains a path named "${input.name}"`,
+          );
+        }
+        await mkdir(dir);
+      }
+      const extracted = await extractZip(zipPath, dir);
+      log.debug("input extracted", { artifact: input.name, files: extracted.files, bytes: extracted.bytes, primary });
+      prepared.push({ name: input.name, artifactId: input.artifactId, zipPath, dir, primary });
+    }
+    return prepared;
+  }
+
+  /** Zips, uploads and commits every output the job has a grant for. */
+  async function publishOutputs(
+    job: Job,
+    ws: Workspace,
+    outcome: ProviderOutcome,
+    signal: AbortSignal,
+  ): Promise<ProducedArtifactInit[]> {
+    const produced: ProducedArtifactInit[] = [];
+    for (const [index, output] of job.outputs.entries()) {
+      const source = outcome.outputs.find((o) => o.name === output.name);
+      if (source === undefined) {
+        throw new JobFailure("JobFailed", `outputArtifacts: ${output.name} was not produced by the action`);
+      }
+      const grant = output.grant;
+      if (grant === undefined || grant.url === "") {
+        throw new JobFailure("SystemUnavailable", `outputs[${index}] (${output.name}): the job carries no upload grant`);
+      }
+      const zipFile = path.join(ws.outputs, `${index}.zip`);
+      const zipped = await zipDirectory(source.dir, [...source.patterns], zipFile);
+      if (zipped.files === 0 && source.patterns.length > 0) {
+        throw new JobFailure(
+          "JobFailed",
+          `outputArtifacts ${output.name}: no files match ${source.patterns.map((p) => JSON.stringify(p)).join(", ")}`,
+        );
+      }
+      await uploadFile(grant.url, zipFile, zipped.sha256, { signal });
+      const sizeBytes = BigInt(zipped.sizeBytes);
+      await commitWithRetry({ artifactId: output.artifactId, sha256: zipped.sha256, sizeBytes }, signal);
+      produced.push({
+        name: output.name,
+        artifactId: output.artifactId,
+        bucket: grant.bucket,
+        key: grant.key,
+        sha256: zipped.sha256,
+        sizeBytes,
+      });
+    }
+    return produced;
+  }
+
+  /** CommitArtifact is idempotent, so a transient failure (UNAVAILABLE, DEADLINE_EXCEEDED) is retried briefly. */
+  async function commitWithRetry(
+    commit: { artifactId: string; sha256: string; sizeBytes: bigint },
+    signal: AbortSignal,
+  ): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await opts.commitArtifact(commit, signal);
+        return;
+      } catch (err) {
+        const code = (err as { code?: unknown }).code;
+        const transient = code === 14 || code === 4;
+        if (!transient || attempt >= 3 || signal.aborted) {
+          const message = err instanceof Error ? err.message : String(err);
+          throw new JobFailure(
+            transient ? "SystemUnavailable" : "JobFailed",
+            `committing artifact ${commit.artifactId} failed: ${message}`,
+          );
+        }
+        await delay(250 * 2 ** attempt, signal);
+      }
+    }
+  }
+
+  return { run };
+}
+
+/**
+ * The environment of the job's child processes: the runner's allow-listed base, the job's
+ * identity (`SLUICE_*`), and CodeBuild's names for the source directories so buildspec-style
+ * commands work unchanged.
+ */
+function jobEnvironment(
+  job: Job,
+  ws: Workspace,
+  inputs: readonly PreparedInput[],
+  opts: JobRunnerOptions,
+): Record<string, string> {
+  const env: Record<string, string> = {
+    ...opts.baseEnv,
+    SLUICE_JOB_ID: job.jobId,
+    SLUICE_ATTEMPT: String(job.attempt),
+    SLUICE_PIPELINE_NAME: job.pipelineName,
+    SLUICE_PIPELINE_VERSION: String(job.pipelineVersion),
+    SLUICE_PIPELINE_EXECUTION_ID: job.pipelineExecutionId,
+    SLUICE_STAGE_NAME: job.stageName,
+    SLUICE_ACTION_NAME: job.actionName,
+    SLUICE_ACTION_EXECUTION_ID: job.actionExecutionId,
+    SLUICE_RUNNER_ID: opts.runnerId,
+    SLUICE_WORKSPACE: ws.src,
+    CODEBUILD_SRC_DIR: ws.src,
+    CODEBUILD_BUILD_ID: job.jobId,
+    CODEBUILD_INITIATOR: `codepipeline/${job.pipelineName}`,
+    CODEBUILD_CI: "true",
+    CI: "true",
+  };
+  for (const input of inputs) {
+    const token = input.name.replace(/[^A-Za-z0-9_]/g, "_");
+    env[`SLUICE_INPUT_${token.toUpperCase()}`] = input.dir;
+    if (!input.primary) env[`CODEBUILD_SRC_DIR_${token}`] = input.dir;
+  }
+  return env;
+}
+
+/**
+ * Resolves with `promise`, or rejects as soon as `signal` aborts. The abandoned operation
+ * keeps running in the background; its outcome is swallowed so it cannot become an
+ * unhandled rejection.
+ */
+function abortable<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) {
+    promise.catch(() => undefined);
+    return Promise.reject(new JobFailure("JobFailed", "the job was stopped"));
+  }
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = (): void => reject(new JobFailure("JobFailed", "the job was stopped"));
+    signal.addEventListener("abort", onAbort, { once: true });
+    promise.then(
+      (value) => {
+        signal.removeEventListener("abort", onAbort);
+        resolve(value);
+      },
+      (err: unknown) => {
+        signal.removeEventListener("abort", onAbort);
+        reject(err instanceof Error ? err : new Error(String(err)));
+      },
+    );
+  });
+}
+
+function delay(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(done, ms);
+    signal.addEventListener("abort", done, { once: true });
+    function done(): void {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", done);
+      resolve();
+    }
+  });
+}
+
+async function exists(file: string): Promise<boolean> {
+  try {
+    await stat(file);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Presigned URLs are bearer credentials: strip query strings from any URL in a message
+ * that may leave the runner (results, logs).
+ */
+export function redactSecrets(text: string): string {
+  return text.replace(/(https?:\/\/[^\s?#]+)\?[^\s"')]*/g, "$1?…");
+}
+
+function truncate(text: string, max: number): string {
+  return text.length > max ? `${text.slice(0, max - 1)}…` : text;
+}
+
+/** Keeps the END of long text (the last output lines matter most in a failure summary). */
+function truncateTail(text: string, max: number): string {
+  return text.length > max ? `…${text.slice(text.length - max + 1)}` : text;
+}

@@ -1,0 +1,30 @@
+import { commandsProvider } from "./commands.js";
+import { gitSourceProvider } from "./git-source.js";
+import { createObjectStoreDeployProvider } from "./object-store-deploy.js";
+import type { ObjectStoreTarget } from "./object-store-deploy.js";
+import type { Provider } from "./provider.js";
+
+/**
+ * The built-in providers this runner serves, keyed `"<Category>/<Provider>"` as they appear in
+ * a job's `actionTypeId` (the orchestrator maps AWS names — CodeCommit, CodeBuild, S3 … — to
+ * these before dispatch). Approval/Manual is not here: the approval service consumes those jobs.
+ */
+export const SERVED_ACTIONS: readonly { readonly category: string; readonly provider: string }[] = [
+  { category: "Source", provider: "Git" },
+  { category: "Build", provider: "Commands" },
+  { category: "Test", provider: "Commands" },
+  { category: "Deploy", provider: "Commands" },
+  { category: "Compute", provider: "Commands" },
+  { category: "Deploy", provider: "ObjectStore" },
+];
+
+/** Builds the provider table; `objectStore` is the deploy target store (absent: deploys fail with ConfigurationError). */
+export function createProviderTable(opts: { readonly objectStore?: ObjectStoreTarget | undefined }): Map<string, Provider> {
+  const deploy = createObjectStoreDeployProvider(opts.objectStore);
+  const table = new Map<string, Provider>();
+  for (const { category, provider } of SERVED_ACTIONS) {
+    const impl = provider === "Git" ? gitSourceProvider : provider === "Commands" ? commandsProvider : deploy;
+    table.set(`${category}/${provider}`, impl);
+  }
+  return table;
+}

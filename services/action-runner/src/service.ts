@@ -1,0 +1,179 @@
+import { connectBus } from "@sluice/bus";
+import type { Bus, Consumer } from "@sluice/bus";
+import type { Logger } from "@sluice/domain";
+import { createClient, createServer, createTokenAuthenticator } from "@sluice/grpc";
+import { ArtifactService, JobResultSchema, JobSchema } from "@sluice/proto";
+import type { Job, JobResult } from "@sluice/proto";
+import { createLogger } from "@sluice/service-kit";
+import type { ActionRunnerConfig } from "./config.js";
+import { JobCancelledError, createJobRunner } from "./job-runner.js";
+import type { ArtifactCommitter, JobRunner } from "./job-runner.js";
+import { SERVED_ACTIONS, createProviderTable } from "./providers/table.js";
+
+/** A running action-runner. */
+export interface ActionRunnerService {
+  /** Bound port of the gRPC server (health and reflection). */
+  readonly port: number;
+  /** The durable consumers this runner pulls from, e.g. `runner-default-Build-Commands`. */
+  readonly consumers: readonly string[];
+  /**
+   * Stops taking jobs, gives running jobs until the deadline to finish (their results are
+   * published), hands the rest back to the queue, then closes connections. Idempotent.
+   */
+  stop(deadlineMs: number): Promise<void>;
+}
+
+/** What tests (or an embedding process) may supply instead of the defaults. */
+export interface ActionRunnerDeps {
+  readonly logger?: Logger;
+  /** Replaces ArtifactService.CommitArtifact over gRPC. */
+  readonly commitArtifact?: ArtifactCommitter;
+}
+
+/** How long a result publish is retried before the job is handed back to the queue. */
+const RESULT_PUBLISH_ATTEMPTS = 3;
+
+/**
+ * Starts the runner: the gRPC server (health + reflection), the bus, and one durable pull
+ * consumer per served `<Category>.<Provider>` of the pool.
+ *
+ * One consumer per provider rather than `sluice.jobs.<pool>.>`: SLUICE_JOBS is a work queue,
+ * where consumers' filters must not overlap, and the approval service consumes
+ * `…Approval.Manual` from the same stream.
+ */
+export async function startActionRunner(config: ActionRunnerConfig, deps: ActionRunnerDeps = {}): Promise<ActionRunnerService> {
+  const logger = (deps.logger ?? createLogger({ service: "action-runner", level: config.logLevel })).child({
+    runner: config.runnerId,
+    pool: config.pool,
+  });
+
+  const server = createServer({ logger, auth: createTokenAuthenticator(config.authTokens), permissions: {} });
+  const cleanups: (() => Promise<void>)[] = [];
+  const cleanup = async (deadlineMs: number): Promise<void> => {
+    for (const fn of cleanups.reverse()) {
+      await fn().catch((err: unknown) => logger.warn("shutdown step failed", { err: String(err) }));
+    }
+    await server.stop(deadlineMs);
+  };
+
+  try {
+    let commitArtifact = deps.commitArtifact;
+    if (commitArtifact === undefined) {
+      const artifacts = createClient(ArtifactService, config.artifactAddr, { token: config.serviceToken, deadlineMs: 30_000 });
+      cleanups.push(() => {
+        artifacts.close();
+        return Promise.resolve();
+      });
+      commitArtifact = async (commit, signal) => {
+        await artifacts.commitArtifact(commit, { signal });
+      };
+    }
+    const jobRunner = createJobRunner({
+      logger,
+      runnerId: config.runnerId,
+      workspaceRoot: config.workspaceRoot,
+      providers: createProviderTable({ objectStore: config.objectStore }),
+      commitArtifact,
+      baseEnv: config.jobBaseEnv,
+    });
+
+    const bus = await connectBus({ servers: config.natsUrl, name: `action-runner-${config.runnerId}`, logger, prefix: config.busPrefix });
+    cleanups.push(() => bus.close());
+    await bus.ensureStreams();
+
+    // Running jobs ignore the consumer's stop signal (which fires at once) and get this one,
+    // aborted only when the shutdown deadline is close: jobs may finish during the grace period.
+    const shutdown = new AbortController();
+    const consumers: Consumer[] = [];
+    for (const { category, provider } of SERVED_ACTIONS) {
+      consumers.push(
+        await bus.consume({
+          stream: bus.streams.jobs,
+          durable: `runner-${config.pool}-${category}-${provider}`,
+          filterSubject: bus.subjects.jobSubject(config.pool, category, provider),
+          schema: JobSchema,
+          ackWaitMs: config.ackWaitMs,
+          concurrency: config.concurrency,
+          handler: (job, ctx) => handleJob(job, () => ctx.working(), jobRunner, bus, logger, config, shutdown.signal),
+        }),
+      );
+    }
+
+    const port = await server.listen(config.grpcHost, config.grpcPort);
+    logger.info("action-runner started", { port, consumers: consumers.map((c) => c.durable) });
+
+    let stopping: Promise<void> | undefined;
+    return {
+      port,
+      consumers: consumers.map((c) => c.durable),
+      stop(deadlineMs) {
+        stopping ??= (async () => {
+          const started = Date.now();
+          logger.info("action-runner stopping", { deadlineMs });
+          // Leave a fifth of the grace period (at most 5 s) to hand jobs back and drain NATS.
+          const handBackAt = Math.max(0, deadlineMs - Math.min(5_000, Math.floor(deadlineMs / 5)));
+          const timer = setTimeout(() => shutdown.abort(new Error("shutdown deadline")), handBackAt);
+          timer.unref();
+          const serverStopped = server.stop(deadlineMs);
+          await Promise.allSettled(consumers.map((c) => c.stop()));
+          clearTimeout(timer);
+          const left = Math.max(0, deadlineMs - (Date.now() - started));
+          await cleanup(left);
+          await serverStopped;
+          logger.info("action-runner stopped", { ms: Date.now() - started });
+        })();
+        return stopping;
+      },
+    };
+  } catch (err) {
+    await cleanup(0);
+    throw err;
+  }
+}
+
+/**
+ * Runs one job and publishes its result. Resolving acks the job; throwing hands it back
+ * (the bus naks it): only when the runner is shutting down or the result cannot be published.
+ */
+async function handleJob(
+  job: Job,
+  working: () => void,
+  jobRunner: JobRunner,
+  bus: Bus,
+  logger: Logger,
+  config: ActionRunnerConfig,
+  shutdown: AbortSignal,
+): Promise<void> {
+  // Heartbeat: keeps the lease while the job runs (DESIGN §5: more often than ack_wait/3).
+  const heartbeat = setInterval(working, Math.max(250, Math.floor(config.ackWaitMs / 4)));
+  try {
+    let result: JobResult;
+    try {
+      result = await jobRunner.run(job, shutdown);
+    } catch (err) {
+      if (err instanceof JobCancelledError) {
+        logger.info("job handed back: runner stopping", { jobId: job.jobId });
+      }
+      throw err;
+    }
+    await publishResult(bus, result, logger);
+  } finally {
+    clearInterval(heartbeat);
+  }
+}
+
+async function publishResult(bus: Bus, result: JobResult, logger: Logger): Promise<void> {
+  const subject = bus.subjects.resultSubject(result.pipelineName);
+  for (let attempt = 1; ; attempt++) {
+    try {
+      // msgId: a redelivered job that already reported is de-duplicated by JetStream.
+      await bus.publish(subject, JobResultSchema, result, { msgId: `result:${result.jobId}` });
+      logger.debug("result published", { jobId: result.jobId, status: result.status, subject });
+      return;
+    } catch (err) {
+      if (attempt >= RESULT_PUBLISH_ATTEMPTS) throw err;
+      logger.warn("result publish failed; retrying", { jobId: result.jobId, attempt, err: String(err) });
+      await new Promise((resolve) => setTimeout(resolve, 500 * attempt));
+    }
+  }
+}

@@ -1,0 +1,260 @@
+// The job runner against a real MinIO: inputs downloaded through presigned GET grants,
+// outputs uploaded through presigned PUT grants, exactly as the artifact service issues them.
+import { createHash } from "node:crypto";
+import { mkdir, readFile, readdir, writeFile } from "node:fs/promises";
+import path from "node:path";
+import { pathToFileURL } from "node:url";
+import type { MessageInitShape } from "@bufbuild/protobuf";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { extractZip, zipDirectory } from "@sluice/artifacts";
+import { noopLogger } from "@sluice/domain";
+import type { InputGrantSchema, OutputGrantSchema } from "@sluice/proto";
+import type {} from "@sluice/testkit";
+import { Client } from "minio";
+import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { JobCancelledError, createJobRunner } from "../src/job-runner.js";
+import type { ArtifactCommitter } from "../src/job-runner.js";
+import { isProcessAlive } from "../src/process.js";
+import { createProviderTable } from "../src/providers/table.js";
+import { BASE_ENV, commitAll, git, makeJob, tempDir } from "./helpers.js";
+
+describe("job runner", () => {
+  const { s3 } = inject("servers");
+  const client = new Client({ endPoint: s3.endPoint, port: s3.port, useSSL: s3.useSSL, accessKey: s3.accessKey, secretKey: s3.secretKey });
+  const bucket = `runner-jobs-${Date.now().toString(36)}`;
+  let root: { dir: string; remove: () => Promise<void> };
+  let workspaces: string;
+  const commits: { artifactId: string; sha256: string; sizeBytes: bigint }[] = [];
+  const commitArtifact: ArtifactCommitter = (commit) => {
+    commits.push({ ...commit });
+    return Promise.resolve();
+  };
+
+  beforeAll(async () => {
+    root = await tempDir("sluice-job-runner-test-");
+    workspaces = path.join(root.dir, "workspaces");
+    await client.makeBucket(bucket);
+  });
+  afterAll(async () => {
+    await root.remove();
+  });
+
+  const runner = (overrides: Partial<Parameters<typeof createJobRunner>[0]> = {}) =>
+    createJobRunner({
+      logger: noopLogger,
+      runnerId: "runner-test-1",
+      workspaceRoot: workspaces,
+      providers: createProviderTable({ objectStore: { ...s3, region: "us-east-1" } }),
+      commitArtifact,
+      baseEnv: BASE_ENV,
+      ...overrides,
+    });
+
+  /** Zips `files` (path → content), stores the zip in MinIO and returns an input grant for it. */
+  async function storedInput(name: string, files: Record<string, string>): Promise<MessageInitShape<typeof InputGrantSchema>> {
+    const dir = path.join(root.dir, `in-${name}-${Math.random().toString(36).slice(2)}`);
+    for (const [file, content] of Object.entries(files)) {
+      await mkdir(path.dirname(path.join(dir, file)), { recursive: true });
+      await writeFile(path.join(dir, file), content);
+    }
+    const zip = `${dir}.zip`;
+    const zipped = await zipDirectory(dir, [], zip);
+    const key = `inputs/${name}-${Math.random().toString(36).slice(2)}.zip`;
+    await client.fPutObject(bucket, key, zip);
+    return {
+      name,
+      artifactId: `upstream/${name}`,
+      sha256: zipped.sha256,
+      sizeBytes: BigInt(zipped.sizeBytes),
+      grant: { url: await client.presignedGetObject(bucket, key, 600), method: "GET", bucket, key },
+    };
+  }
+
+  async function outputGrant(name: string, actionExecutionId: string): Promise<MessageInitShape<typeof OutputGrantSchema>> {
+    const key = `executions/${actionExecutionId}/${name}.zip`;
+    return {
+      name,
+      artifactId: `${actionExecutionId}/${name}`,
+      grant: { url: await client.presignedPutObject(bucket, key, 600), method: "PUT", bucket, key },
+    };
+  }
+
+  /** Downloads an object, returns its SHA-256 and the files of the zip. */
+  async function fetchZip(key: string): Promise<{ sha256: string; size: number; files: Record<string, string> }> {
+    const stream = await client.getObject(bucket, key);
+    const chunks: Buffer[] = [];
+    for await (const chunk of stream) chunks.push(chunk as Buffer);
+    const bytes = Buffer.concat(chunks);
+    const dir = path.join(root.dir, `fetched-${Math.random().toString(36).slice(2)}`);
+    await mkdir(dir);
+    await writeFile(`${dir}.zip`, bytes);
+    await extractZip(`${dir}.zip`, dir);
+    const files: Record<string, string> = {};
+    for (const entry of await readdir(dir, { recursive: true, withFileTypes: true })) {
+      if (entry.isFile()) {
+        const full = path.join(entry.parentPath, entry.name);
+        files[path.relative(dir, full).split(path.sep).join("/")] = await readFile(full, "utf8");
+      }
+    }
+    return { sha256: createHash("sha256").update(bytes).digest("hex"), size: bytes.length, files };
+  }
+
+  it("Git source: produces a zip of the tree at the commit (no .git) with the commit's variables", async () => {
+    const repo = path.join(root.dir, "repo");
+    await mkdir(path.join(repo, "lib"), { recursive: true });
+    git(repo, ["init", "-q", "-b", "trunk"]);
+    await writeFile(path.join(repo, "README.md"), "hello\n");
+    await writeFile(path.join(repo, "lib", "x.js"), "export const x = 1;\n");
+    const commit = commitAll(repo, "Initial import", "2024-05-01T12:00:00Z", "2024-05-01T12:05:00Z");
+    const job = makeJob({
+      actionTypeId: { category: "Source", owner: "AWS", provider: "Git", version: "1" },
+      configuration: { RepositoryUrl: pathToFileURL(repo).href, BranchName: "trunk" },
+      outputs: [await outputGrant("SourceArtifact", "src-ae-1")],
+    });
+
+    const result = await runner().run(job, new AbortController().signal);
+
+    expect(result.status).toBe("Succeeded");
+    expect(result.jobId).toBe(job.jobId);
+    expect(result.updatedBy).toBe("runner-test-1");
+    expect(result.outputVariables).toEqual({
+      CommitId: commit,
+      BranchName: "trunk",
+      CommitMessage: "Initial import",
+      AuthorDate: "2024-05-01T12:00:00Z",
+      CommitterDate: "2024-05-01T12:05:00Z",
+    });
+    expect(result.revision?.revisionId).toBe(commit);
+    expect(result.revision?.revisionSummary).toBe("Initial import");
+    expect(result.outputArtifacts).toHaveLength(1);
+    const produced = result.outputArtifacts[0];
+    expect(produced?.artifactId).toBe("src-ae-1/SourceArtifact");
+    const stored = await fetchZip(produced?.key ?? "");
+    expect(stored.files).toEqual({ "README.md": "hello\n", "lib/x.js": "export const x = 1;\n" });
+    expect(produced?.sha256).toBe(stored.sha256);
+    expect(produced?.sizeBytes).toBe(BigInt(stored.size));
+    expect(commits).toContainEqual({ artifactId: "src-ae-1/SourceArtifact", sha256: stored.sha256, sizeBytes: BigInt(stored.size) });
+  });
+
+  it("Commands: primary input at the root, secondary under its name, declared outputs zipped from globs", async () => {
+    const job = makeJob({
+      actionExecutionId: "build-ae-2",
+      inputs: [await storedInput("Source", { "app.txt": "app\n", "lib/a.txt": "a\n" }), await storedInput("Config", { "settings.ini": "x=1\n" })],
+      outputs: [await outputGrant("BuildOutput", "build-ae-2")],
+      outputArtifacts: [{ name: "BuildOutput", files: ["dist/**"] }],
+      commands: [
+        "test -f app.txt && test -f lib/a.txt",
+        'test "$CODEBUILD_SRC_DIR" = "$PWD"',
+        'test -f "$CODEBUILD_SRC_DIR_Config/settings.ini" && test -f "$SLUICE_INPUT_CONFIG/settings.ini"',
+        'test "$SLUICE_INPUT_SOURCE" = "$PWD"',
+        "mkdir -p dist && cat app.txt Config/settings.ini > dist/bundle.txt",
+        'echo "$SLUICE_PIPELINE_NAME/$SLUICE_ACTION_NAME" > dist/who.txt',
+        "export IMAGE_TAG=v42",
+      ],
+      outputVariables: ["IMAGE_TAG"],
+    });
+
+    const result = await runner().run(job, new AbortController().signal);
+
+    expect(result.errorDetails?.message ?? "").toBe("");
+    expect(result.status).toBe("Succeeded");
+    expect(result.outputVariables).toEqual({ IMAGE_TAG: "v42" });
+    const produced = result.outputArtifacts[0];
+    expect(produced?.name).toBe("BuildOutput");
+    const stored = await fetchZip(produced?.key ?? "");
+    expect(stored.files).toEqual({ "dist/bundle.txt": "app\nx=1\n", "dist/who.txt": "runner-test/Run\n" });
+    expect(produced?.sha256).toBe(stored.sha256);
+  });
+
+  it("Commands: a failing command gives a Failed result with error details and a summary, and commits nothing", async () => {
+    const before = commits.length;
+    const job = makeJob({
+      commands: ["echo compiling", "echo 'error: it broke' >&2", "exit 2"],
+      outputs: [await outputGrant("BuildOutput", "build-ae-3")],
+      outputArtifacts: [{ name: "BuildOutput", files: ["**"] }],
+    });
+    const result = await runner().run(job, new AbortController().signal);
+    expect(result.status).toBe("Failed");
+    expect(result.errorDetails?.code).toBe("JobFailed");
+    expect(result.errorDetails?.message).toBe("Commands failed with exit code 2: error: it broke");
+    expect(result.summary).toContain("compiling");
+    expect(result.outputArtifacts).toEqual([]);
+    expect(commits.length).toBe(before);
+  });
+
+  it("fails with JobTimedOut at the job's deadline and kills the whole process group", async () => {
+    const pids = path.join(root.dir, "timeout-pids");
+    await mkdir(pids, { recursive: true });
+    const job = makeJob({
+      commands: [`sleep 100 & echo $! > ${pids}/a`, `sleep 100 & echo $! > ${pids}/b`, "wait"],
+      deadline: timestampFromDate(new Date(Date.now() + 1500)),
+    });
+    const result = await runner().run(job, new AbortController().signal);
+    expect(result.status).toBe("Failed");
+    expect(result.errorDetails?.code).toBe("JobTimedOut");
+    const a = Number(await readFile(path.join(pids, "a"), "utf8"));
+    const b = Number(await readFile(path.join(pids, "b"), "utf8"));
+    await expect.poll(async () => [await isProcessAlive(a), await isProcessAlive(b)], { timeout: 10_000 }).toEqual([false, false]);
+  });
+
+  it("fails a job whose deadline already passed without running it", async () => {
+    const job = makeJob({ commands: ["touch should-not-run"], deadline: timestampFromDate(new Date(Date.now() - 1000)) });
+    const result = await runner().run(job, new AbortController().signal);
+    expect(result.status).toBe("Failed");
+    expect(result.errorDetails?.code).toBe("JobTimedOut");
+  });
+
+  it("fails with ArtifactIntegrityError when an input does not match its SHA-256", async () => {
+    const input = await storedInput("Source", { "a.txt": "a\n" });
+    const job = makeJob({ inputs: [{ ...input, sha256: "0".repeat(64) }], commands: ["true"] });
+    const result = await runner().run(job, new AbortController().signal);
+    expect(result.status).toBe("Failed");
+    expect(result.errorDetails?.code).toBe("ArtifactIntegrityError");
+    // The presigned URL is a credential: it never appears in a result.
+    expect(result.errorDetails?.message).not.toContain("X-Amz-Signature");
+    expect(result.summary).not.toContain("X-Amz-Signature");
+  });
+
+  it("fails when a declared output matches no files", async () => {
+    const job = makeJob({
+      commands: ["true"],
+      outputs: [await outputGrant("BuildOutput", "build-ae-4")],
+      outputArtifacts: [{ name: "BuildOutput", files: ["dist/**"] }],
+    });
+    const result = await runner().run(job, new AbortController().signal);
+    expect(result.status).toBe("Failed");
+    expect(result.errorDetails?.message).toContain("no files match");
+  });
+
+  it("fails with ConfigurationError for an action type it does not serve", async () => {
+    const job = makeJob({ actionTypeId: { category: "Approval", owner: "AWS", provider: "Manual", version: "1" } });
+    const result = await runner().run(job, new AbortController().signal);
+    expect(result.status).toBe("Failed");
+    expect(result.errorDetails?.code).toBe("ConfigurationError");
+  });
+
+  it("reports a failed CommitArtifact as a failed job", async () => {
+    const failing: ArtifactCommitter = () => Promise.reject(Object.assign(new Error("artifact service said no"), { code: 9 }));
+    const job = makeJob({
+      commands: ["mkdir out && echo x > out/x"],
+      outputs: [await outputGrant("Out", "build-ae-5")],
+      outputArtifacts: [{ name: "Out", files: ["out/*"] }],
+    });
+    const result = await runner({ commitArtifact: failing }).run(job, new AbortController().signal);
+    expect(result.status).toBe("Failed");
+    expect(result.errorDetails?.message).toContain("artifact service said no");
+  });
+
+  it("throws JobCancelledError (no result) when the runner stops during a job", async () => {
+    const stop = new AbortController();
+    const job = makeJob({ commands: ["sleep 100"] });
+    const running = runner().run(job, stop.signal);
+    await expect.poll(async () => (await readdir(workspaces)).length, { timeout: 10_000 }).toBeGreaterThan(0);
+    stop.abort();
+    await expect(running).rejects.toBeInstanceOf(JobCancelledError);
+  });
+
+  it("removes every workspace after the job, whatever the outcome", async () => {
+    await expect.poll(async () => readdir(workspaces), { timeout: 10_000 }).toEqual([]);
+  });
+});

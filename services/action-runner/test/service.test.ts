@@ -1,0 +1,193 @@
+// The runner as a service: jobs in on SLUICE_JOBS through a real nats-server, results out on
+// SLUICE_RESULTS, artifacts through presigned MinIO grants, health over gRPC.
+import { mkdir, readFile, writeFile } from "node:fs/promises";
+import path from "node:path";
+import { pathToFileURL } from "node:url";
+import { Client as GrpcClient, credentials } from "@grpc/grpc-js";
+import { connectBus } from "@sluice/bus";
+import type { Bus, Consumer } from "@sluice/bus";
+import { noopLogger } from "@sluice/domain";
+import { JobResultSchema, JobSchema } from "@sluice/proto";
+import type { JobResult } from "@sluice/proto";
+import type {} from "@sluice/testkit";
+import { Client } from "minio";
+import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { loadActionRunnerConfig } from "../src/config.js";
+import type { ArtifactCommitter } from "../src/job-runner.js";
+import { startActionRunner } from "../src/service.js";
+import type { ActionRunnerService } from "../src/service.js";
+import { commitAll, git, makeJob, tempDir } from "./helpers.js";
+
+describe("action-runner service", () => {
+  const { natsUrl, s3 } = inject("servers");
+  const prefix = `ar${Date.now().toString(36)}`;
+  const minio = new Client({ endPoint: s3.endPoint, port: s3.port, useSSL: s3.useSSL, accessKey: s3.accessKey, secretKey: s3.secretKey });
+  const bucket = `runner-svc-${Date.now().toString(36)}`;
+  const deployBucket = `runner-site-${Date.now().toString(36)}`;
+  let root: { dir: string; remove: () => Promise<void> };
+  let runner: ActionRunnerService;
+  let bus: Bus;
+  let resultsConsumer: Consumer;
+  const results: JobResult[] = [];
+  const subjects = new Map<string, string>();
+  const commits: Parameters<ArtifactCommitter>[0][] = [];
+
+  beforeAll(async () => {
+    root = await tempDir("sluice-runner-svc-");
+    await minio.makeBucket(bucket);
+    const config = loadActionRunnerConfig({
+      NATS_URL: natsUrl,
+      SLUICE_AUTH_TOKENS: "ops=admin:test-admin-token",
+      SLUICE_BUS_PREFIX: prefix,
+      ARTIFACT_ADDR: "127.0.0.1:1",
+      SLUICE_SERVICE_TOKEN: "runner-token",
+      RUNNER_ID: "svc-runner-1",
+      RUNNER_ACK_WAIT_MS: "3000",
+      WORKSPACE_ROOT: path.join(root.dir, "ws"),
+      S3_ENDPOINT: s3.url,
+      S3_ACCESS_KEY: s3.accessKey,
+      S3_SECRET_KEY: s3.secretKey,
+      PATH: process.env["PATH"],
+      HOME: process.env["HOME"],
+    });
+    runner = await startActionRunner(config, {
+      logger: noopLogger,
+      commitArtifact: (commit) => {
+        commits.push(commit);
+        return Promise.resolve();
+      },
+    });
+    bus = await connectBus({ servers: natsUrl, name: "runner-svc-test", logger: noopLogger, prefix });
+    await bus.ensureStreams();
+    resultsConsumer = await bus.consume({
+      stream: bus.streams.results,
+      durable: "runner-svc-test-results",
+      filterSubject: bus.subjects.streamFilter("results"),
+      schema: JobResultSchema,
+      handler: (result, ctx) => {
+        results.push(result);
+        subjects.set(result.jobId, ctx.subject);
+        return Promise.resolve();
+      },
+    });
+  });
+
+  afterAll(async () => {
+    await runner?.stop(5_000);
+    await resultsConsumer?.stop();
+    await bus?.close();
+    await root?.remove();
+  });
+
+  const resultFor = (jobId: string) => results.find((r) => r.jobId === jobId);
+
+  it("consumes one durable per served action type of its pool, never approvals", () => {
+    expect(runner.consumers).toEqual([
+      "runner-default-Source-Git",
+      "runner-default-Build-Commands",
+      "runner-default-Test-Commands",
+      "runner-default-Deploy-Commands",
+      "runner-default-Compute-Commands",
+      "runner-default-Deploy-ObjectStore",
+    ]);
+  });
+
+  it("serves gRPC health as SERVING", async () => {
+    const client = new GrpcClient(`127.0.0.1:${runner.port}`, credentials.createInsecure());
+    try {
+      const response = await new Promise<Buffer>((resolve, reject) => {
+        client.makeUnaryRequest(
+          "/grpc.health.v1.Health/Check",
+          (req: Buffer) => req,
+          (res: Buffer) => res,
+          Buffer.alloc(0),
+          (err, value) => (err || value === undefined ? reject(err ?? new Error("no response")) : resolve(value)),
+        );
+      });
+      // HealthCheckResponse { status = 1 (SERVING) }
+      expect([...response]).toEqual([0x08, 0x01]);
+    } finally {
+      client.close();
+    }
+  });
+
+  it("runs a Git source job from the queue and publishes its result on the pipeline's result subject", async () => {
+    const repo = path.join(root.dir, "repo");
+    await mkdir(repo, { recursive: true });
+    git(repo, ["init", "-q", "-b", "main"]);
+    await writeFile(path.join(repo, "index.html"), "<p>v1</p>\n");
+    const commit = commitAll(repo, "Add page", "2024-06-01T08:00:00Z", "2024-06-01T08:00:00Z");
+    const key = "executions/src-1/SourceArtifact.zip";
+    const job = makeJob({
+      pipelineName: "svc-pipeline",
+      actionTypeId: { category: "Source", owner: "AWS", provider: "Git", version: "1" },
+      configuration: { RepositoryUrl: pathToFileURL(repo).href },
+      outputs: [
+        {
+          name: "SourceArtifact",
+          artifactId: "src-1/SourceArtifact",
+          grant: { url: await minio.presignedPutObject(bucket, key, 600), method: "PUT", bucket, key },
+        },
+      ],
+    });
+
+    await bus.publish(bus.subjects.jobSubject("default", "Source", "Git"), JobSchema, job, { msgId: job.jobId });
+
+    await expect.poll(() => resultFor(job.jobId)?.status, { timeout: 30_000 }).toBe("Succeeded");
+    const result = resultFor(job.jobId);
+    expect(result?.pipelineName).toBe("svc-pipeline");
+    expect(subjects.get(job.jobId)).toBe(bus.subjects.resultSubject("svc-pipeline"));
+    expect(result?.updatedBy).toBe("svc-runner-1");
+    expect(result?.outputVariables["CommitId"]).toBe(commit);
+    expect(result?.outputArtifacts[0]?.key).toBe(key);
+    expect(commits.map((c) => c.artifactId)).toContain("src-1/SourceArtifact");
+    const stat = await minio.statObject(bucket, key);
+    expect(BigInt(stat.size)).toBe(result?.outputArtifacts[0]?.sizeBytes);
+
+    // Then a deploy job takes that artifact and writes it to a bucket.
+    const deploy = makeJob({
+      pipelineName: "svc-pipeline",
+      actionTypeId: { category: "Deploy", owner: "AWS", provider: "ObjectStore", version: "1" },
+      configuration: { BucketName: deployBucket, ObjectKey: "site" },
+      inputs: [
+        {
+          name: "SourceArtifact",
+          artifactId: "src-1/SourceArtifact",
+          sha256: result?.outputArtifacts[0]?.sha256 ?? "",
+          sizeBytes: result?.outputArtifacts[0]?.sizeBytes ?? 0n,
+          grant: { url: await minio.presignedGetObject(bucket, key, 600), method: "GET", bucket, key },
+        },
+      ],
+    });
+    await bus.publish(bus.subjects.jobSubject("default", "Deploy", "ObjectStore"), JobSchema, deploy, { msgId: deploy.jobId });
+    await expect.poll(() => resultFor(deploy.jobId)?.status, { timeout: 30_000 }).toBe("Succeeded");
+    const page = await minio.getObject(deployBucket, "site/index.html");
+    const chunks: Buffer[] = [];
+    for await (const chunk of page) chunks.push(chunk as Buffer);
+    expect(Buffer.concat(chunks).toString("utf8")).toBe("<p>v1</p>\n");
+  });
+
+  it("publishes a Failed result for a failing Commands job and keeps consuming", async () => {
+    const failing = makeJob({ pipelineName: "svc-pipeline", commands: ["echo nope >&2", "exit 9"] });
+    const passing = makeJob({
+      pipelineName: "svc-other",
+      actionTypeId: { category: "Test", owner: "AWS", provider: "Commands", version: "1" },
+      commands: ["true"],
+    });
+    await bus.publish(bus.subjects.jobSubject("default", "Build", "Commands"), JobSchema, failing, { msgId: failing.jobId });
+    await bus.publish(bus.subjects.jobSubject("default", "Test", "Commands"), JobSchema, passing, { msgId: passing.jobId });
+    await expect.poll(() => resultFor(failing.jobId)?.status, { timeout: 30_000 }).toBe("Failed");
+    expect(resultFor(failing.jobId)?.errorDetails?.message).toBe("Commands failed with exit code 9: nope");
+    await expect.poll(() => resultFor(passing.jobId)?.status, { timeout: 30_000 }).toBe("Succeeded");
+  });
+
+  it("heartbeats a job that runs longer than its lease, so it is not redelivered", async () => {
+    // ack wait is 3 s: without working() the job would be redelivered and run twice.
+    const marker = path.join(root.dir, "runs.log");
+    const job = makeJob({ pipelineName: "svc-pipeline", commands: [`echo run >> ${marker}`, "sleep 5"] });
+    await bus.publish(bus.subjects.jobSubject("default", "Build", "Commands"), JobSchema, job, { msgId: job.jobId });
+    await expect.poll(() => resultFor(job.jobId)?.status, { timeout: 30_000 }).toBe("Succeeded");
+    expect(await readFile(marker, "utf8")).toBe("run\n");
+    expect(results.filter((r) => r.jobId === job.jobId)).toHaveLength(1);
+  });
+});
