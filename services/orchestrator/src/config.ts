@@ -1,14 +1,11 @@
 import { z } from "zod";
-import { commonEnv, loadConfig } from "@sluice/service-kit";
+import { commonEnv, durationMs, loadConfig } from "@sluice/service-kit";
+import type { LogLevel } from "@sluice/service-kit";
 
 const Env = z.object({
   ...commonEnv,
-  NATS_URL: z.string().min(1),
-  MONGO_URL: z.string().min(1),
   // Database holding pipelines, versions, runtime documents and archived executions.
   MONGO_DB: z.string().min(1).default("sluice_orchestrator"),
-  // Prefix for streams and subjects (tests run several buses on one server).
-  SLUICE_BUS_PREFIX: z.string().default(""),
   // Approval service; PutApprovalResult is forwarded there. Empty: PutApprovalResult answers UNAVAILABLE.
   APPROVAL_ADDR: z.string().default(""),
   // Artifact service; grants are attached to jobs at dispatch. Empty: jobs go out without grants
@@ -17,11 +14,14 @@ const Env = z.object({
   // Bearer token (role `service`) the orchestrator presents to the approval and artifact services.
   SLUICE_SERVICE_TOKEN: z.string().default(""),
   // Bucket used by pipelines whose declaration names no artifact store.
-  DEFAULT_ARTIFACT_BUCKET: z.string().min(3).default("sluice-artifacts"),
+  DEFAULT_ARTIFACT_BUCKET: z
+    .string()
+    .regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, { message: "must be an S3 bucket name (3-63 of a-z 0-9 . -)" })
+    .default("sluice-artifacts"),
   // How often outbox entries left behind by a crash are re-published.
-  OUTBOX_SWEEP_MS: z.coerce.number().int().min(10).default(2000),
+  OUTBOX_SWEEP_MS: durationMs().default(2000),
   // How often due deadlines (action timeouts) are turned into TimerFired events.
-  TIMER_SWEEP_MS: z.coerce.number().int().min(10).default(1000),
+  TIMER_SWEEP_MS: durationMs().default(1000),
 });
 
 /** The orchestrator's resolved configuration (camelCase, defaults applied). */
@@ -33,7 +33,7 @@ export interface OrchestratorConfig {
   grpcPort: number;
   /** SLUICE_AUTH_TOKENS, the token table (`<principal>=<role>+<role>:<token>,...`). */
   authTokens: string;
-  logLevel: string;
+  logLevel: LogLevel;
   shutdownGraceMs: number;
   busPrefix: string;
   /** Empty: PutApprovalResult is unavailable. */
@@ -61,7 +61,7 @@ export function loadOrchestratorConfig(env: Record<string, string | undefined>):
     authTokens: e.SLUICE_AUTH_TOKENS,
     logLevel: e.LOG_LEVEL,
     shutdownGraceMs: e.SHUTDOWN_GRACE_MS,
-    busPrefix: e.SLUICE_BUS_PREFIX,
+    busPrefix: e.SLUICE_BUS_PREFIX ?? "",
     approvalAddr: e.APPROVAL_ADDR,
     artifactAddr: e.ARTIFACT_ADDR,
     serviceToken: e.SLUICE_SERVICE_TOKEN,

@@ -1,0 +1,8 @@
+// `npm run bench`: prints the orchestration overhead per action next to the
+// messaging and database floors beneath it (see test/bench/).
+import { build, ensureDependencies, ensureServers, must } from "./lib.mjs";
+
+ensureDependencies();
+ensureServers();
+build();
+must("npx", ["tsx", "--conditions=@sluice/source", "test/bench/orchestration-overhead.ts"]);

@@ -1,0 +1,58 @@
+import { DomainError, PIPELINE_NAME_PATTERN } from "@sluice/domain";
+import type { FieldViolation } from "@sluice/domain";
+
+/**
+ * Collects request problems so a caller learns every bad field at once, each
+ * named by its path (`name`, `result.status`, `tags[0].key`).
+ */
+export class RequestChecks {
+  private readonly violations: FieldViolation[] = [];
+
+  /** Records a problem. */
+  add(field: string, message: string): this {
+    this.violations.push({ field, message });
+    return this;
+  }
+
+  /** A pipeline, stage or action name: 1-100 characters of [A-Za-z0-9.@_-]. */
+  name(field: string, value: string): this {
+    if (value === "") return this.add(field, "is required");
+    if (!PIPELINE_NAME_PATTERN.test(value)) this.add(field, "must be 1-100 characters of [A-Za-z0-9.@_-]");
+    return this;
+  }
+
+  /** A required string with a length range. */
+  text(field: string, value: string, min: number, max: number): this {
+    if (min > 0 && value === "") return this.add(field, "is required");
+    if (value.length < min || value.length > max) this.add(field, `must be ${min}-${max} characters`);
+    return this;
+  }
+
+  /** An optional integer bound (absent = default). */
+  range(field: string, value: number | undefined, min: number, max: number): this {
+    if (value !== undefined && (value < min || value > max)) this.add(field, `must be between ${min} and ${max}`);
+    return this;
+  }
+
+  /** A pipeline execution id: a UUID. */
+  executionId(field: string, value: string): this {
+    if (value === "") return this.add(field, "is required");
+    if (!EXECUTION_ID_PATTERN.test(value)) this.add(field, "must be a pipeline execution id (a UUID)");
+    return this;
+  }
+
+  /** Throws ValidationException listing every recorded problem. */
+  throwIfAny(): void {
+    if (this.violations.length === 0) return;
+    const message = this.violations.map((v) => `${v.field}: ${v.message}`).join("; ");
+    throw new DomainError("ValidationException", message, [...this.violations]);
+  }
+}
+
+/** AWS's execution id pattern (UUIDs). */
+const EXECUTION_ID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+/** Starts a check list. */
+export function checks(): RequestChecks {
+  return new RequestChecks();
+}

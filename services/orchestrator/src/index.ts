@@ -1,0 +1,19 @@
+// The orchestrator service: PipelineService over gRPC, the runtime store around
+// the pure state machine, the outbox, and the result/source consumers.
+export { PIPELINE_PERMISSIONS, createPipelineApi, pipelineArn } from "./api/pipeline-api.js";
+export type { PipelineApiDeps } from "./api/pipeline-api.js";
+export { loadOrchestratorConfig } from "./config.js";
+export type { OrchestratorConfig } from "./config.js";
+export { createPipelineStore, parseDeclaration, pipelineNotFound } from "./pipelines/pipeline-store.js";
+export type { PipelinePage, PipelineStore, StoredPipeline, StoredTag } from "./pipelines/pipeline-store.js";
+export { specOf } from "./pipelines/spec-of.js";
+export { adoptSpec } from "./runtime/adopt-spec.js";
+export type { Adoption } from "./runtime/adopt-spec.js";
+export { DECLARATION_DETAIL_TYPE, declarationEntry, eventEntry, jobEntry, parseEvent, parseJob } from "./runtime/outbox.js";
+export type { DeclarationChange, OutboxEntry } from "./runtime/outbox.js";
+export { createOutboxPublisher } from "./runtime/publisher.js";
+export type { OutboxPublisher, OutboxPublisherOptions, PublishOutcome } from "./runtime/publisher.js";
+export { createRuntimeStore } from "./runtime/runtime-store.js";
+export type { ApplyOptions, ApplyResult, ArchivedExecution, RuntimeDoc, RuntimeStore, RuntimeStoreOptions } from "./runtime/runtime-store.js";
+export { startOrchestrator } from "./service.js";
+export type { Orchestrator, OrchestratorDeps } from "./service.js";

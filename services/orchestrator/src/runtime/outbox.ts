@@ -1,0 +1,93 @@
+import { create, fromJsonString, toJsonString } from "@bufbuild/protobuf";
+import { timestampFromMs } from "@bufbuild/protobuf/wkt";
+import type { Subjects } from "@sluice/bus";
+import { jobInit, stateChangeEventInit } from "@sluice/domain";
+import type { Emitted, JobSpec } from "@sluice/domain";
+import { JobSchema, PipelineDeclarationSchema, StateChangeEventSchema } from "@sluice/proto";
+import type { Job, PipelineDeclaration, StateChangeEvent } from "@sluice/proto";
+
+/**
+ * One message waiting in a runtime document's outbox. It is written in the
+ * same conditional write as the state that caused it, published afterwards
+ * with `id` as Nats-Msg-Id, then pulled. Payloads are protobuf JSON text, so
+ * user-chosen map keys (configuration keys) never become database field names.
+ */
+export interface OutboxEntry {
+  /** The message's own id: the job id or the event id; also the Nats-Msg-Id. */
+  id: string;
+  /** When the entry was written (epoch ms); the sweeper re-publishes old ones. */
+  at: number;
+  type: "job" | "event";
+  subject: string;
+  /** Protobuf JSON of a `Job` (without grants) or a `StateChangeEvent`. */
+  payload: string;
+  /** Jobs: ids of the input artifacts to grant GETs for. */
+  inputArtifactIds?: string[];
+  /** Jobs: names of the outputs to grant PUTs for. */
+  outputNames?: string[];
+}
+
+/**
+ * The outbox entry of a DispatchJob. Every job, approvals included, goes to
+ * `sluice.jobs.default.<category>.<built-in provider>`; approvals therefore
+ * land on `sluice.jobs.default.Approval.Manual`, the approval service's queue.
+ */
+export function jobEntry(subjects: Subjects, job: JobSpec, now: number): OutboxEntry {
+  return {
+    id: job.jobId,
+    at: now,
+    type: "job",
+    subject: subjects.jobSubject("default", job.category, job.builtIn),
+    payload: toJsonString(JobSchema, create(JobSchema, jobInit(job, { inputs: [], outputs: [] }))),
+    inputArtifactIds: [...job.inputArtifactIds],
+    outputNames: [...job.outputNames],
+  };
+}
+
+/** The outbox entry of a state change emitted by decide(). */
+export function eventEntry(subjects: Subjects, emitted: Emitted, now: number): OutboxEntry {
+  const e = emitted.event;
+  const message = create(StateChangeEventSchema, stateChangeEventInit(e));
+  return { id: e.eventId, at: now, type: "event", subject: subjects.eventSubject(e.pipeline, emitted.kind), payload: toJsonString(StateChangeEventSchema, message) };
+}
+
+/** Detail type of declaration changes (the source-poller learns Git sources from them). */
+export const DECLARATION_DETAIL_TYPE = "Sluice Pipeline Declaration Change";
+
+/** State of a declaration change event. */
+export type DeclarationChange = "CREATED" | "UPDATED" | "DELETED";
+
+/**
+ * The outbox entry announcing a created, updated or deleted declaration.
+ * The id names pipeline, change and version, so a republish is deduplicated.
+ */
+export function declarationEntry(
+  subjects: Subjects,
+  name: string,
+  change: DeclarationChange,
+  version: number,
+  declaration: PipelineDeclaration | undefined,
+  now: number,
+): OutboxEntry {
+  const id = `${name}:declaration:${change}:${version}:${now}`;
+  const message = create(StateChangeEventSchema, {
+    eventId: id,
+    detailType: DECLARATION_DETAIL_TYPE,
+    time: timestampFromMs(now),
+    pipeline: name,
+    version,
+    state: change,
+    declaration: declaration ?? create(PipelineDeclarationSchema, { name }),
+  });
+  return { id, at: now, type: "event", subject: subjects.eventSubject(name, "declaration"), payload: toJsonString(StateChangeEventSchema, message) };
+}
+
+/** Decodes an entry's Job payload. */
+export function parseJob(entry: OutboxEntry): Job {
+  return fromJsonString(JobSchema, entry.payload);
+}
+
+/** Decodes an entry's StateChangeEvent payload. */
+export function parseEvent(entry: OutboxEntry): StateChangeEvent {
+  return fromJsonString(StateChangeEventSchema, entry.payload);
+}

@@ -1,0 +1,95 @@
+import type { Bus } from "@sluice/bus";
+import type { Logger } from "@sluice/domain";
+import { GrpcStatus, isRpcError } from "@sluice/grpc";
+import type { Client } from "@sluice/grpc";
+import { JobSchema, StateChangeEventSchema } from "@sluice/proto";
+import type { ArtifactService, Job } from "@sluice/proto";
+import { parseEvent, parseJob } from "./outbox.js";
+import type { OutboxEntry } from "./outbox.js";
+
+/** What became of one outbox entry. */
+export type PublishOutcome =
+  /** On the bus (or already there: JetStream dropped the repeat); pull it from the outbox. */
+  | { kind: "published" }
+  /** Not published; keep it for the sweeper. */
+  | { kind: "retry" }
+  /**
+   * A job whose grants the artifact service refused for good (an input
+   * artifact that does not exist, …): the caller fails the action with
+   * `reason` instead of retrying forever, then pulls the entry.
+   */
+  | { kind: "rejected"; job: Job; reason: string };
+
+/** Publishes outbox entries, attaching artifact grants to jobs on the way. */
+export interface OutboxPublisher {
+  publish(entry: OutboxEntry): Promise<PublishOutcome>;
+}
+
+/** Options of `createOutboxPublisher`. */
+export interface OutboxPublisherOptions {
+  bus: Bus;
+  logger: Logger;
+  /** ArtifactService client; undefined = jobs go out without grants (tests without an artifact service). */
+  artifacts: Client<typeof ArtifactService> | undefined;
+}
+
+// Statuses that will not change on a retry: the request itself is wrong.
+const PERMANENT_GRANT_FAILURES: ReadonlySet<number> = new Set([
+  GrpcStatus.NOT_FOUND,
+  GrpcStatus.INVALID_ARGUMENT,
+  GrpcStatus.FAILED_PRECONDITION,
+  GrpcStatus.DATA_LOSS,
+]);
+
+/** Creates the publisher used by the runtime store and the outbox sweeper. */
+export function createOutboxPublisher(opts: OutboxPublisherOptions): OutboxPublisher {
+  const { bus, artifacts } = opts;
+  const logger = opts.logger.child({ component: "outbox" });
+
+  const publishJob = async (entry: OutboxEntry): Promise<PublishOutcome> => {
+    const job = parseJob(entry);
+    const inputIds = entry.inputArtifactIds ?? [];
+    const outputNames = entry.outputNames ?? [];
+    if ((inputIds.length > 0 || outputNames.length > 0) && artifacts !== undefined) {
+      try {
+        const grants = await artifacts.issueJobGrants({
+          pipelineName: job.pipelineName,
+          pipelineExecutionId: job.pipelineExecutionId,
+          stageName: job.stageName,
+          actionName: job.actionName,
+          actionExecutionId: job.actionExecutionId,
+          bucket: job.artifactBucket,
+          inputArtifactIds: inputIds,
+          outputNames,
+        });
+        job.inputs = grants.inputs;
+        job.outputs = grants.outputs;
+      } catch (err) {
+        if (isRpcError(err) && PERMANENT_GRANT_FAILURES.has(err.code)) {
+          return { kind: "rejected", job, reason: `artifact grants refused: ${err.message}` };
+        }
+        logger.warn("issuing job grants failed; will retry", { jobId: entry.id, error: errorText(err) });
+        return { kind: "retry" };
+      }
+    }
+    await bus.publish(entry.subject, JobSchema, job, { msgId: entry.id });
+    return { kind: "published" };
+  };
+
+  return {
+    async publish(entry) {
+      try {
+        if (entry.type === "job") return await publishJob(entry);
+        await bus.publish(entry.subject, StateChangeEventSchema, parseEvent(entry), { msgId: entry.id });
+        return { kind: "published" };
+      } catch (err) {
+        logger.warn("publishing an outbox entry failed; the sweeper will retry", { id: entry.id, subject: entry.subject, error: errorText(err) });
+        return { kind: "retry" };
+      }
+    },
+  };
+}
+
+function errorText(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}

@@ -1,0 +1,198 @@
+import { randomUUID } from "node:crypto";
+import { connectBus } from "@sluice/bus";
+import type { Bus, Consumer } from "@sluice/bus";
+import { DomainError, isDomainError, jobOutcomeFromProto, noopLogger, sourceRevisionFromProto } from "@sluice/domain";
+import type { Logger, PipelineSpec } from "@sluice/domain";
+import { createClient, createServer, createTokenAuthenticator, parseTokenTable } from "@sluice/grpc";
+import type { Client, SluiceServer } from "@sluice/grpc";
+import { ApprovalService, ArtifactService, JobResultSchema, PipelineService, SourceChangedSchema } from "@sluice/proto";
+import type { PipelineDeclaration } from "@sluice/proto";
+import { connectMongo } from "@sluice/service-kit";
+import { PIPELINE_PERMISSIONS, createPipelineApi } from "./api/pipeline-api.js";
+import type { OrchestratorConfig } from "./config.js";
+import { createPipelineStore } from "./pipelines/pipeline-store.js";
+import { specOf as specOfDeclaration } from "./pipelines/spec-of.js";
+import { createOutboxPublisher } from "./runtime/publisher.js";
+import { createRuntimeStore } from "./runtime/runtime-store.js";
+import type { ArchivedExecution, RuntimeStore } from "./runtime/runtime-store.js";
+import { startSweeper } from "./sweeper.js";
+import type { Sweeper } from "./sweeper.js";
+
+/** A running orchestrator. */
+export interface Orchestrator {
+  /** The bound gRPC port. */
+  readonly port: number;
+  /** The runtime store (tests drive and inspect it). */
+  readonly runtime: RuntimeStore;
+  /** Stops taking work, finishes what is in flight, closes connections; idempotent. */
+  stop(deadlineMs: number): Promise<void>;
+}
+
+/** Optional collaborators of `startOrchestrator`. */
+export interface OrchestratorDeps {
+  /** @default noopLogger */
+  logger?: Logger;
+  /** Epoch ms; tests move time forward to reach deadlines. @default Date.now */
+  clock?: () => number;
+}
+
+/** Entries younger than this are being published by the write that made them. */
+const OUTBOX_MIN_AGE_MS = 3000;
+/** Durable consumer names, shared by every replica. */
+const RESULTS_DURABLE = "orchestrator-results";
+const SOURCES_DURABLE = "orchestrator-sources";
+/** Results/source changes handled at once; one pipeline's are still applied one by one. */
+const CONSUMER_CONCURRENCY = 8;
+
+/**
+ * Starts the orchestrator: Mongo, the bus and its streams, indexes, the
+ * result and source consumers, the PipelineService and the sweepers — in
+ * that order, so nothing serves before what it depends on is ready.
+ */
+export async function startOrchestrator(config: OrchestratorConfig, deps: OrchestratorDeps = {}): Promise<Orchestrator> {
+  const logger = (deps.logger ?? noopLogger).child({ service: "orchestrator" });
+  const clock = deps.clock ?? Date.now;
+  const auth = createTokenAuthenticator(parseTokenTable(config.authTokens));
+
+  const mongo = await connectMongo(config.mongoUrl, config.mongoDb, { appName: "sluice-orchestrator" });
+  const { db } = mongo;
+  let bus: Bus | undefined;
+  let artifacts: Client<typeof ArtifactService> | undefined;
+  let approvals: Client<typeof ApprovalService> | undefined;
+  const consumers: Consumer[] = [];
+  const sweepers: Sweeper[] = [];
+  let server: SluiceServer | undefined;
+
+  const shutdown = async (deadlineMs: number): Promise<void> => {
+    // Reverse order of start: stop serving, stop taking messages (in-flight
+    // handlers finish), stop the sweepers, then close the connections.
+    await server?.stop(deadlineMs);
+    await Promise.all(consumers.map((c) => c.stop()));
+    await Promise.all(sweepers.map((s) => s.stop()));
+    await bus?.close();
+    artifacts?.close();
+    approvals?.close();
+    await mongo.close();
+  };
+
+  try {
+    bus = await connectBus({ servers: config.natsUrl, name: "orchestrator", logger, prefix: config.busPrefix === "" ? undefined : config.busPrefix });
+    await bus.ensureStreams();
+
+    if (config.artifactAddr === "") {
+      logger.warn("ARTIFACT_ADDR is not set: jobs are dispatched without artifact grants");
+    } else {
+      artifacts = createClient(ArtifactService, config.artifactAddr, { token: config.serviceToken, deadlineMs: 15_000 });
+    }
+    if (config.approvalAddr === "") {
+      logger.warn("APPROVAL_ADDR is not set: PutApprovalResult is unavailable");
+    } else {
+      approvals = createClient(ApprovalService, config.approvalAddr, { deadlineMs: 15_000 });
+    }
+
+    const pipelines = createPipelineStore(db);
+    await pipelines.ensureIndexes();
+    const specOf = (declaration: PipelineDeclaration): PipelineSpec => specOfDeclaration(declaration, config.defaultArtifactBucket);
+    const publisher = createOutboxPublisher({ bus, logger, artifacts });
+    const runtime = createRuntimeStore({
+      db,
+      subjects: bus.subjects,
+      publisher,
+      logger,
+      clock,
+      loadSpec: async (name) => {
+        const stored = await pipelines.find(name);
+        return stored === undefined ? undefined : specOf(stored.declaration);
+      },
+    });
+    await runtime.ensureIndexes();
+
+    consumers.push(
+      await bus.consume({
+        stream: bus.streams.results,
+        durable: RESULTS_DURABLE,
+        filterSubject: bus.subjects.streamFilter("results"),
+        schema: JobResultSchema,
+        concurrency: CONSUMER_CONCURRENCY,
+        handler: async (msg) => {
+          await ignoreUnknownPipeline(logger, msg.pipelineName, () => runtime.apply(msg.pipelineName, { type: "JobCompleted", result: jobOutcomeFromProto(msg) }));
+        },
+      }),
+    );
+    consumers.push(
+      await bus.consume({
+        stream: bus.streams.sources,
+        durable: SOURCES_DURABLE,
+        filterSubject: bus.subjects.streamFilter("sources"),
+        schema: SourceChangedSchema,
+        concurrency: CONSUMER_CONCURRENCY,
+        handler: async (msg) => {
+          if (msg.revision === undefined || msg.revision.revisionId === "") {
+            throw new DomainError("ValidationException", "revision: is required", [{ field: "revision.revisionId", message: "is required" }]);
+          }
+          const revision = sourceRevisionFromProto(msg.sourceActionName, msg.revision);
+          await ignoreUnknownPipeline(logger, msg.pipelineName, () =>
+            runtime.apply(msg.pipelineName, {
+              type: "SourceChanged",
+              // A redelivery gets another id; decide() still starts nothing twice for one revision.
+              executionId: randomUUID(),
+              actionName: msg.sourceActionName,
+              revision,
+              trigger: { triggerType: msg.triggerType === "" ? "PollForSourceChanges" : msg.triggerType, triggerDetail: msg.triggerDetail },
+            }),
+          );
+        },
+      }),
+    );
+
+    server = createServer({ logger, auth, permissions: PIPELINE_PERMISSIONS });
+    server.add(
+      PipelineService,
+      createPipelineApi({
+        pipelines,
+        runtime,
+        archive: db.collection<ArchivedExecution>("executions"),
+        subjects: bus.subjects,
+        specOf,
+        defaultArtifactBucket: config.defaultArtifactBucket,
+        approvals,
+        logger,
+        clock: () => new Date(clock()),
+      }),
+    );
+    const port = await server.listen(config.grpcHost, config.grpcPort);
+
+    sweepers.push(startSweeper("outbox", config.outboxSweepMs, () => runtime.sweepOutbox(OUTBOX_MIN_AGE_MS), logger));
+    sweepers.push(startSweeper("timers", config.timerSweepMs, () => runtime.sweepTimers(), logger));
+
+    logger.info("orchestrator started", { port, db: config.mongoDb, busPrefix: config.busPrefix });
+    let stopping: Promise<void> | undefined;
+    return {
+      port,
+      runtime,
+      stop(deadlineMs) {
+        stopping ??= shutdown(deadlineMs).then(() => logger.info("orchestrator stopped"));
+        return stopping;
+      },
+    };
+  } catch (err) {
+    await shutdown(1000).catch((closeErr: unknown) => logger.warn("cleanup after a failed start failed", { error: String(closeErr) }));
+    throw err;
+  }
+}
+
+/**
+ * A message for a pipeline that does not exist (deleted while its jobs ran)
+ * has nothing left to change: it is logged and acknowledged.
+ */
+async function ignoreUnknownPipeline(logger: Logger, pipelineName: string, fn: () => Promise<unknown>): Promise<void> {
+  try {
+    await fn();
+  } catch (err) {
+    if (isDomainError(err) && err.code === "PipelineNotFoundException") {
+      logger.warn("message for an unknown pipeline dropped", { pipeline: pipelineName });
+      return;
+    }
+    throw err;
+  }
+}

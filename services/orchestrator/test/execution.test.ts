@@ -1,0 +1,269 @@
+import { randomUUID } from "node:crypto";
+import { afterAll, beforeAll, describe, expect, it, inject } from "vitest";
+import type {} from "@sluice/testkit";
+import type { MessageInitShape } from "@bufbuild/protobuf";
+import { timestampFromMs } from "@bufbuild/protobuf/wkt";
+import { connectBus } from "@sluice/bus";
+import type { Bus, EventSubscription } from "@sluice/bus";
+import { noopLogger } from "@sluice/domain";
+import { JobResultSchema, SourceChangedSchema } from "@sluice/proto";
+import type { Job, JobResult, StateChangeEvent } from "@sluice/proto";
+import { startOrchestrator } from "../src/service.js";
+import type { Orchestrator } from "../src/service.js";
+import { approvalPipeline, clientsFor, dropDatabase, isolation, tapJobs, testConfig, threeStagePipeline } from "./helpers.js";
+import type { Clients, JobTap } from "./helpers.js";
+
+const servers = inject("servers");
+const iso = isolation("exe");
+
+let service: Orchestrator;
+let clients: Clients;
+let bus: Bus;
+let tap: JobTap;
+let events: EventSubscription;
+const seen: StateChangeEvent[] = [];
+// Tests move the orchestrator's clock forward to reach job deadlines.
+let clockOffsetMs = 0;
+
+beforeAll(async () => {
+  service = await startOrchestrator(testConfig(servers, iso), { clock: () => Date.now() + clockOffsetMs });
+  clients = clientsFor(service.port);
+  bus = await connectBus({ servers: servers.natsUrl, name: "orchestrator-exec-test", logger: noopLogger, prefix: iso.prefix });
+  tap = await tapJobs(bus);
+  events = await bus.subscribeEvents(bus.subjects.eventFilter(), (event) => {
+    seen.push(event);
+  });
+});
+
+afterAll(async () => {
+  clients?.close();
+  await events?.stop();
+  await tap?.stop();
+  await bus?.close();
+  await service?.stop(5_000);
+  await dropDatabase(servers.mongoUrl, iso.dbName);
+});
+
+/** A JobResult as an init object (not a message). */
+type ResultInit = Exclude<MessageInitShape<typeof JobResultSchema>, JobResult>;
+
+/** Publishes a runner's result for `job` on the results subject, as the action-runner does. */
+async function report(job: Job, over: ResultInit = {}): Promise<void> {
+  const result: ResultInit = {
+    jobId: job.jobId,
+    actionExecutionId: job.actionExecutionId,
+    attempt: job.attempt,
+    pipelineName: job.pipelineName,
+    pipelineExecutionId: job.pipelineExecutionId,
+    stageName: job.stageName,
+    actionName: job.actionName,
+    status: "Succeeded",
+    summary: "done",
+    updatedBy: "runner-1",
+    finishedAt: timestampFromMs(Date.now()),
+    ...over,
+  };
+  await bus.publish(bus.subjects.resultSubject(job.pipelineName), JobResultSchema, result, { msgId: `${job.jobId}:result:${randomUUID()}` });
+}
+
+/** The output an action with `name` produced, as a runner reports it. */
+function produced(job: Job, name: string): NonNullable<ResultInit["outputArtifacts"]> {
+  return [{ name, artifactId: `${job.actionExecutionId}/${name}`, bucket: job.artifactBucket, key: `${job.pipelineName}/${job.actionExecutionId}/${name}.zip`, sha256: "ab".repeat(32), sizeBytes: 42n }];
+}
+
+const isJob = (pipeline: string, action: string, executionId?: string) => (job: Job) =>
+  job.pipelineName === pipeline && job.actionName === action && (executionId === undefined || job.pipelineExecutionId === executionId);
+
+describe("an execution driven by hand", () => {
+  const name = "hand-driven";
+  let executionId = "";
+  let source: Job;
+  let build: Job;
+
+  it("dispatches the source job of the initial execution on create", async () => {
+    await clients.ops.createPipeline({ pipeline: threeStagePipeline(name) });
+    source = await tap.next(isJob(name, "Checkout"));
+    executionId = source.pipelineExecutionId;
+    expect(source.jobId).toBe(`${source.actionExecutionId}:1`);
+    expect(source.attempt).toBe(1);
+    expect(source.pipelineVersion).toBe(1);
+    expect(source.stageName).toBe("Source");
+    expect(source.actionTypeId?.provider).toBe("Git");
+    expect(source.configuration["RepositoryUrl"]).toBe("file:///tmp/repo.git");
+    expect(source.artifactBucket).toBe("sluice-artifacts");
+    expect(source.outputArtifacts.map((o) => o.name)).toEqual(["Src"]);
+    // No artifact service in this test: the job goes out without grants.
+    expect(source.outputs).toEqual([]);
+
+    const state = await clients.viewer.getPipelineState({ name });
+    const stage = state.stageStates[0];
+    expect(stage?.latestExecution?.pipelineExecutionId).toBe(executionId);
+    expect(stage?.latestExecution?.status).toBe("InProgress");
+    expect(stage?.actionStates[0]?.latestExecution?.status).toBe("InProgress");
+    expect(stage?.actionStates[0]?.latestExecution?.actionExecutionId).toBe(source.actionExecutionId);
+    const exec = await clients.viewer.getPipelineExecution({ pipelineName: name, pipelineExecutionId: executionId });
+    expect(exec.pipelineExecution?.status).toBe("InProgress");
+    expect(exec.pipelineExecution?.trigger?.triggerType).toBe("CreatePipeline");
+    expect(exec.pipelineExecution?.trigger?.triggerDetail).toBe("ops");
+  });
+
+  it("accepts the source result and dispatches the build", async () => {
+    await report(source, {
+      outputArtifacts: produced(source, "Src"),
+      outputVariables: { CommitId: "c0ffee" },
+      revision: { revisionId: "c0ffee", revisionSummary: "first commit", branch: "main" },
+    });
+    build = await tap.next(isJob(name, "Compile", executionId));
+    expect(build.stageName).toBe("Build");
+    expect(build.commands).toEqual(["make"]);
+    expect(build.outputArtifacts.map((o) => [o.name, o.files])).toEqual([["Built", ["out/**"]]]);
+
+    const state = await clients.viewer.getPipelineState({ name });
+    const [sourceStage, buildStage] = state.stageStates;
+    expect(sourceStage?.latestExecution?.status).toBe("Succeeded");
+    expect(sourceStage?.actionStates[0]?.latestExecution?.status).toBe("Succeeded");
+    expect(sourceStage?.actionStates[0]?.latestExecution?.lastUpdatedBy).toBe("runner-1");
+    expect(sourceStage?.actionStates[0]?.currentRevision?.revisionId).toBe("c0ffee");
+    expect(buildStage?.latestExecution?.status).toBe("InProgress");
+    expect(buildStage?.actionStates[0]?.latestExecution?.status).toBe("InProgress");
+
+    const exec = await clients.viewer.getPipelineExecution({ pipelineName: name, pipelineExecutionId: executionId });
+    expect(exec.pipelineExecution?.artifactRevisions.map((r) => [r.name, r.revisionId, r.revisionSummary])).toEqual([["Src", "c0ffee", "first commit"]]);
+  });
+
+  it("ignores a result for an attempt it is not waiting for", async () => {
+    await report(build, { attempt: 7, status: "Failed", errorDetails: { code: "JobFailed", message: "stale" } });
+    // A later, valid result is applied after the stale one (results of one pipeline share a partition).
+    await report(build, { outputArtifacts: produced(build, "Built") });
+    const ship = await tap.next(isJob(name, "Ship", executionId));
+    expect(ship.stageName).toBe("Deploy");
+    const state = await clients.viewer.getPipelineState({ name });
+    expect(state.stageStates[1]?.actionStates[0]?.latestExecution?.status).toBe("Succeeded");
+  });
+
+  it("fails the execution when an action fails and shows the error", async () => {
+    const ship = await tap.next(isJob(name, "Ship", executionId));
+    await report(ship, { status: "Failed", summary: "", errorDetails: { code: "JobFailed", message: "exit status 3" }, externalExecutionId: "run-9" });
+    await expect
+      .poll(async () => (await clients.viewer.getPipelineExecution({ pipelineName: name, pipelineExecutionId: executionId })).pipelineExecution?.status, { timeout: 10_000 })
+      .toBe("Failed");
+    const exec = await clients.viewer.getPipelineExecution({ pipelineName: name, pipelineExecutionId: executionId });
+    expect(exec.pipelineExecution?.statusSummary).toContain("Ship");
+    expect(exec.pipelineExecution?.statusSummary).toContain("exit status 3");
+    const state = await clients.viewer.getPipelineState({ name });
+    const deploy = state.stageStates[2];
+    expect(deploy?.latestExecution?.status).toBe("Failed");
+    expect(deploy?.actionStates[0]?.latestExecution?.status).toBe("Failed");
+    expect(deploy?.actionStates[0]?.latestExecution?.errorDetails).toMatchObject({ code: "JobFailed", message: "exit status 3" });
+    expect(deploy?.actionStates[0]?.latestExecution?.externalExecutionId).toBe("run-9");
+    // Finished executions move to the history collection and out of the runtime.
+    const runtime = await service.runtime.read(name);
+    expect(runtime?.executions[executionId]).toBeUndefined();
+  });
+
+  it("publishes EventBridge-shaped state changes", async () => {
+    await expect
+      .poll(() => seen.filter((e) => e.executionId === executionId && e.detailType === "CodePipeline Pipeline Execution State Change").map((e) => e.state), { timeout: 10_000 })
+      .toEqual(["STARTED", "FAILED"]);
+    const actionEvents = seen.filter((e) => e.executionId === executionId && e.detailType === "CodePipeline Action Execution State Change");
+    expect(actionEvents.map((e) => `${e.action}:${e.state}`)).toEqual(
+      expect.arrayContaining(["Checkout:STARTED", "Checkout:SUCCEEDED", "Compile:STARTED", "Compile:SUCCEEDED", "Ship:STARTED", "Ship:FAILED"]),
+    );
+    expect(seen.find((e) => e.pipeline === name && e.state === "CREATED")?.declaration?.name).toBe(name);
+  });
+
+  it("starts further executions and lists them newest first, paged", async () => {
+    const started = await clients.ops.startPipelineExecution({ name });
+    const job = await tap.next(isJob(name, "Checkout", started.pipelineExecutionId));
+    expect(job.sourceRevision).toBe("");
+    const all = await clients.viewer.listPipelineExecutions({ pipelineName: name });
+    expect(all.pipelineExecutionSummaries.map((s) => [s.pipelineExecutionId, s.status])).toEqual([
+      [started.pipelineExecutionId, "InProgress"],
+      [executionId, "Failed"],
+    ]);
+    expect(all.pipelineExecutionSummaries[0]?.trigger?.triggerType).toBe("StartPipelineExecution");
+    expect(all.pipelineExecutionSummaries[1]?.sourceRevisions.map((r) => [r.actionName, r.revisionId])).toEqual([["Checkout", "c0ffee"]]);
+    const first = await clients.viewer.listPipelineExecutions({ pipelineName: name, maxResults: 1 });
+    expect(first.pipelineExecutionSummaries.map((s) => s.pipelineExecutionId)).toEqual([started.pipelineExecutionId]);
+    const second = await clients.viewer.listPipelineExecutions({ pipelineName: name, maxResults: 1, nextToken: first.nextToken });
+    expect(second.pipelineExecutionSummaries.map((s) => s.pipelineExecutionId)).toEqual([executionId]);
+    expect(second.nextToken).toBe("");
+  });
+});
+
+describe("source changes", () => {
+  it("starts an execution pinned to the changed revision, once per revision", async () => {
+    const name = "polled";
+    const change = (revisionId: string): MessageInitShape<typeof SourceChangedSchema> => ({
+      eventId: `${name}:Checkout:${revisionId}`,
+      pipelineName: name,
+      sourceActionName: "Checkout",
+      revision: { revisionId, revisionSummary: `commit ${revisionId}`, branch: "main" },
+      triggerType: "PollForSourceChanges",
+      triggerDetail: "poller",
+    });
+    const announce = (revisionId: string, msgId: string) => bus.publish(bus.subjects.sourceSubject(name), SourceChangedSchema, change(revisionId), { msgId });
+    await clients.ops.createPipeline({ pipeline: threeStagePipeline(name) });
+    // Let the initial execution leave the (locked) Source stage, so the next one can enter it.
+    const initial = await tap.next(isJob(name, "Checkout"));
+    await report(initial, { outputArtifacts: produced(initial, "Src"), revision: { revisionId: "aaaa" } });
+    await tap.next(isJob(name, "Compile", initial.pipelineExecutionId));
+
+    await announce("beef", "beef-1");
+    const pinned = await tap.next((j) => isJob(name, "Checkout")(j) && j.sourceRevision === "beef");
+    const exec = await clients.viewer.getPipelineExecution({ pipelineName: name, pipelineExecutionId: pinned.pipelineExecutionId });
+    expect(exec.pipelineExecution?.trigger).toMatchObject({ triggerType: "PollForSourceChanges", triggerDetail: "poller" });
+    await report(pinned, { outputArtifacts: produced(pinned, "Src"), revision: { revisionId: "beef" } });
+
+    // The same revision again (another poller, a webhook) starts nothing; the next one does.
+    // Changes of one pipeline share a partition, so "cafe" is applied after the repeat.
+    await announce("beef", "beef-2");
+    await announce("cafe", "cafe-1");
+    await tap.next((j) => isJob(name, "Checkout")(j) && j.sourceRevision === "cafe");
+    const list = await clients.viewer.listPipelineExecutions({ pipelineName: name });
+    const polled = list.pipelineExecutionSummaries.filter((s) => s.trigger?.triggerType === "PollForSourceChanges");
+    expect(polled).toHaveLength(2);
+  });
+});
+
+describe("deadlines", () => {
+  it("fails an action whose job outlives its deadline", async () => {
+    const name = "timed";
+    await clients.ops.createPipeline({ pipeline: threeStagePipeline(name) });
+    const source = await tap.next(isJob(name, "Checkout"));
+    clockOffsetMs += 2 * 60 * 60 * 1000;
+    await expect
+      .poll(async () => (await clients.viewer.getPipelineExecution({ pipelineName: name, pipelineExecutionId: source.pipelineExecutionId })).pipelineExecution?.status, {
+        timeout: 10_000,
+      })
+      .toBe("Failed");
+    const state = await clients.viewer.getPipelineState({ name });
+    expect(state.stageStates[0]?.actionStates[0]?.latestExecution?.errorDetails?.code).toBe("TimedOut");
+    // The runner's late result is for an action that already ended: ignored.
+    await report(source, { outputArtifacts: produced(source, "Src") });
+    const after = await clients.viewer.getPipelineExecution({ pipelineName: name, pipelineExecutionId: source.pipelineExecutionId });
+    expect(after.pipelineExecution?.status).toBe("Failed");
+  });
+});
+
+describe("approvals", () => {
+  it("sends manual approvals to the approval queue with a token shown in the pipeline state", async () => {
+    const name = "approve-me";
+    await clients.ops.createPipeline({ pipeline: approvalPipeline(name) });
+    const source = await tap.next(isJob(name, "Checkout"));
+    await report(source, { outputArtifacts: produced(source, "Src"), revision: { revisionId: "1234" } });
+    const approval = await tap.next(isJob(name, "Approve"));
+    expect(approval.actionTypeId?.category).toBe("Approval");
+    expect(tap.subjects.get(approval.jobId)).toBe(`${iso.prefix}.sluice.jobs.default.Approval.Manual`);
+    expect(tap.subjects.get(source.jobId)).toBe(`${iso.prefix}.sluice.jobs.default.Source.Git`);
+    expect(approval.approvalToken).toMatch(/^[0-9a-f-]{36}$/);
+    const state = await clients.viewer.getPipelineState({ name });
+    expect(state.stageStates[1]?.actionStates[0]?.latestExecution?.token).toBe(approval.approvalToken);
+    await report(approval, { summary: "looks good", updatedBy: "alice" });
+    await expect
+      .poll(async () => (await clients.viewer.getPipelineExecution({ pipelineName: name, pipelineExecutionId: approval.pipelineExecutionId })).pipelineExecution?.status, {
+        timeout: 10_000,
+      })
+      .toBe("Succeeded");
+  });
+});

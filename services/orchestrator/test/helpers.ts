@@ -1,0 +1,184 @@
+import { randomUUID } from "node:crypto";
+import { vi } from "vitest";
+import type { MessageInitShape } from "@bufbuild/protobuf";
+import type { Bus, Consumer } from "@sluice/bus";
+import { createClient } from "@sluice/grpc";
+import type { Client } from "@sluice/grpc";
+import { JobSchema, PipelineService } from "@sluice/proto";
+import type { Job, PipelineDeclarationSchema } from "@sluice/proto";
+import type { ProvidedServers } from "@sluice/testkit";
+import { MongoClient } from "mongodb";
+import { loadOrchestratorConfig } from "../src/config.js";
+import type { OrchestratorConfig } from "../src/config.js";
+
+/** Principals of the test token table, one per role that matters here. */
+export const TOKENS = "ops=operator:op-token,vic=viewer:viewer-token,alice=approver:alice-token,root=admin:admin-token";
+
+/** A prefix and database name no other test file uses. */
+export function isolation(tag: string): { prefix: string; dbName: string } {
+  const suffix = randomUUID().slice(0, 8);
+  return { prefix: `${tag}${suffix}`, dbName: `test_orch_${tag}_${suffix}` };
+}
+
+/** The orchestrator's configuration for a test (fast sweepers, no artifact or approval service). */
+export function testConfig(servers: ProvidedServers, iso: { prefix: string; dbName: string }, env: Record<string, string> = {}): OrchestratorConfig {
+  return loadOrchestratorConfig({
+    NATS_URL: servers.natsUrl,
+    MONGO_URL: servers.mongoUrl,
+    MONGO_DB: iso.dbName,
+    SLUICE_AUTH_TOKENS: TOKENS,
+    SLUICE_BUS_PREFIX: iso.prefix,
+    OUTBOX_SWEEP_MS: "100",
+    TIMER_SWEEP_MS: "50",
+    ...env,
+  });
+}
+
+/** Removes a test's database. */
+export async function dropDatabase(mongoUrl: string, dbName: string): Promise<void> {
+  const mongo = await MongoClient.connect(mongoUrl);
+  try {
+    await mongo.db(dbName).dropDatabase();
+  } finally {
+    await mongo.close();
+  }
+}
+
+/** Clients of one orchestrator, one per principal. */
+export interface Clients {
+  ops: Client<typeof PipelineService>;
+  viewer: Client<typeof PipelineService>;
+  approver: Client<typeof PipelineService>;
+  anonymous: Client<typeof PipelineService>;
+  close(): void;
+}
+
+export function clientsFor(port: number): Clients {
+  const address = `127.0.0.1:${port}`;
+  const ops = createClient(PipelineService, address, { token: "op-token", deadlineMs: 20_000 });
+  const viewer = createClient(PipelineService, address, { token: "viewer-token", deadlineMs: 20_000 });
+  const approver = createClient(PipelineService, address, { token: "alice-token", deadlineMs: 20_000 });
+  const anonymous = createClient(PipelineService, address, { deadlineMs: 20_000 });
+  return {
+    ops,
+    viewer,
+    approver,
+    anonymous,
+    close() {
+      for (const c of [ops, viewer, approver, anonymous]) c.close();
+    },
+  };
+}
+
+type DeclarationInit = MessageInitShape<typeof PipelineDeclarationSchema>;
+
+/** Source (Git) → Build (Commands, input Src, output Built) → Deploy (Commands, input Built). */
+export function threeStagePipeline(name: string): DeclarationInit {
+  return {
+    name,
+    roleArn: "arn:aws:iam::123456789012:role/sluice",
+    artifactStore: { type: "S3", location: "sluice-artifacts" },
+    stages: [
+      {
+        name: "Source",
+        actions: [
+          {
+            name: "Checkout",
+            actionTypeId: { category: "Source", owner: "AWS", provider: "Git", version: "1" },
+            configuration: { RepositoryUrl: "file:///tmp/repo.git", BranchName: "main" },
+            outputArtifacts: [{ name: "Src" }],
+          },
+        ],
+      },
+      {
+        name: "Build",
+        actions: [
+          {
+            name: "Compile",
+            actionTypeId: { category: "Build", owner: "AWS", provider: "Commands", version: "1" },
+            commands: ["make"],
+            inputArtifacts: [{ name: "Src" }],
+            outputArtifacts: [{ name: "Built", files: ["out/**"] }],
+          },
+        ],
+      },
+      {
+        name: "Deploy",
+        actions: [
+          {
+            name: "Ship",
+            actionTypeId: { category: "Deploy", owner: "AWS", provider: "Commands", version: "1" },
+            commands: ["./ship.sh"],
+            inputArtifacts: [{ name: "Built" }],
+          },
+        ],
+      },
+    ],
+  };
+}
+
+/** Source (Git) → Approve (Manual). */
+export function approvalPipeline(name: string): DeclarationInit {
+  return {
+    name,
+    stages: [
+      {
+        name: "Source",
+        actions: [
+          {
+            name: "Checkout",
+            actionTypeId: { category: "Source", owner: "AWS", provider: "Git", version: "1" },
+            configuration: { RepositoryUrl: "file:///tmp/repo.git" },
+            outputArtifacts: [{ name: "Src" }],
+          },
+        ],
+      },
+      {
+        name: "Gate",
+        actions: [{ name: "Approve", actionTypeId: { category: "Approval", owner: "AWS", provider: "Manual", version: "1" } }],
+      },
+    ],
+  };
+}
+
+/** Every Job published on the jobs stream, in arrival order (a test durable, acked at once). */
+export interface JobTap {
+  readonly jobs: Job[];
+  /** The subject each job arrived on, by job id. */
+  readonly subjects: Map<string, string>;
+  /** The first job matching `predicate`, waiting for it. */
+  next(predicate: (job: Job) => boolean): Promise<Job>;
+  stop(): Promise<void>;
+}
+
+export async function tapJobs(bus: Bus): Promise<JobTap> {
+  const jobs: Job[] = [];
+  const subjects = new Map<string, string>();
+  const consumer: Consumer = await bus.consume({
+    stream: bus.streams.jobs,
+    durable: "test-jobs",
+    filterSubject: bus.subjects.streamFilter("jobs"),
+    schema: JobSchema,
+    concurrency: 4,
+    handler: (job, ctx) => {
+      subjects.set(job.jobId, ctx.subject);
+      jobs.push(job);
+      return Promise.resolve();
+    },
+  });
+  return {
+    jobs,
+    subjects,
+    next(predicate) {
+      return vi.waitFor(
+        () => {
+          const found = jobs.find(predicate);
+          if (found === undefined) throw new Error("no matching job yet");
+          return found;
+        },
+        { timeout: 20_000, interval: 25 },
+      );
+    },
+    stop: () => consumer.stop(),
+  };
+}
