@@ -38,7 +38,10 @@ async function natsFloor(bus: Bus): Promise<number[]> {
     durable: "bench-floor",
     filterSubject: bus.subjects.resultPartitionSubject(0),
     schema: JobResultSchema,
-    handler: async () => resolveNext?.(),
+    handler: () => {
+      resolveNext?.();
+      return Promise.resolve();
+    },
   });
   for (let i = 0; i < FLOOR_SAMPLES; i++) {
     const got = new Promise<void>((r) => (resolveNext = r));

@@ -4,7 +4,7 @@ import { create } from "@bufbuild/protobuf";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { TransferError, downloadFile, extractZip, uploadFile, zipDirectory } from "@sluice/artifacts";
-import { isDomainError } from "@sluice/domain";
+import { isDomainError, resolveProvider } from "@sluice/domain";
 import type { Logger } from "@sluice/domain";
 import { JobResultSchema } from "@sluice/proto";
 import type { Job, JobResult, ProducedArtifactSchema } from "@sluice/proto";
@@ -110,7 +110,10 @@ export function createJobRunner(opts: JobRunnerOptions): JobRunner {
     if (cancel.aborted) throw new JobCancelledError(job.jobId);
     const category = job.actionTypeId?.category ?? "";
     const providerName = job.actionTypeId?.provider ?? "";
-    const provider = opts.providers.get(`${category}/${providerName}`);
+    // The job names the provider as declared (AWS's S3, CodeBuild, CodeCommit …); the domain's
+    // provider table says which built-in runs it.
+    const builtIn = resolveProvider(job.actionTypeId)?.builtIn ?? providerName;
+    const provider = opts.providers.get(`${category}/${builtIn}`);
     if (provider === undefined) {
       return failed("ConfigurationError", `actionTypeId: ${category}/${providerName} is not served by this runner`);
     }

@@ -6,8 +6,8 @@ import type { Provider } from "./provider.js";
 
 /**
  * The built-in providers this runner serves, keyed `"<Category>/<Provider>"` as they appear in
- * a job's `actionTypeId` (the orchestrator maps AWS names — CodeCommit, CodeBuild, S3 … — to
- * these before dispatch). Approval/Manual is not here: the approval service consumes those jobs.
+ * the domain's provider table resolves a job's `actionTypeId` (AWS names such as CodeCommit,
+ * CodeBuild or S3 map to these). Approval/Manual is not here: the approval service consumes those jobs.
  */
 export const SERVED_ACTIONS: readonly { readonly category: string; readonly provider: string }[] = [
   { category: "Source", provider: "Git" },

@@ -1,0 +1,377 @@
+// Shared setup of the end-to-end suite: one real cluster (the five services as processes) per test file,
+// git repositories in temp dirs, AWS-style pipeline JSON, and compact views of the API's answers so a
+// failed `expect.poll` prints something a person can read. On a failed test the services' warnings and
+// the tail of their logs are printed, so the cause is visible without re-running.
+import { execFileSync } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { createApprovalClient, createArtifactClient, createSluiceClient, isRpcError, readPipelineJson } from "@sluice/client";
+import type { Client, SluiceClient, SluiceRpcError } from "@sluice/client";
+import type { ApprovalService, ArtifactService, GetPipelineStateResponse, PipelineExecutionSummary } from "@sluice/proto";
+import { CLUSTER_SERVICES, startCluster } from "@sluice/testkit";
+import type { Cluster, ProvidedServers } from "@sluice/testkit";
+import { Client as MinioClient } from "minio";
+import { afterAll, afterEach, beforeAll, expect, inject } from "vitest";
+
+/** Repository root (services run from `<root>/services/<name>/dist/main.js`). */
+export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..");
+
+/** How `expect.poll` waits everywhere in this suite. */
+export const POLL = { timeout: 60_000, interval: 200 } as const;
+
+// expect.stringMatching/stringContaining are typed `any`; as `unknown` they sit inside toMatchObject shapes.
+/** `expect.stringMatching(re)`, typed `unknown`. */
+export const matching = (re: RegExp): unknown => expect.stringMatching(re);
+/** `expect.stringContaining(text)`, typed `unknown`. */
+export const containing = (text: string): unknown => expect.stringContaining(text);
+/** A non-empty string (approval tokens). */
+export const NON_EMPTY: unknown = expect.stringMatching(/\S/);
+
+/** A short random suffix for names that must not collide between files or runs. */
+export function suffix(): string {
+  return randomBytes(4).toString("hex");
+}
+
+/** Everything a test file needs to talk to its cluster. */
+export interface E2eEnv {
+  cluster: Cluster;
+  servers: ProvidedServers;
+  /** SLUICE_BUS_PREFIX of this cluster. */
+  busPrefix: string;
+  /** Where the services' logs go (`<service>.log`). */
+  logDir: string;
+  /** PipelineService as the admin. */
+  sluice: SluiceClient;
+  /** ApprovalService as the admin. */
+  approvals: Client<typeof ApprovalService>;
+  /** ArtifactService as the admin. */
+  artifacts: Client<typeof ArtifactService>;
+  /** Admin S3 client of the shared MinIO (to read deploy buckets). */
+  s3: MinioClient;
+  /** Registers a directory to remove after the file's tests. */
+  tempDir(prefix: string): string;
+}
+
+/**
+ * Starts one cluster for the calling test file (beforeAll) and stops it (afterAll). The returned object
+ * is filled in by the time the tests run. Logs stay in a temp dir that is removed when every test passed
+ * and kept (its path printed) otherwise.
+ */
+export function useCluster(name: string): E2eEnv {
+  const env = {} as E2eEnv;
+  const cleanup: string[] = [];
+  let failed = false;
+
+  beforeAll(async () => {
+    const servers = inject("servers");
+    const id = `${name}-${suffix()}`;
+    env.servers = servers;
+    env.busPrefix = `e2e-${id}`;
+    env.logDir = mkdtempSync(join(tmpdir(), `sluice-e2e-${name}-logs-`));
+    env.tempDir = (prefix) => {
+      const dir = mkdtempSync(join(tmpdir(), `sluice-e2e-${prefix}-`));
+      cleanup.push(dir);
+      return dir;
+    };
+    try {
+      env.cluster = await startCluster({
+        servers,
+        repoRoot: REPO_ROOT,
+        busPrefix: env.busPrefix,
+        mongoDbPrefix: `e2e_${id.replace(/-/g, "_")}`,
+        pollIntervalMs: 500,
+        logDir: env.logDir,
+        stopGraceMs: 10_000,
+      });
+    } catch (err) {
+      failed = true;
+      printLogs(env.logDir, `cluster did not start (${String(err)})`);
+      throw err;
+    }
+    const token = env.cluster.tokens.admin;
+    env.sluice = createSluiceClient({ address: env.cluster.addresses.orchestrator, token, deadlineMs: 15_000 });
+    env.approvals = createApprovalClient({ address: env.cluster.addresses.approval, token, deadlineMs: 15_000 });
+    env.artifacts = createArtifactClient({ address: env.cluster.addresses.artifact, token, deadlineMs: 15_000 });
+    env.s3 = new MinioClient({
+      endPoint: servers.s3.endPoint,
+      port: servers.s3.port,
+      useSSL: servers.s3.useSSL,
+      accessKey: servers.s3.accessKey,
+      secretKey: servers.s3.secretKey,
+    });
+  });
+
+  afterEach((ctx) => {
+    if (ctx.task.result?.state !== "fail") return;
+    failed = true;
+    printLogs(env.logDir, `test failed: ${ctx.task.name}`);
+  });
+
+  afterAll(async () => {
+    env.sluice?.close();
+    env.approvals?.close();
+    env.artifacts?.close();
+    await env.cluster?.stop();
+    for (const dir of cleanup) rmSync(dir, { recursive: true, force: true });
+    if (env.logDir === undefined) return;
+    if (failed) process.stderr.write(`[e2e] service logs kept in ${env.logDir}\n`);
+    else rmSync(env.logDir, { recursive: true, force: true });
+  });
+
+  return env;
+}
+
+/** Prints each service's warnings/errors and the tail of its log (pino JSON lines). */
+export function printLogs(logDir: string | undefined, why: string): void {
+  if (logDir === undefined) return;
+  const out: string[] = [`\n===== [e2e] ${why}; service logs from ${logDir} =====`];
+  for (const service of CLUSTER_SERVICES) {
+    const file = join(logDir, `${service}.log`);
+    if (!existsSync(file)) continue;
+    const lines = readFileSync(file, "utf8").split("\n").filter((l) => l.trim() !== "");
+    const warnings = lines.filter((l) => levelOf(l) >= 40).slice(-30);
+    out.push(`----- ${service}: ${lines.length} lines, ${warnings.length} (last) warnings/errors -----`, ...warnings.map(clip));
+    out.push(`----- ${service}: last 15 lines -----`, ...lines.slice(-15).map(clip));
+  }
+  process.stderr.write(`${out.join("\n")}\n`);
+}
+
+function levelOf(line: string): number {
+  try {
+    const parsed = JSON.parse(line) as { level?: unknown };
+    return typeof parsed.level === "number" ? parsed.level : 0;
+  } catch {
+    // Non-JSON output (a stack trace, a crash) is worth seeing.
+    return 50;
+  }
+}
+
+function clip(line: string): string {
+  return line.length > 1500 ? `${line.slice(0, 1500)}…` : line;
+}
+
+/** A git repository in a temp dir on branch `main`. */
+export interface GitRepo {
+  dir: string;
+  /** `file://<dir>` */
+  url: string;
+  /** Writes the files (relative paths), commits everything, returns the commit id. */
+  commit(files: Record<string, string>, message: string): string;
+}
+
+/** `git init -b main` in a fresh temp dir (removed after the file's tests). */
+export function makeGitRepo(env: E2eEnv, files: Record<string, string>, message: string): GitRepo & { first: string } {
+  const dir = env.tempDir("repo");
+  const git = (...args: string[]): string => execFileSync("git", ["-C", dir, ...args], { encoding: "utf8" }).trim();
+  git("init", "-q", "-b", "main");
+  const commit = (content: Record<string, string>, msg: string): string => {
+    for (const [rel, text] of Object.entries(content)) {
+      const path = join(dir, rel);
+      mkdirSync(dirname(path), { recursive: true });
+      writeFileSync(path, text);
+    }
+    git("add", "-A");
+    git("commit", "-q", "-m", msg);
+    return git("rev-parse", "HEAD");
+  };
+  const first = commit(files, message);
+  return { dir, url: `file://${dir}`, commit, first };
+}
+
+/** Options of {@link pipelineJson}. */
+export interface PipelineJsonOptions {
+  name: string;
+  repoUrl: string;
+  artifactBucket: string;
+  deployBucket: string;
+  /** Commands of the Build action. */
+  buildCommands: string[];
+  /** Key prefix of the deploy. @default "site" */
+  deployPrefix?: string;
+}
+
+/**
+ * An AWS create-pipeline JSON document: Source (Git) → Build (Commands, output `dist/**`) →
+ * Approve (Manual) → Deploy (S3 → ObjectStore, extracted under `site/`). The Build action gets the
+ * commit id through the variable `#{SourceVariables.CommitId}` in `$COMMIT_ID`.
+ */
+export function pipelineJson(o: PipelineJsonOptions): string {
+  return JSON.stringify({
+    pipeline: {
+      name: o.name,
+      roleArn: "arn:aws:iam::123456789012:role/sluice-e2e",
+      artifactStore: { type: "S3", location: o.artifactBucket },
+      stages: [
+        {
+          name: "Source",
+          actions: [
+            {
+              name: "Checkout",
+              actionTypeId: { category: "Source", owner: "AWS", provider: "Git", version: "1" },
+              configuration: { RepositoryUrl: o.repoUrl, BranchName: "main" },
+              outputArtifacts: [{ name: "SourceOutput" }],
+              namespace: "SourceVariables",
+            },
+          ],
+        },
+        {
+          name: "Build",
+          actions: [
+            {
+              name: "Build",
+              actionTypeId: { category: "Build", owner: "AWS", provider: "Commands", version: "1" },
+              commands: o.buildCommands,
+              environmentVariables: [{ name: "COMMIT_ID", value: "#{SourceVariables.CommitId}", type: "PLAINTEXT" }],
+              inputArtifacts: [{ name: "SourceOutput" }],
+              outputArtifacts: [{ name: "BuildOutput", files: ["dist/**"] }],
+            },
+          ],
+        },
+        {
+          name: "Approve",
+          actions: [
+            {
+              name: "Approve",
+              actionTypeId: { category: "Approval", owner: "AWS", provider: "Manual", version: "1" },
+              configuration: { CustomData: "Approve the e2e deploy." },
+            },
+          ],
+        },
+        {
+          name: "Deploy",
+          actions: [
+            {
+              name: "Deploy",
+              actionTypeId: { category: "Deploy", owner: "AWS", provider: "S3", version: "1" },
+              configuration: { BucketName: o.deployBucket, Extract: "true", ObjectKey: o.deployPrefix ?? "site" },
+              inputArtifacts: [{ name: "BuildOutput" }],
+            },
+          ],
+        },
+      ],
+    },
+  });
+}
+
+/** Creates the pipeline from its JSON text, as `sluice create-pipeline --cli-input-json` would. */
+export async function createPipelineFromJson(env: E2eEnv, json: string): Promise<void> {
+  await env.sluice.pipelines.createPipeline(readPipelineJson(json));
+}
+
+/** Unique lowercase bucket name (3-63 characters). */
+export function bucketName(kind: string): string {
+  return `e2e-${kind}-${suffix()}`;
+}
+
+/** One action's latest execution, flattened. */
+export interface ActionView {
+  status: string;
+  executionId: string;
+  token: string;
+  summary: string;
+  errorCode: string;
+  errorMessage: string;
+}
+
+/** One stage, flattened: `latest`/`inbound` are `<executionId>` and the status. */
+export interface StageView {
+  latestExecutionId: string;
+  latestStatus: string;
+  inboundExecutionId: string;
+  actions: Record<string, ActionView>;
+}
+
+/** GetPipelineState as `{ <stage>: StageView }`, so poll failures print readably. */
+export async function stateView(env: E2eEnv, name: string): Promise<Record<string, StageView>> {
+  return viewOf(await env.sluice.pipelines.getPipelineState({ name }));
+}
+
+function viewOf(state: GetPipelineStateResponse): Record<string, StageView> {
+  const out: Record<string, StageView> = {};
+  for (const stage of state.stageStates) {
+    const actions: Record<string, ActionView> = {};
+    for (const a of stage.actionStates) {
+      const l = a.latestExecution;
+      actions[a.actionName] = {
+        status: l?.status ?? "",
+        executionId: l?.actionExecutionId ?? "",
+        token: l?.token ?? "",
+        summary: l?.summary ?? "",
+        errorCode: l?.errorDetails?.code ?? "",
+        errorMessage: l?.errorDetails?.message ?? "",
+      };
+    }
+    out[stage.stageName] = {
+      latestExecutionId: stage.latestExecution?.pipelineExecutionId ?? "",
+      latestStatus: stage.latestExecution?.status ?? "",
+      inboundExecutionId: stage.inboundExecution?.pipelineExecutionId ?? "",
+      actions,
+    };
+  }
+  return out;
+}
+
+/** ListPipelineExecutions, newest first as the API returns them, flattened. */
+export async function executionsView(
+  env: E2eEnv,
+  name: string,
+): Promise<{ id: string; status: string; trigger: string; summary: string; revisions: string[] }[]> {
+  const res = await env.sluice.pipelines.listPipelineExecutions({ pipelineName: name });
+  return res.pipelineExecutionSummaries.map((s: PipelineExecutionSummary) => ({
+    id: s.pipelineExecutionId,
+    status: s.status,
+    trigger: s.trigger?.triggerType ?? "",
+    summary: s.statusSummary,
+    revisions: s.sourceRevisions.map((r) => r.revisionId),
+  }));
+}
+
+/** The execution's status (GetPipelineExecution). */
+export async function executionStatus(env: E2eEnv, pipelineName: string, pipelineExecutionId: string): Promise<{ status: string; statusSummary: string }> {
+  const res = await env.sluice.pipelines.getPipelineExecution({ pipelineName, pipelineExecutionId });
+  return { status: res.pipelineExecution?.status ?? "", statusSummary: res.pipelineExecution?.statusSummary ?? "" };
+}
+
+/** Execution statuses that do not change any more. */
+const FINAL = /^(Succeeded|Failed|Stopped|Superseded|Cancelled)$/;
+
+/**
+ * Waits until the execution has finished (any final status) and returns its status and summary, so a
+ * test asserting `Succeeded` fails at once, with the summary, when the execution failed instead.
+ */
+export async function finishedExecution(env: E2eEnv, pipelineName: string, pipelineExecutionId: string): Promise<{ status: string; statusSummary: string }> {
+  await expect.poll(async () => (await executionStatus(env, pipelineName, pipelineExecutionId)).status, POLL).toMatch(FINAL);
+  return executionStatus(env, pipelineName, pipelineExecutionId);
+}
+
+/** Runs `call` and returns the RPC error it must fail with (fails the test when it succeeds). */
+export async function rpcError(call: () => Promise<unknown>): Promise<SluiceRpcError> {
+  try {
+    await call();
+  } catch (err) {
+    if (isRpcError(err)) return err;
+    throw err;
+  }
+  expect.fail("the call succeeded; expected an RPC error");
+}
+
+/** Reads one object of a bucket as UTF-8 text. */
+export async function readObject(s3: MinioClient, bucket: string, key: string): Promise<string> {
+  const stream = await s3.getObject(bucket, key);
+  const chunks: Buffer[] = [];
+  for await (const chunk of stream) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks).toString("utf8");
+}
+
+/** Every key of a bucket (sorted); empty when the bucket does not exist. */
+export async function listKeys(s3: MinioClient, bucket: string): Promise<string[]> {
+  if (!(await s3.bucketExists(bucket))) return [];
+  const keys: string[] = [];
+  for await (const item of s3.listObjectsV2(bucket, "", true) as AsyncIterable<{ name?: string }>) {
+    if (item.name !== undefined) keys.push(item.name);
+  }
+  return keys.sort();
+}
