@@ -29,7 +29,7 @@ export const USAGE = `usage: sluice <command> [flags]
   put-approval-result --pipeline-name NAME --stage-name STAGE --action-name ACTION
                       --token TOKEN --status Approved|Rejected [--summary TEXT]
 
-connection: --endpoint host:port and --token, or SLUICE_ADDR and SLUICE_TOKEN,
+connection: --endpoint host:port and --auth-token, or SLUICE_ADDR and SLUICE_TOKEN,
 or the cluster that \`npm start\` is running in this directory.`;
 
 /** Reads `file://path` (AWS CLI style) or a plain path. */

@@ -25,9 +25,10 @@ export interface Connection {
 export function resolveConnection(args: ParsedArgs, env: Record<string, string | undefined>, cwd: string): Connection {
   const dev = readDevState(cwd);
   const address = optionalFlag(args, "endpoint") ?? env["SLUICE_ADDR"] ?? dev?.address;
-  const token = optionalFlag(args, "token") ?? env["SLUICE_TOKEN"] ?? dev?.token;
+  // Not `--token`: AWS uses that name for the approval token of put-approval-result.
+  const token = optionalFlag(args, "auth-token") ?? env["SLUICE_TOKEN"] ?? dev?.token;
   if (!address) throw new UsageError("no server: pass --endpoint host:port, set SLUICE_ADDR, or run `npm start` first");
-  if (!token) throw new UsageError("no token: pass --token, set SLUICE_TOKEN, or run `npm start` first");
+  if (!token) throw new UsageError("no token: pass --auth-token, set SLUICE_TOKEN, or run `npm start` first");
   return { address, token };
 }
 
