@@ -1,7 +1,8 @@
 import { defineConfig } from "vitest/config";
 
-// Vite's default server conditions, after ours.
-const serverConditions = ["module", "node", "development|production"];
+// Vite's default server conditions minus "module": with it, CommonJS OpenTelemetry packages
+// require() @opentelemetry/api's bundler-only ESM build and fail to load.
+const serverConditions = ["node", "development|production"];
 
 // One process runs every package's tests; workspace packages resolve to their
 // TypeScript sources through the "@sluice/source" export condition.

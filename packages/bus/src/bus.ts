@@ -4,6 +4,7 @@ import { DeliverPolicy, JetStreamApiError, jetstream, jetstreamManager } from "@
 import type { ConsumerMessages, JetStreamClient, JetStreamManager, OrderedConsumerOptions } from "@nats-io/jetstream";
 import { connect, headers as createHeaders } from "@nats-io/transport-node";
 import type { NatsConnection } from "@nats-io/transport-node";
+import { SpanKind, SpanStatusCode, trace } from "@opentelemetry/api";
 import type { Logger } from "@sluice/domain";
 import { StateChangeEventSchema } from "@sluice/proto";
 import type { StateChangeEvent } from "@sluice/proto";
@@ -12,6 +13,8 @@ import type { Catalog, StreamNames, Subjects } from "./catalog.js";
 import { errorMessage, startConsumer } from "./consume.js";
 import type { ConsumeOptions, Consumer } from "./consume.js";
 import { TRACEPARENT, activeTraceparent } from "./tracing.js";
+
+const tracer = trace.getTracer("@sluice/bus");
 
 /** Options of `connectBus`. */
 export interface BusOptions {
@@ -79,7 +82,8 @@ export interface Bus {
   ensureStreams(): Promise<void>;
   /**
    * Publishes a protobuf message and waits for the stream's PubAck (throws when none arrives).
-   * Sets `Nats-Msg-Id` and, when a span is active, `traceparent`.
+   * Sets `Nats-Msg-Id`; runs in a producer span `publish <subject>` (child of the active span)
+   * whose context travels as `traceparent`, so the consumer's span joins the same trace.
    */
   publish<S extends DescMessage>(subject: string, schema: S, message: MessageInitShape<S>, opts: PublishOptions): Promise<PublishResult>;
   /** Starts a durable pull-consumer loop (see `ConsumeOptions`); resolves once the consumer exists. */
@@ -166,13 +170,31 @@ class NatsBus implements Bus {
 
   async publish<S extends DescMessage>(subject: string, schema: S, message: MessageInitShape<S>, opts: PublishOptions): Promise<PublishResult> {
     if (opts.msgId === "") throw new RangeError("msgId: must not be empty");
-    const hdrs = createHeaders();
-    for (const [k, v] of Object.entries(opts.headers ?? {})) hdrs.set(k, v);
-    const traceparent = activeTraceparent();
-    if (traceparent !== undefined) hdrs.set(TRACEPARENT, traceparent);
-    const data = toBinary(schema, create(schema, message));
-    const ack = await this.js.publish(subject, data, { msgID: opts.msgId, headers: hdrs });
-    return { stream: ack.stream, seq: ack.seq, duplicate: ack.duplicate };
+    const attributes = {
+      "messaging.system": "nats",
+      "messaging.operation.type": "send",
+      "messaging.destination.name": subject,
+      "messaging.message.id": opts.msgId,
+    };
+    return tracer.startActiveSpan(`publish ${subject}`, { kind: SpanKind.PRODUCER, attributes }, async (span) => {
+      try {
+        const hdrs = createHeaders();
+        for (const [k, v] of Object.entries(opts.headers ?? {})) hdrs.set(k, v);
+        // The producer span is active here, so the consumer becomes its child.
+        const traceparent = activeTraceparent();
+        if (traceparent !== undefined) hdrs.set(TRACEPARENT, traceparent);
+        const data = toBinary(schema, create(schema, message));
+        const ack = await this.js.publish(subject, data, { msgID: opts.msgId, headers: hdrs });
+        span.setAttributes({ "sluice.bus.stream": ack.stream, "sluice.bus.sequence": ack.seq, "sluice.bus.duplicate": ack.duplicate });
+        return { stream: ack.stream, seq: ack.seq, duplicate: ack.duplicate };
+      } catch (err) {
+        span.recordException(err instanceof Error ? err : String(err));
+        span.setStatus({ code: SpanStatusCode.ERROR, message: errorMessage(err) });
+        throw err;
+      } finally {
+        span.end();
+      }
+    });
   }
 
   async consume<S extends DescMessage>(opts: ConsumeOptions<S>): Promise<Consumer> {

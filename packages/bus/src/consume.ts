@@ -5,12 +5,13 @@ import { AckPolicy, DeliverPolicy, JetStreamApiCodes, JetStreamApiError } from "
 import type { Consumer as JsConsumer, ConsumerConfig, ConsumerInfo, ConsumerMessages, JetStreamClient, JetStreamManager, JsMsg } from "@nats-io/jetstream";
 import { headers as createHeaders, nanos } from "@nats-io/transport-node";
 import type { NatsConnection } from "@nats-io/transport-node";
-import { SpanKind, SpanStatusCode, context, trace } from "@opentelemetry/api";
+import { SpanKind, SpanStatusCode, metrics, trace } from "@opentelemetry/api";
+import type { Attributes, Counter, Span } from "@opentelemetry/api";
 import { isDomainError } from "@sluice/domain";
 import type { Logger } from "@sluice/domain";
 import { DeadLetterSchema } from "@sluice/proto";
 import type { Subjects } from "./catalog.js";
-import { contextFromHeaders } from "./tracing.js";
+import { TRACEPARENT, activeTraceparent, contextFromHeaders } from "./tracing.js";
 
 /** What a handler gets besides the decoded message. */
 export interface HandlerContext {
@@ -22,6 +23,11 @@ export interface HandlerContext {
   readonly streamSequence: number;
   /** The publisher's `Nats-Msg-Id`, or "" when it set none. */
   readonly msgId: string;
+  /**
+   * When the stream stored the message (the server's clock): the publish time, the same on every
+   * redelivery. A runner measures dispatch latency from it on the first delivery.
+   */
+  readonly publishedAt: Date;
   /** Extends the lease: resets ack_wait. Call it more often than every ackWaitMs / 3 during long work. */
   working(): void;
   /** Aborted when the consumer stops; a handler should give up and throw soon after. */
@@ -76,6 +82,22 @@ export interface ConsumeDeps {
 }
 
 const tracer = trace.getTracer("@sluice/bus");
+
+/** Name of the dead-letter counter; the same instrument name as service-kit's `createMetrics().dlqMessages`. */
+export const DLQ_MESSAGES_METRIC = "sluice.dlq.messages";
+
+/**
+ * The dead-letter counter of the meter provider registered now. Looked up per dead-letter (rare):
+ * `@opentelemetry/api` has no proxy meter provider, so a counter made at import time, before
+ * main.ts starts the SDK, would count into a no-op forever. The SDK returns the same storage for
+ * a repeated registration.
+ */
+function dlqCounter(): Counter {
+  return metrics.getMeter("@sluice/bus").createCounter(DLQ_MESSAGES_METRIC, { description: "Messages moved to the dead-letter stream", unit: "{message}" });
+}
+
+/** How a delivery was settled; recorded on the consumer span as `sluice.bus.outcome`. */
+type Outcome = "ack" | "retry" | "dead-letter" | "handed-back";
 
 /**
  * Creates or updates the durable pull consumer, then starts the loop. Dead-lettering is done
@@ -252,41 +274,72 @@ class ConsumeLoop<S extends DescMessage> {
     this.handlers.add(handled);
   }
 
-  /** Settles one message: ack, nak with backoff, or dead-letter. Never rejects. */
-  private async handle(m: JsMsg): Promise<void> {
+  /**
+   * Settles one message: ack, nak with backoff, or dead-letter. Never rejects. Runs in a consumer
+   * span `process <subject>`, child of the publisher's span (from `traceparent`), so the handler's
+   * own publishes and calls continue the trace.
+   */
+  private handle(m: JsMsg): Promise<void> {
+    const { deliveryCount, streamSequence } = m.info;
+    const msgId = m.headers?.get("Nats-Msg-Id") ?? "";
+    const attributes: Attributes = {
+      "messaging.system": "nats",
+      "messaging.operation.type": "process",
+      "messaging.destination.name": m.subject,
+      "messaging.consumer.group.name": this.cfg.durable,
+      "sluice.bus.stream": this.cfg.stream,
+      "sluice.bus.sequence": streamSequence,
+      "sluice.bus.delivery_count": deliveryCount,
+    };
+    if (msgId !== "") attributes["messaging.message.id"] = msgId;
+    return tracer.startActiveSpan(`process ${m.subject}`, { kind: SpanKind.CONSUMER, attributes }, contextFromHeaders(m.headers), async (span) => {
+      try {
+        const outcome = await this.settle(m, msgId, span);
+        span.setAttribute("sluice.bus.outcome", outcome);
+      } finally {
+        span.end();
+      }
+    });
+  }
+
+  private async settle(m: JsMsg, msgId: string, span: Span): Promise<Outcome> {
     const { deliveryCount, streamSequence } = m.info;
     const { maxDeliver, schema } = this.cfg;
     if (deliveryCount > maxDeliver) {
-      await this.deadLetter(m, `delivery limit ${maxDeliver} reached: the last delivery's lease expired without an ack`);
-      return;
+      return this.deadLetter(m, `delivery limit ${maxDeliver} reached: the last delivery's lease expired without an ack`, span);
     }
     let decoded: MessageShape<S>;
     try {
       decoded = fromBinary(schema, m.data);
     } catch (err) {
-      await this.deadLetter(m, `cannot decode ${schema.typeName}: ${errorMessage(err)}`);
-      return;
+      return this.deadLetter(m, `cannot decode ${schema.typeName}: ${errorMessage(err)}`, span);
     }
     const ctx: HandlerContext = {
       subject: m.subject,
       deliveryCount,
       streamSequence,
-      msgId: m.headers?.get("Nats-Msg-Id") ?? "",
+      msgId,
+      // The stream's store time, carried in the delivery's reply subject.
+      publishedAt: m.time,
       working: () => m.working(),
       signal: this.abort.signal,
     };
     try {
-      await this.runTraced(m, () => this.cfg.handler(decoded, ctx));
+      await this.cfg.handler(decoded, ctx);
       m.ack();
+      return "ack";
     } catch (err) {
+      span.recordException(err instanceof Error ? err : String(err));
+      span.setStatus({ code: SpanStatusCode.ERROR, message: errorMessage(err) });
       if (this.abort.signal.aborted) {
         // Stopping: hand the message back untouched for another replica (or our next start).
         m.nak();
         this.logger.info("handler interrupted by stop; message handed back", { subject: m.subject, streamSequence });
+        return "handed-back";
       } else if (isDomainError(err) && !err.retryable) {
-        await this.deadLetter(m, `${err.code}: ${err.message}`);
+        return this.deadLetter(m, `${err.code}: ${err.message}`, span);
       } else if (deliveryCount >= maxDeliver) {
-        await this.deadLetter(m, `failed ${deliveryCount} deliveries, last error: ${errorMessage(err)}`);
+        return this.deadLetter(m, `failed ${deliveryCount} deliveries, last error: ${errorMessage(err)}`, span);
       } else {
         const delay = backoffMs(deliveryCount);
         m.nak(delay);
@@ -297,36 +350,19 @@ class ConsumeLoop<S extends DescMessage> {
           retryInMs: delay,
           err,
         });
+        return "retry";
       }
     }
-  }
-
-  private runTraced(m: JsMsg, fn: () => Promise<void>): Promise<void> {
-    const parent = contextFromHeaders(m.headers);
-    const attributes = {
-      "messaging.system": "nats",
-      "messaging.destination.name": m.subject,
-      "messaging.consumer.group.name": this.cfg.durable,
-    };
-    return tracer.startActiveSpan(`process ${this.cfg.stream}`, { kind: SpanKind.CONSUMER, attributes }, parent, async (span) => {
-      try {
-        await fn();
-      } catch (err) {
-        span.recordException(err instanceof Error ? err : String(err));
-        span.setStatus({ code: SpanStatusCode.ERROR, message: errorMessage(err) });
-        throw err;
-      } finally {
-        span.end();
-      }
-    });
   }
 
   /**
    * Publishes a `DeadLetter` (deduplicated by stream sequence, so a crash between publish and
    * ack does not dead-letter twice), then acks the original so messages behind it flow.
+   * Counts `sluice.dlq.messages` (by stream) once the letter is stored.
    */
-  private async deadLetter(m: JsMsg, reason: string): Promise<void> {
+  private async deadLetter(m: JsMsg, reason: string, span: Span): Promise<Outcome> {
     const { stream, streamSequence, deliveryCount } = m.info;
+    span.setStatus({ code: SpanStatusCode.ERROR, message: `dead-lettered: ${reason}` });
     const letter = create(DeadLetterSchema, {
       stream,
       subject: m.subject,
@@ -339,15 +375,18 @@ class ConsumeLoop<S extends DescMessage> {
     const hdrs = createHeaders();
     const originalId = m.headers?.get("Nats-Msg-Id");
     if (originalId !== undefined && originalId !== "") hdrs.set("Sluice-Original-Msg-Id", originalId);
+    // The consumer span is active: whoever inspects the dead letter finds the trace it came from.
+    const traceparent = activeTraceparent();
+    if (traceparent !== undefined) hdrs.set(TRACEPARENT, traceparent);
     try {
-      await context.with(contextFromHeaders(m.headers), () =>
-        this.deps.js.publish(this.deps.subjects.dlqSubject(stream), toBinary(DeadLetterSchema, letter), {
-          msgID: `dlq:${stream}:${streamSequence}`,
-          headers: hdrs,
-        }),
-      );
+      await this.deps.js.publish(this.deps.subjects.dlqSubject(stream), toBinary(DeadLetterSchema, letter), {
+        msgID: `dlq:${stream}:${streamSequence}`,
+        headers: hdrs,
+      });
       m.ack();
+      dlqCounter().add(1, { stream });
       this.logger.warn("message dead-lettered", { subject: m.subject, streamSequence, deliveryCount, reason });
+      return "dead-letter";
     } catch (err) {
       const delay = backoffMs(deliveryCount);
       m.nak(delay);
@@ -358,6 +397,7 @@ class ConsumeLoop<S extends DescMessage> {
         retryInMs: delay,
         err,
       });
+      return "retry";
     }
   }
 

@@ -27,6 +27,6 @@ export {
   sourceSubject,
 } from "./catalog.js";
 export type { Catalog, CatalogOptions, EventKind, StreamDefinition, StreamKey, StreamNames, Subjects } from "./catalog.js";
-export { backoffMs } from "./consume.js";
+export { DLQ_MESSAGES_METRIC, backoffMs } from "./consume.js";
 export type { ConsumeOptions, Consumer, HandlerContext, MessageHandler } from "./consume.js";
-export { TRACEPARENT, activeTraceparent, contextFromHeaders } from "./tracing.js";
+export { TRACEPARENT, activeTraceparent, contextFromHeaders, contextFromTraceparent } from "./tracing.js";

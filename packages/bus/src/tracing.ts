@@ -25,13 +25,21 @@ export function activeTraceparent(): string | undefined {
 
 /** The context to run a consumer handler in: the publisher's span as remote parent, if any. */
 export function contextFromHeaders(headers: MsgHdrs | undefined): Context {
-  const active = context.active();
-  const value = headers?.get(TRACEPARENT);
-  if (value === undefined || value === "") return active;
+  return contextFromTraceparent(headers?.get(TRACEPARENT));
+}
+
+/**
+ * `base` with the span a `traceparent` value names as remote parent; `base` itself when the value
+ * is missing or malformed. Also for traceparents kept in documents: an orchestrator that stores
+ * `activeTraceparent()` with an execution can publish its later jobs inside
+ * `context.with(contextFromTraceparent(stored), ...)`, so the whole execution is one trace.
+ */
+export function contextFromTraceparent(value: string | undefined, base: Context = context.active()): Context {
+  if (value === undefined || value === "") return base;
   const match = TRACEPARENT_PATTERN.exec(value.trim().toLowerCase());
-  if (match === null) return active;
+  if (match === null) return base;
   const [, traceId = "", spanId = "", flags = "00"] = match;
   const spanContext = { traceId, spanId, traceFlags: Number.parseInt(flags, 16), isRemote: true };
-  if (!trace.isSpanContextValid(spanContext)) return active;
-  return trace.setSpanContext(active, spanContext);
+  if (!trace.isSpanContextValid(spanContext)) return base;
+  return trace.setSpanContext(base, spanContext);
 }

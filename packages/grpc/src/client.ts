@@ -5,6 +5,7 @@ import { ERROR_CODES } from "@sluice/domain";
 import type { ErrorCode, FieldViolation } from "@sluice/domain";
 import { deserializerOf, methodPath, serializerOf } from "./adapter.js";
 import { ERROR_CODE_TRAILER, FIELD_VIOLATIONS_TRAILER } from "./errors.js";
+import { injectTraceparent, startClientSpan } from "./tracing.js";
 
 /** Options of `createClient`. */
 export interface ClientOptions {
@@ -145,11 +146,23 @@ export function createClient<S extends DescService>(service: S, address: string,
           reject(new SluiceRpcError(status.CANCELLED, "call cancelled before start", new Metadata(), { cause: signal.reason }));
           return;
         }
-        const call = client.makeUnaryRequest(path, serialize, deserialize, request, metadataFor(options), grpcOptions(options.deadlineMs ?? opts.deadlineMs), (err, value) => {
+        // A client span per call, child of the active span; the server continues it from `traceparent`.
+        const span = startClientSpan(method, address);
+        const metadata = metadataFor(options);
+        injectTraceparent(span.context, metadata);
+        const call = client.makeUnaryRequest(path, serialize, deserialize, request, metadata, grpcOptions(options.deadlineMs ?? opts.deadlineMs), (err, value) => {
           signal?.removeEventListener("abort", onAbort);
-          if (err) reject(rpcErrorOf(err));
-          else if (value === undefined) reject(new SluiceRpcError(status.INTERNAL, "empty response"));
-          else resolve(value);
+          if (err) {
+            const failure = rpcErrorOf(err);
+            span.end(failure instanceof SluiceRpcError ? failure.code : status.UNKNOWN, failure.message);
+            reject(failure);
+          } else if (value === undefined) {
+            span.end(status.INTERNAL, "empty response");
+            reject(new SluiceRpcError(status.INTERNAL, "empty response"));
+          } else {
+            span.end(status.OK);
+            resolve(value);
+          }
         });
         function onAbort(): void {
           call.cancel();
@@ -165,7 +178,10 @@ export function createClient<S extends DescService>(service: S, address: string,
     return async function* (request: MessageInitShape<DescMessage>, options: CallOptions = {}): AsyncGenerator<MessageShape<DescMessage>> {
       const { signal } = options;
       if (signal?.aborted) throw new SluiceRpcError(status.CANCELLED, "call cancelled before start", new Metadata(), { cause: signal.reason });
-      const call = client.makeServerStreamRequest(path, serialize, deserialize, request, metadataFor(options), grpcOptions(options.deadlineMs));
+      const span = startClientSpan(method, address);
+      const metadata = metadataFor(options);
+      injectTraceparent(span.context, metadata);
+      const call = client.makeServerStreamRequest(path, serialize, deserialize, request, metadata, grpcOptions(options.deadlineMs));
       // The iteration below rethrows stream errors; this listener only keeps
       // the CANCELLED status that follows our own cancel() from being an
       // unhandled 'error' event.
@@ -176,11 +192,15 @@ export function createClient<S extends DescService>(service: S, address: string,
       try {
         for await (const message of call) yield message as MessageShape<DescMessage>;
         complete = true;
+        span.end(status.OK);
       } catch (err) {
-        throw rpcErrorOf(err);
+        const failure = rpcErrorOf(err);
+        span.end(failure instanceof SluiceRpcError ? failure.code : status.UNKNOWN, failure.message);
+        throw failure;
       } finally {
         signal?.removeEventListener("abort", onAbort);
         if (!complete) call.cancel();
+        span.cancelled("the caller stopped reading the stream");
       }
     };
   }

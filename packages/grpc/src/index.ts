@@ -8,5 +8,7 @@ export type { CallOptions, Client, ClientMethod, ClientOptions } from "./client.
 export { ERROR_CODE_TRAILER, FIELD_VIOLATIONS_TRAILER, assertNever, grpcStatusOf, toServiceError } from "./errors.js";
 export { MAX_RECEIVE_MESSAGE_BYTES, createServer, reflectionPackageOf } from "./server.js";
 export type { CallContext, MethodImpl, ServerOptions, ServerStreamImpl, ServiceImpl, SluiceServer, UnaryImpl } from "./server.js";
+export { TRACEPARENT_METADATA, contextFromMetadata, injectTraceparent, rpcSpanName, startClientSpan, startServerSpan } from "./tracing.js";
+export type { RpcSpan } from "./tracing.js";
 export { status as GrpcStatus } from "@grpc/grpc-js";
 export type { Metadata } from "@grpc/grpc-js";

@@ -2,9 +2,10 @@ import { once } from "node:events";
 import { create, toBinary } from "@bufbuild/protobuf";
 import type { DescFile, DescMessage, DescMethod, DescService, MessageInitShape, MessageShape } from "@bufbuild/protobuf";
 import { FileDescriptorProtoSchema } from "@bufbuild/protobuf/wkt";
-import { Server, ServerCredentials } from "@grpc/grpc-js";
+import { Server, ServerCredentials, status } from "@grpc/grpc-js";
 import type { Metadata, ServerUnaryCall, ServerWritableStream, UntypedServiceImplementation, handleServerStreamingCall, handleUnaryCall, sendUnaryData } from "@grpc/grpc-js";
 import { ReflectionService } from "@grpc/reflection";
+import { context } from "@opentelemetry/api";
 import type { Logger } from "@sluice/domain";
 import { HealthImplementation } from "grpc-health-check";
 import { methodPath, serviceDefinitionOf } from "./adapter.js";
@@ -12,6 +13,7 @@ import { authorize } from "./auth.js";
 import type { Authenticator, PermissionTable, Principal } from "./auth.js";
 import { toServiceError } from "./errors.js";
 import { HEALTH_FILE_DESCRIPTOR } from "./health-descriptor.js";
+import { startServerSpan } from "./tracing.js";
 
 /** Largest request message the server accepts (grpc-js's default, set explicitly so it is visible). */
 export const MAX_RECEIVE_MESSAGE_BYTES = 4 * 1024 * 1024;
@@ -103,17 +105,23 @@ export function createServer(opts: ServerOptions): SluiceServer {
     const path = methodPath(method);
     return (call, callback: sendUnaryData<unknown>) => {
       const controller = cancellation(call);
-      void (async () => {
+      // The span is active while the handler runs: its calls, publishes and log lines join the caller's trace.
+      const span = startServerSpan(method, call.metadata, call.getPeer());
+      void context.with(span.context, async () => {
         try {
           const ctx = contextOf(call, method, controller.signal);
           const response = await impl(call.request as MessageShape<DescMessage>, ctx);
           // Building the message here (not in the serializer) keeps a bad
           // response shape inside this try: logged and reported as INTERNAL.
           callback(null, create(method.output, response));
+          if (controller.signal.aborted) span.cancelled("the caller cancelled or its deadline passed");
+          else span.end(status.OK);
         } catch (err) {
-          callback(toServiceError(err, logger, { method: path }));
+          const failure = toServiceError(err, logger, { method: path });
+          callback(failure);
+          span.end(failure.code, failure.details, err);
         }
-      })();
+      });
     };
   }
 
@@ -122,7 +130,8 @@ export function createServer(opts: ServerOptions): SluiceServer {
     return (call) => {
       const controller = cancellation(call);
       const { signal } = controller;
-      void (async () => {
+      const span = startServerSpan(method, call.metadata, call.getPeer());
+      void context.with(span.context, async () => {
         try {
           const ctx = contextOf(call, method, signal);
           // Leaving the loop early (cancel) calls the iterator's return(), so
@@ -135,9 +144,15 @@ export function createServer(opts: ServerOptions): SluiceServer {
         } catch (err) {
           // A cancelled call has nobody left to tell; the handler saw the signal.
           if (signal.aborted) return;
-          call.emit("error", toServiceError(err, logger, { method: path }));
+          const failure = toServiceError(err, logger, { method: path });
+          call.emit("error", failure);
+          span.end(failure.code, failure.details, err);
+        } finally {
+          // Only the first end counts: a failure above was already recorded.
+          if (signal.aborted) span.cancelled("the caller cancelled or its deadline passed");
+          else span.end(status.OK);
         }
-      })();
+      });
     };
   }
 

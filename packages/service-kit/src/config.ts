@@ -121,6 +121,12 @@ export const commonEnv = {
   LOG_LEVEL: z.enum(LOG_LEVELS).default("info"),
   /** Deadline for a graceful shutdown after SIGTERM. */
   SHUTDOWN_GRACE_MS: durationMs().default(10_000),
+  /**
+   * OTLP/HTTP collector base URL (`http://otel-collector:4318`); traces go to `/v1/traces`, metrics
+   * to `/v1/metrics`. Optional: unset, spans still propagate (trace ids in logs) but nothing is
+   * exported, and a missing or unreachable collector never fails startup (see `startTelemetry`).
+   */
+  OTEL_EXPORTER_OTLP_ENDPOINT: z.url({ protocol: /^https?$/, error: "must be an http:// or https:// URL" }).optional(),
   /** Stream/subject prefix isolating a test's bus (see @sluice/bus createCatalog). */
   SLUICE_BUS_PREFIX: z
     .string()

@@ -18,3 +18,17 @@ export { connectMongo } from "./mongo.js";
 export type { ConnectMongoOptions, MongoConnection } from "./mongo.js";
 export { FORCE_EXIT_MARGIN_MS, once, runService } from "./lifecycle.js";
 export type { ServiceHost, ShutdownSignal, StoppableService } from "./lifecycle.js";
+export { DEFAULT_METRIC_EXPORT_INTERVAL_MS, DEFAULT_TELEMETRY_SHUTDOWN_TIMEOUT_MS, startTelemetry } from "./telemetry.js";
+export type { Telemetry, TelemetryOptions } from "./telemetry.js";
+export { METRIC_NAMES, createMetrics, elapsedMs } from "./metrics.js";
+export type {
+  ActionAttributes,
+  DispatchAttributes,
+  DlqAttributes,
+  ExecutionAttributes,
+  SluiceMetrics,
+  TypedCounter,
+  TypedHistogram,
+} from "./metrics.js";
+export { runMain } from "./service-main.js";
+export type { MainConfig, MainOptions } from "./service-main.js";

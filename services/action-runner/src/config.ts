@@ -67,6 +67,8 @@ export interface ActionRunnerConfig {
   readonly grpcPort: number;
   readonly authTokens: readonly TokenEntry[];
   readonly logLevel: LogLevel;
+  /** OTEL_EXPORTER_OTLP_ENDPOINT: where traces and metrics go (unset: nowhere). */
+  readonly otlpEndpoint?: string | undefined;
   readonly shutdownGraceMs: number;
   readonly busPrefix: string | undefined;
   readonly artifactAddr: string;
@@ -132,6 +134,7 @@ export function loadActionRunnerConfig(env: Record<string, string | undefined>):
     grpcPort: e.GRPC_PORT,
     authTokens: parseTokenTable(e.SLUICE_AUTH_TOKENS),
     logLevel: e.LOG_LEVEL,
+    otlpEndpoint: e.OTEL_EXPORTER_OTLP_ENDPOINT,
     shutdownGraceMs: e.SHUTDOWN_GRACE_MS,
     busPrefix: e.SLUICE_BUS_PREFIX,
     artifactAddr: e.ARTIFACT_ADDR,

@@ -25,6 +25,8 @@ export interface ApprovalConfig {
   grpcPort: number;
   authTokens: readonly TokenEntry[];
   logLevel: LogLevel;
+  /** OTEL_EXPORTER_OTLP_ENDPOINT: where traces and metrics go (unset: nowhere). */
+  otlpEndpoint?: string | undefined;
   shutdownGraceMs: number;
   /** undefined: the production subjects (`sluice.…`). */
   busPrefix: string | undefined;
@@ -42,6 +44,7 @@ export function loadApprovalConfig(env: Record<string, string | undefined>): App
     grpcPort: e.GRPC_PORT,
     authTokens: e.SLUICE_AUTH_TOKENS,
     logLevel: e.LOG_LEVEL,
+    otlpEndpoint: e.OTEL_EXPORTER_OTLP_ENDPOINT,
     shutdownGraceMs: e.SHUTDOWN_GRACE_MS,
     busPrefix: e.SLUICE_BUS_PREFIX,
     sweepMs: e.APPROVAL_SWEEP_MS,

@@ -17,6 +17,7 @@ export const artifactEnv = z.object({
   GRPC_HOST: commonEnv.GRPC_HOST,
   GRPC_PORT: commonEnv.GRPC_PORT,
   SLUICE_AUTH_TOKENS: commonEnv.SLUICE_AUTH_TOKENS.transform(tokenTable),
+  OTEL_EXPORTER_OTLP_ENDPOINT: commonEnv.OTEL_EXPORTER_OTLP_ENDPOINT,
   LOG_LEVEL: commonEnv.LOG_LEVEL,
   SHUTDOWN_GRACE_MS: commonEnv.SHUTDOWN_GRACE_MS,
   /** The object store, e.g. `http://127.0.0.1:9000` (scheme://host[:port]). */
@@ -39,6 +40,8 @@ export interface ArtifactConfig {
   grpcPort: number;
   authTokens: readonly TokenEntry[];
   logLevel: LogLevel;
+  /** OTEL_EXPORTER_OTLP_ENDPOINT: where traces and metrics go (unset: nowhere). */
+  otlpEndpoint?: string | undefined;
   shutdownGraceMs: number;
   s3: S3Settings;
   grantTtlSeconds: number;
@@ -54,6 +57,7 @@ export function loadArtifactConfig(env: Record<string, string | undefined>): Art
     grpcPort: e.GRPC_PORT,
     authTokens: e.SLUICE_AUTH_TOKENS,
     logLevel: e.LOG_LEVEL,
+    otlpEndpoint: e.OTEL_EXPORTER_OTLP_ENDPOINT,
     shutdownGraceMs: e.SHUTDOWN_GRACE_MS,
     s3: { ...e.S3_ENDPOINT, accessKey: e.S3_ACCESS_KEY, secretKey: e.S3_SECRET_KEY, region: e.S3_REGION },
     grantTtlSeconds: e.GRANT_TTL_SECONDS,

@@ -34,6 +34,8 @@ export interface OrchestratorConfig {
   /** SLUICE_AUTH_TOKENS, the token table (`<principal>=<role>+<role>:<token>,...`). */
   authTokens: string;
   logLevel: LogLevel;
+  /** OTEL_EXPORTER_OTLP_ENDPOINT: where traces and metrics go (unset: nowhere). */
+  otlpEndpoint?: string | undefined;
   shutdownGraceMs: number;
   busPrefix: string;
   /** Empty: PutApprovalResult is unavailable. */
@@ -60,6 +62,7 @@ export function loadOrchestratorConfig(env: Record<string, string | undefined>):
     grpcPort: e.GRPC_PORT,
     authTokens: e.SLUICE_AUTH_TOKENS,
     logLevel: e.LOG_LEVEL,
+    otlpEndpoint: e.OTEL_EXPORTER_OTLP_ENDPOINT,
     shutdownGraceMs: e.SHUTDOWN_GRACE_MS,
     busPrefix: e.SLUICE_BUS_PREFIX ?? "",
     approvalAddr: e.APPROVAL_ADDR,

@@ -20,6 +20,8 @@ export interface SourcePollerConfig {
   grpcPort: number;
   authTokens: string;
   logLevel: LogLevel;
+  /** OTEL_EXPORTER_OTLP_ENDPOINT: where traces and metrics go (unset: nowhere). */
+  otlpEndpoint?: string | undefined;
   shutdownGraceMs: number;
   pollIntervalMs: number;
   gitTimeoutMs: number;
@@ -36,6 +38,7 @@ export function loadSourcePollerConfig(env: Record<string, string | undefined>):
     grpcPort: e.GRPC_PORT,
     authTokens: e.SLUICE_AUTH_TOKENS,
     logLevel: e.LOG_LEVEL,
+    otlpEndpoint: e.OTEL_EXPORTER_OTLP_ENDPOINT,
     shutdownGraceMs: e.SHUTDOWN_GRACE_MS,
     pollIntervalMs: e.POLL_INTERVAL_MS,
     gitTimeoutMs: e.GIT_TIMEOUT_MS,

@@ -1,7 +1,6 @@
-import { createLogger, runService } from "@sluice/service-kit";
+// The composition root: the only file that reads the environment and touches the process.
+import { runMain } from "@sluice/service-kit";
 import { loadSourcePollerConfig } from "./config.js";
 import { startSourcePoller } from "./service.js";
 
-const config = loadSourcePollerConfig(process.env);
-const logger = createLogger({ service: "source-poller", level: config.logLevel });
-await runService("source-poller", logger, () => startSourcePoller(config, { logger }), config.shutdownGraceMs);
+await runMain({ service: "source-poller", env: process.env, loadConfig: loadSourcePollerConfig, start: startSourcePoller });
