@@ -4,11 +4,13 @@ import type { Logger } from "@sluice/domain";
 import { createClient, createServer, createTokenAuthenticator } from "@sluice/grpc";
 import { ArtifactService, JobResultSchema, JobSchema } from "@sluice/proto";
 import type { Job, JobResult } from "@sluice/proto";
-import { createLogger } from "@sluice/service-kit";
+import { createLogger, createMetrics, elapsedMs } from "@sluice/service-kit";
 import type { ActionRunnerConfig } from "./config.js";
 import { JobCancelledError, createJobRunner } from "./job-runner.js";
 import type { ArtifactCommitter, JobRunner } from "./job-runner.js";
 import { SERVED_ACTIONS, createProviderTable } from "./providers/table.js";
+
+const metrics = createMetrics("@sluice/action-runner");
 
 /** A running action-runner. */
 export interface ActionRunnerService {
@@ -94,7 +96,13 @@ export async function startActionRunner(config: ActionRunnerConfig, deps: Action
           schema: JobSchema,
           ackWaitMs: config.ackWaitMs,
           concurrency: config.concurrency,
-          handler: (job, ctx) => handleJob(job, () => ctx.working(), jobRunner, bus, logger, config, shutdown.signal),
+          handler: (job, ctx) => {
+            // Time from the orchestrator's publish to a runner taking the job (first delivery only).
+            if (ctx.deliveryCount === 1) {
+              metrics.dispatchLatency.record(elapsedMs(ctx.publishedAt) ?? NaN, { provider: job.actionTypeId?.provider, pool: config.pool });
+            }
+            return handleJob(job, () => ctx.working(), jobRunner, bus, logger, config, shutdown.signal);
+          },
         }),
       );
     }
@@ -148,8 +156,14 @@ async function handleJob(
   const heartbeat = setInterval(working, Math.max(250, Math.floor(config.ackWaitMs / 4)));
   try {
     let result: JobResult;
+    const started = performance.now();
     try {
       result = await jobRunner.run(job, shutdown);
+      metrics.actionDuration.record(performance.now() - started, {
+        provider: job.actionTypeId?.provider ?? "",
+        category: job.actionTypeId?.category,
+        status: result.status,
+      });
     } catch (err) {
       if (err instanceof JobCancelledError) {
         logger.info("job handed back: runner stopping", { jobId: job.jobId });
