@@ -7,8 +7,6 @@ export type { OrchestratorConfig } from "./config.js";
 export { createPipelineStore, parseDeclaration, pipelineNotFound } from "./pipelines/pipeline-store.js";
 export type { PipelinePage, PipelineStore, StoredPipeline, StoredTag } from "./pipelines/pipeline-store.js";
 export { specOf } from "./pipelines/spec-of.js";
-export { adoptSpec } from "./runtime/adopt-spec.js";
-export type { Adoption } from "./runtime/adopt-spec.js";
 export { DECLARATION_DETAIL_TYPE, declarationEntry, eventEntry, jobEntry, parseEvent, parseJob } from "./runtime/outbox.js";
 export type { DeclarationChange, OutboxEntry } from "./runtime/outbox.js";
 export { createOutboxPublisher } from "./runtime/publisher.js";

@@ -34,6 +34,12 @@ export interface OrchestratorDeps {
   logger?: Logger;
   /** Epoch ms; tests move time forward to reach deadlines. @default Date.now */
   clock?: () => number;
+  /**
+   * Quiet time before a runtime document is compacted (see RuntimeStoreOptions).
+   * Tests that run two replicas on FerretDB, which cannot take concurrent
+   * writers, pass `Infinity` so that no write happens in the background.
+   */
+  compactAfterMs?: number;
 }
 
 /** Entries younger than this are being published by the write that made them. */
@@ -62,6 +68,7 @@ export async function startOrchestrator(config: OrchestratorConfig, deps: Orches
   const consumers: Consumer[] = [];
   const sweepers: Sweeper[] = [];
   let server: SluiceServer | undefined;
+  let runtimeStore: RuntimeStore | undefined;
 
   const shutdown = async (deadlineMs: number): Promise<void> => {
     // Reverse order of start: stop serving, stop taking messages (in-flight
@@ -69,6 +76,7 @@ export async function startOrchestrator(config: OrchestratorConfig, deps: Orches
     await server?.stop(deadlineMs);
     await Promise.all(consumers.map((c) => c.stop()));
     await Promise.all(sweepers.map((s) => s.stop()));
+    await runtimeStore?.close();
     await bus?.close();
     artifacts?.close();
     approvals?.close();
@@ -100,11 +108,13 @@ export async function startOrchestrator(config: OrchestratorConfig, deps: Orches
       publisher,
       logger,
       clock,
+      ...(deps.compactAfterMs === undefined ? {} : { compactAfterMs: deps.compactAfterMs }),
       loadSpec: async (name) => {
         const stored = await pipelines.find(name);
         return stored === undefined ? undefined : specOf(stored.declaration);
       },
     });
+    runtimeStore = runtime;
     await runtime.ensureIndexes();
 
     consumers.push(

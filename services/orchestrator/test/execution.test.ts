@@ -156,9 +156,12 @@ describe("an execution driven by hand", () => {
     expect(deploy?.actionStates[0]?.latestExecution?.status).toBe("Failed");
     expect(deploy?.actionStates[0]?.latestExecution?.errorDetails).toMatchObject({ code: "JobFailed", message: "exit status 3" });
     expect(deploy?.actionStates[0]?.latestExecution?.externalExecutionId).toBe("run-9");
-    // Finished executions move to the history collection and out of the runtime.
-    const runtime = await service.runtime.read(name);
-    expect(runtime?.executions[executionId]).toBeUndefined();
+    // Finished executions move to the history collection, then out of the runtime
+    // (with the compaction that follows once the pipeline is quiet).
+    await expect.poll(async () => (await service.runtime.read(name))?.executions[executionId], { timeout: 10_000 }).toBeUndefined();
+    const archived = await clients.viewer.getPipelineExecution({ pipelineName: name, pipelineExecutionId: executionId });
+    expect(archived.pipelineExecution?.status).toBe("Failed");
+    expect(archived.pipelineExecution?.statusSummary).toContain("exit status 3");
   });
 
   it("publishes EventBridge-shaped state changes", async () => {
@@ -223,6 +226,64 @@ describe("source changes", () => {
     const list = await clients.viewer.listPipelineExecutions({ pipelineName: name });
     const polled = list.pipelineExecutionSummaries.filter((s) => s.trigger?.triggerType === "PollForSourceChanges");
     expect(polled).toHaveLength(2);
+  });
+});
+
+describe("pipeline updates", () => {
+  it("cancel waiting executions at once and running ones once their actions finish; new ones run the new version", async () => {
+    const name = "updated-under-way";
+    const status = async (executionId: string) =>
+      (await clients.viewer.getPipelineExecution({ pipelineName: name, pipelineExecutionId: executionId })).pipelineExecution;
+    await clients.ops.createPipeline({ pipeline: threeStagePipeline(name) });
+    // E1 inside Build (its Compile job running) …
+    const source1 = await tap.next(isJob(name, "Checkout"));
+    const e1 = source1.pipelineExecutionId;
+    await report(source1, { outputArtifacts: produced(source1, "Src"), revision: { revisionId: "1111" } });
+    const compile1 = await tap.next(isJob(name, "Compile", e1));
+    // … and E2 waiting in front of it.
+    const e2 = (await clients.ops.startPipelineExecution({ name })).pipelineExecutionId;
+    const source2 = await tap.next(isJob(name, "Checkout", e2));
+    await report(source2, { outputArtifacts: produced(source2, "Src"), revision: { revisionId: "2222" } });
+    await expect.poll(async () => (await clients.viewer.getPipelineState({ name })).stageStates[0]?.latestExecution?.status, { timeout: 10_000 }).toBe("Succeeded");
+
+    // Version 2 renames the build action.
+    const v2 = threeStagePipeline(name);
+    const build = v2.stages?.[1]?.actions?.[0];
+    if (build === undefined) throw new Error("threeStagePipeline has no build action");
+    build.name = "CompileV2";
+    expect((await clients.ops.updatePipeline({ pipeline: v2 })).pipeline?.version).toBe(2);
+
+    // The waiter is cancelled at once; E1 keeps its running action and its stage lock.
+    const waiter = await status(e2);
+    expect(waiter?.status).toBe("Cancelled");
+    expect(waiter?.statusSummary).toContain("version 2");
+    expect((await status(e1))?.status).toBe("InProgress");
+
+    // A new execution runs version 2, and waits in front of Build while E1 is still inside.
+    const e3 = (await clients.ops.startPipelineExecution({ name })).pipelineExecutionId;
+    const source3 = await tap.next(isJob(name, "Checkout", e3));
+    expect(source3.pipelineVersion).toBe(2);
+    await report(source3, { outputArtifacts: produced(source3, "Src"), revision: { revisionId: "3333" } });
+    await expect
+      .poll(async () => (await clients.viewer.getPipelineState({ name })).stageStates[0]?.latestExecution?.pipelineExecutionId, { timeout: 10_000 })
+      .toBe(e3);
+    expect(tap.jobs.some((j) => j.pipelineExecutionId === e3 && j.stageName === "Build")).toBe(false);
+
+    // E1's running action finishes: E1 ends Cancelled and starts nothing more; E3 enters Build.
+    await report(compile1, { outputArtifacts: produced(compile1, "Built") });
+    const compile3 = await tap.next(isJob(name, "CompileV2", e3));
+    expect(compile3.pipelineVersion).toBe(2);
+    const cancelled = await status(e1);
+    expect(cancelled?.status).toBe("Cancelled");
+    expect(cancelled?.statusSummary).toContain("version 2");
+    expect(tap.jobs.filter((j) => j.pipelineExecutionId === e1).map((j) => j.actionName)).toEqual(["Checkout", "Compile"]);
+    const state = await clients.viewer.getPipelineState({ name });
+    expect(state.pipelineVersion).toBe(2);
+    expect(state.stageStates[1]?.actionStates.map((a) => a.actionName)).toEqual(["CompileV2"]);
+    expect(state.stageStates[1]?.latestExecution).toMatchObject({ pipelineExecutionId: e3, status: "InProgress" });
+    await expect
+      .poll(() => seen.filter((e) => e.detailType === "CodePipeline Pipeline Execution State Change" && e.executionId === e1).map((e) => e.state), { timeout: 10_000 })
+      .toEqual(["STARTED", "CANCELED"]);
   });
 });
 

@@ -1,3 +1,4 @@
+import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it, inject } from "vitest";
 import type {} from "@sluice/testkit";
 import { create, toJsonString } from "@bufbuild/protobuf";
@@ -81,8 +82,8 @@ describe("outbox sweeper", () => {
     const doc: RuntimeDoc = {
       _id: "crashed",
       rev: now,
-      state: initialRuntime(specOf(stored.declaration, "sluice-artifacts")),
-      outbox: [jobEntry, eventEntry, fresh],
+      stateJson: JSON.stringify(initialRuntime(specOf(stored.declaration, "sluice-artifacts"))),
+      outbox: [jobEntry, eventEntry, fresh].map((e) => JSON.stringify(e)),
       nextDeadline: null,
       deleted: false,
     };
@@ -95,8 +96,28 @@ describe("outbox sweeper", () => {
     expect(tap.subjects.get(job.jobId)).toBe(`${iso.prefix}.sluice.jobs.default.Source.Git`);
     await expect.poll(() => seen.filter((e) => e.eventId === eventEntry.id).length, { timeout: 10_000 }).toBe(1);
     await expect
-      .poll(async () => (await db.collection<RuntimeDoc>("runtime").findOne({ _id: "crashed" }))?.outbox.map((e) => e.id), { timeout: 10_000 })
+      .poll(async () => (await db.collection<RuntimeDoc>("runtime").findOne({ _id: "crashed" }))?.outbox.map((e) => (JSON.parse(e) as OutboxEntry).id), { timeout: 10_000 })
       .toEqual([fresh.id]);
     expect(seen.some((e) => e.eventId === fresh.id)).toBe(false);
+  });
+
+  it("drops what the writer published from the outbox once the pipeline is quiet", async () => {
+    const runtime = mongo.db(iso.dbName).collection<RuntimeDoc>("runtime");
+    const outboxIds = async (): Promise<string[] | undefined> => (await runtime.findOne({ _id: "crashed" }))?.outbox.map((e) => (JSON.parse(e) as OutboxEntry).id);
+    const before = await outboxIds();
+    expect(before).toHaveLength(1);
+    const { decision } = await service!.runtime.apply("crashed", {
+      type: "ExecutionRequested",
+      executionId: randomUUID(),
+      trigger: { triggerType: "StartPipelineExecution", triggerDetail: "test" },
+    });
+    const jobId = decision.commands[0]?.job.jobId ?? "";
+    const written = [...decision.commands.map((c) => c.job.jobId), ...decision.events.map((e) => e.event.eventId)];
+    expect(written.length).toBeGreaterThan(1);
+    // Published by the write that made them (not by the sweeper: they are younger than its minimum age) …
+    expect((await tap.next((j) => j.jobId === jobId)).pipelineName).toBe("crashed");
+    await expect.poll(() => written.filter((id) => seen.some((e) => e.eventId === id) || id === jobId).length, { timeout: 10_000 }).toBe(written.length);
+    // … then dropped by the compaction; the entry nobody published stays.
+    await expect.poll(outboxIds, { timeout: 10_000 }).toEqual(before);
   });
 });

@@ -15,7 +15,8 @@ import type { Clients, JobTap } from "./helpers.js";
 // write must turn that into a re-read, never into a lost change. Calls here
 // alternate between the replicas one at a time: FerretDB (the test server
 // when no mongod is installed) does not make concurrent conditional updates
-// atomic, so truly simultaneous writers need MongoDB (see runtime-store.ts).
+// atomic, so truly simultaneous writers need MongoDB (see runtime-store.ts);
+// for the same reason neither replica compacts documents in the background.
 
 const servers = inject("servers");
 const iso = isolation("rep");
@@ -28,8 +29,8 @@ let bus: Bus;
 let tap: JobTap;
 
 beforeAll(async () => {
-  a = await startOrchestrator(testConfig(servers, iso));
-  b = await startOrchestrator(testConfig(servers, iso));
+  a = await startOrchestrator(testConfig(servers, iso), { compactAfterMs: Infinity });
+  b = await startOrchestrator(testConfig(servers, iso), { compactAfterMs: Infinity });
   clientsA = clientsFor(a.port);
   clientsB = clientsFor(b.port);
   bus = await connectBus({ servers: servers.natsUrl, name: "orchestrator-replicas-test", logger: noopLogger, prefix: iso.prefix });

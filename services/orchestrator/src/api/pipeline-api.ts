@@ -6,6 +6,7 @@ import {
   DomainError,
   assertValidPipeline,
   checkDeclarationSize,
+  decide,
   declarationSizeBytes,
   executionSummaryView,
   executionView,
@@ -21,7 +22,6 @@ import type { Collection, Filter } from "mongodb";
 import { decodeToken, encodeToken } from "../paging.js";
 import { pipelineNotFound } from "../pipelines/pipeline-store.js";
 import type { PipelineStore, StoredPipeline, StoredTag } from "../pipelines/pipeline-store.js";
-import { adoptSpec } from "../runtime/adopt-spec.js";
 import { declarationEntry } from "../runtime/outbox.js";
 import type { ArchivedExecution, RuntimeStore } from "../runtime/runtime-store.js";
 import { checks } from "./request-validation.js";
@@ -96,10 +96,17 @@ export function createPipelineApi(deps: PipelineApiDeps): ServiceImpl<typeof Pip
     return stored;
   };
 
-  /** The runtime for views: stored, or a fresh one when nothing has run, on the current version. */
+  /**
+   * The runtime for views: stored, or a fresh one when nothing has run, on the
+   * current version. A runtime still on an older version (an update whose
+   * runtime write was interrupted; the next event adopts the version) is shown
+   * as the update will leave it.
+   */
   const runtimeOf = async (stored: StoredPipeline): Promise<PipelineRuntime> => {
-    const state = (await runtime.read(stored.name)) ?? initialRuntime(specOf(stored.declaration));
-    return state.spec.version < stored.version ? adoptSpec(state, specOf(stored.declaration), clock().getTime()).state : state;
+    const state = await runtime.read(stored.name);
+    if (state === undefined) return initialRuntime(specOf(stored.declaration));
+    if (state.spec.version >= stored.version) return state;
+    return decide(state, { type: "PipelineUpdated", spec: specOf(stored.declaration) }, { now: clock().getTime(), newId: randomUUID }).state;
   };
 
   return {
@@ -137,12 +144,14 @@ export function createPipelineApi(deps: PipelineApiDeps): ServiceImpl<typeof Pip
       const now = clock();
       const stored = await pipelines.update(declaration, now);
       logger.info("pipeline updated", { pipeline: stored.name, version: stored.version, principal: ctx.principal.id });
-      // New executions run the new version; executions in flight continue where
-      // the new structure still has their stage and running actions (see adoptSpec).
-      await runtime.apply(stored.name, undefined, {
-        spec: specOf(stored.declaration),
-        extra: [declarationEntry(subjects, stored.name, "UPDATED", stored.version, stored.declaration, now.getTime())],
-      });
+      // The state machine applies AWS's rules: new executions run the new version;
+      // waiting executions are cancelled at once; executions inside a stage start
+      // nothing new and end Cancelled once their running actions finish.
+      await runtime.apply(
+        stored.name,
+        { type: "PipelineUpdated", spec: specOf(stored.declaration) },
+        { extra: [declarationEntry(subjects, stored.name, "UPDATED", stored.version, stored.declaration, now.getTime())] },
+      );
       return { pipeline: stored.declaration };
     },
 

@@ -9,7 +9,7 @@ import type { Job, PipelineDeclaration, StateChangeEvent } from "@sluice/proto";
 /**
  * One message waiting in a runtime document's outbox. It is written in the
  * same conditional write as the state that caused it, published afterwards
- * with `id` as Nats-Msg-Id, then pulled. Payloads are protobuf JSON text, so
+ * with `id` as Nats-Msg-Id, then dropped by a later write. Payloads are protobuf JSON text, so
  * user-chosen map keys (configuration keys) never become database field names.
  */
 export interface OutboxEntry {

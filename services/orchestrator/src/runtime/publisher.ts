@@ -9,7 +9,7 @@ import type { OutboxEntry } from "./outbox.js";
 
 /** What became of one outbox entry. */
 export type PublishOutcome =
-  /** On the bus (or already there: JetStream dropped the repeat); pull it from the outbox. */
+  /** On the bus (or already there: JetStream dropped the repeat); drop it from the outbox. */
   | { kind: "published" }
   /** Not published; keep it for the sweeper. */
   | { kind: "retry" }

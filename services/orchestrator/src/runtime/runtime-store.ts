@@ -1,4 +1,5 @@
 import { randomUUID } from "node:crypto";
+import { performance } from "node:perf_hooks";
 import type { Subjects } from "@sluice/bus";
 import { DomainError, decide, initialRuntime, isTerminal, nextDeadline } from "@sluice/domain";
 import type { Decision, ExecutionEvent, ExecutionRuntime, JobOutcome, Logger, PipelineRuntime, PipelineSpec } from "@sluice/domain";
@@ -6,7 +7,6 @@ import type { Collection, Db } from "mongodb";
 import { MongoServerError } from "mongodb";
 import { pipelineNotFound } from "../pipelines/pipeline-store.js";
 import { createKeyedSerial } from "../serial.js";
-import { adoptSpec } from "./adopt-spec.js";
 import { eventEntry, jobEntry } from "./outbox.js";
 import type { OutboxEntry } from "./outbox.js";
 import type { OutboxPublisher } from "./publisher.js";
@@ -27,8 +27,21 @@ import type { OutboxPublisher } from "./publisher.js";
 export interface RuntimeDoc {
   _id: string;
   rev: number;
-  state: PipelineRuntime;
-  outbox: OutboxEntry[];
+  /**
+   * The `PipelineRuntime` as JSON text. Nothing queries inside it, and text is
+   * far cheaper to write than the same data as nested fields: FerretDB's update
+   * cost grows with the number of fields of the document (measured on a 40 KB
+   * runtime: 43 ms as fields, 5 ms as text), and MongoDB's BSON encoding too.
+   */
+  stateJson: string;
+  /**
+   * Messages written with the state and not yet known to be published, each an
+   * `OutboxEntry` as JSON text (text for the reason `stateJson` is). The writer
+   * publishes them right after its write; published entries leave the outbox
+   * with the next write of the document (or a compaction once the pipeline is
+   * quiet); the sweeper re-publishes entries left by a crash.
+   */
+  outbox: string[];
   /** Earliest due deadline (epoch ms, grace included) of an in-flight action; null when none. */
   nextDeadline: number | null;
   /** The pipeline was deleted; the document only keeps its outbox until it is published. */
@@ -42,14 +55,12 @@ export type ArchivedExecution = ExecutionRuntime & { _id: string; pipelineName: 
 export interface ApplyOptions {
   /** Entries written with the decision (declaration changes). */
   extra?: readonly OutboxEntry[];
-  /** The pipeline's new current version: adopted before the event is decided. */
-  spec?: PipelineSpec;
 }
 
 /** What one `apply` did. */
 export interface ApplyResult {
-  /** The decision on the event (absent when no event was given). */
-  decision?: Decision;
+  /** The decision on the event. */
+  decision: Decision;
   /** The state as written (or as it stays when nothing changed). */
   state: PipelineRuntime;
 }
@@ -58,14 +69,15 @@ export interface ApplyResult {
 export interface RuntimeStore {
   ensureIndexes(): Promise<void>;
   /**
-   * Applies one event (or, without one, only `opts.spec`/`opts.extra`) to a
-   * pipeline's runtime: serialised per pipeline in this process, decided on
-   * the cached state, written with one conditional write (re-read and
-   * re-decided when another writer won), archived, then published. Throws
-   * PipelineNotFoundException when the pipeline does not exist and
+   * Applies one event to a pipeline's runtime: serialised per pipeline in this
+   * process, decided on the cached state, written with one conditional write
+   * (re-read and re-decided when another writer won), then published. A
+   * version of the pipeline newer than the runtime's (an update interrupted
+   * by a crash) is adopted first, as a PipelineUpdated in the same write.
+   * Throws PipelineNotFoundException when the pipeline does not exist and
    * ConcurrentModificationException when the write keeps losing.
    */
-  apply(pipelineName: string, event: ExecutionEvent | undefined, opts?: ApplyOptions): Promise<ApplyResult>;
+  apply(pipelineName: string, event: ExecutionEvent, opts?: ApplyOptions): Promise<ApplyResult>;
   /**
    * The pipeline is being deleted: cancels what runs (PipelineDeleted),
    * archives it, marks the document deleted and publishes `extra` with the
@@ -75,12 +87,14 @@ export interface RuntimeStore {
   remove(pipelineName: string, spec: PipelineSpec | undefined, extra: readonly OutboxEntry[]): Promise<void>;
   /** The stored runtime (not the cache), or undefined for none or a deleted pipeline. */
   read(pipelineName: string): Promise<PipelineRuntime | undefined>;
-  /** Re-publishes outbox entries at least `minAgeMs` old; returns how many were published. */
+  /** Re-publishes outbox entries at least `minAgeMs` old and drops published ones; returns how many were published. */
   sweepOutbox(minAgeMs: number): Promise<number>;
   /** Sends TimerFired to every pipeline with a due deadline; returns how many. */
   sweepTimers(): Promise<number>;
-  /** Drops every cached document (tests simulate a restart with it). */
+  /** Drops every cached document and what this process remembers of them (tests simulate a restart with it). */
   clearCache(): void;
+  /** Runs pending compactions at once and waits for them; the store must not be used afterwards. */
+  close(): Promise<void>;
 }
 
 /** Options of `createRuntimeStore`. */
@@ -95,12 +109,20 @@ export interface RuntimeStoreOptions {
   clock?: () => number;
   /** @default crypto.randomUUID */
   newId?: () => string;
+  /**
+   * How long a pipeline must see no write before a compaction drops its
+   * published entries and archived executions; `Infinity` leaves that to the
+   * next write and the outbox sweeper. @default 250
+   */
+  compactAfterMs?: number;
 }
 
-/** A cached runtime: what this process last wrote or read. */
+/** A cached runtime document: what this process last wrote or read. */
 interface Cached {
   rev: number;
   state: PipelineRuntime;
+  /** The stored outbox. */
+  outbox: OutboxEntry[];
   /** The stored document is marked deleted (the pipeline was recreated since). */
   deleted: boolean;
   /**
@@ -108,6 +130,23 @@ interface Cached {
    * came between a pipeline update and its runtime write. Adopted on the next apply.
    */
   newerSpec?: PipelineSpec;
+}
+
+/**
+ * What this process knows about a pipeline's document beyond its content:
+ * which outbox entries it has published and which terminal executions it has
+ * archived. Both are dropped from the document by its next write, so the hot
+ * path never spends a write of its own on them.
+ */
+interface Book {
+  /** Ids of outbox entries published (or settled otherwise): drop them from the outbox. */
+  readonly settled: Set<string>;
+  /** Ids of terminal executions copied into `executions`: drop them from the runtime. */
+  readonly archived: Set<string>;
+  /** performance.now() of this process's last write of the document. */
+  lastWriteAt: number;
+  /** The pending compaction. */
+  timer: NodeJS.Timeout | undefined;
 }
 
 const MAX_ATTEMPTS = 8;
@@ -119,26 +158,66 @@ export function createRuntimeStore(opts: RuntimeStoreOptions): RuntimeStore {
   const logger = opts.logger.child({ component: "runtime" });
   const clock = opts.clock ?? Date.now;
   const newId = opts.newId ?? randomUUID;
+  const compactAfterMs = opts.compactAfterMs ?? 250;
   const runtime: Collection<RuntimeDoc> = db.collection<RuntimeDoc>("runtime");
   const archive: Collection<ArchivedExecution> = db.collection<ArchivedExecution>("executions");
   const cache = new Map<string, Cached>();
+  const books = new Map<string, Book>();
+  const compacting = new Set<Promise<void>>();
+  let closed = false;
 
-  // Every write of a runtime document goes through this, including the outbox pulls.
+  // Every write of a runtime document goes through this, compactions included.
   const serial = createKeyedSerial();
+
+  const bookOf = (name: string): Book => {
+    let book = books.get(name);
+    if (book === undefined) {
+      book = { settled: new Set(), archived: new Set(), lastWriteAt: 0, timer: undefined };
+      books.set(name, book);
+    }
+    return book;
+  };
+
+  /** Forgets settled entries the stored outbox no longer has. */
+  const pruneSettled = (name: string, outbox: readonly OutboxEntry[]): void => {
+    const book = books.get(name);
+    if (book === undefined || book.settled.size === 0) return;
+    const ids = new Set(outbox.map((e) => e.id));
+    for (const id of book.settled) if (!ids.has(id)) book.settled.delete(id);
+  };
+
+  /** Forgets archived executions the stored runtime no longer has. */
+  const pruneArchived = (name: string, state: PipelineRuntime): void => {
+    const book = books.get(name);
+    if (book === undefined) return;
+    for (const id of book.archived) if (!Object.hasOwn(state.executions, id)) book.archived.delete(id);
+  };
 
   const load = async (name: string): Promise<Cached> => {
     for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
-      const doc = await runtime.findOne({ _id: name }, { projection: { outbox: 0 } });
+      const doc = await runtime.findOne({ _id: name });
       const spec = await loadSpec(name);
       if (spec === undefined) throw pipelineNotFound(name, "pipelineName");
       if (doc !== null && !doc.deleted) {
-        return { rev: doc.rev, state: doc.state, deleted: false, ...(spec.version > doc.state.spec.version ? { newerSpec: spec } : {}) };
+        const state = decodeState(doc);
+        const outbox = decodeOutbox(doc);
+        pruneSettled(name, outbox);
+        pruneArchived(name, state);
+        return { rev: doc.rev, state, outbox, deleted: false, ...(spec.version > state.spec.version ? { newerSpec: spec } : {}) };
       }
-      if (doc !== null) return { rev: doc.rev, state: initialRuntime(spec), deleted: true };
-      const fresh: RuntimeDoc = { _id: name, rev: clock(), state: initialRuntime(spec), outbox: [], nextDeadline: null, deleted: false };
+      if (doc !== null) {
+        // Recreated after a delete: start afresh, keeping what the old outbox still has to publish.
+        const state = initialRuntime(spec);
+        const outbox = decodeOutbox(doc);
+        pruneSettled(name, outbox);
+        pruneArchived(name, state);
+        return { rev: doc.rev, state, outbox, deleted: true };
+      }
+      const state = initialRuntime(spec);
+      const fresh: RuntimeDoc = { _id: name, rev: clock(), stateJson: JSON.stringify(state), outbox: [], nextDeadline: null, deleted: false };
       try {
         await runtime.insertOne(fresh);
-        return { rev: fresh.rev, state: fresh.state, deleted: false };
+        return { rev: fresh.rev, state, outbox: [], deleted: false };
       } catch (err) {
         if (!isDuplicateKey(err)) throw err;
         // Another writer created it first: read theirs.
@@ -147,36 +226,54 @@ export function createRuntimeStore(opts: RuntimeStoreOptions): RuntimeStore {
     throw concurrentModification(name);
   };
 
-  /** One conditional write; false when another writer changed the document since `rev`. */
-  const write = async (name: string, rev: number, state: PipelineRuntime, entries: readonly OutboxEntry[], deleted: boolean): Promise<boolean> => {
+  /** One conditional write of the whole document; false when another writer changed it since `rev`. */
+  const write = async (name: string, rev: number, state: PipelineRuntime, outbox: readonly OutboxEntry[], deleted: boolean): Promise<boolean> => {
     const result = await runtime.updateOne(
       { _id: name, rev },
-      {
-        $set: { state, rev: rev + 1, nextDeadline: deleted ? null : (nextDeadline(state) ?? null), deleted },
-        ...(entries.length > 0 ? { $push: { outbox: { $each: [...entries] } } } : {}),
-      },
+      { $set: { stateJson: JSON.stringify(state), rev: rev + 1, outbox: encodeOutbox(outbox), nextDeadline: deleted ? null : (nextDeadline(state) ?? null), deleted } },
     );
-    return result.matchedCount === 1;
+    if (result.matchedCount !== 1) return false;
+    const book = bookOf(name);
+    book.lastWriteAt = performance.now();
+    pruneSettled(name, outbox);
+    pruneArchived(name, state);
+    return true;
   };
 
   /**
-   * Copies terminal executions into `executions`, then removes them from the
-   * runtime (insert first: a crash in between leaves a copy in both, never in
-   * neither; the replace makes the copy idempotent).
+   * The document as its next write should store it: without the entries
+   * already published and the executions already archived.
    */
-  const archiveFinished = async (name: string, current: Cached): Promise<Cached> => {
-    const finished = Object.values(current.state.executions).filter((e) => isTerminal(e.status));
-    if (finished.length === 0) return current;
-    await archive.bulkWrite(
-      finished.map((e) => ({ replaceOne: { filter: { _id: e.id }, replacement: { ...e, _id: e.id, pipelineName: name }, upsert: true } })),
-      { ordered: false },
-    );
-    const executions = Object.fromEntries(Object.entries(current.state.executions).filter(([, e]) => !isTerminal(e.status)));
-    const state: PipelineRuntime = { ...current.state, executions, finished: [] };
-    if (await write(name, current.rev, state, [], current.deleted)) return { rev: current.rev + 1, state, deleted: current.deleted };
-    // Lost to another writer: it archives (and removes) them on its next write, or we do on ours.
-    cache.delete(name);
-    return current;
+  const compacted = (name: string, current: Cached): { state: PipelineRuntime; outbox: OutboxEntry[]; changed: boolean } => {
+    const book = books.get(name);
+    if (book === undefined) return { state: current.state, outbox: current.outbox, changed: false };
+    const outbox = current.outbox.filter((e) => !book.settled.has(e.id));
+    const gone = Object.keys(current.state.executions).filter((id) => book.archived.has(id));
+    if (gone.length === 0) return { state: current.state, outbox, changed: outbox.length !== current.outbox.length };
+    const executions = { ...current.state.executions };
+    for (const id of gone) delete executions[id];
+    return { state: { ...current.state, executions, finished: [] }, outbox, changed: true };
+  };
+
+  /**
+   * Copies terminal executions not archived yet into `executions` (replace by
+   * id: idempotent). They leave the runtime with a later write, so a crash in
+   * between leaves a copy in both places, never in neither. A failure is
+   * logged and retried after the next write.
+   */
+  const archiveTerminal = async (name: string, state: PipelineRuntime): Promise<void> => {
+    const book = bookOf(name);
+    const todo = Object.values(state.executions).filter((e) => isTerminal(e.status) && !book.archived.has(e.id));
+    if (todo.length === 0) return;
+    try {
+      await archive.bulkWrite(
+        todo.map((e) => ({ replaceOne: { filter: { _id: e.id }, replacement: { ...e, _id: e.id, pipelineName: name }, upsert: true } })),
+        { ordered: false },
+      );
+      for (const e of todo) book.archived.add(e.id);
+    } catch (err) {
+      logger.warn("archiving finished executions failed; retried after the next write", { pipeline: name, error: errorText(err) });
+    }
   };
 
   const entriesOf = (decision: Pick<Decision, "commands" | "events">, now: number): OutboxEntry[] => [
@@ -184,61 +281,120 @@ export function createRuntimeStore(opts: RuntimeStoreOptions): RuntimeStore {
     ...decision.events.map((e) => eventEntry(subjects, e, now)),
   ];
 
-  const applyLocked = async (name: string, event: ExecutionEvent | undefined, options: ApplyOptions): Promise<{ result: ApplyResult; entries: OutboxEntry[] }> => {
+  const applyLocked = async (name: string, event: ExecutionEvent, options: ApplyOptions): Promise<{ result: ApplyResult; entries: OutboxEntry[] }> => {
     for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
       const cached = cache.get(name);
       const current = cached ?? (await load(name));
       const now = clock();
-      let base = current.state;
-      const adoptedEvents: Decision["events"] = [];
-      const target = options.spec ?? current.newerSpec;
-      // Only forward: an update that lost a race to a newer one must not downgrade.
-      if (target !== undefined && target.version > base.spec.version) {
-        const adoption = adoptSpec(base, target, now);
-        base = adoption.state;
-        adoptedEvents.push(...adoption.events);
-      }
-      const decision = event === undefined ? undefined : decide(base, event, { now, newId });
-      const state = decision?.state ?? base;
-      const entries = [
-        ...entriesOf({ commands: [], events: adoptedEvents }, now),
-        ...(decision === undefined ? [] : entriesOf(decision, now)),
-        ...(options.extra ?? []),
-      ];
+      const base = compacted(name, current);
+      const ctx = { now, newId };
+      // An update the runtime missed (crash after storing the declaration) goes first.
+      const adoption = current.newerSpec === undefined ? undefined : decide(base.state, { type: "PipelineUpdated", spec: current.newerSpec }, ctx);
+      const before = adoption?.state ?? base.state;
+      const decision = decide(before, event, ctx);
+      const state = decision.state;
+      const entries = [...(adoption === undefined ? [] : entriesOf(adoption, now)), ...entriesOf(decision, now), ...(options.extra ?? [])];
       // A timer with nothing due to fail changes nothing worth a write.
-      const noop = event?.type === "TimerFired" && decision !== undefined && decision.commands.length === 0 && decision.events.length === 0;
-      if ((state === current.state || noop) && entries.length === 0 && !current.deleted) {
+      const noop = event.type === "TimerFired" && decision.commands.length === 0 && decision.events.length === 0;
+      if ((state === base.state || noop) && entries.length === 0 && !current.deleted) {
         // Another replica may have written since we cached: an event our copy ignores
         // (a result for a job it never saw dispatched) is decided again on a fresh read.
-        if (decision?.ignored !== undefined && cached !== undefined) {
+        if (decision.ignored !== undefined && cached !== undefined) {
           cache.delete(name);
           continue;
         }
-        if (decision?.ignored !== undefined) logger.debug("event ignored", { pipeline: name, event: event?.type, reason: decision.ignored });
-        return { result: { ...(decision === undefined ? {} : { decision }), state: current.state }, entries: [] };
+        if (decision.ignored !== undefined) logger.debug("event ignored", { pipeline: name, event: event.type, reason: decision.ignored });
+        return { result: { decision, state: current.state }, entries: [] };
       }
-      if (!(await write(name, current.rev, state, entries, false))) {
+      const outbox = [...base.outbox, ...entries];
+      if (!(await write(name, current.rev, state, outbox, false))) {
         cache.delete(name);
         continue;
       }
-      let written: Cached = { rev: current.rev + 1, state, deleted: false };
-      cache.set(name, written);
-      written = await archiveFinished(name, written);
-      if (cache.has(name)) cache.set(name, written);
-      return { result: { ...(decision === undefined ? {} : { decision }), state }, entries };
+      cache.set(name, { rev: current.rev + 1, state, outbox, deleted: false });
+      await archiveTerminal(name, state);
+      return { result: { decision, state }, entries };
     }
     throw concurrentModification(name);
   };
 
-  /** Publishes entries concurrently, fails jobs whose grants were refused, then pulls what is done. */
+  /**
+   * Drops published entries and archived executions from a quiet document.
+   * Works on the cached copy; without one (a deleted pipeline, or entries the
+   * sweeper published) only the stored outbox is trimmed.
+   */
+  const compact = async (name: string): Promise<void> => {
+    const current = cache.get(name);
+    if (current !== undefined) {
+      await archiveTerminal(name, current.state);
+      const next = compacted(name, current);
+      if (!next.changed) return;
+      if (await write(name, current.rev, next.state, next.outbox, current.deleted)) {
+        cache.set(name, { ...current, rev: current.rev + 1, state: next.state, outbox: next.outbox });
+      } else {
+        cache.delete(name);
+      }
+      return;
+    }
+    const settled = books.get(name)?.settled;
+    if (settled === undefined || settled.size === 0) return;
+    const doc = await runtime.findOne({ _id: name }, { projection: { rev: 1, outbox: 1 } });
+    if (doc === null) return;
+    const stored = decodeOutbox(doc);
+    const outbox = stored.filter((e) => !settled.has(e.id));
+    if (outbox.length === stored.length) return;
+    // Conditional like every write: a replica's cached outbox never brings back what this drops.
+    const result = await runtime.updateOne({ _id: name, rev: doc.rev }, { $set: { outbox: encodeOutbox(outbox), rev: doc.rev + 1 } });
+    if (result.matchedCount === 1) pruneSettled(name, outbox);
+  };
+
+  /** Compacts when the pipeline has been quiet long enough (checked again in turn: an event may have come first). */
+  const runCompaction = (name: string): void => {
+    if (closed) return;
+    const quietFor = (): number => performance.now() - bookOf(name).lastWriteAt;
+    if (quietFor() < compactAfterMs) {
+      scheduleCompaction(name, compactAfterMs - quietFor());
+      return;
+    }
+    track(
+      name,
+      serial.run(name, async () => {
+        if (quietFor() < compactAfterMs) scheduleCompaction(name, compactAfterMs - quietFor());
+        else await compact(name);
+      }),
+    );
+  };
+
+  /** Keeps a running compaction for `close` to wait for; a failure is left to the next write. */
+  const track = (name: string, work: Promise<void>): void => {
+    const run: Promise<void> = work
+      .catch((err: unknown) => logger.warn("compacting a runtime document failed; the next write retries", { pipeline: name, error: errorText(err) }))
+      .finally(() => compacting.delete(run));
+    compacting.add(run);
+  };
+
+  /** Compacts the document once the pipeline has seen no write for `compactAfterMs`. */
+  const scheduleCompaction = (name: string, delayMs = compactAfterMs): void => {
+    const book = bookOf(name);
+    if (closed || book.timer !== undefined || !Number.isFinite(delayMs)) return;
+    book.timer = setTimeout(() => {
+      book.timer = undefined;
+      runCompaction(name);
+    }, delayMs);
+    book.timer.unref();
+  };
+
+  /**
+   * Publishes entries concurrently and fails jobs whose grants were refused;
+   * what is settled is remembered, for the next write to drop from the outbox.
+   */
   const publishAll = async (name: string, entries: readonly OutboxEntry[]): Promise<number> => {
     if (entries.length === 0) return 0;
     const outcomes = await Promise.all(entries.map(async (entry) => ({ entry, outcome: await publisher.publish(entry) })));
-    const done: OutboxEntry[] = [];
+    let settledCount = 0;
     for (const { entry, outcome } of outcomes) {
-      if (outcome.kind === "published") {
-        done.push(entry);
-      } else if (outcome.kind === "rejected") {
+      if (outcome.kind === "retry") continue;
+      if (outcome.kind === "rejected") {
         const job = outcome.job;
         const result: JobOutcome = {
           jobId: job.jobId,
@@ -260,20 +416,11 @@ export function createRuntimeStore(opts: RuntimeStoreOptions): RuntimeStore {
         } catch (err) {
           logger.warn("failing an undispatchable job failed", { pipeline: name, jobId: job.jobId, error: errorText(err) });
         }
-        done.push(entry);
       }
+      bookOf(name).settled.add(entry.id);
+      settledCount++;
     }
-    // $pullAll removes exactly these entries (they are the objects written or read back,
-    // so they compare equal); FerretDB ignores $pull with a condition.
-    if (done.length > 0) {
-      try {
-        await serial.run(name, () => runtime.updateOne({ _id: name }, { $pullAll: { outbox: done } }));
-      } catch (err) {
-        // Published already; the sweeper re-publishes (deduplicated by id) and pulls them later.
-        logger.warn("removing published outbox entries failed", { pipeline: name, error: errorText(err) });
-      }
-    }
-    return done.length;
+    return settledCount;
   };
 
   const store: RuntimeStore = {
@@ -285,6 +432,7 @@ export function createRuntimeStore(opts: RuntimeStoreOptions): RuntimeStore {
     async apply(name, event, options = {}) {
       const { result, entries } = await serial.run(name, () => applyLocked(name, event, options));
       await publishAll(name, entries);
+      scheduleCompaction(name);
       return result;
     },
 
@@ -292,10 +440,10 @@ export function createRuntimeStore(opts: RuntimeStoreOptions): RuntimeStore {
       const entries = await serial.run(name, async () => {
         cache.delete(name);
         for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
-          const doc = await runtime.findOne({ _id: name }, { projection: { outbox: 0 } });
+          const doc = await runtime.findOne({ _id: name });
           if (doc === null) {
             if (spec === undefined) return [];
-            const fresh: RuntimeDoc = { _id: name, rev: clock(), state: initialRuntime(spec), outbox: [...extra], nextDeadline: null, deleted: true };
+            const fresh: RuntimeDoc = { _id: name, rev: clock(), stateJson: JSON.stringify(initialRuntime(spec)), outbox: encodeOutbox(extra), nextDeadline: null, deleted: true };
             try {
               await runtime.insertOne(fresh);
               return [...extra];
@@ -307,22 +455,26 @@ export function createRuntimeStore(opts: RuntimeStoreOptions): RuntimeStore {
           // Already deleted (a repeated delete): announced the first time.
           if (doc.deleted) return [];
           const now = clock();
-          const decision = decide(doc.state, { type: "PipelineDeleted" }, { now, newId });
-          const state = decision.state;
+          const decision = decide(decodeState(doc), { type: "PipelineDeleted" }, { now, newId });
           const all = [...entriesOf(decision, now), ...extra];
-          if (!(await write(name, doc.rev, state, all, true))) continue;
-          await archiveFinished(name, { rev: doc.rev + 1, state, deleted: true });
-          cache.delete(name);
+          const settled = books.get(name)?.settled;
+          const outbox = [...decodeOutbox(doc).filter((e) => settled?.has(e.id) !== true), ...all];
+          if (!(await write(name, doc.rev, decision.state, outbox, true))) continue;
+          // Before returning: the caller drops the pipeline's history next.
+          await archiveTerminal(name, decision.state);
+          // Nothing reads a deleted runtime again; a recreated pipeline starts afresh.
+          books.get(name)?.archived.clear();
           return all;
         }
         throw concurrentModification(name);
       });
       await publishAll(name, entries);
+      scheduleCompaction(name);
     },
 
     async read(name) {
       const doc = await runtime.findOne({ _id: name }, { projection: { outbox: 0 } });
-      return doc === null || doc.deleted ? undefined : doc.state;
+      return doc === null || doc.deleted ? undefined : decodeState(doc);
     },
 
     async sweepOutbox(minAgeMs) {
@@ -330,10 +482,16 @@ export function createRuntimeStore(opts: RuntimeStoreOptions): RuntimeStore {
       const docs = await runtime.find({ "outbox.0": { $exists: true } }, { projection: { outbox: 1 } }).toArray();
       let published = 0;
       for (const doc of docs) {
-        const due = doc.outbox.filter((e) => e.at <= cutoff);
+        const due = decodeOutbox(doc).filter((e) => e.at <= cutoff);
         if (due.length === 0) continue;
-        logger.info("re-publishing outbox entries", { pipeline: doc._id, count: due.length });
-        published += await publishAll(doc._id, due);
+        // Entries this process published already only wait for a write to drop them.
+        const settled = books.get(doc._id)?.settled;
+        const unpublished = due.filter((e) => settled?.has(e.id) !== true);
+        if (unpublished.length > 0) {
+          logger.info("re-publishing outbox entries", { pipeline: doc._id, count: unpublished.length });
+          published += await publishAll(doc._id, unpublished);
+        }
+        await serial.run(doc._id, () => compact(doc._id));
       }
       return published;
     },
@@ -352,9 +510,39 @@ export function createRuntimeStore(opts: RuntimeStoreOptions): RuntimeStore {
 
     clearCache() {
       cache.clear();
+      for (const book of books.values()) clearTimeout(book.timer);
+      books.clear();
+    },
+
+    async close() {
+      closed = true;
+      // Pending compactions run now: what was published must not be published again after a restart.
+      for (const [name, book] of books) {
+        if (book.timer === undefined) continue;
+        clearTimeout(book.timer);
+        book.timer = undefined;
+        track(name, serial.run(name, () => compact(name)));
+      }
+      await Promise.allSettled([...compacting]);
     },
   };
   return store;
+}
+
+/** Outbox entries as stored. */
+function encodeOutbox(entries: readonly OutboxEntry[]): string[] {
+  return entries.map((e) => JSON.stringify(e));
+}
+
+/** The outbox entries of a document. */
+function decodeOutbox(doc: Pick<RuntimeDoc, "outbox">): OutboxEntry[] {
+  return doc.outbox.map((text) => JSON.parse(text) as OutboxEntry);
+}
+
+/** The runtime stored in a document. */
+function decodeState(doc: Pick<RuntimeDoc, "_id" | "stateJson">): PipelineRuntime {
+  if (typeof doc.stateJson !== "string") throw new Error(`runtime document ${doc._id}: stateJson is missing`);
+  return JSON.parse(doc.stateJson) as PipelineRuntime;
 }
 
 function concurrentModification(name: string): DomainError {
