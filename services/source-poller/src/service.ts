@@ -28,6 +28,7 @@ export async function startSourcePoller(config: SourcePollerConfig, deps: { logg
   const bus = await connectBus({ servers: config.natsUrl, name: "source-poller", logger, prefix: config.busPrefix });
   await bus.ensureStreams();
 
+  const pollOptions = { store, bus, logger, intervalMs: config.pollIntervalMs, gitTimeoutMs: config.gitTimeoutMs };
   const declarations = await bus.consume({
     stream: bus.streams.events,
     durable: "source-poller-declarations",
@@ -40,10 +41,12 @@ export async function startSourcePoller(config: SourcePollerConfig, deps: { logg
         return;
       }
       await store.syncPipeline(event.pipeline, gitSourcesOf(event.declaration), Date.now());
+      // Record new sources' baselines now, close to the moment the pipeline's first execution
+      // fetches them: a commit pushed after this point is a change, one before it is not.
+      await pollOnce(pollOptions);
     },
   });
 
-  const pollOptions = { store, bus, logger, intervalMs: config.pollIntervalMs, gitTimeoutMs: config.gitTimeoutMs };
   let stopped = false;
   let timer: NodeJS.Timeout | undefined;
   let round: Promise<unknown> = Promise.resolve();
