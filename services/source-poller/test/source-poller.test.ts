@@ -60,8 +60,9 @@ beforeAll(async () => {
     durable: "test-sources",
     filterSubject: bus.subjects.streamFilter("sources"),
     schema: SourceChangedSchema,
-    handler: async (msg) => {
+    handler: (msg) => {
       received.push(msg);
+      return Promise.resolve();
     },
   });
   const declaration = {
