@@ -26,6 +26,15 @@ export const ERROR_CODES = [
   "UnauthenticatedException",
   "AccessDeniedException",
   "ServiceUnavailableException",
+  "StageNotRetryableException",
+  "NotLatestPipelineExecutionException",
+  "PipelineExecutionNotStoppableException",
+  "DuplicatedStopRequestException",
+  "ConcurrentPipelineExecutionsLimitExceededException",
+  "UnableToRollbackStageException",
+  "PipelineExecutionOutdatedException",
+  "ConditionNotOverridableException",
+  "ActionExecutionNotFoundException",
 ] as const;
 
 export type ErrorCode = (typeof ERROR_CODES)[number];

@@ -28,6 +28,15 @@ describe("grpcStatusOf", () => {
     UnauthenticatedException: status.UNAUTHENTICATED,
     AccessDeniedException: status.PERMISSION_DENIED,
     ServiceUnavailableException: status.UNAVAILABLE,
+    StageNotRetryableException: status.FAILED_PRECONDITION,
+    NotLatestPipelineExecutionException: status.FAILED_PRECONDITION,
+    PipelineExecutionNotStoppableException: status.FAILED_PRECONDITION,
+    DuplicatedStopRequestException: status.FAILED_PRECONDITION,
+    ConcurrentPipelineExecutionsLimitExceededException: status.RESOURCE_EXHAUSTED,
+    UnableToRollbackStageException: status.FAILED_PRECONDITION,
+    PipelineExecutionOutdatedException: status.FAILED_PRECONDITION,
+    ConditionNotOverridableException: status.FAILED_PRECONDITION,
+    ActionExecutionNotFoundException: status.NOT_FOUND,
   };
 
   it.each(ERROR_CODES.map((c) => [c, expected[c]] as const))("maps %s to status %i", (code, want) => {

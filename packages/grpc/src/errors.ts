@@ -32,16 +32,25 @@ export function grpcStatusOf(code: ErrorCode): status {
     case "StageNotFoundException":
     case "ActionNotFoundException":
     case "ArtifactNotFoundException":
+    case "ActionExecutionNotFoundException":
       return status.NOT_FOUND;
     case "PipelineNameInUseException":
       return status.ALREADY_EXISTS;
     case "InvalidApprovalTokenException":
     case "ApprovalAlreadyCompletedException":
     case "ConflictException":
+    case "StageNotRetryableException":
+    case "NotLatestPipelineExecutionException":
+    case "PipelineExecutionNotStoppableException":
+    case "DuplicatedStopRequestException":
+    case "UnableToRollbackStageException":
+    case "PipelineExecutionOutdatedException":
+    case "ConditionNotOverridableException":
       return status.FAILED_PRECONDITION;
     case "ConcurrentModificationException":
       return status.ABORTED;
     case "LimitExceededException":
+    case "ConcurrentPipelineExecutionsLimitExceededException":
       return status.RESOURCE_EXHAUSTED;
     case "ArtifactIntegrityException":
       return status.DATA_LOSS;
