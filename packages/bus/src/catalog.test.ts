@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { RetentionPolicy, StorageType } from "@nats-io/jetstream";
 import { nanos } from "@nats-io/transport-node";
-import { createCatalog, eventSubject, jobSubject, partitionOf, resultSubject, sanitizeToken } from "./catalog.js";
+import { controlSubject, createCatalog, eventSubject, jobSubject, partitionOf, resultSubject, sanitizeToken } from "./catalog.js";
 
 describe("sanitizeToken", () => {
   it("replaces separators, wildcards and whitespace with _", () => {
@@ -56,6 +56,9 @@ describe("createCatalog", () => {
     expect(c.subjects.eventFilter("a.b")).toBe("t1.sluice.events.a_b.>");
     expect(c.subjects.resultPartitionSubject(3)).toBe("t1.sluice.results.3");
     expect(() => c.subjects.resultPartitionSubject(4)).toThrow(/partition/);
+    // Control subjects are core NATS, outside every stream's wildcard.
+    expect(c.subjects.controlSubject("cancel")).toBe("t1.sluice.control.cancel");
+    expect(controlSubject("cancel")).toBe("sluice.control.cancel");
   });
 
   it("declares retention, storage, duplicate window and ages per stream", () => {

@@ -26,6 +26,9 @@ export type StreamKey = "jobs" | "results" | "sources" | "events" | "dlq";
 /** Every stream key, in creation order. */
 export const STREAM_KEYS: readonly StreamKey[] = ["jobs", "results", "sources", "events", "dlq"];
 
+/** Control kinds of `sluice.control.<kind>` (core NATS, not JetStream: fire-and-forget signals to runners). */
+export type ControlKind = "cancel";
+
 /** Event kinds of `sluice.events.<pipeline>.<kind>` (EventBridge's three detail types + declaration changes). */
 export type EventKind = "pipeline" | "stage" | "action" | "declaration";
 
@@ -54,6 +57,11 @@ export interface Subjects {
   eventKindFilter(kind: EventKind): string;
   /** The wildcard subject of a stream, e.g. `sluice.jobs.>`. */
   streamFilter(key: StreamKey): string;
+  /**
+   * `sluice.control.<kind>`: a core NATS subject (no stream captures it), e.g. `sluice.control.cancel`
+   * on which the orchestrator asks every runner to cancel a job.
+   */
+  controlSubject(kind: ControlKind): string;
 }
 
 /** Options of `createCatalog`. */
@@ -148,6 +156,7 @@ export function createCatalog(opts: CatalogOptions = {}): Catalog {
       pipelineName === undefined ? `${subjectRoot}.events.>` : `${subjectRoot}.events.${sanitizeToken(pipelineName)}.>`,
     eventKindFilter: (kind) => `${subjectRoot}.events.*.${kind}`,
     streamFilter: (key) => `${subjectRoot}.${key}.>`,
+    controlSubject: (kind) => `${subjectRoot}.control.${kind}`,
   };
   const duplicateWindow = nanos(DUPLICATE_WINDOW_MS);
   const base = { storage: StorageType.File, num_replicas: 1, duplicate_window: duplicateWindow };
@@ -203,4 +212,9 @@ export function eventSubject(pipelineName: string, kind: EventKind): string {
 /** `sluice.dlq.<stream>` without prefix; use `bus.subjects` when a prefix is set. */
 export function dlqSubject(streamName: string): string {
   return defaultCatalog.subjects.dlqSubject(streamName);
+}
+
+/** `sluice.control.<kind>` without prefix; use `bus.subjects` when a prefix is set. */
+export function controlSubject(kind: ControlKind): string {
+  return defaultCatalog.subjects.controlSubject(kind);
 }

@@ -43,8 +43,12 @@ export interface ConsumeOptions<S extends DescMessage> {
   readonly stream: string;
   /** Durable consumer name, shared by every replica that should split the work. */
   readonly durable: string;
-  /** Subjects this consumer takes; on a work-queue stream filters of different durables must not overlap. */
-  readonly filterSubject: string;
+  /**
+   * Subjects this consumer takes; on a work-queue stream filters of different durables must not overlap.
+   * Several subjects (server 2.10+ `filter_subjects`) let one loop, and so one `concurrency` limit,
+   * cover them all — e.g. every provider queue a runner serves.
+   */
+  readonly filterSubject: string | readonly string[];
   /** The protobuf schema of the messages. */
   readonly schema: S;
   /** Deliveries before a failing message is dead-lettered (default 5). */
@@ -118,7 +122,8 @@ export async function startConsumer<S extends DescMessage>(deps: ConsumeDeps, op
 interface ResolvedConsumeOptions<S extends DescMessage> {
   readonly stream: string;
   readonly durable: string;
-  readonly filterSubject: string;
+  /** One or more subjects, without duplicates, in the caller's order. */
+  readonly filterSubjects: readonly string[];
   readonly schema: S;
   readonly maxDeliver: number;
   readonly ackWaitMs: number;
@@ -135,13 +140,17 @@ function resolveConsumeOptions<S extends DescMessage>(opts: ConsumeOptions<S>): 
   if (opts.durable === "" || /[.*>\s]/.test(opts.durable)) {
     throw new RangeError(`durable: must be non-empty without '.', '*', '>' or whitespace, got "${opts.durable}"`);
   }
-  if (opts.filterSubject === "") throw new RangeError("filterSubject: must not be empty");
+  const filterSubjects = [...new Set(typeof opts.filterSubject === "string" ? [opts.filterSubject] : opts.filterSubject)];
+  if (filterSubjects.length === 0) throw new RangeError("filterSubject: must name at least one subject");
+  filterSubjects.forEach((subject, i) => {
+    if (subject === "") throw new RangeError(typeof opts.filterSubject === "string" ? "filterSubject: must not be empty" : `filterSubject[${i}]: must not be empty`);
+  });
   const pullExpiresMs = positiveInt("pullExpiresMs", opts.pullExpiresMs ?? 10_000);
   if (pullExpiresMs < 1000) throw new RangeError(`pullExpiresMs: must be at least 1000, got ${pullExpiresMs}`);
   return {
     stream: opts.stream,
     durable: opts.durable,
-    filterSubject: opts.filterSubject,
+    filterSubjects,
     schema: opts.schema,
     maxDeliver: positiveInt("maxDeliver", opts.maxDeliver ?? 5),
     ackWaitMs: positiveInt("ackWaitMs", opts.ackWaitMs ?? 30_000),
@@ -151,12 +160,28 @@ function resolveConsumeOptions<S extends DescMessage>(opts: ConsumeOptions<S>): 
   };
 }
 
+/**
+ * The filter field of a consumer configuration: `filter_subject` for one subject (as before
+ * multi-filter consumers existed, so existing durables stay unchanged), `filter_subjects` for
+ * several. The server refuses both set at once; see `ensureConsumer` for switching.
+ */
+function filterFields(subjects: readonly string[]): { filter_subject: string } | { filter_subjects: string[] } {
+  return subjects.length === 1 && subjects[0] !== undefined ? { filter_subject: subjects[0] } : { filter_subjects: [...subjects] };
+}
+
+/** The subjects an existing consumer filters on, whichever field holds them (sorted, for comparison). */
+function existingFilters(config: { filter_subject?: string | undefined; filter_subjects?: string[] | undefined }): string[] {
+  const many = config.filter_subjects ?? [];
+  if (many.length > 0) return [...many].sort();
+  return config.filter_subject === undefined || config.filter_subject === "" ? [] : [config.filter_subject];
+}
+
 /** Idempotent: creates the durable, or updates the fields that may change between releases. */
 async function ensureConsumer(jsm: JetStreamManager, cfg: ResolvedConsumeOptions<DescMessage>): Promise<ConsumerInfo> {
   const wanted = {
     ack_wait: nanos(cfg.ackWaitMs),
     max_deliver: cfg.maxDeliver + 1,
-    filter_subject: cfg.filterSubject,
+    ...filterFields(cfg.filterSubjects),
   };
   let existing: ConsumerInfo | undefined;
   try {
@@ -180,8 +205,15 @@ async function ensureConsumer(jsm: JetStreamManager, cfg: ResolvedConsumeOptions
   const same =
     existing.config.ack_wait === wanted.ack_wait &&
     existing.config.max_deliver === wanted.max_deliver &&
-    existing.config.filter_subject === wanted.filter_subject;
-  return same ? existing : jsm.consumers.update(cfg.stream, cfg.durable, wanted);
+    existingFilters(existing.config).join("\n") === [...cfg.filterSubjects].sort().join("\n");
+  if (same) return existing;
+  // `update` merges into the current configuration: when switching between one and several
+  // subjects, clear the form no longer used ("" and [] are the server's "unset"), or the server
+  // would see both filter fields.
+  const wantsOne = "filter_subject" in wanted;
+  const hadMany = (existing.config.filter_subjects ?? []).length > 0;
+  const clear = wantsOne && hadMany ? { filter_subjects: [] } : !wantsOne && !hadMany ? { filter_subject: "" } : {};
+  return jsm.consumers.update(cfg.stream, cfg.durable, { ...clear, ...wanted });
 }
 
 class ConsumeLoop<S extends DescMessage> {

@@ -17,6 +17,7 @@ export {
   DUPLICATE_WINDOW_MS,
   EVENTS_MAX_AGE_MS,
   STREAM_KEYS,
+  controlSubject,
   createCatalog,
   dlqSubject,
   eventSubject,
@@ -26,7 +27,7 @@ export {
   sanitizeToken,
   sourceSubject,
 } from "./catalog.js";
-export type { Catalog, CatalogOptions, EventKind, StreamDefinition, StreamKey, StreamNames, Subjects } from "./catalog.js";
+export type { Catalog, CatalogOptions, ControlKind, EventKind, StreamDefinition, StreamKey, StreamNames, Subjects } from "./catalog.js";
 export { DLQ_MESSAGES_METRIC, backoffMs } from "./consume.js";
 export type { ConsumeOptions, Consumer, HandlerContext, MessageHandler } from "./consume.js";
 export { TRACEPARENT, activeTraceparent, contextFromHeaders, contextFromTraceparent } from "./tracing.js";

@@ -411,6 +411,60 @@ describe("lifecycle", () => {
     const info = await bus.jsm.consumers.info(bus.streams.jobs, durable);
     expect(info.config).toMatchObject({ max_deliver: 8, ack_wait: nanos(5_000), filter_subject: subject });
   });
+
+  it("takes several filter subjects with one concurrency limit across all of them", async () => {
+    nextPool++;
+    const pool = `pool${nextPool}`;
+    const subjects = [bus.subjects.jobSubject(pool, "Build", "Commands"), bus.subjects.jobSubject(pool, "Deploy", "ObjectStore"), bus.subjects.jobSubject(pool, "Source", "Git")];
+    const durable = `runner-${pool}`;
+    let running = 0;
+    let maxRunning = 0;
+    const seen = new Set<string>();
+    await track(
+      bus.consume({
+        stream: bus.streams.jobs,
+        durable,
+        filterSubject: subjects,
+        schema: JobSchema,
+        concurrency: 2,
+        handler: async (_j, ctx) => {
+          running++;
+          maxRunning = Math.max(maxRunning, running);
+          await new Promise((r) => setTimeout(r, 50));
+          seen.add(ctx.subject);
+          running--;
+        },
+      }),
+    );
+    const info = await bus.jsm.consumers.info(bus.streams.jobs, durable);
+    expect([...(info.config.filter_subjects ?? [])].sort()).toEqual([...subjects].sort());
+    await Promise.all(Array.from({ length: 12 }, (_, i) => bus.publish(subjects[i % 3] ?? "", JobSchema, job(`m${i}`), { msgId: `m-${pool}-${i}` })));
+    await expect.poll(() => streamMessages(bus.streams.jobs)).toBe(0);
+    expect([...seen].sort()).toEqual([...subjects].sort());
+    expect(maxRunning).toBe(2);
+  });
+
+  it("switches an existing durable between one and several filter subjects", async () => {
+    nextPool++;
+    const pool = `pool${nextPool}`;
+    const one = bus.subjects.jobSubject(pool, "Build", "Commands");
+    const two = bus.subjects.jobSubject(pool, "Test", "Commands");
+    const durable = `runner-${pool}`;
+    const handler = sync(() => undefined);
+    const start = async (filterSubject: string | string[]) => {
+      const c = await bus.consume({ stream: bus.streams.jobs, durable, filterSubject, schema: JobSchema, handler });
+      await c.stop();
+      return (await bus.jsm.consumers.info(bus.streams.jobs, durable)).config;
+    };
+    expect((await start(one)).filter_subject).toBe(one);
+    const many = await start([one, two]);
+    expect([...(many.filter_subjects ?? [])].sort()).toEqual([one, two].sort());
+    expect(many.filter_subject ?? "").toBe("");
+    const back = await start(two);
+    expect(back.filter_subject).toBe(two);
+    expect(back.filter_subjects ?? []).toEqual([]);
+    await expect(bus.consume({ stream: bus.streams.jobs, durable, filterSubject: [], schema: JobSchema, handler })).rejects.toThrow(/filterSubject/);
+  });
 });
 
 describe("subscribeEvents", () => {

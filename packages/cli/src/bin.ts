@@ -5,6 +5,7 @@ import { parseArgs, UsageError } from "./args.js";
 import { runCommand, USAGE } from "./commands.js";
 import { resolveConnection } from "./connection.js";
 import { runDev } from "./dev.js";
+import { runWatch } from "./watch.js";
 
 async function main(): Promise<number> {
   const args = parseArgs(process.argv.slice(2));
@@ -26,6 +27,14 @@ async function main(): Promise<number> {
     return 0;
   }
   const conn = resolveConnection(args, process.env, process.cwd());
+  if (args.command === "watch") {
+    const interrupted = new AbortController();
+    for (const s of ["SIGINT", "SIGTERM"] as const) process.once(s, () => interrupted.abort());
+    const outcome = await runWatch(args, conn, { print: (text) => process.stdout.write(text), redraw: process.stdout.isTTY }, interrupted.signal);
+    if (interrupted.signal.aborted) return 0;
+    // Scripts can wait for a release: 0 when it succeeded, 3 when it ended otherwise.
+    return outcome.status === "Succeeded" ? 0 : 3;
+  }
   console.log(await runCommand(args, conn));
   return 0;
 }

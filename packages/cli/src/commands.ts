@@ -5,12 +5,14 @@ import {
   GetPipelineExecutionResponseSchema,
   GetPipelineResponseSchema,
   GetPipelineStateResponseSchema,
+  ListActionExecutionsResponseSchema,
   ListPipelineExecutionsResponseSchema,
   ListPipelinesResponseSchema,
 } from "@sluice/proto";
 import type { ParsedArgs } from "./args.js";
 import { optionalFlag, requireFlag, UsageError } from "./args.js";
 import type { Connection } from "./connection.js";
+import { parseCount, parseSourceRevisions, parseVariables } from "./options.js";
 import { renderExecution, renderPipelineState } from "./render.js";
 
 export const USAGE = `usage: sluice <command> [flags]
@@ -22,15 +24,38 @@ export const USAGE = `usage: sluice <command> [flags]
   get-pipeline --name NAME [--version N]
   list-pipelines
   delete-pipeline --name NAME
-  start-pipeline-execution --name NAME
+  start-pipeline-execution --name NAME [--variables name=value,...]
+                      [--source-revisions ACTION=COMMIT_ID:sha,...] [--client-request-token TOKEN]
+                                         prints the execution id (the same one again for a repeated token)
+  stop-pipeline-execution --pipeline-name NAME --pipeline-execution-id ID [--abandon] [--reason TEXT]
+                                         stop and wait for running actions, or --abandon them
+  retry-stage-execution --pipeline-name NAME --stage-name STAGE --pipeline-execution-id ID
+                      --retry-mode FAILED_ACTIONS|ALL_ACTIONS
+  retry-action-execution --pipeline-name NAME --stage-name STAGE --action-name ACTION
+                      --pipeline-execution-id ID
+                                         rerun one action (failed or succeeded) of the stage's latest execution
+  disable-stage-transition --pipeline-name NAME --stage-name STAGE --reason TEXT [--transition-type Inbound]
+  enable-stage-transition --pipeline-name NAME --stage-name STAGE [--transition-type Inbound]
   get-pipeline-state --name NAME [--json]
   get-pipeline-execution --pipeline-name NAME --pipeline-execution-id ID [--json]
-  list-pipeline-executions --pipeline-name NAME
+  list-pipeline-executions --pipeline-name NAME [--succeeded-in-stage STAGE] [--max-results N] [--next-token T]
+  list-action-executions --pipeline-name NAME [--pipeline-execution-id ID] [--max-results N] [--next-token T]
+                                         every attempt of every action, with inputs, outputs and errors
+  watch --pipeline-name NAME [--pipeline-execution-id ID]
+                                         live stage/action view of an execution (default: the latest)
+                                         until it ends; exit code 0 if it succeeded, 3 otherwise
   put-approval-result --pipeline-name NAME --stage-name STAGE --action-name ACTION
                       --token TOKEN --status Approved|Rejected [--summary TEXT]
 
 connection: --endpoint host:port and --auth-token, or SLUICE_ADDR and SLUICE_TOKEN,
 or the cluster that \`npm start\` is running in this directory.`;
+
+/** `--max-results` and `--next-token`, when given. */
+function paging(args: ParsedArgs): { maxResults?: number; nextToken?: string } {
+  const max = optionalFlag(args, "max-results");
+  const token = optionalFlag(args, "next-token");
+  return { ...(max === undefined ? {} : { maxResults: parseCount("max-results", max) }), ...(token === undefined ? {} : { nextToken: token }) };
+}
 
 /** Reads `file://path` (AWS CLI style) or a plain path. */
 function readInputFile(spec: string): string {
@@ -65,8 +90,57 @@ export async function runCommand(args: ParsedArgs, conn: Connection): Promise<st
         await api.deletePipeline({ name: requireFlag(args, "name") });
         return "deleted";
       case "start-pipeline-execution": {
-        const res = await api.startPipelineExecution({ name: requireFlag(args, "name") });
+        const variables = optionalFlag(args, "variables");
+        const sourceRevisions = optionalFlag(args, "source-revisions");
+        const res = await api.startPipelineExecution({
+          name: requireFlag(args, "name"),
+          ...(variables === undefined ? {} : { variables: parseVariables("variables", variables) }),
+          ...(sourceRevisions === undefined ? {} : { sourceRevisions: parseSourceRevisions("source-revisions", sourceRevisions) }),
+          clientRequestToken: optionalFlag(args, "client-request-token") ?? "",
+        });
         return res.pipelineExecutionId;
+      }
+      case "stop-pipeline-execution": {
+        const abandon = args.flags["abandon"] === true;
+        const res = await api.stopPipelineExecution({
+          pipelineName: requireFlag(args, "pipeline-name"),
+          pipelineExecutionId: requireFlag(args, "pipeline-execution-id"),
+          abandon,
+          reason: optionalFlag(args, "reason") ?? "",
+        });
+        return abandon ? `abandoned ${res.pipelineExecutionId}` : `stopping ${res.pipelineExecutionId} (running actions finish first)`;
+      }
+      case "retry-stage-execution": {
+        const res = await api.retryStageExecution({
+          pipelineName: requireFlag(args, "pipeline-name"),
+          stageName: requireFlag(args, "stage-name"),
+          pipelineExecutionId: requireFlag(args, "pipeline-execution-id"),
+          retryMode: requireFlag(args, "retry-mode"),
+        });
+        return `retrying stage ${requireFlag(args, "stage-name")} of ${res.pipelineExecutionId}`;
+      }
+      case "retry-action-execution": {
+        const res = await api.retryActionExecution({
+          pipelineName: requireFlag(args, "pipeline-name"),
+          stageName: requireFlag(args, "stage-name"),
+          actionName: requireFlag(args, "action-name"),
+          pipelineExecutionId: requireFlag(args, "pipeline-execution-id"),
+        });
+        return `retrying action ${requireFlag(args, "action-name")} of ${res.pipelineExecutionId}`;
+      }
+      case "disable-stage-transition":
+      case "enable-stage-transition": {
+        const target = {
+          pipelineName: requireFlag(args, "pipeline-name"),
+          stageName: requireFlag(args, "stage-name"),
+          transitionType: optionalFlag(args, "transition-type") ?? "Inbound",
+        };
+        if (args.command === "disable-stage-transition") {
+          await api.disableStageTransition({ ...target, reason: requireFlag(args, "reason") });
+          return `transition into ${target.stageName} disabled`;
+        }
+        await api.enableStageTransition(target);
+        return `transition into ${target.stageName} enabled`;
       }
       case "get-pipeline-state": {
         const res = await api.getPipelineState({ name: requireFlag(args, "name") });
@@ -81,8 +155,22 @@ export async function runCommand(args: ParsedArgs, conn: Connection): Promise<st
         return renderExecution(res.pipelineExecution);
       }
       case "list-pipeline-executions": {
-        const res = await api.listPipelineExecutions({ pipelineName: requireFlag(args, "pipeline-name") });
+        const stage = optionalFlag(args, "succeeded-in-stage");
+        const res = await api.listPipelineExecutions({
+          pipelineName: requireFlag(args, "pipeline-name"),
+          ...(stage === undefined ? {} : { filter: { succeededInStage: { stageName: stage } } }),
+          ...paging(args),
+        });
         return toJsonString(ListPipelineExecutionsResponseSchema, res, { prettySpaces: 2 });
+      }
+      case "list-action-executions": {
+        const executionId = optionalFlag(args, "pipeline-execution-id");
+        const res = await api.listActionExecutions({
+          pipelineName: requireFlag(args, "pipeline-name"),
+          ...(executionId === undefined ? {} : { filter: { pipelineExecutionId: executionId } }),
+          ...paging(args),
+        });
+        return toJsonString(ListActionExecutionsResponseSchema, res, { prettySpaces: 2 });
       }
       case "put-approval-result": {
         const status = requireFlag(args, "status");

@@ -6,4 +6,7 @@ export type { Connection, DevState } from "./connection.js";
 export { runDev } from "./dev.js";
 export type { DevOptions } from "./dev.js";
 export { ensureExampleRepo, examplePipelineJson, EXAMPLE_PIPELINE, EXAMPLE_BUCKET } from "./example.js";
-export { renderPipelineState, renderExecution } from "./render.js";
+export { renderPipelineState, renderExecution, renderSnapshot, renderEvent } from "./render.js";
+export { parseVariables, parseSourceRevisions, parseCount } from "./options.js";
+export { runWatch } from "./watch.js";
+export type { WatchOutcome, WatchOutput } from "./watch.js";

@@ -1,5 +1,5 @@
 import { timestampDate } from "@bufbuild/protobuf/wkt";
-import type { GetPipelineStateResponse, PipelineExecution } from "@sluice/proto";
+import type { GetPipelineStateResponse, PipelineExecution, PipelineExecutionSnapshot, StageState, StateChangeEvent } from "@sluice/proto";
 
 const MARK: Record<string, string> = {
   Succeeded: "✔",
@@ -15,13 +15,44 @@ const MARK: Record<string, string> = {
 
 /** A stage-by-stage, action-by-action text view of GetPipelineState. */
 export function renderPipelineState(state: GetPipelineStateResponse): string {
-  const lines = [`Pipeline ${state.pipelineName} (version ${state.pipelineVersion})`];
-  for (const stage of state.stageStates) {
+  return [`Pipeline ${state.pipelineName} (version ${state.pipelineVersion})`, ...stageLines(state.stageStates, true)].join("\n");
+}
+
+/** WatchPipelineExecution's snapshot: the execution's status line, then its stages and actions. */
+export function renderSnapshot(snapshot: PipelineExecutionSnapshot): string {
+  const e = snapshot.pipelineExecution;
+  const head = e
+    ? `Execution ${e.pipelineExecutionId} of ${e.pipelineName} (version ${e.pipelineVersion}): ${MARK[e.status] ?? " "} ${e.status}`
+    : "Execution (unknown)";
+  const lines = [head];
+  if (e?.statusSummary) lines.push(`  ${e.statusSummary.split("\n")[0] ?? ""}`);
+  if (e?.stopTrigger?.reason) lines.push(`  stop reason: ${e.stopTrigger.reason}`);
+  lines.push(...stageLines(snapshot.stageStates, false));
+  return lines.join("\n");
+}
+
+/** One line for a state-change event: time, what changed, and its new state. */
+export function renderEvent(event: StateChangeEvent): string {
+  const time = event.time ? timestampDate(event.time).toISOString().slice(11, 19) : "--:--:--";
+  const where = event.action ? `action ${event.stage}/${event.action}` : event.stage ? `stage ${event.stage}` : "pipeline";
+  const error = event.executionResult?.errorCode ? ` (${event.executionResult.errorCode})` : "";
+  const comments = event.stopExecutionComments ? `: ${event.stopExecutionComments}` : "";
+  return `[${time}] ${where} ${event.state}${error}${comments}`;
+}
+
+function stageLines(stageStates: readonly StageState[], showExecution: boolean): string[] {
+  const lines: string[] = [];
+  for (const stage of stageStates) {
     const latest = stage.latestExecution;
     const status = latest ? `${MARK[latest.status] ?? " "} ${latest.status}` : "  -";
-    const exec = latest ? `  execution ${latest.pipelineExecutionId.slice(0, 8)}` : "";
-    const waiting = stage.inboundExecution ? `  (waiting: ${stage.inboundExecution.pipelineExecutionId.slice(0, 8)})` : "";
-    lines.push(`  ${stage.stageName.padEnd(16)} ${status.padEnd(14)}${exec}${waiting}`);
+    const exec = latest && showExecution ? `  execution ${latest.pipelineExecutionId.slice(0, 8)}` : "";
+    const inbound = stage.inboundExecutions.length > 0 ? stage.inboundExecutions : stage.inboundExecution ? [stage.inboundExecution] : [];
+    const waiting = inbound.length > 0 ? `  (waiting: ${inbound.map((w) => w.pipelineExecutionId.slice(0, 8)).join(", ")})` : "";
+    const transition = stage.inboundTransitionState && !stage.inboundTransitionState.enabled ? `  [transition disabled: ${stage.inboundTransitionState.disabledReason}]` : "";
+    const retries = stage.retryStageMetadata && stage.retryStageMetadata.manualStageRetryAttempt + stage.retryStageMetadata.autoStageRetryAttempt > 0
+      ? `  (retried ${stage.retryStageMetadata.manualStageRetryAttempt + stage.retryStageMetadata.autoStageRetryAttempt}x)`
+      : "";
+    lines.push(`  ${stage.stageName.padEnd(16)} ${status.padEnd(14)}${exec}${waiting}${transition}${retries}`);
     for (const action of stage.actionStates) {
       const e = action.latestExecution;
       const parts = [`    ${action.actionName.padEnd(16)}`, e ? `${MARK[e.status] ?? " "} ${e.status}`.padEnd(14) : "  -".padEnd(14)];
@@ -32,7 +63,7 @@ export function renderPipelineState(state: GetPipelineStateResponse): string {
       lines.push(parts.join(" "));
     }
   }
-  return lines.join("\n");
+  return lines;
 }
 
 export function renderExecution(e: PipelineExecution): string {
@@ -41,6 +72,8 @@ export function renderExecution(e: PipelineExecution): string {
   ];
   if (e.statusSummary) lines.push(`  ${e.statusSummary}`);
   if (e.trigger) lines.push(`  trigger: ${e.trigger.triggerType} ${e.trigger.triggerDetail}`);
+  if (e.stopTrigger?.reason) lines.push(`  stop reason: ${e.stopTrigger.reason}`);
+  for (const v of e.variables) lines.push(`  variable ${v.name} = ${v.resolvedValue}`);
   for (const r of e.artifactRevisions) {
     const created = r.created ? timestampDate(r.created).toISOString() : "";
     lines.push(`  artifact ${r.name}: ${r.revisionId} ${r.revisionSummary.split("\n")[0] ?? ""} ${created}`.trimEnd());

@@ -138,7 +138,7 @@ describe("readPipelineJson", () => {
       "unknown field (known: name, actionTypeId, runOrder, configuration, commands, outputArtifacts, inputArtifacts, outputVariables, roleArn, region, namespace, timeoutInMinutes, environmentVariables)",
       "expected an integer from -2147483648 to 2147483647, got 3000000000",
       "expected an array, got an object",
-      "unknown field (known: name, roleArn, artifactStore, artifactStores, stages, version, executionMode, pipelineType)",
+      "unknown field (known: name, roleArn, artifactStore, artifactStores, stages, version, executionMode, pipelineType, variables)",
     ]);
   });
 

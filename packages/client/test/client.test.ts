@@ -24,7 +24,7 @@ describe("createSluiceClient", () => {
       permissions: { CreatePipeline: ["operator"], GetPipeline: ["viewer", "operator"], ListApprovals: ["viewer"] },
     });
     server.add(PipelineService, impl);
-    server.add(ApprovalService, { listApprovals: () => Promise.resolve({}), putApprovalResult: () => Promise.resolve({}) });
+    server.add(ApprovalService, { listApprovals: () => Promise.resolve({}), putApprovalResult: () => Promise.resolve({}), getApproval: () => Promise.resolve({}) });
     const port = await server.listen("127.0.0.1", 0);
     const client = createSluiceClient({ address: `127.0.0.1:${port}`, token: "ci-token", deadlineMs: 5000 });
     const approvals = createApprovalClient({ address: `127.0.0.1:${port}`, token: "ci-token" });

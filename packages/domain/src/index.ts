@@ -60,15 +60,31 @@ export type {
 } from "./validation/providers.js";
 // -- end validation exports --
 // -- execution exports (owned by the execution helper) --
-export { DETAIL_TYPES, TIMEOUT_GRACE_MS, decide, initialRuntime, isTerminal, nextDeadline } from "./execution/decide.js";
+export {
+  DETAIL_TYPES,
+  MAX_PARALLEL_EXECUTIONS,
+  MAX_QUEUED_EXECUTIONS,
+  MAX_REQUEST_TOKENS,
+  TIMEOUT_GRACE_MS,
+  decide,
+  initialRuntime,
+  isFinal,
+  isTerminal,
+  nextDeadline,
+} from "./execution/decide.js";
+export { findExecution, waitersOf } from "./execution/draft.js";
+export { CLIENT_REQUEST_TOKEN_PATTERN } from "./execution/start.js";
+export { MAX_STOP_REASON } from "./execution/stop.js";
+export { TRANSITION_REASON_PATTERN } from "./execution/transitions.js";
 export { toPipelineSpec } from "./execution/spec.js";
 export type { ToPipelineSpecOptions } from "./execution/spec.js";
-export { executionSummaryView, executionView, pipelineStateView } from "./execution/views.js";
-export type { PipelineTimes } from "./execution/views.js";
+export { actionExecutionDetails, executionSummaryView, executionView, pipelineStateView } from "./execution/views.js";
+export type { ActionExecutionDetailSpec, ArtifactDetailSpec, PipelineTimes } from "./execution/views.js";
 export { jobInit, jobOutcomeFromProto, sourceRevisionFromProto, stateChangeEventInit } from "./execution/convert.js";
 export { VARIABLE_KEY_PATTERN, resolveValue } from "./execution/variables.js";
 export type { Resolution } from "./execution/variables.js";
 export type {
+  ActionAttempt,
   ActionLatest,
   ActionRun,
   ActionSlot,
@@ -80,24 +96,34 @@ export type {
   Emitted,
   EnvironmentVariableSpec,
   ErrorDetailsSpec,
+  EventArtifactSpec,
   ExecutionCommand,
   ExecutionEvent,
   ExecutionMode,
   ExecutionRuntime,
   ExecutionStatus,
+  ExecutionType,
   JobOutcome,
   JobSpec,
   OutputArtifactSpec,
   PipelineRuntime,
   PipelineSpec,
+  PipelineVariableOverride,
+  PipelineVariableSpec,
   ProducedArtifactRef,
+  RequestTokenEntry,
+  ResolvedPipelineVariable,
+  RetryStageMetadataSpec,
   SourceRevisionRef,
   StageLatest,
   StageRun,
   StageSlot,
   StageSpec,
+  StageRetryMode,
   StageStatus,
   StateChangeEventSpec,
+  StopTrigger,
+  TransitionStateSpec,
   TriggerSpec,
 } from "./execution/types.js";
 // -- end execution exports --

@@ -62,6 +62,9 @@ describe("@sluice/grpc server and client over a real connection", () => {
       if (req.pipelineName === "slow") await new Promise((resolve) => ctx.signal.addEventListener("abort", resolve, { once: true }));
       return { approvedAt: timestampFromDate(new Date(0)) };
     },
+    getApproval(req) {
+      return Promise.resolve({ approval: { token: req.token, status: "Pending" } });
+    },
   };
 
   const watchImpl: ServiceImpl<typeof WatchTestService> = {

@@ -3,9 +3,11 @@
 // local cluster; every export is named here.
 export { JOB_ENV_ALLOWLIST, actionRunnerEnvSchema, loadActionRunnerConfig, objectStoreFromUrl } from "./config.js";
 export type { ActionRunnerConfig } from "./config.js";
-export { startActionRunner } from "./service.js";
+export { runnerDurable, startActionRunner } from "./service.js";
+export { JobCancelledReason, createCancellations, subscribeCancellations } from "./cancellations.js";
+export type { CancelOutcome, Cancellations, CancellationsOptions, RunningJob } from "./cancellations.js";
 export type { ActionRunnerDeps, ActionRunnerService } from "./service.js";
-export { JobCancelledError, MAX_ERROR_MESSAGE_CHARS, MAX_SUMMARY_CHARS, createJobRunner, redactSecrets } from "./job-runner.js";
+export { JobCancelledError, MAX_ERROR_MESSAGE_CHARS, MAX_SUMMARY_CHARS, cancelReasonOf, createJobRunner, redactSecrets } from "./job-runner.js";
 export type { ArtifactCommitter, JobRunner, JobRunnerOptions, ProviderTable } from "./job-runner.js";
 export { FAILURE_CODES, JobFailure } from "./providers/provider.js";
 export type {

@@ -19,6 +19,8 @@ import type { Workspace } from "./workspace.js";
  * did or that went wrong while running it — that becomes a Failed `JobResult` — with one
  * exception: when the runner itself is stopping, `run` throws {@link JobCancelledError} so the
  * job goes back to the queue for another runner instead of being reported as failed.
+ * A job cancelled by the orchestrator (its `cancel` signal) is a Failed result with
+ * `JobCancelled`: nobody waits for it any more, so it must not go back to the queue.
  */
 
 /**
@@ -50,8 +52,19 @@ export interface JobRunnerOptions {
 
 /** Runs jobs. */
 export interface JobRunner {
-  /** Runs `job`; `signal` aborts it because the runner is stopping (then {@link JobCancelledError} is thrown). */
-  run(job: Job, signal: AbortSignal): Promise<JobResult>;
+  /**
+   * Runs `job`. `signal` aborts it because the runner is stopping (then {@link JobCancelledError}
+   * is thrown); `cancel` aborts it because the orchestrator cancelled the job (then the result is
+   * Failed with `JobCancelled` and the abort reason's message, see {@link cancelReasonOf}).
+   */
+  run(job: Job, signal: AbortSignal, cancel?: AbortSignal): Promise<JobResult>;
+}
+
+/** The reason text of an aborted cancel signal: the reason's message, or a generic one. */
+export function cancelReasonOf(signal: AbortSignal): string {
+  const reason: unknown = signal.reason;
+  const text = reason instanceof Error ? reason.message : typeof reason === "string" ? reason : "";
+  return text === "" ? "the job was cancelled" : text;
 }
 
 /** Thrown by {@link JobRunner.run} when the job was interrupted by the runner stopping, not by its own fault. */
@@ -77,7 +90,7 @@ type ProducedArtifactInit = MessageInitShape<typeof ProducedArtifactSchema>;
 export function createJobRunner(opts: JobRunnerOptions): JobRunner {
   const now = opts.now ?? (() => new Date());
 
-  async function run(job: Job, cancel: AbortSignal): Promise<JobResult> {
+  async function run(job: Job, cancel: AbortSignal, jobCancel?: AbortSignal): Promise<JobResult> {
     const log = opts.logger.child({
       jobId: job.jobId,
       pipeline: job.pipelineName,
@@ -108,6 +121,12 @@ export function createJobRunner(opts: JobRunnerOptions): JobRunner {
     };
 
     if (cancel.aborted) throw new JobCancelledError(job.jobId);
+    const cancelledResult = (signal: AbortSignal): JobResult => {
+      const reason = cancelReasonOf(signal);
+      return failed("JobCancelled", reason, `Cancelled: ${reason}`);
+    };
+    // Cancelled while still queued: nothing is started.
+    if (jobCancel?.aborted === true) return cancelledResult(jobCancel);
     const category = job.actionTypeId?.category ?? "";
     const providerName = job.actionTypeId?.provider ?? "";
     // The job names the provider as declared (AWS's S3, CodeBuild, CodeCommit …); the domain's
@@ -122,12 +141,14 @@ export function createJobRunner(opts: JobRunnerOptions): JobRunner {
       return failed("JobTimedOut", `the job's deadline ${deadline.toISOString()} passed before it started`);
     }
 
-    // One signal for the provider and every step: aborted by the deadline or by the runner stopping.
+    // One signal for the provider and every step: aborted by the deadline, by a cancel from the
+    // orchestrator, or by the runner stopping. The first of deadline and cancel names the failure.
     const controller = new AbortController();
     let timedOut = false;
+    let cancelled = false;
     let timer: NodeJS.Timeout | undefined;
     const arm = (): void => {
-      if (deadline === undefined) return;
+      if (deadline === undefined || controller.signal.aborted) return;
       const left = deadline.getTime() - now().getTime();
       if (left <= 0) {
         timedOut = true;
@@ -139,6 +160,12 @@ export function createJobRunner(opts: JobRunnerOptions): JobRunner {
     arm();
     const onCancel = (): void => controller.abort(new Error("runner stopping"));
     cancel.addEventListener("abort", onCancel, { once: true });
+    // A cancel wins over the runner stopping too: the job must not be handed back to the queue.
+    const onJobCancel = (): void => {
+      if (!timedOut) cancelled = true;
+      controller.abort(new Error("cancelled"));
+    };
+    jobCancel?.addEventListener("abort", onJobCancel, { once: true });
     const signal = controller.signal;
 
     const started = Date.now();
@@ -164,6 +191,7 @@ export function createJobRunner(opts: JobRunnerOptions): JobRunner {
         finishedAt: timestampFromDate(now()),
       });
     } catch (err) {
+      if (cancelled && jobCancel !== undefined) return cancelledResult(jobCancel);
       if (timedOut) {
         return failed(
           "JobTimedOut",
@@ -189,6 +217,7 @@ export function createJobRunner(opts: JobRunnerOptions): JobRunner {
     } finally {
       if (timer !== undefined) clearTimeout(timer);
       cancel.removeEventListener("abort", onCancel);
+      jobCancel?.removeEventListener("abort", onJobCancel);
       if (ws !== undefined) {
         await ws.remove().catch((err: unknown) => {
           log.warn("could not remove workspace", { dir: ws?.root, err: String(err) });

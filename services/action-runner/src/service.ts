@@ -5,6 +5,8 @@ import { createClient, createServer, createTokenAuthenticator } from "@sluice/gr
 import { ArtifactService, JobResultSchema, JobSchema } from "@sluice/proto";
 import type { Job, JobResult } from "@sluice/proto";
 import { createLogger, createMetrics, elapsedMs } from "@sluice/service-kit";
+import { createCancellations, subscribeCancellations } from "./cancellations.js";
+import type { Cancellations } from "./cancellations.js";
 import type { ActionRunnerConfig } from "./config.js";
 import { JobCancelledError, createJobRunner } from "./job-runner.js";
 import type { ArtifactCommitter, JobRunner } from "./job-runner.js";
@@ -16,7 +18,11 @@ const metrics = createMetrics("@sluice/action-runner");
 export interface ActionRunnerService {
   /** Bound port of the gRPC server (health and reflection). */
   readonly port: number;
-  /** The durable consumers this runner pulls from, e.g. `runner-default-Build-Commands`. */
+  /**
+   * The durable consumer this runner pulls from: `runner-<pool>`, one per pool, filtering every
+   * served `<Category>.<Provider>` job subject (a list for symmetry with older releases, which
+   * had one durable per provider).
+   */
   readonly consumers: readonly string[];
   /**
    * Stops taking jobs, gives running jobs until the deadline to finish (their results are
@@ -36,12 +42,14 @@ export interface ActionRunnerDeps {
 const RESULT_PUBLISH_ATTEMPTS = 3;
 
 /**
- * Starts the runner: the gRPC server (health + reflection), the bus, and one durable pull
- * consumer per served `<Category>.<Provider>` of the pool.
+ * Starts the runner: the gRPC server (health + reflection), the bus, the cancel subscription,
+ * and one durable pull consumer for the pool.
  *
- * One consumer per provider rather than `sluice.jobs.<pool>.>`: SLUICE_JOBS is a work queue,
- * where consumers' filters must not overlap, and the approval service consumes
- * `…Approval.Manual` from the same stream.
+ * The consumer filters on every served `<Category>.<Provider>` subject (a multi-filter consumer)
+ * rather than `sluice.jobs.<pool>.>`: SLUICE_JOBS is a work queue, where consumers' filters must
+ * not overlap, and the approval service consumes `…Approval.Manual` from the same stream. One
+ * consumer makes `RUNNER_CONCURRENCY` a runner-wide limit: the loop pulls only as many jobs as
+ * it has free slots, so no job waits in a local buffer while its lease runs out.
  */
 export async function startActionRunner(config: ActionRunnerConfig, deps: ActionRunnerDeps = {}): Promise<ActionRunnerService> {
   const logger = (deps.logger ?? createLogger({ service: "action-runner", level: config.logLevel })).child({
@@ -83,29 +91,35 @@ export async function startActionRunner(config: ActionRunnerConfig, deps: Action
     cleanups.push(() => bus.close());
     await bus.ensureStreams();
 
+    // Subscribed before the first job is taken, so no cancel for a job of ours is missed.
+    const cancellations = createCancellations();
+    const cancelSubscription = subscribeCancellations(bus, cancellations, logger);
+    cleanups.push(() => {
+      cancelSubscription.stop();
+      return Promise.resolve();
+    });
+
     // Running jobs ignore the consumer's stop signal (which fires at once) and get this one,
     // aborted only when the shutdown deadline is close: jobs may finish during the grace period.
     const shutdown = new AbortController();
-    const consumers: Consumer[] = [];
-    for (const { category, provider } of SERVED_ACTIONS) {
-      consumers.push(
-        await bus.consume({
-          stream: bus.streams.jobs,
-          durable: `runner-${config.pool}-${category}-${provider}`,
-          filterSubject: bus.subjects.jobSubject(config.pool, category, provider),
-          schema: JobSchema,
-          ackWaitMs: config.ackWaitMs,
-          concurrency: config.concurrency,
-          handler: (job, ctx) => {
-            // Time from the orchestrator's publish to a runner taking the job (first delivery only).
-            if (ctx.deliveryCount === 1) {
-              metrics.dispatchLatency.record(elapsedMs(ctx.publishedAt) ?? NaN, { provider: job.actionTypeId?.provider, pool: config.pool });
-            }
-            return handleJob(job, () => ctx.working(), jobRunner, bus, logger, config, shutdown.signal);
-          },
-        }),
-      );
-    }
+    await removeLegacyConsumers(bus, config.pool, logger);
+    const consumers: Consumer[] = [
+      await bus.consume({
+        stream: bus.streams.jobs,
+        durable: runnerDurable(config.pool),
+        filterSubject: SERVED_ACTIONS.map(({ category, provider }) => bus.subjects.jobSubject(config.pool, category, provider)),
+        schema: JobSchema,
+        ackWaitMs: config.ackWaitMs,
+        concurrency: config.concurrency,
+        handler: (job, ctx) => {
+          // Time from the orchestrator's publish to a runner taking the job (first delivery only).
+          if (ctx.deliveryCount === 1) {
+            metrics.dispatchLatency.record(elapsedMs(ctx.publishedAt) ?? NaN, { provider: job.actionTypeId?.provider, pool: config.pool });
+          }
+          return handleJob(job, () => ctx.working(), jobRunner, cancellations, bus, logger, config, shutdown.signal);
+        },
+      }),
+    ];
 
     const port = await server.listen(config.grpcHost, config.grpcPort);
     logger.info("action-runner started", { port, consumers: consumers.map((c) => c.durable) });
@@ -139,14 +153,45 @@ export async function startActionRunner(config: ActionRunnerConfig, deps: Action
   }
 }
 
+/** The durable consumer name of a pool's runners: `runner-<pool>`. */
+export function runnerDurable(pool: string): string {
+  return `runner-${pool}`;
+}
+
+/**
+ * Deletes the per-provider durables of releases before the runner-wide consumer
+ * (`runner-<pool>-<Category>-<Provider>`). Their filters overlap the new consumer's, which a
+ * work-queue stream refuses; their unacked jobs stay in the stream and go to the new consumer.
+ * A runner of the old release still running loses its consumer and only logs pull failures.
+ */
+async function removeLegacyConsumers(bus: Bus, pool: string, logger: Logger): Promise<void> {
+  const legacy = new Set(SERVED_ACTIONS.map(({ category, provider }) => `runner-${pool}-${category}-${provider}`));
+  const present: string[] = [];
+  for await (const info of bus.jsm.consumers.list(bus.streams.jobs)) {
+    if (legacy.has(info.name)) present.push(info.name);
+  }
+  for (const durable of present) {
+    try {
+      await bus.jsm.consumers.delete(bus.streams.jobs, durable);
+      logger.info("legacy per-provider consumer removed", { durable });
+    } catch (err) {
+      // Another runner removed it first; anything else shows up when the new consumer is created.
+      logger.warn("could not remove legacy consumer", { durable, err: String(err) });
+    }
+  }
+}
+
 /**
  * Runs one job and publishes its result. Resolving acks the job; throwing hands it back
  * (the bus naks it): only when the runner is shutting down or the result cannot be published.
+ * A cancelled job (by the orchestrator, before or while it runs) resolves with a Failed
+ * `JobCancelled` result, so it is acked and never redelivered.
  */
 async function handleJob(
   job: Job,
   working: () => void,
   jobRunner: JobRunner,
+  cancellations: Cancellations,
   bus: Bus,
   logger: Logger,
   config: ActionRunnerConfig,
@@ -154,11 +199,12 @@ async function handleJob(
 ): Promise<void> {
   // Heartbeat: keeps the lease while the job runs (DESIGN §5: more often than ack_wait/3).
   const heartbeat = setInterval(working, Math.max(250, Math.floor(config.ackWaitMs / 4)));
+  const registration = cancellations.begin(job.jobId);
   try {
     let result: JobResult;
     const started = performance.now();
     try {
-      result = await jobRunner.run(job, shutdown);
+      result = await jobRunner.run(job, shutdown, registration.signal);
       metrics.actionDuration.record(performance.now() - started, {
         provider: job.actionTypeId?.provider ?? "",
         category: job.actionTypeId?.category,
@@ -172,6 +218,7 @@ async function handleJob(
     }
     await publishResult(bus, result, logger);
   } finally {
+    registration.end();
     clearInterval(heartbeat);
   }
 }

@@ -1,6 +1,9 @@
 // The job runner against a real MinIO: inputs downloaded through presigned GET grants,
 // outputs uploaded through presigned PUT grants, exactly as the artifact service issues them.
 import { createHash } from "node:crypto";
+import { existsSync } from "node:fs";
+import http from "node:http";
+import type { AddressInfo } from "node:net";
 import { mkdir, readFile, readdir, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { pathToFileURL } from "node:url";
@@ -252,6 +255,84 @@ describe("job runner", () => {
     await expect.poll(async () => (await readdir(workspaces)).length, { timeout: 10_000 }).toBeGreaterThan(0);
     stop.abort();
     await expect(running).rejects.toBeInstanceOf(JobCancelledError);
+  });
+
+  it("fails with JobCancelled when the orchestrator cancels a running job, and kills its process group", async () => {
+    const pids = path.join(root.dir, "cancel-pids");
+    await mkdir(pids, { recursive: true });
+    const cancel = new AbortController();
+    const job = makeJob({ commands: [`sleep 100 & echo $! > ${pids}/bg`, `echo $$ > ${pids}/sh`, "wait"] });
+    const running = runner().run(job, new AbortController().signal, cancel.signal);
+    await expect.poll(() => readdir(pids), { timeout: 10_000 }).toEqual(["bg", "sh"]);
+    cancel.abort(new Error("execution abandoned"));
+    const result = await running;
+    expect(result.status).toBe("Failed");
+    expect(result.errorDetails).toMatchObject({ code: "JobCancelled", message: "execution abandoned" });
+    expect(result.summary).toBe("Cancelled: execution abandoned");
+    const bg = Number(await readFile(path.join(pids, "bg"), "utf8"));
+    const sh = Number(await readFile(path.join(pids, "sh"), "utf8"));
+    await expect.poll(async () => [await isProcessAlive(bg), await isProcessAlive(sh)], { timeout: 10_000 }).toEqual([false, false]);
+  });
+
+  it("reports a cancel rather than handing the job back when the runner stops at the same time", async () => {
+    const stop = new AbortController();
+    const cancel = new AbortController();
+    const running = runner().run(makeJob({ commands: ["sleep 100"] }), stop.signal, cancel.signal);
+    await expect.poll(async () => (await readdir(workspaces)).length, { timeout: 10_000 }).toBeGreaterThan(0);
+    cancel.abort(new Error("timed out"));
+    stop.abort();
+    const result = await running;
+    expect(result.errorDetails?.code).toBe("JobCancelled");
+  });
+
+  it("fails a job cancelled before it started without running it", async () => {
+    const marker = path.join(root.dir, "cancelled-before-start");
+    const cancel = new AbortController();
+    cancel.abort(new Error("abandoned while queued"));
+    const result = await runner().run(makeJob({ commands: [`touch ${marker}`] }), new AbortController().signal, cancel.signal);
+    expect(result.errorDetails).toMatchObject({ code: "JobCancelled", message: "abandoned while queued" });
+    expect(existsSync(marker)).toBe(false);
+  });
+
+  it("aborts an ObjectStore deploy's upload in flight when cancelled", async () => {
+    // A deploy target that accepts the upload and never answers: only aborting the request ends it.
+    const puts: string[] = [];
+    const open = new Set<http.ServerResponse>();
+    const hung = http.createServer((req, res) => {
+      if (req.method === "PUT") {
+        puts.push(req.url ?? "");
+        open.add(res);
+        req.resume();
+        return;
+      }
+      res.writeHead(200).end();
+    });
+    await new Promise<void>((resolve) => hung.listen(0, "127.0.0.1", resolve));
+    const port = (hung.address() as AddressInfo).port;
+    try {
+      const input = await storedInput("Site", { "index.html": "<p>hi</p>\n" });
+      const cancel = new AbortController();
+      const deploy = runner({
+        providers: createProviderTable({
+          objectStore: { endPoint: "127.0.0.1", port, useSSL: false, accessKey: "k", secretKey: "secretsecret", region: "us-east-1" },
+        }),
+      });
+      const job = makeJob({
+        actionTypeId: { category: "Deploy", owner: "AWS", provider: "ObjectStore", version: "1" },
+        configuration: { BucketName: "site" },
+        inputs: [input],
+      });
+      const running = deploy.run(job, new AbortController().signal, cancel.signal);
+      await expect.poll(() => puts.length, { timeout: 10_000 }).toBe(1);
+      cancel.abort(new Error("execution abandoned"));
+      const result = await running;
+      expect(result.errorDetails).toMatchObject({ code: "JobCancelled", message: "execution abandoned" });
+      // The client side of the hung request was torn down.
+      await expect.poll(() => [...open].every((res) => res.destroyed || res.socket === null), { timeout: 10_000 }).toBe(true);
+    } finally {
+      for (const res of open) res.destroy();
+      await new Promise<void>((resolve) => hung.close(() => resolve()));
+    }
   });
 
   it("removes every workspace after the job, whatever the outcome", async () => {

@@ -1,19 +1,22 @@
 // The runner as a service: jobs in on SLUICE_JOBS through a real nats-server, results out on
 // SLUICE_RESULTS, artifacts through presigned MinIO grants, health over gRPC.
-import { mkdir, readFile, writeFile } from "node:fs/promises";
+import { existsSync } from "node:fs";
+import { mkdir, readFile, readdir, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { pathToFileURL } from "node:url";
 import { Client as GrpcClient, credentials } from "@grpc/grpc-js";
+import { create, toBinary } from "@bufbuild/protobuf";
 import { connectBus } from "@sluice/bus";
 import type { Bus, Consumer } from "@sluice/bus";
 import { noopLogger } from "@sluice/domain";
-import { JobResultSchema, JobSchema } from "@sluice/proto";
+import { CancelJobSchema, JobResultSchema, JobSchema } from "@sluice/proto";
 import type { JobResult } from "@sluice/proto";
 import type {} from "@sluice/testkit";
 import { Client } from "minio";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { loadActionRunnerConfig } from "../src/config.js";
 import type { ArtifactCommitter } from "../src/job-runner.js";
+import { isProcessAlive } from "../src/process.js";
 import { startActionRunner } from "../src/service.js";
 import type { ActionRunnerService } from "../src/service.js";
 import { commitAll, git, makeJob, tempDir } from "./helpers.js";
@@ -81,15 +84,21 @@ describe("action-runner service", () => {
 
   const resultFor = (jobId: string) => results.find((r) => r.jobId === jobId);
 
-  it("consumes one durable per served action type of its pool, never approvals", () => {
-    expect(runner.consumers).toEqual([
-      "runner-default-Source-Git",
-      "runner-default-Build-Commands",
-      "runner-default-Test-Commands",
-      "runner-default-Deploy-Commands",
-      "runner-default-Compute-Commands",
-      "runner-default-Deploy-ObjectStore",
-    ]);
+  it("consumes one durable for its pool, filtering every served action type, never approvals", async () => {
+    expect(runner.consumers).toEqual(["runner-default"]);
+    const info = await bus.jsm.consumers.info(bus.streams.jobs, "runner-default");
+    expect([...(info.config.filter_subjects ?? [])].sort()).toEqual(
+      [
+        ["Source", "Git"],
+        ["Build", "Commands"],
+        ["Test", "Commands"],
+        ["Deploy", "Commands"],
+        ["Compute", "Commands"],
+        ["Deploy", "ObjectStore"],
+      ]
+        .map(([category = "", provider = ""]) => bus.subjects.jobSubject("default", category, provider))
+        .sort(),
+    );
   });
 
   it("serves gRPC health as SERVING", async () => {
@@ -189,5 +198,115 @@ describe("action-runner service", () => {
     await expect.poll(() => resultFor(job.jobId)?.status, { timeout: 30_000 }).toBe("Succeeded");
     expect(await readFile(marker, "utf8")).toBe("run\n");
     expect(results.filter((r) => r.jobId === job.jobId)).toHaveLength(1);
+  });
+
+  /** Publishes a CancelJob on the core NATS control subject, as the orchestrator does. */
+  function publishCancel(jobId: string, reason: string): void {
+    const actionExecutionId = jobId.split(":")[0] ?? "";
+    bus.nc.publish(bus.subjects.controlSubject("cancel"), toBinary(CancelJobSchema, create(CancelJobSchema, { jobId, actionExecutionId, pipelineName: "svc-pipeline", reason })));
+  }
+
+  it("cancels a running Commands job: the shell and its background children die, Failed JobCancelled, acked", async () => {
+    const pids = path.join(root.dir, "cancel-pids");
+    await mkdir(pids, { recursive: true });
+    const job = makeJob({
+      pipelineName: "svc-pipeline",
+      commands: [`echo $$ > ${pids}/shell`, `sleep 300 & echo $! > ${pids}/child`, "sleep 300"],
+    });
+    await bus.publish(bus.subjects.jobSubject("default", "Build", "Commands"), JobSchema, job, { msgId: job.jobId });
+    await expect.poll(() => readdir(pids), { timeout: 30_000 }).toEqual(["child", "shell"]);
+    const shell = Number(await readFile(path.join(pids, "shell"), "utf8"));
+    const child = Number(await readFile(path.join(pids, "child"), "utf8"));
+    expect([await isProcessAlive(shell), await isProcessAlive(child)]).toEqual([true, true]);
+
+    // Noise first: a CancelJob for another job and an undecodable message change nothing.
+    publishCancel("someone-else:1", "not ours");
+    bus.nc.publish(bus.subjects.controlSubject("cancel"), new Uint8Array([0xff, 0xff, 0xff]));
+    publishCancel(job.jobId, "execution abandoned: stop requested by alice");
+
+    await expect.poll(() => resultFor(job.jobId)?.status, { timeout: 30_000 }).toBe("Failed");
+    expect(resultFor(job.jobId)?.errorDetails).toMatchObject({ code: "JobCancelled", message: "execution abandoned: stop requested by alice" });
+    await expect.poll(async () => [await isProcessAlive(shell), await isProcessAlive(child)], { timeout: 10_000 }).toEqual([false, false]);
+    // Acked: gone from the work queue, nothing pending or waiting for redelivery.
+    await expect
+      .poll(async () => {
+        const info = await bus.jsm.consumers.info(bus.streams.jobs, "runner-default");
+        return { ackPending: info.num_ack_pending, pending: info.num_pending, redelivered: info.num_redelivered };
+      })
+      .toEqual({ ackPending: 0, pending: 0, redelivered: 0 });
+    expect(results.filter((r) => r.jobId === job.jobId)).toHaveLength(1);
+  });
+
+  it("fails a job cancelled before it arrived at once, without running it", async () => {
+    const marker = path.join(root.dir, "cancelled-early-ran");
+    const job = makeJob({ pipelineName: "svc-pipeline", commands: [`touch ${marker}`] });
+    publishCancel(job.jobId, "action timed out while queued");
+    // Core NATS: the flush returns once the server has routed the cancel to the runner's
+    // connection, ahead of the job the stream will deliver on that same connection.
+    await bus.nc.flush();
+    await bus.publish(bus.subjects.jobSubject("default", "Build", "Commands"), JobSchema, job, { msgId: job.jobId });
+    await expect.poll(() => resultFor(job.jobId)?.status, { timeout: 30_000 }).toBe("Failed");
+    expect(resultFor(job.jobId)?.errorDetails).toMatchObject({ code: "JobCancelled", message: "action timed out while queued" });
+    expect(existsSync(marker)).toBe(false);
+  });
+
+  it("runs at most RUNNER_CONCURRENCY jobs at once across all provider queues", async () => {
+    const running = path.join(root.dir, "concurrency-running");
+    const counts = path.join(root.dir, "concurrency-counts");
+    await mkdir(running, { recursive: true });
+    const jobs = (["Build", "Test", "Deploy", "Compute"] as const).map((category) =>
+      makeJob({
+        pipelineName: "svc-pipeline",
+        actionTypeId: { category, owner: "AWS", provider: "Commands", version: "1" },
+        commands: [`touch ${running}/$SLUICE_JOB_ID`, `ls ${running} | wc -l >> ${counts}`, "sleep 1", `rm ${running}/$SLUICE_JOB_ID`],
+      }),
+    );
+    await Promise.all(
+      jobs.map((job) =>
+        bus.publish(bus.subjects.jobSubject("default", job.actionTypeId?.category ?? "", "Commands"), JobSchema, job, { msgId: job.jobId }),
+      ),
+    );
+    for (const job of jobs) await expect.poll(() => resultFor(job.jobId)?.status, { timeout: 30_000 }).toBe("Succeeded");
+    const observed = (await readFile(counts, "utf8")).trim().split("\n").map(Number);
+    expect(observed).toHaveLength(4);
+    // RUNNER_CONCURRENCY defaults to 2; per-provider consumers would have run all four at once.
+    expect(Math.max(...observed)).toBe(2);
+  });
+
+  it("replaces the per-provider durables of older releases with the pool's one consumer", async () => {
+    const legacy = "runner-legacy-Build-Commands";
+    await bus.jsm.consumers.add(bus.streams.jobs, {
+      durable_name: legacy,
+      ack_policy: "explicit",
+      filter_subject: bus.subjects.jobSubject("legacy", "Build", "Commands"),
+    });
+    const job = makeJob({ pipelineName: "svc-pipeline", commands: ["true"] });
+    // Stored before the upgrade, while only the legacy durable existed.
+    await bus.publish(bus.subjects.jobSubject("legacy", "Build", "Commands"), JobSchema, job, { msgId: job.jobId });
+    const upgraded = await startActionRunner(
+      loadActionRunnerConfig({
+        NATS_URL: natsUrl,
+        SLUICE_AUTH_TOKENS: "ops=admin:test-admin-token",
+        SLUICE_BUS_PREFIX: prefix,
+        ARTIFACT_ADDR: "127.0.0.1:1",
+        SLUICE_SERVICE_TOKEN: "runner-token",
+        RUNNER_ID: "svc-runner-legacy",
+        RUNNER_POOL: "legacy",
+        WORKSPACE_ROOT: path.join(root.dir, "ws-legacy"),
+        PATH: process.env["PATH"],
+        HOME: process.env["HOME"],
+      }),
+      { logger: noopLogger, commitArtifact: () => Promise.resolve() },
+    );
+    try {
+      expect(upgraded.consumers).toEqual(["runner-legacy"]);
+      const names: string[] = [];
+      for await (const info of bus.jsm.consumers.list(bus.streams.jobs)) names.push(info.name);
+      expect(names).not.toContain(legacy);
+      await expect.poll(() => resultFor(job.jobId)?.status, { timeout: 30_000 }).toBe("Succeeded");
+      expect(resultFor(job.jobId)?.updatedBy).toBe("svc-runner-legacy");
+    } finally {
+      await upgraded.stop(5_000);
+    }
   });
 });

@@ -5,6 +5,7 @@ import type { Logger } from "@sluice/domain";
 import type { CallContext, PermissionTable, ServiceImpl } from "@sluice/grpc";
 import type { ApprovalSchema, ApprovalService, PutApprovalResultRequest } from "@sluice/proto";
 import { APPROVAL_STATUSES } from "./approval-store.js";
+import { expiredMessage } from "./expiry.js";
 import type { ApprovalDoc, ApprovalStatus, ApprovalStore, DecisionDoc, ListCursor } from "./approval-store.js";
 import type { ResultOutbox } from "./results.js";
 import { MAX_SUMMARY_LENGTH, Violations, clip } from "./validation.js";
@@ -18,6 +19,7 @@ import { MAX_SUMMARY_LENGTH, Violations, clip } from "./validation.js";
 export const APPROVAL_PERMISSIONS: PermissionTable = {
   PutApprovalResult: ["approver"],
   ListApprovals: ["viewer", "approver", "service"],
+  GetApproval: ["viewer", "approver", "service"],
 };
 
 /** @default 100 */
@@ -36,7 +38,7 @@ export interface ApprovalApiDeps {
 export function createApprovalApi(deps: ApprovalApiDeps): ServiceImpl<typeof ApprovalService> {
   const { store, outbox, logger, now } = deps;
 
-  async function decide(req: PutApprovalResultRequest, ctx: CallContext): Promise<{ doc: ApprovalDoc; decision: DecisionDoc }> {
+  async function decide(req: PutApprovalResultRequest, ctx: CallContext): Promise<{ doc: ApprovalDoc; decision: AnswerDoc }> {
     const v = new Violations();
     v.uuid("token", req.token);
     v.name("pipelineName", req.pipelineName);
@@ -67,18 +69,17 @@ export function createApprovalApi(deps: ApprovalApiDeps): ServiceImpl<typeof App
         { field: "token", message: "does not identify an open approval of this action" },
       ]);
     }
+    if (existing.status === "Expired") throw expired(existing.expiresAt ?? existing.decidedAt ?? existing.created);
     if (existing.status !== "Pending") throw alreadyCompleted(existing.status, existing.decidedBy);
     const at = now();
-    if (existing.expiresAt !== null && existing.expiresAt.getTime() <= at.getTime()) {
-      throw new DomainError("InvalidApprovalTokenException", "the approval has expired", [
-        { field: "token", message: `expired at ${existing.expiresAt.toISOString()}` },
-      ]);
-    }
-    const decision: DecisionDoc = { _id: token, status, summary: result?.summary ?? "", decidedBy: ctx.principal.id, decidedAt: at, published: false };
+    // Due but not yet swept: expired all the same.
+    if (existing.expiresAt !== null && existing.expiresAt.getTime() <= at.getTime()) throw expired(existing.expiresAt);
+    const decision: AnswerDoc = { _id: token, status, summary: result?.summary ?? "", decidedBy: ctx.principal.id, decidedAt: at, published: false };
     // The insert decides who wins when two answers race; the approval is then
     // updated conditionally on still being Pending.
     if (!(await store.claim(decision))) {
       const winner = await store.getDecision(token);
+      if (winner?.status === "Expired") throw expired(existing.expiresAt ?? winner.decidedAt);
       throw alreadyCompleted(winner?.status ?? "answered", winner?.decidedBy ?? "someone else");
     }
     await store.apply(decision);
@@ -87,7 +88,7 @@ export function createApprovalApi(deps: ApprovalApiDeps): ServiceImpl<typeof App
 
   return {
     async putApprovalResult(req, ctx) {
-      let decided: { doc: ApprovalDoc; decision: DecisionDoc };
+      let decided: { doc: ApprovalDoc; decision: AnswerDoc };
       try {
         decided = await decide(req, ctx);
       } catch (err) {
@@ -101,6 +102,17 @@ export function createApprovalApi(deps: ApprovalApiDeps): ServiceImpl<typeof App
       // so the caller still gets success.
       await outbox.deliver(doc, decision);
       return { approvedAt: timestampFromDate(decision.decidedAt) };
+    },
+
+    async getApproval(req) {
+      const v = new Violations();
+      v.uuid("token", req.token);
+      v.throwIfAny();
+      const doc = await store.get(req.token.toLowerCase());
+      if (doc === null) {
+        throw new DomainError("InvalidApprovalTokenException", "no approval has this token", [{ field: "token", message: "does not identify an approval" }]);
+      }
+      return { approval: toApproval(doc) };
     },
 
     async listApprovals(req) {
@@ -149,11 +161,18 @@ export function createApprovalApi(deps: ApprovalApiDeps): ServiceImpl<typeof App
   }
 }
 
+function expired(at: Date): DomainError {
+  return new DomainError("InvalidApprovalTokenException", expiredMessage(at), [{ field: "token", message: `expired at ${at.toISOString()}` }]);
+}
+
 function alreadyCompleted(status: string, decidedBy: string): DomainError {
   return new DomainError("ApprovalAlreadyCompletedException", `the approval was already ${status.toLowerCase()} by ${decidedBy}`, [
     { field: "token", message: `already ${status}` },
   ]);
 }
+
+/** A decision made by someone's answer (not by expiry). */
+type AnswerDoc = DecisionDoc & { status: "Approved" | "Rejected" };
 
 /** The wire form of an approval. */
 export function toApproval(doc: ApprovalDoc): MessageInitShape<typeof ApprovalSchema> {
@@ -171,6 +190,8 @@ export function toApproval(doc: ApprovalDoc): MessageInitShape<typeof ApprovalSc
     created: timestampFromDate(doc.created),
     customData: doc.customData,
     externalEntityLink: doc.externalEntityLink,
+    ...(doc.expiresAt !== null ? { expiresAt: timestampFromDate(doc.expiresAt) } : {}),
+    notificationStatus: doc.notifyStatus ?? "",
   };
 }
 

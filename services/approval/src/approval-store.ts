@@ -1,10 +1,20 @@
 import type { Collection, Db, Filter } from "mongodb";
 
-/** Pending until someone answers; Approved or Rejected afterwards (never changes again). */
-export type ApprovalStatus = "Pending" | "Approved" | "Rejected";
+/**
+ * Pending until someone answers; Approved or Rejected afterwards, or Expired when nobody
+ * answered before `expiresAt` (never changes again).
+ */
+export type ApprovalStatus = "Pending" | "Approved" | "Rejected" | "Expired";
 
 /** The values `status` may take, for validating filters and answers. */
-export const APPROVAL_STATUSES: readonly ApprovalStatus[] = ["Pending", "Approved", "Rejected"];
+export const APPROVAL_STATUSES: readonly ApprovalStatus[] = ["Pending", "Approved", "Rejected", "Expired"];
+
+/**
+ * Webhook notification of an approval (configuration `NotificationUrl`): "" when none was
+ * asked for; Pending while it is being delivered or waits for a retry; Sent; Failed after the
+ * last attempt (or for an unusable URL); Skipped when the approval was closed before delivery.
+ */
+export type NotificationStatus = "" | "Pending" | "Sent" | "Failed" | "Skipped";
 
 /** One approval request as kept in `sluice_approvals.approvals`. */
 export interface ApprovalDoc {
@@ -24,8 +34,25 @@ export interface ApprovalDoc {
   created: Date;
   customData: string;
   externalEntityLink: string;
-  /** The job's deadline; after it the token is stale (the orchestrator fails the action). */
+  /**
+   * The job's deadline (7 days after opening when the job carries none); after it the token is
+   * stale, the sweeper marks the approval Expired, and the orchestrator fails the action from its
+   * own stored deadline. Null only in documents written before expiry existed.
+   */
   expiresAt: Date | null;
+  /**
+   * Notification state, kept as top-level fields (FerretDB refuses nothing there and indexes
+   * them plainly). Absent in documents written before notifications existed.
+   */
+  notifyStatus?: NotificationStatus;
+  /** The webhook URL (a bearer secret for many chat webhooks: never returned or logged). */
+  notifyUrl?: string;
+  /** Attempts started so far (counted when an attempt takes its lease, so a crash counts too). */
+  notifyAttempts?: number;
+  /** When the next attempt is due (or until when the current attempt holds its lease). */
+  notifyNextAt?: Date | null;
+  notifyLastError?: string;
+  notifySentAt?: Date | null;
 }
 
 /**
@@ -39,7 +66,12 @@ export interface ApprovalDoc {
 export interface DecisionDoc {
   /** The approval token. */
   _id: string;
-  status: "Approved" | "Rejected";
+  /**
+   * Expired is the sweeper's "decision" when nobody answered in time: inserted through the same
+   * unique key, so an answer and the expiry cannot both win. It has no JobResult (the
+   * orchestrator fails the action from its own deadline) and is stored as published.
+   */
+  status: "Approved" | "Rejected" | "Expired";
   summary: string;
   decidedBy: string;
   decidedAt: Date;
@@ -95,6 +127,18 @@ export interface ApprovalStore {
   /** Newest first (created, then token), after `cursor` when given; `limit` items at most. */
   list(filter: { pipelineName?: string; status?: ApprovalStatus }, limit: number, cursor?: ListCursor): Promise<ApprovalDoc[]>;
   audit(entry: AuditDoc): Promise<void>;
+  /** Pending approvals whose `expiresAt` is at or before `now`, soonest first. */
+  dueForExpiry(now: Date, limit: number): Promise<ApprovalDoc[]>;
+  /** Pending notifications due at or before `now`, soonest first. */
+  dueNotifications(now: Date, limit: number): Promise<ApprovalDoc[]>;
+  /**
+   * Takes the lease of a due notification attempt: still Pending and due at `now` → counts the
+   * attempt and moves `notifyNextAt` to `leaseUntil`, so no other sweep starts the same attempt.
+   * Returns the approval as updated, or null when the attempt is not (or no longer) due.
+   */
+  leaseNotification(token: string, now: Date, leaseUntil: Date): Promise<ApprovalDoc | null>;
+  /** Records the outcome of an attempt. */
+  setNotification(token: string, update: { status: NotificationStatus; nextAt?: Date | null; lastError?: string; sentAt?: Date | null }): Promise<void>;
 }
 
 /** The store over `db.approvals` and `db.audit`. */
@@ -111,6 +155,9 @@ export function createApprovalStore(db: Db): ApprovalStore {
       // The sweeper's query: decided but unpublished.
       await decisions.createIndex({ published: 1, decidedAt: 1 }, { name: "unpublished" });
       await audit.createIndex({ token: 1, at: 1 }, { name: "by_token" });
+      // The expiry and notification sweeps.
+      await approvals.createIndex({ status: 1, expiresAt: 1 }, { name: "expiry" });
+      await approvals.createIndex({ notifyStatus: 1, notifyNextAt: 1 }, { name: "notifications" });
     },
 
     async insert(doc) {
@@ -170,6 +217,39 @@ export function createApprovalStore(db: Db): ApprovalStore {
 
     async audit(entry) {
       await audit.insertOne({ ...entry });
+    },
+
+    dueForExpiry(now, limit) {
+      return approvals
+        .find({ status: "Pending", expiresAt: { $ne: null, $lte: now } })
+        .sort({ expiresAt: 1 })
+        .limit(limit)
+        .toArray();
+    },
+
+    dueNotifications(now, limit) {
+      return approvals
+        .find({ notifyStatus: "Pending", notifyNextAt: { $ne: null, $lte: now } })
+        .sort({ notifyNextAt: 1 })
+        .limit(limit)
+        .toArray();
+    },
+
+    async leaseNotification(token, now, leaseUntil) {
+      const updated = await approvals.findOneAndUpdate(
+        { _id: token, notifyStatus: "Pending", notifyNextAt: { $ne: null, $lte: now } },
+        { $set: { notifyNextAt: leaseUntil }, $inc: { notifyAttempts: 1 } },
+        { returnDocument: "after" },
+      );
+      return updated;
+    },
+
+    async setNotification(token, update) {
+      const set: Partial<ApprovalDoc> = { notifyStatus: update.status };
+      if (update.nextAt !== undefined) set.notifyNextAt = update.nextAt;
+      if (update.lastError !== undefined) set.notifyLastError = update.lastError;
+      if (update.sentAt !== undefined) set.notifySentAt = update.sentAt;
+      await approvals.updateOne({ _id: token }, { $set: set });
     },
   };
 }

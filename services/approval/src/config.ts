@@ -14,6 +14,10 @@ export const approvalEnv = z.object({
   APPROVAL_SWEEP_MS: durationMs()
     .refine((n) => n >= 10, { message: "must be at least 10 ms" })
     .default(5_000),
+  /** Base URL of a console showing pipelines: links in approval notifications (unset: links are empty). */
+  APPROVAL_CONSOLE_URL: z.url({ protocol: /^https?$/, error: "must be an http:// or https:// URL" }).optional(),
+  /** The `region` field of approval notifications (Sluice has one region; AWS's message names it). */
+  APPROVAL_REGION: z.string().min(1).max(30).default("local"),
 });
 
 /** The resolved configuration `startApprovalService` takes. */
@@ -31,6 +35,10 @@ export interface ApprovalConfig {
   /** undefined: the production subjects (`sluice.…`). */
   busPrefix: string | undefined;
   sweepMs: number;
+  /** APPROVAL_CONSOLE_URL. */
+  consoleUrl?: string | undefined;
+  /** APPROVAL_REGION. */
+  region?: string | undefined;
 }
 
 /** Parses the environment; throws a ConfigError naming every bad variable. */
@@ -48,6 +56,8 @@ export function loadApprovalConfig(env: Record<string, string | undefined>): App
     shutdownGraceMs: e.SHUTDOWN_GRACE_MS,
     busPrefix: e.SLUICE_BUS_PREFIX,
     sweepMs: e.APPROVAL_SWEEP_MS,
+    consoleUrl: e.APPROVAL_CONSOLE_URL,
+    region: e.APPROVAL_REGION,
   };
 }
 

@@ -3,8 +3,21 @@
 export { APPROVAL_PERMISSIONS, DEFAULT_MAX_RESULTS, MAX_MAX_RESULTS, createApprovalApi, decodeCursor, encodeCursor, toApproval } from "./approval-api.js";
 export type { ApprovalApiDeps } from "./approval-api.js";
 export { APPROVAL_STATUSES, createApprovalStore } from "./approval-store.js";
-export type { ApprovalDoc, ApprovalStatus, ApprovalStore, AuditDoc, ListCursor } from "./approval-store.js";
+export type { ApprovalDoc, ApprovalStatus, ApprovalStore, AuditDoc, DecisionDoc, ListCursor, NotificationStatus } from "./approval-store.js";
 export { approvalEnv, loadApprovalConfig } from "./config.js";
+export { DEFAULT_APPROVAL_TTL_MS, EXPIRY_SWEEP_BATCH, expireDue, expiredMessage } from "./expiry.js";
+export {
+  NOTIFY_LEASE_MS,
+  NOTIFY_MAX_ATTEMPTS,
+  NOTIFY_RETRY_BASE_MS,
+  NOTIFY_SWEEP_BATCH,
+  NOTIFY_TIMEOUT_MS,
+  createNotifier,
+  notificationOf,
+  notificationUrlProblem,
+  notifyRetryDelayMs,
+} from "./notifications.js";
+export type { ApprovalNotification, NotificationSettings, Notifier } from "./notifications.js";
 export type { ApprovalConfig } from "./config.js";
 export { approvalOfJob, createJobIntake } from "./job-intake.js";
 export type { Job } from "./job-intake.js";

@@ -88,6 +88,12 @@ export function createResultOutbox(store: ApprovalStore, publish: PublishResult,
           continue;
         }
         await store.apply(decision);
+        if (decision.status === "Expired") {
+          // Expiry has no result (the orchestrator fails the action from its own deadline);
+          // only a hand-edited database gets here.
+          await store.markPublished(decision._id);
+          continue;
+        }
         if (!(await deliver(doc, decision))) break;
         delivered += 1;
       }

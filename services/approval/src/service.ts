@@ -8,9 +8,13 @@ import { connectMongo } from "@sluice/service-kit";
 import { APPROVAL_PERMISSIONS, createApprovalApi } from "./approval-api.js";
 import { createApprovalStore } from "./approval-store.js";
 import type { ApprovalConfig } from "./config.js";
+import { expireDue } from "./expiry.js";
 import { createJobIntake } from "./job-intake.js";
+import { createNotifier } from "./notifications.js";
+import type { Notifier } from "./notifications.js";
 import { createResultOutbox } from "./results.js";
 import type { ResultOutbox } from "./results.js";
+import type { ApprovalStore } from "./approval-store.js";
 
 /** The durable consumer name on SLUICE_JOBS; every replica shares it, so each approval job is taken once. */
 export const APPROVAL_DURABLE = "approval";
@@ -19,8 +23,10 @@ export const APPROVAL_DURABLE = "approval";
 export interface ApprovalServiceDeps {
   /** @default noopLogger */
   logger?: Logger;
-  /** The clock for created/decided times and expiry checks. @default () => new Date() */
+  /** The clock for created/decided times, expiry and notification retries. @default () => new Date() */
   now?: () => Date;
+  /** Timeout of one notification POST. @default NOTIFY_TIMEOUT_MS (5 s) */
+  notifyTimeoutMs?: number;
 }
 
 /** A running approval service. */
@@ -79,7 +85,15 @@ export async function startApprovalService(config: ApprovalConfig, deps: Approva
       },
       logger,
     );
-    const intake = createJobIntake(store, logger, now);
+    const notifier = createNotifier(
+      store,
+      { region: config.region ?? "local", consoleUrl: config.consoleUrl, timeoutMs: deps.notifyTimeoutMs },
+      logger,
+      now,
+    );
+    // Stopped after the consumer (teardown runs most recent first): no kick comes after it.
+    teardown.unshift({ name: "notifications", run: () => notifier.idle() });
+    const intake = createJobIntake(store, logger, now, notifier);
     const consumer = await bus.consume({
       stream: bus.streams.jobs,
       durable: APPROVAL_DURABLE,
@@ -88,7 +102,7 @@ export async function startApprovalService(config: ApprovalConfig, deps: Approva
       handler: (job) => intake(job),
     });
     teardown.unshift({ name: "job consumer", run: () => consumer.stop() });
-    const sweeper = startSweeper(outbox, config.sweepMs, now, logger);
+    const sweeper = startSweeper({ outbox, store, notifier }, config.sweepMs, now, logger);
     teardown.unshift({ name: "sweeper", run: () => sweeper.stop() });
 
     const server = createServer({ logger, auth: createTokenAuthenticator(config.authTokens), permissions: APPROVAL_PERMISSIONS });
@@ -113,23 +127,37 @@ export async function startApprovalService(config: ApprovalConfig, deps: Approva
 }
 
 /**
- * Re-publishes decided-but-unpublished approvals every `intervalMs`. One
- * sweep at a time; the timer is unref'd so it never keeps a process alive.
+ * Every `intervalMs`: re-publishes decided-but-unpublished approvals, marks
+ * due approvals Expired, and retries due notifications. One sweep at a time;
+ * each part's failure is logged without stopping the others; the timer is
+ * unref'd so it never keeps a process alive.
  */
-function startSweeper(outbox: ResultOutbox, intervalMs: number, now: () => Date, logger: Logger): { stop(): Promise<void> } {
+function startSweeper(
+  parts: { outbox: ResultOutbox; store: ApprovalStore; notifier: Notifier },
+  intervalMs: number,
+  now: () => Date,
+  logger: Logger,
+): { stop(): Promise<void> } {
   let running: Promise<void> | undefined;
   let stopped = false;
+  const step = async (name: string, run: () => Promise<number>, done: string): Promise<void> => {
+    try {
+      const n = await run();
+      if (n > 0) logger.info(done, { count: n });
+    } catch (err) {
+      logger.warn("approval sweep failed", { step: name, err: err instanceof Error ? err.message : String(err) });
+    }
+  };
+  const sweep = async (): Promise<void> => {
+    await step("results", () => parts.outbox.sweep(now()), "unpublished approval results re-published");
+    await step("expiry", () => expireDue(parts.store, now(), logger), "approvals expired");
+    await step("notifications", () => parts.notifier.sweep(now()), "approval notifications re-sent");
+  };
   const tick = (): void => {
     if (running !== undefined || stopped) return;
-    running = outbox
-      .sweep(now())
-      .then((n) => {
-        if (n > 0) logger.info("unpublished approval results re-published", { count: n });
-      })
-      .catch((err: unknown) => logger.warn("approval sweep failed", { err: err instanceof Error ? err.message : String(err) }))
-      .finally(() => {
-        running = undefined;
-      });
+    running = sweep().finally(() => {
+      running = undefined;
+    });
   };
   const timer = setInterval(tick, intervalMs);
   timer.unref();

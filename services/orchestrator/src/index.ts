@@ -2,12 +2,16 @@
 // the pure state machine, the outbox, and the result/source consumers.
 export { PIPELINE_PERMISSIONS, createPipelineApi, pipelineArn } from "./api/pipeline-api.js";
 export type { PipelineApiDeps } from "./api/pipeline-api.js";
+export { STAGE_RETRY_MODES, actionRetryEvent, stageRetryEvent, startOptions, stopEvent, transitionEvent } from "./api/execution-requests.js";
+export type { StartOptions } from "./api/execution-requests.js";
+export { watchExecution } from "./api/watch.js";
+export type { WatchSource, WatchedState } from "./api/watch.js";
 export { loadOrchestratorConfig } from "./config.js";
 export type { OrchestratorConfig } from "./config.js";
 export { createPipelineStore, parseDeclaration, pipelineNotFound } from "./pipelines/pipeline-store.js";
 export type { PipelinePage, PipelineStore, StoredPipeline, StoredTag } from "./pipelines/pipeline-store.js";
 export { specOf } from "./pipelines/spec-of.js";
-export { DECLARATION_DETAIL_TYPE, declarationEntry, eventEntry, jobEntry, parseEvent, parseJob } from "./runtime/outbox.js";
+export { DECLARATION_DETAIL_TYPE, cancelEntry, commandEntry, declarationEntry, eventEntry, jobEntry, parseCancel, parseEvent, parseJob } from "./runtime/outbox.js";
 export type { DeclarationChange, OutboxEntry } from "./runtime/outbox.js";
 export { createOutboxPublisher } from "./runtime/publisher.js";
 export type { OutboxPublisher, OutboxPublisherOptions, PublishOutcome } from "./runtime/publisher.js";

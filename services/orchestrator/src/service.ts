@@ -40,6 +40,8 @@ export interface OrchestratorDeps {
    * writers, pass `Infinity` so that no write happens in the background.
    */
   compactAfterMs?: number;
+  /** How long an idle WatchPipelineExecution waits before re-reading the execution. @default 5000 */
+  watchResyncMs?: number;
 }
 
 /** Entries younger than this are being published by the write that made them. */
@@ -69,10 +71,13 @@ export async function startOrchestrator(config: OrchestratorConfig, deps: Orches
   const sweepers: Sweeper[] = [];
   let server: SluiceServer | undefined;
   let runtimeStore: RuntimeStore | undefined;
+  // Open WatchPipelineExecution streams end (cleanly) when this aborts.
+  const stopping = new AbortController();
 
   const shutdown = async (deadlineMs: number): Promise<void> => {
-    // Reverse order of start: stop serving, stop taking messages (in-flight
-    // handlers finish), stop the sweepers, then close the connections.
+    // Reverse order of start: end the watches and stop serving, stop taking
+    // messages (in-flight handlers finish), stop the sweepers, then close the connections.
+    stopping.abort(new Error("the orchestrator is shutting down"));
     await server?.stop(deadlineMs);
     await Promise.all(consumers.map((c) => c.stop()));
     await Promise.all(sweepers.map((s) => s.stop()));
@@ -166,6 +171,12 @@ export async function startOrchestrator(config: OrchestratorConfig, deps: Orches
         specOf,
         defaultArtifactBucket: config.defaultArtifactBucket,
         approvals,
+        subscribeEvents: (filter, handler) => {
+          if (bus === undefined) throw new Error("the bus is not connected");
+          return bus.subscribeEvents(filter, handler);
+        },
+        shutdown: stopping.signal,
+        ...(deps.watchResyncMs === undefined ? {} : { watchResyncMs: deps.watchResyncMs }),
         logger,
         clock: () => new Date(clock()),
       }),
@@ -176,13 +187,13 @@ export async function startOrchestrator(config: OrchestratorConfig, deps: Orches
     sweepers.push(startSweeper("timers", config.timerSweepMs, () => runtime.sweepTimers(), logger));
 
     logger.info("orchestrator started", { port, db: config.mongoDb, busPrefix: config.busPrefix });
-    let stopping: Promise<void> | undefined;
+    let stopped: Promise<void> | undefined;
     return {
       port,
       runtime,
       stop(deadlineMs) {
-        stopping ??= shutdown(deadlineMs).then(() => logger.info("orchestrator stopped"));
-        return stopping;
+        stopped ??= shutdown(deadlineMs).then(() => logger.info("orchestrator stopped"));
+        return stopped;
       },
     };
   } catch (err) {

@@ -70,6 +70,7 @@ beforeAll(async () => {
       return Promise.resolve({ approvedAt: timestampFromMs(1_700_000_000_000) });
     },
     listApprovals: unsupported,
+    getApproval: unsupported,
   });
   const peerPort = await peer.listen("127.0.0.1", 0);
   service = await startOrchestrator(

@@ -299,7 +299,8 @@ describe("deadlines", () => {
       })
       .toBe("Failed");
     const state = await clients.viewer.getPipelineState({ name });
-    expect(state.stageStates[0]?.actionStates[0]?.latestExecution?.errorDetails?.code).toBe("TimedOut");
+    expect(state.stageStates[0]?.actionStates[0]?.latestExecution?.errorDetails?.code).toBe("JobTimedOut");
+    expect(state.stageStates[0]?.actionStates[0]?.latestExecution?.errorDetails?.message).toContain("timed out");
     // The runner's late result is for an action that already ended: ignored.
     await report(source, { outputArtifacts: produced(source, "Src") });
     const after = await clients.viewer.getPipelineExecution({ pipelineName: name, pipelineExecutionId: source.pipelineExecutionId });

@@ -4,8 +4,9 @@ import type { MessageInitShape } from "@bufbuild/protobuf";
 import type { Bus, Consumer } from "@sluice/bus";
 import { createClient } from "@sluice/grpc";
 import type { Client } from "@sluice/grpc";
-import { JobSchema, PipelineService } from "@sluice/proto";
-import type { Job, PipelineDeclarationSchema } from "@sluice/proto";
+import { timestampFromMs } from "@bufbuild/protobuf/wkt";
+import { JobResultSchema, JobSchema, PipelineService } from "@sluice/proto";
+import type { Job, JobResult, PipelineDeclarationSchema } from "@sluice/proto";
 import type { ProvidedServers } from "@sluice/testkit";
 import { MongoClient } from "mongodb";
 import { loadOrchestratorConfig } from "../src/config.js";
@@ -182,3 +183,36 @@ export async function tapJobs(bus: Bus): Promise<JobTap> {
     stop: () => consumer.stop(),
   };
 }
+
+/** A JobResult as an init object (not a message). */
+export type ResultInit = Exclude<MessageInitShape<typeof JobResultSchema>, JobResult>;
+
+/** Publishes a runner's result for `job` on the results subject, as the action-runner does. */
+export async function report(bus: Bus, job: Job, over: ResultInit = {}): Promise<void> {
+  const result: ResultInit = {
+    jobId: job.jobId,
+    actionExecutionId: job.actionExecutionId,
+    attempt: job.attempt,
+    pipelineName: job.pipelineName,
+    pipelineExecutionId: job.pipelineExecutionId,
+    stageName: job.stageName,
+    actionName: job.actionName,
+    status: "Succeeded",
+    summary: "done",
+    updatedBy: "runner-1",
+    finishedAt: timestampFromMs(Date.now()),
+    ...over,
+  };
+  await bus.publish(bus.subjects.resultSubject(job.pipelineName), JobResultSchema, result, { msgId: `${job.jobId}:result:${randomUUID()}` });
+}
+
+/** The output artifact `name` of `job`, as a runner reports it. */
+export function produced(job: Job, name: string): NonNullable<ResultInit["outputArtifacts"]> {
+  return [{ name, artifactId: `${job.actionExecutionId}/${name}`, bucket: job.artifactBucket, key: `${job.pipelineName}/${job.actionExecutionId}/${name}.zip`, sha256: "ab".repeat(32), sizeBytes: 42n }];
+}
+
+/** Matches the job of `action` in `pipeline` (of one execution, when given). */
+export const isJob =
+  (pipeline: string, action: string, executionId?: string) =>
+  (job: Job): boolean =>
+    job.pipelineName === pipeline && job.actionName === action && (executionId === undefined || job.pipelineExecutionId === executionId);

@@ -89,6 +89,9 @@ export function jobInit(
   return init;
 }
 
+/** Sluice runs everything in one place; action events name it as their region. */
+const LOCAL_REGION = "local";
+
 /** The StateChangeEvent bus message of an emitted state change. */
 export function stateChangeEventInit(event: StateChangeEventSpec): MessageInitShape<typeof StateChangeEventSchema> {
   const init: MessageInitShape<typeof StateChangeEventSchema> = {
@@ -104,6 +107,11 @@ export function stateChangeEventInit(event: StateChangeEventSpec): MessageInitSh
   };
   if (event.executionTrigger !== undefined) init.executionTrigger = { ...event.executionTrigger };
   if (event.type !== undefined) init.type = { ...event.type };
+  if (event.stopExecutionComments !== undefined) init.stopExecutionComments = event.stopExecutionComments;
+  if (event.pipelineExecutionAttempt !== undefined) init.pipelineExecutionAttempt = event.pipelineExecutionAttempt;
+  if (event.action !== undefined) init.region = LOCAL_REGION;
+  if (event.inputArtifacts !== undefined) init.inputArtifacts = event.inputArtifacts.map((a) => ({ name: a.name, s3location: { ...a.s3location } }));
+  if (event.outputArtifacts !== undefined) init.outputArtifacts = event.outputArtifacts.map((a) => ({ name: a.name, s3location: { ...a.s3location } }));
   if (event.executionResult !== undefined) {
     const r = event.executionResult;
     init.executionResult = {

@@ -1,35 +1,49 @@
-// Property tests of decide() (DESIGN §7): random pipelines driven by random
-// sequences of execution requests, source changes and job results (fresh,
-// duplicate and stale), with the shell's archiving mixed in.
+// Property tests of decide() (DESIGN §7, issue 3): random pipelines in all
+// three execution modes driven by random sequences of execution requests,
+// source changes, job results (fresh, duplicate and stale), stops (both
+// kinds), stage and action retries, transition toggles, timer firings and
+// pipeline updates, with the shell's archiving mixed in. Requests that break
+// a rule throw a DomainError; the run catches it and checks nothing changed.
 
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { decide, initialRuntime, isTerminal } from "./decide.js";
+import { isDomainError } from "../errors.js";
+import { decide, initialRuntime, isFinal, isTerminal } from "./decide.js";
+import { findExecution, takesLocks, waitersOf } from "./draft.js";
 import { actionSpec, approvalSpec, failure, pipelineSpec, sourceSpec, success, testContext } from "./testing.js";
-import type { ActionSpec, ExecutionEvent, ExecutionRuntime, JobSpec, PipelineRuntime, PipelineSpec } from "./types.js";
+import type { ActionSpec, ExecutionEvent, ExecutionMode, ExecutionRuntime, JobSpec, PipelineRuntime, PipelineSpec } from "./types.js";
 
-/** A pipeline: a source stage, then 1–3 stages of 1–3 actions with runOrders 1–3. */
+const MODES: readonly ExecutionMode[] = ["SUPERSEDED", "QUEUED", "PARALLEL"];
+
+/** A pipeline in a random mode: a source stage, then 1–3 stages of 1–3 actions with runOrders 1–3. */
 const pipelineArb: fc.Arbitrary<PipelineSpec> = fc
-  .array(fc.array(fc.record({ runOrder: fc.integer({ min: 1, max: 3 }), approval: fc.boolean() }), { minLength: 1, maxLength: 3 }), {
-    minLength: 1,
-    maxLength: 3,
-  })
-  .map((stages) =>
-    pipelineSpec([
-      ["Source", [sourceSpec("Src", "SrcOut", { namespace: "Src" })]],
-      ...stages.map((actions, s): [string, ActionSpec[]] => [
-        `Stage${s + 1}`,
-        actions.map((a, i) =>
-          a.approval
-            ? approvalSpec(`S${s + 1}A${i + 1}`, { runOrder: a.runOrder })
-            : actionSpec(`S${s + 1}A${i + 1}`, {
-                runOrder: a.runOrder,
-                inputArtifacts: ["SrcOut"],
-                configuration: { Commit: "#{Src.CommitId}", Run: "#{codepipeline.PipelineExecutionId}" },
-              }),
-        ),
-      ]),
-    ]),
+  .tuple(
+    fc.constantFrom(...MODES),
+    fc.array(fc.array(fc.record({ runOrder: fc.integer({ min: 1, max: 3 }), approval: fc.boolean() }), { minLength: 1, maxLength: 3 }), {
+      minLength: 1,
+      maxLength: 3,
+    }),
+  )
+  .map(([mode, stages]) =>
+    pipelineSpec(
+      [
+        ["Source", [sourceSpec("Src", "SrcOut", { namespace: "Src" })]],
+        ...stages.map((actions, s): [string, ActionSpec[]] => [
+          `Stage${s + 1}`,
+          actions.map((a, i) =>
+            a.approval
+              ? approvalSpec(`S${s + 1}A${i + 1}`, { runOrder: a.runOrder })
+              : actionSpec(`S${s + 1}A${i + 1}`, {
+                  runOrder: a.runOrder,
+                  inputArtifacts: ["SrcOut"],
+                  configuration: { Commit: "#{Src.CommitId}", Run: "#{codepipeline.PipelineExecutionId}" },
+                }),
+          ),
+        ]),
+      ],
+      "demo",
+      mode,
+    ),
   );
 
 type Step =
@@ -38,16 +52,32 @@ type Step =
   | { kind: "answer"; pick: number; succeed: boolean }
   | { kind: "stale"; pick: number; attemptDelta: number }
   | { kind: "archive" }
-  | { kind: "update"; pick: number };
+  | { kind: "update"; pick: number }
+  | { kind: "stop"; pick: number; abandon: boolean }
+  | { kind: "retryStage"; pick: number; stage: number; all: boolean }
+  | { kind: "retryAction"; pick: number; stage: number; action: number }
+  | { kind: "transition"; stage: number; enabled: boolean }
+  | { kind: "timer"; advanceMinutes: number };
 
 const stepArb: fc.Arbitrary<Step> = fc.oneof(
   { arbitrary: fc.constant({ kind: "request" as const }), weight: 2 },
   { arbitrary: fc.record({ kind: fc.constant("source" as const), revision: fc.integer({ min: 0, max: 3 }) }), weight: 2 },
   { arbitrary: fc.record({ kind: fc.constant("answer" as const), pick: fc.nat(), succeed: fc.boolean() }), weight: 8 },
-  { arbitrary: fc.record({ kind: fc.constant("stale" as const), pick: fc.nat(), attemptDelta: fc.integer({ min: 1, max: 3 }) }), weight: 1 },
+  { arbitrary: fc.record({ kind: fc.constant("stale" as const), pick: fc.nat(), attemptDelta: fc.integer({ min: -1, max: 3 }) }), weight: 1 },
   { arbitrary: fc.constant({ kind: "archive" as const }), weight: 1 },
   { arbitrary: fc.record({ kind: fc.constant("update" as const), pick: fc.nat() }), weight: 1 },
+  { arbitrary: fc.record({ kind: fc.constant("stop" as const), pick: fc.nat(), abandon: fc.boolean() }), weight: 1 },
+  { arbitrary: fc.record({ kind: fc.constant("retryStage" as const), pick: fc.nat(), stage: fc.nat(), all: fc.boolean() }), weight: 2 },
+  { arbitrary: fc.record({ kind: fc.constant("retryAction" as const), pick: fc.nat(), stage: fc.nat(), action: fc.nat() }), weight: 1 },
+  { arbitrary: fc.record({ kind: fc.constant("transition" as const), stage: fc.nat(), enabled: fc.boolean() }), weight: 1 },
+  { arbitrary: fc.record({ kind: fc.constant("timer" as const), advanceMinutes: fc.constantFrom(1, 61, 8 * 24 * 60) }), weight: 1 },
 );
+
+/** Executions a retry may apply to: ended Failed/Stopped, or running with a failed action. */
+function retryable(e: ExecutionRuntime): boolean {
+  if (e.status === "Failed" || e.status === "Stopped") return true;
+  return e.status === "InProgress" && e.stages.at(-1)?.actions.some((a) => a.status === "Failed") === true;
+}
 
 /** The shell around decide() plus the bookkeeping the invariants need. */
 class World {
@@ -56,13 +86,20 @@ class World {
   readonly jobs: JobSpec[] = [];
   /** jobId → number of accepted results. */
   readonly accepted = new Map<string, number>();
-  /** Terminal executions as first seen terminal (JSON). */
-  readonly terminal = new Map<string, string>();
+  /** Executions as first seen with a final status (JSON). */
+  readonly final = new Map<string, string>();
+  /** Failed/Stopped executions as last seen (JSON): only a retry of that execution may change them. */
+  readonly ended = new Map<string, string>();
   /** Stages each execution has entered, as last seen. */
   readonly entered = new Map<string, string[]>();
   /** Specs by version, for executions started on older versions. */
   readonly versions = new Map<number, PipelineSpec>();
+  /** Every execution id ever requested. */
+  readonly ids: string[] = [];
+  /** The request applied last (for the "only a retry resumes" invariant). */
+  private lastEvent: ExecutionEvent | undefined;
   private nextExecution = 0;
+  refused = 0;
 
   /** `updates`: structures a random "update" step switches to. */
   constructor(
@@ -74,7 +111,19 @@ class World {
   }
 
   apply(event: ExecutionEvent): void {
-    const d = decide(this.state, event, this.ctx);
+    const before = JSON.stringify(this.state);
+    let d;
+    try {
+      d = decide(this.state, event, this.ctx);
+    } catch (err) {
+      // A refused request is a DomainError and leaves the state as it was.
+      if (!isDomainError(err)) throw err;
+      expect(["JobCompleted", "TimerFired", "SourceChanged", "PipelineUpdated", "PipelineDeleted"]).not.toContain(event.type);
+      expect(JSON.stringify(this.state)).toBe(before);
+      this.refused++;
+      return;
+    }
+    expect(JSON.stringify(this.state), "decide() modified its input").toBe(before);
     if (d.ignored !== undefined) {
       expect(d.state).toBe(this.state);
       expect(d.commands).toEqual([]);
@@ -84,20 +133,50 @@ class World {
       this.accepted.set(event.result.jobId, (this.accepted.get(event.result.jobId) ?? 0) + 1);
     }
     this.state = d.state;
-    for (const c of d.commands) this.jobs.push(c.job);
+    this.lastEvent = event;
+    for (const c of d.commands) {
+      if (c.type === "DispatchJob") this.jobs.push(c.job);
+      // Only jobs that were dispatched are ever cancelled.
+      else expect(this.jobs.some((j) => j.jobId === c.jobId)).toBe(true);
+    }
     this.ctx.advance(1);
     this.check();
   }
 
+  private newId(): string {
+    const id = `e${++this.nextExecution}`;
+    this.ids.push(id);
+    return id;
+  }
+
+  /** Any execution ever requested; for even picks, preferably one a retry or a stop may apply to. */
+  private pickId(pick: number, wanted: (e: ExecutionRuntime) => boolean): string | undefined {
+    const preferred = this.ids.filter((id) => {
+      const e = findExecution(this.state, id);
+      return e !== undefined && wanted(e);
+    });
+    const from = pick % 2 === 0 && preferred.length > 0 ? preferred : this.ids;
+    return from.length === 0 ? undefined : from[Math.floor(pick / 2) % from.length];
+  }
+
+  /** For even picks the stage the execution is in or ended in, else any stage. */
+  private pickStage(id: string, pick: number): PipelineSpec["stages"][number] | undefined {
+    const stages = this.state.spec.stages;
+    const last = findExecution(this.state, id)?.stages.at(-1)?.name;
+    const own = stages.find((s) => s.name === last);
+    return pick % 2 === 0 && own !== undefined ? own : stages[pick % stages.length];
+  }
+
   step(step: Step): void {
+    const stages = this.state.spec.stages;
     switch (step.kind) {
       case "request":
-        this.apply({ type: "ExecutionRequested", executionId: `e${++this.nextExecution}`, trigger: { triggerType: "StartPipelineExecution", triggerDetail: "t" } });
+        this.apply({ type: "ExecutionRequested", executionId: this.newId(), trigger: { triggerType: "StartPipelineExecution", triggerDetail: "t" } });
         return;
       case "source":
         this.apply({
           type: "SourceChanged",
-          executionId: `e${++this.nextExecution}`,
+          executionId: this.newId(),
           actionName: "Src",
           revision: { actionName: "Src", revisionId: `r${step.revision}` },
           trigger: { triggerType: "PollForSourceChanges", triggerDetail: "Src" },
@@ -105,8 +184,11 @@ class World {
         return;
       case "answer":
       case "stale": {
-        if (this.jobs.length === 0) return;
-        const job = this.jobs[step.pick % this.jobs.length];
+        // Answers mostly go to jobs still awaited; stale ones to any job.
+        const outstanding = this.outstanding();
+        const from = step.kind === "answer" && step.pick % 4 !== 0 && outstanding.length > 0 ? outstanding : this.jobs;
+        if (from.length === 0) return;
+        const job = from[step.pick % from.length];
         if (job === undefined) return;
         if (step.kind === "stale") {
           this.apply({ type: "JobCompleted", result: success(job, { attempt: job.attempt + step.attemptDelta }) });
@@ -124,10 +206,41 @@ class World {
         return;
       }
       case "archive":
-        // The shell archives finished executions and drops them from the runtime.
+        // The shell archives ended executions and drops them from the runtime.
         for (const exec of Object.values(this.state.executions)) {
           if (isTerminal(exec.status)) delete this.state.executions[exec.id];
         }
+        return;
+      case "stop": {
+        const id = this.pickId(step.pick, (e) => !isTerminal(e.status));
+        if (id !== undefined) this.apply({ type: "StopRequested", executionId: id, abandon: step.abandon, reason: "property", by: "p" });
+        return;
+      }
+      case "retryStage": {
+        const id = this.pickId(step.pick, retryable);
+        const stage = id === undefined ? undefined : this.pickStage(id, step.stage);
+        if (id !== undefined && stage !== undefined) {
+          this.apply({ type: "StageRetryRequested", executionId: id, stageName: stage.name, retryMode: step.all ? "ALL_ACTIONS" : "FAILED_ACTIONS", by: "p" });
+        }
+        return;
+      }
+      case "retryAction": {
+        const id = this.pickId(step.pick, retryable);
+        const stage = id === undefined ? undefined : this.pickStage(id, step.stage);
+        const action = stage?.actions[step.action % stage.actions.length];
+        if (id !== undefined && stage !== undefined && action !== undefined) {
+          this.apply({ type: "ActionRetryRequested", executionId: id, stageName: stage.name, actionName: action.name, by: "p" });
+        }
+        return;
+      }
+      case "transition": {
+        const stage = stages[step.stage % stages.length];
+        if (stage !== undefined) this.apply({ type: "TransitionChanged", stageName: stage.name, enabled: step.enabled, reason: "maintenance", by: "p" });
+        return;
+      }
+      case "timer":
+        this.ctx.advance(step.advanceMinutes * 60_000);
+        this.apply({ type: "TimerFired" });
         return;
     }
   }
@@ -144,7 +257,7 @@ class World {
     return this.jobs.filter((j) => {
       const exec = this.state.executions[j.pipelineExecutionId];
       if (exec === undefined || isTerminal(exec.status)) return false;
-      return exec.stages.some((s) => s.actions.some((a) => a.actionExecutionId === j.actionExecutionId && a.status === "InProgress"));
+      return exec.stages.some((s) => s.actions.some((a) => a.actionExecutionId === j.actionExecutionId && a.attempt === j.attempt && a.status === "InProgress"));
     });
   }
 
@@ -152,20 +265,29 @@ class World {
     const executions = Object.values(this.state.executions);
     const live = executions.filter((e) => !isTerminal(e.status));
     for (const [i, slot] of this.state.stages.entries()) {
-      // Never two executions inside one stage; the lock names the one inside.
-      const inside = live.filter((e) => e.currentStage === slot.name);
-      expect(inside.length).toBeLessThanOrEqual(1);
+      // Never two lock-taking executions inside one stage; the lock names the one inside.
+      const inside = live.filter((e) => takesLocks(e) && e.currentStage === slot.name);
+      expect(inside.length, `executions inside ${slot.name}`).toBeLessThanOrEqual(1);
       expect(slot.lock).toBe(inside[0]?.id);
-      // At most one waiter, and the slot names it.
-      const waiting = live.filter((e) => e.waitingFor === slot.name);
-      expect(waiting.length).toBeLessThanOrEqual(1);
-      expect(slot.waiting).toBe(waiting[0]?.id);
-      // Nobody waits in front of a free stage.
-      if (slot.waiting !== undefined) expect(slot.lock).toBeDefined();
+      // The slot lists exactly the executions waiting in front of it.
+      const waiting = live.filter((e) => e.waitingFor === slot.name).map((e) => e.id);
+      const listed = waitersOf(slot);
+      expect([...listed].sort()).toEqual([...waiting].sort());
+      expect(slot.waiting).toBe(listed[0]);
+      if (this.state.spec.executionMode === "SUPERSEDED") expect(listed.length).toBeLessThanOrEqual(1);
+      // Nobody waits in front of a stage that would let them in.
+      if (listed.length > 0 && slot.transition?.enabled !== false) {
+        for (const id of listed) {
+          const w = this.state.executions[id];
+          expect(w !== undefined && takesLocks(w), `${id} waits in front of the open stage ${slot.name}`).toBe(true);
+        }
+        expect(slot.lock).toBeDefined();
+      }
       expect(slot.name).toBe(this.state.spec.stages[i]?.name);
     }
-    for (const exec of executions) {
-      this.checkExecution(exec);
+    for (const id of this.ids) {
+      const exec = findExecution(this.state, id);
+      if (exec !== undefined) this.checkExecution(exec);
     }
     for (const [jobId, count] of this.accepted) {
       expect(count, `accepted results of job ${jobId}`).toBe(1);
@@ -187,24 +309,40 @@ class World {
     if (exec.status === "Cancelled") expect(exec.pipelineVersion).toBeLessThan(this.state.spec.version);
     if (exec.currentStage !== undefined) {
       expect(exec.waitingFor).toBeUndefined();
-      expect(exec.stages.at(-1)).toMatchObject({ name: exec.currentStage, status: "InProgress" });
+      expect(exec.stages.at(-1)?.name).toBe(exec.currentStage);
+      expect(["InProgress", "Stopping"]).toContain(exec.stages.at(-1)?.status);
     }
+    const json = JSON.stringify(exec);
+    if (isFinal(exec.status)) {
+      // A final execution never changes again.
+      const first = this.final.get(exec.id);
+      if (first === undefined) this.final.set(exec.id, json);
+      else expect(json).toBe(first);
+    }
+    const endedBefore = this.ended.get(exec.id);
+    if (endedBefore !== undefined && json !== endedBefore) {
+      // A Failed or Stopped execution changes only when a retry resumes it (never by a result or a timer).
+      const e = this.lastEvent;
+      const retried = (e?.type === "StageRetryRequested" || e?.type === "ActionRetryRequested") && e.executionId === exec.id;
+      // PipelineDeleted drops what could still be retried; nothing else touches it.
+      expect(retried, `ended execution ${exec.id} changed on ${e?.type}`).toBe(true);
+    }
+    if (exec.status === "Failed" || exec.status === "Stopped") this.ended.set(exec.id, json);
+    else this.ended.delete(exec.id);
     if (isTerminal(exec.status)) {
       expect(exec.currentStage).toBeUndefined();
       expect(exec.waitingFor).toBeUndefined();
-      const json = JSON.stringify(exec);
-      const first = this.terminal.get(exec.id);
-      if (first === undefined) this.terminal.set(exec.id, json);
-      // A terminal execution never changes.
-      else expect(json).toBe(first);
     } else {
       // An execution in flight is inside a stage or waiting in front of one.
       expect(exec.currentStage !== undefined || exec.waitingFor !== undefined).toBe(true);
     }
   }
 
-  /** Answers every outstanding job (successfully or not) until none is left. */
+  /** Enables every transition, then answers every outstanding job (successfully or not) until none is left. */
   drain(succeed: (n: number) => boolean): void {
+    for (const slot of this.state.stages) {
+      if (slot.transition?.enabled === false) this.apply({ type: "TransitionChanged", stageName: slot.name, enabled: true, reason: "", by: "p" });
+    }
     for (let n = 0; ; n++) {
       const job = this.outstanding()[0];
       if (job === undefined) return;
@@ -215,26 +353,27 @@ class World {
 }
 
 describe("decide() properties", () => {
-  it("keeps locks, order and terminal executions intact under any event sequence", () => {
+  it("keeps locks, order and ended executions intact under any event sequence, in every mode", () => {
     fc.assert(
-      fc.property(pipelineArb, fc.array(pipelineArb, { maxLength: 2 }), fc.array(stepArb, { maxLength: 60 }), (spec, updates, steps) => {
+      fc.property(pipelineArb, fc.array(pipelineArb, { maxLength: 2 }), fc.array(stepArb, { maxLength: 80, size: "max" }), (spec, updates, steps) => {
         const world = new World(spec, updates);
         for (const step of steps) world.step(step);
       }),
-      { numRuns: 300 },
+      { numRuns: 200 },
     );
   });
 
-  it("leaves nothing in progress once every dispatched job is answered", () => {
-    // Quiescence: when no dispatched job is outstanding, every execution is
-    // terminal and every stage is unlocked with nobody waiting — an execution
-    // can only wait in front of a locked stage, and a locked stage always has a
-    // running action (so an outstanding job) until it completes.
+  it("leaves nothing in progress once every dispatched job is answered and transitions are enabled", () => {
+    // Quiescence: when no dispatched job is outstanding and every transition
+    // is enabled, every execution has ended and every stage is unlocked with
+    // nobody waiting — an execution waits only in front of a locked stage or
+    // a disabled transition, and a locked stage always has a running action
+    // (so an outstanding job) until it completes.
     fc.assert(
       fc.property(
         pipelineArb,
         fc.array(pipelineArb, { maxLength: 2 }),
-        fc.array(stepArb, { maxLength: 60 }),
+        fc.array(stepArb, { maxLength: 80, size: "max" }),
         fc.array(fc.boolean(), { minLength: 1, maxLength: 20 }),
         (spec, updates, steps, answers) => {
           const world = new World(spec, updates);
@@ -245,17 +384,17 @@ describe("decide() properties", () => {
           }
           for (const slot of world.state.stages) {
             expect(slot.lock).toBeUndefined();
-            expect(slot.waiting).toBeUndefined();
+            expect(waitersOf(slot)).toEqual([]);
           }
-          // Every dispatched job got exactly one accepted result.
-          for (const job of world.jobs) expect(world.accepted.get(job.jobId), `job ${job.jobId}`).toBe(1);
+          // Every dispatched job got at most one accepted result.
+          for (const job of world.jobs) expect(world.accepted.get(job.jobId) ?? 0, `job ${job.jobId}`).toBeLessThanOrEqual(1);
         },
       ),
-      { numRuns: 300 },
+      { numRuns: 200 },
     );
   });
 
-  it("runs an execution to Succeeded when every job succeeds and nothing else happens", () => {
+  it("runs an execution to Succeeded when every job succeeds and nothing else happens, in every mode", () => {
     fc.assert(
       fc.property(pipelineArb, (spec) => {
         const world = new World(spec);
@@ -263,6 +402,28 @@ describe("decide() properties", () => {
         world.drain(() => true);
         expect(world.state.executions["e1"]?.status).toBe("Succeeded");
         expect(world.jobs.map((j) => j.actionName).sort()).toEqual(spec.stages.flatMap((s) => s.actions.map((a) => a.name)).sort());
+      }),
+      { numRuns: 100 },
+    );
+  });
+
+  it("a failed execution retried until its jobs succeed ends Succeeded", () => {
+    fc.assert(
+      fc.property(pipelineArb, fc.array(fc.boolean(), { minLength: 1, maxLength: 10 }), fc.boolean(), (spec, answers, all) => {
+        const world = new World(spec);
+        world.step({ kind: "request" });
+        let n = 0;
+        for (let round = 0; round < 50; round++) {
+          world.drain(() => answers[n++ % answers.length] ?? true);
+          const exec = findExecution(world.state, "e1");
+          if (exec?.status !== "Failed") break;
+          const stage = exec.stages.at(-1)?.name ?? "";
+          world.step({ kind: "retryStage", pick: 0, stage: spec.stages.findIndex((s) => s.name === stage), all });
+          // Every later round succeeds, so the retry loop ends.
+          answers = answers.map(() => true);
+        }
+        expect(findExecution(world.state, "e1")?.status).toBe("Succeeded");
+        expect(world.refused).toBe(0);
       }),
       { numRuns: 100 },
     );

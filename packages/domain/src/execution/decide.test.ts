@@ -1,66 +1,7 @@
 import { describe, expect, it } from "vitest";
-import { decide, DETAIL_TYPES, initialRuntime, nextDeadline, TIMEOUT_GRACE_MS } from "./decide.js";
-import { actionSpec, approvalSpec, failure, pipelineSpec, sourceSpec, success, testContext } from "./testing.js";
-import type { Decision, Emitted, ExecutionEvent, JobSpec, PipelineRuntime, PipelineSpec } from "./types.js";
-
-/** Drives decide() like the shell does: keeps the state, the dispatched jobs and the emitted events. */
-class Sim {
-  state: PipelineRuntime;
-  readonly ctx = testContext();
-  readonly jobs: JobSpec[] = [];
-  readonly events: Emitted[] = [];
-  last: Decision | undefined;
-
-  constructor(spec: PipelineSpec) {
-    this.state = initialRuntime(spec);
-  }
-
-  apply(event: ExecutionEvent): Decision {
-    const d = decide(this.state, event, this.ctx);
-    this.last = d;
-    this.state = d.state;
-    for (const c of d.commands) this.jobs.push(c.job);
-    this.events.push(...d.events);
-    return d;
-  }
-
-  start(executionId: string): Decision {
-    return this.apply({ type: "ExecutionRequested", executionId, trigger: { triggerType: "StartPipelineExecution", triggerDetail: "alice" } });
-  }
-
-  job(actionName: string, executionId?: string): JobSpec {
-    const found = this.jobs.findLast((j) => j.actionName === actionName && (executionId === undefined || j.pipelineExecutionId === executionId));
-    if (found === undefined) throw new Error(`no job dispatched for ${actionName}`);
-    return found;
-  }
-
-  succeed(actionName: string, executionId?: string, over: Parameters<typeof success>[1] = {}): Decision {
-    return this.apply({ type: "JobCompleted", result: success(this.job(actionName, executionId), over) });
-  }
-
-  fail(actionName: string, message = "exit code 1", executionId?: string): Decision {
-    return this.apply({ type: "JobCompleted", result: failure(this.job(actionName, executionId), message) });
-  }
-
-  exec(id: string) {
-    const e = this.state.executions[id];
-    if (e === undefined) throw new Error(`no execution ${id}`);
-    return e;
-  }
-
-  slot(name: string) {
-    const s = this.state.stages.find((x) => x.name === name);
-    if (s === undefined) throw new Error(`no stage ${name}`);
-    return s;
-  }
-
-  /** "kind:stage/action:STATE" lines of the events so far, for order assertions. */
-  trail(executionId?: string): string[] {
-    return this.events
-      .filter((e) => executionId === undefined || e.event.executionId === executionId)
-      .map((e) => `${e.kind}:${[e.event.stage, e.event.action].filter((x) => x !== undefined).join("/")}:${e.event.state}`);
-  }
-}
+import { decide, DETAIL_TYPES, nextDeadline, TIMEOUT_GRACE_MS } from "./decide.js";
+import { actionSpec, approvalSpec, failure, jobsOf, pipelineSpec, Sim, sourceSpec, success } from "./testing.js";
+import type { Emitted, ExecutionEvent, PipelineSpec } from "./types.js";
 
 const threeStages = (): PipelineSpec =>
   pipelineSpec([
@@ -80,7 +21,7 @@ describe("ExecutionRequested", () => {
     expect(d.events[0]?.event).toMatchObject({ detailType: DETAIL_TYPES.pipeline, state: "STARTED", executionId: "e1", executionTrigger: { triggerType: "StartPipelineExecution", triggerDetail: "alice" } });
     expect(sim.trail()).toEqual(["pipeline::STARTED", "stage:Source:STARTED", "action:Source/Src:STARTED"]);
     expect(d.commands).toHaveLength(1);
-    expect(d.commands[0]?.job).toMatchObject({ jobId: "id-1:1", actionExecutionId: "id-1", attempt: 1, category: "Source", builtIn: "Git", stageName: "Source", outputNames: ["SrcOut"], artifactBucket: "sluice-artifacts" });
+    expect(jobsOf(d)[0]).toMatchObject({ jobId: "id-1:1", actionExecutionId: "id-1", attempt: 1, category: "Source", builtIn: "Git", stageName: "Source", outputNames: ["SrcOut"], artifactBucket: "sluice-artifacts" });
   });
 
   it("ignores a second request with the same execution id", () => {
@@ -163,8 +104,8 @@ describe("runOrder groups", () => {
     const sim = new Sim(grouped());
     sim.start("e1");
     const d = sim.succeed("Src");
-    expect(d.commands.map((c) => c.job.actionName)).toEqual(["Unit", "Lint"]);
-    expect(new Set(d.commands.map((c) => c.job.actionExecutionId)).size).toBe(2);
+    expect(jobsOf(d).map((c) => c.actionName)).toEqual(["Unit", "Lint"]);
+    expect(new Set(jobsOf(d).map((c) => c.actionExecutionId)).size).toBe(2);
   });
 
   it("starts the next group only when the whole group succeeded", () => {
@@ -172,8 +113,8 @@ describe("runOrder groups", () => {
     sim.start("e1");
     sim.succeed("Src");
     expect(sim.succeed("Unit").commands).toEqual([]);
-    expect(sim.succeed("Lint").commands.map((c) => c.job.actionName)).toEqual(["Package"]);
-    expect(sim.succeed("Package").commands.map((c) => c.job.actionName)).toEqual(["Smoke"]);
+    expect(jobsOf(sim.succeed("Lint")).map((c) => c.actionName)).toEqual(["Package"]);
+    expect(jobsOf(sim.succeed("Package")).map((c) => c.actionName)).toEqual(["Smoke"]);
     sim.succeed("Smoke");
     expect(sim.exec("e1").status).toBe("Succeeded");
   });
@@ -186,8 +127,8 @@ describe("runOrder groups", () => {
       ]),
     );
     sim.start("e1");
-    expect(sim.succeed("Src").commands.map((c) => c.job.actionName)).toEqual(["Early"]);
-    expect(sim.succeed("Early").commands.map((c) => c.job.actionName)).toEqual(["Late"]);
+    expect(jobsOf(sim.succeed("Src")).map((c) => c.actionName)).toEqual(["Early"]);
+    expect(jobsOf(sim.succeed("Early")).map((c) => c.actionName)).toEqual(["Late"]);
   });
 });
 
@@ -316,7 +257,7 @@ describe("SUPERSEDED: stage locks and waiters", () => {
     expect(sim.slot("Source").lock).toBe("e2");
     expect(sim.slot("Build").lock).toBe("e1");
     expect(sim.exec("e2").currentStage).toBe("Source");
-    expect(d.commands.map((c) => [c.job.pipelineExecutionId, c.job.actionName])).toEqual([
+    expect(jobsOf(d).map((c) => [c.pipelineExecutionId, c.actionName])).toEqual([
       ["e1", "Compile"],
       ["e2", "Src"],
     ]);
@@ -464,7 +405,7 @@ describe("source changes", () => {
   it("starts an execution whose source action fetches the pinned revision", () => {
     const sim = new Sim(threeStages());
     const d = sim.apply(sourceChanged("e1", "r1"));
-    expect(d.commands[0]?.job.sourceRevision).toBe("r1");
+    expect(jobsOf(d)[0]?.sourceRevision).toBe("r1");
     expect(sim.exec("e1")).toMatchObject({ trigger: { triggerType: "PollForSourceChanges" }, pinnedRevisions: [{ actionName: "Src", revisionId: "r1" }] });
   });
 
@@ -484,7 +425,7 @@ describe("source changes", () => {
     delete sim.state.executions["e1"]; // archived by the shell
     const dup = sim.apply(sourceChanged("e2", "r1"));
     expect(dup.ignored).toMatch(/already started/);
-    expect(sim.apply(sourceChanged("e3", "r2")).commands[0]?.job.sourceRevision).toBe("r2");
+    expect(jobsOf(sim.apply(sourceChanged("e3", "r2")))[0]?.sourceRevision).toBe("r2");
   });
 
   it("counts a revision fetched by a manual start as seen", () => {
@@ -539,9 +480,10 @@ describe("timeouts", () => {
     sim.ctx.now = job.deadline + TIMEOUT_GRACE_MS - 1;
     expect(sim.apply({ type: "TimerFired" }).ignored).toBe("no deadline is due");
     sim.ctx.now += 1;
-    sim.apply({ type: "TimerFired" });
+    const d = sim.apply({ type: "TimerFired" });
     expect(sim.exec("e1").status).toBe("Failed");
-    expect(sim.exec("e1").stages[0]?.actions[0]?.errorDetails).toEqual({ code: "TimedOut", message: "the action did not finish within 20 minutes" });
+    expect(sim.exec("e1").stages[0]?.actions[0]?.errorDetails).toEqual({ code: "JobTimedOut", message: 'action "Src" timed out after 20 minutes' });
+    expect(d.commands).toContainEqual({ type: "CancelJob", jobId: job.jobId, actionExecutionId: job.actionExecutionId, pipelineName: "demo", reason: 'action "Src" timed out after 20 minutes' });
     expect(nextDeadline(sim.state)).toBeUndefined();
     expect(sim.apply({ type: "JobCompleted", result: success(job) }).ignored).toBeDefined();
   });
@@ -611,7 +553,7 @@ describe("PipelineUpdated", () => {
     const end = sim.succeed("Src", "e1");
     expect(sim.exec("e1")).toMatchObject({ status: "Cancelled", statusSummary: "Cancelled by the update of the pipeline to version 2" });
     expect(sim.exec("e1").stages.map((s) => [s.name, s.status])).toEqual([["Source", "Cancelled"]]);
-    expect(end.commands.map((c) => [c.job.pipelineExecutionId, c.job.actionName, c.job.pipelineVersion])).toEqual([["e3", "Src", 2]]);
+    expect(jobsOf(end).map((c) => [c.pipelineExecutionId, c.actionName, c.pipelineVersion])).toEqual([["e3", "Src", 2]]);
     expect(sim.trail("e1").slice(-3)).toEqual(["action:Source/Src:SUCCEEDED", "stage:Source:CANCELED", "pipeline::CANCELED"]);
     sim.succeed("Src", "e3");
     sim.succeed("Compile", "e3");

@@ -1,6 +1,6 @@
 import { create, fromJson, toBinary } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
-import { JobResultSchema, JobSchema, OutputGrantSchema, PipelineDeclarationSchema, StateChangeEventSchema } from "@sluice/proto";
+import { JobResultSchema, JobSchema, OutputGrantSchema, PipelineDeclarationSchema, PipelineVariableDeclarationSchema, StateChangeEventSchema } from "@sluice/proto";
 import type { ActionDeclaration } from "@sluice/proto";
 import { describe, expect, it } from "vitest";
 import { jobInit, jobOutcomeFromProto, sourceRevisionFromProto, stateChangeEventInit } from "./convert.js";
@@ -102,16 +102,31 @@ describe("toPipelineSpec", () => {
     expect(spec.stages[0]?.actions[0]?.timeoutInMinutes).toBe(60);
   });
 
-  it("rejects execution modes that are not implemented", () => {
+  it("takes every AWS execution mode and rejects anything else", () => {
+    for (const mode of ["QUEUED", "PARALLEL", "SUPERSEDED"]) {
+      const decl = declaration();
+      decl.executionMode = mode;
+      expect(toPipelineSpec(decl, builtInOf).executionMode).toBe(mode);
+    }
     const decl = declaration();
-    decl.executionMode = "QUEUED";
+    decl.executionMode = "BOGUS";
     try {
       toPipelineSpec(decl, builtInOf);
-      expect.unreachable("toPipelineSpec accepted QUEUED");
+      expect.unreachable("toPipelineSpec accepted BOGUS");
     } catch (err) {
       expect(isDomainError(err) && err.code).toBe("ValidationException");
       expect((err as Error).message).toContain("pipeline.executionMode");
     }
+  });
+
+  it("keeps the declared pipeline variables with their defaults", () => {
+    const decl = declaration();
+    decl.variables = [
+      create(PipelineVariableDeclarationSchema, { name: "Env", defaultValue: "prod", description: "target" }),
+      create(PipelineVariableDeclarationSchema, { name: "Ticket" }),
+    ];
+    expect(toPipelineSpec(decl, builtInOf).variables).toEqual([{ name: "Env", defaultValue: "prod", description: "target" }, { name: "Ticket" }]);
+    expect(toPipelineSpec(declaration(), builtInOf).variables).toEqual([]);
   });
 });
 
@@ -120,7 +135,8 @@ describe("bus conversions", () => {
     const spec = toPipelineSpec(declaration(), builtInOf);
     const ctx = testContext();
     const d = decide(initialRuntime(spec), { type: "ExecutionRequested", executionId: "e1", trigger: { triggerType: "StartPipelineExecution", triggerDetail: "x" } }, ctx);
-    const job = d.commands[0]?.job;
+    const first = d.commands[0];
+    const job = first?.type === "DispatchJob" ? first.job : undefined;
     if (job === undefined) throw new Error("nothing dispatched");
     const output = create(OutputGrantSchema, { name: "SrcOut", artifactId: "id-1/SrcOut", grant: { url: "http://s3/put", method: "PUT", bucket: "my-bucket", key: "k" } });
     const message = create(JobSchema, jobInit(job, { inputs: [], outputs: [output] }));

@@ -19,7 +19,7 @@ export interface ToPipelineSpecOptions {
  * Reduces a normalized, validated declaration to what the state machine needs.
  * `builtInOf` maps an action to the built-in provider that runs it (Git,
  * Commands, Manual, ObjectStore) — the validation package owns that table.
- * Throws ValidationException for an execution mode that is not implemented.
+ * Throws ValidationException for an unknown execution mode.
  */
 export function toPipelineSpec(
   decl: PipelineDeclaration,
@@ -27,8 +27,8 @@ export function toPipelineSpec(
   options: ToPipelineSpecOptions = {},
 ): PipelineSpec {
   const mode = decl.executionMode === "" ? "SUPERSEDED" : decl.executionMode;
-  if (mode !== "SUPERSEDED") {
-    throw new DomainError("ValidationException", `pipeline.executionMode: "${mode}" is not supported; use SUPERSEDED`);
+  if (mode !== "SUPERSEDED" && mode !== "QUEUED" && mode !== "PARALLEL") {
+    throw new DomainError("ValidationException", `pipeline.executionMode: "${mode}" is not an execution mode (SUPERSEDED, QUEUED or PARALLEL)`);
   }
   const bucket =
     decl.artifactStore?.location ??
@@ -38,12 +38,18 @@ export function toPipelineSpec(
   return {
     name: decl.name,
     version: decl.version,
-    executionMode: "SUPERSEDED",
+    executionMode: mode,
     artifactBucket: bucket === "" ? (options.defaultArtifactBucket ?? "") : bucket,
     stages: decl.stages.map((stage) => ({
       name: stage.name,
       actions: stage.actions.map((action) => toActionSpec(action, builtInOf(action), options)),
     })),
+    variables: decl.variables.map((v) => {
+      const variable: PipelineSpec["variables"][number] = { name: v.name };
+      if (v.defaultValue !== "") variable.defaultValue = v.defaultValue;
+      if (v.description !== "") variable.description = v.description;
+      return variable;
+    }),
   };
 }
 

@@ -1,6 +1,24 @@
 // Builders for tests of the execution state machine (not exported by the package).
 
-import type { ActionSpec, DecideContext, JobOutcome, JobSpec, PipelineSpec } from "./types.js";
+import { isDomainError } from "../errors.js";
+import type { DomainError, ErrorCode } from "../errors.js";
+import { decide, initialRuntime } from "./decide.js";
+import { findExecution } from "./draft.js";
+import type {
+  ActionSpec,
+  DecideContext,
+  Decision,
+  Emitted,
+  ExecutionCommand,
+  ExecutionEvent,
+  ExecutionMode,
+  ExecutionRuntime,
+  JobOutcome,
+  JobSpec,
+  PipelineRuntime,
+  PipelineSpec,
+  StageSlot,
+} from "./types.js";
 
 /** An action spec with test defaults: a Build/Commands action at runOrder 1. */
 export function actionSpec(name: string, over: Partial<ActionSpec> = {}): ActionSpec {
@@ -43,13 +61,14 @@ export function approvalSpec(name: string, over: Partial<ActionSpec> = {}): Acti
 }
 
 /** A pipeline spec from `[stageName, actions]` pairs. */
-export function pipelineSpec(stages: [string, ActionSpec[]][], name = "demo"): PipelineSpec {
+export function pipelineSpec(stages: [string, ActionSpec[]][], name = "demo", executionMode: ExecutionMode = "SUPERSEDED"): PipelineSpec {
   return {
     name,
     version: 1,
-    executionMode: "SUPERSEDED",
+    executionMode,
     artifactBucket: "sluice-artifacts",
     stages: stages.map(([stageName, actions]) => ({ name: stageName, actions })),
+    variables: [],
   };
 }
 
@@ -100,4 +119,92 @@ export function failure(job: JobSpec, message = "exit code 1", over: Partial<Job
     errorDetails: { code: "JobFailed", message },
     ...over,
   };
+}
+
+/** The jobs a decision dispatches, in order. */
+export function jobsOf(d: Pick<Decision, "commands">): JobSpec[] {
+  return d.commands.flatMap((c) => (c.type === "DispatchJob" ? [c.job] : []));
+}
+
+/** Drives decide() like the shell does: keeps the state, the dispatched jobs, every command and the emitted events. */
+export class Sim {
+  state: PipelineRuntime;
+  readonly ctx = testContext();
+  readonly jobs: JobSpec[] = [];
+  readonly commands: ExecutionCommand[] = [];
+  readonly events: Emitted[] = [];
+  last: Decision | undefined;
+
+  constructor(spec: PipelineSpec) {
+    this.state = initialRuntime(spec);
+  }
+
+  apply(event: ExecutionEvent): Decision {
+    const d = decide(this.state, event, this.ctx);
+    this.last = d;
+    this.state = d.state;
+    this.commands.push(...d.commands);
+    for (const c of d.commands) if (c.type === "DispatchJob") this.jobs.push(c.job);
+    this.events.push(...d.events);
+    return d;
+  }
+
+  start(executionId: string, over: Partial<Extract<ExecutionEvent, { type: "ExecutionRequested" }>> = {}): Decision {
+    return this.apply({ type: "ExecutionRequested", executionId, trigger: { triggerType: "StartPipelineExecution", triggerDetail: "alice" }, ...over });
+  }
+
+  /** Applies a request that must be refused: checks the error code and that nothing changed; returns the error. */
+  refuse(event: ExecutionEvent, code: ErrorCode): DomainError {
+    const before = JSON.stringify(this.state);
+    try {
+      decide(this.state, event, this.ctx);
+    } catch (err) {
+      if (!isDomainError(err)) throw err;
+      if (err.code !== code) throw new Error(`${event.type} was refused with ${err.code} (${err.message}); expected ${code}`);
+      if (JSON.stringify(this.state) !== before) throw new Error(`${event.type} was refused but changed the state`);
+      return err;
+    }
+    throw new Error(`${event.type} was accepted; expected ${code}`);
+  }
+
+  job(actionName: string, executionId?: string): JobSpec {
+    const found = this.jobs.findLast((j) => j.actionName === actionName && (executionId === undefined || j.pipelineExecutionId === executionId));
+    if (found === undefined) throw new Error(`no job dispatched for ${actionName}`);
+    return found;
+  }
+
+  succeed(actionName: string, executionId?: string, over: Partial<JobOutcome> = {}): Decision {
+    return this.apply({ type: "JobCompleted", result: success(this.job(actionName, executionId), over) });
+  }
+
+  fail(actionName: string, message = "exit code 1", executionId?: string): Decision {
+    return this.apply({ type: "JobCompleted", result: failure(this.job(actionName, executionId), message) });
+  }
+
+  /** An execution in flight, or one kept for a retry. */
+  exec(id: string): ExecutionRuntime {
+    const e = findExecution(this.state, id);
+    if (e === undefined) throw new Error(`no execution ${id}`);
+    return e;
+  }
+
+  slot(name: string): StageSlot {
+    const s = this.state.stages.find((x) => x.name === name);
+    if (s === undefined) throw new Error(`no stage ${name}`);
+    return s;
+  }
+
+  /** The shell's archiving: ended executions leave `executions`. */
+  archive(): void {
+    for (const e of Object.values(this.state.executions)) {
+      if (["Succeeded", "Failed", "Superseded", "Stopped", "Cancelled"].includes(e.status)) delete this.state.executions[e.id];
+    }
+  }
+
+  /** "kind:stage/action:STATE" lines of the events so far, for order assertions. */
+  trail(executionId?: string): string[] {
+    return this.events
+      .filter((e) => executionId === undefined || e.event.executionId === executionId)
+      .map((e) => `${e.kind}:${[e.event.stage, e.event.action].filter((x) => x !== undefined).join("/")}:${e.event.state}`);
+  }
 }

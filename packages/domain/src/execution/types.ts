@@ -22,8 +22,14 @@ export type StageStatus = "InProgress" | "Succeeded" | "Failed" | "Stopped" | "S
 /** AWS ActionExecutionStatus values. */
 export type ActionStatus = "InProgress" | "Succeeded" | "Failed" | "Abandoned";
 
-/** Only execution mode implemented so far. */
-export type ExecutionMode = "SUPERSEDED";
+/** AWS execution modes (reference §4). */
+export type ExecutionMode = "SUPERSEDED" | "QUEUED" | "PARALLEL";
+
+/** AWS ExecutionType. */
+export type ExecutionType = "STANDARD" | "ROLLBACK";
+
+/** AWS StageRetryMode. */
+export type StageRetryMode = "FAILED_ACTIONS" | "ALL_ACTIONS";
 
 // ---------------------------------------------------------------- the pipeline as the machine sees it
 
@@ -35,6 +41,15 @@ export interface PipelineSpec {
   /** Bucket of the artifact store. */
   artifactBucket: string;
   stages: StageSpec[];
+  /** Declared pipeline variables (`#{variables.<name>}`), in declaration order. */
+  variables: PipelineVariableSpec[];
+}
+
+/** A declared pipeline variable. */
+export interface PipelineVariableSpec {
+  name: string;
+  defaultValue?: string;
+  description?: string;
 }
 
 /** One declared stage. */
@@ -117,6 +132,55 @@ export interface ArtifactRef {
   revisionUrl?: string;
 }
 
+/** A pipeline variable's value for one execution (PipelineExecution.variables). */
+export interface ResolvedPipelineVariable {
+  name: string;
+  resolvedValue: string;
+}
+
+/** A pipeline variable given at StartPipelineExecution. */
+export interface PipelineVariableOverride {
+  name: string;
+  value: string;
+}
+
+/** AWS StopExecutionTrigger plus who asked and how. */
+export interface StopTrigger {
+  reason: string;
+  /** Principal that asked. */
+  by: string;
+  /** Epoch ms of the (latest) request. */
+  at: number;
+  /** True once an abandon was requested (possibly after a stop-and-wait). */
+  abandon: boolean;
+}
+
+/** InboundTransitionState of a stage; absent on a slot = enabled, never changed. */
+export interface TransitionStateSpec {
+  enabled: boolean;
+  lastChangedBy: string;
+  /** Epoch ms. */
+  lastChangedAt: number;
+  /** Set while disabled. */
+  disabledReason?: string;
+}
+
+/** StageState.retryStageMetadata. */
+export interface RetryStageMetadataSpec {
+  autoStageRetryAttempt: number;
+  manualStageRetryAttempt: number;
+  /** "ManualStageRetry" or "AutomatedStageRetry". */
+  latestRetryTrigger?: string;
+}
+
+/** A clientRequestToken seen by StartPipelineExecution and the execution it started. */
+export interface RequestTokenEntry {
+  token: string;
+  executionId: string;
+  /** Epoch ms. */
+  at: number;
+}
+
 /** AWS ErrorDetails. */
 export interface ErrorDetailsSpec {
   code: string;
@@ -141,6 +205,21 @@ export interface PipelineRuntime {
   lastSourceRevisions: SourceRevisionRef[];
   /** Ids of executions that became terminal in the last decision (for the shell to archive). */
   finished: string[];
+  /**
+   * Older pipeline versions still used by an execution in flight (PARALLEL
+   * executions run the version they started with). Pruned when unused.
+   * Absent = none.
+   */
+  retainedSpecs?: PipelineSpec[];
+  /**
+   * Copies of Failed/Stopped executions a retry may still resume (each is
+   * the latest execution of the stage it ended in, on the current version).
+   * The shell archives ended executions and drops them from `executions`;
+   * these copies survive that. At most one per stage. Absent = none.
+   */
+  retryable?: ExecutionRuntime[];
+  /** Recent clientRequestTokens (bounded, oldest dropped first). Absent = none. */
+  requestTokens?: RequestTokenEntry[];
 }
 
 /** Lock, waiter and latest state of one stage. */
@@ -148,8 +227,17 @@ export interface StageSlot {
   name: string;
   /** Execution inside the stage (SUPERSEDED: at most one). */
   lock?: string;
-  /** Execution waiting to enter (SUPERSEDED: at most one). */
+  /**
+   * Execution waiting to enter: SUPERSEDED the single waiter; QUEUED the
+   * first of `queue` (kept equal to queue[0] so older readers still work).
+   */
   waiting?: string;
+  /** QUEUED: every execution waiting to enter, in arrival order. */
+  queue?: string[];
+  /** Inbound transition; absent = enabled and never changed. */
+  transition?: TransitionStateSpec;
+  /** Retries of the latest execution in this stage. */
+  retryStageMetadata?: RetryStageMetadataSpec;
   latest?: StageLatest;
   /** One entry per action that has run at least once, in declaration order of first run. */
   actions: ActionSlot[];
@@ -188,6 +276,21 @@ export interface ActionLatest {
 export interface ExecutionRuntime {
   id: string;
   pipelineVersion: number;
+  /** Mode the execution runs under (the pipeline's mode when it started). Absent = SUPERSEDED. */
+  executionMode?: ExecutionMode;
+  /** Absent = STANDARD. */
+  executionType?: ExecutionType;
+  /** 1, +1 on every resume by a retry (EventBridge pipeline-execution-attempt). Absent = 1. */
+  executionAttempt?: number;
+  /** Resolved pipeline variables, in declaration order (also under namespace `variables` of `variables`). */
+  pipelineVariables?: ResolvedPipelineVariable[];
+  /** Set by StopPipelineExecution. */
+  stopTrigger?: StopTrigger;
+  /** The execution that superseded this one (status Superseded). */
+  supersededBy?: string;
+  /** Why the execution was cancelled (status Cancelled): "PipelineUpdated" or "PipelineDeleted". */
+  cancelledBy?: string;
+  clientRequestToken?: string;
   status: ExecutionStatus;
   statusSummary?: string;
   trigger: TriggerSpec;
@@ -210,7 +313,10 @@ export interface ExecutionRuntime {
    * finish (the pipeline was updated under it); the reason becomes statusSummary.
    */
   cancelReason?: string;
-  /** Output variables: namespace → key → value. */
+  /**
+   * Variables by namespace → key → value: action output variables, plus the
+   * resolved pipeline variables under the reserved namespace `variables`.
+   */
   variables: Record<string, Record<string, string>>;
 }
 
@@ -218,6 +324,13 @@ export interface ExecutionRuntime {
 export interface StageRun {
   name: string;
   status: StageStatus;
+  /** Manual retries of this stage in this execution. Absent = 0. */
+  manualRetryAttempts?: number;
+  /**
+   * Actions a retry will run again (ALL_ACTIONS: every action, group by
+   * group); a name leaves the list when its new attempt starts. Absent = none.
+   */
+  pendingRerun?: string[];
   /** Actions started so far, in dispatch order. */
   actions: ActionRun[];
 }
@@ -245,6 +358,29 @@ export interface ActionRun {
   resolvedConfiguration?: Record<string, string>;
   /** Ids of the input artifacts given to the job. */
   inputArtifactIds: string[];
+  /** Earlier attempts of this action in this execution, oldest first (retries). Absent = none. */
+  attempts?: ActionAttempt[];
+  /** Pipeline version the run was dispatched for. */
+  pipelineVersion?: number;
+}
+
+/** A finished earlier attempt of an action run (kept for ListActionExecutions). */
+export interface ActionAttempt {
+  actionExecutionId: string;
+  attempt: number;
+  status: ActionStatus;
+  summary?: string;
+  errorDetails?: ErrorDetailsSpec;
+  externalExecutionId?: string;
+  externalExecutionUrl?: string;
+  token?: string;
+  startTime: number;
+  lastUpdateTime: number;
+  updatedBy?: string;
+  outputVariables?: Record<string, string>;
+  resolvedConfiguration?: Record<string, string>;
+  inputArtifactIds: string[];
+  pipelineVersion?: number;
 }
 
 // ---------------------------------------------------------------- events in
@@ -290,8 +426,15 @@ export type ExecutionEvent =
       /** New execution id (the caller returns it to the user). */
       executionId: string;
       trigger: TriggerSpec;
-      /** Revisions the source actions must fetch, by action name. */
+      /** Revisions the source actions must fetch, by action name (StartPipelineExecution.sourceRevisions). */
       pinnedRevisions?: SourceRevisionRef[];
+      /** StartPipelineExecution.variables: overrides of declared pipeline variables. */
+      variables?: PipelineVariableOverride[];
+      /**
+       * Idempotency token: a token seen before returns that execution's id
+       * (Decision.executionId) and starts nothing.
+       */
+      clientRequestToken?: string;
     }
   | {
       /**
@@ -316,7 +459,18 @@ export type ExecutionEvent =
    */
   | { type: "PipelineUpdated"; spec: PipelineSpec }
   /** The pipeline is gone: every in-flight execution ends Cancelled. */
-  | { type: "PipelineDeleted" };
+  | { type: "PipelineDeleted" }
+  /**
+   * StopPipelineExecution. abandon=false: Stopping, running actions finish,
+   * then Stopped; abandon=true: running actions Abandoned (jobs cancelled), Stopped at once.
+   */
+  | { type: "StopRequested"; executionId: string; abandon: boolean; reason: string; by: string }
+  /** RetryStageExecution. */
+  | { type: "StageRetryRequested"; executionId: string; stageName: string; retryMode: StageRetryMode; by: string }
+  /** Sluice extension: rerun one action (failed or succeeded) of the stage's latest execution. */
+  | { type: "ActionRetryRequested"; executionId: string; stageName: string; actionName: string; by: string }
+  /** Enable/DisableStageTransition (Inbound). */
+  | { type: "TransitionChanged"; stageName: string; enabled: boolean; reason: string; by: string };
 
 // ---------------------------------------------------------------- outputs
 
@@ -357,7 +511,10 @@ export interface JobSpec {
 }
 
 /** Something the shell must do after the state is written. */
-export type ExecutionCommand = { type: "DispatchJob"; job: JobSpec };
+export type ExecutionCommand =
+  | { type: "DispatchJob"; job: JobSpec }
+  /** Kill a dispatched job (abandoned or timed out); published on `sluice.control.cancel`. */
+  | { type: "CancelJob"; jobId: string; actionExecutionId: string; pipelineName: string; reason: string };
 
 /** Plain mirror of StateChangeEvent's execution fields. */
 export interface StateChangeEventSpec {
@@ -372,7 +529,7 @@ export interface StateChangeEventSpec {
   version: number;
   stage?: string;
   action?: string;
-  /** STARTED, SUCCEEDED, FAILED, SUPERSEDED, CANCELED, ABANDONED. */
+  /** STARTED, SUCCEEDED, FAILED, SUPERSEDED, CANCELED, ABANDONED, RESUMED, STOPPING, STOPPED. */
   state: string;
   executionTrigger?: TriggerSpec;
   type?: { category: string; owner: string; provider: string; version: string };
@@ -382,6 +539,19 @@ export interface StateChangeEventSpec {
     externalExecutionUrl?: string;
     errorCode?: string;
   };
+  /** Pipeline STOPPING/STOPPED: the stop reason (stop-execution-comments). */
+  stopExecutionComments?: string;
+  /** 1 + the number of resumes (pipeline-execution-attempt). */
+  pipelineExecutionAttempt?: number;
+  /** Action events: region is always the local one. */
+  inputArtifacts?: EventArtifactSpec[];
+  outputArtifacts?: EventArtifactSpec[];
+}
+
+/** An artifact in an action state-change event. */
+export interface EventArtifactSpec {
+  name: string;
+  s3location: { bucket: string; key: string };
 }
 
 /** A state change to publish on sluice.events.<pipeline>.<kind>. */
@@ -406,4 +576,6 @@ export interface Decision {
   events: Emitted[];
   /** Why the event changed nothing (stale result, duplicate source revision, …); absent when applied. */
   ignored?: string;
+  /** ExecutionRequested: the execution the request resulted in (an earlier one for a repeated clientRequestToken). */
+  executionId?: string;
 }

@@ -2,7 +2,7 @@ import { create, toJson } from "@bufbuild/protobuf";
 import { GetPipelineStateResponseSchema, PipelineExecutionSchema, PipelineExecutionSummarySchema } from "@sluice/proto";
 import { describe, expect, it } from "vitest";
 import { decide, initialRuntime } from "./decide.js";
-import { actionSpec, approvalSpec, failure, pipelineSpec, sourceSpec, success, testContext } from "./testing.js";
+import { actionSpec, approvalSpec, failure, jobsOf, pipelineSpec, sourceSpec, success, testContext } from "./testing.js";
 import type { ExecutionEvent, JobSpec, PipelineRuntime } from "./types.js";
 import { executionSummaryView, executionView, pipelineStateView } from "./views.js";
 
@@ -19,7 +19,7 @@ function run(events: ((jobs: JobSpec[]) => ExecutionEvent)[]): { state: Pipeline
   for (const make of events) {
     const d = decide(state, make(jobs), ctx);
     state = d.state;
-    jobs.push(...d.commands.map((c) => c.job));
+    jobs.push(...jobsOf(d));
     ctx.advance(1000);
   }
   return { state, jobs };

@@ -11,7 +11,19 @@ import type {
   PipelineExecutionSummarySchema,
   StageStateSchema,
 } from "@sluice/proto";
-import type { ActionLatest, ActionSlot, ExecutionRuntime, PipelineRuntime } from "./types.js";
+import { findExecution, waitersOf } from "./draft.js";
+import type {
+  ActionAttempt,
+  ActionLatest,
+  ActionSlot,
+  ActionSpec,
+  ActionStatus,
+  ArtifactRef,
+  ErrorDetailsSpec,
+  ExecutionRuntime,
+  PipelineRuntime,
+  PipelineSpec,
+} from "./types.js";
 
 type ActionStateInit = MessageInitShape<typeof ActionStateSchema>;
 type StageStateInit = MessageInitShape<typeof StageStateSchema>;
@@ -25,22 +37,44 @@ export interface PipelineTimes {
 /**
  * GetPipelineState: every declared stage and action of the current version,
  * with the latest stage and action executions, the approval token of an open
- * approval, and the waiter in front of each stage as `inboundExecution`.
+ * approval, the waiters in front of each stage (`inboundExecutions` in the
+ * order they will enter; `inboundExecution` the first), the inbound
+ * transition and the retries of each stage's latest execution.
  */
 export function pipelineStateView(state: PipelineRuntime, meta: PipelineTimes): MessageInitShape<typeof GetPipelineStateResponseSchema> {
   const stageStates = state.spec.stages.map((stage): StageStateInit => {
     const slot = state.stages.find((s) => s.name === stage.name);
+    const transition = slot?.transition;
     const view: StageStateInit = {
       stageName: stage.name,
-      // Transitions cannot be disabled yet: every inbound transition is enabled.
-      inboundTransitionState: { enabled: true },
+      inboundTransitionState:
+        transition === undefined
+          ? { enabled: true }
+          : {
+              enabled: transition.enabled,
+              lastChangedBy: transition.lastChangedBy,
+              lastChangedAt: timestampFromMs(transition.lastChangedAt),
+              disabledReason: transition.disabledReason ?? "",
+            },
       actionStates: stage.actions.map((action) => actionStateView(action.name, slot?.actions.find((a) => a.name === action.name))),
     };
-    if (slot?.waiting !== undefined) {
-      view.inboundExecution = { pipelineExecutionId: slot.waiting, status: "InProgress", type: "STANDARD" };
+    const waiters = slot === undefined ? [] : waitersOf(slot);
+    if (waiters.length > 0) {
+      const inbound = waiters.map((id) => ({ pipelineExecutionId: id, status: "InProgress", type: state.executions[id]?.executionType ?? "STANDARD" }));
+      view.inboundExecutions = inbound;
+      view.inboundExecution = inbound[0];
     }
     if (slot?.latest !== undefined) {
-      view.latestExecution = { pipelineExecutionId: slot.latest.pipelineExecutionId, status: slot.latest.status, type: "STANDARD" };
+      const type = findExecution(state, slot.latest.pipelineExecutionId)?.executionType ?? "STANDARD";
+      view.latestExecution = { pipelineExecutionId: slot.latest.pipelineExecutionId, status: slot.latest.status, type };
+    }
+    if (slot?.retryStageMetadata !== undefined) {
+      const meta = slot.retryStageMetadata;
+      view.retryStageMetadata = {
+        autoStageRetryAttempt: meta.autoStageRetryAttempt,
+        manualStageRetryAttempt: meta.manualStageRetryAttempt,
+        latestRetryTrigger: meta.latestRetryTrigger ?? "",
+      };
     }
     return view;
   });
@@ -81,11 +115,15 @@ function actionExecutionView(latest: ActionLatest): NonNullable<ActionStateInit[
   };
 }
 
-/** GetPipelineExecution: status, trigger and the source artifacts' revisions. */
+/**
+ * GetPipelineExecution: status, trigger, the source artifacts' revisions, the
+ * resolved pipeline variables and the stop trigger. `executionMode` is used
+ * for executions stored before they recorded their own mode.
+ */
 export function executionView(
   exec: ExecutionRuntime,
   pipelineName: string,
-  executionMode: string,
+  executionMode = "SUPERSEDED",
 ): MessageInitShape<typeof PipelineExecutionSchema> {
   const artifactRevisions = exec.artifacts
     .filter((a) => a.revisionId !== undefined)
@@ -98,7 +136,7 @@ export function executionView(
         ...(a.created !== undefined ? { created: timestampFromMs(a.created) } : {}),
       }),
     );
-  return {
+  const view: MessageInitShape<typeof PipelineExecutionSchema> = {
     pipelineName,
     pipelineVersion: exec.pipelineVersion,
     pipelineExecutionId: exec.id,
@@ -106,17 +144,20 @@ export function executionView(
     statusSummary: exec.statusSummary ?? "",
     artifactRevisions,
     trigger: { ...exec.trigger },
-    executionMode,
-    executionType: "STANDARD",
+    executionMode: exec.executionMode ?? executionMode,
+    executionType: exec.executionType ?? "STANDARD",
+    variables: (exec.pipelineVariables ?? []).map((v) => ({ name: v.name, resolvedValue: v.resolvedValue })),
   };
+  if (exec.stopTrigger !== undefined) view.stopTrigger = { reason: exec.stopTrigger.reason };
+  return view;
 }
 
-/** ListPipelineExecutions entry: times and one source revision per source action. */
+/** ListPipelineExecutions entry: times, one source revision per source action, the stop trigger. */
 export function executionSummaryView(
   exec: ExecutionRuntime,
   executionMode = "SUPERSEDED",
 ): MessageInitShape<typeof PipelineExecutionSummarySchema> {
-  return {
+  const view: MessageInitShape<typeof PipelineExecutionSummarySchema> = {
     pipelineExecutionId: exec.id,
     status: exec.status,
     statusSummary: exec.statusSummary ?? "",
@@ -129,7 +170,122 @@ export function executionSummaryView(
       revisionUrl: r.revisionUrl ?? "",
     })),
     trigger: { ...exec.trigger },
-    executionMode,
-    executionType: "STANDARD",
+    executionMode: exec.executionMode ?? executionMode,
+    executionType: exec.executionType ?? "STANDARD",
   };
+  if (exec.stopTrigger !== undefined) view.stopTrigger = { reason: exec.stopTrigger.reason };
+  return view;
+}
+
+// ---------------------------------------------------------------- ListActionExecutions
+
+/** An artifact and where it is stored (AWS ArtifactDetail). */
+export interface ArtifactDetailSpec {
+  name: string;
+  s3location: { bucket: string; key: string };
+}
+
+/** One attempt of one action of one execution (AWS ActionExecutionDetail), as plain data; times epoch ms. */
+export interface ActionExecutionDetailSpec {
+  pipelineExecutionId: string;
+  actionExecutionId: string;
+  pipelineVersion: number;
+  stageName: string;
+  actionName: string;
+  /** 1 for the first run, +1 per retry. */
+  attempt: number;
+  startTime: number;
+  lastUpdateTime: number;
+  updatedBy?: string;
+  status: ActionStatus;
+  input: {
+    /** Absent when the pipeline version is unknown to `specOf`. */
+    actionTypeId?: { category: string; owner: string; provider: string; version: string };
+    configuration: Record<string, string>;
+    resolvedConfiguration: Record<string, string>;
+    inputArtifacts: ArtifactDetailSpec[];
+    namespace?: string;
+  };
+  output: {
+    outputArtifacts: ArtifactDetailSpec[];
+    executionResult: {
+      externalExecutionId?: string;
+      externalExecutionSummary?: string;
+      externalExecutionUrl?: string;
+      errorDetails?: ErrorDetailsSpec;
+    };
+    outputVariables: Record<string, string>;
+  };
+}
+
+/**
+ * ListActionExecutions' entries for `executions`: every attempt of every
+ * action (earlier attempts of retried actions included), newest first (start
+ * time, then action execution id, descending). `specOf` gives the spec of a
+ * pipeline version, for the declared type, configuration and namespace.
+ */
+export function actionExecutionDetails(
+  executions: readonly ExecutionRuntime[],
+  specOf: (version: number) => PipelineSpec | undefined,
+): ActionExecutionDetailSpec[] {
+  const out: ActionExecutionDetailSpec[] = [];
+  for (const exec of executions) {
+    for (const stage of exec.stages) {
+      for (const run of stage.actions) {
+        for (const attempt of [...(run.attempts ?? []), run]) {
+          const version = attempt.pipelineVersion ?? exec.pipelineVersion;
+          const action = specOf(version)?.stages.find((s) => s.name === stage.name)?.actions.find((a) => a.name === run.name);
+          out.push(attemptDetail(exec, stage.name, run.name, attempt, version, action));
+        }
+      }
+    }
+  }
+  return out.sort((a, b) => b.startTime - a.startTime || (a.actionExecutionId < b.actionExecutionId ? 1 : a.actionExecutionId > b.actionExecutionId ? -1 : 0));
+}
+
+function attemptDetail(
+  exec: ExecutionRuntime,
+  stageName: string,
+  actionName: string,
+  a: ActionAttempt,
+  version: number,
+  action: ActionSpec | undefined,
+): ActionExecutionDetailSpec {
+  const artifact = (ref: ArtifactRef): ArtifactDetailSpec => ({ name: ref.name, s3location: { bucket: ref.bucket, key: ref.key } });
+  const inputs = a.inputArtifactIds.flatMap((id) => {
+    const ref = exec.artifacts.find((r) => r.artifactId === id);
+    return ref === undefined ? [] : [artifact(ref)];
+  });
+  const result: ActionExecutionDetailSpec["output"]["executionResult"] = {};
+  if (a.externalExecutionId !== undefined) result.externalExecutionId = a.externalExecutionId;
+  if (a.summary !== undefined) result.externalExecutionSummary = a.summary;
+  if (a.externalExecutionUrl !== undefined) result.externalExecutionUrl = a.externalExecutionUrl;
+  if (a.errorDetails !== undefined) result.errorDetails = { ...a.errorDetails };
+  const detail: ActionExecutionDetailSpec = {
+    pipelineExecutionId: exec.id,
+    actionExecutionId: a.actionExecutionId,
+    pipelineVersion: version,
+    stageName,
+    actionName,
+    attempt: a.attempt,
+    startTime: a.startTime,
+    lastUpdateTime: a.lastUpdateTime,
+    status: a.status,
+    input: {
+      configuration: { ...(action?.configuration ?? {}) },
+      resolvedConfiguration: { ...(a.resolvedConfiguration ?? {}) },
+      inputArtifacts: inputs,
+    },
+    output: {
+      outputArtifacts: exec.artifacts.filter((r) => r.artifactId.startsWith(`${a.actionExecutionId}/`)).map(artifact),
+      executionResult: result,
+      outputVariables: { ...(a.outputVariables ?? {}) },
+    },
+  };
+  if (a.updatedBy !== undefined) detail.updatedBy = a.updatedBy;
+  if (action !== undefined) {
+    detail.input.actionTypeId = { category: action.category, owner: action.owner, provider: action.provider, version: action.providerVersion };
+    if (action.namespace !== undefined) detail.input.namespace = action.namespace;
+  }
+  return detail;
 }

@@ -48,10 +48,10 @@ export type ActionCategory = (typeof ACTION_CATEGORIES)[number];
 export const ACTION_OWNERS = ["AWS", "ThirdParty", "Custom"] as const;
 /** A value of ACTION_OWNERS. */
 export type ActionOwner = (typeof ACTION_OWNERS)[number];
-/** Execution modes (AWS `ExecutionMode`); Sluice runs SUPERSEDED only, for now. */
+/** Execution modes (AWS `ExecutionMode`). */
 export const EXECUTION_MODES = ["SUPERSEDED", "QUEUED", "PARALLEL"] as const;
-/** Execution modes the orchestrator implements. */
-export const SUPPORTED_EXECUTION_MODES: readonly string[] = ["SUPERSEDED"];
+/** Execution modes the orchestrator implements: all of AWS's. */
+export const SUPPORTED_EXECUTION_MODES: readonly string[] = EXECUTION_MODES;
 /** Pipeline types (AWS `PipelineType`). */
 export const PIPELINE_TYPES = ["V1", "V2"] as const;
 
@@ -82,4 +82,8 @@ export const LIMITS = {
   minTimeoutInMinutes: 5,
   maxTimeoutInMinutes: 86_400,
   maxEncryptionKeyIdLength: 400,
+  maxPipelineVariables: 50,
+  maxPipelineVariableNameLength: 128,
+  maxPipelineVariableValueLength: 1000,
+  maxPipelineVariableDescriptionLength: 200,
 } as const;

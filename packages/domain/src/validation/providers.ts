@@ -221,6 +221,7 @@ const ENTRIES: readonly Entry[] = [
       NotificationArn: KEPT("SNS topic for the approval request"),
       ExternalEntityLink: prop(false, "text", "link shown to the approver"),
       CustomData: prop(false, "text", "message shown to the approver"),
+      NotificationUrl: prop(false, "text", "HTTP(S) webhook POSTed when the approval opens (Sluice's stand-in for NotificationArn)"),
     },
   },
   {

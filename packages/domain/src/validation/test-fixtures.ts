@@ -214,6 +214,7 @@ export interface PipelineJson {
   version?: number;
   executionMode?: string;
   pipelineType?: string;
+  variables?: { name?: string; defaultValue?: string; description?: string }[];
 }
 
 export interface StageJson {

@@ -115,14 +115,33 @@ describe("pipeline fields", () => {
     expectViolations((j) => (j.version = -1), [["pipeline.version", "must be 1 or more, got -1"]]);
   });
 
-  it("executionMode QUEUED and PARALLEL are not supported yet", () => {
-    for (const mode of ["QUEUED", "PARALLEL"]) {
-      expectViolations(
-        (j) => (j.executionMode = mode),
-        [["pipeline.executionMode", `"${mode}" is not supported yet; Sluice runs SUPERSEDED pipelines only`]],
-      );
-    }
-    expectViolations((j) => (j.executionMode = "SUPERSEDED"), []);
+  it("executionMode QUEUED and PARALLEL are accepted", () => {
+    for (const mode of ["QUEUED", "PARALLEL", "SUPERSEDED"]) expectViolations((j) => (j.executionMode = mode), []);
+  });
+
+  it("pipeline variables: at most 50, names of [A-Za-z0-9@_-] 1-128 and unique, defaults up to 1000, descriptions up to 200", () => {
+    expectViolations((j) => (j.variables = [{ name: "Env", defaultValue: "prod", description: "where to deploy" }, { name: "Ticket" }]), []);
+    expectViolations(
+      (j) =>
+        (j.variables = [
+          { name: "Env" },
+          { name: "Env" },
+          { name: "bad name" },
+          {},
+          { name: "Long", defaultValue: "x".repeat(1001), description: "d".repeat(201) },
+        ]),
+      [
+        ["pipeline.variables[1].name", '"Env" is already declared at pipeline.variables[0]'],
+        ["pipeline.variables[2].name", 'must be 1-128 characters of A-Z a-z 0-9 @ _ -, got "bad name"'],
+        ["pipeline.variables[3].name", "is required"],
+        ["pipeline.variables[4].defaultValue", "must be at most 1000 characters, got 1001"],
+        ["pipeline.variables[4].description", "must be at most 200 characters, got 201"],
+      ],
+    );
+    expectViolations(
+      (j) => (j.variables = Array.from({ length: 51 }, (_, i) => ({ name: `v${i}`, defaultValue: "x" }))),
+      [["pipeline.variables", "at most 50 pipeline variables, got 51"]],
+    );
   });
 
   it("executionMode is one of SUPERSEDED, QUEUED, PARALLEL", () => {
@@ -744,10 +763,21 @@ describe("namespaces and variables", () => {
     );
   });
 
-  it("pipeline variables are not supported yet", () => {
+  it("#{variables.<name>} must name a declared pipeline variable", () => {
+    expectViolations((j) => {
+      j.variables = [{ name: "env", defaultValue: "prod" }];
+      configOf(j, 2, 0).CustomData = "#{variables.env}";
+    }, []);
     expectViolations(
       (j) => (configOf(j, 2, 0).CustomData = "#{variables.env}"),
-      [["pipeline.stages[2].actions[0].configuration.CustomData", '"#{variables.env}": pipeline variables are not supported yet']],
+      [["pipeline.stages[2].actions[0].configuration.CustomData", '"#{variables.env}": the pipeline declares no variables']],
+    );
+    expectViolations(
+      (j) => {
+        j.variables = [{ name: "stage", defaultValue: "prod" }];
+        configOf(j, 2, 0).CustomData = "#{variables.env}";
+      },
+      [["pipeline.stages[2].actions[0].configuration.CustomData", '"#{variables.env}": the pipeline declares stage, not "env"']],
     );
   });
 

@@ -91,7 +91,13 @@ export function validatePipeline(decl: PipelineDeclaration): FieldViolation[] {
   const outputs = new Map<string, Declared>();
   const namespaces = new Map<string, Declared>();
   indexDeclarations(decl.stages, outputs, namespaces);
-  const index: PipelineIndex = { outputs, namespaces, artifactNames: new Set(outputs.keys()), produced: new Map() };
+  const index: PipelineIndex = {
+    outputs,
+    namespaces,
+    artifactNames: new Set(outputs.keys()),
+    produced: new Map(),
+    pipelineVariables: new Set(decl.variables.map((x) => x.name)),
+  };
 
   const stageNames = new Map<string, number>();
   decl.stages.forEach((stage, s) => {
@@ -137,6 +143,8 @@ function checkPipelineFields(decl: PipelineDeclaration, v: Violations): void {
     v.add("pipeline.pipelineType", `must be one of ${PIPELINE_TYPES.join(", ")}, got ${q(type)}`);
   }
 
+  checkPipelineVariables(decl, v);
+
   const stages = decl.stages.length;
   if (stages < LIMITS.minStages || stages > LIMITS.maxStages) {
     v.add("pipeline.stages", `a pipeline needs ${LIMITS.minStages} to ${LIMITS.maxStages} stages, got ${stages}`);
@@ -145,6 +153,34 @@ function checkPipelineFields(decl: PipelineDeclaration, v: Violations): void {
   if (actions > LIMITS.maxActionsPerPipeline) {
     v.add("pipeline.stages", `a pipeline has at most ${LIMITS.maxActionsPerPipeline} actions, got ${actions}`);
   }
+}
+
+/** Pipeline variables (AWS PipelineVariableDeclaration): ≤50, unique names, defaults 1–1000, descriptions ≤200. */
+function checkPipelineVariables(decl: PipelineDeclaration, v: Violations): void {
+  const vars = decl.variables;
+  if (vars.length > LIMITS.maxPipelineVariables) {
+    v.add("pipeline.variables", `at most ${LIMITS.maxPipelineVariables} pipeline variables, got ${vars.length}`);
+  }
+  const seen = new Map<string, number>();
+  vars.forEach((variable, i) => {
+    const path = `pipeline.variables[${i}]`;
+    if (variable.name === "") {
+      v.add(`${path}.name`, "is required");
+    } else if (!VARIABLE_KEY_PATTERN.test(variable.name)) {
+      v.add(`${path}.name`, `must be 1-${LIMITS.maxPipelineVariableNameLength} characters of A-Z a-z 0-9 @ _ -, got ${q(variable.name)}`);
+    } else {
+      const first = seen.get(variable.name);
+      if (first !== undefined) v.add(`${path}.name`, `${q(variable.name)} is already declared at pipeline.variables[${first}]`);
+      else seen.set(variable.name, i);
+    }
+    // An empty default means "none": StartPipelineExecution must then give a value.
+    if (variable.defaultValue.length > LIMITS.maxPipelineVariableValueLength) {
+      v.add(`${path}.defaultValue`, `must be at most ${LIMITS.maxPipelineVariableValueLength} characters, got ${variable.defaultValue.length}`);
+    }
+    if (variable.description.length > LIMITS.maxPipelineVariableDescriptionLength) {
+      v.add(`${path}.description`, `must be at most ${LIMITS.maxPipelineVariableDescriptionLength} characters, got ${variable.description.length}`);
+    }
+  });
 }
 
 function checkArtifactStore(path: string, store: ArtifactStore, v: Violations): void {
@@ -214,6 +250,8 @@ interface PipelineIndex {
   readonly artifactNames: ReadonlySet<string>;
   /** Variables produced per action path, filled lazily by producedVariables. */
   readonly produced: Map<string, ReadonlySet<string> | undefined>;
+  /** Names of the declared pipeline variables (`#{variables.<name>}`). */
+  readonly pipelineVariables: ReadonlySet<string>;
 }
 
 function checkAction(
@@ -637,7 +675,14 @@ function checkReferences(
       continue;
     }
     if (namespace === "variables") {
-      v.add(path, `${reference}: pipeline variables are not supported yet`);
+      if (!index.pipelineVariables.has(key)) {
+        v.add(
+          path,
+          index.pipelineVariables.size === 0
+            ? `${reference}: the pipeline declares no variables`
+            : `${reference}: the pipeline declares ${listed(index.pipelineVariables)}, not ${q(key)}`,
+        );
+      }
       continue;
     }
     const producer = index.namespaces.get(namespace);

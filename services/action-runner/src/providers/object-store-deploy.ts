@@ -1,4 +1,6 @@
 import { readdir } from "node:fs/promises";
+import http from "node:http";
+import https from "node:https";
 import path from "node:path";
 import { Client } from "minio";
 import { JobFailure, booleanConfig, configValue, requireConfig } from "./provider.js";
@@ -32,25 +34,38 @@ export interface ObjectStoreTarget {
 /** Objects uploaded at the same time when extracting an artifact. */
 const UPLOAD_CONCURRENCY = 4;
 
-/** Creates the provider; without a target every deploy job fails with a ConfigurationError. */
+/**
+ * Creates the provider; without a target every deploy job fails with a ConfigurationError.
+ *
+ * Each job gets its own S3 client over its own HTTP agent. The minio client takes no abort
+ * signal, so stopping a deploy (deadline, cancel, shutdown) destroys the job's agent: every
+ * request in flight fails at once, and the upload loop starts no further object.
+ */
 export function createObjectStoreDeployProvider(target: ObjectStoreTarget | undefined): Provider {
-  let client: Client | undefined;
-  const getClient = (): Client => {
+  const clientFor = (signal: AbortSignal): { s3: Client; close: () => void } => {
     if (target === undefined) {
       throw new JobFailure(
         "ConfigurationError",
         "this runner has no deploy target object store configured (S3_ENDPOINT, S3_ACCESS_KEY, S3_SECRET_KEY)",
       );
     }
-    client ??= new Client({
+    const agent = target.useSSL ? new https.Agent({ keepAlive: true }) : new http.Agent({ keepAlive: true });
+    const onAbort = (): void => agent.destroy();
+    signal.addEventListener("abort", onAbort, { once: true });
+    const s3 = new Client({
       endPoint: target.endPoint,
       port: target.port,
       useSSL: target.useSSL,
       accessKey: target.accessKey,
       secretKey: target.secretKey,
       region: target.region,
+      transportAgent: agent,
     });
-    return client;
+    const close = (): void => {
+      signal.removeEventListener("abort", onAbort);
+      agent.destroy();
+    };
+    return { s3, close };
   };
 
   return async (ctx) => {
@@ -66,7 +81,7 @@ export function createObjectStoreDeployProvider(target: ObjectStoreTarget | unde
     if (!extract && objectKey === undefined) {
       throw new JobFailure("ConfigurationError", "configuration.ObjectKey: is required when Extract is \"false\"");
     }
-    const s3 = getClient();
+    const { s3, close } = clientFor(ctx.signal);
     const meta = (contentType: string): Record<string, string> => ({
       "Content-Type": contentType,
       ...(cacheControl === undefined ? {} : { "Cache-Control": cacheControl }),
@@ -90,6 +105,8 @@ export function createObjectStoreDeployProvider(target: ObjectStoreTarget | unde
           const rel = files[i] as string;
           const key = prefix === "" ? rel : `${prefix}/${rel}`;
           await s3.fPutObject(bucket, key, path.join(input.dir, rel), meta(contentTypeOf(rel)));
+          // A request that started just as the agent was destroyed may still have succeeded.
+          throwIfAborted(ctx);
           ctx.logger.debug("deployed object", { bucket, key });
         }
       };
@@ -99,12 +116,15 @@ export function createObjectStoreDeployProvider(target: ObjectStoreTarget | unde
       return { summary: `Deployed ${files.length} files of ${input.name} to ${where}`, externalExecutionId: job.jobId, outputs: [] };
     } catch (err) {
       if (err instanceof JobFailure) throw err;
+      if (ctx.signal.aborted) throw new JobFailure("JobFailed", "deploy was stopped before it finished");
       const code = (err as { code?: unknown }).code;
       const message = err instanceof Error ? err.message : String(err);
       throw new JobFailure(
         code === "AccessDenied" ? "PermissionError" : "JobFailed",
         `deploy to bucket ${bucket} failed: ${message}`,
       );
+    } finally {
+      close();
     }
   };
 }

@@ -11,7 +11,8 @@ import type { Workspace } from "../workspace.js";
 
 /**
  * Error codes a runner puts in `JobResult.errorDetails.code`. The first five are the failure
- * types of CodePipeline's `FailureDetails`; `JobTimedOut` is Sluice's name for a deadline hit.
+ * types of CodePipeline's `FailureDetails`; `JobTimedOut` is Sluice's name for a deadline hit,
+ * `JobCancelled` for a job the orchestrator cancelled (abandoned or timed-out action).
  */
 export const FAILURE_CODES = [
   "JobFailed",
@@ -21,6 +22,7 @@ export const FAILURE_CODES = [
   "PermissionError",
   "JobTimedOut",
   "ArtifactIntegrityError",
+  "JobCancelled",
 ] as const;
 
 export type FailureCode = (typeof FAILURE_CODES)[number];

@@ -1,9 +1,10 @@
 import { randomUUID } from "node:crypto";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
-import type { Subjects } from "@sluice/bus";
+import type { EventSubscription, Subjects } from "@sluice/bus";
 import {
   DomainError,
+  actionExecutionDetails,
   assertValidPipeline,
   checkDeclarationSize,
   decide,
@@ -11,20 +12,28 @@ import {
   executionSummaryView,
   executionView,
   initialRuntime,
+  isTerminal,
   normalizePipeline,
   pipelineStateView,
 } from "@sluice/domain";
-import type { ExecutionRuntime, Logger, PipelineRuntime, PipelineSpec } from "@sluice/domain";
+import type { ExecutionEvent, ExecutionRuntime, Logger, PipelineRuntime, PipelineSpec } from "@sluice/domain";
 import { GrpcStatus, isRpcError } from "@sluice/grpc";
 import type { Client, PermissionTable, ServiceImpl } from "@sluice/grpc";
-import type { ApprovalService, PipelineDeclaration, PipelineExecutionSummarySchema, PipelineService, Tag } from "@sluice/proto";
-import type { Collection, Filter } from "mongodb";
+import type { ApprovalService, PipelineDeclaration, PipelineExecutionSummarySchema, PipelineService, StateChangeEvent, Tag } from "@sluice/proto";
+import type { Collection } from "mongodb";
 import { decodeToken, encodeToken } from "../paging.js";
 import { pipelineNotFound } from "../pipelines/pipeline-store.js";
 import type { PipelineStore, StoredPipeline, StoredTag } from "../pipelines/pipeline-store.js";
 import { declarationEntry } from "../runtime/outbox.js";
 import type { ArchivedExecution, RuntimeStore } from "../runtime/runtime-store.js";
+import { actionRetryEvent, stageRetryEvent, startOptions, stopEvent, transitionEvent } from "./execution-requests.js";
+import { executionsNewestFirst, plainExecution, succeededIn } from "./history.js";
+import type { ExecutionCursor } from "./history.js";
 import { checks } from "./request-validation.js";
+import { actionExecutionDetailInits, executionStageStates, newestFirst } from "./views.js";
+import type { ActionExecutionDetailInit } from "./views.js";
+import { watchExecution } from "./watch.js";
+import type { WatchedState } from "./watch.js";
 
 /**
  * Who may call what (SPEC "Roles / permissions"): viewers read, operators
@@ -37,10 +46,17 @@ export const PIPELINE_PERMISSIONS: PermissionTable = {
   GetPipelineState: ["viewer", "operator"],
   GetPipelineExecution: ["viewer", "operator"],
   ListPipelineExecutions: ["viewer", "operator"],
+  ListActionExecutions: ["viewer", "operator"],
+  WatchPipelineExecution: ["viewer", "operator"],
   CreatePipeline: ["operator"],
   UpdatePipeline: ["operator"],
   DeletePipeline: ["operator"],
   StartPipelineExecution: ["operator"],
+  StopPipelineExecution: ["operator"],
+  RetryStageExecution: ["operator"],
+  RetryActionExecution: ["operator"],
+  DisableStageTransition: ["operator"],
+  EnableStageTransition: ["operator"],
   PutApprovalResult: ["approver"],
 };
 
@@ -62,6 +78,12 @@ export interface PipelineApiDeps {
   defaultArtifactBucket: string;
   /** ApprovalService client; undefined when APPROVAL_ADDR is not set. */
   approvals: Client<typeof ApprovalService> | undefined;
+  /** Subscribes to SLUICE_EVENTS from now on (`Bus.subscribeEvents`), for WatchPipelineExecution. */
+  subscribeEvents: (subjectFilter: string, handler: (event: StateChangeEvent) => void) => Promise<EventSubscription>;
+  /** Aborted when the service shuts down: open watches end. */
+  shutdown: AbortSignal;
+  /** A watch with no event for this long re-reads the execution. @default 5000 */
+  watchResyncMs?: number;
   logger: Logger;
   /** @default () => new Date() */
   clock?: () => Date;
@@ -70,6 +92,8 @@ export interface PipelineApiDeps {
 const MAX_TAGS = 50;
 const DEFAULT_LIST_PIPELINES = 100;
 const DEFAULT_LIST_EXECUTIONS = 100;
+const DEFAULT_LIST_ACTION_EXECUTIONS = 100;
+const DEFAULT_WATCH_RESYNC_MS = 5000;
 
 type SummaryInit = MessageInitShape<typeof PipelineExecutionSummarySchema>;
 
@@ -78,6 +102,7 @@ export function createPipelineApi(deps: PipelineApiDeps): ServiceImpl<typeof Pip
   const { pipelines, runtime, archive, subjects, specOf, approvals, defaultArtifactBucket } = deps;
   const logger = deps.logger.child({ component: "pipeline-api" });
   const clock = deps.clock ?? (() => new Date());
+  const watchResyncMs = deps.watchResyncMs ?? DEFAULT_WATCH_RESYNC_MS;
 
   /** Size check, defaults, then every structural rule; returns the declaration to store. */
   const prepareDeclaration = (declaration: PipelineDeclaration | undefined): PipelineDeclaration => {
@@ -107,6 +132,50 @@ export function createPipelineApi(deps: PipelineApiDeps): ServiceImpl<typeof Pip
     if (state === undefined) return initialRuntime(specOf(stored.declaration));
     if (state.spec.version >= stored.version) return state;
     return decide(state, { type: "PipelineUpdated", spec: specOf(stored.declaration) }, { now: clock().getTime(), newId: randomUUID }).state;
+  };
+
+  /** An execution of the pipeline: the runtime's copy, else the archived one, else PipelineExecutionNotFoundException. */
+  const findExecution = async (pipelineName: string, executionId: string, state: PipelineRuntime | undefined, field = "pipelineExecutionId"): Promise<ExecutionRuntime> => {
+    const live = state !== undefined && Object.hasOwn(state.executions, executionId) ? state.executions[executionId] : undefined;
+    if (live !== undefined) return live;
+    const archived = await archive.findOne({ _id: executionId, pipelineName });
+    if (archived !== null) return plainExecution(archived);
+    throw new DomainError("PipelineExecutionNotFoundException", `pipeline "${pipelineName}" has no execution ${executionId}`, [
+      { field, message: `execution ${executionId} does not exist` },
+    ]);
+  };
+
+  /** Declarations of a pipeline's versions, read once per request; the current one when a version is gone from the history. */
+  const declarationsOf = (stored: StoredPipeline): ((version: number) => Promise<PipelineDeclaration>) => {
+    const cache = new Map<number, Promise<PipelineDeclaration>>([[stored.version, Promise.resolve(stored.declaration)]]);
+    return (version) => {
+      let found = cache.get(version);
+      if (found === undefined) {
+        found = pipelines.get(stored.name, version).then(
+          (p) => p.declaration,
+          () => stored.declaration,
+        );
+        cache.set(version, found);
+      }
+      return found;
+    };
+  };
+
+  /** The spec of an older declaration; undefined when it no longer converts (the details then lack the declared parts). */
+  const specOrUndefined = (declaration: PipelineDeclaration): PipelineSpec | undefined => {
+    try {
+      return specOf(declaration);
+    } catch {
+      return undefined;
+    }
+  };
+
+  const modeOf = (exec: ExecutionRuntime, stored: StoredPipeline): string => exec.executionMode ?? (stored.declaration.executionMode || "SUPERSEDED");
+
+  /** Applies an execution-control event; decide() throws the AWS error of a request it refuses. */
+  const control = async (pipelineName: string, event: ExecutionEvent, principal: string): Promise<void> => {
+    await runtime.apply(pipelineName, event);
+    logger.info("execution control", { pipeline: pipelineName, event: event.type, principal });
   };
 
   return {
@@ -198,60 +267,176 @@ export function createPipelineApi(deps: PipelineApiDeps): ServiceImpl<typeof Pip
 
     async startPipelineExecution(req, ctx) {
       checks().name("name", req.name).throwIfAny();
-      await existing(req.name, "name");
-      const executionId = randomUUID();
-      await runtime.apply(req.name, {
+      const stored = await existing(req.name, "name");
+      const options = startOptions(req, specOf(stored.declaration));
+      const requested = randomUUID();
+      const { decision } = await runtime.apply(req.name, {
         type: "ExecutionRequested",
-        executionId,
+        executionId: requested,
         trigger: { triggerType: "StartPipelineExecution", triggerDetail: ctx.principal.id },
+        ...options,
       });
-      logger.info("execution started", { pipeline: req.name, executionId, principal: ctx.principal.id });
+      // A repeated clientRequestToken resolves to the execution the token started first.
+      const executionId = decision.executionId ?? requested;
+      logger.info("execution started", { pipeline: req.name, executionId, principal: ctx.principal.id, repeated: executionId !== requested });
       return { pipelineExecutionId: executionId };
     },
 
     async getPipelineExecution(req) {
       checks().name("pipelineName", req.pipelineName).executionId("pipelineExecutionId", req.pipelineExecutionId).throwIfAny();
       const stored = await existing(req.pipelineName, "pipelineName");
-      const state = await runtime.read(req.pipelineName);
-      const live = state !== undefined && Object.hasOwn(state.executions, req.pipelineExecutionId) ? state.executions[req.pipelineExecutionId] : undefined;
-      const exec = live ?? (await archive.findOne({ _id: req.pipelineExecutionId, pipelineName: req.pipelineName }));
-      if (exec === null || exec === undefined) {
-        throw new DomainError(
-          "PipelineExecutionNotFoundException",
-          `pipeline "${req.pipelineName}" has no execution ${req.pipelineExecutionId}`,
-          [{ field: "pipelineExecutionId", message: `execution ${req.pipelineExecutionId} does not exist` }],
-        );
-      }
-      return { pipelineExecution: executionView(plainExecution(exec), stored.name, stored.declaration.executionMode || "SUPERSEDED") };
+      const exec = await findExecution(req.pipelineName, req.pipelineExecutionId, await runtime.read(req.pipelineName));
+      return { pipelineExecution: executionView(exec, stored.name, modeOf(exec, stored)) };
     },
 
     async listPipelineExecutions(req) {
       const c = checks().name("pipelineName", req.pipelineName).range("maxResults", req.maxResults, 1, 100);
       if (req.nextToken.length > 2048) c.add("nextToken", "must be at most 2048 characters");
+      const stageName = req.filter?.succeededInStage?.stageName;
+      if (req.filter?.succeededInStage !== undefined) c.name("filter.succeededInStage.stageName", stageName ?? "");
       c.throwIfAny();
       const stored = await existing(req.pipelineName, "pipelineName");
+      if (stageName !== undefined && !stored.declaration.stages.some((s) => s.name === stageName)) {
+        throw new DomainError("StageNotFoundException", `pipeline "${req.pipelineName}" has no stage "${stageName}"`, [
+          { field: "filter.succeededInStage.stageName", message: `stage "${stageName}" does not exist` },
+        ]);
+      }
       const max = req.maxResults ?? DEFAULT_LIST_EXECUTIONS;
       const cursor = req.nextToken === "" ? undefined : decodeToken(req.nextToken, "nextToken", isExecutionCursor);
-      const before = (e: ExecutionRuntime): boolean => cursor === undefined || e.startTime < cursor.t || (e.startTime === cursor.t && e.id < cursor.i);
       const state = await runtime.read(req.pipelineName);
-      const live = Object.values(state?.executions ?? {}).filter(before);
-      const filter: Filter<ArchivedExecution> =
-        cursor === undefined
-          ? { pipelineName: req.pipelineName }
-          : { pipelineName: req.pipelineName, $or: [{ startTime: { $lt: cursor.t } }, { startTime: cursor.t, _id: { $lt: cursor.i } }] };
-      const archived = await archive.find(filter).sort({ startTime: -1, _id: -1 }).limit(max + 1).toArray();
-      // An execution being archived can be in both places for a moment; the runtime copy wins.
-      const byId = new Map<string, ExecutionRuntime>();
-      for (const e of archived) byId.set(e.id, plainExecution(e));
-      for (const e of live) byId.set(e.id, e);
-      const sorted = [...byId.values()].sort((a, b) => b.startTime - a.startTime || (a.id < b.id ? 1 : a.id > b.id ? -1 : 0));
-      const page = sorted.slice(0, max);
+      const page: ExecutionRuntime[] = [];
+      let more = false;
+      for await (const e of executionsNewestFirst(Object.values(state?.executions ?? {}), archive, req.pipelineName, cursor)) {
+        if (stageName !== undefined && !succeededIn(e, stageName)) continue;
+        if (page.length === max) {
+          more = true;
+          break;
+        }
+        page.push(e);
+      }
       const last = page.at(-1);
-      const mode = stored.declaration.executionMode || "SUPERSEDED";
       return {
-        pipelineExecutionSummaries: page.map((e): SummaryInit => executionSummaryView(e, mode)),
-        nextToken: sorted.length > max && last !== undefined ? encodeToken({ t: last.startTime, i: last.id }) : "",
+        pipelineExecutionSummaries: page.map((e): SummaryInit => executionSummaryView(e, modeOf(e, stored))),
+        nextToken: more && last !== undefined ? encodeToken({ t: last.startTime, i: last.id }) : "",
       };
+    },
+
+    async stopPipelineExecution(req, ctx) {
+      const event = stopEvent(req, ctx.principal.id);
+      await existing(req.pipelineName, "pipelineName");
+      try {
+        await control(req.pipelineName, event, ctx.principal.id);
+      } catch (err) {
+        // The state machine knows only executions in flight; one that already ended is in the
+        // archive, and AWS answers that it cannot be stopped.
+        if (!(err instanceof DomainError && err.code === "PipelineExecutionNotFoundException")) throw err;
+        if ((await archive.findOne({ _id: req.pipelineExecutionId, pipelineName: req.pipelineName })) === null) throw err;
+        throw new DomainError("PipelineExecutionNotStoppableException", `execution ${req.pipelineExecutionId} has already ended and cannot be stopped`);
+      }
+      return { pipelineExecutionId: req.pipelineExecutionId };
+    },
+
+    async retryStageExecution(req, ctx) {
+      stageRetryEvent(req, undefined, ctx.principal.id);
+      const stored = await existing(req.pipelineName, "pipelineName");
+      await control(req.pipelineName, stageRetryEvent(req, stored.declaration, ctx.principal.id), ctx.principal.id);
+      return { pipelineExecutionId: req.pipelineExecutionId };
+    },
+
+    async retryActionExecution(req, ctx) {
+      actionRetryEvent(req, undefined, ctx.principal.id);
+      const stored = await existing(req.pipelineName, "pipelineName");
+      await control(req.pipelineName, actionRetryEvent(req, stored.declaration, ctx.principal.id), ctx.principal.id);
+      return { pipelineExecutionId: req.pipelineExecutionId };
+    },
+
+    async disableStageTransition(req, ctx) {
+      transitionEvent(req, false, undefined, ctx.principal.id);
+      const stored = await existing(req.pipelineName, "pipelineName");
+      await control(req.pipelineName, transitionEvent(req, false, stored.declaration, ctx.principal.id), ctx.principal.id);
+      return {};
+    },
+
+    async enableStageTransition(req, ctx) {
+      transitionEvent(req, true, undefined, ctx.principal.id);
+      const stored = await existing(req.pipelineName, "pipelineName");
+      await control(req.pipelineName, transitionEvent(req, true, stored.declaration, ctx.principal.id), ctx.principal.id);
+      return {};
+    },
+
+    async listActionExecutions(req) {
+      const c = checks().name("pipelineName", req.pipelineName).range("maxResults", req.maxResults, 1, 100);
+      if (req.nextToken.length > 2048) c.add("nextToken", "must be at most 2048 characters");
+      const byId = req.filter?.pipelineExecutionId ?? "";
+      const latestIn = req.filter?.latestInPipelineExecution;
+      if (byId !== "") c.executionId("filter.pipelineExecutionId", byId);
+      if (latestIn !== undefined) {
+        c.executionId("filter.latestInPipelineExecution.pipelineExecutionId", latestIn.pipelineExecutionId);
+        c.oneOf("filter.latestInPipelineExecution.startTimeRange", latestIn.startTimeRange, ["Latest", "All"]);
+        if (byId !== "") c.add("filter", "set pipelineExecutionId or latestInPipelineExecution, not both");
+      }
+      c.throwIfAny();
+      const stored = await existing(req.pipelineName, "pipelineName");
+      const max = req.maxResults ?? DEFAULT_LIST_ACTION_EXECUTIONS;
+      const cursor = req.nextToken === "" ? undefined : decodeToken(req.nextToken, "nextToken", isActionCursor);
+      const state = await runtime.read(req.pipelineName);
+      const declarationOf = declarationsOf(stored);
+      const specs = new Map<number, PipelineSpec | undefined>();
+      // The declared type, configuration and namespace come from the spec of the version each attempt ran.
+      const detailsOf = async (exec: ExecutionRuntime, latestOnly: boolean): Promise<ActionExecutionDetailInit[]> => {
+        const versions = [exec.pipelineVersion, ...exec.stages.flatMap((s) => s.actions.flatMap((a) => [a, ...(a.attempts ?? [])].map((t) => t.pipelineVersion ?? exec.pipelineVersion)))];
+        for (const v of versions) if (!specs.has(v)) specs.set(v, specOrUndefined(await declarationOf(v)));
+        return actionExecutionDetailInits(
+          actionExecutionDetails([exec], (v) => specs.get(v)),
+          latestOnly,
+        );
+      };
+      const page: ActionExecutionDetailInit[] = [];
+      let more = false;
+      // Start time of the execution of the page's last entry: the next page's token names it.
+      let lastStart = 0;
+      const take = (exec: ExecutionRuntime, details: readonly ActionExecutionDetailInit[]): boolean => {
+        for (const d of details) {
+          if (cursor !== undefined && exec.id === cursor.e && !afterActionCursor(d, cursor)) continue;
+          if (page.length === max) return (more = true);
+          page.push(d);
+          lastStart = exec.startTime;
+        }
+        return false;
+      };
+      const only = byId !== "" ? byId : latestIn?.pipelineExecutionId;
+      if (only !== undefined) {
+        const exec = await findExecution(req.pipelineName, only, state, byId !== "" ? "filter.pipelineExecutionId" : "filter.latestInPipelineExecution.pipelineExecutionId");
+        if (cursor === undefined || cursor.e === exec.id) take(exec, await detailsOf(exec, latestIn?.startTimeRange === "Latest"));
+      } else {
+        const from: ExecutionCursor | undefined = cursor === undefined ? undefined : { t: cursor.t, i: cursor.e, inclusive: true };
+        for await (const exec of executionsNewestFirst(Object.values(state?.executions ?? {}), archive, req.pipelineName, from)) {
+          if (take(exec, await detailsOf(exec, false))) break;
+        }
+      }
+      const last = page.at(-1);
+      const nextToken =
+        more && last !== undefined ? encodeToken({ t: lastStart, e: last.pipelineExecutionId ?? "", at: timestampMsOf(last), ai: last.actionExecutionId ?? "" }) : "";
+      return { actionExecutionDetails: page, nextToken };
+    },
+
+    async *watchPipelineExecution(req, ctx) {
+      checks().name("pipelineName", req.pipelineName).executionId("pipelineExecutionId", req.pipelineExecutionId).throwIfAny();
+      const stored = await existing(req.pipelineName, "pipelineName");
+      const declarationOf = declarationsOf(stored);
+      const read = async (): Promise<WatchedState> => {
+        const state = await runtime.read(req.pipelineName);
+        const exec = await findExecution(req.pipelineName, req.pipelineExecutionId, state);
+        return {
+          terminal: isTerminal(exec.status),
+          snapshot: {
+            pipelineExecution: executionView(exec, stored.name, modeOf(exec, stored)),
+            stageStates: executionStageStates(exec, await declarationOf(exec.pipelineVersion), state),
+          },
+        };
+      };
+      const signal = AbortSignal.any([ctx.signal, deps.shutdown]);
+      yield* watchExecution({ read, subscribe: (handler) => deps.subscribeEvents(subjects.eventFilter(req.pipelineName), handler) }, req.pipelineExecutionId, signal, watchResyncMs);
     },
 
     async putApprovalResult(req, ctx) {
@@ -304,11 +489,31 @@ function isExecutionCursor(value: unknown): value is { t: number; i: string } {
   return typeof v.t === "number" && Number.isFinite(v.t) && typeof v.i === "string";
 }
 
-/** An archived document without its storage fields. */
-function plainExecution(doc: ExecutionRuntime | ArchivedExecution): ExecutionRuntime {
-  if (!("_id" in doc)) return doc;
-  const { _id: _ignoredId, pipelineName: _ignoredName, ...exec } = doc;
-  return exec;
+/**
+ * Where a page of ListActionExecutions starts: inside execution `e` (started
+ * at `t`), after the action execution `ai` that started at `at`.
+ */
+interface ActionCursor {
+  t: number;
+  e: string;
+  at: number;
+  ai: string;
+}
+
+function isActionCursor(value: unknown): value is ActionCursor {
+  if (typeof value !== "object" || value === null) return false;
+  const v = value as Partial<Record<keyof ActionCursor, unknown>>;
+  return typeof v.t === "number" && Number.isFinite(v.t) && typeof v.e === "string" && typeof v.at === "number" && Number.isFinite(v.at) && typeof v.ai === "string";
+}
+
+function timestampMsOf(detail: ActionExecutionDetailInit): number {
+  const t = detail.startTime;
+  return t === undefined ? 0 : Number(t.seconds ?? 0n) * 1000 + Math.floor((t.nanos ?? 0) / 1e6);
+}
+
+/** A detail after the cursor's action in newest-first order (actions started since the previous page come before it and are left out). */
+function afterActionCursor(detail: ActionExecutionDetailInit, cursor: ActionCursor): boolean {
+  return newestFirst({ startTime: timestampMsOf(detail), actionExecutionId: detail.actionExecutionId ?? "" }, { startTime: cursor.at, actionExecutionId: cursor.ai }) > 0;
 }
 
 /**

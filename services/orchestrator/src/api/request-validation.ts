@@ -34,6 +34,20 @@ export class RequestChecks {
     return this;
   }
 
+  /** A required string of `min`-`max` characters matching `pattern` (described as `charset` in the message). */
+  matching(field: string, value: string, min: number, max: number, pattern: RegExp, charset: string): this {
+    if (min > 0 && value === "") return this.add(field, "is required");
+    if (value.length < min || value.length > max || !pattern.test(value)) this.add(field, `must be ${min}-${max} characters of ${charset}`);
+    return this;
+  }
+
+  /** One of a fixed set of values. */
+  oneOf(field: string, value: string, allowed: readonly string[]): this {
+    if (value === "") return this.add(field, "is required");
+    if (!allowed.includes(value)) this.add(field, `must be one of ${allowed.join(", ")}`);
+    return this;
+  }
+
   /** A pipeline execution id: a UUID. */
   executionId(field: string, value: string): this {
     if (value === "") return this.add(field, "is required");

@@ -2,9 +2,9 @@ import { create, fromJsonString, toJsonString } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import type { Subjects } from "@sluice/bus";
 import { jobInit, stateChangeEventInit } from "@sluice/domain";
-import type { Emitted, JobSpec } from "@sluice/domain";
-import { JobSchema, PipelineDeclarationSchema, StateChangeEventSchema } from "@sluice/proto";
-import type { Job, PipelineDeclaration, StateChangeEvent } from "@sluice/proto";
+import type { Emitted, ExecutionCommand, JobSpec } from "@sluice/domain";
+import { CancelJobSchema, JobSchema, PipelineDeclarationSchema, StateChangeEventSchema } from "@sluice/proto";
+import type { CancelJob, Job, PipelineDeclaration, StateChangeEvent } from "@sluice/proto";
 
 /**
  * One message waiting in a runtime document's outbox. It is written in the
@@ -13,13 +13,17 @@ import type { Job, PipelineDeclaration, StateChangeEvent } from "@sluice/proto";
  * user-chosen map keys (configuration keys) never become database field names.
  */
 export interface OutboxEntry {
-  /** The message's own id: the job id or the event id; also the Nats-Msg-Id. */
+  /** The message's own id: the job id, the event id or `cancel:<jobId>`; also the Nats-Msg-Id. */
   id: string;
   /** When the entry was written (epoch ms); the sweeper re-publishes old ones. */
   at: number;
-  type: "job" | "event";
+  /**
+   * job and event go to JetStream; cancel is a core NATS message on
+   * `sluice.control.cancel` (a runner that misses it still stops at the job's deadline).
+   */
+  type: "job" | "event" | "cancel";
   subject: string;
-  /** Protobuf JSON of a `Job` (without grants) or a `StateChangeEvent`. */
+  /** Protobuf JSON of a `Job` (without grants), a `StateChangeEvent` or a `CancelJob`. */
   payload: string;
   /** Jobs: ids of the input artifacts to grant GETs for. */
   inputArtifactIds?: string[];
@@ -42,6 +46,30 @@ export function jobEntry(subjects: Subjects, job: JobSpec, now: number): OutboxE
     inputArtifactIds: [...job.inputArtifactIds],
     outputNames: [...job.outputNames],
   };
+}
+
+/**
+ * The outbox entry of a CancelJob command: published on the core NATS subject
+ * `sluice.control.cancel`, which every runner subscribes to.
+ */
+export function cancelEntry(subjects: Subjects, cancel: Extract<ExecutionCommand, { type: "CancelJob" }>, now: number): OutboxEntry {
+  const message = create(CancelJobSchema, {
+    jobId: cancel.jobId,
+    actionExecutionId: cancel.actionExecutionId,
+    pipelineName: cancel.pipelineName,
+    reason: cancel.reason,
+  });
+  return { id: `cancel:${cancel.jobId}`, at: now, type: "cancel", subject: subjects.controlSubject("cancel"), payload: toJsonString(CancelJobSchema, message) };
+}
+
+/** The outbox entry of a command decided by decide(). */
+export function commandEntry(subjects: Subjects, command: ExecutionCommand, now: number): OutboxEntry {
+  switch (command.type) {
+    case "DispatchJob":
+      return jobEntry(subjects, command.job, now);
+    case "CancelJob":
+      return cancelEntry(subjects, command, now);
+  }
 }
 
 /** The outbox entry of a state change emitted by decide(). */
@@ -85,6 +113,11 @@ export function declarationEntry(
 /** Decodes an entry's Job payload. */
 export function parseJob(entry: OutboxEntry): Job {
   return fromJsonString(JobSchema, entry.payload);
+}
+
+/** Decodes an entry's CancelJob payload. */
+export function parseCancel(entry: OutboxEntry): CancelJob {
+  return fromJsonString(CancelJobSchema, entry.payload);
 }
 
 /** Decodes an entry's StateChangeEvent payload. */

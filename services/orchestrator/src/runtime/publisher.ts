@@ -2,9 +2,10 @@ import type { Bus } from "@sluice/bus";
 import type { Logger } from "@sluice/domain";
 import { GrpcStatus, isRpcError } from "@sluice/grpc";
 import type { Client } from "@sluice/grpc";
-import { JobSchema, StateChangeEventSchema } from "@sluice/proto";
+import { toBinary } from "@bufbuild/protobuf";
+import { CancelJobSchema, JobSchema, StateChangeEventSchema } from "@sluice/proto";
 import type { ArtifactService, Job } from "@sluice/proto";
-import { parseEvent, parseJob } from "./outbox.js";
+import { parseCancel, parseEvent, parseJob } from "./outbox.js";
 import type { OutboxEntry } from "./outbox.js";
 
 /** What became of one outbox entry. */
@@ -80,6 +81,12 @@ export function createOutboxPublisher(opts: OutboxPublisherOptions): OutboxPubli
     async publish(entry) {
       try {
         if (entry.type === "job") return await publishJob(entry);
+        if (entry.type === "cancel") {
+          // Core NATS, not JetStream: every runner hears it; the flush makes sure the server has it.
+          bus.nc.publish(entry.subject, toBinary(CancelJobSchema, parseCancel(entry)));
+          await bus.nc.flush();
+          return { kind: "published" };
+        }
         await bus.publish(entry.subject, StateChangeEventSchema, parseEvent(entry), { msgId: entry.id });
         return { kind: "published" };
       } catch (err) {

@@ -7,7 +7,7 @@ import type { Collection, Db } from "mongodb";
 import { MongoServerError } from "mongodb";
 import { pipelineNotFound } from "../pipelines/pipeline-store.js";
 import { createKeyedSerial } from "../serial.js";
-import { eventEntry, jobEntry } from "./outbox.js";
+import { commandEntry, eventEntry } from "./outbox.js";
 import type { OutboxEntry } from "./outbox.js";
 import type { OutboxPublisher } from "./publisher.js";
 
@@ -141,8 +141,13 @@ interface Cached {
 interface Book {
   /** Ids of outbox entries published (or settled otherwise): drop them from the outbox. */
   readonly settled: Set<string>;
-  /** Ids of terminal executions copied into `executions`: drop them from the runtime. */
-  readonly archived: Set<string>;
+  /**
+   * Terminal executions copied into `executions`, by id, with the fingerprint
+   * (`archiveKey`) of the copy; they are dropped from the runtime. A retried
+   * execution (decide() keeps its own copy while it is retryable) that ends
+   * again differs from its copy and is archived again.
+   */
+  readonly archived: Map<string, string>;
   /** performance.now() of this process's last write of the document. */
   lastWriteAt: number;
   /** The pending compaction. */
@@ -172,7 +177,7 @@ export function createRuntimeStore(opts: RuntimeStoreOptions): RuntimeStore {
   const bookOf = (name: string): Book => {
     let book = books.get(name);
     if (book === undefined) {
-      book = { settled: new Set(), archived: new Set(), lastWriteAt: 0, timer: undefined };
+      book = { settled: new Set(), archived: new Map(), lastWriteAt: 0, timer: undefined };
       books.set(name, book);
     }
     return book;
@@ -190,7 +195,7 @@ export function createRuntimeStore(opts: RuntimeStoreOptions): RuntimeStore {
   const pruneArchived = (name: string, state: PipelineRuntime): void => {
     const book = books.get(name);
     if (book === undefined) return;
-    for (const id of book.archived) if (!Object.hasOwn(state.executions, id)) book.archived.delete(id);
+    for (const id of book.archived.keys()) if (!Object.hasOwn(state.executions, id)) book.archived.delete(id);
   };
 
   const load = async (name: string): Promise<Cached> => {
@@ -248,7 +253,10 @@ export function createRuntimeStore(opts: RuntimeStoreOptions): RuntimeStore {
     const book = books.get(name);
     if (book === undefined) return { state: current.state, outbox: current.outbox, changed: false };
     const outbox = current.outbox.filter((e) => !book.settled.has(e.id));
-    const gone = Object.keys(current.state.executions).filter((id) => book.archived.has(id));
+    const state = current.state;
+    const gone = Object.values(state.executions)
+      .filter((e) => book.archived.get(e.id) === archiveKey(e))
+      .map((e) => e.id);
     if (gone.length === 0) return { state: current.state, outbox, changed: outbox.length !== current.outbox.length };
     const executions = { ...current.state.executions };
     for (const id of gone) delete executions[id];
@@ -263,21 +271,21 @@ export function createRuntimeStore(opts: RuntimeStoreOptions): RuntimeStore {
    */
   const archiveTerminal = async (name: string, state: PipelineRuntime): Promise<void> => {
     const book = bookOf(name);
-    const todo = Object.values(state.executions).filter((e) => isTerminal(e.status) && !book.archived.has(e.id));
+    const todo = Object.values(state.executions).filter((e) => isTerminal(e.status) && book.archived.get(e.id) !== archiveKey(e));
     if (todo.length === 0) return;
     try {
       await archive.bulkWrite(
         todo.map((e) => ({ replaceOne: { filter: { _id: e.id }, replacement: { ...e, _id: e.id, pipelineName: name }, upsert: true } })),
         { ordered: false },
       );
-      for (const e of todo) book.archived.add(e.id);
+      for (const e of todo) book.archived.set(e.id, archiveKey(e));
     } catch (err) {
       logger.warn("archiving finished executions failed; retried after the next write", { pipeline: name, error: errorText(err) });
     }
   };
 
   const entriesOf = (decision: Pick<Decision, "commands" | "events">, now: number): OutboxEntry[] => [
-    ...decision.commands.map((c) => jobEntry(subjects, c.job, now)),
+    ...decision.commands.map((c) => commandEntry(subjects, c, now)),
     ...decision.events.map((e) => eventEntry(subjects, e, now)),
   ];
 
@@ -527,6 +535,11 @@ export function createRuntimeStore(opts: RuntimeStoreOptions): RuntimeStore {
     },
   };
   return store;
+}
+
+/** What identifies one archived copy of an execution: a retry that ends again changes it. */
+function archiveKey(exec: ExecutionRuntime): string {
+  return `${exec.status}:${exec.lastUpdateTime}:${exec.executionAttempt ?? 1}`;
 }
 
 /** Outbox entries as stored. */

@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file sluice/v1/approval_service.proto.
  */
 export const file_sluice_v1_approval_service: GenFile = /*@__PURE__*/
-  fileDesc("CiBzbHVpY2UvdjEvYXBwcm92YWxfc2VydmljZS5wcm90bxIJc2x1aWNlLnYxItoCCghBcHByb3ZhbBINCgV0b2tlbhgBIAEoCRIVCg1waXBlbGluZV9uYW1lGAIgASgJEh0KFXBpcGVsaW5lX2V4ZWN1dGlvbl9pZBgDIAEoCRISCgpzdGFnZV9uYW1lGAQgASgJEhMKC2FjdGlvbl9uYW1lGAUgASgJEhsKE2FjdGlvbl9leGVjdXRpb25faWQYBiABKAkSDgoGc3RhdHVzGAcgASgJEg8KB3N1bW1hcnkYCCABKAkSEgoKZGVjaWRlZF9ieRgJIAEoCRIuCgpkZWNpZGVkX2F0GAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIrCgdjcmVhdGVkGAsgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBITCgtjdXN0b21fZGF0YRgMIAEoCRIcChRleHRlcm5hbF9lbnRpdHlfbGluaxgNIAEoCSJ7ChRMaXN0QXBwcm92YWxzUmVxdWVzdBIVCg1waXBlbGluZV9uYW1lGAEgASgJEg4KBnN0YXR1cxgCIAEoCRIYCgttYXhfcmVzdWx0cxgDIAEoBUgAiAEBEhIKCm5leHRfdG9rZW4YBCABKAlCDgoMX21heF9yZXN1bHRzIlMKFUxpc3RBcHByb3ZhbHNSZXNwb25zZRImCglhcHByb3ZhbHMYASADKAsyEy5zbHVpY2UudjEuQXBwcm92YWwSEgoKbmV4dF90b2tlbhgCIAEoCSKUAQoYUHV0QXBwcm92YWxSZXN1bHRSZXF1ZXN0EhUKDXBpcGVsaW5lX25hbWUYASABKAkSEgoKc3RhZ2VfbmFtZRgCIAEoCRITCgthY3Rpb25fbmFtZRgDIAEoCRIpCgZyZXN1bHQYBCABKAsyGS5zbHVpY2UudjEuQXBwcm92YWxSZXN1bHQSDQoFdG9rZW4YBSABKAkiTAoZUHV0QXBwcm92YWxSZXN1bHRSZXNwb25zZRIvCgthcHByb3ZlZF9hdBgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAyxQEKD0FwcHJvdmFsU2VydmljZRJSCg1MaXN0QXBwcm92YWxzEh8uc2x1aWNlLnYxLkxpc3RBcHByb3ZhbHNSZXF1ZXN0GiAuc2x1aWNlLnYxLkxpc3RBcHByb3ZhbHNSZXNwb25zZRJeChFQdXRBcHByb3ZhbFJlc3VsdBIjLnNsdWljZS52MS5QdXRBcHByb3ZhbFJlc3VsdFJlcXVlc3QaJC5zbHVpY2UudjEuUHV0QXBwcm92YWxSZXN1bHRSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_timestamp, file_sluice_v1_execution]);
+  fileDesc("CiBzbHVpY2UvdjEvYXBwcm92YWxfc2VydmljZS5wcm90bxIJc2x1aWNlLnYxIqcDCghBcHByb3ZhbBINCgV0b2tlbhgBIAEoCRIVCg1waXBlbGluZV9uYW1lGAIgASgJEh0KFXBpcGVsaW5lX2V4ZWN1dGlvbl9pZBgDIAEoCRISCgpzdGFnZV9uYW1lGAQgASgJEhMKC2FjdGlvbl9uYW1lGAUgASgJEhsKE2FjdGlvbl9leGVjdXRpb25faWQYBiABKAkSDgoGc3RhdHVzGAcgASgJEg8KB3N1bW1hcnkYCCABKAkSEgoKZGVjaWRlZF9ieRgJIAEoCRIuCgpkZWNpZGVkX2F0GAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIrCgdjcmVhdGVkGAsgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBITCgtjdXN0b21fZGF0YRgMIAEoCRIcChRleHRlcm5hbF9lbnRpdHlfbGluaxgNIAEoCRIuCgpleHBpcmVzX2F0GA4gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIbChNub3RpZmljYXRpb25fc3RhdHVzGA8gASgJIiMKEkdldEFwcHJvdmFsUmVxdWVzdBINCgV0b2tlbhgBIAEoCSI8ChNHZXRBcHByb3ZhbFJlc3BvbnNlEiUKCGFwcHJvdmFsGAEgASgLMhMuc2x1aWNlLnYxLkFwcHJvdmFsInsKFExpc3RBcHByb3ZhbHNSZXF1ZXN0EhUKDXBpcGVsaW5lX25hbWUYASABKAkSDgoGc3RhdHVzGAIgASgJEhgKC21heF9yZXN1bHRzGAMgASgFSACIAQESEgoKbmV4dF90b2tlbhgEIAEoCUIOCgxfbWF4X3Jlc3VsdHMiUwoVTGlzdEFwcHJvdmFsc1Jlc3BvbnNlEiYKCWFwcHJvdmFscxgBIAMoCzITLnNsdWljZS52MS5BcHByb3ZhbBISCgpuZXh0X3Rva2VuGAIgASgJIpQBChhQdXRBcHByb3ZhbFJlc3VsdFJlcXVlc3QSFQoNcGlwZWxpbmVfbmFtZRgBIAEoCRISCgpzdGFnZV9uYW1lGAIgASgJEhMKC2FjdGlvbl9uYW1lGAMgASgJEikKBnJlc3VsdBgEIAEoCzIZLnNsdWljZS52MS5BcHByb3ZhbFJlc3VsdBINCgV0b2tlbhgFIAEoCSJMChlQdXRBcHByb3ZhbFJlc3VsdFJlc3BvbnNlEi8KC2FwcHJvdmVkX2F0GAEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcDKTAgoPQXBwcm92YWxTZXJ2aWNlElIKDUxpc3RBcHByb3ZhbHMSHy5zbHVpY2UudjEuTGlzdEFwcHJvdmFsc1JlcXVlc3QaIC5zbHVpY2UudjEuTGlzdEFwcHJvdmFsc1Jlc3BvbnNlEl4KEVB1dEFwcHJvdmFsUmVzdWx0EiMuc2x1aWNlLnYxLlB1dEFwcHJvdmFsUmVzdWx0UmVxdWVzdBokLnNsdWljZS52MS5QdXRBcHByb3ZhbFJlc3VsdFJlc3BvbnNlEkwKC0dldEFwcHJvdmFsEh0uc2x1aWNlLnYxLkdldEFwcHJvdmFsUmVxdWVzdBoeLnNsdWljZS52MS5HZXRBcHByb3ZhbFJlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_timestamp, file_sluice_v1_execution]);
 
 /**
  * @generated from message sluice.v1.Approval
@@ -51,7 +51,7 @@ export type Approval = Message<"sluice.v1.Approval"> & {
   actionExecutionId: string;
 
   /**
-   * Pending, Approved or Rejected.
+   * Pending, Approved, Rejected or Expired (no answer before expires_at).
    *
    * @generated from field: string status = 7;
    */
@@ -90,6 +90,22 @@ export type Approval = Message<"sluice.v1.Approval"> & {
    * @generated from field: string external_entity_link = 13;
    */
   externalEntityLink: string;
+
+  /**
+   * After this the approval can no longer be answered (the job's deadline: the action's
+   * timeoutInMinutes, 7 days by default); the orchestrator then fails the action.
+   *
+   * @generated from field: google.protobuf.Timestamp expires_at = 14;
+   */
+  expiresAt?: Timestamp | undefined;
+
+  /**
+   * Webhook notification (configuration NotificationUrl): "" when none was asked for, else
+   * Pending (being delivered or retried), Sent, Failed (gave up) or Skipped (answered first).
+   *
+   * @generated from field: string notification_status = 15;
+   */
+  notificationStatus: string;
 };
 
 /**
@@ -98,6 +114,40 @@ export type Approval = Message<"sluice.v1.Approval"> & {
  */
 export const ApprovalSchema: GenMessage<Approval> = /*@__PURE__*/
   messageDesc(file_sluice_v1_approval_service, 0);
+
+/**
+ * @generated from message sluice.v1.GetApprovalRequest
+ */
+export type GetApprovalRequest = Message<"sluice.v1.GetApprovalRequest"> & {
+  /**
+   * @generated from field: string token = 1;
+   */
+  token: string;
+};
+
+/**
+ * Describes the message sluice.v1.GetApprovalRequest.
+ * Use `create(GetApprovalRequestSchema)` to create a new message.
+ */
+export const GetApprovalRequestSchema: GenMessage<GetApprovalRequest> = /*@__PURE__*/
+  messageDesc(file_sluice_v1_approval_service, 1);
+
+/**
+ * @generated from message sluice.v1.GetApprovalResponse
+ */
+export type GetApprovalResponse = Message<"sluice.v1.GetApprovalResponse"> & {
+  /**
+   * @generated from field: sluice.v1.Approval approval = 1;
+   */
+  approval?: Approval | undefined;
+};
+
+/**
+ * Describes the message sluice.v1.GetApprovalResponse.
+ * Use `create(GetApprovalResponseSchema)` to create a new message.
+ */
+export const GetApprovalResponseSchema: GenMessage<GetApprovalResponse> = /*@__PURE__*/
+  messageDesc(file_sluice_v1_approval_service, 2);
 
 /**
  * @generated from message sluice.v1.ListApprovalsRequest
@@ -129,7 +179,7 @@ export type ListApprovalsRequest = Message<"sluice.v1.ListApprovalsRequest"> & {
  * Use `create(ListApprovalsRequestSchema)` to create a new message.
  */
 export const ListApprovalsRequestSchema: GenMessage<ListApprovalsRequest> = /*@__PURE__*/
-  messageDesc(file_sluice_v1_approval_service, 1);
+  messageDesc(file_sluice_v1_approval_service, 3);
 
 /**
  * @generated from message sluice.v1.ListApprovalsResponse
@@ -151,7 +201,7 @@ export type ListApprovalsResponse = Message<"sluice.v1.ListApprovalsResponse"> &
  * Use `create(ListApprovalsResponseSchema)` to create a new message.
  */
 export const ListApprovalsResponseSchema: GenMessage<ListApprovalsResponse> = /*@__PURE__*/
-  messageDesc(file_sluice_v1_approval_service, 2);
+  messageDesc(file_sluice_v1_approval_service, 4);
 
 /**
  * Shared by PipelineService.PutApprovalResult and ApprovalService.PutApprovalResult.
@@ -192,7 +242,7 @@ export type PutApprovalResultRequest = Message<"sluice.v1.PutApprovalResultReque
  * Use `create(PutApprovalResultRequestSchema)` to create a new message.
  */
 export const PutApprovalResultRequestSchema: GenMessage<PutApprovalResultRequest> = /*@__PURE__*/
-  messageDesc(file_sluice_v1_approval_service, 3);
+  messageDesc(file_sluice_v1_approval_service, 5);
 
 /**
  * @generated from message sluice.v1.PutApprovalResultResponse
@@ -209,7 +259,7 @@ export type PutApprovalResultResponse = Message<"sluice.v1.PutApprovalResultResp
  * Use `create(PutApprovalResultResponseSchema)` to create a new message.
  */
 export const PutApprovalResultResponseSchema: GenMessage<PutApprovalResultResponse> = /*@__PURE__*/
-  messageDesc(file_sluice_v1_approval_service, 4);
+  messageDesc(file_sluice_v1_approval_service, 6);
 
 /**
  * Manual approvals. The approval service receives Approval jobs from the bus,
@@ -229,8 +279,8 @@ export const ApprovalService: GenService<{
     output: typeof ListApprovalsResponseSchema;
   },
   /**
-   * Answers an open approval. Errors: InvalidApprovalTokenException (unknown
-   * or stale token), ApprovalAlreadyCompletedException (already answered).
+   * Answers an open approval. Errors: InvalidApprovalTokenException (unknown,
+   * stale or expired token), ApprovalAlreadyCompletedException (already answered).
    *
    * @generated from rpc sluice.v1.ApprovalService.PutApprovalResult
    */
@@ -238,6 +288,16 @@ export const ApprovalService: GenService<{
     methodKind: "unary";
     input: typeof PutApprovalResultRequestSchema;
     output: typeof PutApprovalResultResponseSchema;
+  },
+  /**
+   * One approval by token, whatever its status. Errors: InvalidApprovalTokenException (unknown token).
+   *
+   * @generated from rpc sluice.v1.ApprovalService.GetApproval
+   */
+  getApproval: {
+    methodKind: "unary";
+    input: typeof GetApprovalRequestSchema;
+    output: typeof GetApprovalResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_sluice_v1_approval_service, 0);

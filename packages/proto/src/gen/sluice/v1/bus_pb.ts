@@ -8,7 +8,7 @@ import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { InputGrant, OutputGrant } from "./artifact_service_pb.js";
 import { file_sluice_v1_artifact_service } from "./artifact_service_pb.js";
-import type { ErrorDetails, ExecutionTrigger } from "./execution_pb.js";
+import type { ActionExecutionResult, ArtifactDetail, ErrorDetails, ExecutionTrigger } from "./execution_pb.js";
 import { file_sluice_v1_execution } from "./execution_pb.js";
 import type { ActionTypeId, EnvironmentVariable, OutputArtifact, PipelineDeclaration } from "./pipeline_pb.js";
 import { file_sluice_v1_pipeline } from "./pipeline_pb.js";
@@ -18,7 +18,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file sluice/v1/bus.proto.
  */
 export const file_sluice_v1_bus: GenFile = /*@__PURE__*/
-  fileDesc("ChNzbHVpY2UvdjEvYnVzLnByb3RvEglzbHVpY2UudjEixQUKA0pvYhIOCgZqb2JfaWQYASABKAkSGwoTYWN0aW9uX2V4ZWN1dGlvbl9pZBgCIAEoCRIPCgdhdHRlbXB0GAMgASgFEhUKDXBpcGVsaW5lX25hbWUYBCABKAkSGAoQcGlwZWxpbmVfdmVyc2lvbhgFIAEoBRIdChVwaXBlbGluZV9leGVjdXRpb25faWQYBiABKAkSEgoKc3RhZ2VfbmFtZRgHIAEoCRITCgthY3Rpb25fbmFtZRgIIAEoCRIvCg5hY3Rpb25fdHlwZV9pZBgJIAEoCzIXLnNsdWljZS52MS5BY3Rpb25UeXBlSWQSOAoNY29uZmlndXJhdGlvbhgKIAMoCzIhLnNsdWljZS52MS5Kb2IuQ29uZmlndXJhdGlvbkVudHJ5EhAKCGNvbW1hbmRzGAsgAygJEj0KFWVudmlyb25tZW50X3ZhcmlhYmxlcxgMIAMoCzIeLnNsdWljZS52MS5FbnZpcm9ubWVudFZhcmlhYmxlEhgKEG91dHB1dF92YXJpYWJsZXMYDSADKAkSJQoGaW5wdXRzGA4gAygLMhUuc2x1aWNlLnYxLklucHV0R3JhbnQSJwoHb3V0cHV0cxgPIAMoCzIWLnNsdWljZS52MS5PdXRwdXRHcmFudBIzChBvdXRwdXRfYXJ0aWZhY3RzGBAgAygLMhkuc2x1aWNlLnYxLk91dHB1dEFydGlmYWN0EiwKCGRlYWRsaW5lGBEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIXCg9zb3VyY2VfcmV2aXNpb24YEiABKAkSFgoOYXBwcm92YWxfdG9rZW4YEyABKAkSFwoPYXJ0aWZhY3RfYnVja2V0GBQgASgJGjQKEkNvbmZpZ3VyYXRpb25FbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIuQECglKb2JSZXN1bHQSDgoGam9iX2lkGAEgASgJEhsKE2FjdGlvbl9leGVjdXRpb25faWQYAiABKAkSDwoHYXR0ZW1wdBgDIAEoBRIVCg1waXBlbGluZV9uYW1lGAQgASgJEh0KFXBpcGVsaW5lX2V4ZWN1dGlvbl9pZBgFIAEoCRISCgpzdGFnZV9uYW1lGAYgASgJEhMKC2FjdGlvbl9uYW1lGAcgASgJEg4KBnN0YXR1cxgIIAEoCRIPCgdzdW1tYXJ5GAkgASgJEi4KDWVycm9yX2RldGFpbHMYCiABKAsyFy5zbHVpY2UudjEuRXJyb3JEZXRhaWxzEh0KFWV4dGVybmFsX2V4ZWN1dGlvbl9pZBgLIAEoCRIeChZleHRlcm5hbF9leGVjdXRpb25fdXJsGAwgASgJEjUKEG91dHB1dF9hcnRpZmFjdHMYDSADKAsyGy5zbHVpY2UudjEuUHJvZHVjZWRBcnRpZmFjdBJDChBvdXRwdXRfdmFyaWFibGVzGA4gAygLMikuc2x1aWNlLnYxLkpvYlJlc3VsdC5PdXRwdXRWYXJpYWJsZXNFbnRyeRIxCghyZXZpc2lvbhgPIAEoCzIfLnNsdWljZS52MS5Tb3VyY2VSZXZpc2lvbkRldGFpbBISCgp1cGRhdGVkX2J5GBAgASgJEi8KC2ZpbmlzaGVkX2F0GBEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBo2ChRPdXRwdXRWYXJpYWJsZXNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBInYKEFByb2R1Y2VkQXJ0aWZhY3QSDAoEbmFtZRgBIAEoCRITCgthcnRpZmFjdF9pZBgCIAEoCRIOCgZidWNrZXQYAyABKAkSCwoDa2V5GAQgASgJEg4KBnNoYTI1NhgFIAEoCRISCgpzaXplX2J5dGVzGAYgASgDIpgBChRTb3VyY2VSZXZpc2lvbkRldGFpbBITCgtyZXZpc2lvbl9pZBgBIAEoCRIYChByZXZpc2lvbl9zdW1tYXJ5GAIgASgJEisKB2NyZWF0ZWQYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg4KBmJyYW5jaBgEIAEoCRIUCgxyZXZpc2lvbl91cmwYBSABKAkitQEKDVNvdXJjZUNoYW5nZWQSEAoIZXZlbnRfaWQYASABKAkSFQoNcGlwZWxpbmVfbmFtZRgCIAEoCRIaChJzb3VyY2VfYWN0aW9uX25hbWUYAyABKAkSMQoIcmV2aXNpb24YBCABKAsyHy5zbHVpY2UudjEuU291cmNlUmV2aXNpb25EZXRhaWwSFAoMdHJpZ2dlcl90eXBlGAUgASgJEhYKDnRyaWdnZXJfZGV0YWlsGAYgASgJIpoDChBTdGF0ZUNoYW5nZUV2ZW50EhAKCGV2ZW50X2lkGAEgASgJEhMKC2RldGFpbF90eXBlGAIgASgJEigKBHRpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhAKCHBpcGVsaW5lGAQgASgJEhQKDGV4ZWN1dGlvbl9pZBgFIAEoCRIPCgd2ZXJzaW9uGAYgASgFEg0KBXN0YWdlGAcgASgJEg4KBmFjdGlvbhgIIAEoCRINCgVzdGF0ZRgJIAEoCRI2ChFleGVjdXRpb25fdHJpZ2dlchgKIAEoCzIbLnNsdWljZS52MS5FeGVjdXRpb25UcmlnZ2VyEiUKBHR5cGUYCyABKAsyFy5zbHVpY2UudjEuQWN0aW9uVHlwZUlkEjoKEGV4ZWN1dGlvbl9yZXN1bHQYDCABKAsyIC5zbHVpY2UudjEuQWN0aW9uRXhlY3V0aW9uUmVzdWx0EjMKC2RlY2xhcmF0aW9uGA0gASgLMh4uc2x1aWNlLnYxLlBpcGVsaW5lRGVjbGFyYXRpb24ijgEKFUFjdGlvbkV4ZWN1dGlvblJlc3VsdBIdChVleHRlcm5hbF9leGVjdXRpb25faWQYASABKAkSIgoaZXh0ZXJuYWxfZXhlY3V0aW9uX3N1bW1hcnkYAiABKAkSHgoWZXh0ZXJuYWxfZXhlY3V0aW9uX3VybBgDIAEoCRISCgplcnJvcl9jb2RlGAQgASgJIqIBCgpEZWFkTGV0dGVyEg4KBnN0cmVhbRgBIAEoCRIPCgdzdWJqZWN0GAIgASgJEhcKD3N0cmVhbV9zZXF1ZW5jZRgDIAEoBBISCgpkZWxpdmVyaWVzGAQgASgNEg4KBnJlYXNvbhgFIAEoCRIMCgRkYXRhGAYgASgMEigKBHRpbWUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wYgZwcm90bzM", [file_google_protobuf_timestamp, file_sluice_v1_artifact_service, file_sluice_v1_execution, file_sluice_v1_pipeline]);
+  fileDesc("ChNzbHVpY2UvdjEvYnVzLnByb3RvEglzbHVpY2UudjEixQUKA0pvYhIOCgZqb2JfaWQYASABKAkSGwoTYWN0aW9uX2V4ZWN1dGlvbl9pZBgCIAEoCRIPCgdhdHRlbXB0GAMgASgFEhUKDXBpcGVsaW5lX25hbWUYBCABKAkSGAoQcGlwZWxpbmVfdmVyc2lvbhgFIAEoBRIdChVwaXBlbGluZV9leGVjdXRpb25faWQYBiABKAkSEgoKc3RhZ2VfbmFtZRgHIAEoCRITCgthY3Rpb25fbmFtZRgIIAEoCRIvCg5hY3Rpb25fdHlwZV9pZBgJIAEoCzIXLnNsdWljZS52MS5BY3Rpb25UeXBlSWQSOAoNY29uZmlndXJhdGlvbhgKIAMoCzIhLnNsdWljZS52MS5Kb2IuQ29uZmlndXJhdGlvbkVudHJ5EhAKCGNvbW1hbmRzGAsgAygJEj0KFWVudmlyb25tZW50X3ZhcmlhYmxlcxgMIAMoCzIeLnNsdWljZS52MS5FbnZpcm9ubWVudFZhcmlhYmxlEhgKEG91dHB1dF92YXJpYWJsZXMYDSADKAkSJQoGaW5wdXRzGA4gAygLMhUuc2x1aWNlLnYxLklucHV0R3JhbnQSJwoHb3V0cHV0cxgPIAMoCzIWLnNsdWljZS52MS5PdXRwdXRHcmFudBIzChBvdXRwdXRfYXJ0aWZhY3RzGBAgAygLMhkuc2x1aWNlLnYxLk91dHB1dEFydGlmYWN0EiwKCGRlYWRsaW5lGBEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIXCg9zb3VyY2VfcmV2aXNpb24YEiABKAkSFgoOYXBwcm92YWxfdG9rZW4YEyABKAkSFwoPYXJ0aWZhY3RfYnVja2V0GBQgASgJGjQKEkNvbmZpZ3VyYXRpb25FbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIuQECglKb2JSZXN1bHQSDgoGam9iX2lkGAEgASgJEhsKE2FjdGlvbl9leGVjdXRpb25faWQYAiABKAkSDwoHYXR0ZW1wdBgDIAEoBRIVCg1waXBlbGluZV9uYW1lGAQgASgJEh0KFXBpcGVsaW5lX2V4ZWN1dGlvbl9pZBgFIAEoCRISCgpzdGFnZV9uYW1lGAYgASgJEhMKC2FjdGlvbl9uYW1lGAcgASgJEg4KBnN0YXR1cxgIIAEoCRIPCgdzdW1tYXJ5GAkgASgJEi4KDWVycm9yX2RldGFpbHMYCiABKAsyFy5zbHVpY2UudjEuRXJyb3JEZXRhaWxzEh0KFWV4dGVybmFsX2V4ZWN1dGlvbl9pZBgLIAEoCRIeChZleHRlcm5hbF9leGVjdXRpb25fdXJsGAwgASgJEjUKEG91dHB1dF9hcnRpZmFjdHMYDSADKAsyGy5zbHVpY2UudjEuUHJvZHVjZWRBcnRpZmFjdBJDChBvdXRwdXRfdmFyaWFibGVzGA4gAygLMikuc2x1aWNlLnYxLkpvYlJlc3VsdC5PdXRwdXRWYXJpYWJsZXNFbnRyeRIxCghyZXZpc2lvbhgPIAEoCzIfLnNsdWljZS52MS5Tb3VyY2VSZXZpc2lvbkRldGFpbBISCgp1cGRhdGVkX2J5GBAgASgJEi8KC2ZpbmlzaGVkX2F0GBEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBo2ChRPdXRwdXRWYXJpYWJsZXNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBInYKEFByb2R1Y2VkQXJ0aWZhY3QSDAoEbmFtZRgBIAEoCRITCgthcnRpZmFjdF9pZBgCIAEoCRIOCgZidWNrZXQYAyABKAkSCwoDa2V5GAQgASgJEg4KBnNoYTI1NhgFIAEoCRISCgpzaXplX2J5dGVzGAYgASgDIpgBChRTb3VyY2VSZXZpc2lvbkRldGFpbBITCgtyZXZpc2lvbl9pZBgBIAEoCRIYChByZXZpc2lvbl9zdW1tYXJ5GAIgASgJEisKB2NyZWF0ZWQYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg4KBmJyYW5jaBgEIAEoCRIUCgxyZXZpc2lvbl91cmwYBSABKAkitQEKDVNvdXJjZUNoYW5nZWQSEAoIZXZlbnRfaWQYASABKAkSFQoNcGlwZWxpbmVfbmFtZRgCIAEoCRIaChJzb3VyY2VfYWN0aW9uX25hbWUYAyABKAkSMQoIcmV2aXNpb24YBCABKAsyHy5zbHVpY2UudjEuU291cmNlUmV2aXNpb25EZXRhaWwSFAoMdHJpZ2dlcl90eXBlGAUgASgJEhYKDnRyaWdnZXJfZGV0YWlsGAYgASgJItgEChBTdGF0ZUNoYW5nZUV2ZW50EhAKCGV2ZW50X2lkGAEgASgJEhMKC2RldGFpbF90eXBlGAIgASgJEigKBHRpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhAKCHBpcGVsaW5lGAQgASgJEhQKDGV4ZWN1dGlvbl9pZBgFIAEoCRIPCgd2ZXJzaW9uGAYgASgFEg0KBXN0YWdlGAcgASgJEg4KBmFjdGlvbhgIIAEoCRINCgVzdGF0ZRgJIAEoCRI2ChFleGVjdXRpb25fdHJpZ2dlchgKIAEoCzIbLnNsdWljZS52MS5FeGVjdXRpb25UcmlnZ2VyEiUKBHR5cGUYCyABKAsyFy5zbHVpY2UudjEuQWN0aW9uVHlwZUlkEjoKEGV4ZWN1dGlvbl9yZXN1bHQYDCABKAsyIC5zbHVpY2UudjEuQWN0aW9uRXhlY3V0aW9uUmVzdWx0EjMKC2RlY2xhcmF0aW9uGA0gASgLMh4uc2x1aWNlLnYxLlBpcGVsaW5lRGVjbGFyYXRpb24SHwoXc3RvcF9leGVjdXRpb25fY29tbWVudHMYDiABKAkSIgoacGlwZWxpbmVfZXhlY3V0aW9uX2F0dGVtcHQYDyABKAUSDgoGcmVnaW9uGBAgASgJEjIKD2lucHV0X2FydGlmYWN0cxgRIAMoCzIZLnNsdWljZS52MS5BcnRpZmFjdERldGFpbBIzChBvdXRwdXRfYXJ0aWZhY3RzGBIgAygLMhkuc2x1aWNlLnYxLkFydGlmYWN0RGV0YWlsIqIBCgpEZWFkTGV0dGVyEg4KBnN0cmVhbRgBIAEoCRIPCgdzdWJqZWN0GAIgASgJEhcKD3N0cmVhbV9zZXF1ZW5jZRgDIAEoBBISCgpkZWxpdmVyaWVzGAQgASgNEg4KBnJlYXNvbhgFIAEoCRIMCgRkYXRhGAYgASgMEigKBHRpbWUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIl8KCUNhbmNlbEpvYhIOCgZqb2JfaWQYASABKAkSGwoTYWN0aW9uX2V4ZWN1dGlvbl9pZBgCIAEoCRIVCg1waXBlbGluZV9uYW1lGAMgASgJEg4KBnJlYXNvbhgEIAEoCWIGcHJvdG8z", [file_google_protobuf_timestamp, file_sluice_v1_artifact_service, file_sluice_v1_execution, file_sluice_v1_pipeline]);
 
 /**
  * SLUICE_JOBS, subject sluice.jobs.<pool>.<category>.<provider>: one attempt of one action.
@@ -459,6 +459,43 @@ export type StateChangeEvent = Message<"sluice.v1.StateChangeEvent"> & {
    * @generated from field: sluice.v1.PipelineDeclaration declaration = 13;
    */
   declaration?: PipelineDeclaration | undefined;
+
+  /**
+   * Pipeline STOPPING/STOPPED: the reason given to StopPipelineExecution
+   * (EventBridge `stop-execution-comments`).
+   *
+   * @generated from field: string stop_execution_comments = 14;
+   */
+  stopExecutionComments: string;
+
+  /**
+   * Pipeline and stage events: 1 + the number of times a retry resumed the execution
+   * (EventBridge `pipeline-execution-attempt`); 0 = not reported.
+   *
+   * @generated from field: int32 pipeline_execution_attempt = 15;
+   */
+  pipelineExecutionAttempt: number;
+
+  /**
+   * Action events: the region the action ran in (always the local one, "local" by default).
+   *
+   * @generated from field: string region = 16;
+   */
+  region: string;
+
+  /**
+   * Action events: the artifacts the action consumed (EventBridge `input-artifacts`).
+   *
+   * @generated from field: repeated sluice.v1.ArtifactDetail input_artifacts = 17;
+   */
+  inputArtifacts: ArtifactDetail[];
+
+  /**
+   * Action events: the artifacts the action produced (EventBridge `output-artifacts`).
+   *
+   * @generated from field: repeated sluice.v1.ArtifactDetail output_artifacts = 18;
+   */
+  outputArtifacts: ArtifactDetail[];
 };
 
 /**
@@ -467,38 +504,6 @@ export type StateChangeEvent = Message<"sluice.v1.StateChangeEvent"> & {
  */
 export const StateChangeEventSchema: GenMessage<StateChangeEvent> = /*@__PURE__*/
   messageDesc(file_sluice_v1_bus, 5);
-
-/**
- * @generated from message sluice.v1.ActionExecutionResult
- */
-export type ActionExecutionResult = Message<"sluice.v1.ActionExecutionResult"> & {
-  /**
-   * @generated from field: string external_execution_id = 1;
-   */
-  externalExecutionId: string;
-
-  /**
-   * @generated from field: string external_execution_summary = 2;
-   */
-  externalExecutionSummary: string;
-
-  /**
-   * @generated from field: string external_execution_url = 3;
-   */
-  externalExecutionUrl: string;
-
-  /**
-   * @generated from field: string error_code = 4;
-   */
-  errorCode: string;
-};
-
-/**
- * Describes the message sluice.v1.ActionExecutionResult.
- * Use `create(ActionExecutionResultSchema)` to create a new message.
- */
-export const ActionExecutionResultSchema: GenMessage<ActionExecutionResult> = /*@__PURE__*/
-  messageDesc(file_sluice_v1_bus, 6);
 
 /**
  * Published to sluice.dlq.<stream> when a message cannot be handled.
@@ -547,5 +552,49 @@ export type DeadLetter = Message<"sluice.v1.DeadLetter"> & {
  * Use `create(DeadLetterSchema)` to create a new message.
  */
 export const DeadLetterSchema: GenMessage<DeadLetter> = /*@__PURE__*/
+  messageDesc(file_sluice_v1_bus, 6);
+
+/**
+ * Core NATS (no JetStream), subject sluice.control.cancel: asks the runner that runs a job to
+ * kill it (its process group) and report the result as usual. A runner that misses the message
+ * still stops the job at its deadline, so at-most-once delivery is enough.
+ *
+ * @generated from message sluice.v1.CancelJob
+ */
+export type CancelJob = Message<"sluice.v1.CancelJob"> & {
+  /**
+   * The job to cancel ("<actionExecutionId>:<attempt>", as in Job.job_id).
+   *
+   * @generated from field: string job_id = 1;
+   */
+  jobId: string;
+
+  /**
+   * The action execution the job belongs to.
+   *
+   * @generated from field: string action_execution_id = 2;
+   */
+  actionExecutionId: string;
+
+  /**
+   * Pipeline of the job, for logs and filtering.
+   *
+   * @generated from field: string pipeline_name = 3;
+   */
+  pipelineName: string;
+
+  /**
+   * Why the job is cancelled (e.g. "execution abandoned: <stop reason>", "timed out").
+   *
+   * @generated from field: string reason = 4;
+   */
+  reason: string;
+};
+
+/**
+ * Describes the message sluice.v1.CancelJob.
+ * Use `create(CancelJobSchema)` to create a new message.
+ */
+export const CancelJobSchema: GenMessage<CancelJob> = /*@__PURE__*/
   messageDesc(file_sluice_v1_bus, 7);
 

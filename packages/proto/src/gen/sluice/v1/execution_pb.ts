@@ -6,13 +6,15 @@ import type { GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
+import type { ActionTypeId } from "./pipeline_pb.js";
+import { file_sluice_v1_pipeline } from "./pipeline_pb.js";
 import type { Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file sluice/v1/execution.proto.
  */
 export const file_sluice_v1_execution: GenFile = /*@__PURE__*/
-  fileDesc("ChlzbHVpY2UvdjEvZXhlY3V0aW9uLnByb3RvEglzbHVpY2UudjEiogIKEVBpcGVsaW5lRXhlY3V0aW9uEhUKDXBpcGVsaW5lX25hbWUYASABKAkSGAoQcGlwZWxpbmVfdmVyc2lvbhgCIAEoBRIdChVwaXBlbGluZV9leGVjdXRpb25faWQYAyABKAkSDgoGc3RhdHVzGAQgASgJEhYKDnN0YXR1c19zdW1tYXJ5GAUgASgJEjcKEmFydGlmYWN0X3JldmlzaW9ucxgGIAMoCzIbLnNsdWljZS52MS5BcnRpZmFjdFJldmlzaW9uEiwKB3RyaWdnZXIYByABKAsyGy5zbHVpY2UudjEuRXhlY3V0aW9uVHJpZ2dlchIWCg5leGVjdXRpb25fbW9kZRgIIAEoCRIWCg5leGVjdXRpb25fdHlwZRgJIAEoCSLaAgoYUGlwZWxpbmVFeGVjdXRpb25TdW1tYXJ5Eh0KFXBpcGVsaW5lX2V4ZWN1dGlvbl9pZBgBIAEoCRIOCgZzdGF0dXMYAiABKAkSFgoOc3RhdHVzX3N1bW1hcnkYAyABKAkSLgoKc3RhcnRfdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASNAoQbGFzdF91cGRhdGVfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMwoQc291cmNlX3JldmlzaW9ucxgGIAMoCzIZLnNsdWljZS52MS5Tb3VyY2VSZXZpc2lvbhIsCgd0cmlnZ2VyGAcgASgLMhsuc2x1aWNlLnYxLkV4ZWN1dGlvblRyaWdnZXISFgoOZXhlY3V0aW9uX21vZGUYCCABKAkSFgoOZXhlY3V0aW9uX3R5cGUYCSABKAkitgEKEEFydGlmYWN0UmV2aXNpb24SDAoEbmFtZRgBIAEoCRITCgtyZXZpc2lvbl9pZBgCIAEoCRIiChpyZXZpc2lvbl9jaGFuZ2VfaWRlbnRpZmllchgDIAEoCRIYChByZXZpc2lvbl9zdW1tYXJ5GAQgASgJEisKB2NyZWF0ZWQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhQKDHJldmlzaW9uX3VybBgGIAEoCSJqCg5Tb3VyY2VSZXZpc2lvbhITCgthY3Rpb25fbmFtZRgBIAEoCRITCgtyZXZpc2lvbl9pZBgCIAEoCRIYChByZXZpc2lvbl9zdW1tYXJ5GAMgASgJEhQKDHJldmlzaW9uX3VybBgEIAEoCSJAChBFeGVjdXRpb25UcmlnZ2VyEhQKDHRyaWdnZXJfdHlwZRgBIAEoCRIWCg50cmlnZ2VyX2RldGFpbBgCIAEoCSL4AQoKU3RhZ2VTdGF0ZRISCgpzdGFnZV9uYW1lGAEgASgJEjQKEWluYm91bmRfZXhlY3V0aW9uGAIgASgLMhkuc2x1aWNlLnYxLlN0YWdlRXhlY3V0aW9uEjwKGGluYm91bmRfdHJhbnNpdGlvbl9zdGF0ZRgDIAEoCzIaLnNsdWljZS52MS5UcmFuc2l0aW9uU3RhdGUSLQoNYWN0aW9uX3N0YXRlcxgEIAMoCzIWLnNsdWljZS52MS5BY3Rpb25TdGF0ZRIzChBsYXRlc3RfZXhlY3V0aW9uGAUgASgLMhkuc2x1aWNlLnYxLlN0YWdlRXhlY3V0aW9uIk0KDlN0YWdlRXhlY3V0aW9uEh0KFXBpcGVsaW5lX2V4ZWN1dGlvbl9pZBgBIAEoCRIOCgZzdGF0dXMYAiABKAkSDAoEdHlwZRgDIAEoCSKJAQoPVHJhbnNpdGlvblN0YXRlEg8KB2VuYWJsZWQYASABKAgSFwoPbGFzdF9jaGFuZ2VkX2J5GAIgASgJEjMKD2xhc3RfY2hhbmdlZF9hdBgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFwoPZGlzYWJsZWRfcmVhc29uGAQgASgJIrcBCgtBY3Rpb25TdGF0ZRITCgthY3Rpb25fbmFtZRgBIAEoCRIzChBjdXJyZW50X3JldmlzaW9uGAIgASgLMhkuc2x1aWNlLnYxLkFjdGlvblJldmlzaW9uEjQKEGxhdGVzdF9leGVjdXRpb24YAyABKAsyGi5zbHVpY2UudjEuQWN0aW9uRXhlY3V0aW9uEhIKCmVudGl0eV91cmwYBCABKAkSFAoMcmV2aXNpb25fdXJsGAUgASgJIm4KDkFjdGlvblJldmlzaW9uEhMKC3JldmlzaW9uX2lkGAEgASgJEhoKEnJldmlzaW9uX2NoYW5nZV9pZBgCIAEoCRIrCgdjcmVhdGVkGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCLSAgoPQWN0aW9uRXhlY3V0aW9uEhsKE2FjdGlvbl9leGVjdXRpb25faWQYASABKAkSDgoGc3RhdHVzGAIgASgJEg8KB3N1bW1hcnkYAyABKAkSNgoSbGFzdF9zdGF0dXNfY2hhbmdlGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBINCgV0b2tlbhgFIAEoCRIXCg9sYXN0X3VwZGF0ZWRfYnkYBiABKAkSHQoVZXh0ZXJuYWxfZXhlY3V0aW9uX2lkGAcgASgJEh4KFmV4dGVybmFsX2V4ZWN1dGlvbl91cmwYCCABKAkSHQoQcGVyY2VudF9jb21wbGV0ZRgJIAEoBUgAiAEBEi4KDWVycm9yX2RldGFpbHMYCiABKAsyFy5zbHVpY2UudjEuRXJyb3JEZXRhaWxzQhMKEV9wZXJjZW50X2NvbXBsZXRlIi0KDEVycm9yRGV0YWlscxIMCgRjb2RlGAEgASgJEg8KB21lc3NhZ2UYAiABKAkiMQoOQXBwcm92YWxSZXN1bHQSDwoHc3VtbWFyeRgBIAEoCRIOCgZzdGF0dXMYAiABKAliBnByb3RvMw", [file_google_protobuf_timestamp]);
+  fileDesc("ChlzbHVpY2UvdjEvZXhlY3V0aW9uLnByb3RvEglzbHVpY2UudjEikQMKEVBpcGVsaW5lRXhlY3V0aW9uEhUKDXBpcGVsaW5lX25hbWUYASABKAkSGAoQcGlwZWxpbmVfdmVyc2lvbhgCIAEoBRIdChVwaXBlbGluZV9leGVjdXRpb25faWQYAyABKAkSDgoGc3RhdHVzGAQgASgJEhYKDnN0YXR1c19zdW1tYXJ5GAUgASgJEjcKEmFydGlmYWN0X3JldmlzaW9ucxgGIAMoCzIbLnNsdWljZS52MS5BcnRpZmFjdFJldmlzaW9uEiwKB3RyaWdnZXIYByABKAsyGy5zbHVpY2UudjEuRXhlY3V0aW9uVHJpZ2dlchIWCg5leGVjdXRpb25fbW9kZRgIIAEoCRIWCg5leGVjdXRpb25fdHlwZRgJIAEoCRI2Cgl2YXJpYWJsZXMYCiADKAsyIy5zbHVpY2UudjEuUmVzb2x2ZWRQaXBlbGluZVZhcmlhYmxlEjUKDHN0b3BfdHJpZ2dlchgLIAEoCzIfLnNsdWljZS52MS5TdG9wRXhlY3V0aW9uVHJpZ2dlciJAChhSZXNvbHZlZFBpcGVsaW5lVmFyaWFibGUSDAoEbmFtZRgBIAEoCRIWCg5yZXNvbHZlZF92YWx1ZRgCIAEoCSImChRTdG9wRXhlY3V0aW9uVHJpZ2dlchIOCgZyZWFzb24YASABKAkikQMKGFBpcGVsaW5lRXhlY3V0aW9uU3VtbWFyeRIdChVwaXBlbGluZV9leGVjdXRpb25faWQYASABKAkSDgoGc3RhdHVzGAIgASgJEhYKDnN0YXR1c19zdW1tYXJ5GAMgASgJEi4KCnN0YXJ0X3RpbWUYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjQKEGxhc3RfdXBkYXRlX3RpbWUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjMKEHNvdXJjZV9yZXZpc2lvbnMYBiADKAsyGS5zbHVpY2UudjEuU291cmNlUmV2aXNpb24SLAoHdHJpZ2dlchgHIAEoCzIbLnNsdWljZS52MS5FeGVjdXRpb25UcmlnZ2VyEhYKDmV4ZWN1dGlvbl9tb2RlGAggASgJEhYKDmV4ZWN1dGlvbl90eXBlGAkgASgJEjUKDHN0b3BfdHJpZ2dlchgKIAEoCzIfLnNsdWljZS52MS5TdG9wRXhlY3V0aW9uVHJpZ2dlciK2AQoQQXJ0aWZhY3RSZXZpc2lvbhIMCgRuYW1lGAEgASgJEhMKC3JldmlzaW9uX2lkGAIgASgJEiIKGnJldmlzaW9uX2NoYW5nZV9pZGVudGlmaWVyGAMgASgJEhgKEHJldmlzaW9uX3N1bW1hcnkYBCABKAkSKwoHY3JlYXRlZBgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFAoMcmV2aXNpb25fdXJsGAYgASgJImoKDlNvdXJjZVJldmlzaW9uEhMKC2FjdGlvbl9uYW1lGAEgASgJEhMKC3JldmlzaW9uX2lkGAIgASgJEhgKEHJldmlzaW9uX3N1bW1hcnkYAyABKAkSFAoMcmV2aXNpb25fdXJsGAQgASgJIkAKEEV4ZWN1dGlvblRyaWdnZXISFAoMdHJpZ2dlcl90eXBlGAEgASgJEhYKDnRyaWdnZXJfZGV0YWlsGAIgASgJIuwCCgpTdGFnZVN0YXRlEhIKCnN0YWdlX25hbWUYASABKAkSNAoRaW5ib3VuZF9leGVjdXRpb24YAiABKAsyGS5zbHVpY2UudjEuU3RhZ2VFeGVjdXRpb24SPAoYaW5ib3VuZF90cmFuc2l0aW9uX3N0YXRlGAMgASgLMhouc2x1aWNlLnYxLlRyYW5zaXRpb25TdGF0ZRItCg1hY3Rpb25fc3RhdGVzGAQgAygLMhYuc2x1aWNlLnYxLkFjdGlvblN0YXRlEjMKEGxhdGVzdF9leGVjdXRpb24YBSABKAsyGS5zbHVpY2UudjEuU3RhZ2VFeGVjdXRpb24SNQoSaW5ib3VuZF9leGVjdXRpb25zGAYgAygLMhkuc2x1aWNlLnYxLlN0YWdlRXhlY3V0aW9uEjsKFHJldHJ5X3N0YWdlX21ldGFkYXRhGAcgASgLMh0uc2x1aWNlLnYxLlJldHJ5U3RhZ2VNZXRhZGF0YSJ4ChJSZXRyeVN0YWdlTWV0YWRhdGESIAoYYXV0b19zdGFnZV9yZXRyeV9hdHRlbXB0GAEgASgFEiIKGm1hbnVhbF9zdGFnZV9yZXRyeV9hdHRlbXB0GAIgASgFEhwKFGxhdGVzdF9yZXRyeV90cmlnZ2VyGAMgASgJIk0KDlN0YWdlRXhlY3V0aW9uEh0KFXBpcGVsaW5lX2V4ZWN1dGlvbl9pZBgBIAEoCRIOCgZzdGF0dXMYAiABKAkSDAoEdHlwZRgDIAEoCSKJAQoPVHJhbnNpdGlvblN0YXRlEg8KB2VuYWJsZWQYASABKAgSFwoPbGFzdF9jaGFuZ2VkX2J5GAIgASgJEjMKD2xhc3RfY2hhbmdlZF9hdBgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFwoPZGlzYWJsZWRfcmVhc29uGAQgASgJIrcBCgtBY3Rpb25TdGF0ZRITCgthY3Rpb25fbmFtZRgBIAEoCRIzChBjdXJyZW50X3JldmlzaW9uGAIgASgLMhkuc2x1aWNlLnYxLkFjdGlvblJldmlzaW9uEjQKEGxhdGVzdF9leGVjdXRpb24YAyABKAsyGi5zbHVpY2UudjEuQWN0aW9uRXhlY3V0aW9uEhIKCmVudGl0eV91cmwYBCABKAkSFAoMcmV2aXNpb25fdXJsGAUgASgJIm4KDkFjdGlvblJldmlzaW9uEhMKC3JldmlzaW9uX2lkGAEgASgJEhoKEnJldmlzaW9uX2NoYW5nZV9pZBgCIAEoCRIrCgdjcmVhdGVkGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCLSAgoPQWN0aW9uRXhlY3V0aW9uEhsKE2FjdGlvbl9leGVjdXRpb25faWQYASABKAkSDgoGc3RhdHVzGAIgASgJEg8KB3N1bW1hcnkYAyABKAkSNgoSbGFzdF9zdGF0dXNfY2hhbmdlGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBINCgV0b2tlbhgFIAEoCRIXCg9sYXN0X3VwZGF0ZWRfYnkYBiABKAkSHQoVZXh0ZXJuYWxfZXhlY3V0aW9uX2lkGAcgASgJEh4KFmV4dGVybmFsX2V4ZWN1dGlvbl91cmwYCCABKAkSHQoQcGVyY2VudF9jb21wbGV0ZRgJIAEoBUgAiAEBEi4KDWVycm9yX2RldGFpbHMYCiABKAsyFy5zbHVpY2UudjEuRXJyb3JEZXRhaWxzQhMKEV9wZXJjZW50X2NvbXBsZXRlIi0KDEVycm9yRGV0YWlscxIMCgRjb2RlGAEgASgJEg8KB21lc3NhZ2UYAiABKAkiMQoOQXBwcm92YWxSZXN1bHQSDwoHc3VtbWFyeRgBIAEoCRIOCgZzdGF0dXMYAiABKAkiggMKFUFjdGlvbkV4ZWN1dGlvbkRldGFpbBIdChVwaXBlbGluZV9leGVjdXRpb25faWQYASABKAkSGwoTYWN0aW9uX2V4ZWN1dGlvbl9pZBgCIAEoCRIYChBwaXBlbGluZV92ZXJzaW9uGAMgASgFEhIKCnN0YWdlX25hbWUYBCABKAkSEwoLYWN0aW9uX25hbWUYBSABKAkSLgoKc3RhcnRfdGltZRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASNAoQbGFzdF91cGRhdGVfdGltZRgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEgoKdXBkYXRlZF9ieRgIIAEoCRIOCgZzdGF0dXMYCSABKAkSLgoFaW5wdXQYCiABKAsyHy5zbHVpY2UudjEuQWN0aW9uRXhlY3V0aW9uSW5wdXQSMAoGb3V0cHV0GAsgASgLMiAuc2x1aWNlLnYxLkFjdGlvbkV4ZWN1dGlvbk91dHB1dCLLAwoUQWN0aW9uRXhlY3V0aW9uSW5wdXQSLwoOYWN0aW9uX3R5cGVfaWQYASABKAsyFy5zbHVpY2UudjEuQWN0aW9uVHlwZUlkEkkKDWNvbmZpZ3VyYXRpb24YAiADKAsyMi5zbHVpY2UudjEuQWN0aW9uRXhlY3V0aW9uSW5wdXQuQ29uZmlndXJhdGlvbkVudHJ5EloKFnJlc29sdmVkX2NvbmZpZ3VyYXRpb24YAyADKAsyOi5zbHVpY2UudjEuQWN0aW9uRXhlY3V0aW9uSW5wdXQuUmVzb2x2ZWRDb25maWd1cmF0aW9uRW50cnkSEAoIcm9sZV9hcm4YBCABKAkSDgoGcmVnaW9uGAUgASgJEjIKD2lucHV0X2FydGlmYWN0cxgGIAMoCzIZLnNsdWljZS52MS5BcnRpZmFjdERldGFpbBIRCgluYW1lc3BhY2UYByABKAkaNAoSQ29uZmlndXJhdGlvbkVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEaPAoaUmVzb2x2ZWRDb25maWd1cmF0aW9uRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASKRAgoVQWN0aW9uRXhlY3V0aW9uT3V0cHV0EjMKEG91dHB1dF9hcnRpZmFjdHMYASADKAsyGS5zbHVpY2UudjEuQXJ0aWZhY3REZXRhaWwSOgoQZXhlY3V0aW9uX3Jlc3VsdBgCIAEoCzIgLnNsdWljZS52MS5BY3Rpb25FeGVjdXRpb25SZXN1bHQSTwoQb3V0cHV0X3ZhcmlhYmxlcxgDIAMoCzI1LnNsdWljZS52MS5BY3Rpb25FeGVjdXRpb25PdXRwdXQuT3V0cHV0VmFyaWFibGVzRW50cnkaNgoUT3V0cHV0VmFyaWFibGVzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASLkAQoVQWN0aW9uRXhlY3V0aW9uUmVzdWx0Eh0KFWV4dGVybmFsX2V4ZWN1dGlvbl9pZBgBIAEoCRIiChpleHRlcm5hbF9leGVjdXRpb25fc3VtbWFyeRgCIAEoCRIeChZleHRlcm5hbF9leGVjdXRpb25fdXJsGAMgASgJEhIKCmVycm9yX2NvZGUYBCABKAkSLgoNZXJyb3JfZGV0YWlscxgFIAEoCzIXLnNsdWljZS52MS5FcnJvckRldGFpbHMSJAoObG9nX3N0cmVhbV9hcm4YBiABKAlSDGxvZ1N0cmVhbUFSTiJJCg5BcnRpZmFjdERldGFpbBIMCgRuYW1lGAEgASgJEikKCnMzbG9jYXRpb24YAiABKAsyFS5zbHVpY2UudjEuUzNMb2NhdGlvbiIpCgpTM0xvY2F0aW9uEg4KBmJ1Y2tldBgBIAEoCRILCgNrZXkYAiABKAliBnByb3RvMw", [file_google_protobuf_timestamp, file_sluice_v1_pipeline]);
 
 /**
  * @generated from message sluice.v1.PipelineExecution
@@ -66,6 +68,22 @@ export type PipelineExecution = Message<"sluice.v1.PipelineExecution"> & {
    * @generated from field: string execution_type = 9;
    */
   executionType: string;
+
+  /**
+   * The pipeline variables of this execution with their resolved values
+   * (start override, else the declared default), in declaration order.
+   *
+   * @generated from field: repeated sluice.v1.ResolvedPipelineVariable variables = 10;
+   */
+  variables: ResolvedPipelineVariable[];
+
+  /**
+   * Sluice extension (AWS reports it only in the summary): set once
+   * StopPipelineExecution was called for this execution.
+   *
+   * @generated from field: sluice.v1.StopExecutionTrigger stop_trigger = 11;
+   */
+  stopTrigger?: StopExecutionTrigger | undefined;
 };
 
 /**
@@ -74,6 +92,55 @@ export type PipelineExecution = Message<"sluice.v1.PipelineExecution"> & {
  */
 export const PipelineExecutionSchema: GenMessage<PipelineExecution> = /*@__PURE__*/
   messageDesc(file_sluice_v1_execution, 0);
+
+/**
+ * A pipeline variable as one execution resolved it (AWS ResolvedPipelineVariable).
+ *
+ * @generated from message sluice.v1.ResolvedPipelineVariable
+ */
+export type ResolvedPipelineVariable = Message<"sluice.v1.ResolvedPipelineVariable"> & {
+  /**
+   * The declared variable's name.
+   *
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * The value `#{variables.<name>}` resolved to in this execution.
+   *
+   * @generated from field: string resolved_value = 2;
+   */
+  resolvedValue: string;
+};
+
+/**
+ * Describes the message sluice.v1.ResolvedPipelineVariable.
+ * Use `create(ResolvedPipelineVariableSchema)` to create a new message.
+ */
+export const ResolvedPipelineVariableSchema: GenMessage<ResolvedPipelineVariable> = /*@__PURE__*/
+  messageDesc(file_sluice_v1_execution, 1);
+
+/**
+ * Why an execution was stopped (AWS StopExecutionTrigger).
+ *
+ * @generated from message sluice.v1.StopExecutionTrigger
+ */
+export type StopExecutionTrigger = Message<"sluice.v1.StopExecutionTrigger"> & {
+  /**
+   * The reason given to StopPipelineExecution (0-200 chars).
+   *
+   * @generated from field: string reason = 1;
+   */
+  reason: string;
+};
+
+/**
+ * Describes the message sluice.v1.StopExecutionTrigger.
+ * Use `create(StopExecutionTriggerSchema)` to create a new message.
+ */
+export const StopExecutionTriggerSchema: GenMessage<StopExecutionTrigger> = /*@__PURE__*/
+  messageDesc(file_sluice_v1_execution, 2);
 
 /**
  * @generated from message sluice.v1.PipelineExecutionSummary
@@ -123,6 +190,13 @@ export type PipelineExecutionSummary = Message<"sluice.v1.PipelineExecutionSumma
    * @generated from field: string execution_type = 9;
    */
   executionType: string;
+
+  /**
+   * Set once StopPipelineExecution was called for this execution.
+   *
+   * @generated from field: sluice.v1.StopExecutionTrigger stop_trigger = 10;
+   */
+  stopTrigger?: StopExecutionTrigger | undefined;
 };
 
 /**
@@ -130,7 +204,7 @@ export type PipelineExecutionSummary = Message<"sluice.v1.PipelineExecutionSumma
  * Use `create(PipelineExecutionSummarySchema)` to create a new message.
  */
 export const PipelineExecutionSummarySchema: GenMessage<PipelineExecutionSummary> = /*@__PURE__*/
-  messageDesc(file_sluice_v1_execution, 1);
+  messageDesc(file_sluice_v1_execution, 3);
 
 /**
  * @generated from message sluice.v1.ArtifactRevision
@@ -178,7 +252,7 @@ export type ArtifactRevision = Message<"sluice.v1.ArtifactRevision"> & {
  * Use `create(ArtifactRevisionSchema)` to create a new message.
  */
 export const ArtifactRevisionSchema: GenMessage<ArtifactRevision> = /*@__PURE__*/
-  messageDesc(file_sluice_v1_execution, 2);
+  messageDesc(file_sluice_v1_execution, 4);
 
 /**
  * @generated from message sluice.v1.SourceRevision
@@ -210,7 +284,7 @@ export type SourceRevision = Message<"sluice.v1.SourceRevision"> & {
  * Use `create(SourceRevisionSchema)` to create a new message.
  */
 export const SourceRevisionSchema: GenMessage<SourceRevision> = /*@__PURE__*/
-  messageDesc(file_sluice_v1_execution, 3);
+  messageDesc(file_sluice_v1_execution, 5);
 
 /**
  * @generated from message sluice.v1.ExecutionTrigger
@@ -234,7 +308,7 @@ export type ExecutionTrigger = Message<"sluice.v1.ExecutionTrigger"> & {
  * Use `create(ExecutionTriggerSchema)` to create a new message.
  */
 export const ExecutionTriggerSchema: GenMessage<ExecutionTrigger> = /*@__PURE__*/
-  messageDesc(file_sluice_v1_execution, 4);
+  messageDesc(file_sluice_v1_execution, 6);
 
 /**
  * @generated from message sluice.v1.StageState
@@ -266,6 +340,21 @@ export type StageState = Message<"sluice.v1.StageState"> & {
    * @generated from field: sluice.v1.StageExecution latest_execution = 5;
    */
   latestExecution?: StageExecution | undefined;
+
+  /**
+   * Every execution waiting to enter this stage, in the order they will enter
+   * (QUEUED: the whole queue; SUPERSEDED: at most one, the same as inbound_execution).
+   *
+   * @generated from field: repeated sluice.v1.StageExecution inbound_executions = 6;
+   */
+  inboundExecutions: StageExecution[];
+
+  /**
+   * Retries of the stage's latest execution.
+   *
+   * @generated from field: sluice.v1.RetryStageMetadata retry_stage_metadata = 7;
+   */
+  retryStageMetadata?: RetryStageMetadata | undefined;
 };
 
 /**
@@ -273,7 +362,42 @@ export type StageState = Message<"sluice.v1.StageState"> & {
  * Use `create(StageStateSchema)` to create a new message.
  */
 export const StageStateSchema: GenMessage<StageState> = /*@__PURE__*/
-  messageDesc(file_sluice_v1_execution, 5);
+  messageDesc(file_sluice_v1_execution, 7);
+
+/**
+ * How often the stage's latest execution was retried (AWS RetryStageMetadata).
+ *
+ * @generated from message sluice.v1.RetryStageMetadata
+ */
+export type RetryStageMetadata = Message<"sluice.v1.RetryStageMetadata"> & {
+  /**
+   * Automatic retries (onFailure result RETRY).
+   *
+   * @generated from field: int32 auto_stage_retry_attempt = 1;
+   */
+  autoStageRetryAttempt: number;
+
+  /**
+   * RetryStageExecution (and RetryActionExecution) calls.
+   *
+   * @generated from field: int32 manual_stage_retry_attempt = 2;
+   */
+  manualStageRetryAttempt: number;
+
+  /**
+   * AutomatedStageRetry or ManualStageRetry; empty = never retried.
+   *
+   * @generated from field: string latest_retry_trigger = 3;
+   */
+  latestRetryTrigger: string;
+};
+
+/**
+ * Describes the message sluice.v1.RetryStageMetadata.
+ * Use `create(RetryStageMetadataSchema)` to create a new message.
+ */
+export const RetryStageMetadataSchema: GenMessage<RetryStageMetadata> = /*@__PURE__*/
+  messageDesc(file_sluice_v1_execution, 8);
 
 /**
  * @generated from message sluice.v1.StageExecution
@@ -302,7 +426,7 @@ export type StageExecution = Message<"sluice.v1.StageExecution"> & {
  * Use `create(StageExecutionSchema)` to create a new message.
  */
 export const StageExecutionSchema: GenMessage<StageExecution> = /*@__PURE__*/
-  messageDesc(file_sluice_v1_execution, 6);
+  messageDesc(file_sluice_v1_execution, 9);
 
 /**
  * @generated from message sluice.v1.TransitionState
@@ -334,7 +458,7 @@ export type TransitionState = Message<"sluice.v1.TransitionState"> & {
  * Use `create(TransitionStateSchema)` to create a new message.
  */
 export const TransitionStateSchema: GenMessage<TransitionState> = /*@__PURE__*/
-  messageDesc(file_sluice_v1_execution, 7);
+  messageDesc(file_sluice_v1_execution, 10);
 
 /**
  * @generated from message sluice.v1.ActionState
@@ -371,7 +495,7 @@ export type ActionState = Message<"sluice.v1.ActionState"> & {
  * Use `create(ActionStateSchema)` to create a new message.
  */
 export const ActionStateSchema: GenMessage<ActionState> = /*@__PURE__*/
-  messageDesc(file_sluice_v1_execution, 8);
+  messageDesc(file_sluice_v1_execution, 11);
 
 /**
  * @generated from message sluice.v1.ActionRevision
@@ -398,7 +522,7 @@ export type ActionRevision = Message<"sluice.v1.ActionRevision"> & {
  * Use `create(ActionRevisionSchema)` to create a new message.
  */
 export const ActionRevisionSchema: GenMessage<ActionRevision> = /*@__PURE__*/
-  messageDesc(file_sluice_v1_execution, 9);
+  messageDesc(file_sluice_v1_execution, 12);
 
 /**
  * @generated from message sluice.v1.ActionExecution
@@ -464,7 +588,7 @@ export type ActionExecution = Message<"sluice.v1.ActionExecution"> & {
  * Use `create(ActionExecutionSchema)` to create a new message.
  */
 export const ActionExecutionSchema: GenMessage<ActionExecution> = /*@__PURE__*/
-  messageDesc(file_sluice_v1_execution, 10);
+  messageDesc(file_sluice_v1_execution, 13);
 
 /**
  * @generated from message sluice.v1.ErrorDetails
@@ -486,7 +610,7 @@ export type ErrorDetails = Message<"sluice.v1.ErrorDetails"> & {
  * Use `create(ErrorDetailsSchema)` to create a new message.
  */
 export const ErrorDetailsSchema: GenMessage<ErrorDetails> = /*@__PURE__*/
-  messageDesc(file_sluice_v1_execution, 11);
+  messageDesc(file_sluice_v1_execution, 14);
 
 /**
  * @generated from message sluice.v1.ApprovalResult
@@ -510,5 +634,309 @@ export type ApprovalResult = Message<"sluice.v1.ApprovalResult"> & {
  * Use `create(ApprovalResultSchema)` to create a new message.
  */
 export const ApprovalResultSchema: GenMessage<ApprovalResult> = /*@__PURE__*/
-  messageDesc(file_sluice_v1_execution, 12);
+  messageDesc(file_sluice_v1_execution, 15);
+
+/**
+ * One attempt of one action of one execution, as ListActionExecutions returns it
+ * (AWS ActionExecutionDetail).
+ *
+ * @generated from message sluice.v1.ActionExecutionDetail
+ */
+export type ActionExecutionDetail = Message<"sluice.v1.ActionExecutionDetail"> & {
+  /**
+   * The execution the action ran in.
+   *
+   * @generated from field: string pipeline_execution_id = 1;
+   */
+  pipelineExecutionId: string;
+
+  /**
+   * Id of this attempt; a retried action gets a new id per attempt.
+   *
+   * @generated from field: string action_execution_id = 2;
+   */
+  actionExecutionId: string;
+
+  /**
+   * Pipeline version the attempt ran with.
+   *
+   * @generated from field: int32 pipeline_version = 3;
+   */
+  pipelineVersion: number;
+
+  /**
+   * Stage of the action.
+   *
+   * @generated from field: string stage_name = 4;
+   */
+  stageName: string;
+
+  /**
+   * Name of the action.
+   *
+   * @generated from field: string action_name = 5;
+   */
+  actionName: string;
+
+  /**
+   * When the attempt was dispatched.
+   *
+   * @generated from field: google.protobuf.Timestamp start_time = 6;
+   */
+  startTime?: Timestamp | undefined;
+
+  /**
+   * Last status change of the attempt.
+   *
+   * @generated from field: google.protobuf.Timestamp last_update_time = 7;
+   */
+  lastUpdateTime?: Timestamp | undefined;
+
+  /**
+   * Who reported the outcome (runner id, or the approver principal).
+   *
+   * @generated from field: string updated_by = 8;
+   */
+  updatedBy: string;
+
+  /**
+   * InProgress, Abandoned, Succeeded or Failed.
+   *
+   * @generated from field: string status = 9;
+   */
+  status: string;
+
+  /**
+   * What the action was given.
+   *
+   * @generated from field: sluice.v1.ActionExecutionInput input = 10;
+   */
+  input?: ActionExecutionInput | undefined;
+
+  /**
+   * What the action produced.
+   *
+   * @generated from field: sluice.v1.ActionExecutionOutput output = 11;
+   */
+  output?: ActionExecutionOutput | undefined;
+};
+
+/**
+ * Describes the message sluice.v1.ActionExecutionDetail.
+ * Use `create(ActionExecutionDetailSchema)` to create a new message.
+ */
+export const ActionExecutionDetailSchema: GenMessage<ActionExecutionDetail> = /*@__PURE__*/
+  messageDesc(file_sluice_v1_execution, 16);
+
+/**
+ * The input side of an action execution (AWS ActionExecutionInput).
+ *
+ * @generated from message sluice.v1.ActionExecutionInput
+ */
+export type ActionExecutionInput = Message<"sluice.v1.ActionExecutionInput"> & {
+  /**
+   * The action type as declared.
+   *
+   * @generated from field: sluice.v1.ActionTypeId action_type_id = 1;
+   */
+  actionTypeId?: ActionTypeId | undefined;
+
+  /**
+   * Configuration as declared (with `#{...}` references).
+   *
+   * @generated from field: map<string, string> configuration = 2;
+   */
+  configuration: { [key: string]: string };
+
+  /**
+   * Configuration after variable resolution, as dispatched.
+   *
+   * @generated from field: map<string, string> resolved_configuration = 3;
+   */
+  resolvedConfiguration: { [key: string]: string };
+
+  /**
+   * As declared; not used by Sluice.
+   *
+   * @generated from field: string role_arn = 4;
+   */
+  roleArn: string;
+
+  /**
+   * As declared; empty = the local region.
+   *
+   * @generated from field: string region = 5;
+   */
+  region: string;
+
+  /**
+   * The input artifacts and where they are stored.
+   *
+   * @generated from field: repeated sluice.v1.ArtifactDetail input_artifacts = 6;
+   */
+  inputArtifacts: ArtifactDetail[];
+
+  /**
+   * The action's variable namespace, if declared.
+   *
+   * @generated from field: string namespace = 7;
+   */
+  namespace: string;
+};
+
+/**
+ * Describes the message sluice.v1.ActionExecutionInput.
+ * Use `create(ActionExecutionInputSchema)` to create a new message.
+ */
+export const ActionExecutionInputSchema: GenMessage<ActionExecutionInput> = /*@__PURE__*/
+  messageDesc(file_sluice_v1_execution, 17);
+
+/**
+ * The output side of an action execution (AWS ActionExecutionOutput).
+ *
+ * @generated from message sluice.v1.ActionExecutionOutput
+ */
+export type ActionExecutionOutput = Message<"sluice.v1.ActionExecutionOutput"> & {
+  /**
+   * The output artifacts and where they are stored.
+   *
+   * @generated from field: repeated sluice.v1.ArtifactDetail output_artifacts = 1;
+   */
+  outputArtifacts: ArtifactDetail[];
+
+  /**
+   * How the action's job ended.
+   *
+   * @generated from field: sluice.v1.ActionExecutionResult execution_result = 2;
+   */
+  executionResult?: ActionExecutionResult | undefined;
+
+  /**
+   * The action's output variables (namespace keys).
+   *
+   * @generated from field: map<string, string> output_variables = 3;
+   */
+  outputVariables: { [key: string]: string };
+};
+
+/**
+ * Describes the message sluice.v1.ActionExecutionOutput.
+ * Use `create(ActionExecutionOutputSchema)` to create a new message.
+ */
+export const ActionExecutionOutputSchema: GenMessage<ActionExecutionOutput> = /*@__PURE__*/
+  messageDesc(file_sluice_v1_execution, 18);
+
+/**
+ * Outcome of an action's job. ListActionExecutions fills error_details and
+ * log_stream_arn (AWS ActionExecutionResult); the EventBridge-shaped action event
+ * (`execution-result`) fills error_code instead.
+ *
+ * @generated from message sluice.v1.ActionExecutionResult
+ */
+export type ActionExecutionResult = Message<"sluice.v1.ActionExecutionResult"> & {
+  /**
+   * The provider's id of the work (e.g. a commit id, a runner job id).
+   *
+   * @generated from field: string external_execution_id = 1;
+   */
+  externalExecutionId: string;
+
+  /**
+   * The provider's summary of the work.
+   *
+   * @generated from field: string external_execution_summary = 2;
+   */
+  externalExecutionSummary: string;
+
+  /**
+   * Link to the work, if any.
+   *
+   * @generated from field: string external_execution_url = 3;
+   */
+  externalExecutionUrl: string;
+
+  /**
+   * State-change events: the error code of a failed action.
+   *
+   * @generated from field: string error_code = 4;
+   */
+  errorCode: string;
+
+  /**
+   * ListActionExecutions: the error of a failed action.
+   *
+   * @generated from field: sluice.v1.ErrorDetails error_details = 5;
+   */
+  errorDetails?: ErrorDetails | undefined;
+
+  /**
+   * ListActionExecutions: where the action's log is (AWS logStreamARN); empty when none.
+   *
+   * @generated from field: string log_stream_arn = 6 [json_name = "logStreamARN"];
+   */
+  logStreamArn: string;
+};
+
+/**
+ * Describes the message sluice.v1.ActionExecutionResult.
+ * Use `create(ActionExecutionResultSchema)` to create a new message.
+ */
+export const ActionExecutionResultSchema: GenMessage<ActionExecutionResult> = /*@__PURE__*/
+  messageDesc(file_sluice_v1_execution, 19);
+
+/**
+ * An artifact and where it is stored (AWS ArtifactDetail).
+ *
+ * @generated from message sluice.v1.ArtifactDetail
+ */
+export type ArtifactDetail = Message<"sluice.v1.ArtifactDetail"> & {
+  /**
+   * The artifact's name.
+   *
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * The object holding it. Named `s3location` (not `s3Location`) in JSON as AWS does.
+   *
+   * @generated from field: sluice.v1.S3Location s3location = 2;
+   */
+  s3location?: S3Location | undefined;
+};
+
+/**
+ * Describes the message sluice.v1.ArtifactDetail.
+ * Use `create(ArtifactDetailSchema)` to create a new message.
+ */
+export const ArtifactDetailSchema: GenMessage<ArtifactDetail> = /*@__PURE__*/
+  messageDesc(file_sluice_v1_execution, 20);
+
+/**
+ * An object in the artifact store (AWS S3Location).
+ *
+ * @generated from message sluice.v1.S3Location
+ */
+export type S3Location = Message<"sluice.v1.S3Location"> & {
+  /**
+   * Bucket name.
+   *
+   * @generated from field: string bucket = 1;
+   */
+  bucket: string;
+
+  /**
+   * Object key.
+   *
+   * @generated from field: string key = 2;
+   */
+  key: string;
+};
+
+/**
+ * Describes the message sluice.v1.S3Location.
+ * Use `create(S3LocationSchema)` to create a new message.
+ */
+export const S3LocationSchema: GenMessage<S3Location> = /*@__PURE__*/
+  messageDesc(file_sluice_v1_execution, 21);
 

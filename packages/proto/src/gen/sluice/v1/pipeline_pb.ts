@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file sluice/v1/pipeline.proto.
  */
 export const file_sluice_v1_pipeline: GenFile = /*@__PURE__*/
-  fileDesc("ChhzbHVpY2UvdjEvcGlwZWxpbmUucHJvdG8SCXNsdWljZS52MSLyAgoTUGlwZWxpbmVEZWNsYXJhdGlvbhIMCgRuYW1lGAEgASgJEhAKCHJvbGVfYXJuGAIgASgJEjAKDmFydGlmYWN0X3N0b3JlGAMgASgLMhguc2x1aWNlLnYxLkFydGlmYWN0U3RvcmUSSwoPYXJ0aWZhY3Rfc3RvcmVzGAQgAygLMjIuc2x1aWNlLnYxLlBpcGVsaW5lRGVjbGFyYXRpb24uQXJ0aWZhY3RTdG9yZXNFbnRyeRIrCgZzdGFnZXMYBSADKAsyGy5zbHVpY2UudjEuU3RhZ2VEZWNsYXJhdGlvbhIPCgd2ZXJzaW9uGAYgASgFEhYKDmV4ZWN1dGlvbl9tb2RlGAcgASgJEhUKDXBpcGVsaW5lX3R5cGUYCCABKAkaTwoTQXJ0aWZhY3RTdG9yZXNFbnRyeRILCgNrZXkYASABKAkSJwoFdmFsdWUYAiABKAsyGC5zbHVpY2UudjEuQXJ0aWZhY3RTdG9yZToCOAEiYQoNQXJ0aWZhY3RTdG9yZRIMCgR0eXBlGAEgASgJEhAKCGxvY2F0aW9uGAIgASgJEjAKDmVuY3J5cHRpb25fa2V5GAMgASgLMhguc2x1aWNlLnYxLkVuY3J5cHRpb25LZXkiKQoNRW5jcnlwdGlvbktleRIKCgJpZBgBIAEoCRIMCgR0eXBlGAIgASgJIoABChBTdGFnZURlY2xhcmF0aW9uEgwKBG5hbWUYASABKAkSLwoIYmxvY2tlcnMYAiADKAsyHS5zbHVpY2UudjEuQmxvY2tlckRlY2xhcmF0aW9uEi0KB2FjdGlvbnMYAyADKAsyHC5zbHVpY2UudjEuQWN0aW9uRGVjbGFyYXRpb24iMAoSQmxvY2tlckRlY2xhcmF0aW9uEgwKBG5hbWUYASABKAkSDAoEdHlwZRgCIAEoCSK2BAoRQWN0aW9uRGVjbGFyYXRpb24SDAoEbmFtZRgBIAEoCRIvCg5hY3Rpb25fdHlwZV9pZBgCIAEoCzIXLnNsdWljZS52MS5BY3Rpb25UeXBlSWQSFgoJcnVuX29yZGVyGAMgASgFSACIAQESRgoNY29uZmlndXJhdGlvbhgEIAMoCzIvLnNsdWljZS52MS5BY3Rpb25EZWNsYXJhdGlvbi5Db25maWd1cmF0aW9uRW50cnkSEAoIY29tbWFuZHMYBSADKAkSMwoQb3V0cHV0X2FydGlmYWN0cxgGIAMoCzIZLnNsdWljZS52MS5PdXRwdXRBcnRpZmFjdBIxCg9pbnB1dF9hcnRpZmFjdHMYByADKAsyGC5zbHVpY2UudjEuSW5wdXRBcnRpZmFjdBIYChBvdXRwdXRfdmFyaWFibGVzGAggAygJEhAKCHJvbGVfYXJuGAkgASgJEg4KBnJlZ2lvbhgKIAEoCRIRCgluYW1lc3BhY2UYCyABKAkSHwoSdGltZW91dF9pbl9taW51dGVzGAwgASgFSAGIAQESPQoVZW52aXJvbm1lbnRfdmFyaWFibGVzGA0gAygLMh4uc2x1aWNlLnYxLkVudmlyb25tZW50VmFyaWFibGUaNAoSQ29uZmlndXJhdGlvbkVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAFCDAoKX3J1bl9vcmRlckIVChNfdGltZW91dF9pbl9taW51dGVzIlIKDEFjdGlvblR5cGVJZBIQCghjYXRlZ29yeRgBIAEoCRINCgVvd25lchgCIAEoCRIQCghwcm92aWRlchgDIAEoCRIPCgd2ZXJzaW9uGAQgASgJIh0KDUlucHV0QXJ0aWZhY3QSDAoEbmFtZRgBIAEoCSItCg5PdXRwdXRBcnRpZmFjdBIMCgRuYW1lGAEgASgJEg0KBWZpbGVzGAIgAygJIkAKE0Vudmlyb25tZW50VmFyaWFibGUSDAoEbmFtZRgBIAEoCRINCgV2YWx1ZRgCIAEoCRIMCgR0eXBlGAMgASgJIiEKA1RhZxILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAkiggEKEFBpcGVsaW5lTWV0YWRhdGESFAoMcGlwZWxpbmVfYXJuGAEgASgJEisKB2NyZWF0ZWQYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEisKB3VwZGF0ZWQYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIrkBCg9QaXBlbGluZVN1bW1hcnkSDAoEbmFtZRgBIAEoCRIPCgd2ZXJzaW9uGAIgASgFEhUKDXBpcGVsaW5lX3R5cGUYAyABKAkSFgoOZXhlY3V0aW9uX21vZGUYBCABKAkSKwoHY3JlYXRlZBgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASKwoHdXBkYXRlZBgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBiBnByb3RvMw", [file_google_protobuf_timestamp]);
+  fileDesc("ChhzbHVpY2UvdjEvcGlwZWxpbmUucHJvdG8SCXNsdWljZS52MSKtAwoTUGlwZWxpbmVEZWNsYXJhdGlvbhIMCgRuYW1lGAEgASgJEhAKCHJvbGVfYXJuGAIgASgJEjAKDmFydGlmYWN0X3N0b3JlGAMgASgLMhguc2x1aWNlLnYxLkFydGlmYWN0U3RvcmUSSwoPYXJ0aWZhY3Rfc3RvcmVzGAQgAygLMjIuc2x1aWNlLnYxLlBpcGVsaW5lRGVjbGFyYXRpb24uQXJ0aWZhY3RTdG9yZXNFbnRyeRIrCgZzdGFnZXMYBSADKAsyGy5zbHVpY2UudjEuU3RhZ2VEZWNsYXJhdGlvbhIPCgd2ZXJzaW9uGAYgASgFEhYKDmV4ZWN1dGlvbl9tb2RlGAcgASgJEhUKDXBpcGVsaW5lX3R5cGUYCCABKAkSOQoJdmFyaWFibGVzGAkgAygLMiYuc2x1aWNlLnYxLlBpcGVsaW5lVmFyaWFibGVEZWNsYXJhdGlvbhpPChNBcnRpZmFjdFN0b3Jlc0VudHJ5EgsKA2tleRgBIAEoCRInCgV2YWx1ZRgCIAEoCzIYLnNsdWljZS52MS5BcnRpZmFjdFN0b3JlOgI4ASJXChtQaXBlbGluZVZhcmlhYmxlRGVjbGFyYXRpb24SDAoEbmFtZRgBIAEoCRIVCg1kZWZhdWx0X3ZhbHVlGAIgASgJEhMKC2Rlc2NyaXB0aW9uGAMgASgJImEKDUFydGlmYWN0U3RvcmUSDAoEdHlwZRgBIAEoCRIQCghsb2NhdGlvbhgCIAEoCRIwCg5lbmNyeXB0aW9uX2tleRgDIAEoCzIYLnNsdWljZS52MS5FbmNyeXB0aW9uS2V5IikKDUVuY3J5cHRpb25LZXkSCgoCaWQYASABKAkSDAoEdHlwZRgCIAEoCSKAAQoQU3RhZ2VEZWNsYXJhdGlvbhIMCgRuYW1lGAEgASgJEi8KCGJsb2NrZXJzGAIgAygLMh0uc2x1aWNlLnYxLkJsb2NrZXJEZWNsYXJhdGlvbhItCgdhY3Rpb25zGAMgAygLMhwuc2x1aWNlLnYxLkFjdGlvbkRlY2xhcmF0aW9uIjAKEkJsb2NrZXJEZWNsYXJhdGlvbhIMCgRuYW1lGAEgASgJEgwKBHR5cGUYAiABKAkitgQKEUFjdGlvbkRlY2xhcmF0aW9uEgwKBG5hbWUYASABKAkSLwoOYWN0aW9uX3R5cGVfaWQYAiABKAsyFy5zbHVpY2UudjEuQWN0aW9uVHlwZUlkEhYKCXJ1bl9vcmRlchgDIAEoBUgAiAEBEkYKDWNvbmZpZ3VyYXRpb24YBCADKAsyLy5zbHVpY2UudjEuQWN0aW9uRGVjbGFyYXRpb24uQ29uZmlndXJhdGlvbkVudHJ5EhAKCGNvbW1hbmRzGAUgAygJEjMKEG91dHB1dF9hcnRpZmFjdHMYBiADKAsyGS5zbHVpY2UudjEuT3V0cHV0QXJ0aWZhY3QSMQoPaW5wdXRfYXJ0aWZhY3RzGAcgAygLMhguc2x1aWNlLnYxLklucHV0QXJ0aWZhY3QSGAoQb3V0cHV0X3ZhcmlhYmxlcxgIIAMoCRIQCghyb2xlX2FybhgJIAEoCRIOCgZyZWdpb24YCiABKAkSEQoJbmFtZXNwYWNlGAsgASgJEh8KEnRpbWVvdXRfaW5fbWludXRlcxgMIAEoBUgBiAEBEj0KFWVudmlyb25tZW50X3ZhcmlhYmxlcxgNIAMoCzIeLnNsdWljZS52MS5FbnZpcm9ubWVudFZhcmlhYmxlGjQKEkNvbmZpZ3VyYXRpb25FbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBQgwKCl9ydW5fb3JkZXJCFQoTX3RpbWVvdXRfaW5fbWludXRlcyJSCgxBY3Rpb25UeXBlSWQSEAoIY2F0ZWdvcnkYASABKAkSDQoFb3duZXIYAiABKAkSEAoIcHJvdmlkZXIYAyABKAkSDwoHdmVyc2lvbhgEIAEoCSIdCg1JbnB1dEFydGlmYWN0EgwKBG5hbWUYASABKAkiLQoOT3V0cHV0QXJ0aWZhY3QSDAoEbmFtZRgBIAEoCRINCgVmaWxlcxgCIAMoCSJAChNFbnZpcm9ubWVudFZhcmlhYmxlEgwKBG5hbWUYASABKAkSDQoFdmFsdWUYAiABKAkSDAoEdHlwZRgDIAEoCSIhCgNUYWcSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJIoIBChBQaXBlbGluZU1ldGFkYXRhEhQKDHBpcGVsaW5lX2FybhgBIAEoCRIrCgdjcmVhdGVkGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIrCgd1cGRhdGVkGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCK5AQoPUGlwZWxpbmVTdW1tYXJ5EgwKBG5hbWUYASABKAkSDwoHdmVyc2lvbhgCIAEoBRIVCg1waXBlbGluZV90eXBlGAMgASgJEhYKDmV4ZWN1dGlvbl9tb2RlGAQgASgJEisKB2NyZWF0ZWQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEisKB3VwZGF0ZWQYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wYgZwcm90bzM", [file_google_protobuf_timestamp]);
 
 /**
  * @generated from message sluice.v1.PipelineDeclaration
@@ -73,6 +73,14 @@ export type PipelineDeclaration = Message<"sluice.v1.PipelineDeclaration"> & {
    * @generated from field: string pipeline_type = 8;
    */
   pipelineType: string;
+
+  /**
+   * Pipeline-level variables (0-50), referenced as `#{variables.<name>}` in action
+   * configuration; each execution resolves them (start override, else default).
+   *
+   * @generated from field: repeated sluice.v1.PipelineVariableDeclaration variables = 9;
+   */
+  variables: PipelineVariableDeclaration[];
 };
 
 /**
@@ -81,6 +89,41 @@ export type PipelineDeclaration = Message<"sluice.v1.PipelineDeclaration"> & {
  */
 export const PipelineDeclarationSchema: GenMessage<PipelineDeclaration> = /*@__PURE__*/
   messageDesc(file_sluice_v1_pipeline, 0);
+
+/**
+ * A declared pipeline variable (AWS PipelineVariableDeclaration).
+ *
+ * @generated from message sluice.v1.PipelineVariableDeclaration
+ */
+export type PipelineVariableDeclaration = Message<"sluice.v1.PipelineVariableDeclaration"> & {
+  /**
+   * 1-128 chars of [A-Za-z0-9@_-]; unique within the pipeline.
+   *
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * Value used when StartPipelineExecution does not override it; 1-1000 chars, empty = none.
+   *
+   * @generated from field: string default_value = 2;
+   */
+  defaultValue: string;
+
+  /**
+   * Free text for people, 0-200 chars.
+   *
+   * @generated from field: string description = 3;
+   */
+  description: string;
+};
+
+/**
+ * Describes the message sluice.v1.PipelineVariableDeclaration.
+ * Use `create(PipelineVariableDeclarationSchema)` to create a new message.
+ */
+export const PipelineVariableDeclarationSchema: GenMessage<PipelineVariableDeclaration> = /*@__PURE__*/
+  messageDesc(file_sluice_v1_pipeline, 1);
 
 /**
  * @generated from message sluice.v1.ArtifactStore
@@ -111,7 +154,7 @@ export type ArtifactStore = Message<"sluice.v1.ArtifactStore"> & {
  * Use `create(ArtifactStoreSchema)` to create a new message.
  */
 export const ArtifactStoreSchema: GenMessage<ArtifactStore> = /*@__PURE__*/
-  messageDesc(file_sluice_v1_pipeline, 1);
+  messageDesc(file_sluice_v1_pipeline, 2);
 
 /**
  * @generated from message sluice.v1.EncryptionKey
@@ -133,7 +176,7 @@ export type EncryptionKey = Message<"sluice.v1.EncryptionKey"> & {
  * Use `create(EncryptionKeySchema)` to create a new message.
  */
 export const EncryptionKeySchema: GenMessage<EncryptionKey> = /*@__PURE__*/
-  messageDesc(file_sluice_v1_pipeline, 2);
+  messageDesc(file_sluice_v1_pipeline, 3);
 
 /**
  * @generated from message sluice.v1.StageDeclaration
@@ -162,7 +205,7 @@ export type StageDeclaration = Message<"sluice.v1.StageDeclaration"> & {
  * Use `create(StageDeclarationSchema)` to create a new message.
  */
 export const StageDeclarationSchema: GenMessage<StageDeclaration> = /*@__PURE__*/
-  messageDesc(file_sluice_v1_pipeline, 3);
+  messageDesc(file_sluice_v1_pipeline, 4);
 
 /**
  * @generated from message sluice.v1.BlockerDeclaration
@@ -184,7 +227,7 @@ export type BlockerDeclaration = Message<"sluice.v1.BlockerDeclaration"> & {
  * Use `create(BlockerDeclarationSchema)` to create a new message.
  */
 export const BlockerDeclarationSchema: GenMessage<BlockerDeclaration> = /*@__PURE__*/
-  messageDesc(file_sluice_v1_pipeline, 4);
+  messageDesc(file_sluice_v1_pipeline, 5);
 
 /**
  * @generated from message sluice.v1.ActionDeclaration
@@ -275,7 +318,7 @@ export type ActionDeclaration = Message<"sluice.v1.ActionDeclaration"> & {
  * Use `create(ActionDeclarationSchema)` to create a new message.
  */
 export const ActionDeclarationSchema: GenMessage<ActionDeclaration> = /*@__PURE__*/
-  messageDesc(file_sluice_v1_pipeline, 5);
+  messageDesc(file_sluice_v1_pipeline, 6);
 
 /**
  * @generated from message sluice.v1.ActionTypeId
@@ -313,7 +356,7 @@ export type ActionTypeId = Message<"sluice.v1.ActionTypeId"> & {
  * Use `create(ActionTypeIdSchema)` to create a new message.
  */
 export const ActionTypeIdSchema: GenMessage<ActionTypeId> = /*@__PURE__*/
-  messageDesc(file_sluice_v1_pipeline, 6);
+  messageDesc(file_sluice_v1_pipeline, 7);
 
 /**
  * @generated from message sluice.v1.InputArtifact
@@ -330,7 +373,7 @@ export type InputArtifact = Message<"sluice.v1.InputArtifact"> & {
  * Use `create(InputArtifactSchema)` to create a new message.
  */
 export const InputArtifactSchema: GenMessage<InputArtifact> = /*@__PURE__*/
-  messageDesc(file_sluice_v1_pipeline, 7);
+  messageDesc(file_sluice_v1_pipeline, 8);
 
 /**
  * @generated from message sluice.v1.OutputArtifact
@@ -354,7 +397,7 @@ export type OutputArtifact = Message<"sluice.v1.OutputArtifact"> & {
  * Use `create(OutputArtifactSchema)` to create a new message.
  */
 export const OutputArtifactSchema: GenMessage<OutputArtifact> = /*@__PURE__*/
-  messageDesc(file_sluice_v1_pipeline, 8);
+  messageDesc(file_sluice_v1_pipeline, 9);
 
 /**
  * @generated from message sluice.v1.EnvironmentVariable
@@ -383,7 +426,7 @@ export type EnvironmentVariable = Message<"sluice.v1.EnvironmentVariable"> & {
  * Use `create(EnvironmentVariableSchema)` to create a new message.
  */
 export const EnvironmentVariableSchema: GenMessage<EnvironmentVariable> = /*@__PURE__*/
-  messageDesc(file_sluice_v1_pipeline, 9);
+  messageDesc(file_sluice_v1_pipeline, 10);
 
 /**
  * @generated from message sluice.v1.Tag
@@ -405,7 +448,7 @@ export type Tag = Message<"sluice.v1.Tag"> & {
  * Use `create(TagSchema)` to create a new message.
  */
 export const TagSchema: GenMessage<Tag> = /*@__PURE__*/
-  messageDesc(file_sluice_v1_pipeline, 10);
+  messageDesc(file_sluice_v1_pipeline, 11);
 
 /**
  * @generated from message sluice.v1.PipelineMetadata
@@ -432,7 +475,7 @@ export type PipelineMetadata = Message<"sluice.v1.PipelineMetadata"> & {
  * Use `create(PipelineMetadataSchema)` to create a new message.
  */
 export const PipelineMetadataSchema: GenMessage<PipelineMetadata> = /*@__PURE__*/
-  messageDesc(file_sluice_v1_pipeline, 11);
+  messageDesc(file_sluice_v1_pipeline, 12);
 
 /**
  * @generated from message sluice.v1.PipelineSummary
@@ -474,5 +517,5 @@ export type PipelineSummary = Message<"sluice.v1.PipelineSummary"> & {
  * Use `create(PipelineSummarySchema)` to create a new message.
  */
 export const PipelineSummarySchema: GenMessage<PipelineSummary> = /*@__PURE__*/
-  messageDesc(file_sluice_v1_pipeline, 12);
+  messageDesc(file_sluice_v1_pipeline, 13);
 

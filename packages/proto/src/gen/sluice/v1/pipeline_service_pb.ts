@@ -8,7 +8,9 @@ import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { PutApprovalResultRequestSchema, PutApprovalResultResponseSchema } from "./approval_service_pb.js";
 import { file_sluice_v1_approval_service } from "./approval_service_pb.js";
-import type { PipelineExecution, PipelineExecutionSummary, StageState } from "./execution_pb.js";
+import type { StateChangeEvent } from "./bus_pb.js";
+import { file_sluice_v1_bus } from "./bus_pb.js";
+import type { ActionExecutionDetail, PipelineExecution, PipelineExecutionSummary, StageState } from "./execution_pb.js";
 import { file_sluice_v1_execution } from "./execution_pb.js";
 import type { PipelineDeclaration, PipelineMetadata, PipelineSummary, Tag } from "./pipeline_pb.js";
 import { file_sluice_v1_pipeline } from "./pipeline_pb.js";
@@ -18,7 +20,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file sluice/v1/pipeline_service.proto.
  */
 export const file_sluice_v1_pipeline_service: GenFile = /*@__PURE__*/
-  fileDesc("CiBzbHVpY2UvdjEvcGlwZWxpbmVfc2VydmljZS5wcm90bxIJc2x1aWNlLnYxImcKFUNyZWF0ZVBpcGVsaW5lUmVxdWVzdBIwCghwaXBlbGluZRgBIAEoCzIeLnNsdWljZS52MS5QaXBlbGluZURlY2xhcmF0aW9uEhwKBHRhZ3MYAiADKAsyDi5zbHVpY2UudjEuVGFnImgKFkNyZWF0ZVBpcGVsaW5lUmVzcG9uc2USMAoIcGlwZWxpbmUYASABKAsyHi5zbHVpY2UudjEuUGlwZWxpbmVEZWNsYXJhdGlvbhIcCgR0YWdzGAIgAygLMg4uc2x1aWNlLnYxLlRhZyJEChJHZXRQaXBlbGluZVJlcXVlc3QSDAoEbmFtZRgBIAEoCRIUCgd2ZXJzaW9uGAIgASgFSACIAQFCCgoIX3ZlcnNpb24idgoTR2V0UGlwZWxpbmVSZXNwb25zZRIwCghwaXBlbGluZRgBIAEoCzIeLnNsdWljZS52MS5QaXBlbGluZURlY2xhcmF0aW9uEi0KCG1ldGFkYXRhGAIgASgLMhsuc2x1aWNlLnYxLlBpcGVsaW5lTWV0YWRhdGEiSQoVVXBkYXRlUGlwZWxpbmVSZXF1ZXN0EjAKCHBpcGVsaW5lGAEgASgLMh4uc2x1aWNlLnYxLlBpcGVsaW5lRGVjbGFyYXRpb24iSgoWVXBkYXRlUGlwZWxpbmVSZXNwb25zZRIwCghwaXBlbGluZRgBIAEoCzIeLnNsdWljZS52MS5QaXBlbGluZURlY2xhcmF0aW9uIiUKFURlbGV0ZVBpcGVsaW5lUmVxdWVzdBIMCgRuYW1lGAEgASgJIhgKFkRlbGV0ZVBpcGVsaW5lUmVzcG9uc2UiVAoUTGlzdFBpcGVsaW5lc1JlcXVlc3QSEgoKbmV4dF90b2tlbhgBIAEoCRIYCgttYXhfcmVzdWx0cxgCIAEoBUgAiAEBQg4KDF9tYXhfcmVzdWx0cyJaChVMaXN0UGlwZWxpbmVzUmVzcG9uc2USLQoJcGlwZWxpbmVzGAEgAygLMhouc2x1aWNlLnYxLlBpcGVsaW5lU3VtbWFyeRISCgpuZXh0X3Rva2VuGAIgASgJIicKF0dldFBpcGVsaW5lU3RhdGVSZXF1ZXN0EgwKBG5hbWUYASABKAki0gEKGEdldFBpcGVsaW5lU3RhdGVSZXNwb25zZRIVCg1waXBlbGluZV9uYW1lGAEgASgJEhgKEHBpcGVsaW5lX3ZlcnNpb24YAiABKAUSKwoMc3RhZ2Vfc3RhdGVzGAMgAygLMhUuc2x1aWNlLnYxLlN0YWdlU3RhdGUSKwoHY3JlYXRlZBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASKwoHdXBkYXRlZBgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiLQodU3RhcnRQaXBlbGluZUV4ZWN1dGlvblJlcXVlc3QSDAoEbmFtZRgBIAEoCSI/Ch5TdGFydFBpcGVsaW5lRXhlY3V0aW9uUmVzcG9uc2USHQoVcGlwZWxpbmVfZXhlY3V0aW9uX2lkGAEgASgJIlMKG0dldFBpcGVsaW5lRXhlY3V0aW9uUmVxdWVzdBIVCg1waXBlbGluZV9uYW1lGAEgASgJEh0KFXBpcGVsaW5lX2V4ZWN1dGlvbl9pZBgCIAEoCSJYChxHZXRQaXBlbGluZUV4ZWN1dGlvblJlc3BvbnNlEjgKEnBpcGVsaW5lX2V4ZWN1dGlvbhgBIAEoCzIcLnNsdWljZS52MS5QaXBlbGluZUV4ZWN1dGlvbiJ0Ch1MaXN0UGlwZWxpbmVFeGVjdXRpb25zUmVxdWVzdBIVCg1waXBlbGluZV9uYW1lGAEgASgJEhgKC21heF9yZXN1bHRzGAIgASgFSACIAQESEgoKbmV4dF90b2tlbhgDIAEoCUIOCgxfbWF4X3Jlc3VsdHMifwoeTGlzdFBpcGVsaW5lRXhlY3V0aW9uc1Jlc3BvbnNlEkkKHHBpcGVsaW5lX2V4ZWN1dGlvbl9zdW1tYXJpZXMYASADKAsyIy5zbHVpY2UudjEuUGlwZWxpbmVFeGVjdXRpb25TdW1tYXJ5EhIKCm5leHRfdG9rZW4YAiABKAkyvAcKD1BpcGVsaW5lU2VydmljZRJVCg5DcmVhdGVQaXBlbGluZRIgLnNsdWljZS52MS5DcmVhdGVQaXBlbGluZVJlcXVlc3QaIS5zbHVpY2UudjEuQ3JlYXRlUGlwZWxpbmVSZXNwb25zZRJMCgtHZXRQaXBlbGluZRIdLnNsdWljZS52MS5HZXRQaXBlbGluZVJlcXVlc3QaHi5zbHVpY2UudjEuR2V0UGlwZWxpbmVSZXNwb25zZRJVCg5VcGRhdGVQaXBlbGluZRIgLnNsdWljZS52MS5VcGRhdGVQaXBlbGluZVJlcXVlc3QaIS5zbHVpY2UudjEuVXBkYXRlUGlwZWxpbmVSZXNwb25zZRJVCg5EZWxldGVQaXBlbGluZRIgLnNsdWljZS52MS5EZWxldGVQaXBlbGluZVJlcXVlc3QaIS5zbHVpY2UudjEuRGVsZXRlUGlwZWxpbmVSZXNwb25zZRJSCg1MaXN0UGlwZWxpbmVzEh8uc2x1aWNlLnYxLkxpc3RQaXBlbGluZXNSZXF1ZXN0GiAuc2x1aWNlLnYxLkxpc3RQaXBlbGluZXNSZXNwb25zZRJbChBHZXRQaXBlbGluZVN0YXRlEiIuc2x1aWNlLnYxLkdldFBpcGVsaW5lU3RhdGVSZXF1ZXN0GiMuc2x1aWNlLnYxLkdldFBpcGVsaW5lU3RhdGVSZXNwb25zZRJtChZTdGFydFBpcGVsaW5lRXhlY3V0aW9uEiguc2x1aWNlLnYxLlN0YXJ0UGlwZWxpbmVFeGVjdXRpb25SZXF1ZXN0Gikuc2x1aWNlLnYxLlN0YXJ0UGlwZWxpbmVFeGVjdXRpb25SZXNwb25zZRJnChRHZXRQaXBlbGluZUV4ZWN1dGlvbhImLnNsdWljZS52MS5HZXRQaXBlbGluZUV4ZWN1dGlvblJlcXVlc3QaJy5zbHVpY2UudjEuR2V0UGlwZWxpbmVFeGVjdXRpb25SZXNwb25zZRJtChZMaXN0UGlwZWxpbmVFeGVjdXRpb25zEiguc2x1aWNlLnYxLkxpc3RQaXBlbGluZUV4ZWN1dGlvbnNSZXF1ZXN0Gikuc2x1aWNlLnYxLkxpc3RQaXBlbGluZUV4ZWN1dGlvbnNSZXNwb25zZRJeChFQdXRBcHByb3ZhbFJlc3VsdBIjLnNsdWljZS52MS5QdXRBcHByb3ZhbFJlc3VsdFJlcXVlc3QaJC5zbHVpY2UudjEuUHV0QXBwcm92YWxSZXN1bHRSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_timestamp, file_sluice_v1_approval_service, file_sluice_v1_execution, file_sluice_v1_pipeline]);
+  fileDesc("CiBzbHVpY2UvdjEvcGlwZWxpbmVfc2VydmljZS5wcm90bxIJc2x1aWNlLnYxImcKFUNyZWF0ZVBpcGVsaW5lUmVxdWVzdBIwCghwaXBlbGluZRgBIAEoCzIeLnNsdWljZS52MS5QaXBlbGluZURlY2xhcmF0aW9uEhwKBHRhZ3MYAiADKAsyDi5zbHVpY2UudjEuVGFnImgKFkNyZWF0ZVBpcGVsaW5lUmVzcG9uc2USMAoIcGlwZWxpbmUYASABKAsyHi5zbHVpY2UudjEuUGlwZWxpbmVEZWNsYXJhdGlvbhIcCgR0YWdzGAIgAygLMg4uc2x1aWNlLnYxLlRhZyJEChJHZXRQaXBlbGluZVJlcXVlc3QSDAoEbmFtZRgBIAEoCRIUCgd2ZXJzaW9uGAIgASgFSACIAQFCCgoIX3ZlcnNpb24idgoTR2V0UGlwZWxpbmVSZXNwb25zZRIwCghwaXBlbGluZRgBIAEoCzIeLnNsdWljZS52MS5QaXBlbGluZURlY2xhcmF0aW9uEi0KCG1ldGFkYXRhGAIgASgLMhsuc2x1aWNlLnYxLlBpcGVsaW5lTWV0YWRhdGEiSQoVVXBkYXRlUGlwZWxpbmVSZXF1ZXN0EjAKCHBpcGVsaW5lGAEgASgLMh4uc2x1aWNlLnYxLlBpcGVsaW5lRGVjbGFyYXRpb24iSgoWVXBkYXRlUGlwZWxpbmVSZXNwb25zZRIwCghwaXBlbGluZRgBIAEoCzIeLnNsdWljZS52MS5QaXBlbGluZURlY2xhcmF0aW9uIiUKFURlbGV0ZVBpcGVsaW5lUmVxdWVzdBIMCgRuYW1lGAEgASgJIhgKFkRlbGV0ZVBpcGVsaW5lUmVzcG9uc2UiVAoUTGlzdFBpcGVsaW5lc1JlcXVlc3QSEgoKbmV4dF90b2tlbhgBIAEoCRIYCgttYXhfcmVzdWx0cxgCIAEoBUgAiAEBQg4KDF9tYXhfcmVzdWx0cyJaChVMaXN0UGlwZWxpbmVzUmVzcG9uc2USLQoJcGlwZWxpbmVzGAEgAygLMhouc2x1aWNlLnYxLlBpcGVsaW5lU3VtbWFyeRISCgpuZXh0X3Rva2VuGAIgASgJIicKF0dldFBpcGVsaW5lU3RhdGVSZXF1ZXN0EgwKBG5hbWUYASABKAki0gEKGEdldFBpcGVsaW5lU3RhdGVSZXNwb25zZRIVCg1waXBlbGluZV9uYW1lGAEgASgJEhgKEHBpcGVsaW5lX3ZlcnNpb24YAiABKAUSKwoMc3RhZ2Vfc3RhdGVzGAMgAygLMhUuc2x1aWNlLnYxLlN0YWdlU3RhdGUSKwoHY3JlYXRlZBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASKwoHdXBkYXRlZBgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiuAEKHVN0YXJ0UGlwZWxpbmVFeGVjdXRpb25SZXF1ZXN0EgwKBG5hbWUYASABKAkSLgoJdmFyaWFibGVzGAIgAygLMhsuc2x1aWNlLnYxLlBpcGVsaW5lVmFyaWFibGUSHAoUY2xpZW50X3JlcXVlc3RfdG9rZW4YAyABKAkSOwoQc291cmNlX3JldmlzaW9ucxgEIAMoCzIhLnNsdWljZS52MS5Tb3VyY2VSZXZpc2lvbk92ZXJyaWRlIi8KEFBpcGVsaW5lVmFyaWFibGUSDAoEbmFtZRgBIAEoCRINCgV2YWx1ZRgCIAEoCSJcChZTb3VyY2VSZXZpc2lvbk92ZXJyaWRlEhMKC2FjdGlvbl9uYW1lGAEgASgJEhUKDXJldmlzaW9uX3R5cGUYAiABKAkSFgoOcmV2aXNpb25fdmFsdWUYAyABKAkiPwoeU3RhcnRQaXBlbGluZUV4ZWN1dGlvblJlc3BvbnNlEh0KFXBpcGVsaW5lX2V4ZWN1dGlvbl9pZBgBIAEoCSJTChtHZXRQaXBlbGluZUV4ZWN1dGlvblJlcXVlc3QSFQoNcGlwZWxpbmVfbmFtZRgBIAEoCRIdChVwaXBlbGluZV9leGVjdXRpb25faWQYAiABKAkiWAocR2V0UGlwZWxpbmVFeGVjdXRpb25SZXNwb25zZRI4ChJwaXBlbGluZV9leGVjdXRpb24YASABKAsyHC5zbHVpY2UudjEuUGlwZWxpbmVFeGVjdXRpb24iqAEKHUxpc3RQaXBlbGluZUV4ZWN1dGlvbnNSZXF1ZXN0EhUKDXBpcGVsaW5lX25hbWUYASABKAkSGAoLbWF4X3Jlc3VsdHMYAiABKAVIAIgBARISCgpuZXh0X3Rva2VuGAMgASgJEjIKBmZpbHRlchgEIAEoCzIiLnNsdWljZS52MS5QaXBlbGluZUV4ZWN1dGlvbkZpbHRlckIOCgxfbWF4X3Jlc3VsdHMiWAoXUGlwZWxpbmVFeGVjdXRpb25GaWx0ZXISPQoSc3VjY2VlZGVkX2luX3N0YWdlGAEgASgLMiEuc2x1aWNlLnYxLlN1Y2NlZWRlZEluU3RhZ2VGaWx0ZXIiLAoWU3VjY2VlZGVkSW5TdGFnZUZpbHRlchISCgpzdGFnZV9uYW1lGAEgASgJIn8KHkxpc3RQaXBlbGluZUV4ZWN1dGlvbnNSZXNwb25zZRJJChxwaXBlbGluZV9leGVjdXRpb25fc3VtbWFyaWVzGAEgAygLMiMuc2x1aWNlLnYxLlBpcGVsaW5lRXhlY3V0aW9uU3VtbWFyeRISCgpuZXh0X3Rva2VuGAIgASgJInUKHFN0b3BQaXBlbGluZUV4ZWN1dGlvblJlcXVlc3QSFQoNcGlwZWxpbmVfbmFtZRgBIAEoCRIdChVwaXBlbGluZV9leGVjdXRpb25faWQYAiABKAkSDwoHYWJhbmRvbhgDIAEoCBIOCgZyZWFzb24YBCABKAkiPgodU3RvcFBpcGVsaW5lRXhlY3V0aW9uUmVzcG9uc2USHQoVcGlwZWxpbmVfZXhlY3V0aW9uX2lkGAEgASgJInoKGlJldHJ5U3RhZ2VFeGVjdXRpb25SZXF1ZXN0EhUKDXBpcGVsaW5lX25hbWUYASABKAkSEgoKc3RhZ2VfbmFtZRgCIAEoCRIdChVwaXBlbGluZV9leGVjdXRpb25faWQYAyABKAkSEgoKcmV0cnlfbW9kZRgEIAEoCSI8ChtSZXRyeVN0YWdlRXhlY3V0aW9uUmVzcG9uc2USHQoVcGlwZWxpbmVfZXhlY3V0aW9uX2lkGAEgASgJInwKG1JldHJ5QWN0aW9uRXhlY3V0aW9uUmVxdWVzdBIVCg1waXBlbGluZV9uYW1lGAEgASgJEhIKCnN0YWdlX25hbWUYAiABKAkSEwoLYWN0aW9uX25hbWUYAyABKAkSHQoVcGlwZWxpbmVfZXhlY3V0aW9uX2lkGAQgASgJIj0KHFJldHJ5QWN0aW9uRXhlY3V0aW9uUmVzcG9uc2USHQoVcGlwZWxpbmVfZXhlY3V0aW9uX2lkGAEgASgJInMKHURpc2FibGVTdGFnZVRyYW5zaXRpb25SZXF1ZXN0EhUKDXBpcGVsaW5lX25hbWUYASABKAkSEgoKc3RhZ2VfbmFtZRgCIAEoCRIXCg90cmFuc2l0aW9uX3R5cGUYAyABKAkSDgoGcmVhc29uGAQgASgJIiAKHkRpc2FibGVTdGFnZVRyYW5zaXRpb25SZXNwb25zZSJiChxFbmFibGVTdGFnZVRyYW5zaXRpb25SZXF1ZXN0EhUKDXBpcGVsaW5lX25hbWUYASABKAkSEgoKc3RhZ2VfbmFtZRgCIAEoCRIXCg90cmFuc2l0aW9uX3R5cGUYAyABKAkiHwodRW5hYmxlU3RhZ2VUcmFuc2l0aW9uUmVzcG9uc2UipAEKG0xpc3RBY3Rpb25FeGVjdXRpb25zUmVxdWVzdBIVCg1waXBlbGluZV9uYW1lGAEgASgJEjAKBmZpbHRlchgCIAEoCzIgLnNsdWljZS52MS5BY3Rpb25FeGVjdXRpb25GaWx0ZXISGAoLbWF4X3Jlc3VsdHMYAyABKAVIAIgBARISCgpuZXh0X3Rva2VuGAQgASgJQg4KDF9tYXhfcmVzdWx0cyKIAQoVQWN0aW9uRXhlY3V0aW9uRmlsdGVyEh0KFXBpcGVsaW5lX2V4ZWN1dGlvbl9pZBgBIAEoCRJQChxsYXRlc3RfaW5fcGlwZWxpbmVfZXhlY3V0aW9uGAIgASgLMiouc2x1aWNlLnYxLkxhdGVzdEluUGlwZWxpbmVFeGVjdXRpb25GaWx0ZXIiWgofTGF0ZXN0SW5QaXBlbGluZUV4ZWN1dGlvbkZpbHRlchIdChVwaXBlbGluZV9leGVjdXRpb25faWQYASABKAkSGAoQc3RhcnRfdGltZV9yYW5nZRgCIAEoCSJ2ChxMaXN0QWN0aW9uRXhlY3V0aW9uc1Jlc3BvbnNlEkIKGGFjdGlvbl9leGVjdXRpb25fZGV0YWlscxgBIAMoCzIgLnNsdWljZS52MS5BY3Rpb25FeGVjdXRpb25EZXRhaWwSEgoKbmV4dF90b2tlbhgCIAEoCSJVCh1XYXRjaFBpcGVsaW5lRXhlY3V0aW9uUmVxdWVzdBIVCg1waXBlbGluZV9uYW1lGAEgASgJEh0KFXBpcGVsaW5lX2V4ZWN1dGlvbl9pZBgCIAEoCSKEAQoeV2F0Y2hQaXBlbGluZUV4ZWN1dGlvblJlc3BvbnNlEjYKCHNuYXBzaG90GAEgASgLMiQuc2x1aWNlLnYxLlBpcGVsaW5lRXhlY3V0aW9uU25hcHNob3QSKgoFZXZlbnQYAiABKAsyGy5zbHVpY2UudjEuU3RhdGVDaGFuZ2VFdmVudCKCAQoZUGlwZWxpbmVFeGVjdXRpb25TbmFwc2hvdBI4ChJwaXBlbGluZV9leGVjdXRpb24YASABKAsyHC5zbHVpY2UudjEuUGlwZWxpbmVFeGVjdXRpb24SKwoMc3RhZ2Vfc3RhdGVzGAIgAygLMhUuc2x1aWNlLnYxLlN0YWdlU3RhdGUyrA0KD1BpcGVsaW5lU2VydmljZRJVCg5DcmVhdGVQaXBlbGluZRIgLnNsdWljZS52MS5DcmVhdGVQaXBlbGluZVJlcXVlc3QaIS5zbHVpY2UudjEuQ3JlYXRlUGlwZWxpbmVSZXNwb25zZRJMCgtHZXRQaXBlbGluZRIdLnNsdWljZS52MS5HZXRQaXBlbGluZVJlcXVlc3QaHi5zbHVpY2UudjEuR2V0UGlwZWxpbmVSZXNwb25zZRJVCg5VcGRhdGVQaXBlbGluZRIgLnNsdWljZS52MS5VcGRhdGVQaXBlbGluZVJlcXVlc3QaIS5zbHVpY2UudjEuVXBkYXRlUGlwZWxpbmVSZXNwb25zZRJVCg5EZWxldGVQaXBlbGluZRIgLnNsdWljZS52MS5EZWxldGVQaXBlbGluZVJlcXVlc3QaIS5zbHVpY2UudjEuRGVsZXRlUGlwZWxpbmVSZXNwb25zZRJSCg1MaXN0UGlwZWxpbmVzEh8uc2x1aWNlLnYxLkxpc3RQaXBlbGluZXNSZXF1ZXN0GiAuc2x1aWNlLnYxLkxpc3RQaXBlbGluZXNSZXNwb25zZRJbChBHZXRQaXBlbGluZVN0YXRlEiIuc2x1aWNlLnYxLkdldFBpcGVsaW5lU3RhdGVSZXF1ZXN0GiMuc2x1aWNlLnYxLkdldFBpcGVsaW5lU3RhdGVSZXNwb25zZRJtChZTdGFydFBpcGVsaW5lRXhlY3V0aW9uEiguc2x1aWNlLnYxLlN0YXJ0UGlwZWxpbmVFeGVjdXRpb25SZXF1ZXN0Gikuc2x1aWNlLnYxLlN0YXJ0UGlwZWxpbmVFeGVjdXRpb25SZXNwb25zZRJnChRHZXRQaXBlbGluZUV4ZWN1dGlvbhImLnNsdWljZS52MS5HZXRQaXBlbGluZUV4ZWN1dGlvblJlcXVlc3QaJy5zbHVpY2UudjEuR2V0UGlwZWxpbmVFeGVjdXRpb25SZXNwb25zZRJtChZMaXN0UGlwZWxpbmVFeGVjdXRpb25zEiguc2x1aWNlLnYxLkxpc3RQaXBlbGluZUV4ZWN1dGlvbnNSZXF1ZXN0Gikuc2x1aWNlLnYxLkxpc3RQaXBlbGluZUV4ZWN1dGlvbnNSZXNwb25zZRJeChFQdXRBcHByb3ZhbFJlc3VsdBIjLnNsdWljZS52MS5QdXRBcHByb3ZhbFJlc3VsdFJlcXVlc3QaJC5zbHVpY2UudjEuUHV0QXBwcm92YWxSZXN1bHRSZXNwb25zZRJqChVTdG9wUGlwZWxpbmVFeGVjdXRpb24SJy5zbHVpY2UudjEuU3RvcFBpcGVsaW5lRXhlY3V0aW9uUmVxdWVzdBooLnNsdWljZS52MS5TdG9wUGlwZWxpbmVFeGVjdXRpb25SZXNwb25zZRJkChNSZXRyeVN0YWdlRXhlY3V0aW9uEiUuc2x1aWNlLnYxLlJldHJ5U3RhZ2VFeGVjdXRpb25SZXF1ZXN0GiYuc2x1aWNlLnYxLlJldHJ5U3RhZ2VFeGVjdXRpb25SZXNwb25zZRJnChRSZXRyeUFjdGlvbkV4ZWN1dGlvbhImLnNsdWljZS52MS5SZXRyeUFjdGlvbkV4ZWN1dGlvblJlcXVlc3QaJy5zbHVpY2UudjEuUmV0cnlBY3Rpb25FeGVjdXRpb25SZXNwb25zZRJtChZEaXNhYmxlU3RhZ2VUcmFuc2l0aW9uEiguc2x1aWNlLnYxLkRpc2FibGVTdGFnZVRyYW5zaXRpb25SZXF1ZXN0Gikuc2x1aWNlLnYxLkRpc2FibGVTdGFnZVRyYW5zaXRpb25SZXNwb25zZRJqChVFbmFibGVTdGFnZVRyYW5zaXRpb24SJy5zbHVpY2UudjEuRW5hYmxlU3RhZ2VUcmFuc2l0aW9uUmVxdWVzdBooLnNsdWljZS52MS5FbmFibGVTdGFnZVRyYW5zaXRpb25SZXNwb25zZRJnChRMaXN0QWN0aW9uRXhlY3V0aW9ucxImLnNsdWljZS52MS5MaXN0QWN0aW9uRXhlY3V0aW9uc1JlcXVlc3QaJy5zbHVpY2UudjEuTGlzdEFjdGlvbkV4ZWN1dGlvbnNSZXNwb25zZRJvChZXYXRjaFBpcGVsaW5lRXhlY3V0aW9uEiguc2x1aWNlLnYxLldhdGNoUGlwZWxpbmVFeGVjdXRpb25SZXF1ZXN0Gikuc2x1aWNlLnYxLldhdGNoUGlwZWxpbmVFeGVjdXRpb25SZXNwb25zZTABYgZwcm90bzM", [file_google_protobuf_timestamp, file_sluice_v1_approval_service, file_sluice_v1_bus, file_sluice_v1_execution, file_sluice_v1_pipeline]);
 
 /**
  * @generated from message sluice.v1.CreatePipelineRequest
@@ -280,6 +282,28 @@ export type StartPipelineExecutionRequest = Message<"sluice.v1.StartPipelineExec
    * @generated from field: string name = 1;
    */
   name: string;
+
+  /**
+   * Overrides of declared pipeline variables (0-50; value 1-1000 chars).
+   *
+   * @generated from field: repeated sluice.v1.PipelineVariable variables = 2;
+   */
+  variables: PipelineVariable[];
+
+  /**
+   * Idempotency token, 1-128 chars of [a-zA-Z0-9-]: a repeated token returns the
+   * execution it started the first time and starts nothing.
+   *
+   * @generated from field: string client_request_token = 3;
+   */
+  clientRequestToken: string;
+
+  /**
+   * Pins source actions to revisions (0-50; Sluice supports revisionType COMMIT_ID).
+   *
+   * @generated from field: repeated sluice.v1.SourceRevisionOverride source_revisions = 4;
+   */
+  sourceRevisions: SourceRevisionOverride[];
 };
 
 /**
@@ -288,6 +312,69 @@ export type StartPipelineExecutionRequest = Message<"sluice.v1.StartPipelineExec
  */
 export const StartPipelineExecutionRequestSchema: GenMessage<StartPipelineExecutionRequest> = /*@__PURE__*/
   messageDesc(file_sluice_v1_pipeline_service, 12);
+
+/**
+ * A pipeline variable's value for one execution (AWS PipelineVariable).
+ *
+ * @generated from message sluice.v1.PipelineVariable
+ */
+export type PipelineVariable = Message<"sluice.v1.PipelineVariable"> & {
+  /**
+   * A declared variable's name.
+   *
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * Its value for this execution, 1-1000 chars.
+   *
+   * @generated from field: string value = 2;
+   */
+  value: string;
+};
+
+/**
+ * Describes the message sluice.v1.PipelineVariable.
+ * Use `create(PipelineVariableSchema)` to create a new message.
+ */
+export const PipelineVariableSchema: GenMessage<PipelineVariable> = /*@__PURE__*/
+  messageDesc(file_sluice_v1_pipeline_service, 13);
+
+/**
+ * The revision a source action must fetch (AWS SourceRevisionOverride).
+ *
+ * @generated from message sluice.v1.SourceRevisionOverride
+ */
+export type SourceRevisionOverride = Message<"sluice.v1.SourceRevisionOverride"> & {
+  /**
+   * Name of a source action of the pipeline's first stage.
+   *
+   * @generated from field: string action_name = 1;
+   */
+  actionName: string;
+
+  /**
+   * COMMIT_ID (IMAGE_DIGEST, S3_OBJECT_VERSION_ID and S3_OBJECT_KEY are AWS-only).
+   *
+   * @generated from field: string revision_type = 2;
+   */
+  revisionType: string;
+
+  /**
+   * The revision, 1-1500 chars (for COMMIT_ID: a commit id).
+   *
+   * @generated from field: string revision_value = 3;
+   */
+  revisionValue: string;
+};
+
+/**
+ * Describes the message sluice.v1.SourceRevisionOverride.
+ * Use `create(SourceRevisionOverrideSchema)` to create a new message.
+ */
+export const SourceRevisionOverrideSchema: GenMessage<SourceRevisionOverride> = /*@__PURE__*/
+  messageDesc(file_sluice_v1_pipeline_service, 14);
 
 /**
  * @generated from message sluice.v1.StartPipelineExecutionResponse
@@ -304,7 +391,7 @@ export type StartPipelineExecutionResponse = Message<"sluice.v1.StartPipelineExe
  * Use `create(StartPipelineExecutionResponseSchema)` to create a new message.
  */
 export const StartPipelineExecutionResponseSchema: GenMessage<StartPipelineExecutionResponse> = /*@__PURE__*/
-  messageDesc(file_sluice_v1_pipeline_service, 13);
+  messageDesc(file_sluice_v1_pipeline_service, 15);
 
 /**
  * @generated from message sluice.v1.GetPipelineExecutionRequest
@@ -326,7 +413,7 @@ export type GetPipelineExecutionRequest = Message<"sluice.v1.GetPipelineExecutio
  * Use `create(GetPipelineExecutionRequestSchema)` to create a new message.
  */
 export const GetPipelineExecutionRequestSchema: GenMessage<GetPipelineExecutionRequest> = /*@__PURE__*/
-  messageDesc(file_sluice_v1_pipeline_service, 14);
+  messageDesc(file_sluice_v1_pipeline_service, 16);
 
 /**
  * @generated from message sluice.v1.GetPipelineExecutionResponse
@@ -343,7 +430,7 @@ export type GetPipelineExecutionResponse = Message<"sluice.v1.GetPipelineExecuti
  * Use `create(GetPipelineExecutionResponseSchema)` to create a new message.
  */
 export const GetPipelineExecutionResponseSchema: GenMessage<GetPipelineExecutionResponse> = /*@__PURE__*/
-  messageDesc(file_sluice_v1_pipeline_service, 15);
+  messageDesc(file_sluice_v1_pipeline_service, 17);
 
 /**
  * @generated from message sluice.v1.ListPipelineExecutionsRequest
@@ -365,6 +452,13 @@ export type ListPipelineExecutionsRequest = Message<"sluice.v1.ListPipelineExecu
    * @generated from field: string next_token = 3;
    */
   nextToken: string;
+
+  /**
+   * Only executions matching the filter.
+   *
+   * @generated from field: sluice.v1.PipelineExecutionFilter filter = 4;
+   */
+  filter?: PipelineExecutionFilter | undefined;
 };
 
 /**
@@ -372,7 +466,49 @@ export type ListPipelineExecutionsRequest = Message<"sluice.v1.ListPipelineExecu
  * Use `create(ListPipelineExecutionsRequestSchema)` to create a new message.
  */
 export const ListPipelineExecutionsRequestSchema: GenMessage<ListPipelineExecutionsRequest> = /*@__PURE__*/
-  messageDesc(file_sluice_v1_pipeline_service, 16);
+  messageDesc(file_sluice_v1_pipeline_service, 18);
+
+/**
+ * Filter of ListPipelineExecutions (AWS PipelineExecutionFilter).
+ *
+ * @generated from message sluice.v1.PipelineExecutionFilter
+ */
+export type PipelineExecutionFilter = Message<"sluice.v1.PipelineExecutionFilter"> & {
+  /**
+   * Only executions whose latest run of the stage succeeded.
+   *
+   * @generated from field: sluice.v1.SucceededInStageFilter succeeded_in_stage = 1;
+   */
+  succeededInStage?: SucceededInStageFilter | undefined;
+};
+
+/**
+ * Describes the message sluice.v1.PipelineExecutionFilter.
+ * Use `create(PipelineExecutionFilterSchema)` to create a new message.
+ */
+export const PipelineExecutionFilterSchema: GenMessage<PipelineExecutionFilter> = /*@__PURE__*/
+  messageDesc(file_sluice_v1_pipeline_service, 19);
+
+/**
+ * AWS SucceededInStageFilter.
+ *
+ * @generated from message sluice.v1.SucceededInStageFilter
+ */
+export type SucceededInStageFilter = Message<"sluice.v1.SucceededInStageFilter"> & {
+  /**
+   * A stage of the pipeline.
+   *
+   * @generated from field: string stage_name = 1;
+   */
+  stageName: string;
+};
+
+/**
+ * Describes the message sluice.v1.SucceededInStageFilter.
+ * Use `create(SucceededInStageFilterSchema)` to create a new message.
+ */
+export const SucceededInStageFilterSchema: GenMessage<SucceededInStageFilter> = /*@__PURE__*/
+  messageDesc(file_sluice_v1_pipeline_service, 20);
 
 /**
  * @generated from message sluice.v1.ListPipelineExecutionsResponse
@@ -394,7 +530,493 @@ export type ListPipelineExecutionsResponse = Message<"sluice.v1.ListPipelineExec
  * Use `create(ListPipelineExecutionsResponseSchema)` to create a new message.
  */
 export const ListPipelineExecutionsResponseSchema: GenMessage<ListPipelineExecutionsResponse> = /*@__PURE__*/
-  messageDesc(file_sluice_v1_pipeline_service, 17);
+  messageDesc(file_sluice_v1_pipeline_service, 21);
+
+/**
+ * @generated from message sluice.v1.StopPipelineExecutionRequest
+ */
+export type StopPipelineExecutionRequest = Message<"sluice.v1.StopPipelineExecutionRequest"> & {
+  /**
+   * The pipeline's name.
+   *
+   * @generated from field: string pipeline_name = 1;
+   */
+  pipelineName: string;
+
+  /**
+   * The execution to stop; it must be InProgress (or Stopping, to abandon).
+   *
+   * @generated from field: string pipeline_execution_id = 2;
+   */
+  pipelineExecutionId: string;
+
+  /**
+   * true: running actions are Abandoned at once and their jobs cancelled;
+   * false: running actions finish, nothing new starts.
+   *
+   * @generated from field: bool abandon = 3;
+   */
+  abandon: boolean;
+
+  /**
+   * Why, 0-200 chars; reported as stopTrigger.reason.
+   *
+   * @generated from field: string reason = 4;
+   */
+  reason: string;
+};
+
+/**
+ * Describes the message sluice.v1.StopPipelineExecutionRequest.
+ * Use `create(StopPipelineExecutionRequestSchema)` to create a new message.
+ */
+export const StopPipelineExecutionRequestSchema: GenMessage<StopPipelineExecutionRequest> = /*@__PURE__*/
+  messageDesc(file_sluice_v1_pipeline_service, 22);
+
+/**
+ * @generated from message sluice.v1.StopPipelineExecutionResponse
+ */
+export type StopPipelineExecutionResponse = Message<"sluice.v1.StopPipelineExecutionResponse"> & {
+  /**
+   * The stopped execution.
+   *
+   * @generated from field: string pipeline_execution_id = 1;
+   */
+  pipelineExecutionId: string;
+};
+
+/**
+ * Describes the message sluice.v1.StopPipelineExecutionResponse.
+ * Use `create(StopPipelineExecutionResponseSchema)` to create a new message.
+ */
+export const StopPipelineExecutionResponseSchema: GenMessage<StopPipelineExecutionResponse> = /*@__PURE__*/
+  messageDesc(file_sluice_v1_pipeline_service, 23);
+
+/**
+ * @generated from message sluice.v1.RetryStageExecutionRequest
+ */
+export type RetryStageExecutionRequest = Message<"sluice.v1.RetryStageExecutionRequest"> & {
+  /**
+   * The pipeline's name.
+   *
+   * @generated from field: string pipeline_name = 1;
+   */
+  pipelineName: string;
+
+  /**
+   * The stage to retry.
+   *
+   * @generated from field: string stage_name = 2;
+   */
+  stageName: string;
+
+  /**
+   * The stage's latest execution (else NotLatestPipelineExecutionException).
+   *
+   * @generated from field: string pipeline_execution_id = 3;
+   */
+  pipelineExecutionId: string;
+
+  /**
+   * FAILED_ACTIONS or ALL_ACTIONS.
+   *
+   * @generated from field: string retry_mode = 4;
+   */
+  retryMode: string;
+};
+
+/**
+ * Describes the message sluice.v1.RetryStageExecutionRequest.
+ * Use `create(RetryStageExecutionRequestSchema)` to create a new message.
+ */
+export const RetryStageExecutionRequestSchema: GenMessage<RetryStageExecutionRequest> = /*@__PURE__*/
+  messageDesc(file_sluice_v1_pipeline_service, 24);
+
+/**
+ * @generated from message sluice.v1.RetryStageExecutionResponse
+ */
+export type RetryStageExecutionResponse = Message<"sluice.v1.RetryStageExecutionResponse"> & {
+  /**
+   * The resumed execution (the same id).
+   *
+   * @generated from field: string pipeline_execution_id = 1;
+   */
+  pipelineExecutionId: string;
+};
+
+/**
+ * Describes the message sluice.v1.RetryStageExecutionResponse.
+ * Use `create(RetryStageExecutionResponseSchema)` to create a new message.
+ */
+export const RetryStageExecutionResponseSchema: GenMessage<RetryStageExecutionResponse> = /*@__PURE__*/
+  messageDesc(file_sluice_v1_pipeline_service, 25);
+
+/**
+ * @generated from message sluice.v1.RetryActionExecutionRequest
+ */
+export type RetryActionExecutionRequest = Message<"sluice.v1.RetryActionExecutionRequest"> & {
+  /**
+   * The pipeline's name.
+   *
+   * @generated from field: string pipeline_name = 1;
+   */
+  pipelineName: string;
+
+  /**
+   * The stage of the action.
+   *
+   * @generated from field: string stage_name = 2;
+   */
+  stageName: string;
+
+  /**
+   * The action to rerun.
+   *
+   * @generated from field: string action_name = 3;
+   */
+  actionName: string;
+
+  /**
+   * The stage's latest execution (else NotLatestPipelineExecutionException).
+   *
+   * @generated from field: string pipeline_execution_id = 4;
+   */
+  pipelineExecutionId: string;
+};
+
+/**
+ * Describes the message sluice.v1.RetryActionExecutionRequest.
+ * Use `create(RetryActionExecutionRequestSchema)` to create a new message.
+ */
+export const RetryActionExecutionRequestSchema: GenMessage<RetryActionExecutionRequest> = /*@__PURE__*/
+  messageDesc(file_sluice_v1_pipeline_service, 26);
+
+/**
+ * @generated from message sluice.v1.RetryActionExecutionResponse
+ */
+export type RetryActionExecutionResponse = Message<"sluice.v1.RetryActionExecutionResponse"> & {
+  /**
+   * The resumed execution (the same id).
+   *
+   * @generated from field: string pipeline_execution_id = 1;
+   */
+  pipelineExecutionId: string;
+};
+
+/**
+ * Describes the message sluice.v1.RetryActionExecutionResponse.
+ * Use `create(RetryActionExecutionResponseSchema)` to create a new message.
+ */
+export const RetryActionExecutionResponseSchema: GenMessage<RetryActionExecutionResponse> = /*@__PURE__*/
+  messageDesc(file_sluice_v1_pipeline_service, 27);
+
+/**
+ * @generated from message sluice.v1.DisableStageTransitionRequest
+ */
+export type DisableStageTransitionRequest = Message<"sluice.v1.DisableStageTransitionRequest"> & {
+  /**
+   * The pipeline's name.
+   *
+   * @generated from field: string pipeline_name = 1;
+   */
+  pipelineName: string;
+
+  /**
+   * The stage whose transition is disabled.
+   *
+   * @generated from field: string stage_name = 2;
+   */
+  stageName: string;
+
+  /**
+   * Inbound (Outbound is AWS-only and rejected).
+   *
+   * @generated from field: string transition_type = 3;
+   */
+  transitionType: string;
+
+  /**
+   * Why, 1-300 chars of [a-zA-Z0-9!@ ().*?-]; shown as disabledReason.
+   *
+   * @generated from field: string reason = 4;
+   */
+  reason: string;
+};
+
+/**
+ * Describes the message sluice.v1.DisableStageTransitionRequest.
+ * Use `create(DisableStageTransitionRequestSchema)` to create a new message.
+ */
+export const DisableStageTransitionRequestSchema: GenMessage<DisableStageTransitionRequest> = /*@__PURE__*/
+  messageDesc(file_sluice_v1_pipeline_service, 28);
+
+/**
+ * @generated from message sluice.v1.DisableStageTransitionResponse
+ */
+export type DisableStageTransitionResponse = Message<"sluice.v1.DisableStageTransitionResponse"> & {
+};
+
+/**
+ * Describes the message sluice.v1.DisableStageTransitionResponse.
+ * Use `create(DisableStageTransitionResponseSchema)` to create a new message.
+ */
+export const DisableStageTransitionResponseSchema: GenMessage<DisableStageTransitionResponse> = /*@__PURE__*/
+  messageDesc(file_sluice_v1_pipeline_service, 29);
+
+/**
+ * @generated from message sluice.v1.EnableStageTransitionRequest
+ */
+export type EnableStageTransitionRequest = Message<"sluice.v1.EnableStageTransitionRequest"> & {
+  /**
+   * The pipeline's name.
+   *
+   * @generated from field: string pipeline_name = 1;
+   */
+  pipelineName: string;
+
+  /**
+   * The stage whose transition is enabled.
+   *
+   * @generated from field: string stage_name = 2;
+   */
+  stageName: string;
+
+  /**
+   * Inbound (Outbound is AWS-only and rejected).
+   *
+   * @generated from field: string transition_type = 3;
+   */
+  transitionType: string;
+};
+
+/**
+ * Describes the message sluice.v1.EnableStageTransitionRequest.
+ * Use `create(EnableStageTransitionRequestSchema)` to create a new message.
+ */
+export const EnableStageTransitionRequestSchema: GenMessage<EnableStageTransitionRequest> = /*@__PURE__*/
+  messageDesc(file_sluice_v1_pipeline_service, 30);
+
+/**
+ * @generated from message sluice.v1.EnableStageTransitionResponse
+ */
+export type EnableStageTransitionResponse = Message<"sluice.v1.EnableStageTransitionResponse"> & {
+};
+
+/**
+ * Describes the message sluice.v1.EnableStageTransitionResponse.
+ * Use `create(EnableStageTransitionResponseSchema)` to create a new message.
+ */
+export const EnableStageTransitionResponseSchema: GenMessage<EnableStageTransitionResponse> = /*@__PURE__*/
+  messageDesc(file_sluice_v1_pipeline_service, 31);
+
+/**
+ * @generated from message sluice.v1.ListActionExecutionsRequest
+ */
+export type ListActionExecutionsRequest = Message<"sluice.v1.ListActionExecutionsRequest"> & {
+  /**
+   * The pipeline's name.
+   *
+   * @generated from field: string pipeline_name = 1;
+   */
+  pipelineName: string;
+
+  /**
+   * Only the action executions matching the filter.
+   *
+   * @generated from field: sluice.v1.ActionExecutionFilter filter = 2;
+   */
+  filter?: ActionExecutionFilter | undefined;
+
+  /**
+   * 1-100, default 100.
+   *
+   * @generated from field: optional int32 max_results = 3;
+   */
+  maxResults?: number | undefined;
+
+  /**
+   * From a previous response.
+   *
+   * @generated from field: string next_token = 4;
+   */
+  nextToken: string;
+};
+
+/**
+ * Describes the message sluice.v1.ListActionExecutionsRequest.
+ * Use `create(ListActionExecutionsRequestSchema)` to create a new message.
+ */
+export const ListActionExecutionsRequestSchema: GenMessage<ListActionExecutionsRequest> = /*@__PURE__*/
+  messageDesc(file_sluice_v1_pipeline_service, 32);
+
+/**
+ * Filter of ListActionExecutions (AWS ActionExecutionFilter); set at most one field.
+ *
+ * @generated from message sluice.v1.ActionExecutionFilter
+ */
+export type ActionExecutionFilter = Message<"sluice.v1.ActionExecutionFilter"> & {
+  /**
+   * Only the action executions of this pipeline execution.
+   *
+   * @generated from field: string pipeline_execution_id = 1;
+   */
+  pipelineExecutionId: string;
+
+  /**
+   * Only the action executions of this pipeline execution, optionally only each action's latest attempt.
+   *
+   * @generated from field: sluice.v1.LatestInPipelineExecutionFilter latest_in_pipeline_execution = 2;
+   */
+  latestInPipelineExecution?: LatestInPipelineExecutionFilter | undefined;
+};
+
+/**
+ * Describes the message sluice.v1.ActionExecutionFilter.
+ * Use `create(ActionExecutionFilterSchema)` to create a new message.
+ */
+export const ActionExecutionFilterSchema: GenMessage<ActionExecutionFilter> = /*@__PURE__*/
+  messageDesc(file_sluice_v1_pipeline_service, 33);
+
+/**
+ * AWS LatestInPipelineExecutionFilter.
+ *
+ * @generated from message sluice.v1.LatestInPipelineExecutionFilter
+ */
+export type LatestInPipelineExecutionFilter = Message<"sluice.v1.LatestInPipelineExecutionFilter"> & {
+  /**
+   * The pipeline execution.
+   *
+   * @generated from field: string pipeline_execution_id = 1;
+   */
+  pipelineExecutionId: string;
+
+  /**
+   * Latest (each action's latest attempt) or All (every attempt).
+   *
+   * @generated from field: string start_time_range = 2;
+   */
+  startTimeRange: string;
+};
+
+/**
+ * Describes the message sluice.v1.LatestInPipelineExecutionFilter.
+ * Use `create(LatestInPipelineExecutionFilterSchema)` to create a new message.
+ */
+export const LatestInPipelineExecutionFilterSchema: GenMessage<LatestInPipelineExecutionFilter> = /*@__PURE__*/
+  messageDesc(file_sluice_v1_pipeline_service, 34);
+
+/**
+ * @generated from message sluice.v1.ListActionExecutionsResponse
+ */
+export type ListActionExecutionsResponse = Message<"sluice.v1.ListActionExecutionsResponse"> & {
+  /**
+   * Newest first.
+   *
+   * @generated from field: repeated sluice.v1.ActionExecutionDetail action_execution_details = 1;
+   */
+  actionExecutionDetails: ActionExecutionDetail[];
+
+  /**
+   * Pass to the next call for more; empty = no more.
+   *
+   * @generated from field: string next_token = 2;
+   */
+  nextToken: string;
+};
+
+/**
+ * Describes the message sluice.v1.ListActionExecutionsResponse.
+ * Use `create(ListActionExecutionsResponseSchema)` to create a new message.
+ */
+export const ListActionExecutionsResponseSchema: GenMessage<ListActionExecutionsResponse> = /*@__PURE__*/
+  messageDesc(file_sluice_v1_pipeline_service, 35);
+
+/**
+ * @generated from message sluice.v1.WatchPipelineExecutionRequest
+ */
+export type WatchPipelineExecutionRequest = Message<"sluice.v1.WatchPipelineExecutionRequest"> & {
+  /**
+   * The pipeline's name.
+   *
+   * @generated from field: string pipeline_name = 1;
+   */
+  pipelineName: string;
+
+  /**
+   * The execution to watch.
+   *
+   * @generated from field: string pipeline_execution_id = 2;
+   */
+  pipelineExecutionId: string;
+};
+
+/**
+ * Describes the message sluice.v1.WatchPipelineExecutionRequest.
+ * Use `create(WatchPipelineExecutionRequestSchema)` to create a new message.
+ */
+export const WatchPipelineExecutionRequestSchema: GenMessage<WatchPipelineExecutionRequest> = /*@__PURE__*/
+  messageDesc(file_sluice_v1_pipeline_service, 36);
+
+/**
+ * One message of WatchPipelineExecution: the first carries only the snapshot; every later
+ * one carries one state-change event of the execution together with the snapshot read
+ * after it (events are published after their state is stored, so the snapshot already
+ * includes the event's change).
+ *
+ * @generated from message sluice.v1.WatchPipelineExecutionResponse
+ */
+export type WatchPipelineExecutionResponse = Message<"sluice.v1.WatchPipelineExecutionResponse"> & {
+  /**
+   * The execution and its stages as they are now.
+   *
+   * @generated from field: sluice.v1.PipelineExecutionSnapshot snapshot = 1;
+   */
+  snapshot?: PipelineExecutionSnapshot | undefined;
+
+  /**
+   * The state change this message reports; absent in the first message.
+   *
+   * @generated from field: sluice.v1.StateChangeEvent event = 2;
+   */
+  event?: StateChangeEvent | undefined;
+};
+
+/**
+ * Describes the message sluice.v1.WatchPipelineExecutionResponse.
+ * Use `create(WatchPipelineExecutionResponseSchema)` to create a new message.
+ */
+export const WatchPipelineExecutionResponseSchema: GenMessage<WatchPipelineExecutionResponse> = /*@__PURE__*/
+  messageDesc(file_sluice_v1_pipeline_service, 37);
+
+/**
+ * One execution's state: the execution, and its stages and actions.
+ *
+ * @generated from message sluice.v1.PipelineExecutionSnapshot
+ */
+export type PipelineExecutionSnapshot = Message<"sluice.v1.PipelineExecutionSnapshot"> & {
+  /**
+   * As GetPipelineExecution returns it.
+   *
+   * @generated from field: sluice.v1.PipelineExecution pipeline_execution = 1;
+   */
+  pipelineExecution?: PipelineExecution | undefined;
+
+  /**
+   * Every stage of the execution's pipeline version, as this execution saw it:
+   * latestExecution is this execution's run of the stage (absent if it did not enter it),
+   * actionStates its actions, inboundExecution set while it waits in front of the stage.
+   *
+   * @generated from field: repeated sluice.v1.StageState stage_states = 2;
+   */
+  stageStates: StageState[];
+};
+
+/**
+ * Describes the message sluice.v1.PipelineExecutionSnapshot.
+ * Use `create(PipelineExecutionSnapshotSchema)` to create a new message.
+ */
+export const PipelineExecutionSnapshotSchema: GenMessage<PipelineExecutionSnapshot> = /*@__PURE__*/
+  messageDesc(file_sluice_v1_pipeline_service, 38);
 
 /**
  * The public API: AWS CodePipeline's operations under their AWS names.
@@ -466,7 +1088,8 @@ export const PipelineService: GenService<{
     output: typeof GetPipelineStateResponseSchema;
   },
   /**
-   * Starts an execution with each source's latest revision.
+   * Starts an execution with each source's latest revision, or the pinned `sourceRevisions`;
+   * a repeated `clientRequestToken` returns the execution it started the first time.
    *
    * @generated from rpc sluice.v1.PipelineService.StartPipelineExecution
    */
@@ -484,7 +1107,7 @@ export const PipelineService: GenService<{
     output: typeof GetPipelineExecutionResponseSchema;
   },
   /**
-   * Newest first, paged.
+   * Newest first, paged; optionally only executions that succeeded in a stage.
    *
    * @generated from rpc sluice.v1.PipelineService.ListPipelineExecutions
    */
@@ -502,6 +1125,79 @@ export const PipelineService: GenService<{
     methodKind: "unary";
     input: typeof PutApprovalResultRequestSchema;
     output: typeof PutApprovalResultResponseSchema;
+  },
+  /**
+   * Stops an InProgress execution: stop-and-wait (running actions finish) or abandon
+   * (running actions are Abandoned at once and their jobs cancelled on the runner).
+   *
+   * @generated from rpc sluice.v1.PipelineService.StopPipelineExecution
+   */
+  stopPipelineExecution: {
+    methodKind: "unary";
+    input: typeof StopPipelineExecutionRequestSchema;
+    output: typeof StopPipelineExecutionResponseSchema;
+  },
+  /**
+   * Reruns the failed (FAILED_ACTIONS) or all (ALL_ACTIONS) actions of a stage of the
+   * stage's latest execution; the same execution resumes and continues to later stages.
+   *
+   * @generated from rpc sluice.v1.PipelineService.RetryStageExecution
+   */
+  retryStageExecution: {
+    methodKind: "unary";
+    input: typeof RetryStageExecutionRequestSchema;
+    output: typeof RetryStageExecutionResponseSchema;
+  },
+  /**
+   * Sluice extension: reruns one action (failed or succeeded) of the stage's latest execution.
+   *
+   * @generated from rpc sluice.v1.PipelineService.RetryActionExecution
+   */
+  retryActionExecution: {
+    methodKind: "unary";
+    input: typeof RetryActionExecutionRequestSchema;
+    output: typeof RetryActionExecutionResponseSchema;
+  },
+  /**
+   * Blocks executions from entering a stage (Inbound only); the running one continues.
+   *
+   * @generated from rpc sluice.v1.PipelineService.DisableStageTransition
+   */
+  disableStageTransition: {
+    methodKind: "unary";
+    input: typeof DisableStageTransitionRequestSchema;
+    output: typeof DisableStageTransitionResponseSchema;
+  },
+  /**
+   * Lets executions enter a stage again (Inbound only); the right waiter enters.
+   *
+   * @generated from rpc sluice.v1.PipelineService.EnableStageTransition
+   */
+  enableStageTransition: {
+    methodKind: "unary";
+    input: typeof EnableStageTransitionRequestSchema;
+    output: typeof EnableStageTransitionResponseSchema;
+  },
+  /**
+   * Every attempt of every action, newest first, paged; optionally of one execution.
+   *
+   * @generated from rpc sluice.v1.PipelineService.ListActionExecutions
+   */
+  listActionExecutions: {
+    methodKind: "unary";
+    input: typeof ListActionExecutionsRequestSchema;
+    output: typeof ListActionExecutionsResponseSchema;
+  },
+  /**
+   * Sluice extension: a snapshot of one execution, then every state change of it, until it
+   * reaches a terminal status (or the caller cancels).
+   *
+   * @generated from rpc sluice.v1.PipelineService.WatchPipelineExecution
+   */
+  watchPipelineExecution: {
+    methodKind: "server_streaming";
+    input: typeof WatchPipelineExecutionRequestSchema;
+    output: typeof WatchPipelineExecutionResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_sluice_v1_pipeline_service, 0);

@@ -1,0 +1,252 @@
+// How an execution moves through its stages (reference §4): entering a stage
+// or waiting in front of it per execution mode, running its actions group by
+// group, completing it, admitting waiters when a stage frees up, and ending
+// executions (including the Stopping and cancelling ones once their running
+// actions finished).
+
+import type { ActionRun, ExecutionRuntime, ExecutionStatus, StageStatus } from "./types.js";
+import { startAction } from "./actions.js";
+import {
+  emitPipeline,
+  emitStage,
+  isTerminal,
+  modeOf,
+  removeWaiter,
+  setStageLatest,
+  setWaiters,
+  slotByName,
+  specFor,
+  stageRunOf,
+  takesLocks,
+  transitionEnabled,
+  waitersOf,
+} from "./draft.js";
+import type { Draft, PipelineEventState } from "./draft.js";
+
+const PIPELINE_STATE: Record<ExecutionStatus, PipelineEventState> = {
+  InProgress: "STARTED",
+  Succeeded: "SUCCEEDED",
+  Failed: "FAILED",
+  Superseded: "SUPERSEDED",
+  Stopped: "STOPPED",
+  Stopping: "STOPPING",
+  Cancelled: "CANCELED",
+};
+
+/** Ends an execution: status, summary, event; the shell archives it (listed in `finished`). */
+export function finishExecution(d: Draft, exec: ExecutionRuntime, status: ExecutionStatus, summary?: string): void {
+  exec.status = status;
+  if (summary !== undefined) exec.statusSummary = summary;
+  exec.lastUpdateTime = d.ctx.now;
+  delete exec.currentStage;
+  if (exec.waitingFor !== undefined) removeWaiter(d.state, exec);
+  delete exec.cancelReason;
+  d.state.finished.push(exec.id);
+  emitPipeline(d, exec, PIPELINE_STATE[status]);
+}
+
+/** Ends an older waiter replaced by a newer arrival (SUPERSEDED). */
+function supersede(d: Draft, older: ExecutionRuntime, by: ExecutionRuntime): void {
+  older.supersededBy = by.id;
+  finishExecution(d, older, "Superseded", `Superseded by pipeline execution ${by.id}`);
+}
+
+function wait(d: Draft, exec: ExecutionRuntime, stageName: string, ids: readonly string[]): void {
+  const slot = slotByName(d.state, stageName);
+  if (slot === undefined) throw new Error(`pipeline ${d.state.pipelineName} has no stage ${stageName} to wait for`);
+  setWaiters(slot, ids);
+  delete exec.currentStage;
+  exec.waitingFor = stageName;
+  exec.lastUpdateTime = d.ctx.now;
+}
+
+/**
+ * Moves an execution to stage `index` of the version it runs: enter it, wait
+ * in front of it, or finish Succeeded after the last stage.
+ * - SUPERSEDED: enters a free stage with an enabled transition; otherwise
+ *   waits, replacing (superseding) the execution that waited there.
+ * - QUEUED: enters only when the stage is free, the transition enabled and
+ *   nobody queues ahead; otherwise joins the end of the queue.
+ * - PARALLEL: takes no lock; waits only while the transition is disabled.
+ */
+export function tryEnter(d: Draft, exec: ExecutionRuntime, index: number): void {
+  const spec = specFor(d.state, exec);
+  const stage = spec.stages[index];
+  if (stage === undefined) {
+    finishExecution(d, exec, "Succeeded");
+    return;
+  }
+  const slot = slotByName(d.state, stage.name);
+  const enabled = transitionEnabled(slot);
+  const mode = modeOf(exec);
+  if (mode === "PARALLEL" || slot === undefined) {
+    if (enabled || slot === undefined) enterStage(d, exec, index);
+    else wait(d, exec, stage.name, [...waitersOf(slot), exec.id]);
+    return;
+  }
+  const waiters = waitersOf(slot);
+  if (mode === "QUEUED") {
+    if (enabled && slot.lock === undefined && waiters.length === 0) enterStage(d, exec, index);
+    else wait(d, exec, stage.name, [...waiters, exec.id]);
+    return;
+  }
+  if (enabled && slot.lock === undefined) {
+    enterStage(d, exec, index);
+    return;
+  }
+  // SUPERSEDED: one waiter per stage; the newer arrival replaces the older.
+  wait(d, exec, stage.name, [exec.id]);
+  for (const id of waiters) {
+    const older = d.state.executions[id];
+    if (id !== exec.id && older !== undefined && !isTerminal(older.status)) supersede(d, older, exec);
+  }
+}
+
+/** Enters stage `index` of the execution's version and starts its first actions. */
+export function enterStage(d: Draft, exec: ExecutionRuntime, index: number): void {
+  const stage = specFor(d.state, exec).stages[index];
+  if (stage === undefined) throw new Error(`execution ${exec.id} has no stage ${index}`);
+  const slot = slotByName(d.state, stage.name);
+  if (exec.waitingFor !== undefined) removeWaiter(d.state, exec);
+  if (slot !== undefined) {
+    if (takesLocks(exec)) slot.lock = exec.id;
+    if (slot.latest?.pipelineExecutionId !== exec.id) delete slot.retryStageMetadata;
+    slot.latest = { pipelineExecutionId: exec.id, status: "InProgress" };
+  }
+  exec.currentStage = stage.name;
+  exec.lastUpdateTime = d.ctx.now;
+  exec.stages.push({ name: stage.name, status: "InProgress", actions: [] });
+  emitStage(d, exec, stage.name, "STARTED");
+  progressStage(d, exec, stage.name);
+}
+
+/**
+ * Drives the stage an execution is inside: waits while actions run, starts
+ * the next runOrder group (actions not run yet, or pending a retry) when the
+ * current one succeeded, and completes the stage when everything succeeded or
+ * when something failed and nothing runs. A Stopping or cancelling execution
+ * starts nothing and ends once nothing of it runs.
+ */
+export function progressStage(d: Draft, exec: ExecutionRuntime, stageName: string): void {
+  if (exec.cancelReason !== undefined || exec.status === "Stopping") {
+    settle(d, exec);
+    return;
+  }
+  if (isTerminal(exec.status)) return;
+  const stageSpec = specFor(d.state, exec).stages.find((s) => s.name === stageName);
+  const run = stageRunOf(exec, stageName);
+  if (stageSpec === undefined || run === undefined || run.status !== "InProgress") return;
+  for (;;) {
+    if (run.actions.some((a) => a.status === "InProgress")) return;
+    const pending = new Set(run.pendingRerun ?? []);
+    const failed = run.actions.find((a) => (a.status === "Failed" || a.status === "Abandoned") && !pending.has(a.name));
+    if (failed !== undefined) {
+      completeStage(d, exec, stageName, "Failed", failed);
+      return;
+    }
+    const remaining = stageSpec.actions.filter((a) => pending.has(a.name) || !run.actions.some((r) => r.name === a.name));
+    if (remaining.length === 0) {
+      completeStage(d, exec, stageName, "Succeeded");
+      return;
+    }
+    const order = Math.min(...remaining.map((a) => a.runOrder));
+    for (const action of remaining) {
+      if (action.runOrder === order) startAction(d, exec, stageName, action);
+    }
+  }
+}
+
+function completeStage(d: Draft, exec: ExecutionRuntime, stageName: string, status: StageStatus, failed?: ActionRun): void {
+  const run = stageRunOf(exec, stageName);
+  if (run !== undefined) {
+    run.status = status;
+    delete run.pendingRerun;
+  }
+  setStageLatest(d, exec, stageName, status);
+  releaseLock(d, exec, stageName);
+  delete exec.currentStage;
+  exec.lastUpdateTime = d.ctx.now;
+  emitStage(d, exec, stageName, status === "Succeeded" ? "SUCCEEDED" : "FAILED");
+  if (status === "Succeeded") {
+    const index = specFor(d.state, exec).stages.findIndex((s) => s.name === stageName);
+    tryEnter(d, exec, index + 1);
+  } else {
+    const why = failed?.errorDetails?.message ?? failed?.summary ?? "the action failed";
+    const summary = failed === undefined ? `Stage "${stageName}" failed` : `Action "${failed.name}" in stage "${stageName}" failed: ${why}`;
+    finishExecution(d, exec, "Failed", summary);
+  }
+  admitWaiters(d, stageName);
+}
+
+export function releaseLock(d: Draft, exec: ExecutionRuntime, stageName: string): void {
+  const slot = slotByName(d.state, stageName);
+  if (slot?.lock === exec.id) delete slot.lock;
+}
+
+/**
+ * Lets waiters into a stage that may have become free (unlocked, transition
+ * enabled): PARALLEL waiters all enter; of the others only the first in line
+ * (SUPERSEDED: the single waiter; QUEUED: the oldest), once the lock is free.
+ */
+export function admitWaiters(d: Draft, stageName: string): void {
+  const slot = slotByName(d.state, stageName);
+  if (slot === undefined) return;
+  for (;;) {
+    if (!transitionEnabled(slot)) return;
+    const ids = waitersOf(slot);
+    const live = ids.filter((id) => {
+      const w = d.state.executions[id];
+      return w !== undefined && !isTerminal(w.status) && w.waitingFor === stageName;
+    });
+    if (live.length !== ids.length) setWaiters(slot, live);
+    let next: ExecutionRuntime | undefined;
+    for (const id of live) {
+      const w = d.state.executions[id];
+      if (w === undefined) continue;
+      if (!takesLocks(w)) {
+        next = w;
+        break;
+      }
+      // The first execution in line that needs the lock blocks those behind it.
+      if (slot.lock === undefined) next = w;
+      break;
+    }
+    if (next === undefined) return;
+    const index = specFor(d.state, next).stages.findIndex((s) => s.name === stageName);
+    if (index < 0) {
+      removeWaiter(d.state, next);
+      continue;
+    }
+    enterStage(d, next, index);
+  }
+}
+
+/**
+ * Ends an execution that is Stopping (stop-and-wait) or marked for
+ * cancellation once nothing of it runs: its stage becomes Stopped or
+ * Cancelled, the stage lock is released and the next waiter admitted.
+ */
+export function settle(d: Draft, exec: ExecutionRuntime): void {
+  if (isTerminal(exec.status)) return;
+  const stopping = exec.status === "Stopping";
+  if (!stopping && exec.cancelReason === undefined) return;
+  const name = exec.currentStage;
+  const stage = name === undefined ? undefined : stageRunOf(exec, name);
+  if (stage?.actions.some((a) => a.status === "InProgress")) return;
+  if (stage !== undefined) {
+    stage.status = stopping ? "Stopped" : "Cancelled";
+    delete stage.pendingRerun;
+    setStageLatest(d, exec, stage.name, stage.status);
+    releaseLock(d, exec, stage.name);
+    emitStage(d, exec, stage.name, stopping ? "STOPPED" : "CANCELED");
+  }
+  if (stopping) finishExecution(d, exec, "Stopped", stoppedSummary(exec));
+  else finishExecution(d, exec, "Cancelled", exec.cancelReason);
+  if (stage !== undefined) admitWaiters(d, stage.name);
+}
+
+export function stoppedSummary(exec: ExecutionRuntime): string {
+  const stop = exec.stopTrigger;
+  if (stop === undefined) return "Stopped";
+  return stop.reason === "" ? `Stopped by ${stop.by}` : `Stopped by ${stop.by}: ${stop.reason}`;
+}

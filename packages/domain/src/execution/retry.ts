@@ -1,0 +1,188 @@
+// RetryStageExecution (reference §4 "Retry") and Sluice's single-action retry.
+//
+// A retry reruns actions of the stage an execution is in or ended in. An
+// execution that ended Failed or Stopped resumes: the same id goes back to
+// InProgress (pipeline and stage event RESUMED), takes the stage lock again
+// and continues to later stages. Every earlier attempt of a rerun action is
+// kept in its run's `attempts`.
+
+import { DomainError } from "../errors.js";
+import type { DecideContext, Decision, ExecutionEvent, ExecutionRuntime, PipelineRuntime, StageRun } from "./types.js";
+import { startAction } from "./actions.js";
+import {
+  actionSpecOf,
+  done,
+  draftOf,
+  emitPipeline,
+  emitStage,
+  findExecution,
+  isFinal,
+  isTerminal,
+  setStageLatest,
+  slotByName,
+  stageRunOf,
+  takesLocks,
+} from "./draft.js";
+import type { Draft } from "./draft.js";
+import { progressStage } from "./flow.js";
+
+type StageRetryRequested = Extract<ExecutionEvent, { type: "StageRetryRequested" }>;
+type ActionRetryRequested = Extract<ExecutionEvent, { type: "ActionRetryRequested" }>;
+
+/**
+ * RetryStageExecution. FAILED_ACTIONS reruns the failed (and abandoned)
+ * actions — allowed as soon as one failed, running ones continue; a Stopped
+ * stage also continues with the groups it never started. ALL_ACTIONS reruns
+ * the whole stage from its first group and needs nothing running.
+ */
+export function onStageRetryRequested(state: PipelineRuntime, event: StageRetryRequested, ctx: DecideContext): Decision {
+  const { exec, stageRun } = retryTarget(state, event.executionId, event.stageName);
+  const failed = stageRun.actions.filter((a) => (a.status === "Failed" || a.status === "Abandoned") && !(stageRun.pendingRerun ?? []).includes(a.name));
+  if (event.retryMode === "ALL_ACTIONS") {
+    const running = stageRun.actions.filter((a) => a.status === "InProgress").map((a) => a.name);
+    if (running.length > 0) {
+      throw new DomainError("ConflictException", `stage ${event.stageName} still runs ${running.join(", ")}; ALL_ACTIONS needs nothing running (use FAILED_ACTIONS)`);
+    }
+  }
+  if (failed.length === 0 && stageRun.status !== "Stopped") {
+    throw new DomainError(
+      "StageNotRetryableException",
+      `stage ${event.stageName} of pipeline execution ${exec.id} has no failed actions to retry${stageRun.status === "InProgress" ? " (a retry may be underway)" : ""}`,
+    );
+  }
+  const d = draftOf(state, ctx);
+  const live = bringBack(d, exec);
+  const run = stageRunOf(live, event.stageName);
+  if (run === undefined) throw new Error(`stage run ${event.stageName} vanished from the copy of the state`);
+  countRetry(d, live, run);
+  if (event.retryMode === "ALL_ACTIONS") {
+    const spec = d.state.spec.stages.find((s) => s.name === event.stageName);
+    run.pendingRerun = spec?.actions.map((a) => a.name) ?? [];
+  } else {
+    run.pendingRerun = [...new Set([...(run.pendingRerun ?? []), ...failed.map((a) => a.name)])];
+    for (const a of failed) {
+      const spec = actionSpecOf(d.state, live, event.stageName, a.name);
+      if (spec !== undefined) startAction(d, live, event.stageName, spec);
+    }
+  }
+  progressStage(d, live, event.stageName);
+  return done(d);
+}
+
+/**
+ * Sluice extension: reruns one action — failed or succeeded — of the stage's
+ * latest execution, in the stage the execution is in or ended in. A stage
+ * that failed because of another action fails again unless that one is
+ * retried too.
+ */
+export function onActionRetryRequested(state: PipelineRuntime, event: ActionRetryRequested, ctx: DecideContext): Decision {
+  const stageSpec = state.spec.stages.find((s) => s.name === event.stageName);
+  if (stageSpec !== undefined && !stageSpec.actions.some((a) => a.name === event.actionName)) {
+    throw new DomainError("ActionNotFoundException", `stage ${event.stageName} of pipeline ${state.pipelineName} has no action ${event.actionName}`);
+  }
+  const { exec, stageRun } = retryTarget(state, event.executionId, event.stageName);
+  const previous = stageRun.actions.find((a) => a.name === event.actionName);
+  if (previous === undefined) {
+    throw new DomainError("ActionExecutionNotFoundException", `action ${event.actionName} has not run in stage ${event.stageName} of pipeline execution ${exec.id}`);
+  }
+  if (previous.status === "InProgress") {
+    throw new DomainError("ConflictException", `action ${event.actionName} of pipeline execution ${exec.id} is still running`);
+  }
+  const d = draftOf(state, ctx);
+  const live = bringBack(d, exec);
+  const run = stageRunOf(live, event.stageName);
+  const spec = actionSpecOf(d.state, live, event.stageName, event.actionName);
+  if (run === undefined || spec === undefined) throw new Error(`action ${event.actionName} vanished from the copy of the state`);
+  countRetry(d, live, run);
+  run.pendingRerun = [...new Set([...(run.pendingRerun ?? []), event.actionName])];
+  startAction(d, live, event.stageName, spec);
+  progressStage(d, live, event.stageName);
+  return done(d);
+}
+
+/**
+ * The AWS rules every retry shares; returns the execution (in flight or
+ * kept for a retry) and its run of the stage.
+ */
+function retryTarget(state: PipelineRuntime, executionId: string, stageName: string): { exec: ExecutionRuntime; stageRun: StageRun } {
+  const slot = slotByName(state, stageName);
+  if (slot === undefined) throw new DomainError("StageNotFoundException", `pipeline ${state.pipelineName} has no stage ${stageName}`);
+  const latest = slot.latest?.pipelineExecutionId;
+  if (latest !== executionId) {
+    throw new DomainError(
+      "NotLatestPipelineExecutionException",
+      latest === undefined
+        ? `no execution has run stage ${stageName} of pipeline ${state.pipelineName}`
+        : `pipeline execution ${executionId} is not the latest execution of stage ${stageName} (the latest is ${latest})`,
+    );
+  }
+  const exec = findExecution(state, executionId);
+  if (exec === undefined || isFinal(exec.status)) {
+    const status = exec?.status ?? "no longer retryable";
+    throw new DomainError("StageNotRetryableException", `pipeline execution ${executionId} is ${status}; only a Failed, Stopped or running execution can be retried`);
+  }
+  if (exec.pipelineVersion !== state.spec.version) {
+    throw new DomainError(
+      "StageNotRetryableException",
+      `pipeline execution ${executionId} ran version ${exec.pipelineVersion} of the pipeline, which has changed to version ${state.spec.version}`,
+    );
+  }
+  if (exec.status === "Stopping") {
+    throw new DomainError("ConflictException", `pipeline execution ${executionId} is stopping; retry once it has stopped`);
+  }
+  const stageRun = exec.stages.at(-1);
+  if (stageRun === undefined || stageRun.name !== stageName || (isTerminal(exec.status) && stageRun.status === "Succeeded")) {
+    throw new DomainError(
+      "StageNotRetryableException",
+      `stage ${stageName} did not fail or stop in pipeline execution ${executionId}${stageRun === undefined ? "" : ` (its last stage is ${stageRun.name}, ${stageRun.status})`}`,
+    );
+  }
+  if (isTerminal(exec.status) && takesLocks(exec) && slot.lock !== undefined) {
+    throw new DomainError("ConflictException", `stage ${stageName} is occupied by pipeline execution ${slot.lock}`);
+  }
+  return { exec, stageRun };
+}
+
+/**
+ * The execution the retry works on, in the draft: one in flight as it is; a
+ * Failed or Stopped one resumes — InProgress again, back in `executions`,
+ * inside its last stage with the lock, RESUMED events.
+ */
+function bringBack(d: Draft, found: ExecutionRuntime): ExecutionRuntime {
+  const { state, ctx } = d;
+  const exec = Object.hasOwn(state.executions, found.id) ? state.executions[found.id] : undefined;
+  if (exec !== undefined && !isTerminal(exec.status)) return exec;
+  const live = exec ?? structuredClone(found);
+  state.executions[live.id] = live;
+  if (state.retryable !== undefined) {
+    state.retryable = state.retryable.filter((e) => e.id !== live.id);
+    if (state.retryable.length === 0) delete state.retryable;
+  }
+  const stage = live.stages.at(-1);
+  if (stage === undefined) throw new Error(`execution ${live.id} has no stage to resume`);
+  live.status = "InProgress";
+  delete live.statusSummary;
+  delete live.stopTrigger;
+  live.executionAttempt = (live.executionAttempt ?? 1) + 1;
+  live.currentStage = stage.name;
+  live.lastUpdateTime = ctx.now;
+  stage.status = "InProgress";
+  const slot = slotByName(state, stage.name);
+  if (slot !== undefined && takesLocks(live)) slot.lock = live.id;
+  setStageLatest(d, live, stage.name, "InProgress");
+  emitPipeline(d, live, "RESUMED");
+  emitStage(d, live, stage.name, "RESUMED");
+  return live;
+}
+
+function countRetry(d: Draft, exec: ExecutionRuntime, run: StageRun): void {
+  run.manualRetryAttempts = (run.manualRetryAttempts ?? 0) + 1;
+  exec.lastUpdateTime = d.ctx.now;
+  const slot = slotByName(d.state, run.name);
+  if (slot === undefined) return;
+  slot.retryStageMetadata = {
+    autoStageRetryAttempt: slot.retryStageMetadata?.autoStageRetryAttempt ?? 0,
+    manualStageRetryAttempt: run.manualRetryAttempts,
+    latestRetryTrigger: "ManualStageRetry",
+  };
+}

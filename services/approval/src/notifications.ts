@@ -1,0 +1,204 @@
+import type { Logger } from "@sluice/domain";
+import type { ApprovalDoc, ApprovalStore } from "./approval-store.js";
+
+/**
+ * Approval notifications: when an approval opens and its action configuration has
+ * `NotificationUrl` (an HTTP(S) webhook, Sluice's stand-in for AWS's SNS `NotificationArn`), the
+ * service POSTs a JSON body shaped like AWS's SNS approval message. Delivery state lives on the
+ * approval document, so retries survive restarts: the intake tries at once, the sweeper retries
+ * due attempts with backoff. A notification never blocks or fails the approval; once the approval
+ * is answered or expired, pending retries are skipped.
+ *
+ * Delivery is at least once: an attempt takes a lease (`leaseNotification`) so two sweeps do
+ * not send the same attempt, but a crash after the POST and before recording it sends again.
+ */
+
+/** Tries per notification before giving up (the first one included). */
+export const NOTIFY_MAX_ATTEMPTS = 5;
+/** Each POST's timeout. */
+export const NOTIFY_TIMEOUT_MS = 5_000;
+/** Delay after the first failed attempt; ×3 after each further one (10 s, 30 s, 90 s, 270 s). */
+export const NOTIFY_RETRY_BASE_MS = 10_000;
+/** How long an attempt holds its lease; longer than any POST, so a crashed attempt is retried after it. */
+export const NOTIFY_LEASE_MS = 60_000;
+/** Notifications one sweep handles at most. */
+export const NOTIFY_SWEEP_BATCH = 50;
+
+/** Delay before attempt `attempt + 1` after attempt `attempt` (1-based) failed. */
+export function notifyRetryDelayMs(attempt: number): number {
+  return NOTIFY_RETRY_BASE_MS * 3 ** Math.max(0, attempt - 1);
+}
+
+/** The body AWS sends to an approval's SNS topic, with Sluice's values. */
+export interface ApprovalNotification {
+  region: string;
+  consoleLink: string;
+  approval: {
+    pipelineName: string;
+    stageName: string;
+    actionName: string;
+    token: string;
+    /** When the approval expires; AWS's format, `2016-07-07T20:22Z` (minutes, UTC). */
+    expires: string;
+    externalEntityLink: string;
+    approvalReviewLink: string;
+    customData: string;
+  };
+}
+
+/** Where links in notifications point; both optional. */
+export interface NotificationSettings {
+  /** Shown as `region` (Sluice has one, named by configuration). */
+  readonly region: string;
+  /** Base URL of a console that shows pipelines, or undefined: links are then "". */
+  readonly consoleUrl: string | undefined;
+  /** Timeout of one POST (default {@link NOTIFY_TIMEOUT_MS}). */
+  readonly timeoutMs?: number | undefined;
+}
+
+/** The notification body of an approval. */
+export function notificationOf(doc: ApprovalDoc, settings: NotificationSettings): ApprovalNotification {
+  const base = settings.consoleUrl?.replace(/\/+$/, "");
+  const pipelineLink = base === undefined ? "" : `${base}/pipelines/${encodeURIComponent(doc.pipelineName)}`;
+  return {
+    region: settings.region,
+    consoleLink: pipelineLink,
+    approval: {
+      pipelineName: doc.pipelineName,
+      stageName: doc.stageName,
+      actionName: doc.actionName,
+      token: doc._id,
+      expires: doc.expiresAt === null ? "" : `${doc.expiresAt.toISOString().slice(0, 16)}Z`,
+      externalEntityLink: doc.externalEntityLink,
+      approvalReviewLink:
+        base === undefined
+          ? ""
+          : `${pipelineLink}/stages/${encodeURIComponent(doc.stageName)}/actions/${encodeURIComponent(doc.actionName)}/approve?token=${doc._id}`,
+      customData: doc.customData,
+    },
+  };
+}
+
+/**
+ * Checks a `NotificationUrl`: an absolute http(s) URL. Returns the problem, or undefined when
+ * the URL is usable. The domain validator checks pipelines; this guards jobs all the same.
+ */
+export function notificationUrlProblem(url: string): string | undefined {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    return "is not an absolute URL";
+  }
+  if (parsed.protocol !== "http:" && parsed.protocol !== "https:") return `must be an http or https URL, not ${parsed.protocol}`;
+  return undefined;
+}
+
+/** Sends notifications and retries them from stored state. */
+export interface Notifier {
+  /** Tries a just-opened approval's notification now, in the background; never throws. */
+  kick(token: string): void;
+  /** Retries every due notification; resolves with how many were sent. */
+  sweep(now: Date): Promise<number>;
+  /** Waits for attempts started by `kick`. */
+  idle(): Promise<void>;
+}
+
+/** Creates the notifier over the store; `now` is the service clock (expiry and retries follow it). */
+export function createNotifier(store: ApprovalStore, settings: NotificationSettings, logger: Logger, now: () => Date): Notifier {
+  const timeoutMs = settings.timeoutMs ?? NOTIFY_TIMEOUT_MS;
+  const inFlight = new Set<Promise<void>>();
+
+  /** One attempt, if it is due; true when the notification was sent. */
+  async function attempt(token: string): Promise<boolean> {
+    const at = now();
+    const doc = await store.leaseNotification(token, at, new Date(at.getTime() + NOTIFY_LEASE_MS));
+    if (doc === null) return false;
+    const attempts = doc.notifyAttempts ?? 1;
+    const url = doc.notifyUrl ?? "";
+    // Only the host is logged: the path of a chat webhook is its secret.
+    const log = logger.child({ approvalToken: token, pipelineName: doc.pipelineName, host: hostOf(url), attempt: attempts });
+    if (doc.status !== "Pending") {
+      await store.setNotification(token, { status: "Skipped", nextAt: null });
+      log.info("approval notification skipped: the approval is already closed", { status: doc.status });
+      return false;
+    }
+    const error = await post(url, notificationOf(doc, settings), timeoutMs);
+    if (error === undefined) {
+      await store.setNotification(token, { status: "Sent", nextAt: null, sentAt: now(), lastError: "" });
+      log.info("approval notification sent");
+      return true;
+    }
+    if (attempts >= NOTIFY_MAX_ATTEMPTS) {
+      await store.setNotification(token, { status: "Failed", nextAt: null, lastError: error });
+      log.warn("approval notification failed; giving up", { err: error });
+    } else {
+      const retryInMs = notifyRetryDelayMs(attempts);
+      await store.setNotification(token, { status: "Pending", nextAt: new Date(now().getTime() + retryInMs), lastError: error });
+      log.warn("approval notification failed; will retry", { err: error, retryInMs });
+    }
+    return false;
+  }
+
+  return {
+    kick(token) {
+      const running = attempt(token)
+        .then(() => undefined)
+        .catch((err: unknown) => logger.warn("approval notification attempt failed", { approvalToken: token, err: errorText(err) }))
+        .finally(() => inFlight.delete(running));
+      inFlight.add(running);
+    },
+
+    async sweep(at) {
+      const due = await store.dueNotifications(at, NOTIFY_SWEEP_BATCH);
+      let sent = 0;
+      for (const doc of due) {
+        try {
+          if (await attempt(doc._id)) sent += 1;
+        } catch (err) {
+          logger.warn("approval notification attempt failed", { approvalToken: doc._id, err: errorText(err) });
+        }
+      }
+      return sent;
+    },
+
+    async idle() {
+      await Promise.allSettled([...inFlight]);
+    },
+  };
+}
+
+/** POSTs the body; resolves with an error text, or undefined on a 2xx answer. */
+async function post(url: string, body: ApprovalNotification, timeoutMs: number): Promise<string | undefined> {
+  const problem = notificationUrlProblem(url);
+  if (problem !== undefined) return `NotificationUrl ${problem}`;
+  try {
+    const res = await fetch(url, {
+      method: "POST",
+      headers: { "content-type": "application/json", "user-agent": "sluice-approval" },
+      body: JSON.stringify(body),
+      // A redirect is an answer we do not follow: the URL is what the pipeline author wrote.
+      redirect: "manual",
+      signal: AbortSignal.timeout(timeoutMs),
+    });
+    // The body is not needed; discard it so the connection is released.
+    await res.body?.cancel().catch(() => undefined);
+    return res.status >= 200 && res.status < 300 ? undefined : `HTTP ${res.status}`;
+  } catch (err) {
+    if (err instanceof DOMException && err.name === "TimeoutError") return `no answer within ${timeoutMs} ms`;
+    const cause = (err as { cause?: unknown }).cause;
+    return errorText(cause ?? err);
+  }
+}
+
+function hostOf(url: string): string {
+  try {
+    return new URL(url).host;
+  } catch {
+    return "";
+  }
+}
+
+function errorText(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}

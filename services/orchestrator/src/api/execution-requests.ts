@@ -1,0 +1,154 @@
+// Request checks of the execution-control operations, and the state-machine
+// event each valid request becomes. Pure: the API handlers load the pipeline,
+// call these, and apply the event; decide() then enforces the execution rules
+// (retryable, stoppable, latest execution, ...).
+
+import { DomainError } from "@sluice/domain";
+import type { ExecutionEvent, PipelineSpec, PipelineVariableOverride, SourceRevisionRef, StageRetryMode } from "@sluice/domain";
+import type {
+  DisableStageTransitionRequest,
+  EnableStageTransitionRequest,
+  PipelineDeclaration,
+  RetryActionExecutionRequest,
+  RetryStageExecutionRequest,
+  StartPipelineExecutionRequest,
+  StopPipelineExecutionRequest,
+} from "@sluice/proto";
+import { checks } from "./request-validation.js";
+
+/** AWS limits of StartPipelineExecution. */
+const MAX_START_VARIABLES = 50;
+const MAX_SOURCE_REVISIONS = 50;
+/** AWS PipelineVariable.name and PipelineVariableDeclaration.name. */
+const VARIABLE_NAME_PATTERN = /^[A-Za-z0-9@\-_]+$/;
+/** AWS ClientRequestToken. */
+const CLIENT_REQUEST_TOKEN_PATTERN = /^[a-zA-Z0-9-]+$/;
+/**
+ * A Git commit id, abbreviated or full (SHA-1 or SHA-256). Stricter than
+ * AWS's 1-1500 characters on purpose: the value reaches `git fetch`, and a
+ * value starting with `-` must never be read as an option.
+ */
+const COMMIT_ID_PATTERN = /^[0-9a-fA-F]{4,64}$/;
+/** AWS SourceRevisionType; Sluice's sources are Git, so only COMMIT_ID applies. */
+const SOURCE_REVISION_TYPES = ["COMMIT_ID", "IMAGE_DIGEST", "S3_OBJECT_VERSION_ID", "S3_OBJECT_KEY"] as const;
+/** AWS StopPipelineExecution.reason. */
+const MAX_STOP_REASON = 200;
+/** AWS DisableStageTransition.reason: 1-300 characters of this set. */
+const TRANSITION_REASON_PATTERN = /^[a-zA-Z0-9!@ ().*?-]+$/;
+const MAX_TRANSITION_REASON = 300;
+/** AWS StageRetryMode. */
+export const STAGE_RETRY_MODES: readonly StageRetryMode[] = ["FAILED_ACTIONS", "ALL_ACTIONS"];
+/** AWS StageTransitionType. */
+const TRANSITION_TYPES = ["Inbound", "Outbound"] as const;
+
+/** What StartPipelineExecution adds to ExecutionRequested. */
+export interface StartOptions {
+  variables?: PipelineVariableOverride[];
+  pinnedRevisions?: SourceRevisionRef[];
+  clientRequestToken?: string;
+}
+
+/**
+ * Checks StartPipelineExecution's variables, clientRequestToken and
+ * sourceRevisions against AWS's limits and what Sluice supports (a pinned
+ * source must be Git, its revision a commit id). Throws ValidationException
+ * naming every bad field. What depends on the pipeline's runtime (a variable
+ * must be declared, a pinned action must be a source action, each once) is
+ * decide()'s to check.
+ */
+export function startOptions(req: StartPipelineExecutionRequest, spec: PipelineSpec): StartOptions {
+  const c = checks().name("name", req.name);
+  if (req.variables.length > MAX_START_VARIABLES) c.add("variables", `must have at most ${MAX_START_VARIABLES} entries`);
+  req.variables.forEach((v, i) => {
+    c.matching(`variables[${i}].name`, v.name, 1, 128, VARIABLE_NAME_PATTERN, "[A-Za-z0-9@_-]");
+    c.text(`variables[${i}].value`, v.value, 1, 1000);
+  });
+  if (req.clientRequestToken !== "") {
+    c.matching("clientRequestToken", req.clientRequestToken, 1, 128, CLIENT_REQUEST_TOKEN_PATTERN, "[a-zA-Z0-9-]");
+  }
+  if (req.sourceRevisions.length > MAX_SOURCE_REVISIONS) c.add("sourceRevisions", `must have at most ${MAX_SOURCE_REVISIONS} entries`);
+  const sources = spec.stages[0]?.actions ?? [];
+  req.sourceRevisions.forEach((r, i) => {
+    const field = `sourceRevisions[${i}]`;
+    c.name(`${field}.actionName`, r.actionName);
+    const action = sources.find((a) => a.name === r.actionName && a.category === "Source");
+    if (action !== undefined && action.builtIn !== "Git") c.add(`${field}.actionName`, `"${r.actionName}" is not a Git source; only Git sources can be pinned`);
+    if (r.revisionType === "") c.add(`${field}.revisionType`, "is required");
+    else if (!(SOURCE_REVISION_TYPES as readonly string[]).includes(r.revisionType)) c.add(`${field}.revisionType`, `must be one of ${SOURCE_REVISION_TYPES.join(", ")}`);
+    else if (r.revisionType !== "COMMIT_ID") c.add(`${field}.revisionType`, `${r.revisionType} is not supported: Sluice sources are Git, pin them with COMMIT_ID`);
+    if (r.revisionValue === "") c.add(`${field}.revisionValue`, "is required");
+    else if (r.revisionType === "COMMIT_ID" && !COMMIT_ID_PATTERN.test(r.revisionValue)) c.add(`${field}.revisionValue`, "must be a Git commit id (4-64 hex digits)");
+  });
+  c.throwIfAny();
+  const options: StartOptions = {};
+  if (req.variables.length > 0) options.variables = req.variables.map((v) => ({ name: v.name, value: v.value }));
+  if (req.sourceRevisions.length > 0) options.pinnedRevisions = req.sourceRevisions.map((r) => ({ actionName: r.actionName, revisionId: r.revisionValue }));
+  if (req.clientRequestToken !== "") options.clientRequestToken = req.clientRequestToken;
+  return options;
+}
+
+/** StopPipelineExecution → StopRequested. */
+export function stopEvent(req: StopPipelineExecutionRequest, by: string): Extract<ExecutionEvent, { type: "StopRequested" }> {
+  const c = checks().name("pipelineName", req.pipelineName).executionId("pipelineExecutionId", req.pipelineExecutionId);
+  if (req.reason.length > MAX_STOP_REASON) c.add("reason", `must be at most ${MAX_STOP_REASON} characters`);
+  c.throwIfAny();
+  return { type: "StopRequested", executionId: req.pipelineExecutionId, abandon: req.abandon, reason: req.reason, by };
+}
+
+/** RetryStageExecution → StageRetryRequested; the stage must exist in the current declaration. */
+export function stageRetryEvent(req: RetryStageExecutionRequest, declaration: PipelineDeclaration | undefined, by: string): Extract<ExecutionEvent, { type: "StageRetryRequested" }> {
+  const c = checks().name("pipelineName", req.pipelineName).name("stageName", req.stageName).executionId("pipelineExecutionId", req.pipelineExecutionId);
+  c.oneOf("retryMode", req.retryMode, STAGE_RETRY_MODES).throwIfAny();
+  if (declaration !== undefined) stageOf(declaration, req.stageName);
+  return { type: "StageRetryRequested", executionId: req.pipelineExecutionId, stageName: req.stageName, retryMode: req.retryMode as StageRetryMode, by };
+}
+
+/** RetryActionExecution → ActionRetryRequested; stage and action must exist in the current declaration. */
+export function actionRetryEvent(req: RetryActionExecutionRequest, declaration: PipelineDeclaration | undefined, by: string): Extract<ExecutionEvent, { type: "ActionRetryRequested" }> {
+  checks()
+    .name("pipelineName", req.pipelineName)
+    .name("stageName", req.stageName)
+    .name("actionName", req.actionName)
+    .executionId("pipelineExecutionId", req.pipelineExecutionId)
+    .throwIfAny();
+  if (declaration !== undefined) {
+    const stage = stageOf(declaration, req.stageName);
+    if (!stage.actions.some((a) => a.name === req.actionName)) {
+      throw new DomainError("ActionNotFoundException", `stage "${req.stageName}" has no action "${req.actionName}"`, [
+        { field: "actionName", message: `action "${req.actionName}" does not exist` },
+      ]);
+    }
+  }
+  return { type: "ActionRetryRequested", executionId: req.pipelineExecutionId, stageName: req.stageName, actionName: req.actionName, by };
+}
+
+/**
+ * Disable/EnableStageTransition → TransitionChanged. Only Inbound transitions
+ * exist in Sluice (an execution finishing a stage and waiting at the next one's
+ * inbound transition is the same as AWS's Outbound block, so one kind suffices).
+ */
+export function transitionEvent(
+  req: DisableStageTransitionRequest | EnableStageTransitionRequest,
+  enabled: boolean,
+  declaration: PipelineDeclaration | undefined,
+  by: string,
+): Extract<ExecutionEvent, { type: "TransitionChanged" }> {
+  const c = checks().name("pipelineName", req.pipelineName).name("stageName", req.stageName).oneOf("transitionType", req.transitionType, TRANSITION_TYPES);
+  if (req.transitionType === "Outbound") c.add("transitionType", "Sluice supports only Inbound transitions: disable the next stage's Inbound transition instead");
+  const reason = "reason" in req ? req.reason : "";
+  if (!enabled) c.matching("reason", reason, 1, MAX_TRANSITION_REASON, TRANSITION_REASON_PATTERN, "[a-zA-Z0-9!@ ().*?-]");
+  c.throwIfAny();
+  if (declaration !== undefined) stageOf(declaration, req.stageName);
+  return { type: "TransitionChanged", stageName: req.stageName, enabled, reason, by };
+}
+
+/** The named stage of a declaration, or StageNotFoundException naming `stageName`. */
+export function stageOf(declaration: PipelineDeclaration, stageName: string): PipelineDeclaration["stages"][number] {
+  const stage = declaration.stages.find((s) => s.name === stageName);
+  if (stage === undefined) {
+    throw new DomainError("StageNotFoundException", `pipeline "${declaration.name}" has no stage "${stageName}"`, [
+      { field: "stageName", message: `stage "${stageName}" does not exist` },
+    ]);
+  }
+  return stage;
+}

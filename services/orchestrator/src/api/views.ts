@@ -1,0 +1,144 @@
+// Read views for the API: one execution's stages and actions
+// (WatchPipelineExecution's snapshot), and the domain's action execution
+// details (ListActionExecutions) as protobuf init objects.
+
+import type { MessageInitShape } from "@bufbuild/protobuf";
+import { timestampFromMs } from "@bufbuild/protobuf/wkt";
+import type { ActionExecutionDetailSpec, ActionRun, ArtifactDetailSpec, ExecutionRuntime, PipelineRuntime } from "@sluice/domain";
+import type {
+  ActionExecutionDetailSchema,
+  ActionExecutionSchema,
+  ArtifactDetailSchema,
+  PipelineDeclaration,
+  StageStateSchema,
+} from "@sluice/proto";
+
+type StageStateInit = MessageInitShape<typeof StageStateSchema>;
+type ActionExecutionInit = MessageInitShape<typeof ActionExecutionSchema>;
+type ArtifactDetailInit = MessageInitShape<typeof ArtifactDetailSchema>;
+/** One entry of ListActionExecutions. */
+export type ActionExecutionDetailInit = MessageInitShape<typeof ActionExecutionDetailSchema>;
+
+/**
+ * The stages of `declaration` (the execution's pipeline version) as `exec`
+ * saw them: `latestExecution` is the execution's own run of the stage,
+ * `actionStates` its actions' latest attempts, `inboundExecution(s)` the
+ * execution itself while it waits in front of the stage. The inbound
+ * transition states are the pipeline's current ones (from `state`).
+ */
+export function executionStageStates(exec: ExecutionRuntime, declaration: PipelineDeclaration, state: PipelineRuntime | undefined): StageStateInit[] {
+  const type = exec.executionType ?? "STANDARD";
+  return declaration.stages.map((stage): StageStateInit => {
+    const run = exec.stages.find((s) => s.name === stage.name);
+    const transition = state?.stages.find((s) => s.name === stage.name)?.transition;
+    const view: StageStateInit = {
+      stageName: stage.name,
+      inboundTransitionState:
+        transition === undefined
+          ? { enabled: true }
+          : {
+              enabled: transition.enabled,
+              lastChangedBy: transition.lastChangedBy,
+              lastChangedAt: timestampFromMs(transition.lastChangedAt),
+              disabledReason: transition.disabledReason ?? "",
+            },
+      actionStates: stage.actions.map((action) => {
+        const latest = run?.actions.find((a) => a.name === action.name);
+        const revision = exec.sourceRevisions.find((r) => r.actionName === action.name);
+        return {
+          actionName: action.name,
+          ...(latest === undefined ? {} : { latestExecution: actionExecutionOf(latest) }),
+          ...(revision === undefined
+            ? {}
+            : { currentRevision: { revisionId: revision.revisionId, ...(revision.created === undefined ? {} : { created: timestampFromMs(revision.created) }) } }),
+        };
+      }),
+    };
+    if (exec.waitingFor === stage.name) {
+      const inbound = { pipelineExecutionId: exec.id, status: "InProgress", type };
+      view.inboundExecution = inbound;
+      view.inboundExecutions = [inbound];
+    }
+    if (run !== undefined) {
+      view.latestExecution = { pipelineExecutionId: exec.id, status: run.status, type };
+      const retries = run.manualRetryAttempts ?? 0;
+      if (retries > 0) view.retryStageMetadata = { manualStageRetryAttempt: retries, latestRetryTrigger: "ManualStageRetry" };
+    }
+    return view;
+  });
+}
+
+function actionExecutionOf(run: ActionRun): ActionExecutionInit {
+  return {
+    actionExecutionId: run.actionExecutionId,
+    status: run.status,
+    summary: run.summary ?? "",
+    lastStatusChange: timestampFromMs(run.lastUpdateTime),
+    // The token is what an approver needs; only while the approval is open.
+    token: run.status === "InProgress" ? (run.token ?? "") : "",
+    lastUpdatedBy: run.updatedBy ?? "",
+    externalExecutionId: run.externalExecutionId ?? "",
+    externalExecutionUrl: run.externalExecutionUrl ?? "",
+    ...(run.errorDetails === undefined ? {} : { errorDetails: { ...run.errorDetails } }),
+  };
+}
+
+/**
+ * ListActionExecutions' entry for the domain's plain detail. With
+ * `latestOnly`, earlier attempts of each action are left out (the details
+ * are newest first, so an action's first entry is its latest attempt).
+ */
+export function actionExecutionDetailInits(details: readonly ActionExecutionDetailSpec[], latestOnly: boolean): ActionExecutionDetailInit[] {
+  const seen = new Set<string>();
+  const out: ActionExecutionDetailInit[] = [];
+  for (const d of details) {
+    // Stage and action names never contain "/" (AWS's name pattern).
+    const key = `${d.stageName}/${d.actionName}`;
+    if (latestOnly && seen.has(key)) continue;
+    seen.add(key);
+    out.push(detailInit(d));
+  }
+  return out;
+}
+
+/** Newest first: start time descending, then action execution id descending (the domain's order). */
+export function newestFirst(a: { startTime: number; actionExecutionId: string }, b: { startTime: number; actionExecutionId: string }): number {
+  if (a.startTime !== b.startTime) return b.startTime - a.startTime;
+  return a.actionExecutionId < b.actionExecutionId ? 1 : a.actionExecutionId > b.actionExecutionId ? -1 : 0;
+}
+
+function detailInit(d: ActionExecutionDetailSpec): ActionExecutionDetailInit {
+  const result = d.output.executionResult;
+  return {
+    pipelineExecutionId: d.pipelineExecutionId,
+    actionExecutionId: d.actionExecutionId,
+    pipelineVersion: d.pipelineVersion,
+    stageName: d.stageName,
+    actionName: d.actionName,
+    startTime: timestampFromMs(d.startTime),
+    lastUpdateTime: timestampFromMs(d.lastUpdateTime),
+    updatedBy: d.updatedBy ?? "",
+    status: d.status,
+    input: {
+      ...(d.input.actionTypeId === undefined ? {} : { actionTypeId: { ...d.input.actionTypeId } }),
+      configuration: { ...d.input.configuration },
+      resolvedConfiguration: { ...d.input.resolvedConfiguration },
+      inputArtifacts: d.input.inputArtifacts.map(artifactDetail),
+      namespace: d.input.namespace ?? "",
+    },
+    output: {
+      outputArtifacts: d.output.outputArtifacts.map(artifactDetail),
+      executionResult: {
+        externalExecutionId: result.externalExecutionId ?? "",
+        externalExecutionSummary: result.externalExecutionSummary ?? "",
+        externalExecutionUrl: result.externalExecutionUrl ?? "",
+        ...(result.errorDetails === undefined ? {} : { errorDetails: { ...result.errorDetails } }),
+      },
+      outputVariables: { ...d.output.outputVariables },
+    },
+  };
+}
+
+function artifactDetail(a: ArtifactDetailSpec): ArtifactDetailInit {
+  return { name: a.name, s3location: { bucket: a.s3location.bucket, key: a.s3location.key } };
+}
