@@ -4,15 +4,16 @@
 // the tail of their logs are printed, so the cause is visible without re-running.
 import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { createApprovalClient, createArtifactClient, createSluiceClient, isRpcError, readPipelineJson } from "@sluice/client";
 import type { Client, SluiceClient, SluiceRpcError } from "@sluice/client";
-import type { ApprovalService, ArtifactService, GetPipelineStateResponse, PipelineExecutionSummary } from "@sluice/proto";
+import type { ActionExecutionDetail, ApprovalService, ArtifactService, GetPipelineStateResponse, PipelineExecutionSummary } from "@sluice/proto";
+import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { CLUSTER_SERVICES, startCluster } from "@sluice/testkit";
-import type { Cluster, ProvidedServers } from "@sluice/testkit";
+import type { Cluster, ClusterService, ProvidedServers } from "@sluice/testkit";
 import { Client as MinioClient } from "minio";
 import { afterAll, afterEach, beforeAll, expect, inject } from "vitest";
 
@@ -55,12 +56,31 @@ export interface E2eEnv {
   tempDir(prefix: string): string;
 }
 
+/** What a cluster of one test file is started with. */
+export interface ClusterSetup {
+  servers: ProvidedServers;
+  /** SLUICE_BUS_PREFIX of the cluster. */
+  busPrefix: string;
+  /** Database names start with this (`<prefix>_<service>`). */
+  mongoDbPrefix: string;
+  /** Each service logs to `<logDir>/<service>.log`. */
+  logDir: string;
+}
+
+/** Options of {@link useCluster}. */
+export interface UseClusterOptions {
+  /** Per-service extra variables (e.g. `{ "action-runner": { RUNNER_CONCURRENCY: "8" } }`). */
+  serviceEnv?: Partial<Record<ClusterService, Record<string, string>>>;
+  /** Starts the cluster some other way (e.g. services in-process). @default the services as processes (`startCluster`) */
+  start?: (setup: ClusterSetup) => Promise<Cluster>;
+}
+
 /**
  * Starts one cluster for the calling test file (beforeAll) and stops it (afterAll). The returned object
  * is filled in by the time the tests run. Logs stay in a temp dir that is removed when every test passed
  * and kept (its path printed) otherwise.
  */
-export function useCluster(name: string): E2eEnv {
+export function useCluster(name: string, opts: UseClusterOptions = {}): E2eEnv {
   const env = {} as E2eEnv;
   const cleanup: string[] = [];
   let failed = false;
@@ -76,16 +96,21 @@ export function useCluster(name: string): E2eEnv {
       cleanup.push(dir);
       return dir;
     };
+    const mongoDbPrefix = `e2e_${id.replace(/-/g, "_")}`;
     try {
-      env.cluster = await startCluster({
-        servers,
-        repoRoot: REPO_ROOT,
-        busPrefix: env.busPrefix,
-        mongoDbPrefix: `e2e_${id.replace(/-/g, "_")}`,
-        pollIntervalMs: 500,
-        logDir: env.logDir,
-        stopGraceMs: 10_000,
-      });
+      env.cluster =
+        opts.start === undefined
+          ? await startCluster({
+              servers,
+              repoRoot: REPO_ROOT,
+              busPrefix: env.busPrefix,
+              mongoDbPrefix,
+              pollIntervalMs: 500,
+              logDir: env.logDir,
+              stopGraceMs: 10_000,
+              ...(opts.serviceEnv === undefined ? {} : { serviceEnv: opts.serviceEnv }),
+            })
+          : await opts.start({ servers, busPrefix: env.busPrefix, mongoDbPrefix, logDir: env.logDir });
     } catch (err) {
       failed = true;
       printLogs(env.logDir, `cluster did not start (${String(err)})`);
@@ -139,9 +164,13 @@ export function printLogs(logDir: string | undefined, why: string): void {
   process.stderr.write(`${out.join("\n")}\n`);
 }
 
+const LEVELS: Record<string, number> = { trace: 10, debug: 20, info: 30, warn: 40, error: 50, fatal: 60 };
+
 function levelOf(line: string): number {
   try {
     const parsed = JSON.parse(line) as { level?: unknown };
+    // The services' loggers write the level's label ("warn"); plain pino writes its number.
+    if (typeof parsed.level === "string") return LEVELS[parsed.level] ?? 0;
     return typeof parsed.level === "number" ? parsed.level : 0;
   } catch {
     // Non-JSON output (a stack trace, a crash) is worth seeing.
@@ -189,8 +218,16 @@ export interface PipelineJsonOptions {
   deployBucket: string;
   /** Commands of the Build action. */
   buildCommands: string[];
-  /** Key prefix of the deploy. @default "site" */
+  /** Key prefix of the deploy (may use `#{...}` variables). @default "site" */
   deployPrefix?: string;
+  /** Whether the Approve stage is there. @default true */
+  approval?: boolean;
+  /** `executionMode` of the pipeline. @default none (the service's default, SUPERSEDED) */
+  executionMode?: "SUPERSEDED" | "QUEUED" | "PARALLEL";
+  /** More plaintext environment variables of the Build action (besides COMMIT_ID). */
+  buildEnv?: Record<string, string>;
+  /** `timeoutInMinutes` of the approval (5-86400). @default none (7 days) */
+  approvalTimeoutInMinutes?: number;
 }
 
 /**
@@ -199,11 +236,29 @@ export interface PipelineJsonOptions {
  * commit id through the variable `#{SourceVariables.CommitId}` in `$COMMIT_ID`.
  */
 export function pipelineJson(o: PipelineJsonOptions): string {
-  return JSON.stringify({
+  return JSON.stringify(pipelineDocument(o));
+}
+
+/** The document {@link pipelineJson} serializes, for tests that change it before creating the pipeline. */
+export function pipelineDocument(o: PipelineJsonOptions): { pipeline: { name: string; stages: Record<string, unknown>[]; [key: string]: unknown } } {
+  const buildEnv = Object.entries(o.buildEnv ?? {}).map(([name, value]) => ({ name, value, type: "PLAINTEXT" }));
+  const approve = {
+    name: "Approve",
+    actions: [
+      {
+        name: "Approve",
+        actionTypeId: { category: "Approval", owner: "AWS", provider: "Manual", version: "1" },
+        configuration: { CustomData: "Approve the e2e deploy." },
+        ...(o.approvalTimeoutInMinutes === undefined ? {} : { timeoutInMinutes: o.approvalTimeoutInMinutes }),
+      },
+    ],
+  };
+  return {
     pipeline: {
       name: o.name,
       roleArn: "arn:aws:iam::123456789012:role/sluice-e2e",
       artifactStore: { type: "S3", location: o.artifactBucket },
+      ...(o.executionMode === undefined ? {} : { executionMode: o.executionMode }),
       stages: [
         {
           name: "Source",
@@ -224,22 +279,13 @@ export function pipelineJson(o: PipelineJsonOptions): string {
               name: "Build",
               actionTypeId: { category: "Build", owner: "AWS", provider: "Commands", version: "1" },
               commands: o.buildCommands,
-              environmentVariables: [{ name: "COMMIT_ID", value: "#{SourceVariables.CommitId}", type: "PLAINTEXT" }],
+              environmentVariables: [{ name: "COMMIT_ID", value: "#{SourceVariables.CommitId}", type: "PLAINTEXT" }, ...buildEnv],
               inputArtifacts: [{ name: "SourceOutput" }],
               outputArtifacts: [{ name: "BuildOutput", files: ["dist/**"] }],
             },
           ],
         },
-        {
-          name: "Approve",
-          actions: [
-            {
-              name: "Approve",
-              actionTypeId: { category: "Approval", owner: "AWS", provider: "Manual", version: "1" },
-              configuration: { CustomData: "Approve the e2e deploy." },
-            },
-          ],
-        },
+        ...(o.approval === false ? [] : [approve]),
         {
           name: "Deploy",
           actions: [
@@ -253,7 +299,7 @@ export function pipelineJson(o: PipelineJsonOptions): string {
         },
       ],
     },
-  });
+  };
 }
 
 /** Creates the pipeline from its JSON text, as `sluice create-pipeline --cli-input-json` would. */
@@ -281,6 +327,10 @@ export interface StageView {
   latestExecutionId: string;
   latestStatus: string;
   inboundExecutionId: string;
+  /** Every execution waiting in front of the stage, in the order they will enter. */
+  inboundExecutionIds: string[];
+  /** The inbound transition (`enabled` is true when the API reports no transition state). */
+  transition: { enabled: boolean; disabledReason: string; lastChangedBy: string; lastChangedAt: Date | undefined };
   actions: Record<string, ActionView>;
 }
 
@@ -304,10 +354,18 @@ function viewOf(state: GetPipelineStateResponse): Record<string, StageView> {
         errorMessage: l?.errorDetails?.message ?? "",
       };
     }
+    const t = stage.inboundTransitionState;
     out[stage.stageName] = {
       latestExecutionId: stage.latestExecution?.pipelineExecutionId ?? "",
       latestStatus: stage.latestExecution?.status ?? "",
       inboundExecutionId: stage.inboundExecution?.pipelineExecutionId ?? "",
+      inboundExecutionIds: stage.inboundExecutions.map((e) => e.pipelineExecutionId),
+      transition: {
+        enabled: t?.enabled ?? true,
+        disabledReason: t?.disabledReason ?? "",
+        lastChangedBy: t?.lastChangedBy ?? "",
+        lastChangedAt: t?.lastChangedAt === undefined ? undefined : timestampDate(t.lastChangedAt),
+      },
       actions,
     };
   }
@@ -318,7 +376,7 @@ function viewOf(state: GetPipelineStateResponse): Record<string, StageView> {
 export async function executionsView(
   env: E2eEnv,
   name: string,
-): Promise<{ id: string; status: string; trigger: string; summary: string; revisions: string[] }[]> {
+): Promise<{ id: string; status: string; trigger: string; summary: string; revisions: string[]; stopReason: string; type: string }[]> {
   const res = await env.sluice.pipelines.listPipelineExecutions({ pipelineName: name });
   return res.pipelineExecutionSummaries.map((s: PipelineExecutionSummary) => ({
     id: s.pipelineExecutionId,
@@ -326,7 +384,108 @@ export async function executionsView(
     trigger: s.trigger?.triggerType ?? "",
     summary: s.statusSummary,
     revisions: s.sourceRevisions.map((r) => r.revisionId),
+    stopReason: s.stopTrigger?.reason ?? "",
+    type: s.executionType,
   }));
+}
+
+/** One attempt of one action (ListActionExecutions), flattened; times in epoch ms. */
+export interface ActionAttemptView {
+  executionId: string;
+  actionExecutionId: string;
+  stage: string;
+  action: string;
+  status: string;
+  start: number;
+  end: number;
+  updatedBy: string;
+  errorCode: string;
+  errorMessage: string;
+}
+
+/**
+ * Every action attempt of the pipeline (all pages), oldest first, optionally of one execution only.
+ */
+export async function actionAttempts(env: E2eEnv, pipelineName: string, pipelineExecutionId?: string): Promise<ActionAttemptView[]> {
+  const out: ActionAttemptView[] = [];
+  let nextToken = "";
+  do {
+    const res = await env.sluice.pipelines.listActionExecutions({
+      pipelineName,
+      nextToken,
+      ...(pipelineExecutionId === undefined ? {} : { filter: { pipelineExecutionId } }),
+    });
+    out.push(...res.actionExecutionDetails.map(attemptView));
+    nextToken = res.nextToken;
+  } while (nextToken !== "");
+  return out.sort((a, b) => a.start - b.start);
+}
+
+function attemptView(d: ActionExecutionDetail): ActionAttemptView {
+  const error = d.output?.executionResult?.errorDetails;
+  return {
+    executionId: d.pipelineExecutionId,
+    actionExecutionId: d.actionExecutionId,
+    stage: d.stageName,
+    action: d.actionName,
+    status: d.status,
+    start: d.startTime === undefined ? 0 : timestampDate(d.startTime).getTime(),
+    end: d.lastUpdateTime === undefined ? 0 : timestampDate(d.lastUpdateTime).getTime(),
+    updatedBy: d.updatedBy,
+    errorCode: error?.code ?? "",
+    errorMessage: error?.message ?? "",
+  };
+}
+
+/**
+ * A file the Build commands of a test wait for (`GATE_WAIT` with `$GATE` in their environment), so a
+ * test decides when a running build may finish: executions then overlap exactly as the test arranged.
+ */
+export interface Gate {
+  /** Absolute path of the file. */
+  path: string;
+  /** Creates the file: every waiting build goes on, and later ones do not wait. */
+  open(): void;
+}
+
+/** A closed {@link Gate} in a temp dir of the file (removed after its tests). */
+export function makeGate(env: E2eEnv): Gate {
+  const path = join(env.tempDir("gate"), "open");
+  return { path, open: () => writeFileSync(path, "open\n") };
+}
+
+/** The shell command that waits for the gate in `$GATE` to open. */
+export const GATE_WAIT = 'until [ -e "$GATE" ]; do sleep 0.1; done';
+
+/** Pids of the processes whose command line (argv, NUL-joined) contains `text` (Linux /proc). */
+export function processesWith(text: string): number[] {
+  const pids: number[] = [];
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      if (readFileSync(join("/proc", entry, "cmdline"), "utf8").includes(text)) pids.push(Number(entry));
+    } catch {
+      // The process ended while we looked.
+    }
+  }
+  return pids;
+}
+
+/** The log lines (pino JSON, parsed) of one service of the cluster whose `msg` is `msg`. */
+export function logEntries(env: E2eEnv, service: ClusterService, msg: string): Record<string, unknown>[] {
+  const file = join(env.logDir, `${service}.log`);
+  if (!existsSync(file)) return [];
+  const out: Record<string, unknown>[] = [];
+  for (const line of readFileSync(file, "utf8").split("\n")) {
+    if (!line.includes(msg)) continue;
+    try {
+      const parsed = JSON.parse(line) as Record<string, unknown>;
+      if (parsed["msg"] === msg) out.push(parsed);
+    } catch {
+      // Not a log entry.
+    }
+  }
+  return out;
 }
 
 /** The execution's status (GetPipelineExecution). */

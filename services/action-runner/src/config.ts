@@ -33,7 +33,7 @@ export const actionRunnerEnvSchema = z
       .string()
       .regex(/^[A-Za-z0-9_-]+$/, "must contain only letters, digits, '_' and '-'")
       .default("default"),
-    /** Jobs run at once per provider queue (Git, Commands, ObjectStore deploy). */
+    /** Jobs this runner runs at once, across all the providers it serves. */
     RUNNER_CONCURRENCY: positiveInt()
       .refine((n) => n <= 64, "must be at most 64")
       .default(2),

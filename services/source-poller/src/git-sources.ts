@@ -9,6 +9,10 @@ export function gitSourcesOf(decl: PipelineDeclaration): GitSource[] {
   const sources: GitSource[] = [];
   for (const action of first.actions) {
     if (!action.actionTypeId || resolveProvider(action.actionTypeId)?.builtIn !== "Git") continue;
+    // As AWS: PollForSourceChanges (CodeCommit, S3) or DetectChanges (connections) "false" means
+    // the source only changes when someone starts the pipeline.
+    const { PollForSourceChanges: poll, DetectChanges: detect } = action.configuration;
+    if (poll === "false" || detect === "false") continue;
     const source = gitSourceOf(action.configuration);
     if (source.repositoryUrl) sources.push({ actionName: action.name, ...source });
   }
