@@ -34,6 +34,12 @@ export const USAGE = `usage: sluice <command> [flags]
   retry-action-execution --pipeline-name NAME --stage-name STAGE --action-name ACTION
                       --pipeline-execution-id ID
                                          rerun one action (failed or succeeded) of the stage's latest execution
+  override-stage-condition --pipeline-name NAME --stage-name STAGE --pipeline-execution-id ID
+                      --condition-type BEFORE_ENTRY|ON_SUCCESS
+                                         end a running (or lift a failed) condition check so the stage proceeds
+  rollback-stage --pipeline-name NAME --stage-name STAGE --target-pipeline-execution-id ID
+                                         rerun a stage with an earlier successful execution's inputs;
+                                         prints the new ROLLBACK execution's id
   disable-stage-transition --pipeline-name NAME --stage-name STAGE --reason TEXT [--transition-type Inbound]
   enable-stage-transition --pipeline-name NAME --stage-name STAGE [--transition-type Inbound]
   get-pipeline-state --name NAME [--json]
@@ -127,6 +133,24 @@ export async function runCommand(args: ParsedArgs, conn: Connection): Promise<st
           pipelineExecutionId: requireFlag(args, "pipeline-execution-id"),
         });
         return `retrying action ${requireFlag(args, "action-name")} of ${res.pipelineExecutionId}`;
+      }
+      case "override-stage-condition": {
+        const conditionType = requireFlag(args, "condition-type");
+        await api.overrideStageCondition({
+          pipelineName: requireFlag(args, "pipeline-name"),
+          stageName: requireFlag(args, "stage-name"),
+          pipelineExecutionId: requireFlag(args, "pipeline-execution-id"),
+          conditionType,
+        });
+        return `${conditionType} condition of stage ${requireFlag(args, "stage-name")} overridden`;
+      }
+      case "rollback-stage": {
+        const res = await api.rollbackStage({
+          pipelineName: requireFlag(args, "pipeline-name"),
+          stageName: requireFlag(args, "stage-name"),
+          targetPipelineExecutionId: requireFlag(args, "target-pipeline-execution-id"),
+        });
+        return res.pipelineExecutionId;
       }
       case "disable-stage-transition":
       case "enable-stage-transition": {

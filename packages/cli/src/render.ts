@@ -11,7 +11,16 @@ const MARK: Record<string, string> = {
   Cancelled: "⊘",
   Abandoned: "⊘",
   Skipped: "↷",
+  Errored: "✘",
+  Overridden: "⤼",
 };
+
+/** Names of the condition kinds in stage views. */
+const CONDITION_KINDS = [
+  ["beforeEntryConditionState", "before entry"],
+  ["onSuccessConditionState", "on success"],
+  ["onFailureConditionState", "on failure"],
+] as const;
 
 /** A stage-by-stage, action-by-action text view of GetPipelineState. */
 export function renderPipelineState(state: GetPipelineStateResponse): string {
@@ -53,6 +62,13 @@ function stageLines(stageStates: readonly StageState[], showExecution: boolean):
       ? `  (retried ${stage.retryStageMetadata.manualStageRetryAttempt + stage.retryStageMetadata.autoStageRetryAttempt}x)`
       : "";
     lines.push(`  ${stage.stageName.padEnd(16)} ${status.padEnd(14)}${exec}${waiting}${transition}${retries}`);
+    for (const [field, label] of CONDITION_KINDS) {
+      const check = stage[field];
+      const run = check?.latestExecution;
+      if (run === undefined) continue;
+      const rules = (check?.conditionStates[0]?.ruleStates ?? []).map((r) => `${r.ruleName} ${MARK[r.latestExecution?.status ?? ""] ?? "?"}`).join(", ");
+      lines.push(`    (condition ${label}: ${MARK[run.status] ?? " "} ${run.status}${rules === "" ? "" : ` — ${rules}`})`);
+    }
     for (const action of stage.actionStates) {
       const e = action.latestExecution;
       const parts = [`    ${action.actionName.padEnd(16)}`, e ? `${MARK[e.status] ?? " "} ${e.status}`.padEnd(14) : "  -".padEnd(14)];
@@ -72,6 +88,7 @@ export function renderExecution(e: PipelineExecution): string {
   ];
   if (e.statusSummary) lines.push(`  ${e.statusSummary}`);
   if (e.trigger) lines.push(`  trigger: ${e.trigger.triggerType} ${e.trigger.triggerDetail}`);
+  if (e.rollbackMetadata) lines.push(`  rollback to: ${e.rollbackMetadata.rollbackTargetPipelineExecutionId}`);
   if (e.stopTrigger?.reason) lines.push(`  stop reason: ${e.stopTrigger.reason}`);
   for (const v of e.variables) lines.push(`  variable ${v.name} = ${v.resolvedValue}`);
   for (const r of e.artifactRevisions) {

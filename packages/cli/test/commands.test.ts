@@ -72,6 +72,32 @@ beforeAll(async () => {
     record("EnableStageTransition", req);
     return Promise.resolve({});
   };
+  impl.overrideStageCondition = (req) => {
+    record("OverrideStageCondition", req);
+    if (req.conditionType === "ON_FAILURE") return Promise.reject(new DomainError("ValidationException", "conditionType: must be BEFORE_ENTRY or ON_SUCCESS"));
+    return Promise.resolve({});
+  };
+  impl.rollbackStage = (req) => {
+    record("RollbackStage", req);
+    return Promise.resolve({ pipelineExecutionId: "9e8d7c6b-5a4b-4c3d-8e2f-1a0b9c8d7e6f" });
+  };
+  impl.getPipelineState = (req) => {
+    record("GetPipelineState", req);
+    return Promise.resolve({
+      pipelineName: req.name,
+      pipelineVersion: 2,
+      stageStates: [
+        {
+          stageName: "Deploy",
+          latestExecution: { pipelineExecutionId: EXEC, status: "InProgress", type: "STANDARD" },
+          beforeEntryConditionState: {
+            latestExecution: { status: "Overridden", summary: "Overridden by ops" },
+            conditionStates: [{ latestExecution: { status: "Overridden" }, ruleStates: [{ ruleName: "Window", latestExecution: { status: "Abandoned" } }] }],
+          },
+        },
+      ],
+    });
+  };
   impl.listActionExecutions = (req) => {
     record("ListActionExecutions", req);
     return Promise.resolve({
@@ -178,6 +204,25 @@ describe("sluice execution commands", () => {
     expect(await run("enable-stage-transition", "--pipeline-name", "web", "--stage-name", "Deploy")).toBe("transition into Deploy enabled");
     expect(lastRequest("EnableStageTransition")).toMatchObject({ stageName: "Deploy", transitionType: "Inbound" });
     await expect(run("disable-stage-transition", "--pipeline-name", "web", "--stage-name", "Deploy")).rejects.toThrow(new UsageError("--reason is required"));
+  });
+
+  it("override-stage-condition and rollback-stage send what AWS names; rollback-stage prints the new execution", async () => {
+    const out = await run("override-stage-condition", "--pipeline-name", "web", "--stage-name", "Deploy", "--pipeline-execution-id", EXEC, "--condition-type", "BEFORE_ENTRY");
+    expect(out).toBe("BEFORE_ENTRY condition of stage Deploy overridden");
+    expect(lastRequest("OverrideStageCondition")).toMatchObject({ pipelineName: "web", stageName: "Deploy", pipelineExecutionId: EXEC, conditionType: "BEFORE_ENTRY" });
+    await expect(run("override-stage-condition", "--pipeline-name", "web", "--stage-name", "Deploy", "--pipeline-execution-id", EXEC)).rejects.toThrow(
+      new UsageError("--condition-type is required"),
+    );
+    await expect(
+      run("override-stage-condition", "--pipeline-name", "web", "--stage-name", "Deploy", "--pipeline-execution-id", EXEC, "--condition-type", "ON_FAILURE"),
+    ).rejects.toMatchObject({ errorCode: "ValidationException" });
+    expect(await run("rollback-stage", "--pipeline-name", "web", "--stage-name", "Deploy", "--target-pipeline-execution-id", EXEC)).toBe("9e8d7c6b-5a4b-4c3d-8e2f-1a0b9c8d7e6f");
+    expect(lastRequest("RollbackStage")).toMatchObject({ pipelineName: "web", stageName: "Deploy", targetPipelineExecutionId: EXEC });
+  });
+
+  it("get-pipeline-state shows each stage's condition checks and their rules", async () => {
+    const out = await run("get-pipeline-state", "--name", "web");
+    expect(out).toContain("(condition before entry: ⤼ Overridden — Window ⊘)");
   });
 
   it("list-action-executions prints AWS JSON (s3location) and passes the filter and paging", async () => {

@@ -30,7 +30,19 @@ export {
   ROLE_ARN_PATTERN,
   STAGE_NAME_PATTERN,
   SUPPORTED_EXECUTION_MODES,
+  AWS_RULE_PROVIDERS,
+  SUPPORTED_RULE_PROVIDERS,
+  VARIABLE_CHECK_OPERATORS,
+  CONDITION_RESULTS,
+  STAGE_RETRY_MODES,
 } from "./validation/limits.js";
+export { stageConditionFields } from "./validation/conditions.js";
+export type {
+  ConditionDeclarationLike,
+  RuleDeclarationLike,
+  StageConditionFields,
+  StageConditionsDeclarationLike,
+} from "./validation/conditions.js";
 export type { ActionCategory, ActionOwner } from "./validation/limits.js";
 export {
   BUILT_IN_PROVIDERS,
@@ -73,12 +85,17 @@ export {
   nextDeadline,
 } from "./execution/decide.js";
 export { findExecution, waitersOf } from "./execution/draft.js";
+export { DEFAULT_RULE_TIMEOUT_MINUTES, MAX_CONDITION_RUNS, OVERRIDABLE_CONDITION_TYPES, variableCheck } from "./execution/conditions.js";
+export type { VariableCheckOutcome } from "./execution/conditions.js";
+export { MAX_ROLLBACK_TARGETS, ROLLBACK_TRIGGERS } from "./execution/rollback.js";
+export { MAX_PATTERN_PROGRAM, compileSafePattern } from "./execution/safe-regex.js";
+export type { SafePattern, SafePatternResult } from "./execution/safe-regex.js";
 export { CLIENT_REQUEST_TOKEN_PATTERN } from "./execution/start.js";
 export { MAX_STOP_REASON } from "./execution/stop.js";
 export { TRANSITION_REASON_PATTERN } from "./execution/transitions.js";
 export { toPipelineSpec } from "./execution/spec.js";
 export type { ToPipelineSpecOptions } from "./execution/spec.js";
-export { actionExecutionDetails, executionSummaryView, executionView, pipelineStateView } from "./execution/views.js";
+export { actionExecutionDetails, conditionStateView, executionSummaryView, executionView, pipelineStateView } from "./execution/views.js";
 export type { ActionExecutionDetailSpec, ArtifactDetailSpec, PipelineTimes } from "./execution/views.js";
 export { jobInit, jobOutcomeFromProto, sourceRevisionFromProto, stateChangeEventInit } from "./execution/convert.js";
 export { VARIABLE_KEY_PATTERN, resolveValue } from "./execution/variables.js";
@@ -91,6 +108,11 @@ export type {
   ActionSpec,
   ActionStatus,
   ArtifactRef,
+  ConditionResult,
+  ConditionRun,
+  ConditionSpec,
+  ConditionStatus,
+  ConditionType,
   DecideContext,
   Decision,
   Emitted,
@@ -114,9 +136,15 @@ export type {
   RequestTokenEntry,
   ResolvedPipelineVariable,
   RetryStageMetadataSpec,
+  RollbackTarget,
+  RuleRun,
+  RuleSpec,
+  RuleStatus,
+  RuleTypeIdSpec,
   SourceRevisionRef,
   StageLatest,
   StageRun,
+  StageConditionsSpec,
   StageSlot,
   StageSpec,
   StageRetryMode,

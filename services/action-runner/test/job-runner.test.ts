@@ -229,6 +229,22 @@ describe("job runner", () => {
     expect(result.errorDetails?.message).toContain("no files match");
   });
 
+  it("Rule/Commands: runs a condition's Commands rule like a Commands action, inputs included", async () => {
+    const job = makeJob({
+      actionName: "SmokeTest",
+      actionTypeId: { category: "Rule", owner: "AWS", provider: "Commands", version: "1" },
+      inputs: [await storedInput("BuildOut", { "health.txt": "ok\n" })],
+      commands: ['test "$(cat health.txt)" = ok', 'test "$SLUICE_ACTION_NAME" = SmokeTest'],
+    });
+    const passed = await runner().run(job, new AbortController().signal);
+    expect(passed.errorDetails?.message ?? "").toBe("");
+    expect(passed).toMatchObject({ status: "Succeeded", actionExecutionId: job.actionExecutionId, outputArtifacts: [] });
+    const failing = makeJob({ actionTypeId: { category: "Rule", owner: "AWS", provider: "Commands", version: "1" }, commands: ["exit 4"] });
+    const failed = await runner().run(failing, new AbortController().signal);
+    expect(failed.status).toBe("Failed");
+    expect(failed.errorDetails?.code).toBe("JobFailed");
+  });
+
   it("fails with ConfigurationError for an action type it does not serve", async () => {
     const job = makeJob({ actionTypeId: { category: "Approval", owner: "AWS", provider: "Manual", version: "1" } });
     const result = await runner().run(job, new AbortController().signal);

@@ -95,6 +95,7 @@ describe("action-runner service", () => {
         ["Deploy", "Commands"],
         ["Compute", "Commands"],
         ["Deploy", "ObjectStore"],
+        ["Rule", "Commands"],
       ]
         .map(([category = "", provider = ""]) => bus.subjects.jobSubject("default", category, provider))
         .sort(),
@@ -188,6 +189,28 @@ describe("action-runner service", () => {
     await expect.poll(() => resultFor(failing.jobId)?.status, { timeout: 30_000 }).toBe("Failed");
     expect(resultFor(failing.jobId)?.errorDetails?.message).toBe("Commands failed with exit code 9: nope");
     await expect.poll(() => resultFor(passing.jobId)?.status, { timeout: 30_000 }).toBe("Succeeded");
+  });
+
+  it("runs a Commands rule job from sluice.jobs.<pool>.Rule.Commands and publishes its result", async () => {
+    const rule = makeJob({
+      pipelineName: "svc-pipeline",
+      stageName: "Deploy",
+      actionName: "SmokeTest",
+      actionTypeId: { category: "Rule", owner: "AWS", provider: "Commands", version: "1" },
+      commands: ['test "$SLUICE_ACTION_NAME" = SmokeTest'],
+    });
+    const failing = makeJob({
+      pipelineName: "svc-pipeline",
+      actionName: "Alarm",
+      actionTypeId: { category: "Rule", owner: "AWS", provider: "Commands", version: "1" },
+      commands: ["echo alarm >&2", "exit 1"],
+    });
+    await bus.publish(bus.subjects.jobSubject("default", "Rule", "Commands"), JobSchema, rule, { msgId: rule.jobId });
+    await bus.publish(bus.subjects.jobSubject("default", "Rule", "Commands"), JobSchema, failing, { msgId: failing.jobId });
+    await expect.poll(() => resultFor(rule.jobId)?.status, { timeout: 30_000 }).toBe("Succeeded");
+    expect(resultFor(rule.jobId)).toMatchObject({ actionExecutionId: rule.actionExecutionId, actionName: "SmokeTest", stageName: "Deploy" });
+    await expect.poll(() => resultFor(failing.jobId)?.status, { timeout: 30_000 }).toBe("Failed");
+    expect(resultFor(failing.jobId)?.errorDetails?.message).toBe("Commands failed with exit code 1: alarm");
   });
 
   it("heartbeats a job that runs longer than its lease, so it is not redelivered", async () => {

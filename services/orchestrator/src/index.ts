@@ -2,7 +2,16 @@
 // the pure state machine, the outbox, and the result/source consumers.
 export { PIPELINE_PERMISSIONS, createPipelineApi, pipelineArn } from "./api/pipeline-api.js";
 export type { PipelineApiDeps } from "./api/pipeline-api.js";
-export { STAGE_RETRY_MODES, actionRetryEvent, stageRetryEvent, startOptions, stopEvent, transitionEvent } from "./api/execution-requests.js";
+export {
+  STAGE_RETRY_MODES,
+  actionRetryEvent,
+  overrideEvent,
+  rollbackEvent,
+  stageRetryEvent,
+  startOptions,
+  stopEvent,
+  transitionEvent,
+} from "./api/execution-requests.js";
 export type { StartOptions } from "./api/execution-requests.js";
 export { watchExecution } from "./api/watch.js";
 export type { WatchSource, WatchedState } from "./api/watch.js";

@@ -20,6 +20,8 @@ export function startAction(d: Draft, exec: ExecutionRuntime, stageName: string,
   const { ctx } = d;
   const stageRun = stageRunOf(exec, stageName);
   if (stageRun === undefined) throw new Error(`execution ${exec.id} has not entered stage ${stageName}`);
+  // A new attempt must pass the onSuccess condition again.
+  delete stageRun.successCleared;
   if (stageRun.pendingRerun !== undefined) {
     const rest = stageRun.pendingRerun.filter((n) => n !== action.name);
     if (rest.length === 0) delete stageRun.pendingRerun;

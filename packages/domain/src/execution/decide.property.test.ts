@@ -2,21 +2,62 @@
 // three execution modes driven by random sequences of execution requests,
 // source changes, job results (fresh, duplicate and stale), stops (both
 // kinds), stage and action retries, transition toggles, timer firings and
-// pipeline updates, with the shell's archiving mixed in. Requests that break
-// a rule throw a DomainError; the run catches it and checks nothing changed.
+// pipeline updates, with the shell's archiving mixed in; stages carry random
+// conditions (beforeEntry, onSuccess, onFailure with VariableCheck and
+// Commands rules, automatic retry and rollback), with condition overrides and
+// manual rollbacks among the steps. Requests that break a rule throw a
+// DomainError; the run catches it and checks nothing changed.
 
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { isDomainError } from "../errors.js";
 import { decide, initialRuntime, isFinal, isTerminal } from "./decide.js";
 import { findExecution, takesLocks, waitersOf } from "./draft.js";
-import { actionSpec, approvalSpec, failure, pipelineSpec, sourceSpec, success, testContext } from "./testing.js";
-import type { ActionSpec, ExecutionEvent, ExecutionMode, ExecutionRuntime, JobSpec, PipelineRuntime, PipelineSpec } from "./types.js";
+import { actionSpec, approvalSpec, commandsRule, failure, pipelineSpec, sourceSpec, success, testContext, variableCheckRule } from "./testing.js";
+import type { ActionSpec, ExecutionEvent, ExecutionMode, ExecutionRuntime, JobSpec, PipelineRuntime, PipelineSpec, RuleSpec, StageConditionsSpec, StageSpec } from "./types.js";
 
 const MODES: readonly ExecutionMode[] = ["SUPERSEDED", "QUEUED", "PARALLEL"];
 
-/** A pipeline in a random mode: a source stage, then 1–3 stages of 1–3 actions with runOrders 1–3. */
-const pipelineArb: fc.Arbitrary<PipelineSpec> = fc
+/** How random conditions may be: `passing` VariableCheck rules always pass and no result rolls back. */
+interface ConditionOptions {
+  passing: boolean;
+}
+
+/**
+ * A rule of a random kind: a VariableCheck on the source's commit (passes
+ * for some revisions; always, when `passing`), or a Commands rule.
+ */
+const ruleArb = (name: string, opts: ConditionOptions): fc.Arbitrary<RuleSpec> =>
+  fc.oneof(
+    (opts.passing ? fc.constant("latest") : fc.constantFrom("latest", "r1", "r2")).map((value) => variableCheckRule(name, "#{Src.CommitId}", "EQ", value)),
+    fc.constant(commandsRule(name, { inputArtifacts: ["SrcOut"] })),
+  );
+
+/** Random beforeEntry / onSuccess / onFailure for stage `s` (rollbacks only where the mode allows them). */
+const conditionsArb = (s: number, mode: ExecutionMode, opts: ConditionOptions): fc.Arbitrary<Partial<StageSpec>> => {
+  const rollback = mode !== "PARALLEL" && !opts.passing;
+  const ruleOf = (name: string): fc.Arbitrary<RuleSpec> => ruleArb(name, opts);
+  return fc.record(
+    {
+      beforeEntry: fc.tuple(ruleOf(`S${s}Entry`), fc.boolean()).map(([rule, skip]) => ({
+        conditions: [{ result: skip && rule.ruleTypeId.provider === "VariableCheck" ? ("SKIP" as const) : ("FAIL" as const), rules: [rule] }],
+      })),
+      onSuccess: fc.tuple(ruleOf(`S${s}Success`), fc.boolean()).map(([rule, back]) => ({
+        conditions: [{ result: back && rollback ? ("ROLLBACK" as const) : ("FAIL" as const), rules: [rule] }],
+      })),
+      onFailure: fc.oneof<fc.Arbitrary<StageConditionsSpec>[]>(
+        fc.constantFrom("FAILED_ACTIONS" as const, "ALL_ACTIONS" as const).map((retryMode) => ({ result: "RETRY" as const, retryConfiguration: { retryMode }, conditions: [] })),
+        ...(rollback
+          ? [fc.constant<StageConditionsSpec>({ result: "ROLLBACK", conditions: [] }), ruleOf(`S${s}Failure`).map((rule) => ({ conditions: [{ result: "ROLLBACK" as const, rules: [rule] }] }))]
+          : []),
+      ),
+    },
+    { requiredKeys: [] },
+  );
+};
+
+/** A pipeline in a random mode: a source stage, then 1–3 stages of 1–3 actions with runOrders 1–3, some with conditions. */
+const pipelineArbOf = (opts: ConditionOptions): fc.Arbitrary<PipelineSpec> => fc
   .tuple(
     fc.constantFrom(...MODES),
     fc.array(fc.array(fc.record({ runOrder: fc.integer({ min: 1, max: 3 }), approval: fc.boolean() }), { minLength: 1, maxLength: 3 }), {
@@ -24,8 +65,11 @@ const pipelineArb: fc.Arbitrary<PipelineSpec> = fc
       maxLength: 3,
     }),
   )
-  .map(([mode, stages]) =>
-    pipelineSpec(
+  .chain(([mode, stages]) =>
+    fc.tuple(fc.constant(mode), fc.constant(stages), fc.tuple(...stages.map((_, s) => fc.option(conditionsArb(s + 1, mode, opts), { freq: 2 })))),
+  )
+  .map(([mode, stages, conditions]) => {
+    const spec = pipelineSpec(
       [
         ["Source", [sourceSpec("Src", "SrcOut", { namespace: "Src" })]],
         ...stages.map((actions, s): [string, ActionSpec[]] => [
@@ -43,8 +87,14 @@ const pipelineArb: fc.Arbitrary<PipelineSpec> = fc
       ],
       "demo",
       mode,
-    ),
-  );
+    );
+    spec.stages = spec.stages.map((stage, i) => (i === 0 ? stage : { ...stage, ...(conditions[i - 1] ?? {}) }));
+    return spec;
+  });
+
+const pipelineArb = pipelineArbOf({ passing: false });
+/** Conditions that pass once their Commands rules succeed, and never roll back. */
+const passingPipelineArb = pipelineArbOf({ passing: true });
 
 type Step =
   | { kind: "request" }
@@ -57,7 +107,9 @@ type Step =
   | { kind: "retryStage"; pick: number; stage: number; all: boolean }
   | { kind: "retryAction"; pick: number; stage: number; action: number }
   | { kind: "transition"; stage: number; enabled: boolean }
-  | { kind: "timer"; advanceMinutes: number };
+  | { kind: "timer"; advanceMinutes: number }
+  | { kind: "override"; pick: number; stage: number; onSuccess: boolean }
+  | { kind: "rollback"; pick: number; stage: number };
 
 const stepArb: fc.Arbitrary<Step> = fc.oneof(
   { arbitrary: fc.constant({ kind: "request" as const }), weight: 2 },
@@ -71,6 +123,8 @@ const stepArb: fc.Arbitrary<Step> = fc.oneof(
   { arbitrary: fc.record({ kind: fc.constant("retryAction" as const), pick: fc.nat(), stage: fc.nat(), action: fc.nat() }), weight: 1 },
   { arbitrary: fc.record({ kind: fc.constant("transition" as const), stage: fc.nat(), enabled: fc.boolean() }), weight: 1 },
   { arbitrary: fc.record({ kind: fc.constant("timer" as const), advanceMinutes: fc.constantFrom(1, 61, 8 * 24 * 60) }), weight: 1 },
+  { arbitrary: fc.record({ kind: fc.constant("override" as const), pick: fc.nat(), stage: fc.nat(), onSuccess: fc.boolean() }), weight: 1 },
+  { arbitrary: fc.record({ kind: fc.constant("rollback" as const), pick: fc.nat(), stage: fc.nat() }), weight: 1 },
 );
 
 /** Executions a retry may apply to: ended Failed/Stopped, or running with a failed action. */
@@ -78,6 +132,9 @@ function retryable(e: ExecutionRuntime): boolean {
   if (e.status === "Failed" || e.status === "Stopped") return true;
   return e.status === "InProgress" && e.stages.at(-1)?.actions.some((a) => a.status === "Failed") === true;
 }
+
+/** Accepted requests per event type over all runs, to check the properties reach the new rules. */
+const accepted = new Map<string, number>();
 
 /** The shell around decide() plus the bookkeeping the invariants need. */
 class World {
@@ -118,7 +175,7 @@ class World {
     } catch (err) {
       // A refused request is a DomainError and leaves the state as it was.
       if (!isDomainError(err)) throw err;
-      expect(["JobCompleted", "TimerFired", "SourceChanged", "PipelineUpdated", "PipelineDeleted"]).not.toContain(event.type);
+      expect(["JobCompleted", "TimerFired", "SourceChanged", "PipelineUpdated", "PipelineDeleted"], (err as Error).message).not.toContain(event.type);
       expect(JSON.stringify(this.state)).toBe(before);
       this.refused++;
       return;
@@ -129,6 +186,7 @@ class World {
       expect(d.commands).toEqual([]);
       expect(d.events).toEqual([]);
     }
+    if (d.ignored === undefined) accepted.set(event.type, (accepted.get(event.type) ?? 0) + 1);
     if (event.type === "JobCompleted" && d.ignored === undefined) {
       this.accepted.set(event.result.jobId, (this.accepted.get(event.result.jobId) ?? 0) + 1);
     }
@@ -242,11 +300,32 @@ class World {
         this.ctx.advance(step.advanceMinutes * 60_000);
         this.apply({ type: "TimerFired" });
         return;
+      case "override": {
+        // Mostly the latest execution of a stage with a check, else anyone.
+        const id = this.pickId(step.pick, (e) => e.stages.at(-1)?.conditions !== undefined);
+        const stage = id === undefined ? undefined : this.pickStage(id, step.stage);
+        if (id !== undefined && stage !== undefined) {
+          this.apply({ type: "ConditionOverridden", executionId: id, stageName: stage.name, conditionType: step.onSuccess ? "ON_SUCCESS" : "BEFORE_ENTRY", by: "p" });
+        }
+        return;
+      }
+      case "rollback": {
+        // Mostly a kept target of the stage, else any execution.
+        const targets = this.state.rollbackTargets ?? [];
+        const kept = targets[step.pick % Math.max(1, targets.length)];
+        const stageName = step.pick % 2 === 0 && kept !== undefined ? kept.stageName : stages[step.stage % stages.length]?.name;
+        const target = step.pick % 2 === 0 && kept !== undefined ? kept.executionId : this.ids[step.pick % Math.max(1, this.ids.length)];
+        if (stageName !== undefined && target !== undefined) {
+          this.apply({ type: "RollbackRequested", executionId: this.newId(), stageName, targetExecutionId: target, trigger: { triggerType: "ManualRollback", triggerDetail: "p" } });
+        }
+        return;
+      }
     }
   }
 
   outcome(job: JobSpec, succeed: boolean) {
     if (!succeed) return failure(job, "failed on purpose");
+    if (job.category === "Rule") return success(job);
     return job.category === "Source"
       ? success(job, { revision: { revisionId: job.sourceRevision ?? "latest" }, outputVariables: { CommitId: job.sourceRevision ?? "latest" } })
       : success(job);
@@ -257,6 +336,9 @@ class World {
     return this.jobs.filter((j) => {
       const exec = this.state.executions[j.pipelineExecutionId];
       if (exec === undefined || isTerminal(exec.status)) return false;
+      if (j.category === "Rule") {
+        return exec.stages.some((s) => (s.conditions ?? []).some((c) => c.rules.some((r) => r.ruleExecutionId === j.actionExecutionId && r.status === "InProgress")));
+      }
       return exec.stages.some((s) => s.actions.some((a) => a.actionExecutionId === j.actionExecutionId && a.attempt === j.attempt && a.status === "InProgress"));
     });
   }
@@ -296,15 +378,30 @@ class World {
 
   checkExecution(exec: ExecutionRuntime): void {
     const names = exec.stages.map((s) => s.name);
-    // Stages are entered in the order of the version the execution runs, each once.
+    // Stages are entered in the order of the version the execution runs, each once;
+    // a rollback runs exactly the one stage it rolls back.
     const spec = this.versions.get(exec.pipelineVersion);
-    expect(names).toEqual(spec?.stages.slice(0, names.length).map((s) => s.name));
+    if (exec.executionType === "ROLLBACK") expect(names).toEqual([exec.rollbackStage]);
+    else expect(names).toEqual(spec?.stages.slice(0, names.length).map((s) => s.name));
     // An execution never moves backwards: what it entered before is still a prefix.
     const before = this.entered.get(exec.id) ?? [];
     expect(names.slice(0, before.length)).toEqual(before);
     this.entered.set(exec.id, names);
-    // Every stage but the last one entered has succeeded.
-    for (const s of exec.stages.slice(0, -1)) expect(s.status).toBe("Succeeded");
+    // Every stage but the last one entered has succeeded or was skipped.
+    for (const s of exec.stages.slice(0, -1)) expect(["Succeeded", "Skipped"]).toContain(s.status);
+    for (const s of exec.stages) {
+      // A condition check runs only while no action runs, and at most one at a time.
+      const running = (s.conditions ?? []).filter((c) => c.status === "InProgress");
+      expect(running.length).toBeLessThanOrEqual(1);
+      if (running.length > 0) {
+        expect(s.conditions?.at(-1)?.status).toBe("InProgress");
+        expect(s.actions.some((a) => a.status === "InProgress")).toBe(false);
+      }
+      // One automatic retry per failure: never more than one per manual retry, plus the first.
+      expect(s.autoRetryAttempts ?? 0).toBeLessThanOrEqual((s.manualRetryAttempts ?? 0) + 1);
+      // ROLLBACK executions check no conditions.
+      if (exec.executionType === "ROLLBACK") expect(s.conditions).toBeUndefined();
+    }
     // Only an update cancels, and only executions of an older version.
     if (exec.status === "Cancelled") expect(exec.pipelineVersion).toBeLessThan(this.state.spec.version);
     if (exec.currentStage !== undefined) {
@@ -321,9 +418,11 @@ class World {
     }
     const endedBefore = this.ended.get(exec.id);
     if (endedBefore !== undefined && json !== endedBefore) {
-      // A Failed or Stopped execution changes only when a retry resumes it (never by a result or a timer).
+      // A Failed or Stopped execution changes only when a retry (or an override of the
+      // condition that failed it) resumes it — never by a result or a timer.
       const e = this.lastEvent;
-      const retried = (e?.type === "StageRetryRequested" || e?.type === "ActionRetryRequested") && e.executionId === exec.id;
+      const retried =
+        (e?.type === "StageRetryRequested" || e?.type === "ActionRetryRequested" || e?.type === "ConditionOverridden") && e.executionId === exec.id;
       // PipelineDeleted drops what could still be retried; nothing else touches it.
       expect(retried, `ended execution ${exec.id} changed on ${e?.type}`).toBe(true);
     }
@@ -361,6 +460,9 @@ describe("decide() properties", () => {
       }),
       { numRuns: 200 },
     );
+    // The random steps reach overrides and manual rollbacks, not only their refusals.
+    expect(accepted.get("ConditionOverridden") ?? 0).toBeGreaterThan(0);
+    expect(accepted.get("RollbackRequested") ?? 0).toBeGreaterThan(0);
   });
 
   it("leaves nothing in progress once every dispatched job is answered and transitions are enabled", () => {
@@ -396,12 +498,16 @@ describe("decide() properties", () => {
 
   it("runs an execution to Succeeded when every job succeeds and nothing else happens, in every mode", () => {
     fc.assert(
-      fc.property(pipelineArb, (spec) => {
+      fc.property(passingPipelineArb, (spec) => {
         const world = new World(spec);
         world.step({ kind: "request" });
         world.drain(() => true);
         expect(world.state.executions["e1"]?.status).toBe("Succeeded");
-        expect(world.jobs.map((j) => j.actionName).sort()).toEqual(spec.stages.flatMap((s) => s.actions.map((a) => a.name)).sort());
+        const actionJobs = world.jobs.filter((j) => j.category !== "Rule");
+        expect(actionJobs.map((j) => j.actionName).sort()).toEqual(spec.stages.flatMap((s) => s.actions.map((a) => a.name)).sort());
+        // Every declared rule ran once (Commands rules as jobs).
+        const commandsRules = spec.stages.flatMap((s) => [s.beforeEntry, s.onSuccess].flatMap((c) => c?.conditions[0]?.rules ?? []).filter((r) => r.ruleTypeId.provider === "Commands"));
+        expect(world.jobs.filter((j) => j.category === "Rule").map((j) => j.actionName).sort()).toEqual(commandsRules.map((r) => r.name).sort());
       }),
       { numRuns: 100 },
     );
@@ -409,7 +515,7 @@ describe("decide() properties", () => {
 
   it("a failed execution retried until its jobs succeed ends Succeeded", () => {
     fc.assert(
-      fc.property(pipelineArb, fc.array(fc.boolean(), { minLength: 1, maxLength: 10 }), fc.boolean(), (spec, answers, all) => {
+      fc.property(passingPipelineArb, fc.array(fc.boolean(), { minLength: 1, maxLength: 10 }), fc.boolean(), (spec, answers, all) => {
         const world = new World(spec);
         world.step({ kind: "request" });
         let n = 0;

@@ -24,10 +24,15 @@ import {
   ignore,
   isTerminal,
   removeWaiter,
+  slotByName,
   specFor,
+  takesLocks,
   TIMEOUT_GRACE_MS,
 } from "./draft.js";
+import type { RuleLocation } from "./conditions.js";
+import { applyRuleResult, cancelCondition, findRuleRun, onConditionOverridden, runningRules, timeOutRule } from "./conditions.js";
 import { enterStage, finishExecution, progressStage, settle } from "./flow.js";
+import { onRollbackRequested } from "./rollback.js";
 import { onStageRetryRequested, onActionRetryRequested } from "./retry.js";
 import { onExecutionRequested, onSourceChanged } from "./start.js";
 import { onStopRequested } from "./stop.js";
@@ -71,6 +76,10 @@ export function nextDeadline(state: PipelineRuntime): number | undefined {
         if (next === undefined || due < next) next = due;
       }
     }
+    for (const { rule } of runningRules(exec)) {
+      const due = (rule.deadline ?? 0) + TIMEOUT_GRACE_MS;
+      if (next === undefined || due < next) next = due;
+    }
   }
   return next;
 }
@@ -98,6 +107,10 @@ export function decide(state: PipelineRuntime, event: ExecutionEvent, ctx: Decid
       return onActionRetryRequested(state, event, ctx);
     case "TransitionChanged":
       return onTransitionChanged(state, event, ctx);
+    case "ConditionOverridden":
+      return onConditionOverridden(state, event, ctx);
+    case "RollbackRequested":
+      return onRollbackRequested(state, event, ctx);
   }
 }
 
@@ -110,10 +123,11 @@ interface RunLocation {
 }
 
 /**
- * Finds the in-flight action run a result answers, or says why the result is
- * ignored: only the current attempt of a running action takes a result.
+ * Finds the in-flight action run (or Commands rule run) a result answers, or
+ * says why the result is ignored: only the current attempt of a running
+ * action, or a running rule, takes a result.
  */
-function findRun(state: PipelineRuntime, result: JobOutcome): RunLocation | string {
+function findRun(state: PipelineRuntime, result: JobOutcome): RunLocation | { rule: RuleLocation } | string {
   const exec = Object.hasOwn(state.executions, result.pipelineExecutionId) ? state.executions[result.pipelineExecutionId] : undefined;
   if (exec === undefined) return `execution ${result.pipelineExecutionId} is not in flight`;
   if (isTerminal(exec.status)) return `execution ${exec.id} already ended ${exec.status}`;
@@ -132,6 +146,12 @@ function findRun(state: PipelineRuntime, result: JobOutcome): RunLocation | stri
       return { executionId: exec.id, stageName: stage.name, actionName: run.name };
     }
   }
+  const rule = findRuleRun(exec, result.actionExecutionId);
+  if (rule !== undefined) {
+    if (rule.rule.status !== "InProgress") return `rule execution ${result.actionExecutionId} already ended ${rule.rule.status}`;
+    if (result.attempt !== 1) return `result for attempt ${result.attempt} of rule execution ${result.actionExecutionId}, which runs once`;
+    return { rule };
+  }
   return `action execution ${result.actionExecutionId} is unknown in execution ${exec.id}`;
 }
 
@@ -139,6 +159,13 @@ function onJobCompleted(state: PipelineRuntime, result: JobOutcome, ctx: DecideC
   const found = findRun(state, result);
   if (typeof found === "string") return ignore(state, found);
   const d = draftOf(state, ctx);
+  if ("rule" in found) {
+    const exec = d.state.executions[found.rule.executionId];
+    const rule = exec === undefined ? undefined : findRuleRun(exec, result.actionExecutionId);
+    if (exec === undefined || rule === undefined) throw new Error(`rule ${result.actionExecutionId} vanished from the copy of the state`);
+    applyRuleResult(d, exec, rule.stageName, rule.rule, result);
+    return done(d);
+  }
   const exec = d.state.executions[found.executionId];
   const run = exec?.stages.findLast((s) => s.name === found.stageName)?.actions.find((a) => a.name === found.actionName);
   if (exec === undefined || run === undefined) throw new Error(`run ${found.actionName} vanished from the copy of the state`);
@@ -164,10 +191,22 @@ function onTimerFired(state: PipelineRuntime, ctx: DecideContext): Decision {
       }
     }
   }
+  for (const exec of Object.values(d.state.executions)) {
+    if (isTerminal(exec.status)) continue;
+    for (const { stageName, rule } of runningRules(exec)) {
+      if ((rule.deadline ?? 0) + TIMEOUT_GRACE_MS <= ctx.now) expired.push({ execId: exec.id, stageName, actionExecutionId: rule.ruleExecutionId });
+    }
+  }
   for (const e of expired) {
     const exec = d.state.executions[e.execId];
-    const run = exec?.stages.findLast((s) => s.name === e.stageName)?.actions.find((a) => a.actionExecutionId === e.actionExecutionId);
-    if (exec === undefined || run === undefined || run.status !== "InProgress" || isTerminal(exec.status)) continue;
+    if (exec === undefined || isTerminal(exec.status)) continue;
+    const rule = findRuleRun(exec, e.actionExecutionId);
+    if (rule !== undefined) {
+      if (rule.rule.status === "InProgress") timeOutRule(d, exec, rule.stageName, rule.rule);
+      continue;
+    }
+    const run = exec.stages.findLast((s) => s.name === e.stageName)?.actions.find((a) => a.actionExecutionId === e.actionExecutionId);
+    if (run === undefined || run.status !== "InProgress") continue;
     timeOutRun(d, exec, e.stageName, actionSpecOf(d.state, exec, e.stageName, run.name), run);
     progressStage(d, exec, e.stageName);
   }
@@ -178,13 +217,14 @@ function onTimerFired(state: PipelineRuntime, ctx: DecideContext): Decision {
 
 function onPipelineDeleted(state: PipelineRuntime, ctx: DecideContext): Decision {
   const live = Object.values(state.executions).filter((e) => !isTerminal(e.status));
-  if (live.length === 0 && state.retryable === undefined) return ignore(state, "no execution in flight");
+  if (live.length === 0 && state.retryable === undefined && state.rollbackTargets === undefined) return ignore(state, "no execution in flight");
   const d = draftOf(state, ctx);
   for (const { id } of live) {
     const exec = d.state.executions[id];
     if (exec === undefined) continue;
     for (const stage of exec.stages) {
       if (stage.status !== "InProgress" && stage.status !== "Stopping") continue;
+      cancelCondition(d, exec, stage.name, "Cancelled", "The pipeline was deleted");
       for (const run of stage.actions) {
         if (run.status !== "InProgress") continue;
         abandonRun(d, exec, stage.name, actionSpecOf(d.state, exec, stage.name, run.name), run, "The pipeline was deleted");
@@ -201,6 +241,7 @@ function onPipelineDeleted(state: PipelineRuntime, ctx: DecideContext): Decision
     delete slot.queue;
   }
   delete d.state.retryable;
+  delete d.state.rollbackTargets;
   return done(d);
 }
 
@@ -218,6 +259,8 @@ function onPipelineUpdated(state: PipelineRuntime, spec: PipelineSpec, ctx: Deci
   const d = draftOf(state, ctx);
   const old = d.state.stages;
   const oldSpec = d.state.spec;
+  // A rollback needs a target on the current version.
+  delete d.state.rollbackTargets;
   d.state.spec = structuredClone(spec);
   // Slots are matched by stage name: a stage kept by the update keeps its
   // lock (its execution still runs there), waiters, transition and latest state.
@@ -227,6 +270,12 @@ function onPipelineUpdated(state: PipelineRuntime, spec: PipelineSpec, ctx: Deci
     return { ...prev, actions: prev.actions.filter((a) => stage.actions.some((x) => x.name === a.name)) };
   });
   const live = Object.values(d.state.executions).filter((e) => !isTerminal(e.status));
+  // A stage an earlier update dropped and this one brings back starts with a
+  // fresh slot: the execution still inside it (being cancelled) keeps its lock.
+  for (const exec of live) {
+    const slot = exec.currentStage === undefined ? undefined : slotByName(d.state, exec.currentStage);
+    if (slot !== undefined && slot.lock === undefined && takesLocks(exec)) slot.lock = exec.id;
+  }
   const keepRunning = oldSpec.executionMode === "PARALLEL" && spec.executionMode === "PARALLEL";
   if (keepRunning) {
     if (live.some((e) => e.pipelineVersion === oldSpec.version)) {

@@ -284,8 +284,8 @@ export function emitPipeline(d: Draft, exec: ExecutionRuntime, state: PipelineEv
   d.events.push({ kind: "pipeline", event });
 }
 
-/** EventBridge states of stage events. */
-export type StageEventState = "STARTED" | "STOPPING" | "STOPPED" | "SUCCEEDED" | "FAILED" | "CANCELED" | "RESUMED";
+/** EventBridge states of stage events, plus SKIPPED (a beforeEntry SKIP; EventBridge documents no state for it). */
+export type StageEventState = "STARTED" | "STOPPING" | "STOPPED" | "SUCCEEDED" | "FAILED" | "CANCELED" | "RESUMED" | "SKIPPED";
 
 export function emitStage(d: Draft, exec: ExecutionRuntime, stage: string, state: StageEventState): void {
   d.events.push({

@@ -1,11 +1,14 @@
 // How an execution moves through its stages (reference §4): entering a stage
-// or waiting in front of it per execution mode, running its actions group by
-// group, completing it, admitting waiters when a stage frees up, and ending
-// executions (including the Stopping and cancelling ones once their running
-// actions finished).
+// or waiting in front of it per execution mode, checking its conditions
+// (conditions.ts runs the checks, this file acts on their outcome), running
+// its actions group by group, completing, skipping, retrying or rolling back
+// a stage, admitting waiters when a stage frees up, and ending executions
+// (including the Stopping and cancelling ones once their running actions
+// finished).
 
-import type { ActionRun, ExecutionRuntime, ExecutionStatus, StageStatus } from "./types.js";
+import type { ActionRun, ConditionRun, ExecutionRuntime, ExecutionStatus, StageRetryMode, StageStatus } from "./types.js";
 import { startAction } from "./actions.js";
+import { cancelCondition, conditionsApply, runningCondition, stageSpecFor, startCondition } from "./conditions.js";
 import {
   emitPipeline,
   emitStage,
@@ -22,6 +25,8 @@ import {
   waitersOf,
 } from "./draft.js";
 import type { Draft, PipelineEventState } from "./draft.js";
+import { scheduleRerun } from "./retry.js";
+import { recordRollbackTarget, rollBackAutomatically } from "./rollback.js";
 
 const PIPELINE_STATE: Record<ExecutionStatus, PipelineEventState> = {
   InProgress: "STARTED",
@@ -110,7 +115,10 @@ export function enterStage(d: Draft, exec: ExecutionRuntime, index: number): voi
   if (exec.waitingFor !== undefined) removeWaiter(d.state, exec);
   if (slot !== undefined) {
     if (takesLocks(exec)) slot.lock = exec.id;
-    if (slot.latest?.pipelineExecutionId !== exec.id) delete slot.retryStageMetadata;
+    if (slot.latest?.pipelineExecutionId !== exec.id) {
+      delete slot.retryStageMetadata;
+      delete slot.conditions;
+    }
     slot.latest = { pipelineExecutionId: exec.id, status: "InProgress" };
   }
   exec.currentStage = stage.name;
@@ -121,11 +129,13 @@ export function enterStage(d: Draft, exec: ExecutionRuntime, index: number): voi
 }
 
 /**
- * Drives the stage an execution is inside: waits while actions run, starts
- * the next runOrder group (actions not run yet, or pending a retry) when the
- * current one succeeded, and completes the stage when everything succeeded or
- * when something failed and nothing runs. A Stopping or cancelling execution
- * starts nothing and ends once nothing of it runs.
+ * Drives the stage an execution is inside: waits while actions or a
+ * condition check run, checks the beforeEntry condition first, starts the
+ * next runOrder group (actions not run yet, or pending a retry) when the
+ * current one succeeded, checks the onSuccess condition once every action
+ * succeeded, and completes the stage — or handles its failure (see
+ * `stageFailed`) when something failed and nothing runs. A Stopping or
+ * cancelling execution starts nothing and ends once nothing of it runs.
  */
 export function progressStage(d: Draft, exec: ExecutionRuntime, stageName: string): void {
   if (exec.cancelReason !== undefined || exec.status === "Stopping") {
@@ -133,20 +143,27 @@ export function progressStage(d: Draft, exec: ExecutionRuntime, stageName: strin
     return;
   }
   if (isTerminal(exec.status)) return;
-  const stageSpec = specFor(d.state, exec).stages.find((s) => s.name === stageName);
+  const stageSpec = stageSpecFor(d.state, exec, stageName);
   const run = stageRunOf(exec, stageName);
   if (stageSpec === undefined || run === undefined || run.status !== "InProgress") return;
+  if (runningCondition(run) !== undefined) return;
+  const checks = conditionsApply(exec);
+  if (checks && stageSpec.beforeEntry !== undefined && run.entryCleared !== true) {
+    startCondition(d, exec, stageName, "BEFORE_ENTRY");
+    return;
+  }
   for (;;) {
     if (run.actions.some((a) => a.status === "InProgress")) return;
     const pending = new Set(run.pendingRerun ?? []);
     const failed = run.actions.find((a) => (a.status === "Failed" || a.status === "Abandoned") && !pending.has(a.name));
     if (failed !== undefined) {
-      completeStage(d, exec, stageName, "Failed", failed);
+      stageFailed(d, exec, stageName, failed);
       return;
     }
     const remaining = stageSpec.actions.filter((a) => pending.has(a.name) || !run.actions.some((r) => r.name === a.name));
     if (remaining.length === 0) {
-      completeStage(d, exec, stageName, "Succeeded");
+      if (checks && stageSpec.onSuccess !== undefined && run.successCleared !== true) startCondition(d, exec, stageName, "ON_SUCCESS");
+      else completeStage(d, exec, stageName, "Succeeded");
       return;
     }
     const order = Math.min(...remaining.map((a) => a.runOrder));
@@ -156,7 +173,119 @@ export function progressStage(d: Draft, exec: ExecutionRuntime, stageName: strin
   }
 }
 
-function completeStage(d: Draft, exec: ExecutionRuntime, stageName: string, status: StageStatus, failed?: ActionRun): void {
+/**
+ * A stage whose action failed, once nothing of it runs (reference §4
+ * "Retry", "Rollback", "Conditions"), per its onFailure:
+ * - result RETRY: the stage is retried automatically with the configured
+ *   mode, once per failure — a failure of the automatic retry itself is not
+ *   retried again (a manual retry re-arms it);
+ * - a condition: its check decides on a rollback (see conditions.ts);
+ * - result ROLLBACK: the stage fails and is rolled back;
+ * - none: the stage and the execution fail.
+ */
+function stageFailed(d: Draft, exec: ExecutionRuntime, stageName: string, failed: ActionRun): void {
+  const onFailure = conditionsApply(exec) ? stageSpecFor(d.state, exec, stageName)?.onFailure : undefined;
+  const run = stageRunOf(exec, stageName);
+  const retryMode = onFailure?.result === "RETRY" ? onFailure.retryConfiguration?.retryMode : undefined;
+  if (run !== undefined && retryMode !== undefined && run.lastRetryTrigger !== "AutomatedStageRetry") {
+    retryAutomatically(d, exec, stageName, retryMode);
+    return;
+  }
+  if (onFailure !== undefined && onFailure.conditions.length > 0) {
+    startCondition(d, exec, stageName, "ON_FAILURE");
+    return;
+  }
+  completeStage(d, exec, stageName, "Failed", { failed, rollback: onFailure?.result === "ROLLBACK" });
+}
+
+/** onFailure RETRY: reruns the stage's failed (or all) actions; counted in retryStageMetadata. */
+function retryAutomatically(d: Draft, exec: ExecutionRuntime, stageName: string, retryMode: StageRetryMode): void {
+  const run = stageRunOf(exec, stageName);
+  if (run === undefined) return;
+  run.autoRetryAttempts = (run.autoRetryAttempts ?? 0) + 1;
+  run.lastRetryTrigger = "AutomatedStageRetry";
+  exec.lastUpdateTime = d.ctx.now;
+  const slot = slotByName(d.state, stageName);
+  if (slot?.latest?.pipelineExecutionId === exec.id) {
+    slot.retryStageMetadata = {
+      autoStageRetryAttempt: run.autoRetryAttempts,
+      manualStageRetryAttempt: run.manualRetryAttempts ?? 0,
+      latestRetryTrigger: "AutomatedStageRetry",
+    };
+  }
+  scheduleRerun(d, exec, stageName, retryMode);
+  progressStage(d, exec, stageName);
+}
+
+/**
+ * What a finished condition check does to its stage (conditions.ts explains
+ * the semantics): BEFORE_ENTRY passed → the actions run, failed → SKIP or
+ * FAIL; ON_SUCCESS passed → the stage succeeds, failed → FAIL or ROLLBACK;
+ * ON_FAILURE met → the stage fails and rolls back, not met → it just fails.
+ */
+export function applyConditionOutcome(d: Draft, exec: ExecutionRuntime, stageName: string, cond: ConditionRun): void {
+  const run = stageRunOf(exec, stageName);
+  if (run === undefined) return;
+  const passed = cond.status === "Succeeded" || cond.status === "Overridden";
+  const summary = `Stage "${stageName}" failed its ${cond.conditionType} condition: ${cond.summary ?? cond.status}`;
+  switch (cond.conditionType) {
+    case "BEFORE_ENTRY":
+      if (passed) {
+        run.entryCleared = true;
+        progressStage(d, exec, stageName);
+      } else if (cond.result === "SKIP") {
+        skipStage(d, exec, stageName);
+      } else {
+        run.failedBy = "BEFORE_ENTRY";
+        completeStage(d, exec, stageName, "Failed", { summary });
+      }
+      return;
+    case "ON_SUCCESS":
+      if (passed) {
+        run.successCleared = true;
+        progressStage(d, exec, stageName);
+      } else {
+        run.failedBy = "ON_SUCCESS";
+        completeStage(d, exec, stageName, "Failed", { summary, rollback: cond.result === "ROLLBACK" });
+      }
+      return;
+    case "ON_FAILURE": {
+      const failed = run.actions.find((a) => a.status === "Failed" || a.status === "Abandoned");
+      completeStage(d, exec, stageName, "Failed", failed === undefined ? { rollback: passed } : { failed, rollback: passed });
+      return;
+    }
+  }
+}
+
+/** beforeEntry SKIP: the stage is Skipped and the execution continues with the next stage. */
+function skipStage(d: Draft, exec: ExecutionRuntime, stageName: string): void {
+  const run = stageRunOf(exec, stageName);
+  if (run !== undefined) {
+    run.status = "Skipped";
+    delete run.pendingRerun;
+  }
+  setStageLatest(d, exec, stageName, "Skipped");
+  releaseLock(d, exec, stageName);
+  delete exec.currentStage;
+  exec.lastUpdateTime = d.ctx.now;
+  // EventBridge documents no stage state for a skip; Sluice says SKIPPED.
+  emitStage(d, exec, stageName, "SKIPPED");
+  const index = specFor(d.state, exec).stages.findIndex((s) => s.name === stageName);
+  tryEnter(d, exec, index + 1);
+  admitWaiters(d, stageName);
+}
+
+/** How a stage ended, for completeStage. */
+interface StageEnd {
+  /** The action whose failure failed the stage. */
+  failed?: ActionRun;
+  /** The execution's statusSummary when it fails (default: names the failed action). */
+  summary?: string;
+  /** Roll the stage back automatically to the latest execution that succeeded in it. */
+  rollback?: boolean;
+}
+
+function completeStage(d: Draft, exec: ExecutionRuntime, stageName: string, status: StageStatus, end: StageEnd = {}): void {
   const run = stageRunOf(exec, stageName);
   if (run !== undefined) {
     run.status = status;
@@ -168,12 +297,23 @@ function completeStage(d: Draft, exec: ExecutionRuntime, stageName: string, stat
   exec.lastUpdateTime = d.ctx.now;
   emitStage(d, exec, stageName, status === "Succeeded" ? "SUCCEEDED" : "FAILED");
   if (status === "Succeeded") {
-    const index = specFor(d.state, exec).stages.findIndex((s) => s.name === stageName);
-    tryEnter(d, exec, index + 1);
+    if (exec.executionType === "ROLLBACK") {
+      // A rollback reruns one stage; then it is done.
+      const target = exec.rollbackMetadata?.rollbackTargetPipelineExecutionId ?? "";
+      finishExecution(d, exec, "Succeeded", `Rolled back stage "${stageName}" to pipeline execution ${target}`);
+    } else {
+      recordRollbackTarget(d, exec, stageName);
+      const index = specFor(d.state, exec).stages.findIndex((s) => s.name === stageName);
+      tryEnter(d, exec, index + 1);
+    }
   } else {
+    const failed = end.failed;
     const why = failed?.errorDetails?.message ?? failed?.summary ?? "the action failed";
-    const summary = failed === undefined ? `Stage "${stageName}" failed` : `Action "${failed.name}" in stage "${stageName}" failed: ${why}`;
+    const summary =
+      end.summary ?? (failed === undefined ? `Stage "${stageName}" failed` : `Action "${failed.name}" in stage "${stageName}" failed: ${why}`);
     finishExecution(d, exec, "Failed", summary);
+    // The rollback takes the stage before anyone waiting in front of it.
+    if (end.rollback === true) rollBackAutomatically(d, exec, stageName);
   }
   admitWaiters(d, stageName);
 }
@@ -233,6 +373,8 @@ export function settle(d: Draft, exec: ExecutionRuntime): void {
   const name = exec.currentStage;
   const stage = name === undefined ? undefined : stageRunOf(exec, name);
   if (stage?.actions.some((a) => a.status === "InProgress")) return;
+  // A condition check is not waited for: its rules are abandoned.
+  if (name !== undefined) cancelCondition(d, exec, name, "Cancelled", stopping ? stoppedSummary(exec) : (exec.cancelReason ?? "Cancelled"));
   if (stage !== undefined) {
     stage.status = stopping ? "Stopped" : "Cancelled";
     delete stage.pendingRerun;

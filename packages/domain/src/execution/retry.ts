@@ -7,8 +7,9 @@
 // kept in its run's `attempts`.
 
 import { DomainError } from "../errors.js";
-import type { DecideContext, Decision, ExecutionEvent, ExecutionRuntime, PipelineRuntime, StageRun } from "./types.js";
+import type { DecideContext, Decision, ExecutionEvent, ExecutionRuntime, PipelineRuntime, StageRetryMode, StageRun } from "./types.js";
 import { startAction } from "./actions.js";
+import { runningCondition } from "./conditions.js";
 import {
   actionSpecOf,
   done,
@@ -37,14 +38,15 @@ type ActionRetryRequested = Extract<ExecutionEvent, { type: "ActionRetryRequeste
  */
 export function onStageRetryRequested(state: PipelineRuntime, event: StageRetryRequested, ctx: DecideContext): Decision {
   const { exec, stageRun } = retryTarget(state, event.executionId, event.stageName);
-  const failed = stageRun.actions.filter((a) => (a.status === "Failed" || a.status === "Abandoned") && !(stageRun.pendingRerun ?? []).includes(a.name));
+  const failed = failedActions(stageRun);
   if (event.retryMode === "ALL_ACTIONS") {
     const running = stageRun.actions.filter((a) => a.status === "InProgress").map((a) => a.name);
     if (running.length > 0) {
       throw new DomainError("ConflictException", `stage ${event.stageName} still runs ${running.join(", ")}; ALL_ACTIONS needs nothing running (use FAILED_ACTIONS)`);
     }
   }
-  if (failed.length === 0 && stageRun.status !== "Stopped") {
+  // A stage failed by a condition check is retried by checking it again.
+  if (failed.length === 0 && stageRun.status !== "Stopped" && stageRun.failedBy === undefined) {
     throw new DomainError(
       "StageNotRetryableException",
       `stage ${event.stageName} of pipeline execution ${exec.id} has no failed actions to retry${stageRun.status === "InProgress" ? " (a retry may be underway)" : ""}`,
@@ -55,18 +57,36 @@ export function onStageRetryRequested(state: PipelineRuntime, event: StageRetryR
   const run = stageRunOf(live, event.stageName);
   if (run === undefined) throw new Error(`stage run ${event.stageName} vanished from the copy of the state`);
   countRetry(d, live, run);
-  if (event.retryMode === "ALL_ACTIONS") {
-    const spec = d.state.spec.stages.find((s) => s.name === event.stageName);
-    run.pendingRerun = spec?.actions.map((a) => a.name) ?? [];
-  } else {
-    run.pendingRerun = [...new Set([...(run.pendingRerun ?? []), ...failed.map((a) => a.name)])];
-    for (const a of failed) {
-      const spec = actionSpecOf(d.state, live, event.stageName, a.name);
-      if (spec !== undefined) startAction(d, live, event.stageName, spec);
-    }
-  }
+  if (run.failedBy === "BEFORE_ENTRY") delete run.entryCleared;
+  delete run.failedBy;
+  scheduleRerun(d, live, event.stageName, event.retryMode);
   progressStage(d, live, event.stageName);
   return done(d);
+}
+
+function failedActions(run: StageRun): StageRun["actions"] {
+  return run.actions.filter((a) => (a.status === "Failed" || a.status === "Abandoned") && !(run.pendingRerun ?? []).includes(a.name));
+}
+
+/**
+ * Marks what a retry reruns: ALL_ACTIONS every action (progressStage starts
+ * them group by group); FAILED_ACTIONS the failed and abandoned ones, started
+ * at once. Shared by RetryStageExecution and onFailure RETRY.
+ */
+export function scheduleRerun(d: Draft, exec: ExecutionRuntime, stageName: string, retryMode: StageRetryMode): void {
+  const run = stageRunOf(exec, stageName);
+  if (run === undefined) return;
+  if (retryMode === "ALL_ACTIONS") {
+    const spec = d.state.spec.stages.find((s) => s.name === stageName);
+    run.pendingRerun = spec?.actions.map((a) => a.name) ?? [];
+    return;
+  }
+  const failed = failedActions(run);
+  run.pendingRerun = [...new Set([...(run.pendingRerun ?? []), ...failed.map((a) => a.name)])];
+  for (const a of failed) {
+    const spec = actionSpecOf(d.state, exec, stageName, a.name);
+    if (spec !== undefined) startAction(d, exec, stageName, spec);
+  }
 }
 
 /**
@@ -94,6 +114,7 @@ export function onActionRetryRequested(state: PipelineRuntime, event: ActionRetr
   const spec = actionSpecOf(d.state, live, event.stageName, event.actionName);
   if (run === undefined || spec === undefined) throw new Error(`action ${event.actionName} vanished from the copy of the state`);
   countRetry(d, live, run);
+  delete run.failedBy;
   run.pendingRerun = [...new Set([...(run.pendingRerun ?? []), event.actionName])];
   startAction(d, live, event.stageName, spec);
   progressStage(d, live, event.stageName);
@@ -140,6 +161,10 @@ function retryTarget(state: PipelineRuntime, executionId: string, stageName: str
   if (isTerminal(exec.status) && takesLocks(exec) && slot.lock !== undefined) {
     throw new DomainError("ConflictException", `stage ${stageName} is occupied by pipeline execution ${slot.lock}`);
   }
+  const checking = runningCondition(stageRun);
+  if (checking !== undefined) {
+    throw new DomainError("ConflictException", `the ${checking.conditionType} condition of stage ${stageName} is being checked in pipeline execution ${executionId}; retry once the check ends`);
+  }
   return { exec, stageRun };
 }
 
@@ -148,7 +173,7 @@ function retryTarget(state: PipelineRuntime, executionId: string, stageName: str
  * Failed or Stopped one resumes — InProgress again, back in `executions`,
  * inside its last stage with the lock, RESUMED events.
  */
-function bringBack(d: Draft, found: ExecutionRuntime): ExecutionRuntime {
+export function bringBack(d: Draft, found: ExecutionRuntime): ExecutionRuntime {
   const { state, ctx } = d;
   const exec = Object.hasOwn(state.executions, found.id) ? state.executions[found.id] : undefined;
   if (exec !== undefined && !isTerminal(exec.status)) return exec;
@@ -177,6 +202,7 @@ function bringBack(d: Draft, found: ExecutionRuntime): ExecutionRuntime {
 
 function countRetry(d: Draft, exec: ExecutionRuntime, run: StageRun): void {
   run.manualRetryAttempts = (run.manualRetryAttempts ?? 0) + 1;
+  run.lastRetryTrigger = "ManualStageRetry";
   exec.lastUpdateTime = d.ctx.now;
   const slot = slotByName(d.state, run.name);
   if (slot === undefined) return;

@@ -1,7 +1,9 @@
 import type { ActionDeclaration, PipelineDeclaration } from "@sluice/proto";
 import { DomainError } from "../errors.js";
 import { DEFAULT_TIMEOUT_MINUTES } from "../validation/providers.js";
-import type { ActionSpec, PipelineSpec } from "./types.js";
+import { stageConditionFields } from "../validation/conditions.js";
+import type { StageConditionsDeclarationLike } from "../validation/conditions.js";
+import type { ActionSpec, ConditionResult, PipelineSpec, StageConditionsSpec, StageRetryMode, StageSpec } from "./types.js";
 
 /** Used for a built-in provider missing from DEFAULT_TIMEOUT_MINUTES. */
 const FALLBACK_TIMEOUT_MINUTES = 60;
@@ -40,10 +42,17 @@ export function toPipelineSpec(
     version: decl.version,
     executionMode: mode,
     artifactBucket: bucket === "" ? (options.defaultArtifactBucket ?? "") : bucket,
-    stages: decl.stages.map((stage) => ({
-      name: stage.name,
-      actions: stage.actions.map((action) => toActionSpec(action, builtInOf(action), options)),
-    })),
+    stages: decl.stages.map((stage) => {
+      const spec: StageSpec = {
+        name: stage.name,
+        actions: stage.actions.map((action) => toActionSpec(action, builtInOf(action), options)),
+      };
+      const fields = stageConditionFields(stage);
+      if (fields.beforeEntry !== undefined) spec.beforeEntry = toConditionsSpec(fields.beforeEntry, "FAIL");
+      if (fields.onSuccess !== undefined) spec.onSuccess = toConditionsSpec(fields.onSuccess, "FAIL");
+      if (fields.onFailure !== undefined) spec.onFailure = toConditionsSpec(fields.onFailure, "ROLLBACK");
+      return spec;
+    }),
     variables: decl.variables.map((v) => {
       const variable: PipelineSpec["variables"][number] = { name: v.name };
       if (v.defaultValue !== "") variable.defaultValue = v.defaultValue;
@@ -51,6 +60,34 @@ export function toPipelineSpec(
       return variable;
     }),
   };
+}
+
+/**
+ * A validated beforeEntry/onSuccess/onFailure. A condition without a result
+ * gets the kind's default (`defaultResult`: FAIL before entry and on success,
+ * ROLLBACK on failure).
+ */
+function toConditionsSpec(decl: StageConditionsDeclarationLike, defaultResult: ConditionResult): StageConditionsSpec {
+  const spec: StageConditionsSpec = {
+    conditions: decl.conditions.map((condition) => ({
+      result: condition.result === "" ? defaultResult : (condition.result as ConditionResult),
+      rules: condition.rules.map((rule) => {
+        const type = rule.ruleTypeId;
+        const out: StageConditionsSpec["conditions"][number]["rules"][number] = {
+          name: rule.name,
+          ruleTypeId: { category: type?.category ?? "Rule", owner: type?.owner === "" || type === undefined ? "AWS" : type.owner, provider: type?.provider ?? "", version: type?.version ?? "1" },
+          configuration: { ...rule.configuration },
+          commands: [...rule.commands],
+          inputArtifacts: rule.inputArtifacts.map((a) => a.name),
+        };
+        if (rule.timeoutInMinutes !== undefined) out.timeoutInMinutes = rule.timeoutInMinutes;
+        return out;
+      }),
+    })),
+  };
+  if (decl.result !== undefined && decl.result !== "") spec.result = decl.result as ConditionResult;
+  if (decl.retryConfiguration !== undefined) spec.retryConfiguration = { retryMode: decl.retryConfiguration.retryMode as StageRetryMode };
+  return spec;
 }
 
 function toActionSpec(action: ActionDeclaration, builtIn: string, options: ToPipelineSpecOptions): ActionSpec {

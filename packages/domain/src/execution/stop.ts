@@ -3,6 +3,7 @@
 import { DomainError, invalid } from "../errors.js";
 import type { DecideContext, Decision, ExecutionEvent, PipelineRuntime } from "./types.js";
 import { abandonRun } from "./actions.js";
+import { cancelCondition } from "./conditions.js";
 import { actionSpecOf, done, draftOf, emitPipeline, emitStage, findExecution, removeWaiter, setStageLatest, stageRunOf } from "./draft.js";
 import { admitWaiters, finishExecution, releaseLock, settle, stoppedSummary } from "./flow.js";
 
@@ -64,6 +65,7 @@ export function onStopRequested(state: PipelineRuntime, event: StopRequested, ct
     settle(d, exec);
     return done(d);
   }
+  cancelCondition(d, exec, stageName, "Abandoned", `Abandoned: ${stoppedSummary(exec)}`);
   for (const run of stage?.actions ?? []) {
     if (run.status !== "InProgress") continue;
     abandonRun(d, exec, stageName, actionSpecOf(d.state, exec, stageName, run.name), run, `Abandoned: ${stoppedSummary(exec)}`);

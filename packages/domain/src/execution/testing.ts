@@ -17,6 +17,7 @@ import type {
   JobSpec,
   PipelineRuntime,
   PipelineSpec,
+  RuleSpec,
   StageSlot,
 } from "./types.js";
 
@@ -58,6 +59,29 @@ export function sourceSpec(name: string, output: string, over: Partial<ActionSpe
 /** A manual approval action. */
 export function approvalSpec(name: string, over: Partial<ActionSpec> = {}): ActionSpec {
   return actionSpec(name, { category: "Approval", provider: "Manual", builtIn: "Manual", commands: [], timeoutInMinutes: 10080, ...over });
+}
+
+/** A VariableCheck rule. */
+export function variableCheckRule(name: string, variable: string, operator: string, value: string): RuleSpec {
+  return {
+    name,
+    ruleTypeId: { category: "Rule", owner: "AWS", provider: "VariableCheck", version: "1" },
+    configuration: { Variable: variable, Operator: operator, Value: value },
+    commands: [],
+    inputArtifacts: [],
+  };
+}
+
+/** A Commands rule. */
+export function commandsRule(name: string, over: Partial<RuleSpec> = {}): RuleSpec {
+  return {
+    name,
+    ruleTypeId: { category: "Rule", owner: "AWS", provider: "Commands", version: "1" },
+    configuration: {},
+    commands: ["./check.sh"],
+    inputArtifacts: [],
+    ...over,
+  };
 }
 
 /** A pipeline spec from `[stageName, actions]` pairs. */

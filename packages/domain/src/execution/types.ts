@@ -31,6 +31,22 @@ export type ExecutionType = "STANDARD" | "ROLLBACK";
 /** AWS StageRetryMode. */
 export type StageRetryMode = "FAILED_ACTIONS" | "ALL_ACTIONS";
 
+/**
+ * When a stage condition is checked: before the stage's actions run
+ * (AWS ConditionType BEFORE_ENTRY), after they all succeeded (ON_SUCCESS),
+ * or once one failed (ON_FAILURE; Sluice's name, AWS has no value for it).
+ */
+export type ConditionType = "BEFORE_ENTRY" | "ON_SUCCESS" | "ON_FAILURE";
+
+/** AWS Result: what a condition engages. */
+export type ConditionResult = "ROLLBACK" | "FAIL" | "RETRY" | "SKIP";
+
+/** AWS ConditionExecutionStatus. */
+export type ConditionStatus = "InProgress" | "Failed" | "Errored" | "Succeeded" | "Cancelled" | "Abandoned" | "Overridden";
+
+/** AWS RuleExecutionStatus (the same values as ActionExecutionStatus). */
+export type RuleStatus = "InProgress" | "Succeeded" | "Failed" | "Abandoned";
+
 // ---------------------------------------------------------------- the pipeline as the machine sees it
 
 /** The normalized declaration reduced to what execution needs (see `toPipelineSpec`). */
@@ -56,6 +72,53 @@ export interface PipelineVariableSpec {
 export interface StageSpec {
   name: string;
   actions: ActionSpec[];
+  /** Checked before the actions run: FAIL or SKIP the stage when a rule fails. */
+  beforeEntry?: StageConditionsSpec;
+  /** Checked after every action succeeded: FAIL or ROLLBACK when a rule fails. */
+  onSuccess?: StageConditionsSpec;
+  /** What a failed stage does: ROLLBACK, automatic RETRY, or a condition whose rules decide on a ROLLBACK. */
+  onFailure?: StageConditionsSpec;
+}
+
+/** AWS BeforeEntryConditions / SuccessConditions / FailureConditions. */
+export interface StageConditionsSpec {
+  /** onFailure only: ROLLBACK or RETRY, engaged when the stage fails (without conditions). */
+  result?: ConditionResult;
+  /** onFailure with result RETRY. */
+  retryConfiguration?: { retryMode: StageRetryMode };
+  /** At most one (the validator enforces AWS's "exactly 1" where it applies). */
+  conditions: ConditionSpec[];
+}
+
+/** AWS Condition. */
+export interface ConditionSpec {
+  /** Absent: FAIL (beforeEntry, onSuccess) or ROLLBACK (onFailure). */
+  result?: ConditionResult;
+  rules: RuleSpec[];
+}
+
+/** AWS RuleTypeId. */
+export interface RuleTypeIdSpec {
+  /** Always "Rule". */
+  category: string;
+  owner: string;
+  /** VariableCheck (evaluated by decide()) or Commands (run on a runner). */
+  provider: string;
+  version: string;
+}
+
+/** AWS RuleDeclaration, reduced to what Sluice runs. */
+export interface RuleSpec {
+  /** Unique in the pipeline. */
+  name: string;
+  ruleTypeId: RuleTypeIdSpec;
+  /** VariableCheck: Variable, Value, Operator. */
+  configuration: Record<string, string>;
+  /** Commands rules. */
+  commands: string[];
+  inputArtifacts: string[];
+  /** Commands rules: the job timeout (default DEFAULT_RULE_TIMEOUT_MINUTES). */
+  timeoutInMinutes?: number;
 }
 
 /** One declared action. */
@@ -220,6 +283,31 @@ export interface PipelineRuntime {
   retryable?: ExecutionRuntime[];
   /** Recent clientRequestTokens (bounded, oldest dropped first). Absent = none. */
   requestTokens?: RequestTokenEntry[];
+  /**
+   * What a rollback needs of executions that succeeded in a stage on the
+   * current version: the newest MAX_ROLLBACK_TARGETS per stage (the shell
+   * archives executions, so their inputs are kept here). Absent = none.
+   */
+  rollbackTargets?: RollbackTarget[];
+}
+
+/**
+ * An execution that succeeded in a stage, as a rollback of that stage reruns
+ * it: the stage's inputs (artifacts and variables produced before it), the
+ * source revisions and the pipeline variables.
+ */
+export interface RollbackTarget {
+  executionId: string;
+  stageName: string;
+  pipelineVersion: number;
+  /** Epoch ms the stage succeeded. */
+  succeededAt: number;
+  sourceRevisions: SourceRevisionRef[];
+  /** Artifacts that existed when the stage started (not those the stage produced). */
+  artifacts: ArtifactRef[];
+  /** Variables by namespace, without those of the stage's own actions. */
+  variables: Record<string, Record<string, string>>;
+  pipelineVariables?: ResolvedPipelineVariable[];
 }
 
 /** Lock, waiter and latest state of one stage. */
@@ -238,6 +326,8 @@ export interface StageSlot {
   transition?: TransitionStateSpec;
   /** Retries of the latest execution in this stage. */
   retryStageMetadata?: RetryStageMetadataSpec;
+  /** The latest check of each condition type of the latest execution (GetPipelineState). */
+  conditions?: ConditionRun[];
   latest?: StageLatest;
   /** One entry per action that has run at least once, in declaration order of first run. */
   actions: ActionSlot[];
@@ -291,6 +381,10 @@ export interface ExecutionRuntime {
   /** Why the execution was cancelled (status Cancelled): "PipelineUpdated" or "PipelineDeleted". */
   cancelledBy?: string;
   clientRequestToken?: string;
+  /** ROLLBACK executions: the execution whose stage inputs they rerun. */
+  rollbackMetadata?: { rollbackTargetPipelineExecutionId: string };
+  /** ROLLBACK executions: the one stage they run. */
+  rollbackStage?: string;
   status: ExecutionStatus;
   statusSummary?: string;
   trigger: TriggerSpec;
@@ -333,6 +427,56 @@ export interface StageRun {
   pendingRerun?: string[];
   /** Actions started so far, in dispatch order. */
   actions: ActionRun[];
+  /** Condition checks of this stage run, oldest first (at most MAX_CONDITION_RUNS). Absent = none. */
+  conditions?: ConditionRun[];
+  /** The beforeEntry condition passed or was overridden: the actions may run. */
+  entryCleared?: boolean;
+  /** The onSuccess condition passed or was overridden since the last action attempt started. */
+  successCleared?: boolean;
+  /** The condition whose failure failed the stage (a retry checks it again). */
+  failedBy?: "BEFORE_ENTRY" | "ON_SUCCESS";
+  /** Automatic retries (onFailure RETRY) of this stage in this execution. Absent = 0. */
+  autoRetryAttempts?: number;
+  /** Who retried the stage last: an automatic retry's failure is not retried automatically again. */
+  lastRetryTrigger?: "AutomatedStageRetry" | "ManualStageRetry";
+}
+
+/** One check of a stage condition. */
+export interface ConditionRun {
+  conditionType: ConditionType;
+  /** What the check engages: when it fails (BEFORE_ENTRY, ON_SUCCESS) or when it is met (ON_FAILURE). */
+  result: ConditionResult;
+  status: ConditionStatus;
+  summary?: string;
+  /** Epoch ms. */
+  startTime: number;
+  lastUpdateTime: number;
+  rules: RuleRun[];
+  /** OverrideStageCondition: who overrode it. */
+  overriddenBy?: string;
+}
+
+/** One rule of a condition check. */
+export interface RuleRun {
+  name: string;
+  ruleTypeId: RuleTypeIdSpec;
+  /** Also the job's action execution id (Commands rules). */
+  ruleExecutionId: string;
+  status: RuleStatus;
+  summary?: string;
+  errorDetails?: ErrorDetailsSpec;
+  externalExecutionId?: string;
+  externalExecutionUrl?: string;
+  updatedBy?: string;
+  /** Epoch ms. */
+  startTime: number;
+  lastUpdateTime: number;
+  /** Commands rules: the job deadline, epoch ms. */
+  deadline?: number;
+  /** Configuration after variable resolution. */
+  resolvedConfiguration?: Record<string, string>;
+  /** Commands rules: ids of the input artifacts given to the job. */
+  inputArtifactIds: string[];
 }
 
 /** One action of one execution (the latest attempt). */
@@ -470,7 +614,14 @@ export type ExecutionEvent =
   /** Sluice extension: rerun one action (failed or succeeded) of the stage's latest execution. */
   | { type: "ActionRetryRequested"; executionId: string; stageName: string; actionName: string; by: string }
   /** Enable/DisableStageTransition (Inbound). */
-  | { type: "TransitionChanged"; stageName: string; enabled: boolean; reason: string; by: string };
+  | { type: "TransitionChanged"; stageName: string; enabled: boolean; reason: string; by: string }
+  /** OverrideStageCondition: a running (or failed) check of the condition counts as passed. */
+  | { type: "ConditionOverridden"; executionId: string; stageName: string; conditionType: "BEFORE_ENTRY" | "ON_SUCCESS"; by: string }
+  /**
+   * RollbackStage: a new execution (`executionId`, type ROLLBACK) reruns the
+   * stage with the inputs it had in `targetExecutionId`.
+   */
+  | { type: "RollbackRequested"; executionId: string; stageName: string; targetExecutionId: string; trigger: TriggerSpec };
 
 // ---------------------------------------------------------------- outputs
 

@@ -9,6 +9,7 @@ import type {
   GetPipelineStateResponseSchema,
   PipelineExecutionSchema,
   PipelineExecutionSummarySchema,
+  StageConditionStateSchema,
   StageStateSchema,
 } from "@sluice/proto";
 import { findExecution, waitersOf } from "./draft.js";
@@ -19,6 +20,7 @@ import type {
   ActionSpec,
   ActionStatus,
   ArtifactRef,
+  ConditionRun,
   ErrorDetailsSpec,
   ExecutionRuntime,
   PipelineRuntime,
@@ -39,7 +41,8 @@ export interface PipelineTimes {
  * with the latest stage and action executions, the approval token of an open
  * approval, the waiters in front of each stage (`inboundExecutions` in the
  * order they will enter; `inboundExecution` the first), the inbound
- * transition and the retries of each stage's latest execution.
+ * transition, the retries of each stage's latest execution and its latest
+ * check of each condition kind (before entry, on success, on failure).
  */
 export function pipelineStateView(state: PipelineRuntime, meta: PipelineTimes): MessageInitShape<typeof GetPipelineStateResponseSchema> {
   const stageStates = state.spec.stages.map((stage): StageStateInit => {
@@ -76,6 +79,12 @@ export function pipelineStateView(state: PipelineRuntime, meta: PipelineTimes): 
         latestRetryTrigger: meta.latestRetryTrigger ?? "",
       };
     }
+    for (const cond of slot?.conditions ?? []) {
+      const state = conditionStateView(cond);
+      if (cond.conditionType === "BEFORE_ENTRY") view.beforeEntryConditionState = state;
+      else if (cond.conditionType === "ON_SUCCESS") view.onSuccessConditionState = state;
+      else view.onFailureConditionState = state;
+    }
     return view;
   });
   return {
@@ -84,6 +93,35 @@ export function pipelineStateView(state: PipelineRuntime, meta: PipelineTimes): 
     stageStates,
     created: timestampFromMs(meta.created),
     updated: timestampFromMs(meta.updated),
+  };
+}
+
+/**
+ * AWS StageConditionState of one check: the check's status at both levels
+ * (a stage has one condition per kind) and each rule's latest run.
+ */
+export function conditionStateView(cond: ConditionRun): MessageInitShape<typeof StageConditionStateSchema> {
+  const summary = cond.summary ?? "";
+  return {
+    latestExecution: { status: cond.status, summary },
+    conditionStates: [
+      {
+        latestExecution: { status: cond.status, summary, lastStatusChange: timestampFromMs(cond.lastUpdateTime) },
+        ruleStates: cond.rules.map((rule) => ({
+          ruleName: rule.name,
+          latestExecution: {
+            ruleExecutionId: rule.ruleExecutionId,
+            status: rule.status,
+            summary: rule.summary ?? "",
+            lastStatusChange: timestampFromMs(rule.lastUpdateTime),
+            lastUpdatedBy: rule.updatedBy ?? "",
+            externalExecutionId: rule.externalExecutionId ?? "",
+            externalExecutionUrl: rule.externalExecutionUrl ?? "",
+            ...(rule.errorDetails !== undefined ? { errorDetails: { ...rule.errorDetails } } : {}),
+          },
+        })),
+      },
+    ],
   };
 }
 
@@ -149,6 +187,7 @@ export function executionView(
     variables: (exec.pipelineVariables ?? []).map((v) => ({ name: v.name, resolvedValue: v.resolvedValue })),
   };
   if (exec.stopTrigger !== undefined) view.stopTrigger = { reason: exec.stopTrigger.reason };
+  if (exec.rollbackMetadata !== undefined) view.rollbackMetadata = { ...exec.rollbackMetadata };
   return view;
 }
 
@@ -174,6 +213,7 @@ export function executionSummaryView(
     executionType: exec.executionType ?? "STANDARD",
   };
   if (exec.stopTrigger !== undefined) view.stopTrigger = { reason: exec.stopTrigger.reason };
+  if (exec.rollbackMetadata !== undefined) view.rollbackMetadata = { ...exec.rollbackMetadata };
   return view;
 }
 

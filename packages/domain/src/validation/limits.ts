@@ -86,4 +86,20 @@ export const LIMITS = {
   maxPipelineVariableNameLength: 128,
   maxPipelineVariableValueLength: 1000,
   maxPipelineVariableDescriptionLength: 200,
+  minRulesPerCondition: 1,
+  maxRulesPerCondition: 5,
+  maxRuleConfigurationEntries: 200,
+  maxRuleConfigurationValueLength: 10_000,
+  maxRuleInputArtifacts: 5,
 } as const;
+
+/** AWS rule providers (RuleTypeId.provider of category Rule, owner AWS). */
+export const AWS_RULE_PROVIDERS = ["CloudWatchAlarm", "CodeBuild", "Commands", "DeploymentWindow", "LambdaInvoke", "VariableCheck"] as const;
+/** The rule providers Sluice runs: VariableCheck (evaluated by the orchestrator) and Commands (run on a runner). */
+export const SUPPORTED_RULE_PROVIDERS = ["Commands", "VariableCheck"] as const;
+/** VariableCheck's Operator values (AWS rule reference). */
+export const VARIABLE_CHECK_OPERATORS = ["EQ", "NE", "CONTAINS", "MATCHES"] as const;
+/** Condition results (AWS Result). */
+export const CONDITION_RESULTS = ["ROLLBACK", "FAIL", "RETRY", "SKIP"] as const;
+/** Stage retry modes (AWS StageRetryMode). */
+export const STAGE_RETRY_MODES = ["FAILED_ACTIONS", "ALL_ACTIONS"] as const;

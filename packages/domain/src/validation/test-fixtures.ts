@@ -221,6 +221,32 @@ export interface StageJson {
   name?: string;
   blockers?: { name?: string; type?: string }[];
   actions: ActionJson[];
+  beforeEntry?: ConditionsJson;
+  onSuccess?: ConditionsJson;
+  onFailure?: ConditionsJson;
+}
+
+/** beforeEntry / onSuccess / onFailure (only onFailure has result and retryConfiguration). */
+export interface ConditionsJson {
+  result?: string;
+  retryConfiguration?: { retryMode?: string };
+  conditions?: ConditionJson[];
+}
+
+export interface ConditionJson {
+  result?: string;
+  rules?: RuleJson[];
+}
+
+export interface RuleJson {
+  name?: string;
+  ruleTypeId?: ActionTypeIdJson;
+  configuration?: Record<string, string>;
+  commands?: string[];
+  inputArtifacts?: { name?: string }[];
+  roleArn?: string;
+  region?: string;
+  timeoutInMinutes?: number;
 }
 
 export interface ActionTypeIdJson {

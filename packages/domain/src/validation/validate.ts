@@ -32,6 +32,7 @@ import {
 } from "./limits.js";
 import { BUILT_IN_PROVIDERS, providerKey, resolveProvider, splitCommands, supportedProviders } from "./providers.js";
 import type { ArtifactBounds, ConfigurationFormat, ProviderSpec } from "./providers.js";
+import { checkStageConditions } from "./conditions.js";
 
 /**
  * Most violations reported for one declaration. A hostile or badly broken
@@ -55,7 +56,7 @@ const SIMPLE_KEY = /^[A-Za-z_][A-Za-z0-9_]{0,49}$/;
 const NAME_RULE = "1-100 characters of A-Z a-z 0-9 . @ _ -";
 
 /** Where an artifact or namespace is declared, for "runs earlier" checks. */
-interface Declared {
+export interface Declared {
   readonly stage: number;
   readonly action: number;
   readonly runOrder: number;
@@ -65,7 +66,8 @@ interface Declared {
   readonly decl: ActionDeclaration;
 }
 
-class Violations {
+/** Collects violations, keeping at most MAX_VIOLATIONS. */
+export class Violations {
   private readonly list: FieldViolation[] = [];
   private total = 0;
   add(field: string, message: string): void {
@@ -100,12 +102,14 @@ export function validatePipeline(decl: PipelineDeclaration): FieldViolation[] {
   };
 
   const stageNames = new Map<string, number>();
+  const ruleNames = new Map<string, string>();
   decl.stages.forEach((stage, s) => {
     checkStage(stage, s, stageNames, v);
     const actionNames = new Map<string, number>();
     stage.actions.forEach((action, a) => {
       checkAction(decl, declaredAt(stage, s, action, a), actionNames, index, v);
     });
+    checkStageConditions(decl, stage, s, ruleNames, index, v);
   });
   return v.result();
 }
@@ -244,7 +248,8 @@ function checkStage(stage: StageDeclaration, s: number, names: Map<string, numbe
   }
 }
 
-interface PipelineIndex {
+/** What the declaration produces, for the checks of references and inputs. */
+export interface PipelineIndex {
   readonly outputs: ReadonlyMap<string, Declared>;
   readonly namespaces: ReadonlyMap<string, Declared>;
   readonly artifactNames: ReadonlySet<string>;
@@ -650,12 +655,13 @@ function checkNamespace(here: Declared, index: PipelineIndex, v: Violations): vo
 }
 
 /** Checks every `#{namespace.key}` in a value: the namespace must belong to an action that runs earlier. */
-function checkReferences(
+export function checkReferences(
   path: string,
   value: string,
-  here: Declared,
+  here: Position,
   index: PipelineIndex,
   v: Violations,
+  subject = "this action",
 ): void {
   if (!value.includes("#{")) return;
   for (const match of value.matchAll(VARIABLE_REFERENCE)) {
@@ -691,7 +697,7 @@ function checkReferences(
       continue;
     }
     if (!runsBefore(producer, here)) {
-      v.add(path, `${reference}: ${describe(producer)} does not run before this action`);
+      v.add(path, `${reference}: ${describe(producer)} does not run before ${subject}`);
       continue;
     }
     const produced = producedVariables(producer, index);
@@ -717,21 +723,24 @@ function producedVariables(producer: Declared, index: PipelineIndex): ReadonlySe
   return produced;
 }
 
+/** A point in the pipeline: stage index and runOrder (a rule checked after the stage's actions has an infinite one). */
+export type Position = Pick<Declared, "stage" | "runOrder">;
+
 /** True when `earlier` is guaranteed to finish before `later` starts. */
-function runsBefore(earlier: Declared, later: Declared): boolean {
+export function runsBefore(earlier: Position, later: Position): boolean {
   return earlier.stage < later.stage || (earlier.stage === later.stage && earlier.runOrder < later.runOrder);
 }
 
-function describe(at: Declared): string {
+export function describe(at: Declared): string {
   return `action ${q(at.actionName)} in stage ${q(at.stageName)}`;
 }
 
-function checkName(path: string, name: string, pattern: RegExp, v: Violations): void {
+export function checkName(path: string, name: string, pattern: RegExp, v: Violations): void {
   if (name === "") v.add(path, "is required");
   else if (!pattern.test(name)) v.add(path, `must be ${NAME_RULE}, got ${q(name)}`);
 }
 
-function checkArtifactName(path: string, name: string, v: Violations): boolean {
+export function checkArtifactName(path: string, name: string, v: Violations): boolean {
   if (name === "") {
     v.add(path, "is required");
     return false;
@@ -743,7 +752,7 @@ function checkArtifactName(path: string, name: string, v: Violations): boolean {
   return true;
 }
 
-function checkRoleArn(path: string, arn: string, v: Violations): void {
+export function checkRoleArn(path: string, arn: string, v: Violations): void {
   if (arn === "") return; // optional in Sluice: IAM roles mean nothing here
   if (arn.length > LIMITS.maxRoleArnLength || !ROLE_ARN_PATTERN.test(arn)) {
     v.add(path, `must be an IAM role ARN (arn:aws:iam::<12 digits>:role/<name>), got ${q(arn)}`);
@@ -765,12 +774,12 @@ function listed(names: ReadonlySet<string>): string {
 }
 
 /** `base.key` for plain keys, `base["odd key"]` otherwise, so every path is unambiguous. */
-function keyPath(base: string, key: string): string {
+export function keyPath(base: string, key: string): string {
   return SIMPLE_KEY.test(key) ? `${base}.${key}` : `${base}[${q(key)}]`;
 }
 
 /** A user value quoted for a message, cut at 100 characters so messages stay short. */
-function q(value: string): string {
+export function q(value: string): string {
   return JSON.stringify(value.length > 100 ? `${value.slice(0, 100)}...` : value);
 }
 

@@ -8,6 +8,8 @@ import type { Provider } from "./provider.js";
  * The built-in providers this runner serves, keyed `"<Category>/<Provider>"` as they appear in
  * the domain's provider table resolves a job's `actionTypeId` (AWS names such as CodeCommit,
  * CodeBuild or S3 map to these). Approval/Manual is not here: the approval service consumes those jobs.
+ * `Rule/Commands` runs the Commands rules of stage conditions exactly like a Commands action:
+ * the rule passes when its commands succeed.
  */
 export const SERVED_ACTIONS: readonly { readonly category: string; readonly provider: string }[] = [
   { category: "Source", provider: "Git" },
@@ -16,6 +18,7 @@ export const SERVED_ACTIONS: readonly { readonly category: string; readonly prov
   { category: "Deploy", provider: "Commands" },
   { category: "Compute", provider: "Commands" },
   { category: "Deploy", provider: "ObjectStore" },
+  { category: "Rule", provider: "Commands" },
 ];
 
 /** Builds the provider table; `objectStore` is the deploy target store (absent: deploys fail with ConfigurationError). */

@@ -3,14 +3,16 @@
 // call these, and apply the event; decide() then enforces the execution rules
 // (retryable, stoppable, latest execution, ...).
 
-import { DomainError } from "@sluice/domain";
+import { DomainError, OVERRIDABLE_CONDITION_TYPES } from "@sluice/domain";
 import type { ExecutionEvent, PipelineSpec, PipelineVariableOverride, SourceRevisionRef, StageRetryMode } from "@sluice/domain";
 import type {
   DisableStageTransitionRequest,
   EnableStageTransitionRequest,
+  OverrideStageConditionRequest,
   PipelineDeclaration,
   RetryActionExecutionRequest,
   RetryStageExecutionRequest,
+  RollbackStageRequest,
   StartPipelineExecutionRequest,
   StopPipelineExecutionRequest,
 } from "@sluice/proto";
@@ -140,6 +142,54 @@ export function transitionEvent(
   c.throwIfAny();
   if (declaration !== undefined) stageOf(declaration, req.stageName);
   return { type: "TransitionChanged", stageName: req.stageName, enabled, reason, by };
+}
+
+/** OverrideStageCondition → ConditionOverridden; the stage must exist in the current declaration. */
+export function overrideEvent(
+  req: OverrideStageConditionRequest,
+  declaration: PipelineDeclaration | undefined,
+  by: string,
+): Extract<ExecutionEvent, { type: "ConditionOverridden" }> {
+  checks()
+    .name("pipelineName", req.pipelineName)
+    .name("stageName", req.stageName)
+    .executionId("pipelineExecutionId", req.pipelineExecutionId)
+    .oneOf("conditionType", req.conditionType, OVERRIDABLE_CONDITION_TYPES)
+    .throwIfAny();
+  if (declaration !== undefined) stageOf(declaration, req.stageName);
+  return {
+    type: "ConditionOverridden",
+    executionId: req.pipelineExecutionId,
+    stageName: req.stageName,
+    conditionType: req.conditionType as "BEFORE_ENTRY" | "ON_SUCCESS",
+    by,
+  };
+}
+
+/**
+ * RollbackStage → RollbackRequested for the new execution `executionId`
+ * (trigger ManualRollback, detail = the caller); the stage must exist in the
+ * current declaration.
+ */
+export function rollbackEvent(
+  req: RollbackStageRequest,
+  declaration: PipelineDeclaration | undefined,
+  executionId: string,
+  by: string,
+): Extract<ExecutionEvent, { type: "RollbackRequested" }> {
+  checks()
+    .name("pipelineName", req.pipelineName)
+    .name("stageName", req.stageName)
+    .executionId("targetPipelineExecutionId", req.targetPipelineExecutionId)
+    .throwIfAny();
+  if (declaration !== undefined) stageOf(declaration, req.stageName);
+  return {
+    type: "RollbackRequested",
+    executionId,
+    stageName: req.stageName,
+    targetExecutionId: req.targetPipelineExecutionId,
+    trigger: { triggerType: "ManualRollback", triggerDetail: by },
+  };
 }
 
 /** The named stage of a declaration, or StageNotFoundException naming `stageName`. */

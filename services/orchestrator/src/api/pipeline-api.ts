@@ -26,7 +26,7 @@ import { pipelineNotFound } from "../pipelines/pipeline-store.js";
 import type { PipelineStore, StoredPipeline, StoredTag } from "../pipelines/pipeline-store.js";
 import { declarationEntry } from "../runtime/outbox.js";
 import type { ArchivedExecution, RuntimeStore } from "../runtime/runtime-store.js";
-import { actionRetryEvent, stageRetryEvent, startOptions, stopEvent, transitionEvent } from "./execution-requests.js";
+import { actionRetryEvent, overrideEvent, rollbackEvent, stageRetryEvent, startOptions, stopEvent, transitionEvent } from "./execution-requests.js";
 import { executionsNewestFirst, plainExecution, succeededIn } from "./history.js";
 import type { ExecutionCursor } from "./history.js";
 import { checks } from "./request-validation.js";
@@ -57,6 +57,8 @@ export const PIPELINE_PERMISSIONS: PermissionTable = {
   RetryActionExecution: ["operator"],
   DisableStageTransition: ["operator"],
   EnableStageTransition: ["operator"],
+  OverrideStageCondition: ["operator"],
+  RollbackStage: ["operator"],
   PutApprovalResult: ["approver"],
 };
 
@@ -362,6 +364,38 @@ export function createPipelineApi(deps: PipelineApiDeps): ServiceImpl<typeof Pip
       const stored = await existing(req.pipelineName, "pipelineName");
       await control(req.pipelineName, transitionEvent(req, true, stored.declaration, ctx.principal.id), ctx.principal.id);
       return {};
+    },
+
+    async overrideStageCondition(req, ctx) {
+      overrideEvent(req, undefined, ctx.principal.id);
+      const stored = await existing(req.pipelineName, "pipelineName");
+      await control(req.pipelineName, overrideEvent(req, stored.declaration, ctx.principal.id), ctx.principal.id);
+      return {};
+    },
+
+    async rollbackStage(req, ctx) {
+      rollbackEvent(req, undefined, "", ctx.principal.id);
+      const stored = await existing(req.pipelineName, "pipelineName");
+      const event = rollbackEvent(req, stored.declaration, randomUUID(), ctx.principal.id);
+      // The runtime keeps the inputs of recent targets only; the archive tells an unknown
+      // execution from one that is too old, of an older version, or a rollback itself.
+      const target = await findExecution(req.pipelineName, req.targetPipelineExecutionId, await runtime.read(req.pipelineName), "targetPipelineExecutionId");
+      if (target.pipelineVersion !== stored.version) {
+        throw new DomainError(
+          "PipelineExecutionOutdatedException",
+          `execution ${target.id} ran version ${target.pipelineVersion} of pipeline "${stored.name}", which is now at version ${stored.version}`,
+          [{ field: "targetPipelineExecutionId", message: "ran an older version of the pipeline" }],
+        );
+      }
+      if (target.executionType === "ROLLBACK") {
+        throw new DomainError("UnableToRollbackStageException", `execution ${target.id} is itself a rollback; roll back to a standard execution`, [
+          { field: "targetPipelineExecutionId", message: "is a rollback execution" },
+        ]);
+      }
+      const { decision } = await runtime.apply(req.pipelineName, event);
+      const executionId = decision.executionId ?? event.executionId;
+      logger.info("rollback started", { pipeline: req.pipelineName, stage: req.stageName, target: target.id, executionId, principal: ctx.principal.id });
+      return { pipelineExecutionId: executionId };
     },
 
     async listActionExecutions(req) {

@@ -4,6 +4,7 @@
 
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
+import { conditionStateView } from "@sluice/domain";
 import type { ActionExecutionDetailSpec, ActionRun, ArtifactDetailSpec, ExecutionRuntime, PipelineRuntime } from "@sluice/domain";
 import type {
   ActionExecutionDetailSchema,
@@ -61,8 +62,19 @@ export function executionStageStates(exec: ExecutionRuntime, declaration: Pipeli
     }
     if (run !== undefined) {
       view.latestExecution = { pipelineExecutionId: exec.id, status: run.status, type };
-      const retries = run.manualRetryAttempts ?? 0;
-      if (retries > 0) view.retryStageMetadata = { manualStageRetryAttempt: retries, latestRetryTrigger: "ManualStageRetry" };
+      const manual = run.manualRetryAttempts ?? 0;
+      const auto = run.autoRetryAttempts ?? 0;
+      if (manual + auto > 0) {
+        view.retryStageMetadata = { manualStageRetryAttempt: manual, autoStageRetryAttempt: auto, latestRetryTrigger: run.lastRetryTrigger ?? "ManualStageRetry" };
+      }
+      // The latest check of each condition kind in this execution.
+      const latest = (kind: string) => run.conditions?.findLast((c) => c.conditionType === kind);
+      const beforeEntry = latest("BEFORE_ENTRY");
+      const onSuccess = latest("ON_SUCCESS");
+      const onFailure = latest("ON_FAILURE");
+      if (beforeEntry !== undefined) view.beforeEntryConditionState = conditionStateView(beforeEntry);
+      if (onSuccess !== undefined) view.onSuccessConditionState = conditionStateView(onSuccess);
+      if (onFailure !== undefined) view.onFailureConditionState = conditionStateView(onFailure);
     }
     return view;
   });

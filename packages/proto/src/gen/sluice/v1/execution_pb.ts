@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file sluice/v1/execution.proto.
  */
 export const file_sluice_v1_execution: GenFile = /*@__PURE__*/
-  fileDesc("ChlzbHVpY2UvdjEvZXhlY3V0aW9uLnByb3RvEglzbHVpY2UudjEikQMKEVBpcGVsaW5lRXhlY3V0aW9uEhUKDXBpcGVsaW5lX25hbWUYASABKAkSGAoQcGlwZWxpbmVfdmVyc2lvbhgCIAEoBRIdChVwaXBlbGluZV9leGVjdXRpb25faWQYAyABKAkSDgoGc3RhdHVzGAQgASgJEhYKDnN0YXR1c19zdW1tYXJ5GAUgASgJEjcKEmFydGlmYWN0X3JldmlzaW9ucxgGIAMoCzIbLnNsdWljZS52MS5BcnRpZmFjdFJldmlzaW9uEiwKB3RyaWdnZXIYByABKAsyGy5zbHVpY2UudjEuRXhlY3V0aW9uVHJpZ2dlchIWCg5leGVjdXRpb25fbW9kZRgIIAEoCRIWCg5leGVjdXRpb25fdHlwZRgJIAEoCRI2Cgl2YXJpYWJsZXMYCiADKAsyIy5zbHVpY2UudjEuUmVzb2x2ZWRQaXBlbGluZVZhcmlhYmxlEjUKDHN0b3BfdHJpZ2dlchgLIAEoCzIfLnNsdWljZS52MS5TdG9wRXhlY3V0aW9uVHJpZ2dlciJAChhSZXNvbHZlZFBpcGVsaW5lVmFyaWFibGUSDAoEbmFtZRgBIAEoCRIWCg5yZXNvbHZlZF92YWx1ZRgCIAEoCSImChRTdG9wRXhlY3V0aW9uVHJpZ2dlchIOCgZyZWFzb24YASABKAkikQMKGFBpcGVsaW5lRXhlY3V0aW9uU3VtbWFyeRIdChVwaXBlbGluZV9leGVjdXRpb25faWQYASABKAkSDgoGc3RhdHVzGAIgASgJEhYKDnN0YXR1c19zdW1tYXJ5GAMgASgJEi4KCnN0YXJ0X3RpbWUYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjQKEGxhc3RfdXBkYXRlX3RpbWUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjMKEHNvdXJjZV9yZXZpc2lvbnMYBiADKAsyGS5zbHVpY2UudjEuU291cmNlUmV2aXNpb24SLAoHdHJpZ2dlchgHIAEoCzIbLnNsdWljZS52MS5FeGVjdXRpb25UcmlnZ2VyEhYKDmV4ZWN1dGlvbl9tb2RlGAggASgJEhYKDmV4ZWN1dGlvbl90eXBlGAkgASgJEjUKDHN0b3BfdHJpZ2dlchgKIAEoCzIfLnNsdWljZS52MS5TdG9wRXhlY3V0aW9uVHJpZ2dlciK2AQoQQXJ0aWZhY3RSZXZpc2lvbhIMCgRuYW1lGAEgASgJEhMKC3JldmlzaW9uX2lkGAIgASgJEiIKGnJldmlzaW9uX2NoYW5nZV9pZGVudGlmaWVyGAMgASgJEhgKEHJldmlzaW9uX3N1bW1hcnkYBCABKAkSKwoHY3JlYXRlZBgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFAoMcmV2aXNpb25fdXJsGAYgASgJImoKDlNvdXJjZVJldmlzaW9uEhMKC2FjdGlvbl9uYW1lGAEgASgJEhMKC3JldmlzaW9uX2lkGAIgASgJEhgKEHJldmlzaW9uX3N1bW1hcnkYAyABKAkSFAoMcmV2aXNpb25fdXJsGAQgASgJIkAKEEV4ZWN1dGlvblRyaWdnZXISFAoMdHJpZ2dlcl90eXBlGAEgASgJEhYKDnRyaWdnZXJfZGV0YWlsGAIgASgJIuwCCgpTdGFnZVN0YXRlEhIKCnN0YWdlX25hbWUYASABKAkSNAoRaW5ib3VuZF9leGVjdXRpb24YAiABKAsyGS5zbHVpY2UudjEuU3RhZ2VFeGVjdXRpb24SPAoYaW5ib3VuZF90cmFuc2l0aW9uX3N0YXRlGAMgASgLMhouc2x1aWNlLnYxLlRyYW5zaXRpb25TdGF0ZRItCg1hY3Rpb25fc3RhdGVzGAQgAygLMhYuc2x1aWNlLnYxLkFjdGlvblN0YXRlEjMKEGxhdGVzdF9leGVjdXRpb24YBSABKAsyGS5zbHVpY2UudjEuU3RhZ2VFeGVjdXRpb24SNQoSaW5ib3VuZF9leGVjdXRpb25zGAYgAygLMhkuc2x1aWNlLnYxLlN0YWdlRXhlY3V0aW9uEjsKFHJldHJ5X3N0YWdlX21ldGFkYXRhGAcgASgLMh0uc2x1aWNlLnYxLlJldHJ5U3RhZ2VNZXRhZGF0YSJ4ChJSZXRyeVN0YWdlTWV0YWRhdGESIAoYYXV0b19zdGFnZV9yZXRyeV9hdHRlbXB0GAEgASgFEiIKGm1hbnVhbF9zdGFnZV9yZXRyeV9hdHRlbXB0GAIgASgFEhwKFGxhdGVzdF9yZXRyeV90cmlnZ2VyGAMgASgJIk0KDlN0YWdlRXhlY3V0aW9uEh0KFXBpcGVsaW5lX2V4ZWN1dGlvbl9pZBgBIAEoCRIOCgZzdGF0dXMYAiABKAkSDAoEdHlwZRgDIAEoCSKJAQoPVHJhbnNpdGlvblN0YXRlEg8KB2VuYWJsZWQYASABKAgSFwoPbGFzdF9jaGFuZ2VkX2J5GAIgASgJEjMKD2xhc3RfY2hhbmdlZF9hdBgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFwoPZGlzYWJsZWRfcmVhc29uGAQgASgJIrcBCgtBY3Rpb25TdGF0ZRITCgthY3Rpb25fbmFtZRgBIAEoCRIzChBjdXJyZW50X3JldmlzaW9uGAIgASgLMhkuc2x1aWNlLnYxLkFjdGlvblJldmlzaW9uEjQKEGxhdGVzdF9leGVjdXRpb24YAyABKAsyGi5zbHVpY2UudjEuQWN0aW9uRXhlY3V0aW9uEhIKCmVudGl0eV91cmwYBCABKAkSFAoMcmV2aXNpb25fdXJsGAUgASgJIm4KDkFjdGlvblJldmlzaW9uEhMKC3JldmlzaW9uX2lkGAEgASgJEhoKEnJldmlzaW9uX2NoYW5nZV9pZBgCIAEoCRIrCgdjcmVhdGVkGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCLSAgoPQWN0aW9uRXhlY3V0aW9uEhsKE2FjdGlvbl9leGVjdXRpb25faWQYASABKAkSDgoGc3RhdHVzGAIgASgJEg8KB3N1bW1hcnkYAyABKAkSNgoSbGFzdF9zdGF0dXNfY2hhbmdlGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBINCgV0b2tlbhgFIAEoCRIXCg9sYXN0X3VwZGF0ZWRfYnkYBiABKAkSHQoVZXh0ZXJuYWxfZXhlY3V0aW9uX2lkGAcgASgJEh4KFmV4dGVybmFsX2V4ZWN1dGlvbl91cmwYCCABKAkSHQoQcGVyY2VudF9jb21wbGV0ZRgJIAEoBUgAiAEBEi4KDWVycm9yX2RldGFpbHMYCiABKAsyFy5zbHVpY2UudjEuRXJyb3JEZXRhaWxzQhMKEV9wZXJjZW50X2NvbXBsZXRlIi0KDEVycm9yRGV0YWlscxIMCgRjb2RlGAEgASgJEg8KB21lc3NhZ2UYAiABKAkiMQoOQXBwcm92YWxSZXN1bHQSDwoHc3VtbWFyeRgBIAEoCRIOCgZzdGF0dXMYAiABKAkiggMKFUFjdGlvbkV4ZWN1dGlvbkRldGFpbBIdChVwaXBlbGluZV9leGVjdXRpb25faWQYASABKAkSGwoTYWN0aW9uX2V4ZWN1dGlvbl9pZBgCIAEoCRIYChBwaXBlbGluZV92ZXJzaW9uGAMgASgFEhIKCnN0YWdlX25hbWUYBCABKAkSEwoLYWN0aW9uX25hbWUYBSABKAkSLgoKc3RhcnRfdGltZRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASNAoQbGFzdF91cGRhdGVfdGltZRgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEgoKdXBkYXRlZF9ieRgIIAEoCRIOCgZzdGF0dXMYCSABKAkSLgoFaW5wdXQYCiABKAsyHy5zbHVpY2UudjEuQWN0aW9uRXhlY3V0aW9uSW5wdXQSMAoGb3V0cHV0GAsgASgLMiAuc2x1aWNlLnYxLkFjdGlvbkV4ZWN1dGlvbk91dHB1dCLLAwoUQWN0aW9uRXhlY3V0aW9uSW5wdXQSLwoOYWN0aW9uX3R5cGVfaWQYASABKAsyFy5zbHVpY2UudjEuQWN0aW9uVHlwZUlkEkkKDWNvbmZpZ3VyYXRpb24YAiADKAsyMi5zbHVpY2UudjEuQWN0aW9uRXhlY3V0aW9uSW5wdXQuQ29uZmlndXJhdGlvbkVudHJ5EloKFnJlc29sdmVkX2NvbmZpZ3VyYXRpb24YAyADKAsyOi5zbHVpY2UudjEuQWN0aW9uRXhlY3V0aW9uSW5wdXQuUmVzb2x2ZWRDb25maWd1cmF0aW9uRW50cnkSEAoIcm9sZV9hcm4YBCABKAkSDgoGcmVnaW9uGAUgASgJEjIKD2lucHV0X2FydGlmYWN0cxgGIAMoCzIZLnNsdWljZS52MS5BcnRpZmFjdERldGFpbBIRCgluYW1lc3BhY2UYByABKAkaNAoSQ29uZmlndXJhdGlvbkVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEaPAoaUmVzb2x2ZWRDb25maWd1cmF0aW9uRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASKRAgoVQWN0aW9uRXhlY3V0aW9uT3V0cHV0EjMKEG91dHB1dF9hcnRpZmFjdHMYASADKAsyGS5zbHVpY2UudjEuQXJ0aWZhY3REZXRhaWwSOgoQZXhlY3V0aW9uX3Jlc3VsdBgCIAEoCzIgLnNsdWljZS52MS5BY3Rpb25FeGVjdXRpb25SZXN1bHQSTwoQb3V0cHV0X3ZhcmlhYmxlcxgDIAMoCzI1LnNsdWljZS52MS5BY3Rpb25FeGVjdXRpb25PdXRwdXQuT3V0cHV0VmFyaWFibGVzRW50cnkaNgoUT3V0cHV0VmFyaWFibGVzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASLkAQoVQWN0aW9uRXhlY3V0aW9uUmVzdWx0Eh0KFWV4dGVybmFsX2V4ZWN1dGlvbl9pZBgBIAEoCRIiChpleHRlcm5hbF9leGVjdXRpb25fc3VtbWFyeRgCIAEoCRIeChZleHRlcm5hbF9leGVjdXRpb25fdXJsGAMgASgJEhIKCmVycm9yX2NvZGUYBCABKAkSLgoNZXJyb3JfZGV0YWlscxgFIAEoCzIXLnNsdWljZS52MS5FcnJvckRldGFpbHMSJAoObG9nX3N0cmVhbV9hcm4YBiABKAlSDGxvZ1N0cmVhbUFSTiJJCg5BcnRpZmFjdERldGFpbBIMCgRuYW1lGAEgASgJEikKCnMzbG9jYXRpb24YAiABKAsyFS5zbHVpY2UudjEuUzNMb2NhdGlvbiIpCgpTM0xvY2F0aW9uEg4KBmJ1Y2tldBgBIAEoCRILCgNrZXkYAiABKAliBnByb3RvMw", [file_google_protobuf_timestamp, file_sluice_v1_pipeline]);
+  fileDesc("ChlzbHVpY2UvdjEvZXhlY3V0aW9uLnByb3RvEglzbHVpY2UudjEi0QMKEVBpcGVsaW5lRXhlY3V0aW9uEhUKDXBpcGVsaW5lX25hbWUYASABKAkSGAoQcGlwZWxpbmVfdmVyc2lvbhgCIAEoBRIdChVwaXBlbGluZV9leGVjdXRpb25faWQYAyABKAkSDgoGc3RhdHVzGAQgASgJEhYKDnN0YXR1c19zdW1tYXJ5GAUgASgJEjcKEmFydGlmYWN0X3JldmlzaW9ucxgGIAMoCzIbLnNsdWljZS52MS5BcnRpZmFjdFJldmlzaW9uEiwKB3RyaWdnZXIYByABKAsyGy5zbHVpY2UudjEuRXhlY3V0aW9uVHJpZ2dlchIWCg5leGVjdXRpb25fbW9kZRgIIAEoCRIWCg5leGVjdXRpb25fdHlwZRgJIAEoCRI2Cgl2YXJpYWJsZXMYCiADKAsyIy5zbHVpY2UudjEuUmVzb2x2ZWRQaXBlbGluZVZhcmlhYmxlEjUKDHN0b3BfdHJpZ2dlchgLIAEoCzIfLnNsdWljZS52MS5TdG9wRXhlY3V0aW9uVHJpZ2dlchI+ChFyb2xsYmFja19tZXRhZGF0YRgMIAEoCzIjLnNsdWljZS52MS5QaXBlbGluZVJvbGxiYWNrTWV0YWRhdGEiSQoYUGlwZWxpbmVSb2xsYmFja01ldGFkYXRhEi0KJXJvbGxiYWNrX3RhcmdldF9waXBlbGluZV9leGVjdXRpb25faWQYASABKAkiQAoYUmVzb2x2ZWRQaXBlbGluZVZhcmlhYmxlEgwKBG5hbWUYASABKAkSFgoOcmVzb2x2ZWRfdmFsdWUYAiABKAkiJgoUU3RvcEV4ZWN1dGlvblRyaWdnZXISDgoGcmVhc29uGAEgASgJItEDChhQaXBlbGluZUV4ZWN1dGlvblN1bW1hcnkSHQoVcGlwZWxpbmVfZXhlY3V0aW9uX2lkGAEgASgJEg4KBnN0YXR1cxgCIAEoCRIWCg5zdGF0dXNfc3VtbWFyeRgDIAEoCRIuCgpzdGFydF90aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBI0ChBsYXN0X3VwZGF0ZV90aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIzChBzb3VyY2VfcmV2aXNpb25zGAYgAygLMhkuc2x1aWNlLnYxLlNvdXJjZVJldmlzaW9uEiwKB3RyaWdnZXIYByABKAsyGy5zbHVpY2UudjEuRXhlY3V0aW9uVHJpZ2dlchIWCg5leGVjdXRpb25fbW9kZRgIIAEoCRIWCg5leGVjdXRpb25fdHlwZRgJIAEoCRI1CgxzdG9wX3RyaWdnZXIYCiABKAsyHy5zbHVpY2UudjEuU3RvcEV4ZWN1dGlvblRyaWdnZXISPgoRcm9sbGJhY2tfbWV0YWRhdGEYCyABKAsyIy5zbHVpY2UudjEuUGlwZWxpbmVSb2xsYmFja01ldGFkYXRhIrYBChBBcnRpZmFjdFJldmlzaW9uEgwKBG5hbWUYASABKAkSEwoLcmV2aXNpb25faWQYAiABKAkSIgoacmV2aXNpb25fY2hhbmdlX2lkZW50aWZpZXIYAyABKAkSGAoQcmV2aXNpb25fc3VtbWFyeRgEIAEoCRIrCgdjcmVhdGVkGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIUCgxyZXZpc2lvbl91cmwYBiABKAkiagoOU291cmNlUmV2aXNpb24SEwoLYWN0aW9uX25hbWUYASABKAkSEwoLcmV2aXNpb25faWQYAiABKAkSGAoQcmV2aXNpb25fc3VtbWFyeRgDIAEoCRIUCgxyZXZpc2lvbl91cmwYBCABKAkiQAoQRXhlY3V0aW9uVHJpZ2dlchIUCgx0cmlnZ2VyX3R5cGUYASABKAkSFgoOdHJpZ2dlcl9kZXRhaWwYAiABKAkiugQKClN0YWdlU3RhdGUSEgoKc3RhZ2VfbmFtZRgBIAEoCRI0ChFpbmJvdW5kX2V4ZWN1dGlvbhgCIAEoCzIZLnNsdWljZS52MS5TdGFnZUV4ZWN1dGlvbhI8ChhpbmJvdW5kX3RyYW5zaXRpb25fc3RhdGUYAyABKAsyGi5zbHVpY2UudjEuVHJhbnNpdGlvblN0YXRlEi0KDWFjdGlvbl9zdGF0ZXMYBCADKAsyFi5zbHVpY2UudjEuQWN0aW9uU3RhdGUSMwoQbGF0ZXN0X2V4ZWN1dGlvbhgFIAEoCzIZLnNsdWljZS52MS5TdGFnZUV4ZWN1dGlvbhI1ChJpbmJvdW5kX2V4ZWN1dGlvbnMYBiADKAsyGS5zbHVpY2UudjEuU3RhZ2VFeGVjdXRpb24SOwoUcmV0cnlfc3RhZ2VfbWV0YWRhdGEYByABKAsyHS5zbHVpY2UudjEuUmV0cnlTdGFnZU1ldGFkYXRhEkQKHGJlZm9yZV9lbnRyeV9jb25kaXRpb25fc3RhdGUYCCABKAsyHi5zbHVpY2UudjEuU3RhZ2VDb25kaXRpb25TdGF0ZRJCChpvbl9zdWNjZXNzX2NvbmRpdGlvbl9zdGF0ZRgJIAEoCzIeLnNsdWljZS52MS5TdGFnZUNvbmRpdGlvblN0YXRlEkIKGm9uX2ZhaWx1cmVfY29uZGl0aW9uX3N0YXRlGAogASgLMh4uc2x1aWNlLnYxLlN0YWdlQ29uZGl0aW9uU3RhdGUiiQEKE1N0YWdlQ29uZGl0aW9uU3RhdGUSPQoQbGF0ZXN0X2V4ZWN1dGlvbhgBIAEoCzIjLnNsdWljZS52MS5TdGFnZUNvbmRpdGlvbnNFeGVjdXRpb24SMwoQY29uZGl0aW9uX3N0YXRlcxgCIAMoCzIZLnNsdWljZS52MS5Db25kaXRpb25TdGF0ZSI7ChhTdGFnZUNvbmRpdGlvbnNFeGVjdXRpb24SDgoGc3RhdHVzGAEgASgJEg8KB3N1bW1hcnkYAiABKAkifQoOQ29uZGl0aW9uU3RhdGUSNwoQbGF0ZXN0X2V4ZWN1dGlvbhgBIAEoCzIdLnNsdWljZS52MS5Db25kaXRpb25FeGVjdXRpb24SMgoLcnVsZV9zdGF0ZXMYAiADKAsyHS5zbHVpY2UudjEuUnVsZUV4ZWN1dGlvblN0YXRlIm0KEkNvbmRpdGlvbkV4ZWN1dGlvbhIOCgZzdGF0dXMYASABKAkSDwoHc3VtbWFyeRgCIAEoCRI2ChJsYXN0X3N0YXR1c19jaGFuZ2UYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIlsKElJ1bGVFeGVjdXRpb25TdGF0ZRIRCglydWxlX25hbWUYASABKAkSMgoQbGF0ZXN0X2V4ZWN1dGlvbhgCIAEoCzIYLnNsdWljZS52MS5SdWxlRXhlY3V0aW9uIosCCg1SdWxlRXhlY3V0aW9uEhkKEXJ1bGVfZXhlY3V0aW9uX2lkGAEgASgJEg4KBnN0YXR1cxgCIAEoCRIPCgdzdW1tYXJ5GAMgASgJEjYKEmxhc3Rfc3RhdHVzX2NoYW5nZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFwoPbGFzdF91cGRhdGVkX2J5GAUgASgJEh0KFWV4dGVybmFsX2V4ZWN1dGlvbl9pZBgGIAEoCRIeChZleHRlcm5hbF9leGVjdXRpb25fdXJsGAcgASgJEi4KDWVycm9yX2RldGFpbHMYCCABKAsyFy5zbHVpY2UudjEuRXJyb3JEZXRhaWxzIngKElJldHJ5U3RhZ2VNZXRhZGF0YRIgChhhdXRvX3N0YWdlX3JldHJ5X2F0dGVtcHQYASABKAUSIgoabWFudWFsX3N0YWdlX3JldHJ5X2F0dGVtcHQYAiABKAUSHAoUbGF0ZXN0X3JldHJ5X3RyaWdnZXIYAyABKAkiTQoOU3RhZ2VFeGVjdXRpb24SHQoVcGlwZWxpbmVfZXhlY3V0aW9uX2lkGAEgASgJEg4KBnN0YXR1cxgCIAEoCRIMCgR0eXBlGAMgASgJIokBCg9UcmFuc2l0aW9uU3RhdGUSDwoHZW5hYmxlZBgBIAEoCBIXCg9sYXN0X2NoYW5nZWRfYnkYAiABKAkSMwoPbGFzdF9jaGFuZ2VkX2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIXCg9kaXNhYmxlZF9yZWFzb24YBCABKAkitwEKC0FjdGlvblN0YXRlEhMKC2FjdGlvbl9uYW1lGAEgASgJEjMKEGN1cnJlbnRfcmV2aXNpb24YAiABKAsyGS5zbHVpY2UudjEuQWN0aW9uUmV2aXNpb24SNAoQbGF0ZXN0X2V4ZWN1dGlvbhgDIAEoCzIaLnNsdWljZS52MS5BY3Rpb25FeGVjdXRpb24SEgoKZW50aXR5X3VybBgEIAEoCRIUCgxyZXZpc2lvbl91cmwYBSABKAkibgoOQWN0aW9uUmV2aXNpb24SEwoLcmV2aXNpb25faWQYASABKAkSGgoScmV2aXNpb25fY2hhbmdlX2lkGAIgASgJEisKB2NyZWF0ZWQYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wItICCg9BY3Rpb25FeGVjdXRpb24SGwoTYWN0aW9uX2V4ZWN1dGlvbl9pZBgBIAEoCRIOCgZzdGF0dXMYAiABKAkSDwoHc3VtbWFyeRgDIAEoCRI2ChJsYXN0X3N0YXR1c19jaGFuZ2UYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg0KBXRva2VuGAUgASgJEhcKD2xhc3RfdXBkYXRlZF9ieRgGIAEoCRIdChVleHRlcm5hbF9leGVjdXRpb25faWQYByABKAkSHgoWZXh0ZXJuYWxfZXhlY3V0aW9uX3VybBgIIAEoCRIdChBwZXJjZW50X2NvbXBsZXRlGAkgASgFSACIAQESLgoNZXJyb3JfZGV0YWlscxgKIAEoCzIXLnNsdWljZS52MS5FcnJvckRldGFpbHNCEwoRX3BlcmNlbnRfY29tcGxldGUiLQoMRXJyb3JEZXRhaWxzEgwKBGNvZGUYASABKAkSDwoHbWVzc2FnZRgCIAEoCSIxCg5BcHByb3ZhbFJlc3VsdBIPCgdzdW1tYXJ5GAEgASgJEg4KBnN0YXR1cxgCIAEoCSKCAwoVQWN0aW9uRXhlY3V0aW9uRGV0YWlsEh0KFXBpcGVsaW5lX2V4ZWN1dGlvbl9pZBgBIAEoCRIbChNhY3Rpb25fZXhlY3V0aW9uX2lkGAIgASgJEhgKEHBpcGVsaW5lX3ZlcnNpb24YAyABKAUSEgoKc3RhZ2VfbmFtZRgEIAEoCRITCgthY3Rpb25fbmFtZRgFIAEoCRIuCgpzdGFydF90aW1lGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBI0ChBsYXN0X3VwZGF0ZV90aW1lGAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBISCgp1cGRhdGVkX2J5GAggASgJEg4KBnN0YXR1cxgJIAEoCRIuCgVpbnB1dBgKIAEoCzIfLnNsdWljZS52MS5BY3Rpb25FeGVjdXRpb25JbnB1dBIwCgZvdXRwdXQYCyABKAsyIC5zbHVpY2UudjEuQWN0aW9uRXhlY3V0aW9uT3V0cHV0IssDChRBY3Rpb25FeGVjdXRpb25JbnB1dBIvCg5hY3Rpb25fdHlwZV9pZBgBIAEoCzIXLnNsdWljZS52MS5BY3Rpb25UeXBlSWQSSQoNY29uZmlndXJhdGlvbhgCIAMoCzIyLnNsdWljZS52MS5BY3Rpb25FeGVjdXRpb25JbnB1dC5Db25maWd1cmF0aW9uRW50cnkSWgoWcmVzb2x2ZWRfY29uZmlndXJhdGlvbhgDIAMoCzI6LnNsdWljZS52MS5BY3Rpb25FeGVjdXRpb25JbnB1dC5SZXNvbHZlZENvbmZpZ3VyYXRpb25FbnRyeRIQCghyb2xlX2FybhgEIAEoCRIOCgZyZWdpb24YBSABKAkSMgoPaW5wdXRfYXJ0aWZhY3RzGAYgAygLMhkuc2x1aWNlLnYxLkFydGlmYWN0RGV0YWlsEhEKCW5hbWVzcGFjZRgHIAEoCRo0ChJDb25maWd1cmF0aW9uRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ARo8ChpSZXNvbHZlZENvbmZpZ3VyYXRpb25FbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIpECChVBY3Rpb25FeGVjdXRpb25PdXRwdXQSMwoQb3V0cHV0X2FydGlmYWN0cxgBIAMoCzIZLnNsdWljZS52MS5BcnRpZmFjdERldGFpbBI6ChBleGVjdXRpb25fcmVzdWx0GAIgASgLMiAuc2x1aWNlLnYxLkFjdGlvbkV4ZWN1dGlvblJlc3VsdBJPChBvdXRwdXRfdmFyaWFibGVzGAMgAygLMjUuc2x1aWNlLnYxLkFjdGlvbkV4ZWN1dGlvbk91dHB1dC5PdXRwdXRWYXJpYWJsZXNFbnRyeRo2ChRPdXRwdXRWYXJpYWJsZXNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIuQBChVBY3Rpb25FeGVjdXRpb25SZXN1bHQSHQoVZXh0ZXJuYWxfZXhlY3V0aW9uX2lkGAEgASgJEiIKGmV4dGVybmFsX2V4ZWN1dGlvbl9zdW1tYXJ5GAIgASgJEh4KFmV4dGVybmFsX2V4ZWN1dGlvbl91cmwYAyABKAkSEgoKZXJyb3JfY29kZRgEIAEoCRIuCg1lcnJvcl9kZXRhaWxzGAUgASgLMhcuc2x1aWNlLnYxLkVycm9yRGV0YWlscxIkCg5sb2dfc3RyZWFtX2FybhgGIAEoCVIMbG9nU3RyZWFtQVJOIkkKDkFydGlmYWN0RGV0YWlsEgwKBG5hbWUYASABKAkSKQoKczNsb2NhdGlvbhgCIAEoCzIVLnNsdWljZS52MS5TM0xvY2F0aW9uIikKClMzTG9jYXRpb24SDgoGYnVja2V0GAEgASgJEgsKA2tleRgCIAEoCWIGcHJvdG8z", [file_google_protobuf_timestamp, file_sluice_v1_pipeline]);
 
 /**
  * @generated from message sluice.v1.PipelineExecution
@@ -84,6 +84,13 @@ export type PipelineExecution = Message<"sluice.v1.PipelineExecution"> & {
    * @generated from field: sluice.v1.StopExecutionTrigger stop_trigger = 11;
    */
   stopTrigger?: StopExecutionTrigger | undefined;
+
+  /**
+   * ROLLBACK executions: the execution whose stage inputs they rerun.
+   *
+   * @generated from field: sluice.v1.PipelineRollbackMetadata rollback_metadata = 12;
+   */
+  rollbackMetadata?: PipelineRollbackMetadata | undefined;
 };
 
 /**
@@ -92,6 +99,25 @@ export type PipelineExecution = Message<"sluice.v1.PipelineExecution"> & {
  */
 export const PipelineExecutionSchema: GenMessage<PipelineExecution> = /*@__PURE__*/
   messageDesc(file_sluice_v1_execution, 0);
+
+/**
+ * What a ROLLBACK execution rolled back to (AWS PipelineRollbackMetadata).
+ *
+ * @generated from message sluice.v1.PipelineRollbackMetadata
+ */
+export type PipelineRollbackMetadata = Message<"sluice.v1.PipelineRollbackMetadata"> & {
+  /**
+   * @generated from field: string rollback_target_pipeline_execution_id = 1;
+   */
+  rollbackTargetPipelineExecutionId: string;
+};
+
+/**
+ * Describes the message sluice.v1.PipelineRollbackMetadata.
+ * Use `create(PipelineRollbackMetadataSchema)` to create a new message.
+ */
+export const PipelineRollbackMetadataSchema: GenMessage<PipelineRollbackMetadata> = /*@__PURE__*/
+  messageDesc(file_sluice_v1_execution, 1);
 
 /**
  * A pipeline variable as one execution resolved it (AWS ResolvedPipelineVariable).
@@ -119,7 +145,7 @@ export type ResolvedPipelineVariable = Message<"sluice.v1.ResolvedPipelineVariab
  * Use `create(ResolvedPipelineVariableSchema)` to create a new message.
  */
 export const ResolvedPipelineVariableSchema: GenMessage<ResolvedPipelineVariable> = /*@__PURE__*/
-  messageDesc(file_sluice_v1_execution, 1);
+  messageDesc(file_sluice_v1_execution, 2);
 
 /**
  * Why an execution was stopped (AWS StopExecutionTrigger).
@@ -140,7 +166,7 @@ export type StopExecutionTrigger = Message<"sluice.v1.StopExecutionTrigger"> & {
  * Use `create(StopExecutionTriggerSchema)` to create a new message.
  */
 export const StopExecutionTriggerSchema: GenMessage<StopExecutionTrigger> = /*@__PURE__*/
-  messageDesc(file_sluice_v1_execution, 2);
+  messageDesc(file_sluice_v1_execution, 3);
 
 /**
  * @generated from message sluice.v1.PipelineExecutionSummary
@@ -197,6 +223,13 @@ export type PipelineExecutionSummary = Message<"sluice.v1.PipelineExecutionSumma
    * @generated from field: sluice.v1.StopExecutionTrigger stop_trigger = 10;
    */
   stopTrigger?: StopExecutionTrigger | undefined;
+
+  /**
+   * ROLLBACK executions: the execution whose stage inputs they rerun.
+   *
+   * @generated from field: sluice.v1.PipelineRollbackMetadata rollback_metadata = 11;
+   */
+  rollbackMetadata?: PipelineRollbackMetadata | undefined;
 };
 
 /**
@@ -204,7 +237,7 @@ export type PipelineExecutionSummary = Message<"sluice.v1.PipelineExecutionSumma
  * Use `create(PipelineExecutionSummarySchema)` to create a new message.
  */
 export const PipelineExecutionSummarySchema: GenMessage<PipelineExecutionSummary> = /*@__PURE__*/
-  messageDesc(file_sluice_v1_execution, 3);
+  messageDesc(file_sluice_v1_execution, 4);
 
 /**
  * @generated from message sluice.v1.ArtifactRevision
@@ -252,7 +285,7 @@ export type ArtifactRevision = Message<"sluice.v1.ArtifactRevision"> & {
  * Use `create(ArtifactRevisionSchema)` to create a new message.
  */
 export const ArtifactRevisionSchema: GenMessage<ArtifactRevision> = /*@__PURE__*/
-  messageDesc(file_sluice_v1_execution, 4);
+  messageDesc(file_sluice_v1_execution, 5);
 
 /**
  * @generated from message sluice.v1.SourceRevision
@@ -284,7 +317,7 @@ export type SourceRevision = Message<"sluice.v1.SourceRevision"> & {
  * Use `create(SourceRevisionSchema)` to create a new message.
  */
 export const SourceRevisionSchema: GenMessage<SourceRevision> = /*@__PURE__*/
-  messageDesc(file_sluice_v1_execution, 5);
+  messageDesc(file_sluice_v1_execution, 6);
 
 /**
  * @generated from message sluice.v1.ExecutionTrigger
@@ -308,7 +341,7 @@ export type ExecutionTrigger = Message<"sluice.v1.ExecutionTrigger"> & {
  * Use `create(ExecutionTriggerSchema)` to create a new message.
  */
 export const ExecutionTriggerSchema: GenMessage<ExecutionTrigger> = /*@__PURE__*/
-  messageDesc(file_sluice_v1_execution, 6);
+  messageDesc(file_sluice_v1_execution, 7);
 
 /**
  * @generated from message sluice.v1.StageState
@@ -355,6 +388,27 @@ export type StageState = Message<"sluice.v1.StageState"> & {
    * @generated from field: sluice.v1.RetryStageMetadata retry_stage_metadata = 7;
    */
   retryStageMetadata?: RetryStageMetadata | undefined;
+
+  /**
+   * The latest check of the stage's beforeEntry condition in its latest execution.
+   *
+   * @generated from field: sluice.v1.StageConditionState before_entry_condition_state = 8;
+   */
+  beforeEntryConditionState?: StageConditionState | undefined;
+
+  /**
+   * The latest check of the stage's onSuccess condition in its latest execution.
+   *
+   * @generated from field: sluice.v1.StageConditionState on_success_condition_state = 9;
+   */
+  onSuccessConditionState?: StageConditionState | undefined;
+
+  /**
+   * The latest check of the stage's onFailure condition in its latest execution.
+   *
+   * @generated from field: sluice.v1.StageConditionState on_failure_condition_state = 10;
+   */
+  onFailureConditionState?: StageConditionState | undefined;
 };
 
 /**
@@ -362,7 +416,197 @@ export type StageState = Message<"sluice.v1.StageState"> & {
  * Use `create(StageStateSchema)` to create a new message.
  */
 export const StageStateSchema: GenMessage<StageState> = /*@__PURE__*/
-  messageDesc(file_sluice_v1_execution, 7);
+  messageDesc(file_sluice_v1_execution, 8);
+
+/**
+ * The state of a stage's conditions of one kind (AWS StageConditionState).
+ *
+ * @generated from message sluice.v1.StageConditionState
+ */
+export type StageConditionState = Message<"sluice.v1.StageConditionState"> & {
+  /**
+   * @generated from field: sluice.v1.StageConditionsExecution latest_execution = 1;
+   */
+  latestExecution?: StageConditionsExecution | undefined;
+
+  /**
+   * One per condition (Sluice, like AWS, has exactly one per kind).
+   *
+   * @generated from field: repeated sluice.v1.ConditionState condition_states = 2;
+   */
+  conditionStates: ConditionState[];
+};
+
+/**
+ * Describes the message sluice.v1.StageConditionState.
+ * Use `create(StageConditionStateSchema)` to create a new message.
+ */
+export const StageConditionStateSchema: GenMessage<StageConditionState> = /*@__PURE__*/
+  messageDesc(file_sluice_v1_execution, 9);
+
+/**
+ * The outcome of a check of a stage's conditions (AWS StageConditionsExecution).
+ *
+ * @generated from message sluice.v1.StageConditionsExecution
+ */
+export type StageConditionsExecution = Message<"sluice.v1.StageConditionsExecution"> & {
+  /**
+   * InProgress, Failed, Errored, Succeeded, Cancelled, Abandoned or Overridden.
+   *
+   * @generated from field: string status = 1;
+   */
+  status: string;
+
+  /**
+   * @generated from field: string summary = 2;
+   */
+  summary: string;
+};
+
+/**
+ * Describes the message sluice.v1.StageConditionsExecution.
+ * Use `create(StageConditionsExecutionSchema)` to create a new message.
+ */
+export const StageConditionsExecutionSchema: GenMessage<StageConditionsExecution> = /*@__PURE__*/
+  messageDesc(file_sluice_v1_execution, 10);
+
+/**
+ * The state of one condition (AWS ConditionState).
+ *
+ * @generated from message sluice.v1.ConditionState
+ */
+export type ConditionState = Message<"sluice.v1.ConditionState"> & {
+  /**
+   * @generated from field: sluice.v1.ConditionExecution latest_execution = 1;
+   */
+  latestExecution?: ConditionExecution | undefined;
+
+  /**
+   * @generated from field: repeated sluice.v1.RuleExecutionState rule_states = 2;
+   */
+  ruleStates: RuleExecutionState[];
+};
+
+/**
+ * Describes the message sluice.v1.ConditionState.
+ * Use `create(ConditionStateSchema)` to create a new message.
+ */
+export const ConditionStateSchema: GenMessage<ConditionState> = /*@__PURE__*/
+  messageDesc(file_sluice_v1_execution, 11);
+
+/**
+ * One check of a condition (AWS ConditionExecution).
+ *
+ * @generated from message sluice.v1.ConditionExecution
+ */
+export type ConditionExecution = Message<"sluice.v1.ConditionExecution"> & {
+  /**
+   * InProgress, Failed, Errored, Succeeded, Cancelled, Abandoned or Overridden.
+   *
+   * @generated from field: string status = 1;
+   */
+  status: string;
+
+  /**
+   * @generated from field: string summary = 2;
+   */
+  summary: string;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp last_status_change = 3;
+   */
+  lastStatusChange?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message sluice.v1.ConditionExecution.
+ * Use `create(ConditionExecutionSchema)` to create a new message.
+ */
+export const ConditionExecutionSchema: GenMessage<ConditionExecution> = /*@__PURE__*/
+  messageDesc(file_sluice_v1_execution, 12);
+
+/**
+ * The state of one rule (AWS RuleExecutionState).
+ *
+ * @generated from message sluice.v1.RuleExecutionState
+ */
+export type RuleExecutionState = Message<"sluice.v1.RuleExecutionState"> & {
+  /**
+   * @generated from field: string rule_name = 1;
+   */
+  ruleName: string;
+
+  /**
+   * @generated from field: sluice.v1.RuleExecution latest_execution = 2;
+   */
+  latestExecution?: RuleExecution | undefined;
+};
+
+/**
+ * Describes the message sluice.v1.RuleExecutionState.
+ * Use `create(RuleExecutionStateSchema)` to create a new message.
+ */
+export const RuleExecutionStateSchema: GenMessage<RuleExecutionState> = /*@__PURE__*/
+  messageDesc(file_sluice_v1_execution, 13);
+
+/**
+ * One run of a rule (AWS RuleExecution).
+ *
+ * @generated from message sluice.v1.RuleExecution
+ */
+export type RuleExecution = Message<"sluice.v1.RuleExecution"> & {
+  /**
+   * @generated from field: string rule_execution_id = 1;
+   */
+  ruleExecutionId: string;
+
+  /**
+   * InProgress, Abandoned, Succeeded or Failed.
+   *
+   * @generated from field: string status = 2;
+   */
+  status: string;
+
+  /**
+   * @generated from field: string summary = 3;
+   */
+  summary: string;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp last_status_change = 4;
+   */
+  lastStatusChange?: Timestamp | undefined;
+
+  /**
+   * Who reported the outcome: the runner of a Commands rule; empty for VariableCheck rules,
+   * which the orchestrator evaluates itself.
+   *
+   * @generated from field: string last_updated_by = 5;
+   */
+  lastUpdatedBy: string;
+
+  /**
+   * @generated from field: string external_execution_id = 6;
+   */
+  externalExecutionId: string;
+
+  /**
+   * @generated from field: string external_execution_url = 7;
+   */
+  externalExecutionUrl: string;
+
+  /**
+   * @generated from field: sluice.v1.ErrorDetails error_details = 8;
+   */
+  errorDetails?: ErrorDetails | undefined;
+};
+
+/**
+ * Describes the message sluice.v1.RuleExecution.
+ * Use `create(RuleExecutionSchema)` to create a new message.
+ */
+export const RuleExecutionSchema: GenMessage<RuleExecution> = /*@__PURE__*/
+  messageDesc(file_sluice_v1_execution, 14);
 
 /**
  * How often the stage's latest execution was retried (AWS RetryStageMetadata).
@@ -397,7 +641,7 @@ export type RetryStageMetadata = Message<"sluice.v1.RetryStageMetadata"> & {
  * Use `create(RetryStageMetadataSchema)` to create a new message.
  */
 export const RetryStageMetadataSchema: GenMessage<RetryStageMetadata> = /*@__PURE__*/
-  messageDesc(file_sluice_v1_execution, 8);
+  messageDesc(file_sluice_v1_execution, 15);
 
 /**
  * @generated from message sluice.v1.StageExecution
@@ -426,7 +670,7 @@ export type StageExecution = Message<"sluice.v1.StageExecution"> & {
  * Use `create(StageExecutionSchema)` to create a new message.
  */
 export const StageExecutionSchema: GenMessage<StageExecution> = /*@__PURE__*/
-  messageDesc(file_sluice_v1_execution, 9);
+  messageDesc(file_sluice_v1_execution, 16);
 
 /**
  * @generated from message sluice.v1.TransitionState
@@ -458,7 +702,7 @@ export type TransitionState = Message<"sluice.v1.TransitionState"> & {
  * Use `create(TransitionStateSchema)` to create a new message.
  */
 export const TransitionStateSchema: GenMessage<TransitionState> = /*@__PURE__*/
-  messageDesc(file_sluice_v1_execution, 10);
+  messageDesc(file_sluice_v1_execution, 17);
 
 /**
  * @generated from message sluice.v1.ActionState
@@ -495,7 +739,7 @@ export type ActionState = Message<"sluice.v1.ActionState"> & {
  * Use `create(ActionStateSchema)` to create a new message.
  */
 export const ActionStateSchema: GenMessage<ActionState> = /*@__PURE__*/
-  messageDesc(file_sluice_v1_execution, 11);
+  messageDesc(file_sluice_v1_execution, 18);
 
 /**
  * @generated from message sluice.v1.ActionRevision
@@ -522,7 +766,7 @@ export type ActionRevision = Message<"sluice.v1.ActionRevision"> & {
  * Use `create(ActionRevisionSchema)` to create a new message.
  */
 export const ActionRevisionSchema: GenMessage<ActionRevision> = /*@__PURE__*/
-  messageDesc(file_sluice_v1_execution, 12);
+  messageDesc(file_sluice_v1_execution, 19);
 
 /**
  * @generated from message sluice.v1.ActionExecution
@@ -588,7 +832,7 @@ export type ActionExecution = Message<"sluice.v1.ActionExecution"> & {
  * Use `create(ActionExecutionSchema)` to create a new message.
  */
 export const ActionExecutionSchema: GenMessage<ActionExecution> = /*@__PURE__*/
-  messageDesc(file_sluice_v1_execution, 13);
+  messageDesc(file_sluice_v1_execution, 20);
 
 /**
  * @generated from message sluice.v1.ErrorDetails
@@ -610,7 +854,7 @@ export type ErrorDetails = Message<"sluice.v1.ErrorDetails"> & {
  * Use `create(ErrorDetailsSchema)` to create a new message.
  */
 export const ErrorDetailsSchema: GenMessage<ErrorDetails> = /*@__PURE__*/
-  messageDesc(file_sluice_v1_execution, 14);
+  messageDesc(file_sluice_v1_execution, 21);
 
 /**
  * @generated from message sluice.v1.ApprovalResult
@@ -634,7 +878,7 @@ export type ApprovalResult = Message<"sluice.v1.ApprovalResult"> & {
  * Use `create(ApprovalResultSchema)` to create a new message.
  */
 export const ApprovalResultSchema: GenMessage<ApprovalResult> = /*@__PURE__*/
-  messageDesc(file_sluice_v1_execution, 15);
+  messageDesc(file_sluice_v1_execution, 22);
 
 /**
  * One attempt of one action of one execution, as ListActionExecutions returns it
@@ -726,7 +970,7 @@ export type ActionExecutionDetail = Message<"sluice.v1.ActionExecutionDetail"> &
  * Use `create(ActionExecutionDetailSchema)` to create a new message.
  */
 export const ActionExecutionDetailSchema: GenMessage<ActionExecutionDetail> = /*@__PURE__*/
-  messageDesc(file_sluice_v1_execution, 16);
+  messageDesc(file_sluice_v1_execution, 23);
 
 /**
  * The input side of an action execution (AWS ActionExecutionInput).
@@ -789,7 +1033,7 @@ export type ActionExecutionInput = Message<"sluice.v1.ActionExecutionInput"> & {
  * Use `create(ActionExecutionInputSchema)` to create a new message.
  */
 export const ActionExecutionInputSchema: GenMessage<ActionExecutionInput> = /*@__PURE__*/
-  messageDesc(file_sluice_v1_execution, 17);
+  messageDesc(file_sluice_v1_execution, 24);
 
 /**
  * The output side of an action execution (AWS ActionExecutionOutput).
@@ -824,7 +1068,7 @@ export type ActionExecutionOutput = Message<"sluice.v1.ActionExecutionOutput"> &
  * Use `create(ActionExecutionOutputSchema)` to create a new message.
  */
 export const ActionExecutionOutputSchema: GenMessage<ActionExecutionOutput> = /*@__PURE__*/
-  messageDesc(file_sluice_v1_execution, 18);
+  messageDesc(file_sluice_v1_execution, 25);
 
 /**
  * Outcome of an action's job. ListActionExecutions fills error_details and
@@ -882,7 +1126,7 @@ export type ActionExecutionResult = Message<"sluice.v1.ActionExecutionResult"> &
  * Use `create(ActionExecutionResultSchema)` to create a new message.
  */
 export const ActionExecutionResultSchema: GenMessage<ActionExecutionResult> = /*@__PURE__*/
-  messageDesc(file_sluice_v1_execution, 19);
+  messageDesc(file_sluice_v1_execution, 26);
 
 /**
  * An artifact and where it is stored (AWS ArtifactDetail).
@@ -910,7 +1154,7 @@ export type ArtifactDetail = Message<"sluice.v1.ArtifactDetail"> & {
  * Use `create(ArtifactDetailSchema)` to create a new message.
  */
 export const ArtifactDetailSchema: GenMessage<ArtifactDetail> = /*@__PURE__*/
-  messageDesc(file_sluice_v1_execution, 20);
+  messageDesc(file_sluice_v1_execution, 27);
 
 /**
  * An object in the artifact store (AWS S3Location).
@@ -938,5 +1182,5 @@ export type S3Location = Message<"sluice.v1.S3Location"> & {
  * Use `create(S3LocationSchema)` to create a new message.
  */
 export const S3LocationSchema: GenMessage<S3Location> = /*@__PURE__*/
-  messageDesc(file_sluice_v1_execution, 21);
+  messageDesc(file_sluice_v1_execution, 28);
 

@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file sluice/v1/pipeline.proto.
  */
 export const file_sluice_v1_pipeline: GenFile = /*@__PURE__*/
-  fileDesc("ChhzbHVpY2UvdjEvcGlwZWxpbmUucHJvdG8SCXNsdWljZS52MSKtAwoTUGlwZWxpbmVEZWNsYXJhdGlvbhIMCgRuYW1lGAEgASgJEhAKCHJvbGVfYXJuGAIgASgJEjAKDmFydGlmYWN0X3N0b3JlGAMgASgLMhguc2x1aWNlLnYxLkFydGlmYWN0U3RvcmUSSwoPYXJ0aWZhY3Rfc3RvcmVzGAQgAygLMjIuc2x1aWNlLnYxLlBpcGVsaW5lRGVjbGFyYXRpb24uQXJ0aWZhY3RTdG9yZXNFbnRyeRIrCgZzdGFnZXMYBSADKAsyGy5zbHVpY2UudjEuU3RhZ2VEZWNsYXJhdGlvbhIPCgd2ZXJzaW9uGAYgASgFEhYKDmV4ZWN1dGlvbl9tb2RlGAcgASgJEhUKDXBpcGVsaW5lX3R5cGUYCCABKAkSOQoJdmFyaWFibGVzGAkgAygLMiYuc2x1aWNlLnYxLlBpcGVsaW5lVmFyaWFibGVEZWNsYXJhdGlvbhpPChNBcnRpZmFjdFN0b3Jlc0VudHJ5EgsKA2tleRgBIAEoCRInCgV2YWx1ZRgCIAEoCzIYLnNsdWljZS52MS5BcnRpZmFjdFN0b3JlOgI4ASJXChtQaXBlbGluZVZhcmlhYmxlRGVjbGFyYXRpb24SDAoEbmFtZRgBIAEoCRIVCg1kZWZhdWx0X3ZhbHVlGAIgASgJEhMKC2Rlc2NyaXB0aW9uGAMgASgJImEKDUFydGlmYWN0U3RvcmUSDAoEdHlwZRgBIAEoCRIQCghsb2NhdGlvbhgCIAEoCRIwCg5lbmNyeXB0aW9uX2tleRgDIAEoCzIYLnNsdWljZS52MS5FbmNyeXB0aW9uS2V5IikKDUVuY3J5cHRpb25LZXkSCgoCaWQYASABKAkSDAoEdHlwZRgCIAEoCSKAAQoQU3RhZ2VEZWNsYXJhdGlvbhIMCgRuYW1lGAEgASgJEi8KCGJsb2NrZXJzGAIgAygLMh0uc2x1aWNlLnYxLkJsb2NrZXJEZWNsYXJhdGlvbhItCgdhY3Rpb25zGAMgAygLMhwuc2x1aWNlLnYxLkFjdGlvbkRlY2xhcmF0aW9uIjAKEkJsb2NrZXJEZWNsYXJhdGlvbhIMCgRuYW1lGAEgASgJEgwKBHR5cGUYAiABKAkitgQKEUFjdGlvbkRlY2xhcmF0aW9uEgwKBG5hbWUYASABKAkSLwoOYWN0aW9uX3R5cGVfaWQYAiABKAsyFy5zbHVpY2UudjEuQWN0aW9uVHlwZUlkEhYKCXJ1bl9vcmRlchgDIAEoBUgAiAEBEkYKDWNvbmZpZ3VyYXRpb24YBCADKAsyLy5zbHVpY2UudjEuQWN0aW9uRGVjbGFyYXRpb24uQ29uZmlndXJhdGlvbkVudHJ5EhAKCGNvbW1hbmRzGAUgAygJEjMKEG91dHB1dF9hcnRpZmFjdHMYBiADKAsyGS5zbHVpY2UudjEuT3V0cHV0QXJ0aWZhY3QSMQoPaW5wdXRfYXJ0aWZhY3RzGAcgAygLMhguc2x1aWNlLnYxLklucHV0QXJ0aWZhY3QSGAoQb3V0cHV0X3ZhcmlhYmxlcxgIIAMoCRIQCghyb2xlX2FybhgJIAEoCRIOCgZyZWdpb24YCiABKAkSEQoJbmFtZXNwYWNlGAsgASgJEh8KEnRpbWVvdXRfaW5fbWludXRlcxgMIAEoBUgBiAEBEj0KFWVudmlyb25tZW50X3ZhcmlhYmxlcxgNIAMoCzIeLnNsdWljZS52MS5FbnZpcm9ubWVudFZhcmlhYmxlGjQKEkNvbmZpZ3VyYXRpb25FbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBQgwKCl9ydW5fb3JkZXJCFQoTX3RpbWVvdXRfaW5fbWludXRlcyJSCgxBY3Rpb25UeXBlSWQSEAoIY2F0ZWdvcnkYASABKAkSDQoFb3duZXIYAiABKAkSEAoIcHJvdmlkZXIYAyABKAkSDwoHdmVyc2lvbhgEIAEoCSIdCg1JbnB1dEFydGlmYWN0EgwKBG5hbWUYASABKAkiLQoOT3V0cHV0QXJ0aWZhY3QSDAoEbmFtZRgBIAEoCRINCgVmaWxlcxgCIAMoCSJAChNFbnZpcm9ubWVudFZhcmlhYmxlEgwKBG5hbWUYASABKAkSDQoFdmFsdWUYAiABKAkSDAoEdHlwZRgDIAEoCSIhCgNUYWcSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJIoIBChBQaXBlbGluZU1ldGFkYXRhEhQKDHBpcGVsaW5lX2FybhgBIAEoCRIrCgdjcmVhdGVkGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIrCgd1cGRhdGVkGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCK5AQoPUGlwZWxpbmVTdW1tYXJ5EgwKBG5hbWUYASABKAkSDwoHdmVyc2lvbhgCIAEoBRIVCg1waXBlbGluZV90eXBlGAMgASgJEhYKDmV4ZWN1dGlvbl9tb2RlGAQgASgJEisKB2NyZWF0ZWQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEisKB3VwZGF0ZWQYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wYgZwcm90bzM", [file_google_protobuf_timestamp]);
+  fileDesc("ChhzbHVpY2UvdjEvcGlwZWxpbmUucHJvdG8SCXNsdWljZS52MSKtAwoTUGlwZWxpbmVEZWNsYXJhdGlvbhIMCgRuYW1lGAEgASgJEhAKCHJvbGVfYXJuGAIgASgJEjAKDmFydGlmYWN0X3N0b3JlGAMgASgLMhguc2x1aWNlLnYxLkFydGlmYWN0U3RvcmUSSwoPYXJ0aWZhY3Rfc3RvcmVzGAQgAygLMjIuc2x1aWNlLnYxLlBpcGVsaW5lRGVjbGFyYXRpb24uQXJ0aWZhY3RTdG9yZXNFbnRyeRIrCgZzdGFnZXMYBSADKAsyGy5zbHVpY2UudjEuU3RhZ2VEZWNsYXJhdGlvbhIPCgd2ZXJzaW9uGAYgASgFEhYKDmV4ZWN1dGlvbl9tb2RlGAcgASgJEhUKDXBpcGVsaW5lX3R5cGUYCCABKAkSOQoJdmFyaWFibGVzGAkgAygLMiYuc2x1aWNlLnYxLlBpcGVsaW5lVmFyaWFibGVEZWNsYXJhdGlvbhpPChNBcnRpZmFjdFN0b3Jlc0VudHJ5EgsKA2tleRgBIAEoCRInCgV2YWx1ZRgCIAEoCzIYLnNsdWljZS52MS5BcnRpZmFjdFN0b3JlOgI4ASJXChtQaXBlbGluZVZhcmlhYmxlRGVjbGFyYXRpb24SDAoEbmFtZRgBIAEoCRIVCg1kZWZhdWx0X3ZhbHVlGAIgASgJEhMKC2Rlc2NyaXB0aW9uGAMgASgJImEKDUFydGlmYWN0U3RvcmUSDAoEdHlwZRgBIAEoCRIQCghsb2NhdGlvbhgCIAEoCRIwCg5lbmNyeXB0aW9uX2tleRgDIAEoCzIYLnNsdWljZS52MS5FbmNyeXB0aW9uS2V5IikKDUVuY3J5cHRpb25LZXkSCgoCaWQYASABKAkSDAoEdHlwZRgCIAEoCSKcAgoQU3RhZ2VEZWNsYXJhdGlvbhIMCgRuYW1lGAEgASgJEi8KCGJsb2NrZXJzGAIgAygLMh0uc2x1aWNlLnYxLkJsb2NrZXJEZWNsYXJhdGlvbhItCgdhY3Rpb25zGAMgAygLMhwuc2x1aWNlLnYxLkFjdGlvbkRlY2xhcmF0aW9uEjYKDGJlZm9yZV9lbnRyeRgEIAEoCzIgLnNsdWljZS52MS5CZWZvcmVFbnRyeUNvbmRpdGlvbnMSMAoKb25fc3VjY2VzcxgFIAEoCzIcLnNsdWljZS52MS5TdWNjZXNzQ29uZGl0aW9ucxIwCgpvbl9mYWlsdXJlGAYgASgLMhwuc2x1aWNlLnYxLkZhaWx1cmVDb25kaXRpb25zIkEKFUJlZm9yZUVudHJ5Q29uZGl0aW9ucxIoCgpjb25kaXRpb25zGAEgAygLMhQuc2x1aWNlLnYxLkNvbmRpdGlvbiI9ChFTdWNjZXNzQ29uZGl0aW9ucxIoCgpjb25kaXRpb25zGAEgAygLMhQuc2x1aWNlLnYxLkNvbmRpdGlvbiKJAQoRRmFpbHVyZUNvbmRpdGlvbnMSDgoGcmVzdWx0GAEgASgJEjoKE3JldHJ5X2NvbmZpZ3VyYXRpb24YAiABKAsyHS5zbHVpY2UudjEuUmV0cnlDb25maWd1cmF0aW9uEigKCmNvbmRpdGlvbnMYAyADKAsyFC5zbHVpY2UudjEuQ29uZGl0aW9uIigKElJldHJ5Q29uZmlndXJhdGlvbhISCgpyZXRyeV9tb2RlGAEgASgJIkYKCUNvbmRpdGlvbhIOCgZyZXN1bHQYASABKAkSKQoFcnVsZXMYAiADKAsyGi5zbHVpY2UudjEuUnVsZURlY2xhcmF0aW9uIucCCg9SdWxlRGVjbGFyYXRpb24SDAoEbmFtZRgBIAEoCRIrCgxydWxlX3R5cGVfaWQYAiABKAsyFS5zbHVpY2UudjEuUnVsZVR5cGVJZBJECg1jb25maWd1cmF0aW9uGAMgAygLMi0uc2x1aWNlLnYxLlJ1bGVEZWNsYXJhdGlvbi5Db25maWd1cmF0aW9uRW50cnkSEAoIY29tbWFuZHMYBCADKAkSMQoPaW5wdXRfYXJ0aWZhY3RzGAUgAygLMhguc2x1aWNlLnYxLklucHV0QXJ0aWZhY3QSEAoIcm9sZV9hcm4YBiABKAkSDgoGcmVnaW9uGAcgASgJEh8KEnRpbWVvdXRfaW5fbWludXRlcxgIIAEoBUgAiAEBGjQKEkNvbmZpZ3VyYXRpb25FbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBQhUKE190aW1lb3V0X2luX21pbnV0ZXMiUAoKUnVsZVR5cGVJZBIQCghjYXRlZ29yeRgBIAEoCRINCgVvd25lchgCIAEoCRIQCghwcm92aWRlchgDIAEoCRIPCgd2ZXJzaW9uGAQgASgJIjAKEkJsb2NrZXJEZWNsYXJhdGlvbhIMCgRuYW1lGAEgASgJEgwKBHR5cGUYAiABKAkitgQKEUFjdGlvbkRlY2xhcmF0aW9uEgwKBG5hbWUYASABKAkSLwoOYWN0aW9uX3R5cGVfaWQYAiABKAsyFy5zbHVpY2UudjEuQWN0aW9uVHlwZUlkEhYKCXJ1bl9vcmRlchgDIAEoBUgAiAEBEkYKDWNvbmZpZ3VyYXRpb24YBCADKAsyLy5zbHVpY2UudjEuQWN0aW9uRGVjbGFyYXRpb24uQ29uZmlndXJhdGlvbkVudHJ5EhAKCGNvbW1hbmRzGAUgAygJEjMKEG91dHB1dF9hcnRpZmFjdHMYBiADKAsyGS5zbHVpY2UudjEuT3V0cHV0QXJ0aWZhY3QSMQoPaW5wdXRfYXJ0aWZhY3RzGAcgAygLMhguc2x1aWNlLnYxLklucHV0QXJ0aWZhY3QSGAoQb3V0cHV0X3ZhcmlhYmxlcxgIIAMoCRIQCghyb2xlX2FybhgJIAEoCRIOCgZyZWdpb24YCiABKAkSEQoJbmFtZXNwYWNlGAsgASgJEh8KEnRpbWVvdXRfaW5fbWludXRlcxgMIAEoBUgBiAEBEj0KFWVudmlyb25tZW50X3ZhcmlhYmxlcxgNIAMoCzIeLnNsdWljZS52MS5FbnZpcm9ubWVudFZhcmlhYmxlGjQKEkNvbmZpZ3VyYXRpb25FbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBQgwKCl9ydW5fb3JkZXJCFQoTX3RpbWVvdXRfaW5fbWludXRlcyJSCgxBY3Rpb25UeXBlSWQSEAoIY2F0ZWdvcnkYASABKAkSDQoFb3duZXIYAiABKAkSEAoIcHJvdmlkZXIYAyABKAkSDwoHdmVyc2lvbhgEIAEoCSIdCg1JbnB1dEFydGlmYWN0EgwKBG5hbWUYASABKAkiLQoOT3V0cHV0QXJ0aWZhY3QSDAoEbmFtZRgBIAEoCRINCgVmaWxlcxgCIAMoCSJAChNFbnZpcm9ubWVudFZhcmlhYmxlEgwKBG5hbWUYASABKAkSDQoFdmFsdWUYAiABKAkSDAoEdHlwZRgDIAEoCSIhCgNUYWcSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJIoIBChBQaXBlbGluZU1ldGFkYXRhEhQKDHBpcGVsaW5lX2FybhgBIAEoCRIrCgdjcmVhdGVkGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIrCgd1cGRhdGVkGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCK5AQoPUGlwZWxpbmVTdW1tYXJ5EgwKBG5hbWUYASABKAkSDwoHdmVyc2lvbhgCIAEoBRIVCg1waXBlbGluZV90eXBlGAMgASgJEhYKDmV4ZWN1dGlvbl9tb2RlGAQgASgJEisKB2NyZWF0ZWQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEisKB3VwZGF0ZWQYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wYgZwcm90bzM", [file_google_protobuf_timestamp]);
 
 /**
  * @generated from message sluice.v1.PipelineDeclaration
@@ -198,6 +198,31 @@ export type StageDeclaration = Message<"sluice.v1.StageDeclaration"> & {
    * @generated from field: repeated sluice.v1.ActionDeclaration actions = 3;
    */
   actions: ActionDeclaration[];
+
+  /**
+   * Checked before the stage's actions run: exactly 1 condition, result FAIL or SKIP
+   * (SKIP only with VariableCheck rules), applied when a rule fails.
+   *
+   * @generated from field: sluice.v1.BeforeEntryConditions before_entry = 4;
+   */
+  beforeEntry?: BeforeEntryConditions | undefined;
+
+  /**
+   * Checked after every action succeeded: exactly 1 condition, result FAIL or ROLLBACK,
+   * applied when a rule fails.
+   *
+   * @generated from field: sluice.v1.SuccessConditions on_success = 5;
+   */
+  onSuccess?: SuccessConditions | undefined;
+
+  /**
+   * What a failed stage does: result ROLLBACK; or RETRY with retry_configuration
+   * (automatic retry, without conditions); or 1 condition whose rules, when met,
+   * roll the stage back.
+   *
+   * @generated from field: sluice.v1.FailureConditions on_failure = 6;
+   */
+  onFailure?: FailureConditions | undefined;
 };
 
 /**
@@ -206,6 +231,242 @@ export type StageDeclaration = Message<"sluice.v1.StageDeclaration"> & {
  */
 export const StageDeclarationSchema: GenMessage<StageDeclaration> = /*@__PURE__*/
   messageDesc(file_sluice_v1_pipeline, 4);
+
+/**
+ * Conditions checked before a stage is entered (AWS BeforeEntryConditions).
+ *
+ * @generated from message sluice.v1.BeforeEntryConditions
+ */
+export type BeforeEntryConditions = Message<"sluice.v1.BeforeEntryConditions"> & {
+  /**
+   * Exactly 1.
+   *
+   * @generated from field: repeated sluice.v1.Condition conditions = 1;
+   */
+  conditions: Condition[];
+};
+
+/**
+ * Describes the message sluice.v1.BeforeEntryConditions.
+ * Use `create(BeforeEntryConditionsSchema)` to create a new message.
+ */
+export const BeforeEntryConditionsSchema: GenMessage<BeforeEntryConditions> = /*@__PURE__*/
+  messageDesc(file_sluice_v1_pipeline, 5);
+
+/**
+ * Conditions checked after a stage's actions succeeded (AWS SuccessConditions).
+ *
+ * @generated from message sluice.v1.SuccessConditions
+ */
+export type SuccessConditions = Message<"sluice.v1.SuccessConditions"> & {
+  /**
+   * Exactly 1.
+   *
+   * @generated from field: repeated sluice.v1.Condition conditions = 1;
+   */
+  conditions: Condition[];
+};
+
+/**
+ * Describes the message sluice.v1.SuccessConditions.
+ * Use `create(SuccessConditionsSchema)` to create a new message.
+ */
+export const SuccessConditionsSchema: GenMessage<SuccessConditions> = /*@__PURE__*/
+  messageDesc(file_sluice_v1_pipeline, 6);
+
+/**
+ * What happens when a stage fails (AWS FailureConditions).
+ *
+ * @generated from message sluice.v1.FailureConditions
+ */
+export type FailureConditions = Message<"sluice.v1.FailureConditions"> & {
+  /**
+   * ROLLBACK or RETRY.
+   *
+   * @generated from field: string result = 1;
+   */
+  result: string;
+
+  /**
+   * With result RETRY: how the stage is retried.
+   *
+   * @generated from field: sluice.v1.RetryConfiguration retry_configuration = 2;
+   */
+  retryConfiguration?: RetryConfiguration | undefined;
+
+  /**
+   * At most 1; not with result RETRY.
+   *
+   * @generated from field: repeated sluice.v1.Condition conditions = 3;
+   */
+  conditions: Condition[];
+};
+
+/**
+ * Describes the message sluice.v1.FailureConditions.
+ * Use `create(FailureConditionsSchema)` to create a new message.
+ */
+export const FailureConditionsSchema: GenMessage<FailureConditions> = /*@__PURE__*/
+  messageDesc(file_sluice_v1_pipeline, 7);
+
+/**
+ * How an automatic retry reruns a stage (AWS RetryConfiguration).
+ *
+ * @generated from message sluice.v1.RetryConfiguration
+ */
+export type RetryConfiguration = Message<"sluice.v1.RetryConfiguration"> & {
+  /**
+   * FAILED_ACTIONS or ALL_ACTIONS.
+   *
+   * @generated from field: string retry_mode = 1;
+   */
+  retryMode: string;
+};
+
+/**
+ * Describes the message sluice.v1.RetryConfiguration.
+ * Use `create(RetryConfigurationSchema)` to create a new message.
+ */
+export const RetryConfigurationSchema: GenMessage<RetryConfiguration> = /*@__PURE__*/
+  messageDesc(file_sluice_v1_pipeline, 8);
+
+/**
+ * A condition: rules and the result they engage (AWS Condition).
+ *
+ * @generated from message sluice.v1.Condition
+ */
+export type Condition = Message<"sluice.v1.Condition"> & {
+  /**
+   * ROLLBACK, FAIL, RETRY or SKIP; allowed values depend on where the condition is.
+   *
+   * @generated from field: string result = 1;
+   */
+  result: string;
+
+  /**
+   * 1-5 rules; the condition passes when every rule passes.
+   *
+   * @generated from field: repeated sluice.v1.RuleDeclaration rules = 2;
+   */
+  rules: RuleDeclaration[];
+};
+
+/**
+ * Describes the message sluice.v1.Condition.
+ * Use `create(ConditionSchema)` to create a new message.
+ */
+export const ConditionSchema: GenMessage<Condition> = /*@__PURE__*/
+  messageDesc(file_sluice_v1_pipeline, 9);
+
+/**
+ * One rule of a condition (AWS RuleDeclaration).
+ *
+ * @generated from message sluice.v1.RuleDeclaration
+ */
+export type RuleDeclaration = Message<"sluice.v1.RuleDeclaration"> & {
+  /**
+   * 1-100 chars of [A-Za-z0-9.@_-]; unique within the pipeline.
+   *
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * @generated from field: sluice.v1.RuleTypeId rule_type_id = 2;
+   */
+  ruleTypeId?: RuleTypeId | undefined;
+
+  /**
+   * VariableCheck: Variable, Value, Operator (EQ, NE, CONTAINS, MATCHES). Values may use `#{...}`.
+   *
+   * @generated from field: map<string, string> configuration = 3;
+   */
+  configuration: { [key: string]: string };
+
+  /**
+   * Commands rules: shell commands (1-50, each 1-1000 chars); the rule passes when they succeed.
+   *
+   * @generated from field: repeated string commands = 4;
+   */
+  commands: string[];
+
+  /**
+   * Artifacts the rule's job receives.
+   *
+   * @generated from field: repeated sluice.v1.InputArtifact input_artifacts = 5;
+   */
+  inputArtifacts: InputArtifact[];
+
+  /**
+   * Accepted and kept for compatibility; Sluice does not use IAM.
+   *
+   * @generated from field: string role_arn = 6;
+   */
+  roleArn: string;
+
+  /**
+   * Accepted and kept for compatibility.
+   *
+   * @generated from field: string region = 7;
+   */
+  region: string;
+
+  /**
+   * Commands rules: the job timeout, 5-86400 minutes (default 60).
+   *
+   * @generated from field: optional int32 timeout_in_minutes = 8;
+   */
+  timeoutInMinutes?: number | undefined;
+};
+
+/**
+ * Describes the message sluice.v1.RuleDeclaration.
+ * Use `create(RuleDeclarationSchema)` to create a new message.
+ */
+export const RuleDeclarationSchema: GenMessage<RuleDeclaration> = /*@__PURE__*/
+  messageDesc(file_sluice_v1_pipeline, 10);
+
+/**
+ * A rule type (AWS RuleTypeId).
+ *
+ * @generated from message sluice.v1.RuleTypeId
+ */
+export type RuleTypeId = Message<"sluice.v1.RuleTypeId"> & {
+  /**
+   * Always "Rule".
+   *
+   * @generated from field: string category = 1;
+   */
+  category: string;
+
+  /**
+   * "AWS".
+   *
+   * @generated from field: string owner = 2;
+   */
+  owner: string;
+
+  /**
+   * VariableCheck or Commands (other AWS rule providers are rejected).
+   *
+   * @generated from field: string provider = 3;
+   */
+  provider: string;
+
+  /**
+   * "1".
+   *
+   * @generated from field: string version = 4;
+   */
+  version: string;
+};
+
+/**
+ * Describes the message sluice.v1.RuleTypeId.
+ * Use `create(RuleTypeIdSchema)` to create a new message.
+ */
+export const RuleTypeIdSchema: GenMessage<RuleTypeId> = /*@__PURE__*/
+  messageDesc(file_sluice_v1_pipeline, 11);
 
 /**
  * @generated from message sluice.v1.BlockerDeclaration
@@ -227,7 +488,7 @@ export type BlockerDeclaration = Message<"sluice.v1.BlockerDeclaration"> & {
  * Use `create(BlockerDeclarationSchema)` to create a new message.
  */
 export const BlockerDeclarationSchema: GenMessage<BlockerDeclaration> = /*@__PURE__*/
-  messageDesc(file_sluice_v1_pipeline, 5);
+  messageDesc(file_sluice_v1_pipeline, 12);
 
 /**
  * @generated from message sluice.v1.ActionDeclaration
@@ -318,7 +579,7 @@ export type ActionDeclaration = Message<"sluice.v1.ActionDeclaration"> & {
  * Use `create(ActionDeclarationSchema)` to create a new message.
  */
 export const ActionDeclarationSchema: GenMessage<ActionDeclaration> = /*@__PURE__*/
-  messageDesc(file_sluice_v1_pipeline, 6);
+  messageDesc(file_sluice_v1_pipeline, 13);
 
 /**
  * @generated from message sluice.v1.ActionTypeId
@@ -356,7 +617,7 @@ export type ActionTypeId = Message<"sluice.v1.ActionTypeId"> & {
  * Use `create(ActionTypeIdSchema)` to create a new message.
  */
 export const ActionTypeIdSchema: GenMessage<ActionTypeId> = /*@__PURE__*/
-  messageDesc(file_sluice_v1_pipeline, 7);
+  messageDesc(file_sluice_v1_pipeline, 14);
 
 /**
  * @generated from message sluice.v1.InputArtifact
@@ -373,7 +634,7 @@ export type InputArtifact = Message<"sluice.v1.InputArtifact"> & {
  * Use `create(InputArtifactSchema)` to create a new message.
  */
 export const InputArtifactSchema: GenMessage<InputArtifact> = /*@__PURE__*/
-  messageDesc(file_sluice_v1_pipeline, 8);
+  messageDesc(file_sluice_v1_pipeline, 15);
 
 /**
  * @generated from message sluice.v1.OutputArtifact
@@ -397,7 +658,7 @@ export type OutputArtifact = Message<"sluice.v1.OutputArtifact"> & {
  * Use `create(OutputArtifactSchema)` to create a new message.
  */
 export const OutputArtifactSchema: GenMessage<OutputArtifact> = /*@__PURE__*/
-  messageDesc(file_sluice_v1_pipeline, 9);
+  messageDesc(file_sluice_v1_pipeline, 16);
 
 /**
  * @generated from message sluice.v1.EnvironmentVariable
@@ -426,7 +687,7 @@ export type EnvironmentVariable = Message<"sluice.v1.EnvironmentVariable"> & {
  * Use `create(EnvironmentVariableSchema)` to create a new message.
  */
 export const EnvironmentVariableSchema: GenMessage<EnvironmentVariable> = /*@__PURE__*/
-  messageDesc(file_sluice_v1_pipeline, 10);
+  messageDesc(file_sluice_v1_pipeline, 17);
 
 /**
  * @generated from message sluice.v1.Tag
@@ -448,7 +709,7 @@ export type Tag = Message<"sluice.v1.Tag"> & {
  * Use `create(TagSchema)` to create a new message.
  */
 export const TagSchema: GenMessage<Tag> = /*@__PURE__*/
-  messageDesc(file_sluice_v1_pipeline, 11);
+  messageDesc(file_sluice_v1_pipeline, 18);
 
 /**
  * @generated from message sluice.v1.PipelineMetadata
@@ -475,7 +736,7 @@ export type PipelineMetadata = Message<"sluice.v1.PipelineMetadata"> & {
  * Use `create(PipelineMetadataSchema)` to create a new message.
  */
 export const PipelineMetadataSchema: GenMessage<PipelineMetadata> = /*@__PURE__*/
-  messageDesc(file_sluice_v1_pipeline, 12);
+  messageDesc(file_sluice_v1_pipeline, 19);
 
 /**
  * @generated from message sluice.v1.PipelineSummary
@@ -517,5 +778,5 @@ export type PipelineSummary = Message<"sluice.v1.PipelineSummary"> & {
  * Use `create(PipelineSummarySchema)` to create a new message.
  */
 export const PipelineSummarySchema: GenMessage<PipelineSummary> = /*@__PURE__*/
-  messageDesc(file_sluice_v1_pipeline, 13);
+  messageDesc(file_sluice_v1_pipeline, 20);
 
