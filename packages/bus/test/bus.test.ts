@@ -1,38 +1,15 @@
-import { AsyncLocalStorage } from "node:async_hooks";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { create, fromBinary } from "@bufbuild/protobuf";
-import { ROOT_CONTEXT, context, trace, TraceFlags } from "@opentelemetry/api";
-import type { Context, ContextManager } from "@opentelemetry/api";
+import { context, trace, TraceFlags } from "@opentelemetry/api";
 import { RetentionPolicy } from "@nats-io/jetstream";
 import { nanos } from "@nats-io/transport-node";
 import { DomainError, noopLogger } from "@sluice/domain";
 import { DeadLetterSchema, JobSchema, StateChangeEventSchema } from "@sluice/proto";
 import type { DeadLetter, Job, StateChangeEvent } from "@sluice/proto";
-// Types inject("servers"), provided by the testkit global setup.
-import type {} from "@sluice/testkit";
+// inject("servers") is typed by (and provided by the global setup of) the testkit.
+import { AlsContextManager } from "@sluice/testkit";
 import { connectBus } from "../src/index.js";
 import type { Bus, Consumer, HandlerContext, MessageHandler } from "../src/index.js";
-
-/** A minimal AsyncLocalStorage context manager, so the API's active span survives `await`. */
-class AlsContextManager implements ContextManager {
-  private readonly als = new AsyncLocalStorage<Context>();
-  active(): Context {
-    return this.als.getStore() ?? ROOT_CONTEXT;
-  }
-  with<A extends unknown[], F extends (...args: A) => ReturnType<F>>(ctx: Context, fn: F, thisArg?: ThisParameterType<F>, ...args: A): ReturnType<F> {
-    return this.als.run(ctx, () => fn.apply(thisArg, args));
-  }
-  bind<T>(_ctx: Context, target: T): T {
-    return target;
-  }
-  enable(): this {
-    return this;
-  }
-  disable(): this {
-    this.als.disable();
-    return this;
-  }
-}
 
 /** A handler from synchronous test code: a throw becomes a rejection, as from an async handler. */
 function sync(fn: (msg: Job, ctx: HandlerContext) => void): MessageHandler<typeof JobSchema> {

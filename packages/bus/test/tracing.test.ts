@@ -1,39 +1,15 @@
 // Spans and the dead-letter metric with a real SDK: an in-memory span exporter and metric reader
 // registered here, as main.ts registers the real ones through @sluice/service-kit.
-import { AsyncLocalStorage } from "node:async_hooks";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
-import { ROOT_CONTEXT, SpanKind, SpanStatusCode, context, metrics, trace } from "@opentelemetry/api";
-import type { Context, ContextManager } from "@opentelemetry/api";
+import { SpanKind, SpanStatusCode, context, metrics, trace } from "@opentelemetry/api";
 import { DataPointType, MeterProvider, MetricReader } from "@opentelemetry/sdk-metrics";
-import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } from "@opentelemetry/sdk-trace-base";
 import type { ReadableSpan } from "@opentelemetry/sdk-trace-base";
 import { DomainError, noopLogger } from "@sluice/domain";
 import { JobSchema } from "@sluice/proto";
-// Types inject("servers"), provided by the testkit global setup.
-import type {} from "@sluice/testkit";
+// inject("servers") is typed by (and provided by the global setup of) the testkit.
+import { AlsContextManager, inMemoryTracing } from "@sluice/testkit";
 import { DLQ_MESSAGES_METRIC, TRACEPARENT, connectBus } from "../src/index.js";
 import type { Bus, Consumer } from "../src/index.js";
-
-/** AsyncLocalStorage context manager: the active span survives `await`, as with the Node SDK. */
-class AlsContextManager implements ContextManager {
-  private readonly als = new AsyncLocalStorage<Context>();
-  active(): Context {
-    return this.als.getStore() ?? ROOT_CONTEXT;
-  }
-  with<A extends unknown[], F extends (...args: A) => ReturnType<F>>(ctx: Context, fn: F, thisArg?: ThisParameterType<F>, ...args: A): ReturnType<F> {
-    return this.als.run(ctx, () => fn.apply(thisArg, args));
-  }
-  bind<T>(_ctx: Context, target: T): T {
-    return target;
-  }
-  enable(): this {
-    return this;
-  }
-  disable(): this {
-    this.als.disable();
-    return this;
-  }
-}
 
 /** A pull reader: `collect()` on demand. */
 class TestMetricReader extends MetricReader {
@@ -45,8 +21,7 @@ class TestMetricReader extends MetricReader {
   }
 }
 
-const exporter = new InMemorySpanExporter();
-const tracerProvider = new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(exporter)] });
+const tracing = inMemoryTracing();
 const reader = new TestMetricReader();
 const meterProvider = new MeterProvider({ readers: [reader] });
 const tracer = trace.getTracer("bus-tracing-test");
@@ -55,7 +30,7 @@ const consumers: Consumer[] = [];
 
 beforeAll(async () => {
   context.setGlobalContextManager(new AlsContextManager());
-  trace.setGlobalTracerProvider(tracerProvider);
+  trace.setGlobalTracerProvider(tracing.provider);
   metrics.setGlobalMeterProvider(meterProvider);
   bus = await connectBus({ servers: inject("servers").natsUrl, name: "bus-tracing-test", logger: noopLogger, prefix: "ttrace", partitions: 2 });
   await bus.ensureStreams();
@@ -65,21 +40,16 @@ afterAll(async () => {
   await Promise.all(consumers.map((c) => c.stop()));
   for (const name of Object.values(bus.streams)) await bus.jsm.streams.delete(name).catch(() => false);
   await bus.close();
-  await tracerProvider.shutdown();
+  await tracing.provider.shutdown();
   await meterProvider.shutdown();
   trace.disable();
   metrics.disable();
   context.disable();
 });
 
-async function finishedSpans(): Promise<ReadableSpan[]> {
-  await tracerProvider.forceFlush();
-  return exporter.getFinishedSpans();
-}
-
 async function spanNamed(name: string): Promise<ReadableSpan> {
-  await expect.poll(async () => (await finishedSpans()).some((s) => s.name === name)).toBe(true);
-  const span = (await finishedSpans()).find((s) => s.name === name);
+  await expect.poll(async () => (await tracing.finishedSpans()).some((s) => s.name === name)).toBe(true);
+  const span = (await tracing.finishedSpans()).find((s) => s.name === name);
   if (span === undefined) throw new Error(`span ${name} not exported`);
   return span;
 }

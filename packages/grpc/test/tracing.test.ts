@@ -1,11 +1,9 @@
 // Client and server spans over a real connection, recorded by an in-memory exporter registered
 // here (main.ts registers the real SDK through @sluice/service-kit).
-import { AsyncLocalStorage } from "node:async_hooks";
-import { ROOT_CONTEXT, SpanKind, SpanStatusCode, context, trace } from "@opentelemetry/api";
-import type { Context, ContextManager } from "@opentelemetry/api";
-import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } from "@opentelemetry/sdk-trace-base";
+import { SpanKind, SpanStatusCode, context, trace } from "@opentelemetry/api";
 import type { ReadableSpan } from "@opentelemetry/sdk-trace-base";
 import { DomainError } from "@sluice/domain";
+import { AlsContextManager, inMemoryTracing } from "@sluice/testkit";
 import { PipelineService } from "@sluice/proto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createTokenAuthenticator } from "../src/auth.js";
@@ -16,29 +14,7 @@ import type { ServiceImpl, SluiceServer } from "../src/server.js";
 import { TRACEPARENT_METADATA, rpcSpanName } from "../src/tracing.js";
 import { WatchTestService, recordingLogger } from "./fixtures.js";
 
-/** AsyncLocalStorage context manager: the active span survives `await`, as with the Node SDK. */
-class AlsContextManager implements ContextManager {
-  private readonly als = new AsyncLocalStorage<Context>();
-  active(): Context {
-    return this.als.getStore() ?? ROOT_CONTEXT;
-  }
-  with<A extends unknown[], F extends (...args: A) => ReturnType<F>>(ctx: Context, fn: F, thisArg?: ThisParameterType<F>, ...args: A): ReturnType<F> {
-    return this.als.run(ctx, () => fn.apply(thisArg, args));
-  }
-  bind<T>(_ctx: Context, target: T): T {
-    return target;
-  }
-  enable(): this {
-    return this;
-  }
-  disable(): this {
-    this.als.disable();
-    return this;
-  }
-}
-
-const exporter = new InMemorySpanExporter();
-const provider = new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(exporter)] });
+const tracing = inMemoryTracing();
 const tracer = trace.getTracer("grpc-tracing-test");
 const token = "operator-token";
 
@@ -67,7 +43,7 @@ let watch: Client<typeof WatchTestService>;
 
 beforeAll(async () => {
   context.setGlobalContextManager(new AlsContextManager());
-  trace.setGlobalTracerProvider(provider);
+  trace.setGlobalTracerProvider(tracing.provider);
   server = createServer({
     logger: recordingLogger(),
     auth: createTokenAuthenticator([{ principal: "op", roles: ["operator", "viewer"], token }]),
@@ -93,7 +69,7 @@ afterAll(async () => {
   pipelines.close();
   watch.close();
   await server.stop(1000);
-  await provider.shutdown();
+  await tracing.provider.shutdown();
   trace.disable();
   context.disable();
 });
@@ -101,8 +77,7 @@ afterAll(async () => {
 /** The exported spans of one trace, once `count` of them have ended. */
 async function spansOf(traceId: string, count: number): Promise<ReadableSpan[]> {
   const ofTrace = async (): Promise<ReadableSpan[]> => {
-    await provider.forceFlush();
-    return exporter.getFinishedSpans().filter((s) => s.spanContext().traceId === traceId);
+    return (await tracing.finishedSpans()).filter((s) => s.spanContext().traceId === traceId);
   };
   await expect.poll(async () => (await ofTrace()).length).toBe(count);
   return ofTrace();

@@ -1,6 +1,7 @@
-import { describe, expect, it } from "vitest";
+import { describe, expect, expectTypeOf, it } from "vitest";
 import { z } from "zod";
-import { ConfigError, commonEnv, durationMs, loadConfig, port } from "./config.js";
+import { ConfigError, commonConfig, commonEnv, durationMs, loadConfig, port } from "./config.js";
+import type { CommonConfig } from "./config.js";
 
 const schema = z.object({ ...commonEnv, MONGO_DB: z.string().default("sluice_test"), POLL_INTERVAL_MS: durationMs().default(60_000) });
 
@@ -67,5 +68,61 @@ describe("durationMs and port", () => {
     expect(d.safeParse("-1s").success).toBe(false);
     expect(port().parse("0")).toBe(0);
     expect(port().safeParse("1.5").success).toBe(false);
+  });
+});
+
+describe("commonConfig", () => {
+  it("maps every common variable to its camelCase field", () => {
+    const e = loadConfig(z.object(commonEnv), {
+      ...valid,
+      GRPC_HOST: "0.0.0.0",
+      GRPC_PORT: "50051",
+      LOG_LEVEL: "debug",
+      SHUTDOWN_GRACE_MS: "3s",
+      OTEL_EXPORTER_OTLP_ENDPOINT: "http://collector:4318",
+      SLUICE_BUS_PREFIX: "t1",
+    });
+    const config: CommonConfig = commonConfig(e);
+    expect(config).toStrictEqual({
+      natsUrl: "nats://127.0.0.1:4222",
+      mongoUrl: "mongodb://127.0.0.1:27017/",
+      grpcHost: "0.0.0.0",
+      grpcPort: 50051,
+      authTokens: "alice=admin:secret-token",
+      logLevel: "debug",
+      otlpEndpoint: "http://collector:4318",
+      shutdownGraceMs: 3000,
+      busPrefix: "t1",
+    });
+  });
+
+  it("keeps unset optional fields present but undefined", () => {
+    const config = commonConfig(loadConfig(z.object(commonEnv), valid));
+    expect(Object.keys(config)).toEqual(expect.arrayContaining(["otlpEndpoint", "busPrefix"]));
+    expect(config.otlpEndpoint).toBeUndefined();
+    expect(config.busPrefix).toBeUndefined();
+  });
+
+  it("leaves out the bus fields and mongoUrl when the schema has no NATS_URL or MONGO_URL", () => {
+    const { NATS_URL: _nats, SLUICE_BUS_PREFIX: _prefix, MONGO_URL: _mongo, ...rest } = commonEnv;
+    const e = loadConfig(z.object({ ...rest, SLUICE_AUTH_TOKENS: rest.SLUICE_AUTH_TOKENS.transform((spec) => spec.split(",")) }), {
+      SLUICE_AUTH_TOKENS: "a=admin:x,b=viewer:y",
+    });
+    const config: Omit<CommonConfig<string[]>, "natsUrl" | "mongoUrl" | "busPrefix"> = commonConfig(e);
+    expect(config).toStrictEqual({
+      grpcHost: "127.0.0.1",
+      grpcPort: 0,
+      authTokens: ["a=admin:x", "b=viewer:y"],
+      logLevel: "info",
+      otlpEndpoint: undefined,
+      shutdownGraceMs: 10_000,
+    });
+    expectTypeOf(commonConfig(e)).not.toHaveProperty("natsUrl");
+    expectTypeOf(commonConfig(e)).not.toHaveProperty("mongoUrl");
+    expectTypeOf(commonConfig(e)).not.toHaveProperty("busPrefix");
+    expectTypeOf(commonConfig(e).authTokens).toEqualTypeOf<string[]>();
+    expect(config).not.toHaveProperty("natsUrl");
+    expect(config).not.toHaveProperty("mongoUrl");
+    expect(config).not.toHaveProperty("busPrefix");
   });
 });

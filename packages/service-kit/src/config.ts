@@ -133,3 +133,71 @@ export const commonEnv = {
     .regex(/^[A-Za-z0-9_-]+$/, { message: "must contain only letters, digits, '_' and '-'" })
     .optional(),
 };
+
+/**
+ * What `commonConfig` reads from a parsed environment: the common variables every service has.
+ * The bus variables (`NATS_URL`, `SLUICE_BUS_PREFIX`) and `MONGO_URL` may be missing, for a
+ * service that leaves them out of its schema; `SLUICE_AUTH_TOKENS` may have been transformed
+ * (e.g. into a parsed token table).
+ */
+export interface CommonEnvInput {
+  readonly NATS_URL?: string;
+  readonly SLUICE_BUS_PREFIX?: string | undefined;
+  readonly MONGO_URL?: string;
+  readonly GRPC_HOST: string;
+  readonly GRPC_PORT: number;
+  readonly SLUICE_AUTH_TOKENS: unknown;
+  readonly LOG_LEVEL: LogLevel;
+  readonly OTEL_EXPORTER_OTLP_ENDPOINT?: string | undefined;
+  readonly SHUTDOWN_GRACE_MS: number;
+}
+
+/**
+ * The common part of a service's resolved configuration (camelCase, defaults applied).
+ * `Tokens` is the type of `authTokens`: the raw `SLUICE_AUTH_TOKENS` string, or whatever the
+ * service's schema transformed it into.
+ */
+export interface CommonConfig<Tokens = string> {
+  natsUrl: string;
+  mongoUrl: string;
+  grpcHost: string;
+  grpcPort: number;
+  /** SLUICE_AUTH_TOKENS, the token table (`<principal>=<role>+<role>:<token>,...`). */
+  authTokens: Tokens;
+  logLevel: LogLevel;
+  /** OTEL_EXPORTER_OTLP_ENDPOINT: where traces and metrics go (unset: nowhere). */
+  otlpEndpoint?: string | undefined;
+  shutdownGraceMs: number;
+  /** SLUICE_BUS_PREFIX; undefined: the production subjects (`sluice.…`). */
+  busPrefix: string | undefined;
+}
+
+type BusFields = "natsUrl" | "busPrefix";
+
+/**
+ * What `commonConfig(e)` returns for an environment `E`: `natsUrl` and `busPrefix` only when `E`
+ * has `NATS_URL`, `mongoUrl` only when it has `MONGO_URL`, `authTokens` typed as `E`'s tokens.
+ */
+export type CommonConfigOf<E extends CommonEnvInput> = Omit<CommonConfig<E["SLUICE_AUTH_TOKENS"]>, BusFields | "mongoUrl"> &
+  (E extends { readonly NATS_URL: string } ? Pick<CommonConfig, BusFields> : unknown) &
+  (E extends { readonly MONGO_URL: string } ? Pick<CommonConfig, "mongoUrl"> : unknown);
+
+/**
+ * Maps the common variables of a parsed environment (see `commonEnv`) to their camelCase
+ * configuration fields; a service's loader spreads it: `{ ...commonConfig(e), mongoDb: e.MONGO_DB }`.
+ * `otlpEndpoint` is always present (possibly undefined); `natsUrl` and `busPrefix` (possibly
+ * undefined) are present when `e` has `NATS_URL`, and `mongoUrl` when it has `MONGO_URL`.
+ */
+export function commonConfig<E extends CommonEnvInput>(e: E): CommonConfigOf<E> {
+  return {
+    ...(e.NATS_URL !== undefined ? { natsUrl: e.NATS_URL } : {}),
+    ...(e.MONGO_URL !== undefined ? { mongoUrl: e.MONGO_URL } : {}),
+    grpcHost: e.GRPC_HOST,
+    grpcPort: e.GRPC_PORT,
+    authTokens: e.SLUICE_AUTH_TOKENS,
+    logLevel: e.LOG_LEVEL,
+    otlpEndpoint: e.OTEL_EXPORTER_OTLP_ENDPOINT,
+    shutdownGraceMs: e.SHUTDOWN_GRACE_MS,
+    ...(e.NATS_URL !== undefined ? { busPrefix: e.SLUICE_BUS_PREFIX } : {}),
+  } as CommonConfigOf<E>;
+}

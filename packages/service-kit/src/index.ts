@@ -3,6 +3,7 @@
 export {
   ConfigError,
   LOG_LEVELS,
+  commonConfig,
   commonEnv,
   durationMs,
   loadConfig,
@@ -11,7 +12,7 @@ export {
   port,
   positiveInt,
 } from "./config.js";
-export type { ConfigIssue, LogLevel } from "./config.js";
+export type { CommonConfig, CommonConfigOf, CommonEnvInput, ConfigIssue, LogLevel } from "./config.js";
 export { REDACTED_KEYS, REDACT_PATHS, createLogger } from "./logger.js";
 export type { CreateLoggerOptions } from "./logger.js";
 export { connectMongo } from "./mongo.js";

@@ -19,3 +19,5 @@ export type {
 export type { ProvidedServers } from "./vitest-context.js";
 export { CLUSTER_SERVICES, clusterTokenTable, startCluster } from "./cluster.js";
 export type { Cluster, ClusterService, ClusterTokens, StartClusterOptions } from "./cluster.js";
+export { AlsContextManager, inMemoryTracing } from "./tracing.js";
+export type { InMemoryTracing } from "./tracing.js";

@@ -2,8 +2,8 @@ import { randomUUID } from "node:crypto";
 import { hostname, tmpdir } from "node:os";
 import { parseTokenTable } from "@sluice/grpc";
 import type { TokenEntry } from "@sluice/grpc";
-import { commonEnv, durationMs, loadConfig, positiveInt } from "@sluice/service-kit";
-import type { LogLevel } from "@sluice/service-kit";
+import { commonConfig, commonEnv, durationMs, loadConfig, positiveInt } from "@sluice/service-kit";
+import type { CommonConfig } from "@sluice/service-kit";
 import { z } from "zod";
 import type { ObjectStoreTarget } from "./providers/object-store-deploy.js";
 
@@ -61,16 +61,7 @@ export const actionRunnerEnvSchema = z
   });
 
 /** The runner's resolved configuration. */
-export interface ActionRunnerConfig {
-  readonly natsUrl: string;
-  readonly grpcHost: string;
-  readonly grpcPort: number;
-  readonly authTokens: readonly TokenEntry[];
-  readonly logLevel: LogLevel;
-  /** OTEL_EXPORTER_OTLP_ENDPOINT: where traces and metrics go (unset: nowhere). */
-  readonly otlpEndpoint?: string | undefined;
-  readonly shutdownGraceMs: number;
-  readonly busPrefix: string | undefined;
+export interface ActionRunnerConfig extends Readonly<Omit<CommonConfig<readonly TokenEntry[]>, "mongoUrl">> {
   readonly artifactAddr: string;
   readonly serviceToken: string;
   readonly runnerId: string;
@@ -129,14 +120,8 @@ export function loadActionRunnerConfig(env: Record<string, string | undefined>):
   }
   jobBaseEnv["PATH"] ??= "/usr/local/bin:/usr/bin:/bin";
   return {
-    natsUrl: e.NATS_URL,
-    grpcHost: e.GRPC_HOST,
-    grpcPort: e.GRPC_PORT,
+    ...commonConfig(e),
     authTokens: parseTokenTable(e.SLUICE_AUTH_TOKENS),
-    logLevel: e.LOG_LEVEL,
-    otlpEndpoint: e.OTEL_EXPORTER_OTLP_ENDPOINT,
-    shutdownGraceMs: e.SHUTDOWN_GRACE_MS,
-    busPrefix: e.SLUICE_BUS_PREFIX,
     artifactAddr: e.ARTIFACT_ADDR,
     serviceToken: e.SLUICE_SERVICE_TOKEN,
     runnerId: e.RUNNER_ID ?? `${hostname()}-${randomUUID().slice(0, 8)}`,

@@ -1,8 +1,8 @@
 import { z } from "zod";
 import { parseTokenTable } from "@sluice/grpc";
 import type { TokenEntry } from "@sluice/grpc";
-import { commonEnv, durationMs, loadConfig } from "@sluice/service-kit";
-import type { LogLevel } from "@sluice/service-kit";
+import { commonConfig, commonEnv, durationMs, loadConfig } from "@sluice/service-kit";
+import type { CommonConfig } from "@sluice/service-kit";
 
 /** The approval service's environment, one comment per variable. */
 export const approvalEnv = z.object({
@@ -21,19 +21,8 @@ export const approvalEnv = z.object({
 });
 
 /** The resolved configuration `startApprovalService` takes. */
-export interface ApprovalConfig {
-  natsUrl: string;
-  mongoUrl: string;
+export interface ApprovalConfig extends CommonConfig<readonly TokenEntry[]> {
   mongoDb: string;
-  grpcHost: string;
-  grpcPort: number;
-  authTokens: readonly TokenEntry[];
-  logLevel: LogLevel;
-  /** OTEL_EXPORTER_OTLP_ENDPOINT: where traces and metrics go (unset: nowhere). */
-  otlpEndpoint?: string | undefined;
-  shutdownGraceMs: number;
-  /** undefined: the production subjects (`sluice.…`). */
-  busPrefix: string | undefined;
   sweepMs: number;
   /** APPROVAL_CONSOLE_URL. */
   consoleUrl?: string | undefined;
@@ -45,16 +34,8 @@ export interface ApprovalConfig {
 export function loadApprovalConfig(env: Record<string, string | undefined>): ApprovalConfig {
   const e = loadConfig(approvalEnv, env);
   return {
-    natsUrl: e.NATS_URL,
-    mongoUrl: e.MONGO_URL,
+    ...commonConfig(e),
     mongoDb: e.MONGO_DB,
-    grpcHost: e.GRPC_HOST,
-    grpcPort: e.GRPC_PORT,
-    authTokens: e.SLUICE_AUTH_TOKENS,
-    logLevel: e.LOG_LEVEL,
-    otlpEndpoint: e.OTEL_EXPORTER_OTLP_ENDPOINT,
-    shutdownGraceMs: e.SHUTDOWN_GRACE_MS,
-    busPrefix: e.SLUICE_BUS_PREFIX,
     sweepMs: e.APPROVAL_SWEEP_MS,
     consoleUrl: e.APPROVAL_CONSOLE_URL,
     region: e.APPROVAL_REGION,

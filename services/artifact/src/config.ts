@@ -1,8 +1,8 @@
 import { z } from "zod";
 import { parseTokenTable } from "@sluice/grpc";
 import type { TokenEntry } from "@sluice/grpc";
-import { commonEnv, loadConfig, positiveInt } from "@sluice/service-kit";
-import type { LogLevel } from "@sluice/service-kit";
+import { commonConfig, commonEnv, loadConfig, positiveInt } from "@sluice/service-kit";
+import type { CommonConfig } from "@sluice/service-kit";
 import { MAX_PRESIGN_SECONDS } from "./object-store.js";
 import type { S3Settings } from "./object-store.js";
 
@@ -33,16 +33,8 @@ export const artifactEnv = z.object({
 });
 
 /** The resolved configuration `startArtifactService` takes. */
-export interface ArtifactConfig {
-  mongoUrl: string;
+export interface ArtifactConfig extends Omit<CommonConfig<readonly TokenEntry[]>, "natsUrl" | "busPrefix"> {
   mongoDb: string;
-  grpcHost: string;
-  grpcPort: number;
-  authTokens: readonly TokenEntry[];
-  logLevel: LogLevel;
-  /** OTEL_EXPORTER_OTLP_ENDPOINT: where traces and metrics go (unset: nowhere). */
-  otlpEndpoint?: string | undefined;
-  shutdownGraceMs: number;
   s3: S3Settings;
   grantTtlSeconds: number;
 }
@@ -51,14 +43,8 @@ export interface ArtifactConfig {
 export function loadArtifactConfig(env: Record<string, string | undefined>): ArtifactConfig {
   const e = loadConfig(artifactEnv, env);
   return {
-    mongoUrl: e.MONGO_URL,
+    ...commonConfig(e),
     mongoDb: e.MONGO_DB,
-    grpcHost: e.GRPC_HOST,
-    grpcPort: e.GRPC_PORT,
-    authTokens: e.SLUICE_AUTH_TOKENS,
-    logLevel: e.LOG_LEVEL,
-    otlpEndpoint: e.OTEL_EXPORTER_OTLP_ENDPOINT,
-    shutdownGraceMs: e.SHUTDOWN_GRACE_MS,
     s3: { ...e.S3_ENDPOINT, accessKey: e.S3_ACCESS_KEY, secretKey: e.S3_SECRET_KEY, region: e.S3_REGION },
     grantTtlSeconds: e.GRANT_TTL_SECONDS,
   };

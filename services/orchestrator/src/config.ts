@@ -1,6 +1,6 @@
 import { z } from "zod";
-import { commonEnv, durationMs, loadConfig } from "@sluice/service-kit";
-import type { LogLevel } from "@sluice/service-kit";
+import { commonConfig, commonEnv, durationMs, loadConfig } from "@sluice/service-kit";
+import type { CommonConfig } from "@sluice/service-kit";
 
 const Env = z.object({
   ...commonEnv,
@@ -25,18 +25,9 @@ const Env = z.object({
 });
 
 /** The orchestrator's resolved configuration (camelCase, defaults applied). */
-export interface OrchestratorConfig {
-  natsUrl: string;
-  mongoUrl: string;
+export interface OrchestratorConfig extends CommonConfig {
   mongoDb: string;
-  grpcHost: string;
-  grpcPort: number;
-  /** SLUICE_AUTH_TOKENS, the token table (`<principal>=<role>+<role>:<token>,...`). */
-  authTokens: string;
-  logLevel: LogLevel;
-  /** OTEL_EXPORTER_OTLP_ENDPOINT: where traces and metrics go (unset: nowhere). */
-  otlpEndpoint?: string | undefined;
-  shutdownGraceMs: number;
+  /** SLUICE_BUS_PREFIX; empty: the production subjects. */
   busPrefix: string;
   /** Empty: PutApprovalResult is unavailable. */
   approvalAddr: string;
@@ -55,15 +46,8 @@ export interface OrchestratorConfig {
 export function loadOrchestratorConfig(env: Record<string, string | undefined>): OrchestratorConfig {
   const e = loadConfig(Env, env);
   return {
-    natsUrl: e.NATS_URL,
-    mongoUrl: e.MONGO_URL,
+    ...commonConfig(e),
     mongoDb: e.MONGO_DB,
-    grpcHost: e.GRPC_HOST,
-    grpcPort: e.GRPC_PORT,
-    authTokens: e.SLUICE_AUTH_TOKENS,
-    logLevel: e.LOG_LEVEL,
-    otlpEndpoint: e.OTEL_EXPORTER_OTLP_ENDPOINT,
-    shutdownGraceMs: e.SHUTDOWN_GRACE_MS,
     busPrefix: e.SLUICE_BUS_PREFIX ?? "",
     approvalAddr: e.APPROVAL_ADDR,
     artifactAddr: e.ARTIFACT_ADDR,

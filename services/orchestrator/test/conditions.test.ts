@@ -3,65 +3,28 @@
 // runner would.
 import { afterAll, beforeAll, describe, expect, it, inject, vi } from "vitest";
 import type {} from "@sluice/testkit";
-import { fromBinary } from "@bufbuild/protobuf";
 import type { MessageInitShape } from "@bufbuild/protobuf";
-import { connectBus } from "@sluice/bus";
 import type { Bus } from "@sluice/bus";
-import { noopLogger } from "@sluice/domain";
-import { GrpcStatus, isRpcError } from "@sluice/grpc";
-import type { SluiceRpcError } from "@sluice/grpc";
-import { CancelJobSchema } from "@sluice/proto";
+import { GrpcStatus } from "@sluice/grpc";
 import type { CancelJob, Job, PipelineDeclarationSchema } from "@sluice/proto";
-import { startOrchestrator } from "../src/service.js";
-import type { Orchestrator } from "../src/service.js";
-import { clientsFor, dropDatabase, isJob, isolation, produced, report, tapJobs, testConfig, threeStagePipeline } from "./helpers.js";
-import type { Clients, JobTap } from "./helpers.js";
+import { failure, isJob, isolation, produced, report, startHarness, statusOf, threeStagePipeline } from "./helpers.js";
+import type { Clients, JobTap, TappedHarness } from "./helpers.js";
 
 const servers = inject("servers");
 const iso = isolation("cond");
 
-let service: Orchestrator;
+let harness: TappedHarness | undefined;
 let clients: Clients;
 let bus: Bus;
 let tap: JobTap;
-let cancelSub: ReturnType<Bus["nc"]["subscribe"]>;
 const cancels: CancelJob[] = [];
 
 beforeAll(async () => {
-  service = await startOrchestrator(testConfig(servers, iso));
-  clients = clientsFor(service.port);
-  bus = await connectBus({ servers: servers.natsUrl, name: "orchestrator-conditions-test", logger: noopLogger, prefix: iso.prefix });
-  tap = await tapJobs(bus);
-  cancelSub = bus.nc.subscribe(bus.subjects.controlSubject("cancel"), {
-    callback: (_err, msg) => {
-      cancels.push(fromBinary(CancelJobSchema, msg.data));
-    },
-  });
+  harness = await startHarness(servers, iso, { name: "orchestrator-conditions-test", tapJobs: true, cancels });
+  ({ clients, bus, tap } = harness);
 });
 
-afterAll(async () => {
-  clients?.close();
-  cancelSub?.unsubscribe();
-  await tap?.stop();
-  await bus?.close();
-  await service?.stop(5_000);
-  await dropDatabase(servers.mongoUrl, iso.dbName);
-});
-
-/** The error a call fails with (fails the test when it succeeds). */
-async function failure(call: Promise<unknown>): Promise<SluiceRpcError> {
-  try {
-    await call;
-  } catch (err) {
-    if (isRpcError(err)) return err;
-    throw err;
-  }
-  throw new Error("expected the call to fail");
-}
-
-async function statusOf(pipelineName: string, pipelineExecutionId: string): Promise<string | undefined> {
-  return (await clients.viewer.getPipelineExecution({ pipelineName, pipelineExecutionId })).pipelineExecution?.status;
-}
+afterAll(() => harness?.stop());
 
 /** Answers Source and Build of an execution; returns the next job of `then` (an action or a rule). */
 async function throughBuild(name: string, executionId: string, then: string): Promise<Job> {
@@ -118,7 +81,7 @@ describe("stage conditions", () => {
     expect(deploy?.beforeEntryConditionState?.latestExecution?.status).toBe("InProgress");
     expect(deploy?.beforeEntryConditionState?.conditionStates[0]?.ruleStates.map((r) => [r.ruleName, r.latestExecution?.status])).toEqual([["Window", "InProgress"]]);
     await report(bus, gate, { status: "Failed", summary: "outside the window", errorDetails: { code: "JobFailed", message: "outside the window" } });
-    await expect.poll(() => statusOf(name, first), { timeout: 10_000 }).toBe("Failed");
+    await expect.poll(() => statusOf(clients, name, first), { timeout: 10_000 }).toBe("Failed");
     const failed = (await clients.viewer.getPipelineState({ name })).stageStates.find((s) => s.stageName === "Deploy");
     expect(failed?.latestExecution?.status).toBe("Failed");
     expect(failed?.beforeEntryConditionState?.latestExecution).toMatchObject({ status: "Failed", summary: 'Rule "Window" failed: outside the window' });
@@ -155,7 +118,7 @@ describe("OverrideStageCondition", () => {
     expect(deploy?.beforeEntryConditionState?.latestExecution).toMatchObject({ status: "Overridden", summary: "Overridden by ops" });
     expect(deploy?.beforeEntryConditionState?.conditionStates[0]?.ruleStates[0]?.latestExecution?.status).toBe("Abandoned");
     await report(bus, ship);
-    await expect.poll(() => statusOf(name, executionId), { timeout: 10_000 }).toBe("Succeeded");
+    await expect.poll(() => statusOf(clients, name, executionId), { timeout: 10_000 }).toBe("Succeeded");
     const late = await failure(clients.ops.overrideStageCondition({ pipelineName: name, stageName: "Deploy", pipelineExecutionId: executionId, conditionType: "BEFORE_ENTRY" }));
     expect(late.errorCode).toBe("ConditionNotOverridableException");
   });
@@ -178,7 +141,7 @@ describe("RollbackStage", () => {
     await deploy(good, true);
     await vi.waitFor(
       async () => {
-        if ((await statusOf(name, good)) !== "Succeeded") throw new Error(`${good} has not succeeded yet`);
+        if ((await statusOf(clients, name, good)) !== "Succeeded") throw new Error(`${good} has not succeeded yet`);
       },
       { timeout: 10_000, interval: 50 },
     );
@@ -187,7 +150,7 @@ describe("RollbackStage", () => {
   it("onFailure ROLLBACK: a failed deploy starts a ROLLBACK execution (AutomatedRollback) with the last good execution's inputs", async () => {
     bad = (await clients.ops.startPipelineExecution({ name })).pipelineExecutionId;
     await deploy(bad, false);
-    await expect.poll(() => statusOf(name, bad), { timeout: 10_000 }).toBe("Failed");
+    await expect.poll(() => statusOf(clients, name, bad), { timeout: 10_000 }).toBe("Failed");
     const list = await clients.viewer.listPipelineExecutions({ pipelineName: name });
     const rollback = list.pipelineExecutionSummaries.find((s) => s.executionType === "ROLLBACK");
     expect(rollback).toMatchObject({ trigger: { triggerType: "AutomatedRollback", triggerDetail: bad }, rollbackMetadata: { rollbackTargetPipelineExecutionId: good } });
@@ -199,7 +162,7 @@ describe("RollbackStage", () => {
     const details = await clients.viewer.listActionExecutions({ pipelineName: name, filter: { pipelineExecutionId: ship.pipelineExecutionId } });
     expect(details.actionExecutionDetails[0]?.input?.inputArtifacts.map((a) => a.s3location?.key)).toEqual([`${name}/${goodBuild?.actionExecutionId ?? "?"}/Built.zip`]);
     await report(bus, ship);
-    await expect.poll(() => statusOf(name, rollback?.pipelineExecutionId ?? ""), { timeout: 10_000 }).toBe("Succeeded");
+    await expect.poll(() => statusOf(clients, name, rollback?.pipelineExecutionId ?? ""), { timeout: 10_000 }).toBe("Succeeded");
     const exec = await clients.viewer.getPipelineExecution({ pipelineName: name, pipelineExecutionId: rollback?.pipelineExecutionId ?? "" });
     expect(exec.pipelineExecution).toMatchObject({ executionType: "ROLLBACK", statusSummary: `Rolled back stage "Deploy" to pipeline execution ${good}` });
   });
@@ -221,7 +184,7 @@ describe("RollbackStage", () => {
     const busy = await failure(clients.ops.rollbackStage({ pipelineName: name, stageName: "Deploy", targetPipelineExecutionId: good }));
     expect(busy.errorCode).toBe("ConflictException");
     await report(bus, ship);
-    await expect.poll(() => statusOf(name, pipelineExecutionId), { timeout: 10_000 }).toBe("Succeeded");
+    await expect.poll(() => statusOf(clients, name, pipelineExecutionId), { timeout: 10_000 }).toBe("Succeeded");
   });
 
   it("names what is wrong: the field, an unknown target, the source stage, a failed target, a rollback as target", async () => {

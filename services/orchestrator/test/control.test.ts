@@ -4,67 +4,27 @@
 import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it, inject } from "vitest";
 import type {} from "@sluice/testkit";
-import { fromBinary } from "@bufbuild/protobuf";
 import type { MessageInitShape } from "@bufbuild/protobuf";
-import { connectBus } from "@sluice/bus";
 import type { Bus } from "@sluice/bus";
-import { noopLogger } from "@sluice/domain";
-import { isRpcError } from "@sluice/grpc";
-import type { SluiceRpcError } from "@sluice/grpc";
-import { CancelJobSchema } from "@sluice/proto";
 import type { CancelJob, Job, PipelineDeclarationSchema } from "@sluice/proto";
-import { startOrchestrator } from "../src/service.js";
-import type { Orchestrator } from "../src/service.js";
-import { clientsFor, dropDatabase, isJob, isolation, produced, report, tapJobs, testConfig, threeStagePipeline } from "./helpers.js";
-import type { Clients, JobTap } from "./helpers.js";
+import { failure, isJob, isolation, produced, report, startHarness, statusOf, threeStagePipeline } from "./helpers.js";
+import type { Clients, JobTap, TappedHarness } from "./helpers.js";
 
 const servers = inject("servers");
 const iso = isolation("ctl");
 
-let service: Orchestrator;
+let harness: TappedHarness | undefined;
 let clients: Clients;
 let bus: Bus;
 let tap: JobTap;
-let cancelSub: ReturnType<Bus["nc"]["subscribe"]>;
 const cancels: CancelJob[] = [];
 
 beforeAll(async () => {
-  service = await startOrchestrator(testConfig(servers, iso));
-  clients = clientsFor(service.port);
-  bus = await connectBus({ servers: servers.natsUrl, name: "orchestrator-control-test", logger: noopLogger, prefix: iso.prefix });
-  tap = await tapJobs(bus);
-  // What every runner listens to (core NATS).
-  cancelSub = bus.nc.subscribe(bus.subjects.controlSubject("cancel"), {
-    callback: (_err, msg) => {
-      cancels.push(fromBinary(CancelJobSchema, msg.data));
-    },
-  });
+  harness = await startHarness(servers, iso, { name: "orchestrator-control-test", tapJobs: true, cancels });
+  ({ clients, bus, tap } = harness);
 });
 
-afterAll(async () => {
-  clients?.close();
-  cancelSub?.unsubscribe();
-  await tap?.stop();
-  await bus?.close();
-  await service?.stop(5_000);
-  await dropDatabase(servers.mongoUrl, iso.dbName);
-});
-
-/** The error a call fails with (fails the test when it succeeds). */
-async function failure(call: Promise<unknown>): Promise<SluiceRpcError> {
-  try {
-    await call;
-  } catch (err) {
-    if (isRpcError(err)) return err;
-    throw err;
-  }
-  throw new Error("expected the call to fail");
-}
-
-/** The status of an execution, as GetPipelineExecution reports it. */
-async function statusOf(pipelineName: string, pipelineExecutionId: string): Promise<string | undefined> {
-  return (await clients.viewer.getPipelineExecution({ pipelineName, pipelineExecutionId })).pipelineExecution?.status;
-}
+afterAll(() => harness?.stop());
 
 /** Answers the source job of an execution and returns the build job it leads to. */
 async function throughSource(name: string, executionId: string): Promise<Job> {
@@ -78,7 +38,7 @@ async function runToSuccess(name: string, executionId: string): Promise<void> {
   const build = await throughSource(name, executionId);
   await report(bus, build, { outputArtifacts: produced(build, "Built") });
   await report(bus, await tap.next(isJob(name, "Ship", executionId)));
-  await expect.poll(() => statusOf(name, executionId), { timeout: 10_000 }).toBe("Succeeded");
+  await expect.poll(() => statusOf(clients, name, executionId), { timeout: 10_000 }).toBe("Succeeded");
 }
 
 /** The execution CreatePipeline started. */
@@ -175,13 +135,13 @@ describe("StopPipelineExecution", () => {
     build = await throughSource(name, executionId);
     const res = await clients.ops.stopPipelineExecution({ pipelineName: name, pipelineExecutionId: executionId, reason: "maintenance window" });
     expect(res.pipelineExecutionId).toBe(executionId);
-    expect(await statusOf(name, executionId)).toBe("Stopping");
+    expect(await statusOf(clients, name, executionId)).toBe("Stopping");
 
     const again = await failure(clients.ops.stopPipelineExecution({ pipelineName: name, pipelineExecutionId: executionId }));
     expect(again.errorCode).toBe("DuplicatedStopRequestException");
 
     await report(bus, build, { outputArtifacts: produced(build, "Built") });
-    await expect.poll(() => statusOf(name, executionId), { timeout: 10_000 }).toBe("Stopped");
+    await expect.poll(() => statusOf(clients, name, executionId), { timeout: 10_000 }).toBe("Stopped");
     const summary = (await clients.viewer.listPipelineExecutions({ pipelineName: name })).pipelineExecutionSummaries.find((s) => s.pipelineExecutionId === executionId);
     expect(summary?.stopTrigger?.reason).toBe("maintenance window");
     expect(tap.jobs.some(isJob(name, "Ship", executionId))).toBe(false);
@@ -198,7 +158,7 @@ describe("StopPipelineExecution", () => {
     const second = (await clients.ops.startPipelineExecution({ name })).pipelineExecutionId;
     const running = await throughSource(name, second);
     await clients.ops.stopPipelineExecution({ pipelineName: name, pipelineExecutionId: second, abandon: true, reason: "bad commit" });
-    expect(await statusOf(name, second)).toBe("Stopped");
+    expect(await statusOf(clients, name, second)).toBe("Stopped");
     const state = await clients.viewer.getPipelineState({ name });
     expect(state.stageStates[1]?.actionStates[0]?.latestExecution?.status).toBe("Abandoned");
     await expect.poll(() => cancels.find((c) => c.jobId === running.jobId), { timeout: 10_000 }).toMatchObject({
@@ -207,7 +167,7 @@ describe("StopPipelineExecution", () => {
     });
     // The runner's late answer for the abandoned run changes nothing.
     await report(bus, running, { outputArtifacts: produced(running, "Built") });
-    await expect.poll(() => statusOf(name, second)).toBe("Stopped");
+    await expect.poll(() => statusOf(clients, name, second)).toBe("Stopped");
   });
 
   it("validates the request, naming the fields", async () => {
@@ -230,18 +190,18 @@ describe("RetryStageExecution and RetryActionExecution", () => {
     executionId = await create(threeStagePipeline(name));
     failedBuild = await throughSource(name, executionId);
     await report(bus, failedBuild, { status: "Failed", summary: "", errorDetails: { code: "JobFailed", message: "exit status 2" } });
-    await expect.poll(() => statusOf(name, executionId), { timeout: 10_000 }).toBe("Failed");
+    await expect.poll(() => statusOf(clients, name, executionId), { timeout: 10_000 }).toBe("Failed");
 
     const res = await clients.ops.retryStageExecution({ pipelineName: name, stageName: "Build", pipelineExecutionId: executionId, retryMode: "FAILED_ACTIONS" });
     expect(res.pipelineExecutionId).toBe(executionId);
     const rerun = await tap.next((j) => isJob(name, "Compile", executionId)(j) && j.jobId !== failedBuild.jobId);
-    expect(await statusOf(name, executionId)).toBe("InProgress");
+    expect(await statusOf(clients, name, executionId)).toBe("InProgress");
     const state = await clients.viewer.getPipelineState({ name });
     expect(state.stageStates[1]?.retryStageMetadata?.manualStageRetryAttempt).toBe(1);
     await report(bus, rerun, { outputArtifacts: produced(rerun, "Built") });
     const ship = await tap.next(isJob(name, "Ship", executionId));
     await report(bus, ship, { status: "Failed", summary: "", errorDetails: { code: "JobFailed", message: "deploy refused" } });
-    await expect.poll(() => statusOf(name, executionId), { timeout: 10_000 }).toBe("Failed");
+    await expect.poll(() => statusOf(clients, name, executionId), { timeout: 10_000 }).toBe("Failed");
   });
 
   it("retries one action (Sluice extension) and the execution succeeds", async () => {
@@ -250,7 +210,7 @@ describe("RetryStageExecution and RetryActionExecution", () => {
     expect(res.pipelineExecutionId).toBe(executionId);
     const ship = await tap.next((j) => isJob(name, "Ship", executionId)(j) && j.jobId !== firstShip?.jobId);
     await report(bus, ship);
-    await expect.poll(() => statusOf(name, executionId), { timeout: 10_000 }).toBe("Succeeded");
+    await expect.poll(() => statusOf(clients, name, executionId), { timeout: 10_000 }).toBe("Succeeded");
   });
 
   it("answers AWS's errors", async () => {
@@ -328,7 +288,7 @@ describe("RetryStageExecution and RetryActionExecution", () => {
     const second = (await clients.ops.startPipelineExecution({ name })).pipelineExecutionId;
     const build = await throughSource(name, second);
     await report(bus, build, { status: "Failed", errorDetails: { code: "JobFailed", message: "broken" } });
-    await expect.poll(() => statusOf(name, second), { timeout: 10_000 }).toBe("Failed");
+    await expect.poll(() => statusOf(clients, name, second), { timeout: 10_000 }).toBe("Failed");
 
     const inSource = await clients.viewer.listPipelineExecutions({ pipelineName: name, filter: { succeededInStage: { stageName: "Source" } } });
     expect(inSource.pipelineExecutionSummaries.map((s) => s.pipelineExecutionId)).toEqual([second, executionId]);

@@ -1,78 +1,31 @@
-import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it, inject } from "vitest";
 import type {} from "@sluice/testkit";
 import type { MessageInitShape } from "@bufbuild/protobuf";
-import { timestampFromMs } from "@bufbuild/protobuf/wkt";
-import { connectBus } from "@sluice/bus";
-import type { Bus, EventSubscription } from "@sluice/bus";
-import { noopLogger } from "@sluice/domain";
-import { JobResultSchema, SourceChangedSchema } from "@sluice/proto";
-import type { Job, JobResult, StateChangeEvent } from "@sluice/proto";
-import { startOrchestrator } from "../src/service.js";
+import type { Bus } from "@sluice/bus";
+import { SourceChangedSchema } from "@sluice/proto";
+import type { Job, StateChangeEvent } from "@sluice/proto";
 import type { Orchestrator } from "../src/service.js";
-import { approvalPipeline, clientsFor, dropDatabase, isolation, tapJobs, testConfig, threeStagePipeline } from "./helpers.js";
-import type { Clients, JobTap } from "./helpers.js";
+import { approvalPipeline, isJob, isolation, produced, report, startHarness, threeStagePipeline } from "./helpers.js";
+import type { Clients, JobTap, TappedHarness } from "./helpers.js";
 
 const servers = inject("servers");
 const iso = isolation("exe");
 
+let harness: TappedHarness | undefined;
 let service: Orchestrator;
 let clients: Clients;
 let bus: Bus;
 let tap: JobTap;
-let events: EventSubscription;
 const seen: StateChangeEvent[] = [];
 // Tests move the orchestrator's clock forward to reach job deadlines.
 let clockOffsetMs = 0;
 
 beforeAll(async () => {
-  service = await startOrchestrator(testConfig(servers, iso), { clock: () => Date.now() + clockOffsetMs });
-  clients = clientsFor(service.port);
-  bus = await connectBus({ servers: servers.natsUrl, name: "orchestrator-exec-test", logger: noopLogger, prefix: iso.prefix });
-  tap = await tapJobs(bus);
-  events = await bus.subscribeEvents(bus.subjects.eventFilter(), (event) => {
-    seen.push(event);
-  });
+  harness = await startHarness(servers, iso, { name: "orchestrator-exec-test", deps: { clock: () => Date.now() + clockOffsetMs }, tapJobs: true, events: seen });
+  ({ service, clients, bus, tap } = harness);
 });
 
-afterAll(async () => {
-  clients?.close();
-  await events?.stop();
-  await tap?.stop();
-  await bus?.close();
-  await service?.stop(5_000);
-  await dropDatabase(servers.mongoUrl, iso.dbName);
-});
-
-/** A JobResult as an init object (not a message). */
-type ResultInit = Exclude<MessageInitShape<typeof JobResultSchema>, JobResult>;
-
-/** Publishes a runner's result for `job` on the results subject, as the action-runner does. */
-async function report(job: Job, over: ResultInit = {}): Promise<void> {
-  const result: ResultInit = {
-    jobId: job.jobId,
-    actionExecutionId: job.actionExecutionId,
-    attempt: job.attempt,
-    pipelineName: job.pipelineName,
-    pipelineExecutionId: job.pipelineExecutionId,
-    stageName: job.stageName,
-    actionName: job.actionName,
-    status: "Succeeded",
-    summary: "done",
-    updatedBy: "runner-1",
-    finishedAt: timestampFromMs(Date.now()),
-    ...over,
-  };
-  await bus.publish(bus.subjects.resultSubject(job.pipelineName), JobResultSchema, result, { msgId: `${job.jobId}:result:${randomUUID()}` });
-}
-
-/** The output an action with `name` produced, as a runner reports it. */
-function produced(job: Job, name: string): NonNullable<ResultInit["outputArtifacts"]> {
-  return [{ name, artifactId: `${job.actionExecutionId}/${name}`, bucket: job.artifactBucket, key: `${job.pipelineName}/${job.actionExecutionId}/${name}.zip`, sha256: "ab".repeat(32), sizeBytes: 42n }];
-}
-
-const isJob = (pipeline: string, action: string, executionId?: string) => (job: Job) =>
-  job.pipelineName === pipeline && job.actionName === action && (executionId === undefined || job.pipelineExecutionId === executionId);
+afterAll(() => harness?.stop());
 
 describe("an execution driven by hand", () => {
   const name = "hand-driven";
@@ -108,7 +61,7 @@ describe("an execution driven by hand", () => {
   });
 
   it("accepts the source result and dispatches the build", async () => {
-    await report(source, {
+    await report(bus, source, {
       outputArtifacts: produced(source, "Src"),
       outputVariables: { CommitId: "c0ffee" },
       revision: { revisionId: "c0ffee", revisionSummary: "first commit", branch: "main" },
@@ -132,9 +85,9 @@ describe("an execution driven by hand", () => {
   });
 
   it("ignores a result for an attempt it is not waiting for", async () => {
-    await report(build, { attempt: 7, status: "Failed", errorDetails: { code: "JobFailed", message: "stale" } });
+    await report(bus, build, { attempt: 7, status: "Failed", errorDetails: { code: "JobFailed", message: "stale" } });
     // A later, valid result is applied after the stale one (results of one pipeline share a partition).
-    await report(build, { outputArtifacts: produced(build, "Built") });
+    await report(bus, build, { outputArtifacts: produced(build, "Built") });
     const ship = await tap.next(isJob(name, "Ship", executionId));
     expect(ship.stageName).toBe("Deploy");
     const state = await clients.viewer.getPipelineState({ name });
@@ -143,7 +96,7 @@ describe("an execution driven by hand", () => {
 
   it("fails the execution when an action fails and shows the error", async () => {
     const ship = await tap.next(isJob(name, "Ship", executionId));
-    await report(ship, { status: "Failed", summary: "", errorDetails: { code: "JobFailed", message: "exit status 3" }, externalExecutionId: "run-9" });
+    await report(bus, ship, { status: "Failed", summary: "", errorDetails: { code: "JobFailed", message: "exit status 3" }, externalExecutionId: "run-9" });
     await expect
       .poll(async () => (await clients.viewer.getPipelineExecution({ pipelineName: name, pipelineExecutionId: executionId })).pipelineExecution?.status, { timeout: 10_000 })
       .toBe("Failed");
@@ -209,14 +162,14 @@ describe("source changes", () => {
     await clients.ops.createPipeline({ pipeline: threeStagePipeline(name) });
     // Let the initial execution leave the (locked) Source stage, so the next one can enter it.
     const initial = await tap.next(isJob(name, "Checkout"));
-    await report(initial, { outputArtifacts: produced(initial, "Src"), revision: { revisionId: "aaaa" } });
+    await report(bus, initial, { outputArtifacts: produced(initial, "Src"), revision: { revisionId: "aaaa" } });
     await tap.next(isJob(name, "Compile", initial.pipelineExecutionId));
 
     await announce("beef", "beef-1");
     const pinned = await tap.next((j) => isJob(name, "Checkout")(j) && j.sourceRevision === "beef");
     const exec = await clients.viewer.getPipelineExecution({ pipelineName: name, pipelineExecutionId: pinned.pipelineExecutionId });
     expect(exec.pipelineExecution?.trigger).toMatchObject({ triggerType: "PollForSourceChanges", triggerDetail: "poller" });
-    await report(pinned, { outputArtifacts: produced(pinned, "Src"), revision: { revisionId: "beef" } });
+    await report(bus, pinned, { outputArtifacts: produced(pinned, "Src"), revision: { revisionId: "beef" } });
 
     // The same revision again (another poller, a webhook) starts nothing; the next one does.
     // Changes of one pipeline share a partition, so "cafe" is applied after the repeat.
@@ -238,12 +191,12 @@ describe("pipeline updates", () => {
     // E1 inside Build (its Compile job running) …
     const source1 = await tap.next(isJob(name, "Checkout"));
     const e1 = source1.pipelineExecutionId;
-    await report(source1, { outputArtifacts: produced(source1, "Src"), revision: { revisionId: "1111" } });
+    await report(bus, source1, { outputArtifacts: produced(source1, "Src"), revision: { revisionId: "1111" } });
     const compile1 = await tap.next(isJob(name, "Compile", e1));
     // … and E2 waiting in front of it.
     const e2 = (await clients.ops.startPipelineExecution({ name })).pipelineExecutionId;
     const source2 = await tap.next(isJob(name, "Checkout", e2));
-    await report(source2, { outputArtifacts: produced(source2, "Src"), revision: { revisionId: "2222" } });
+    await report(bus, source2, { outputArtifacts: produced(source2, "Src"), revision: { revisionId: "2222" } });
     await expect.poll(async () => (await clients.viewer.getPipelineState({ name })).stageStates[0]?.latestExecution?.status, { timeout: 10_000 }).toBe("Succeeded");
 
     // Version 2 renames the build action.
@@ -263,14 +216,14 @@ describe("pipeline updates", () => {
     const e3 = (await clients.ops.startPipelineExecution({ name })).pipelineExecutionId;
     const source3 = await tap.next(isJob(name, "Checkout", e3));
     expect(source3.pipelineVersion).toBe(2);
-    await report(source3, { outputArtifacts: produced(source3, "Src"), revision: { revisionId: "3333" } });
+    await report(bus, source3, { outputArtifacts: produced(source3, "Src"), revision: { revisionId: "3333" } });
     await expect
       .poll(async () => (await clients.viewer.getPipelineState({ name })).stageStates[0]?.latestExecution?.pipelineExecutionId, { timeout: 10_000 })
       .toBe(e3);
     expect(tap.jobs.some((j) => j.pipelineExecutionId === e3 && j.stageName === "Build")).toBe(false);
 
     // E1's running action finishes: E1 ends Cancelled and starts nothing more; E3 enters Build.
-    await report(compile1, { outputArtifacts: produced(compile1, "Built") });
+    await report(bus, compile1, { outputArtifacts: produced(compile1, "Built") });
     const compile3 = await tap.next(isJob(name, "CompileV2", e3));
     expect(compile3.pipelineVersion).toBe(2);
     const cancelled = await status(e1);
@@ -302,7 +255,7 @@ describe("deadlines", () => {
     expect(state.stageStates[0]?.actionStates[0]?.latestExecution?.errorDetails?.code).toBe("JobTimedOut");
     expect(state.stageStates[0]?.actionStates[0]?.latestExecution?.errorDetails?.message).toContain("timed out");
     // The runner's late result is for an action that already ended: ignored.
-    await report(source, { outputArtifacts: produced(source, "Src") });
+    await report(bus, source, { outputArtifacts: produced(source, "Src") });
     const after = await clients.viewer.getPipelineExecution({ pipelineName: name, pipelineExecutionId: source.pipelineExecutionId });
     expect(after.pipelineExecution?.status).toBe("Failed");
   });
@@ -313,7 +266,7 @@ describe("approvals", () => {
     const name = "approve-me";
     await clients.ops.createPipeline({ pipeline: approvalPipeline(name) });
     const source = await tap.next(isJob(name, "Checkout"));
-    await report(source, { outputArtifacts: produced(source, "Src"), revision: { revisionId: "1234" } });
+    await report(bus, source, { outputArtifacts: produced(source, "Src"), revision: { revisionId: "1234" } });
     const approval = await tap.next(isJob(name, "Approve"));
     expect(approval.actionTypeId?.category).toBe("Approval");
     expect(tap.subjects.get(approval.jobId)).toBe(`${iso.prefix}.sluice.jobs.default.Approval.Manual`);
@@ -321,7 +274,7 @@ describe("approvals", () => {
     expect(approval.approvalToken).toMatch(/^[0-9a-f-]{36}$/);
     const state = await clients.viewer.getPipelineState({ name });
     expect(state.stageStates[1]?.actionStates[0]?.latestExecution?.token).toBe(approval.approvalToken);
-    await report(approval, { summary: "looks good", updatedBy: "alice" });
+    await report(bus, approval, { summary: "looks good", updatedBy: "alice" });
     await expect
       .poll(async () => (await clients.viewer.getPipelineExecution({ pipelineName: name, pipelineExecutionId: approval.pipelineExecutionId })).pipelineExecution?.status, {
         timeout: 10_000,

@@ -1,16 +1,21 @@
 import { randomUUID } from "node:crypto";
 import { vi } from "vitest";
+import { fromBinary } from "@bufbuild/protobuf";
 import type { MessageInitShape } from "@bufbuild/protobuf";
-import type { Bus, Consumer } from "@sluice/bus";
-import { createClient } from "@sluice/grpc";
-import type { Client } from "@sluice/grpc";
+import { connectBus } from "@sluice/bus";
+import type { Bus, Consumer, EventSubscription } from "@sluice/bus";
+import { noopLogger } from "@sluice/domain";
+import { createClient, isRpcError } from "@sluice/grpc";
+import type { Client, SluiceRpcError } from "@sluice/grpc";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
-import { JobResultSchema, JobSchema, PipelineService } from "@sluice/proto";
-import type { Job, JobResult, PipelineDeclarationSchema } from "@sluice/proto";
+import { CancelJobSchema, JobResultSchema, JobSchema, PipelineService } from "@sluice/proto";
+import type { CancelJob, Job, JobResult, PipelineDeclarationSchema, StateChangeEvent } from "@sluice/proto";
 import type { ProvidedServers } from "@sluice/testkit";
 import { MongoClient } from "mongodb";
 import { loadOrchestratorConfig } from "../src/config.js";
 import type { OrchestratorConfig } from "../src/config.js";
+import { startOrchestrator } from "../src/service.js";
+import type { Orchestrator, OrchestratorDeps } from "../src/service.js";
 
 /** Principals of the test token table, one per role that matters here. */
 export const TOKENS = "ops=operator:op-token,vic=viewer:viewer-token,alice=approver:alice-token,root=admin:admin-token";
@@ -69,6 +74,102 @@ export function clientsFor(port: number): Clients {
       for (const c of [ops, viewer, approver, anonymous]) c.close();
     },
   };
+}
+
+/** What `startHarness` sets up besides the orchestrator, its clients and a bus connection. */
+export interface HarnessOptions {
+  /** Connection name of the test's own bus client. */
+  readonly name: string;
+  /** Passed on to `startOrchestrator` (e.g. a test clock). */
+  readonly deps?: OrchestratorDeps;
+  /** Tap the jobs stream (see `tapJobs`). */
+  readonly tapJobs?: boolean;
+  /** Collects every StateChangeEvent published under the test's prefix. */
+  readonly events?: StateChangeEvent[];
+  /** Collects every CancelJob broadcast on the control subject (what every runner listens to, core NATS). */
+  readonly cancels?: CancelJob[];
+}
+
+/** One orchestrator on the shared servers, isolated by `iso`, with what a test drives it through. */
+export interface Harness {
+  readonly service: Orchestrator;
+  readonly clients: Clients;
+  /** A bus connection under the test's prefix. */
+  readonly bus: Bus;
+  /** Closes everything and drops the test's database (for `afterAll`). */
+  stop(): Promise<void>;
+}
+
+/** A harness started with `tapJobs: true`. */
+export interface TappedHarness extends Harness {
+  readonly tap: JobTap;
+}
+
+/**
+ * Starts an orchestrator with `testConfig(servers, iso)`, clients for it and a bus connection,
+ * plus what `options` asks for. When a step fails, what was started is stopped again.
+ */
+export async function startHarness(servers: ProvidedServers, iso: { prefix: string; dbName: string }, options: HarnessOptions & { readonly tapJobs: true }): Promise<TappedHarness>;
+export async function startHarness(servers: ProvidedServers, iso: { prefix: string; dbName: string }, options: HarnessOptions): Promise<Harness>;
+export async function startHarness(
+  servers: ProvidedServers,
+  iso: { prefix: string; dbName: string },
+  options: HarnessOptions,
+): Promise<Harness & { readonly tap: JobTap | undefined }> {
+  let service: Orchestrator | undefined;
+  let clients: Clients | undefined;
+  let bus: Bus | undefined;
+  let tap: JobTap | undefined;
+  let events: EventSubscription | undefined;
+  let cancelSub: ReturnType<Bus["nc"]["subscribe"]> | undefined;
+  const stop = async (): Promise<void> => {
+    clients?.close();
+    cancelSub?.unsubscribe();
+    await events?.stop();
+    await tap?.stop();
+    await bus?.close();
+    await service?.stop(5_000);
+    await dropDatabase(servers.mongoUrl, iso.dbName);
+  };
+  try {
+    service = await startOrchestrator(testConfig(servers, iso), options.deps);
+    clients = clientsFor(service.port);
+    bus = await connectBus({ servers: servers.natsUrl, name: options.name, logger: noopLogger, prefix: iso.prefix });
+    if (options.tapJobs === true) tap = await tapJobs(bus);
+    const { events: seen, cancels } = options;
+    if (seen !== undefined) {
+      events = await bus.subscribeEvents(bus.subjects.eventFilter(), (event) => {
+        seen.push(event);
+      });
+    }
+    if (cancels !== undefined) {
+      cancelSub = bus.nc.subscribe(bus.subjects.controlSubject("cancel"), {
+        callback: (_err, msg) => {
+          cancels.push(fromBinary(CancelJobSchema, msg.data));
+        },
+      });
+    }
+    return { service, clients, bus, tap, stop };
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+}
+
+/** The error a call fails with (fails the test when it succeeds). */
+export async function failure(call: Promise<unknown>): Promise<SluiceRpcError> {
+  try {
+    await call;
+  } catch (err) {
+    if (isRpcError(err)) return err;
+    throw err;
+  }
+  throw new Error("expected the call to fail");
+}
+
+/** The status of an execution, as GetPipelineExecution reports it to the viewer. */
+export async function statusOf(clients: Clients, pipelineName: string, pipelineExecutionId: string): Promise<string | undefined> {
+  return (await clients.viewer.getPipelineExecution({ pipelineName, pipelineExecutionId })).pipelineExecution?.status;
 }
 
 type DeclarationInit = MessageInitShape<typeof PipelineDeclarationSchema>;

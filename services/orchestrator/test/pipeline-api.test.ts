@@ -1,52 +1,23 @@
 import { afterAll, beforeAll, describe, expect, it, inject } from "vitest";
 import type {} from "@sluice/testkit";
-import { connectBus } from "@sluice/bus";
-import type { Bus, EventSubscription } from "@sluice/bus";
-import { noopLogger } from "@sluice/domain";
-import { GrpcStatus, isRpcError } from "@sluice/grpc";
-import type { SluiceRpcError } from "@sluice/grpc";
+import { GrpcStatus } from "@sluice/grpc";
 import type { StateChangeEvent } from "@sluice/proto";
-import { startOrchestrator } from "../src/service.js";
-import type { Orchestrator } from "../src/service.js";
-import { TOKENS, approvalPipeline, clientsFor, dropDatabase, isolation, testConfig, threeStagePipeline } from "./helpers.js";
-import type { Clients } from "./helpers.js";
+import { TOKENS, approvalPipeline, failure, isolation, startHarness, threeStagePipeline } from "./helpers.js";
+import type { Clients, Harness } from "./helpers.js";
 
 const servers = inject("servers");
 const iso = isolation("api");
 
-let service: Orchestrator;
+let harness: Harness | undefined;
 let clients: Clients;
-let bus: Bus;
-let events: EventSubscription;
 const seen: StateChangeEvent[] = [];
 
 beforeAll(async () => {
-  service = await startOrchestrator(testConfig(servers, iso));
-  clients = clientsFor(service.port);
-  bus = await connectBus({ servers: servers.natsUrl, name: "orchestrator-api-test", logger: noopLogger, prefix: iso.prefix });
-  events = await bus.subscribeEvents(bus.subjects.eventFilter(), (event) => {
-    seen.push(event);
-  });
+  harness = await startHarness(servers, iso, { name: "orchestrator-api-test", events: seen });
+  ({ clients } = harness);
 });
 
-afterAll(async () => {
-  clients?.close();
-  await events?.stop();
-  await bus?.close();
-  await service?.stop(5_000);
-  await dropDatabase(servers.mongoUrl, iso.dbName);
-});
-
-/** The error a call fails with (fails the test when it succeeds). */
-async function failure(call: Promise<unknown>): Promise<SluiceRpcError> {
-  try {
-    await call;
-  } catch (err) {
-    if (isRpcError(err)) return err;
-    throw err;
-  }
-  throw new Error("expected the call to fail");
-}
+afterAll(() => harness?.stop());
 
 describe("PipelineService CRUD", () => {
   it("creates a pipeline with defaults filled in, version 1, and its tags", async () => {
