@@ -8,8 +8,8 @@ import type { PipelineDeclaration } from "@sluice/proto";
  * The state machine's view of a stored declaration: each action routed to the
  * built-in provider that runs it, and its job timeout taken from the provider
  * table (so aliases keep AWS's defaults, e.g. CodeBuild's 8 hours).
- * Throws ValidationException for what validation accepts but execution
- * cannot run (an execution mode not implemented yet).
+ * Throws ValidationException for an unknown execution mode (validation
+ * refuses it first; this keeps the state machine's input honest).
  */
 export function specOf(declaration: PipelineDeclaration, defaultArtifactBucket: string): PipelineSpec {
   const decl = clone(PipelineDeclarationSchema, declaration);
