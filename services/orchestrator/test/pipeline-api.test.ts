@@ -215,8 +215,12 @@ describe("authentication and permissions", () => {
     expect(approve.code).toBe(GrpcStatus.PERMISSION_DENIED);
   });
 
-  it("keeps approvers to approvals", async () => {
+  it("keeps approvers to approvals and reading (the token is in the pipeline state)", async () => {
     const err = await failure(clients.approver.createPipeline({ pipeline: threeStagePipeline("by-approver") }));
     expect(err.code).toBe(GrpcStatus.PERMISSION_DENIED);
+    const listed = await clients.approver.listPipelines({});
+    expect(listed.pipelines.length).toBeGreaterThan(0);
+    const stop = await failure(clients.approver.startPipelineExecution({ name: listed.pipelines[0]?.name ?? "" }));
+    expect(stop.code).toBe(GrpcStatus.PERMISSION_DENIED);
   });
 });

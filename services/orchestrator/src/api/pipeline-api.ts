@@ -40,14 +40,17 @@ import type { WatchedState } from "./watch.js";
  * also change pipelines and start executions, approvers answer approvals;
  * `admin` passes everything (checked by @sluice/grpc).
  */
+// Approvers read too: the token they answer with is shown by GetPipelineState.
+const READERS = ["viewer", "operator", "approver"] as const;
+
 export const PIPELINE_PERMISSIONS: PermissionTable = {
-  GetPipeline: ["viewer", "operator"],
-  ListPipelines: ["viewer", "operator"],
-  GetPipelineState: ["viewer", "operator"],
-  GetPipelineExecution: ["viewer", "operator"],
-  ListPipelineExecutions: ["viewer", "operator"],
-  ListActionExecutions: ["viewer", "operator"],
-  WatchPipelineExecution: ["viewer", "operator"],
+  GetPipeline: READERS,
+  ListPipelines: READERS,
+  GetPipelineState: READERS,
+  GetPipelineExecution: READERS,
+  ListPipelineExecutions: READERS,
+  ListActionExecutions: READERS,
+  WatchPipelineExecution: READERS,
   CreatePipeline: ["operator"],
   UpdatePipeline: ["operator"],
   DeletePipeline: ["operator"],
