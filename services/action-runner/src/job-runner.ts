@@ -7,7 +7,7 @@ import { TransferError, downloadFile, extractZip, uploadFile, zipDirectory } fro
 import { isDomainError, resolveProvider } from "@sluice/domain";
 import type { Logger } from "@sluice/domain";
 import { JobResultSchema } from "@sluice/proto";
-import type { Job, JobResult, ProducedArtifactSchema } from "@sluice/proto";
+import type { Grant, Job, JobResult, OutputGrant, ProducedArtifactSchema } from "@sluice/proto";
 import { JobFailure } from "./providers/provider.js";
 import type { FailureCode, PreparedInput, Provider, ProviderOutcome } from "./providers/provider.js";
 import { createWorkspace } from "./workspace.js";
@@ -32,6 +32,19 @@ export type ArtifactCommitter = (
   signal: AbortSignal,
 ) => Promise<void>;
 
+/**
+ * Fresh PUT grants for outputs of one action execution that are not committed yet
+ * (ArtifactService.RenewOutputGrants, called with the runner's own token). A function rather
+ * than a client for the same reason as {@link ArtifactCommitter}.
+ */
+export type OutputGrantRenewer = (
+  request: { readonly actionExecutionId: string; readonly outputNames: readonly string[] },
+  signal: AbortSignal,
+) => Promise<readonly OutputGrant[]>;
+
+/** An upload grant expiring sooner than this is renewed just before the upload. */
+export const GRANT_RENEWAL_MARGIN_MS = 60_000;
+
 /** Providers by `"<Category>/<Provider>"`, e.g. `"Build/Commands"`. */
 export type ProviderTable = ReadonlyMap<string, Provider>;
 
@@ -44,6 +57,11 @@ export interface JobRunnerOptions {
   readonly workspaceRoot: string;
   readonly providers: ProviderTable;
   readonly commitArtifact: ArtifactCommitter;
+  /**
+   * Renews an output's upload grant that expires within {@link GRANT_RENEWAL_MARGIN_MS}
+   * (a job that ran longer than the grants' lifetime). Without it the job's grant is used as is.
+   */
+  readonly renewOutputGrants?: OutputGrantRenewer;
   /** Environment every child process starts from (allow-listed by the service's config). */
   readonly baseEnv: Readonly<Record<string, string>>;
   /** Clock; tests may pin it. */
@@ -177,7 +195,7 @@ export function createJobRunner(opts: JobRunnerOptions): JobRunner {
       const env = jobEnvironment(job, ws, inputs, opts);
       const outcome = await provider({ job, ws, inputs, env, logger: log, signal });
       if (signal.aborted) throw new JobFailure("JobFailed", "the job was stopped");
-      const produced = await abortable(publishOutputs(job, ws, outcome, signal), signal);
+      const produced = await abortable(publishOutputs(job, ws, outcome, log, signal), signal);
       if (signal.aborted) throw new JobFailure("JobFailed", "the job was stopped");
       log.info("job succeeded", { ms: Date.now() - started, outputs: produced.length });
       return create(JobResultSchema, {
@@ -276,6 +294,7 @@ export function createJobRunner(opts: JobRunnerOptions): JobRunner {
     job: Job,
     ws: Workspace,
     outcome: ProviderOutcome,
+    log: Logger,
     signal: AbortSignal,
   ): Promise<ProducedArtifactInit[]> {
     const produced: ProducedArtifactInit[] = [];
@@ -296,7 +315,8 @@ export function createJobRunner(opts: JobRunnerOptions): JobRunner {
           `outputArtifacts ${output.name}: no files match ${source.patterns.map((p) => JSON.stringify(p)).join(", ")}`,
         );
       }
-      await uploadFile(grant.url, zipFile, zipped.sha256, { signal });
+      const url = await uploadUrl(job, index, output.name, grant, log, signal);
+      await uploadFile(url, zipFile, zipped.sha256, { signal });
       const sizeBytes = BigInt(zipped.sizeBytes);
       await commitWithRetry({ artifactId: output.artifactId, sha256: zipped.sha256, sizeBytes }, signal);
       produced.push({
@@ -309,6 +329,43 @@ export function createJobRunner(opts: JobRunnerOptions): JobRunner {
       });
     }
     return produced;
+  }
+
+  /**
+   * The URL to upload output `name` to: the job's own grant, or a renewed one when the job's
+   * expires within {@link GRANT_RENEWAL_MARGIN_MS}. URLs are credentials: never logged.
+   */
+  async function uploadUrl(job: Job, index: number, name: string, grant: Grant, log: Logger, signal: AbortSignal): Promise<string> {
+    const renew = opts.renewOutputGrants;
+    const expiresAt = grant.expiresAt === undefined ? undefined : timestampDate(grant.expiresAt);
+    if (renew === undefined || expiresAt === undefined) return grant.url;
+    const left = expiresAt.getTime() - now().getTime();
+    if (left > GRANT_RENEWAL_MARGIN_MS) return grant.url;
+    let renewed: readonly OutputGrant[];
+    try {
+      renewed = await renew({ actionExecutionId: job.actionExecutionId, outputNames: [name] }, signal);
+    } catch (err) {
+      const message = redactSecrets(err instanceof Error ? err.message : String(err));
+      if (left > 0) {
+        // Still valid for a little while: try the job's own grant rather than give up.
+        log.warn("could not renew an upload grant; using the job's own", { artifact: name, err: message });
+        return grant.url;
+      }
+      const code = (err as { code?: unknown }).code;
+      throw new JobFailure(
+        code === 14 || code === 4 ? "SystemUnavailable" : "JobFailed",
+        `outputs[${index}] (${name}): the upload grant expired and renewing it failed: ${message}`,
+      );
+    }
+    const fresh = renewed.find((o) => o.name === name)?.grant;
+    if (fresh === undefined || fresh.url === "" || fresh.method !== "PUT") {
+      throw new JobFailure("SystemUnavailable", `outputs[${index}] (${name}): the artifact service returned no renewed upload grant`);
+    }
+    if (fresh.bucket !== grant.bucket || fresh.key !== grant.key) {
+      throw new JobFailure("SystemUnavailable", `outputs[${index}] (${name}): the renewed upload grant is for a different object`);
+    }
+    log.debug("upload grant renewed", { artifact: name, expiresInMs: left });
+    return fresh.url;
   }
 
   /** CommitArtifact is idempotent, so a transient failure (UNAVAILABLE, DEADLINE_EXCEEDED) is retried briefly. */

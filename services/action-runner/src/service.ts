@@ -9,7 +9,7 @@ import { createCancellations, subscribeCancellations } from "./cancellations.js"
 import type { Cancellations } from "./cancellations.js";
 import type { ActionRunnerConfig } from "./config.js";
 import { JobCancelledError, createJobRunner } from "./job-runner.js";
-import type { ArtifactCommitter, JobRunner } from "./job-runner.js";
+import type { ArtifactCommitter, JobRunner, OutputGrantRenewer } from "./job-runner.js";
 import { SERVED_ACTIONS, createProviderTable } from "./providers/table.js";
 
 const metrics = createMetrics("@sluice/action-runner");
@@ -36,6 +36,8 @@ export interface ActionRunnerDeps {
   readonly logger?: Logger;
   /** Replaces ArtifactService.CommitArtifact over gRPC. */
   readonly commitArtifact?: ArtifactCommitter;
+  /** Replaces ArtifactService.RenewOutputGrants over gRPC (only used together with `commitArtifact`). */
+  readonly renewOutputGrants?: OutputGrantRenewer;
 }
 
 /** How long a result publish is retried before the job is handed back to the queue. */
@@ -68,6 +70,7 @@ export async function startActionRunner(config: ActionRunnerConfig, deps: Action
 
   try {
     let commitArtifact = deps.commitArtifact;
+    let renewOutputGrants = deps.renewOutputGrants;
     if (commitArtifact === undefined) {
       const artifacts = createClient(ArtifactService, config.artifactAddr, { token: config.serviceToken, deadlineMs: 30_000 });
       cleanups.push(() => {
@@ -77,6 +80,8 @@ export async function startActionRunner(config: ActionRunnerConfig, deps: Action
       commitArtifact = async (commit, signal) => {
         await artifacts.commitArtifact(commit, { signal });
       };
+      renewOutputGrants = async (request, signal) =>
+        (await artifacts.renewOutputGrants({ actionExecutionId: request.actionExecutionId, outputNames: [...request.outputNames] }, { signal })).outputs;
     }
     const jobRunner = createJobRunner({
       logger,
@@ -84,6 +89,7 @@ export async function startActionRunner(config: ActionRunnerConfig, deps: Action
       workspaceRoot: config.workspaceRoot,
       providers: createProviderTable({ objectStore: config.objectStore }),
       commitArtifact,
+      ...(renewOutputGrants === undefined ? {} : { renewOutputGrants }),
       baseEnv: config.jobBaseEnv,
     });
 

@@ -7,6 +7,7 @@ import type { ChildProcess } from "node:child_process";
 import { mkdir, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { pathToFileURL } from "node:url";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { connectBus } from "@sluice/bus";
 import type { Bus, Consumer } from "@sluice/bus";
 import { noopLogger } from "@sluice/domain";
@@ -177,5 +178,34 @@ describe("action-runner with the artifact service", () => {
     const builtMeta = await artifacts.getArtifact({ artifactId: built?.artifactId ?? "" });
     expect(builtMeta.artifact?.status).toBe("STORED");
     expect(builtMeta.artifact?.sha256).toBe(built?.sha256);
+  });
+
+  it("renews an expired upload grant through ArtifactService.RenewOutputGrants with the runner's token", async () => {
+    const execution = { pipelineName: "flow", pipelineExecutionId: randomUUID() };
+    const ae = `late-${suffix}`;
+    const grants = await artifacts.issueJobGrants({ ...execution, stageName: "Build", actionName: "Slow", actionExecutionId: ae, bucket, outputNames: ["Late"] });
+    const issued = grants.outputs[0];
+    if (issued?.grant === undefined) throw new Error("no output grant");
+    // As if the job had outlived its grant: expired, and its signature no longer accepted.
+    const stale = new URL(issued.grant.url);
+    stale.searchParams.set("X-Amz-Signature", "0".repeat(64));
+    issued.grant.url = stale.href;
+    issued.grant.expiresAt = timestampFromDate(new Date(Date.now() - 1_000));
+    const job = makeJob({
+      ...execution,
+      actionExecutionId: ae,
+      jobId: `${ae}:1`,
+      stageName: "Build",
+      actionName: "Slow",
+      outputs: grants.outputs,
+      outputArtifacts: [{ name: "Late", files: ["out/**"] }],
+      commands: ["mkdir out", "echo late > out/late.txt"],
+      artifactBucket: bucket,
+    });
+    await bus.publish(bus.subjects.jobSubject("default", "Build", "Commands"), JobSchema, job, { msgId: job.jobId });
+    await expect.poll(() => resultFor(job.jobId)?.status, { timeout: 30_000 }).toBe("Succeeded");
+    const meta = await artifacts.getArtifact({ artifactId: `${ae}/Late` });
+    expect(meta.artifact?.status).toBe("STORED");
+    expect(meta.artifact?.sha256).toBe(resultFor(job.jobId)?.outputArtifacts[0]?.sha256);
   });
 });

@@ -11,12 +11,14 @@ import type { MessageInitShape } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { extractZip, zipDirectory } from "@sluice/artifacts";
 import { noopLogger } from "@sluice/domain";
-import type { InputGrantSchema, OutputGrantSchema } from "@sluice/proto";
+import { create } from "@bufbuild/protobuf";
+import { OutputGrantSchema as OutputGrantMessage } from "@sluice/proto";
+import type { InputGrantSchema, OutputGrant, OutputGrantSchema } from "@sluice/proto";
 import type {} from "@sluice/testkit";
 import { Client } from "minio";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { JobCancelledError, createJobRunner } from "../src/job-runner.js";
-import type { ArtifactCommitter } from "../src/job-runner.js";
+import type { ArtifactCommitter, OutputGrantRenewer } from "../src/job-runner.js";
 import { isProcessAlive } from "../src/process.js";
 import { createProviderTable } from "../src/providers/table.js";
 import { BASE_ENV, commitAll, git, makeJob, tempDir } from "./helpers.js";
@@ -262,6 +264,79 @@ describe("job runner", () => {
     const result = await runner({ commitArtifact: failing }).run(job, new AbortController().signal);
     expect(result.status).toBe("Failed");
     expect(result.errorDetails?.message).toContain("artifact service said no");
+  });
+
+  it("renews an upload grant that has expired (or expires within a minute) before uploading", async () => {
+    const key = `executions/renew-ae-1/Out.zip`;
+    // A grant signed two minutes ago for one second: the object store refuses it.
+    const expiredUrl = await client.presignedUrl("PUT", bucket, key, 1, {}, new Date(Date.now() - 120_000));
+    expect((await fetch(expiredUrl, { method: "PUT", body: "x" })).status).toBe(403);
+    const requests: { actionExecutionId: string; outputNames: readonly string[] }[] = [];
+    const renewOutputGrants: OutputGrantRenewer = async (request) => {
+      requests.push({ actionExecutionId: request.actionExecutionId, outputNames: [...request.outputNames] });
+      const grants: OutputGrant[] = [];
+      for (const name of request.outputNames) {
+        const url = await client.presignedPutObject(bucket, key, 600);
+        const expiresAt = timestampFromDate(new Date(Date.now() + 600_000));
+        grants.push(create(OutputGrantMessage, { name, artifactId: `renew-ae-1/${name}`, grant: { url, method: "PUT", bucket, key, expiresAt } }));
+      }
+      return grants;
+    };
+    const job = makeJob({
+      actionExecutionId: "renew-ae-1",
+      commands: ["mkdir out && echo late > out/late.txt"],
+      outputs: [
+        {
+          name: "Out",
+          artifactId: "renew-ae-1/Out",
+          grant: { url: expiredUrl, method: "PUT", bucket, key, expiresAt: timestampFromDate(new Date(Date.now() - 119_000)) },
+        },
+      ],
+      outputArtifacts: [{ name: "Out", files: ["out/*"] }],
+    });
+
+    const result = await runner({ renewOutputGrants }).run(job, new AbortController().signal);
+
+    expect(result.errorDetails?.message ?? "").toBe("");
+    expect(result.status).toBe("Succeeded");
+    expect(requests).toEqual([{ actionExecutionId: "renew-ae-1", outputNames: ["Out"] }]);
+    const stored = await fetchZip(key);
+    expect(stored.files).toEqual({ "out/late.txt": "late\n" });
+    expect(result.outputArtifacts[0]?.sha256).toBe(stored.sha256);
+
+    // A grant with more than a minute left is used as is.
+    const freshKey = "executions/renew-ae-2/Fresh.zip";
+    const fresh = {
+      name: "Fresh",
+      artifactId: "renew-ae-2/Fresh",
+      grant: { url: await client.presignedPutObject(bucket, freshKey, 600), method: "PUT", bucket, key: freshKey },
+    };
+    const kept = makeJob({
+      actionExecutionId: "renew-ae-2",
+      commands: ["mkdir out && echo x > out/x"],
+      outputs: [{ ...fresh, grant: { ...fresh.grant, expiresAt: timestampFromDate(new Date(Date.now() + 600_000)) } }],
+      outputArtifacts: [{ name: "Fresh", files: ["out/*"] }],
+    });
+    expect((await runner({ renewOutputGrants }).run(kept, new AbortController().signal)).status).toBe("Succeeded");
+    expect(requests).toHaveLength(1);
+  });
+
+  it("fails without leaking the URL when an expired upload grant cannot be renewed", async () => {
+    const key = `executions/renew-ae-3/Out.zip`;
+    const expiredUrl = await client.presignedUrl("PUT", bucket, key, 1, {}, new Date(Date.now() - 120_000));
+    const refusing: OutputGrantRenewer = () =>
+      Promise.reject(Object.assign(new Error("artifact renew-ae-3/Out is already stored"), { code: 9 }));
+    const job = makeJob({
+      actionExecutionId: "renew-ae-3",
+      commands: ["mkdir out && echo x > out/x"],
+      outputs: [{ name: "Out", artifactId: "renew-ae-3/Out", grant: { url: expiredUrl, method: "PUT", bucket, key, expiresAt: timestampFromDate(new Date(Date.now() - 1_000)) } }],
+      outputArtifacts: [{ name: "Out", files: ["out/*"] }],
+    });
+    const result = await runner({ renewOutputGrants: refusing }).run(job, new AbortController().signal);
+    expect(result.status).toBe("Failed");
+    expect(result.errorDetails?.code).toBe("JobFailed");
+    expect(result.errorDetails?.message).toContain("renewing it failed: artifact renew-ae-3/Out is already stored");
+    expect(`${result.summary} ${result.errorDetails?.message ?? ""}`).not.toContain("X-Amz-Signature");
   });
 
   it("throws JobCancelledError (no result) when the runner stops during a job", async () => {

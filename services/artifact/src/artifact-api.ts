@@ -20,6 +20,8 @@ export const ARTIFACT_PERMISSIONS: PermissionTable = {
   GetArtifact: ["viewer", "runner", "service"],
   ListArtifacts: ["viewer", "runner", "service"],
   CreateDownloadGrant: ["viewer", "runner", "service"],
+  // A running job's own runner renews the upload grants it was handed.
+  RenewOutputGrants: ["runner", "service"],
 };
 
 /** What the handlers need. */
@@ -170,6 +172,41 @@ export function createArtifactApi(deps: ArtifactApiDeps): ServiceImpl<typeof Art
       const doc = await requireArtifact("artifactId", req.artifactId);
       if (doc.status !== "STORED") throw notStored("artifactId", doc._id);
       return { grant: toGrant(await grant("GET", doc, now())), sha256: doc.sha256 };
+    },
+
+    async renewOutputGrants(req) {
+      const v = new Violations();
+      v.actionExecutionId("actionExecutionId", req.actionExecutionId);
+      if (req.outputNames.length === 0) v.add("outputNames", "is required");
+      if (req.outputNames.length > MAX_ARTIFACTS_PER_JOB) v.add("outputNames", `at most ${MAX_ARTIFACTS_PER_JOB} outputs`);
+      const seen = new Set<string>();
+      req.outputNames.forEach((name, i) => {
+        v.artifactName(`outputNames[${i}]`, name);
+        if (seen.has(name)) v.add(`outputNames[${i}]`, `"${name}" is listed twice`);
+        seen.add(name);
+      });
+      v.throwIfAny();
+
+      // Only outputs registered for this action execution by IssueJobGrants, and
+      // only while PENDING: a committed artifact is immutable.
+      const ids = req.outputNames.map((name) => artifactIdOf(req.actionExecutionId, name));
+      const found = await store.getMany(ids);
+      const docs = ids.map((id, i) => {
+        const doc = found.get(id);
+        if (doc === undefined) throw notFound(`outputNames[${i}]`, id);
+        if (doc.status !== "PENDING") {
+          throw new DomainError("ConflictException", `artifact ${id} is already stored; its upload grant is not renewed`, [
+            { field: `outputNames[${i}]`, message: `artifact "${id}" has already been committed` },
+          ]);
+        }
+        return doc;
+      });
+      const at = now();
+      const outputs = await Promise.all(
+        docs.map(async (doc) => ({ name: doc.name, artifactId: doc._id, grant: toGrant(await grant("PUT", doc, at)) })),
+      );
+      logger.info("output grants renewed", { actionExecutionId: req.actionExecutionId, outputs: outputs.length });
+      return { outputs };
     },
   };
 }

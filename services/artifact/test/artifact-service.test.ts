@@ -207,6 +207,55 @@ describe("ArtifactService", () => {
     expect(commit.violations.map((v) => v.field).sort()).toEqual(["sha256", "sizeBytes"]);
   });
 
+  it("renews the PUT grant of a PENDING output for the runner, and refuses STORED, unknown and bad requests", async () => {
+    const request = job({ outputNames: ["Late", "Done"] });
+    const issued = await orchestrator.issueJobGrants(request);
+    const done = issued.outputs[1];
+    const doneBytes = new TextEncoder().encode("done already");
+    await fetch(done?.grant?.url ?? "", { method: "PUT", body: doneBytes });
+    await runner.commitArtifact({ artifactId: done?.artifactId ?? "", sha256: sha256(doneBytes), sizeBytes: BigInt(doneBytes.length) });
+
+    // The service role may renew as well as the runner.
+    const byService = await orchestrator.renewOutputGrants({ actionExecutionId: request.actionExecutionId, outputNames: ["Late"] });
+    expect(byService.outputs[0]?.grant?.method).toBe("PUT");
+    const renewed = await runner.renewOutputGrants({ actionExecutionId: request.actionExecutionId, outputNames: ["Late"] });
+    expect(renewed.outputs).toHaveLength(1);
+    const out = renewed.outputs[0];
+    expect(out).toMatchObject({ name: "Late", artifactId: `${request.actionExecutionId}/Late` });
+    expect(out?.grant).toMatchObject({ method: "PUT", bucket, key: issued.outputs[0]?.grant?.key });
+    expect(Number(out?.grant?.expiresAt?.seconds ?? 0n) * 1000).toBeGreaterThan(Date.now() + 250_000);
+    const bytes = new TextEncoder().encode(`late bytes ${randomUUID()}`);
+    const put = await fetch(out?.grant?.url ?? "", { method: "PUT", body: bytes });
+    expect(put.status).toBe(200);
+    const committed = await runner.commitArtifact({ artifactId: out?.artifactId ?? "", sha256: sha256(bytes), sizeBytes: BigInt(bytes.length) });
+    expect(committed.artifact?.status).toBe("STORED");
+    // Once committed, the output is not renewable any more.
+    const afterCommit = await rpcError(orchestrator.renewOutputGrants({ actionExecutionId: request.actionExecutionId, outputNames: ["Late"] }));
+    expect(afterCommit.code).toBe(GrpcStatus.FAILED_PRECONDITION);
+
+    const stored = await rpcError(runner.renewOutputGrants({ actionExecutionId: request.actionExecutionId, outputNames: ["Done"] }));
+    expect(stored.code).toBe(GrpcStatus.FAILED_PRECONDITION);
+    expect(stored.errorCode).toBe("ConflictException");
+    expect(stored.violations[0]?.field).toBe("outputNames[0]");
+
+    const unknown = await rpcError(runner.renewOutputGrants({ actionExecutionId: request.actionExecutionId, outputNames: ["Nope"] }));
+    expect(unknown.code).toBe(GrpcStatus.NOT_FOUND);
+    expect(unknown.errorCode).toBe("ArtifactNotFoundException");
+    expect(unknown.violations[0]?.field).toBe("outputNames[0]");
+    const otherExecution = await rpcError(runner.renewOutputGrants({ actionExecutionId: randomUUID(), outputNames: ["Late"] }));
+    expect(otherExecution.code).toBe(GrpcStatus.NOT_FOUND);
+
+    const bad = await rpcError(runner.renewOutputGrants({ actionExecutionId: "", outputNames: ["ok", "bad name", "ok"] }));
+    expect(bad.code).toBe(GrpcStatus.INVALID_ARGUMENT);
+    expect(bad.violations.map((v) => v.field).sort()).toEqual(["actionExecutionId", "outputNames[1]", "outputNames[2]"]);
+    const empty = await rpcError(runner.renewOutputGrants({ actionExecutionId: request.actionExecutionId, outputNames: [] }));
+    expect(empty.violations.map((v) => v.field)).toEqual(["outputNames"]);
+
+    const pending = await orchestrator.issueJobGrants(job({ outputNames: ["Out"] }));
+    const viewerRenews = await rpcError(viewer.renewOutputGrants({ actionExecutionId: pending.outputs[0]?.artifactId.split("/")[0] ?? "", outputNames: ["Out"] }));
+    expect(viewerRenews.code).toBe(GrpcStatus.PERMISSION_DENIED);
+  });
+
   it("requires a token and the right role", async () => {
     const none = await rpcError(anonymous.getArtifact({ artifactId: `${randomUUID()}/Out` }));
     expect(none.code).toBe(GrpcStatus.UNAUTHENTICATED);

@@ -62,6 +62,7 @@ beforeAll(async () => {
     getArtifact: unsupported,
     listArtifacts: unsupported,
     createDownloadGrant: unsupported,
+    renewOutputGrants: unsupported,
   });
   peer.add(ApprovalService, {
     putApprovalResult(req, ctx) {
