@@ -4,6 +4,7 @@ import { deflateRawSync, inflateRawSync } from "node:zlib";
 import type { Subjects } from "@sluice/bus";
 import { DomainError, decide, initialRuntime, isTerminal, nextDeadline } from "@sluice/domain";
 import type { Decision, ExecutionEvent, ExecutionRuntime, JobOutcome, Logger, PipelineRuntime, PipelineSpec } from "@sluice/domain";
+import { createMetrics } from "@sluice/service-kit";
 import type { Collection, Db } from "mongodb";
 import { Binary, MongoServerError } from "mongodb";
 import { pipelineNotFound } from "../pipelines/pipeline-store.js";
@@ -11,6 +12,8 @@ import { createKeyedSerial } from "../serial.js";
 import { commandEntry, eventEntry } from "./outbox.js";
 import type { OutboxEntry } from "./outbox.js";
 import type { OutboxPublisher } from "./publisher.js";
+
+const metrics = createMetrics("@sluice/orchestrator");
 
 /**
  * The per-pipeline runtime document (collection `runtime`). `rev` guards every
@@ -329,6 +332,11 @@ export function createRuntimeStore(opts: RuntimeStoreOptions): RuntimeStore {
         continue;
       }
       cache.set(name, { rev: current.rev + 1, state, outbox, deleted: false });
+      // Counted once, by the write that ended them (`finished` lists only this decision's).
+      for (const id of state.finished) {
+        const ended = state.executions[id];
+        if (ended) metrics.executions.add(1, { status: ended.status, trigger: ended.trigger.triggerType });
+      }
       await archiveTerminal(name, state);
       return { result: { decision, state }, entries };
     }
