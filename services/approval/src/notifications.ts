@@ -109,8 +109,23 @@ export function createNotifier(store: ApprovalStore, settings: NotificationSetti
   const timeoutMs = settings.timeoutMs ?? NOTIFY_TIMEOUT_MS;
   const inFlight = new Set<Promise<void>>();
 
-  /** One attempt, if it is due; true when the notification was sent. */
+  // Tokens with an attempt running in this process. The lease below keeps replicas apart on
+  // MongoDB, but FerretDB's conditional updates are not atomic, so the intake's immediate attempt
+  // and a sweep of this same process could both win it; they are kept apart here.
+  const attempting = new Set<string>();
+
+  /** One attempt, if it is due and none runs here already; true when the notification was sent. */
   async function attempt(token: string): Promise<boolean> {
+    if (attempting.has(token)) return false;
+    attempting.add(token);
+    try {
+      return await attemptLeased(token);
+    } finally {
+      attempting.delete(token);
+    }
+  }
+
+  async function attemptLeased(token: string): Promise<boolean> {
     const at = now();
     const doc = await store.leaseNotification(token, at, new Date(at.getTime() + NOTIFY_LEASE_MS));
     if (doc === null) return false;
