@@ -508,24 +508,8 @@ export interface ActionRun {
   pipelineVersion?: number;
 }
 
-/** A finished earlier attempt of an action run (kept for ListActionExecutions). */
-export interface ActionAttempt {
-  actionExecutionId: string;
-  attempt: number;
-  status: ActionStatus;
-  summary?: string;
-  errorDetails?: ErrorDetailsSpec;
-  externalExecutionId?: string;
-  externalExecutionUrl?: string;
-  token?: string;
-  startTime: number;
-  lastUpdateTime: number;
-  updatedBy?: string;
-  outputVariables?: Record<string, string>;
-  resolvedConfiguration?: Record<string, string>;
-  inputArtifactIds: string[];
-  pipelineVersion?: number;
-}
+/** A finished earlier attempt of an action run (kept for ListActionExecutions): the run as it ended. */
+export type ActionAttempt = Omit<ActionRun, "name" | "deadline" | "attempts">;
 
 // ---------------------------------------------------------------- events in
 
