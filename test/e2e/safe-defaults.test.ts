@@ -6,9 +6,14 @@ import { randomBytes } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { loadArtifactConfig, startArtifactService } from "@sluice/artifact";
+import { createArtifactClient, isRpcError } from "@sluice/client";
+import { loadOrchestratorConfig } from "@sluice/orchestrator";
 import { CLUSTER_SERVICES, startCluster } from "@sluice/testkit";
 import type {} from "@sluice/testkit";
+import { GrpcStatus } from "@sluice/grpc";
 import { describe, expect, inject, it } from "vitest";
+import { makeTestPki } from "../../packages/grpc/test/certs.js";
 import { REPO_ROOT } from "./helpers.js";
 
 const servers = inject("servers");
@@ -66,6 +71,53 @@ describe("services bind loopback unless told otherwise", () => {
     } finally {
       await cluster.stop();
       rmSync(logDir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe("mutual TLS from the environment", () => {
+  it("the artifact service with GRPC_TLS_* serves the orchestrator's GRPC_CLIENT_TLS_* client and refuses a client without a certificate", async () => {
+    const pki = makeTestPki();
+    const serviceToken = strong();
+    const artifact = await startArtifactService(
+      loadArtifactConfig({
+        MONGO_URL: servers.mongoUrl,
+        MONGO_DB: `sd_tls_${randomBytes(3).toString("hex")}`,
+        SLUICE_AUTH_TOKENS: `orchestrator=service:${serviceToken}`,
+        S3_ENDPOINT: servers.s3.url,
+        S3_ACCESS_KEY: servers.s3.accessKey,
+        S3_SECRET_KEY: servers.s3.secretKey,
+        GRPC_TLS_CERT: pki.paths.serverCert,
+        GRPC_TLS_KEY: pki.paths.serverKey,
+        GRPC_TLS_CA: pki.paths.ca,
+        GRPC_TLS_CLIENT_AUTH: "require",
+      }),
+    );
+    const address = `127.0.0.1:${artifact.port}`;
+    const orchestrator = loadOrchestratorConfig({
+      NATS_URL: servers.natsUrl,
+      MONGO_URL: servers.mongoUrl,
+      SLUICE_AUTH_TOKENS: `ops=admin:${strong()}`,
+      ARTIFACT_ADDR: address,
+      SLUICE_SERVICE_TOKEN: serviceToken,
+      GRPC_CLIENT_TLS_CA: pki.paths.ca,
+      GRPC_CLIENT_TLS_CERT: pki.paths.clientCert,
+      GRPC_CLIENT_TLS_KEY: pki.paths.clientKey,
+    });
+    const withCert = createArtifactClient({ address, token: serviceToken, deadlineMs: 10_000, tls: orchestrator.grpcClientTls });
+    const withoutCert = createArtifactClient({ address, token: serviceToken, deadlineMs: 10_000, tls: { ca: pki.ca } });
+    const plaintext = createArtifactClient({ address, token: serviceToken, deadlineMs: 10_000 });
+    try {
+      // Through TLS and the token check: the artifact simply does not exist.
+      const missing = await withCert.getArtifact({ artifactId: "no-such/artifact" }).catch((e: unknown) => e);
+      expect(isRpcError(missing, GrpcStatus.NOT_FOUND)).toBe(true);
+      for (const client of [withoutCert, plaintext]) {
+        expect(isRpcError(await client.getArtifact({ artifactId: "no-such/artifact" }).catch((e: unknown) => e), GrpcStatus.UNAVAILABLE)).toBe(true);
+      }
+    } finally {
+      for (const c of [withCert, withoutCert, plaintext]) c.close();
+      await artifact.stop(2000);
+      pki.remove();
     }
   });
 });
