@@ -70,7 +70,7 @@ function readInputFile(spec: string): string {
 
 /** Runs one API command and returns what to print. */
 export async function runCommand(args: ParsedArgs, conn: Connection): Promise<string> {
-  const client = createSluiceClient({ address: conn.address, token: conn.token });
+  const client = createSluiceClient(conn);
   const api = client.pipelines;
   const json = args.flags["json"] === true;
   try {

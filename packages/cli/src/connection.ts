@@ -1,4 +1,5 @@
 import { existsSync, readFileSync } from "node:fs";
+import type { ClientTlsOptions } from "@sluice/client";
 import { join } from "node:path";
 import type { ParsedArgs } from "./args.js";
 import { optionalFlag, UsageError } from "./args.js";
@@ -16,11 +17,39 @@ export interface DevState {
 export interface Connection {
   address: string;
   token: string;
+  /** Set when the server speaks TLS (SLUICE_TLS_CA, SLUICE_TLS=true, SLUICE_TLS_CERT/KEY). */
+  tls?: ClientTlsOptions;
+}
+
+/**
+ * TLS towards the server, from the environment: SLUICE_TLS_CA (a PEM file: the CA the server's
+ * certificate chains to) or SLUICE_TLS=true (the system's roots) turn it on; SLUICE_TLS_CERT and
+ * SLUICE_TLS_KEY are the client certificate for servers requiring mutual TLS. Undefined: plaintext.
+ */
+export function tlsFromEnv(env: Record<string, string | undefined>): ClientTlsOptions | undefined {
+  const file = (name: string): Buffer | undefined => {
+    const path = env[name];
+    if (path === undefined || path === "") return undefined;
+    try {
+      return readFileSync(path);
+    } catch (err) {
+      throw new UsageError(`${name}: cannot read "${path}": ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+    }
+  };
+  const flag = env["SLUICE_TLS"]?.toLowerCase();
+  if (flag !== undefined && flag !== "" && !["true", "false", "1", "0"].includes(flag)) throw new UsageError("SLUICE_TLS: must be true or false");
+  const ca = file("SLUICE_TLS_CA");
+  const cert = file("SLUICE_TLS_CERT");
+  const key = file("SLUICE_TLS_KEY");
+  if ((cert === undefined) !== (key === undefined)) throw new UsageError("SLUICE_TLS_CERT and SLUICE_TLS_KEY go together: set both or neither");
+  if (ca === undefined && cert === undefined && flag !== "true" && flag !== "1") return undefined;
+  return { ...(ca === undefined ? {} : { ca }), ...(cert === undefined ? {} : { cert, key }) };
 }
 
 /**
  * Picks the orchestrator address and token: flags first, then SLUICE_ADDR and
- * SLUICE_TOKEN, then the state file a running `sluice dev` left in `cwd`.
+ * SLUICE_TOKEN, then the state file a running `sluice dev` left in `cwd`; TLS from
+ * `tlsFromEnv`.
  */
 export function resolveConnection(args: ParsedArgs, env: Record<string, string | undefined>, cwd: string): Connection {
   const dev = readDevState(cwd);
@@ -29,7 +58,8 @@ export function resolveConnection(args: ParsedArgs, env: Record<string, string |
   const token = optionalFlag(args, "auth-token") ?? env["SLUICE_TOKEN"] ?? dev?.token;
   if (!address) throw new UsageError("no server: pass --endpoint host:port, set SLUICE_ADDR, or run `npm start` first");
   if (!token) throw new UsageError("no token: pass --auth-token, set SLUICE_TOKEN, or run `npm start` first");
-  return { address, token };
+  const tls = tlsFromEnv(env);
+  return tls === undefined ? { address, token } : { address, token, tls };
 }
 
 export function readDevState(cwd: string): DevState | undefined {

@@ -32,7 +32,7 @@ export async function runDev(o: DevOptions): Promise<void> {
   let cluster: Awaited<ReturnType<typeof startCluster>> | undefined;
   try {
     o.print("starting source-poller, orchestrator, action-runner, approval and artifact services …");
-    cluster = await startCluster({ servers, repoRoot: o.repoRoot, logDir: join(stateDir, "logs"), pollIntervalMs: 2000 });
+    cluster = await startCluster({ servers, repoRoot: o.repoRoot, logDir: join(stateDir, "logs"), pollIntervalMs: 2000, env: { SLUICE_DEV_MODE: "true" } });
     const address = cluster.addresses["orchestrator"] ?? "";
     const state: DevState = { address, token: cluster.tokens.admin, addresses: cluster.addresses };
     writeFileSync(join(o.cwd, DEV_STATE_FILE), JSON.stringify(state, null, 2), { mode: 0o600 });

@@ -30,7 +30,7 @@ const CLEAR = "\u001b[H\u001b[2J";
  */
 export async function runWatch(args: ParsedArgs, conn: Connection, out: WatchOutput, signal?: AbortSignal): Promise<WatchOutcome> {
   const pipelineName = requireFlag(args, "pipeline-name");
-  const client = createSluiceClient({ address: conn.address, token: conn.token });
+  const client = createSluiceClient(conn);
   try {
     let executionId = optionalFlag(args, "pipeline-execution-id") ?? "";
     if (executionId === "") {

@@ -4,4 +4,4 @@ export { createApprovalClient, createArtifactClient, createSluiceClient } from "
 export type { SluiceClient, SluiceClientOptions } from "./sluice-client.js";
 export { readPipelineJson } from "./pipeline-json.js";
 export { SluiceRpcError, isRpcError } from "@sluice/grpc";
-export type { CallOptions, Client } from "@sluice/grpc";
+export type { CallOptions, Client, ClientTlsOptions } from "@sluice/grpc";

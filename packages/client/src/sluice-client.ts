@@ -1,15 +1,20 @@
 import { createClient } from "@sluice/grpc";
-import type { Client } from "@sluice/grpc";
+import type { Client, ClientTlsOptions } from "@sluice/grpc";
 import { ApprovalService, ArtifactService, PipelineService } from "@sluice/proto";
 
 /** Where and as whom to connect. */
 export interface SluiceClientOptions {
-  /** `host:port` of the service (plaintext gRPC). */
+  /** `host:port` of the service. */
   readonly address: string;
   /** Bearer token; a function is asked on every call (for tokens that rotate). */
   readonly token?: string | (() => string);
   /** Default deadline of unary calls in ms. */
   readonly deadlineMs?: number;
+  /**
+   * TLS: `ca` (the CA the server's certificate chains to; omitted: the system's roots), and for
+   * servers requiring client certificates, `cert` and `key`. Undefined: plaintext.
+   */
+  readonly tls?: ClientTlsOptions | undefined;
 }
 
 /** The public API of a Sluice installation (the orchestrator's PipelineService). */
@@ -37,9 +42,10 @@ export function createArtifactClient(opts: SluiceClientOptions): Client<typeof A
 }
 
 // exactOptionalPropertyTypes: pass only the options that are set.
-function clientOptions(opts: SluiceClientOptions): { token?: string | (() => string); deadlineMs?: number } {
+function clientOptions(opts: SluiceClientOptions): { token?: string | (() => string); deadlineMs?: number; tls?: ClientTlsOptions } {
   return {
     ...(opts.token === undefined ? {} : { token: opts.token }),
     ...(opts.deadlineMs === undefined ? {} : { deadlineMs: opts.deadlineMs }),
+    ...(opts.tls === undefined ? {} : { tls: opts.tls }),
   };
 }

@@ -1,6 +1,6 @@
 import type { DescMessage, DescMethod, DescService, MessageInitShape, MessageShape } from "@bufbuild/protobuf";
 import { Client as GrpcClient, Metadata, credentials, status } from "@grpc/grpc-js";
-import type { CallOptions as GrpcCallOptions, ServiceError } from "@grpc/grpc-js";
+import type { ChannelCredentials, ChannelOptions, CallOptions as GrpcCallOptions, ServiceError } from "@grpc/grpc-js";
 import { ERROR_CODES } from "@sluice/domain";
 import type { ErrorCode, FieldViolation } from "@sluice/domain";
 import { deserializerOf, methodPath, serializerOf } from "./adapter.js";
@@ -13,6 +13,28 @@ export interface ClientOptions {
   readonly token?: string | (() => string);
   /** Default deadline of unary calls in ms (streams have none unless given per call). */
   readonly deadlineMs?: number;
+  /** Connect over TLS (mutual TLS with `cert` and `key`); undefined: plaintext. */
+  readonly tls?: ClientTlsOptions | undefined;
+}
+
+/** The client's TLS settings; PEM text or buffers. */
+export interface ClientTlsOptions {
+  /** CA bundle the server's certificate must chain to; undefined: the system's roots. */
+  readonly ca?: Buffer | string | undefined;
+  /** The client's certificate chain, presented to servers that require one (with `key`). */
+  readonly cert?: Buffer | string | undefined;
+  readonly key?: Buffer | string | undefined;
+  /** Name the server's certificate must carry, when it differs from the address's host. */
+  readonly serverName?: string | undefined;
+}
+
+/** The channel credentials and options of `tls`; throws on a certificate without its key (or the reverse). */
+function channelCredentialsOf(tls: ClientTlsOptions | undefined): { creds: ChannelCredentials; options: ChannelOptions } {
+  if (tls === undefined) return { creds: credentials.createInsecure(), options: {} };
+  if ((tls.cert === undefined) !== (tls.key === undefined)) throw new Error("tls.cert and tls.key go together: set both or neither");
+  const buf = (v: Buffer | string | undefined): Buffer | null => (v === undefined ? null : Buffer.from(v));
+  const creds = credentials.createSsl(buf(tls.ca), buf(tls.key), buf(tls.cert));
+  return { creds, options: tls.serverName === undefined ? {} : { "grpc.ssl_target_name_override": tls.serverName, "grpc.default_authority": tls.serverName } };
 }
 
 /** Options of one call. */
@@ -112,13 +134,14 @@ function rpcErrorOf(err: unknown): Error {
 }
 
 /**
- * Creates a typed client of `service` at `address` (`host:port`, plaintext).
+ * Creates a typed client of `service` at `address` (`host:port`; plaintext unless `opts.tls`).
  * Unary methods return promises; server-streaming methods return async
  * iterables that start the call when iterated and cancel it when the loop
  * ends early (`break`, `return`, a thrown error). Failures are `SluiceRpcError`.
  */
 export function createClient<S extends DescService>(service: S, address: string, opts: ClientOptions = {}): Client<S> {
-  const client = new GrpcClient(address, credentials.createInsecure());
+  const { creds, options } = channelCredentialsOf(opts.tls);
+  const client = new GrpcClient(address, creds, options);
 
   function metadataFor(options: CallOptions): Metadata {
     const metadata = new Metadata();

@@ -50,13 +50,26 @@ export interface ServerOptions {
   readonly logger: Logger;
   readonly auth: Authenticator;
   readonly permissions: PermissionTable;
+  /** Serve TLS (and with `requireClientCert`, mutual TLS); undefined: plaintext. */
+  readonly tls?: ServerTlsOptions | undefined;
+}
+
+/** The server's TLS settings; PEM text or buffers. */
+export interface ServerTlsOptions {
+  /** The server's certificate chain. */
+  readonly cert: Buffer | string;
+  readonly key: Buffer | string;
+  /** CA bundle that client certificates must chain to; required with `requireClientCert`. */
+  readonly ca?: Buffer | string | undefined;
+  /** Mutual TLS: a client without a certificate signed by `ca` is refused during the handshake. */
+  readonly requireClientCert?: boolean | undefined;
 }
 
 /** A gRPC server with auth on every registered method, plus health and reflection. */
 export interface SluiceServer {
   /** Registers a service; only before `listen`, so health and reflection know every service. */
   add<S extends DescService>(service: S, impl: ServiceImpl<S>): void;
-  /** Binds (plaintext; port 0 picks a free port), marks every service SERVING and resolves with the bound port. */
+  /** Binds (TLS when configured; port 0 picks a free port), marks every service SERVING and resolves with the bound port. */
   listen(host: string, port: number): Promise<number>;
   /**
    * Health NOT_SERVING, then a graceful shutdown that lets running calls
@@ -75,11 +88,12 @@ type ServerState = { kind: "open" } | { kind: "listening"; port: number } | { ki
  * caller (`authorization: Bearer <token>`), checks the permission table, runs
  * the handler and maps thrown errors to statuses (`toServiceError`). Health
  * (`grpc.health.v1.Health`) and reflection (v1 and v1alpha) need no token.
- * TLS is not configured here: deployments terminate TLS in front of the
- * services for now.
+ * With `tls` the server speaks only TLS; with `tls.requireClientCert` only to
+ * clients presenting a certificate signed by `tls.ca`.
  */
 export function createServer(opts: ServerOptions): SluiceServer {
   const { logger, auth, permissions } = opts;
+  const credentials = serverCredentials(opts.tls);
   const server = new Server({ "grpc.max_receive_message_length": MAX_RECEIVE_MESSAGE_BYTES });
   const health = new HealthImplementation({ "": "NOT_SERVING" });
   health.addToServer(server);
@@ -188,12 +202,16 @@ export function createServer(opts: ServerOptions): SluiceServer {
       new ReflectionService(reflected as unknown as ConstructorParameters<typeof ReflectionService>[0], { services: [...services.map((s) => s.typeName), HEALTH_SERVICE] }).addToServer(server);
       const address = host.includes(":") && !host.startsWith("[") ? `[${host}]:${port}` : `${host}:${port}`;
       const bound = await new Promise<number>((resolve, reject) => {
-        server.bindAsync(address, ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p)));
+        server.bindAsync(address, credentials, (err, p) => (err ? reject(err) : resolve(p)));
       });
+      if (opts.tls === undefined && !isLoopback(host)) {
+        logger.warn("grpc server listens beyond loopback without TLS: bearer tokens cross the network in clear", { host });
+      }
       state = { kind: "listening", port: bound };
       health.setStatus("", "SERVING");
       for (const s of services) health.setStatus(s.typeName, "SERVING");
-      logger.info("grpc server listening", { host, port: bound, services: services.map((s) => s.typeName) });
+      const tls = opts.tls === undefined ? "off" : opts.tls.requireClientCert === true ? "mutual" : "server";
+      logger.info("grpc server listening", { host, port: bound, tls, services: services.map((s) => s.typeName) });
       return bound;
     },
 
@@ -216,6 +234,20 @@ export function createServer(opts: ServerOptions): SluiceServer {
       return done;
     },
   };
+}
+
+function serverCredentials(tls: ServerTlsOptions | undefined): ServerCredentials {
+  if (tls === undefined) return ServerCredentials.createInsecure();
+  const requireClientCert = tls.requireClientCert === true;
+  if (requireClientCert && tls.ca === undefined) throw new Error("tls.requireClientCert needs tls.ca, the CA client certificates must chain to");
+  const ca = tls.ca === undefined ? null : Buffer.from(tls.ca);
+  return ServerCredentials.createSsl(ca, [{ cert_chain: Buffer.from(tls.cert), private_key: Buffer.from(tls.key) }], requireClientCert);
+}
+
+/** True for hosts that only this machine can reach. */
+function isLoopback(host: string): boolean {
+  const h = host.replace(/^\[(.*)\]$/, "$1").toLowerCase();
+  return h === "localhost" || h === "::1" || /^127\.\d+\.\d+\.\d+$/.test(h);
 }
 
 /**

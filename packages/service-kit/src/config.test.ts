@@ -1,14 +1,20 @@
-import { describe, expect, expectTypeOf, it } from "vitest";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, describe, expect, expectTypeOf, it } from "vitest";
 import { z } from "zod";
 import { ConfigError, commonConfig, commonEnv, durationMs, loadConfig, port } from "./config.js";
 import type { CommonConfig } from "./config.js";
 
 const schema = z.object({ ...commonEnv, MONGO_DB: z.string().default("sluice_test"), POLL_INTERVAL_MS: durationMs().default(60_000) });
 
+// A token the policy accepts outside dev mode (32+ random-looking characters).
+const STRONG = "3f9c2a7e1b8d4c6f0a5e9b2d7c1f8a4e";
+
 const valid = {
   NATS_URL: "nats://127.0.0.1:4222",
   MONGO_URL: "mongodb://127.0.0.1:27017/",
-  SLUICE_AUTH_TOKENS: "alice=admin:secret-token",
+  SLUICE_AUTH_TOKENS: `alice=admin:${STRONG}`,
 };
 
 function configError(fn: () => unknown): ConfigError {
@@ -88,7 +94,7 @@ describe("commonConfig", () => {
       mongoUrl: "mongodb://127.0.0.1:27017/",
       grpcHost: "0.0.0.0",
       grpcPort: 50051,
-      authTokens: "alice=admin:secret-token",
+      authTokens: valid.SLUICE_AUTH_TOKENS,
       logLevel: "debug",
       otlpEndpoint: "http://collector:4318",
       shutdownGraceMs: 3000,
@@ -107,6 +113,7 @@ describe("commonConfig", () => {
     const { NATS_URL: _nats, SLUICE_BUS_PREFIX: _prefix, MONGO_URL: _mongo, ...rest } = commonEnv;
     const e = loadConfig(z.object({ ...rest, SLUICE_AUTH_TOKENS: rest.SLUICE_AUTH_TOKENS.transform((spec) => spec.split(",")) }), {
       SLUICE_AUTH_TOKENS: "a=admin:x,b=viewer:y",
+      SLUICE_DEV_MODE: "true",
     });
     const config: Omit<CommonConfig<string[]>, "natsUrl" | "mongoUrl" | "busPrefix"> = commonConfig(e);
     expect(config).toStrictEqual({
@@ -124,5 +131,45 @@ describe("commonConfig", () => {
     expect(config).not.toHaveProperty("natsUrl");
     expect(config).not.toHaveProperty("mongoUrl");
     expect(config).not.toHaveProperty("busPrefix");
+  });
+});
+
+describe("gRPC TLS variables", () => {
+  const dir = mkdtempSync(join(tmpdir(), "sluice-tls-config-"));
+  const file = (name: string): string => {
+    const path = join(dir, name);
+    writeFileSync(path, `-----BEGIN ${name}-----\n`);
+    return path;
+  };
+  const cert = file("cert.pem");
+  const key = file("key.pem");
+  const ca = file("ca.pem");
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it("reads the files and maps them to server and client TLS settings", () => {
+    const config = commonConfig(
+      loadConfig(z.object(commonEnv), {
+        ...valid,
+        GRPC_TLS_CERT: cert,
+        GRPC_TLS_KEY: key,
+        GRPC_TLS_CA: ca,
+        GRPC_TLS_CLIENT_AUTH: "require",
+        GRPC_CLIENT_TLS_CA: ca,
+        GRPC_CLIENT_TLS_CERT: cert,
+        GRPC_CLIENT_TLS_KEY: key,
+      }),
+    );
+    expect(config.grpcTls).toEqual({ cert: readFileSync(cert), key: readFileSync(key), ca: readFileSync(ca), requireClientCert: true });
+    expect(config.grpcClientTls).toEqual({ ca: readFileSync(ca), cert: readFileSync(cert), key: readFileSync(key) });
+  });
+
+  it("names the variable of an unreadable file, a certificate without its key, and mutual TLS without a CA", () => {
+    const err = configError(() =>
+      loadConfig(z.object(commonEnv), { ...valid, GRPC_TLS_CERT: join(dir, "missing.pem"), GRPC_TLS_CLIENT_AUTH: "require", GRPC_CLIENT_TLS_CERT: cert, GRPC_CLIENT_TLS_KEY: key }),
+    );
+    expect(err.message).toContain(`GRPC_TLS_CERT: cannot read "${join(dir, "missing.pem")}": ENOENT`);
+    expect(err.message).toContain("GRPC_TLS_KEY: is required when GRPC_TLS_CERT is set");
+    expect(err.message).toContain("GRPC_TLS_CA: is required when GRPC_TLS_CLIENT_AUTH=require");
+    expect(err.message).toContain("GRPC_CLIENT_TLS_CA: is required when GRPC_CLIENT_TLS_CERT is set");
   });
 });

@@ -1,4 +1,8 @@
+import { readFileSync } from "node:fs";
 import { z } from "zod";
+import { parseEgressAllow } from "./egress.js";
+import type { EgressRule } from "./egress.js";
+import { DEV_MODE_VARIABLE, weakTokens } from "./token-policy.js";
 
 /**
  * Service configuration from environment variables. Each service declares one zod schema over
@@ -23,7 +27,9 @@ export class ConfigError extends Error {
 
 /**
  * Parses `env` with `schema`. Empty values count as unset (so `FOO=` falls back to the default).
- * Throws `ConfigError` naming every bad variable.
+ * Also applies the rules every service shares to the variables its schema reads: tokens must
+ * be strong unless `SLUICE_DEV_MODE=true` (see token-policy.ts), TLS files come in pairs.
+ * Throws `ConfigError` naming every bad variable (never a token's value).
  */
 export function loadConfig<T extends z.ZodType>(schema: T, env: Readonly<Record<string, string | undefined>>): z.output<T> {
   const cleaned: Record<string, string> = {};
@@ -31,14 +37,60 @@ export function loadConfig<T extends z.ZodType>(schema: T, env: Readonly<Record<
     if (value !== undefined && value !== "") cleaned[name] = value;
   }
   const result = schema.safeParse(cleaned);
-  if (result.success) return result.data;
-  const issues = result.error.issues.map((issue): ConfigIssue => {
-    const variable = issue.path.length === 0 ? "(environment)" : issue.path.map(String).join(".");
-    const first = issue.path[0];
-    const missing = issue.code === "invalid_type" && typeof first === "string" && cleaned[first] === undefined;
-    return { variable, message: missing ? "is required" : issue.message };
-  });
+  const issues = result.success
+    ? []
+    : result.error.issues.map((issue): ConfigIssue => {
+        const variable = issue.path.length === 0 ? "(environment)" : issue.path.map(String).join(".");
+        const first = issue.path[0];
+        const missing = issue.code === "invalid_type" && typeof first === "string" && cleaned[first] === undefined;
+        return { variable, message: missing ? "is required" : issue.message };
+      });
+  issues.push(...sharedRuleIssues(cleaned, variablesOf(schema, cleaned)));
+  if (result.success && issues.length === 0) return result.data;
   throw new ConfigError(issues);
+}
+
+/** True when `SLUICE_DEV_MODE` is `true` (or `1`): weak tokens are accepted, for a laptop only. */
+export function isDevMode(env: Readonly<Record<string, string | undefined>>): boolean {
+  const value = env[DEV_MODE_VARIABLE]?.trim().toLowerCase();
+  return value === "true" || value === "1";
+}
+
+/** The variables a schema reads (an object schema's keys; otherwise every variable set). */
+function variablesOf(schema: z.ZodType, env: Readonly<Record<string, string>>): ReadonlySet<string> {
+  return new Set(Object.keys(schema instanceof z.ZodObject ? schema.shape : env));
+}
+
+function sharedRuleIssues(env: Readonly<Record<string, string>>, variables: ReadonlySet<string>): ConfigIssue[] {
+  const issues: ConfigIssue[] = [];
+  const devMode = env[DEV_MODE_VARIABLE];
+  if (devMode !== undefined && !["true", "false", "1", "0"].includes(devMode.trim().toLowerCase())) {
+    issues.push({ variable: DEV_MODE_VARIABLE, message: "must be true or false" });
+  }
+  if (!isDevMode(env)) {
+    for (const weak of weakTokens(env, variables)) {
+      issues.push({ variable: weak.variable, message: `${weak.message}; use a random token of 32+ characters (openssl rand -hex 32), or set ${DEV_MODE_VARIABLE}=true on a laptop` });
+    }
+  }
+  const pairs: [string, string][] = [
+    ["GRPC_TLS_CERT", "GRPC_TLS_KEY"],
+    ["GRPC_CLIENT_TLS_CERT", "GRPC_CLIENT_TLS_KEY"],
+  ];
+  for (const [a, b] of pairs) {
+    if (!variables.has(a)) continue;
+    if (env[a] !== undefined && env[b] === undefined) issues.push({ variable: b, message: `is required when ${a} is set` });
+    if (env[b] !== undefined && env[a] === undefined) issues.push({ variable: a, message: `is required when ${b} is set` });
+  }
+  if (variables.has("GRPC_TLS_CLIENT_AUTH") && env["GRPC_TLS_CLIENT_AUTH"] === "require") {
+    for (const needed of ["GRPC_TLS_CERT", "GRPC_TLS_CA"]) {
+      if (env[needed] === undefined) issues.push({ variable: needed, message: "is required when GRPC_TLS_CLIENT_AUTH=require" });
+    }
+  }
+  // Client TLS is on only with a CA to check servers against: a certificate alone would go unused.
+  if (variables.has("GRPC_CLIENT_TLS_CA") && env["GRPC_CLIENT_TLS_CERT"] !== undefined && env["GRPC_CLIENT_TLS_CA"] === undefined) {
+    issues.push({ variable: "GRPC_CLIENT_TLS_CA", message: "is required when GRPC_CLIENT_TLS_CERT is set" });
+  }
+  return issues;
 }
 
 const DURATION_PATTERN = /^(\d+(?:\.\d+)?)\s*(ms|s|m|h)?$/;
@@ -99,6 +151,63 @@ export function mongoUrl(): z.ZodType<string, string> {
   return z.string().refine((raw) => /^mongodb(\+srv)?:\/\/\S+$/.test(raw), { message: "must be a mongodb:// or mongodb+srv:// URL" });
 }
 
+/** A PEM file, read at startup: its contents (an unreadable file is a config error naming the path). */
+export function pemFile(): z.ZodType<Buffer, string> {
+  return z.string().transform((path, ctx) => {
+    try {
+      return readFileSync(path);
+    } catch (err) {
+      ctx.addIssue({ code: "custom", message: `cannot read "${path}": ${(err as NodeJS.ErrnoException).code ?? String(err)}` });
+      return z.NEVER;
+    }
+  });
+}
+
+/**
+ * gRPC TLS, one group for every service (spread into its schema; also part of `commonEnv`).
+ * Server side: GRPC_TLS_CERT + GRPC_TLS_KEY turn TLS on; GRPC_TLS_CLIENT_AUTH=require makes it
+ * mutual (client certificates must chain to GRPC_TLS_CA). Client side, for calls to other
+ * services: GRPC_CLIENT_TLS_CA (the CA their certificates chain to) turns TLS on;
+ * GRPC_CLIENT_TLS_CERT + GRPC_CLIENT_TLS_KEY is the certificate presented to servers requiring one.
+ */
+export const grpcTlsEnv = {
+  GRPC_TLS_CERT: pemFile().optional(),
+  GRPC_TLS_KEY: pemFile().optional(),
+  GRPC_TLS_CA: pemFile().optional(),
+  /** `require`: mutual TLS. Unset or `none`: client certificates are not asked for. */
+  GRPC_TLS_CLIENT_AUTH: z.enum(["none", "require"]).optional(),
+  GRPC_CLIENT_TLS_CA: pemFile().optional(),
+  GRPC_CLIENT_TLS_CERT: pemFile().optional(),
+  GRPC_CLIENT_TLS_KEY: pemFile().optional(),
+};
+
+/** The server TLS settings `createServer` of @sluice/grpc takes. */
+export interface GrpcServerTls {
+  readonly cert: Buffer;
+  readonly key: Buffer;
+  readonly ca?: Buffer | undefined;
+  readonly requireClientCert: boolean;
+}
+
+/** The client TLS settings `createClient` of @sluice/grpc takes. */
+export interface GrpcClientTls {
+  readonly ca: Buffer;
+  readonly cert?: Buffer | undefined;
+  readonly key?: Buffer | undefined;
+}
+
+/** `EGRESS_ALLOW`: comma-separated CIDRs and host names outbound HTTP may reach although private. */
+export function egressAllow(): z.ZodType<EgressRule[], string> {
+  return z.string().transform((spec, ctx) => {
+    try {
+      return parseEgressAllow(spec);
+    } catch (err) {
+      ctx.addIssue({ code: "custom", message: err instanceof Error ? err.message : String(err) });
+      return z.NEVER;
+    }
+  });
+}
+
 /** Log levels accepted by `LOG_LEVEL`. */
 export const LOG_LEVELS = ["trace", "debug", "info", "warn", "error", "fatal", "silent"] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
@@ -112,7 +221,7 @@ export const commonEnv = {
   NATS_URL: natsUrl(),
   /** MongoDB (or FerretDB) connection string. */
   MONGO_URL: mongoUrl(),
-  /** Interface the gRPC server binds to. */
+  /** Interface the gRPC server binds to: loopback unless told otherwise (compose sets 0.0.0.0 inside its network). */
   GRPC_HOST: z.string().default("127.0.0.1"),
   /** gRPC port; 0 picks a free one (tests). */
   GRPC_PORT: port().default(0),
@@ -132,6 +241,9 @@ export const commonEnv = {
     .string()
     .regex(/^[A-Za-z0-9_-]+$/, { message: "must contain only letters, digits, '_' and '-'" })
     .optional(),
+  ...grpcTlsEnv,
+  /** Private or loopback destinations outbound HTTP (NotificationUrl) may reach; see egress.ts. */
+  EGRESS_ALLOW: egressAllow().optional(),
 };
 
 /**
@@ -150,6 +262,14 @@ export interface CommonEnvInput {
   readonly LOG_LEVEL: LogLevel;
   readonly OTEL_EXPORTER_OTLP_ENDPOINT?: string | undefined;
   readonly SHUTDOWN_GRACE_MS: number;
+  readonly GRPC_TLS_CERT?: Buffer | undefined;
+  readonly GRPC_TLS_KEY?: Buffer | undefined;
+  readonly GRPC_TLS_CA?: Buffer | undefined;
+  readonly GRPC_TLS_CLIENT_AUTH?: "none" | "require" | undefined;
+  readonly GRPC_CLIENT_TLS_CA?: Buffer | undefined;
+  readonly GRPC_CLIENT_TLS_CERT?: Buffer | undefined;
+  readonly GRPC_CLIENT_TLS_KEY?: Buffer | undefined;
+  readonly EGRESS_ALLOW?: EgressRule[] | undefined;
 }
 
 /**
@@ -170,6 +290,12 @@ export interface CommonConfig<Tokens = string> {
   shutdownGraceMs: number;
   /** SLUICE_BUS_PREFIX; undefined: the production subjects (`sluice.…`). */
   busPrefix: string | undefined;
+  /** TLS of this service's gRPC server; undefined: plaintext. */
+  grpcTls?: GrpcServerTls | undefined;
+  /** TLS of this service's calls to other services; undefined: plaintext. */
+  grpcClientTls?: GrpcClientTls | undefined;
+  /** EGRESS_ALLOW, parsed; undefined or empty: outbound HTTP reaches public addresses only. */
+  egressAllow?: readonly EgressRule[] | undefined;
 }
 
 type BusFields = "natsUrl" | "busPrefix";
@@ -199,5 +325,11 @@ export function commonConfig<E extends CommonEnvInput>(e: E): CommonConfigOf<E> 
     otlpEndpoint: e.OTEL_EXPORTER_OTLP_ENDPOINT,
     shutdownGraceMs: e.SHUTDOWN_GRACE_MS,
     ...(e.NATS_URL !== undefined ? { busPrefix: e.SLUICE_BUS_PREFIX } : {}),
+    // Present only when set, so a plaintext configuration looks as it did before TLS existed.
+    ...(e.GRPC_TLS_CERT !== undefined && e.GRPC_TLS_KEY !== undefined
+      ? { grpcTls: { cert: e.GRPC_TLS_CERT, key: e.GRPC_TLS_KEY, ca: e.GRPC_TLS_CA, requireClientCert: e.GRPC_TLS_CLIENT_AUTH === "require" } }
+      : {}),
+    ...(e.GRPC_CLIENT_TLS_CA !== undefined ? { grpcClientTls: { ca: e.GRPC_CLIENT_TLS_CA, cert: e.GRPC_CLIENT_TLS_CERT, key: e.GRPC_CLIENT_TLS_KEY } } : {}),
+    ...(e.EGRESS_ALLOW !== undefined ? { egressAllow: e.EGRESS_ALLOW } : {}),
   } as CommonConfigOf<E>;
 }

@@ -6,13 +6,20 @@ export {
   commonConfig,
   commonEnv,
   durationMs,
+  egressAllow,
+  grpcTlsEnv,
+  isDevMode,
   loadConfig,
   mongoUrl,
   natsUrl,
+  pemFile,
   port,
   positiveInt,
 } from "./config.js";
-export type { CommonConfig, CommonConfigOf, CommonEnvInput, ConfigIssue, LogLevel } from "./config.js";
+export type { CommonConfig, CommonConfigOf, CommonEnvInput, ConfigIssue, GrpcClientTls, GrpcServerTls, LogLevel } from "./config.js";
+export { DEV_MODE_VARIABLE, MIN_TOKEN_LENGTH, WELL_KNOWN_TOKENS, weakTokenReason } from "./token-policy.js";
+export { EgressRefusedError, EgressTimeoutError, createEgressPolicy, egressRequest, parseEgressAllow } from "./egress.js";
+export type { EgressPolicy, EgressPolicyOptions, EgressRequest, EgressResolver, EgressResponse, EgressRule } from "./egress.js";
 export { REDACTED_KEYS, REDACT_PATHS, createLogger } from "./logger.js";
 export type { CreateLoggerOptions } from "./logger.js";
 export { connectMongo } from "./mongo.js";

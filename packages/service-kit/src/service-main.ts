@@ -1,4 +1,5 @@
 import type { Logger } from "@sluice/domain";
+import { isDevMode } from "./config.js";
 import type { LogLevel } from "./config.js";
 import type { StoppableService } from "./lifecycle.js";
 import { runService } from "./lifecycle.js";
@@ -38,6 +39,10 @@ export async function runMain<C extends MainConfig>(o: MainOptions<C>): Promise<
     return;
   }
   const logger = createLogger({ service: o.service, level: config.logLevel });
+  if (isDevMode(o.env)) {
+    // Loud on purpose: a deployment that kept the dev flag accepts guessable tokens.
+    logger.warn("SLUICE_DEV_MODE=true: DEV MODE, weak and well-known tokens are accepted. Never use this outside a laptop.", { devMode: true });
+  }
   const telemetry = await startTelemetry({ serviceName: o.service, otlpEndpoint: config.otlpEndpoint, logger });
   await runService(o.service, logger, () => o.start(config, { logger }), config.shutdownGraceMs);
   await telemetry.shutdown();

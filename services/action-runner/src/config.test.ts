@@ -5,6 +5,7 @@ import { loadActionRunnerConfig } from "./config.js";
 const minimal = {
   NATS_URL: "nats://127.0.0.1:4222",
   SLUICE_AUTH_TOKENS: "ops=admin:admin-token",
+  SLUICE_DEV_MODE: "true",
   ARTIFACT_ADDR: "127.0.0.1:50052",
   SLUICE_SERVICE_TOKEN: "runner-token",
 };

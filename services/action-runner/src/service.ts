@@ -59,7 +59,7 @@ export async function startActionRunner(config: ActionRunnerConfig, deps: Action
     pool: config.pool,
   });
 
-  const server = createServer({ logger, auth: createTokenAuthenticator(config.authTokens), permissions: {} });
+  const server = createServer({ logger, auth: createTokenAuthenticator(config.authTokens), permissions: {}, tls: config.grpcTls });
   const cleanups: (() => Promise<void>)[] = [];
   const cleanup = async (deadlineMs: number): Promise<void> => {
     for (const fn of cleanups.reverse()) {
@@ -72,7 +72,7 @@ export async function startActionRunner(config: ActionRunnerConfig, deps: Action
     let commitArtifact = deps.commitArtifact;
     let renewOutputGrants = deps.renewOutputGrants;
     if (commitArtifact === undefined) {
-      const artifacts = createClient(ArtifactService, config.artifactAddr, { token: config.serviceToken, deadlineMs: 30_000 });
+      const artifacts = createClient(ArtifactService, config.artifactAddr, { token: config.serviceToken, deadlineMs: 30_000, tls: config.grpcClientTls });
       cleanups.push(() => {
         artifacts.close();
         return Promise.resolve();

@@ -52,6 +52,7 @@ describe("action-runner with the artifact service", () => {
           MONGO_DB: `runner_artifacts_${suffix}`,
           GRPC_PORT: String(port),
           SLUICE_AUTH_TOKENS: "orchestrator=service:svc-token,runner-1=runner:runner-token",
+          SLUICE_DEV_MODE: "true",
           S3_ENDPOINT: s3.url,
           S3_ACCESS_KEY: s3.accessKey,
           S3_SECRET_KEY: s3.secretKey,
@@ -75,6 +76,7 @@ describe("action-runner with the artifact service", () => {
       loadActionRunnerConfig({
         NATS_URL: natsUrl,
         SLUICE_AUTH_TOKENS: "ops=admin:admin-token",
+        SLUICE_DEV_MODE: "true",
         SLUICE_BUS_PREFIX: prefix,
         ARTIFACT_ADDR: `127.0.0.1:${port}`,
         SLUICE_SERVICE_TOKEN: "runner-token",

@@ -41,6 +41,7 @@ describe("action-runner service", () => {
     const config = loadActionRunnerConfig({
       NATS_URL: natsUrl,
       SLUICE_AUTH_TOKENS: "ops=admin:test-admin-token",
+      SLUICE_DEV_MODE: "true",
       SLUICE_BUS_PREFIX: prefix,
       ARTIFACT_ADDR: "127.0.0.1:1",
       SLUICE_SERVICE_TOKEN: "runner-token",
@@ -310,6 +311,7 @@ describe("action-runner service", () => {
       loadActionRunnerConfig({
         NATS_URL: natsUrl,
         SLUICE_AUTH_TOKENS: "ops=admin:test-admin-token",
+        SLUICE_DEV_MODE: "true",
         SLUICE_BUS_PREFIX: prefix,
         ARTIFACT_ADDR: "127.0.0.1:1",
         SLUICE_SERVICE_TOKEN: "runner-token",

@@ -141,7 +141,7 @@ describe("notifications", () => {
 
 describe("loadApprovalConfig", () => {
   it("applies defaults and names every bad variable", () => {
-    const config = loadApprovalConfig({ NATS_URL: "nats://127.0.0.1:4222", MONGO_URL: "mongodb://127.0.0.1", SLUICE_AUTH_TOKENS: "a=approver:t" });
+    const config = loadApprovalConfig({ NATS_URL: "nats://127.0.0.1:4222", MONGO_URL: "mongodb://127.0.0.1", SLUICE_DEV_MODE: "true", SLUICE_AUTH_TOKENS: "a=approver:t" });
     expect(config).toMatchObject({ mongoDb: "sluice_approvals", sweepMs: 5000, busPrefix: undefined, region: "local", consoleUrl: undefined });
     const load = () =>
       loadApprovalConfig({ MONGO_URL: "mongodb://127.0.0.1", SLUICE_AUTH_TOKENS: "a=king:t", APPROVAL_SWEEP_MS: "soon", APPROVAL_CONSOLE_URL: "ftp://x" });

@@ -1,4 +1,6 @@
 import type { Logger } from "@sluice/domain";
+import { EgressRefusedError, EgressTimeoutError, createEgressPolicy, egressRequest } from "@sluice/service-kit";
+import type { EgressPolicy } from "@sluice/service-kit";
 import type { ApprovalDoc, ApprovalStore } from "./approval-store.js";
 
 /**
@@ -8,6 +10,10 @@ import type { ApprovalDoc, ApprovalStore } from "./approval-store.js";
  * approval document, so retries survive restarts: the intake tries at once, the sweeper retries
  * due attempts with backoff. A notification never blocks or fails the approval; once the approval
  * is answered or expired, pending retries are skipped.
+ *
+ * Every POST goes through the egress policy (@sluice/service-kit egress.ts): a URL whose host is
+ * or resolves to a loopback, link-local or private address is refused before connecting unless
+ * `EGRESS_ALLOW` opens it, and the notification fails at once with the reason.
  *
  * Delivery is at least once: an attempt takes a lease (`leaseNotification`) so two sweeps do
  * not send the same attempt, but a crash after the POST and before recording it sends again.
@@ -54,6 +60,8 @@ export interface NotificationSettings {
   readonly consoleUrl: string | undefined;
   /** Timeout of one POST (default {@link NOTIFY_TIMEOUT_MS}). */
   readonly timeoutMs?: number | undefined;
+  /** Where POSTs may go. @default public addresses only (createEgressPolicy()) */
+  readonly egress?: EgressPolicy | undefined;
 }
 
 /** The notification body of an approval. */
@@ -107,6 +115,7 @@ export interface Notifier {
 /** Creates the notifier over the store; `now` is the service clock (expiry and retries follow it). */
 export function createNotifier(store: ApprovalStore, settings: NotificationSettings, logger: Logger, now: () => Date): Notifier {
   const timeoutMs = settings.timeoutMs ?? NOTIFY_TIMEOUT_MS;
+  const egress = settings.egress ?? createEgressPolicy();
   const inFlight = new Set<Promise<void>>();
 
   // Tokens with an attempt running in this process. The lease below keeps replicas apart on
@@ -138,13 +147,16 @@ export function createNotifier(store: ApprovalStore, settings: NotificationSetti
       log.info("approval notification skipped: the approval is already closed", { status: doc.status });
       return false;
     }
-    const error = await post(url, notificationOf(doc, settings), timeoutMs);
+    const { error, final } = await post(egress, url, notificationOf(doc, settings), timeoutMs);
     if (error === undefined) {
       await store.setNotification(token, { status: "Sent", nextAt: null, sentAt: now(), lastError: "" });
       log.info("approval notification sent");
       return true;
     }
-    if (attempts >= NOTIFY_MAX_ATTEMPTS) {
+    if (final) {
+      await store.setNotification(token, { status: "Failed", nextAt: null, lastError: error });
+      log.warn("approval notification refused; not retrying", { err: error });
+    } else if (attempts >= NOTIFY_MAX_ATTEMPTS) {
       await store.setNotification(token, { status: "Failed", nextAt: null, lastError: error });
       log.warn("approval notification failed; giving up", { err: error });
     } else {
@@ -183,26 +195,27 @@ export function createNotifier(store: ApprovalStore, settings: NotificationSetti
   };
 }
 
-/** POSTs the body; resolves with an error text, or undefined on a 2xx answer. */
-async function post(url: string, body: ApprovalNotification, timeoutMs: number): Promise<string | undefined> {
+/**
+ * POSTs the body; `error` is undefined on a 2xx answer. `final`: retrying cannot help (the URL is
+ * unusable or the egress policy refuses its destination).
+ */
+async function post(egress: EgressPolicy, url: string, body: ApprovalNotification, timeoutMs: number): Promise<{ error: string | undefined; final: boolean }> {
   const problem = notificationUrlProblem(url);
-  if (problem !== undefined) return `NotificationUrl ${problem}`;
+  if (problem !== undefined) return { error: `NotificationUrl ${problem}`, final: true };
   try {
-    const res = await fetch(url, {
+    // A redirect is an answer we do not follow (egressRequest never does): the URL is what the pipeline author wrote.
+    const res = await egressRequest(egress, url, {
       method: "POST",
       headers: { "content-type": "application/json", "user-agent": "sluice-approval" },
       body: JSON.stringify(body),
-      // A redirect is an answer we do not follow: the URL is what the pipeline author wrote.
-      redirect: "manual",
-      signal: AbortSignal.timeout(timeoutMs),
+      timeoutMs,
+      maxResponseBytes: 0,
     });
-    // The body is not needed; discard it so the connection is released.
-    await res.body?.cancel().catch(() => undefined);
-    return res.status >= 200 && res.status < 300 ? undefined : `HTTP ${res.status}`;
+    return { error: res.status >= 200 && res.status < 300 ? undefined : `HTTP ${res.status}`, final: false };
   } catch (err) {
-    if (err instanceof DOMException && err.name === "TimeoutError") return `no answer within ${timeoutMs} ms`;
-    const cause = (err as { cause?: unknown }).cause;
-    return errorText(cause ?? err);
+    if (err instanceof EgressRefusedError) return { error: `NotificationUrl refused by the egress policy: ${err.message} (EGRESS_ALLOW can open it)`, final: true };
+    if (err instanceof EgressTimeoutError) return { error: err.message, final: false };
+    return { error: errorText(err), final: false };
   }
 }
 

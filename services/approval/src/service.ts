@@ -4,7 +4,7 @@ import { noopLogger } from "@sluice/domain";
 import type { Logger } from "@sluice/domain";
 import { createServer, createTokenAuthenticator } from "@sluice/grpc";
 import { ApprovalService, JobResultSchema, JobSchema } from "@sluice/proto";
-import { connectMongo } from "@sluice/service-kit";
+import { connectMongo, createEgressPolicy } from "@sluice/service-kit";
 import { APPROVAL_PERMISSIONS, createApprovalApi } from "./approval-api.js";
 import { createApprovalStore } from "./approval-store.js";
 import type { ApprovalConfig } from "./config.js";
@@ -87,7 +87,7 @@ export async function startApprovalService(config: ApprovalConfig, deps: Approva
     );
     const notifier = createNotifier(
       store,
-      { region: config.region ?? "local", consoleUrl: config.consoleUrl, timeoutMs: deps.notifyTimeoutMs },
+      { region: config.region ?? "local", consoleUrl: config.consoleUrl, timeoutMs: deps.notifyTimeoutMs, egress: createEgressPolicy({ allow: config.egressAllow }) },
       logger,
       now,
     );
@@ -105,7 +105,7 @@ export async function startApprovalService(config: ApprovalConfig, deps: Approva
     const sweeper = startSweeper({ outbox, store, notifier }, config.sweepMs, now, logger);
     teardown.unshift({ name: "sweeper", run: () => sweeper.stop() });
 
-    const server = createServer({ logger, auth: createTokenAuthenticator(config.authTokens), permissions: APPROVAL_PERMISSIONS });
+    const server = createServer({ logger, auth: createTokenAuthenticator(config.authTokens), permissions: APPROVAL_PERMISSIONS, tls: config.grpcTls });
     server.add(ApprovalService, createApprovalApi({ store, outbox, logger, now }));
     // Registered before listen so a failed bind still closes the server.
     teardown.unshift({ name: "grpc", run: (ms) => server.stop(ms) });

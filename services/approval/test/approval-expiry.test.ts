@@ -85,6 +85,9 @@ beforeAll(async () => {
     SLUICE_BUS_PREFIX: prefix,
     APPROVAL_SWEEP_MS: "50",
     APPROVAL_CONSOLE_URL: "https://sluice.example.com",
+    // The test's short tokens and its loopback webhook: both refused by the production defaults.
+    SLUICE_DEV_MODE: "true",
+    EGRESS_ALLOW: "127.0.0.1/32",
   });
   service = await startApprovalService(config, { now: () => new Date(clock), notifyTimeoutMs: 300 });
   bus = await connectBus({ servers: servers.natsUrl, name: "approval-expiry-test", logger: noopLogger, prefix });

@@ -38,6 +38,7 @@ beforeAll(async () => {
     MONGO_URL: servers.mongoUrl,
     MONGO_DB: dbName,
     SLUICE_AUTH_TOKENS: TOKENS,
+    SLUICE_DEV_MODE: "true",
     SLUICE_BUS_PREFIX: prefix,
     APPROVAL_SWEEP_MS: "100",
   });

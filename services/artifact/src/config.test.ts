@@ -4,6 +4,7 @@ import { loadArtifactConfig } from "./config.js";
 const base = {
   MONGO_URL: "mongodb://127.0.0.1:27017",
   SLUICE_AUTH_TOKENS: "orchestrator=service:abc",
+  SLUICE_DEV_MODE: "true",
   S3_ENDPOINT: "http://127.0.0.1:9000",
   S3_ACCESS_KEY: "minio",
   S3_SECRET_KEY: "minio-secret",

@@ -1,7 +1,7 @@
 import { z } from "zod";
 import { parseTokenTable } from "@sluice/grpc";
 import type { TokenEntry } from "@sluice/grpc";
-import { commonConfig, commonEnv, loadConfig, positiveInt } from "@sluice/service-kit";
+import { commonConfig, commonEnv, grpcTlsEnv, loadConfig, positiveInt } from "@sluice/service-kit";
 import type { CommonConfig } from "@sluice/service-kit";
 import { MAX_PRESIGN_SECONDS } from "./object-store.js";
 import type { S3Settings } from "./object-store.js";
@@ -16,6 +16,7 @@ export const artifactEnv = z.object({
   MONGO_DB: z.string().min(1).default("sluice_artifacts"),
   GRPC_HOST: commonEnv.GRPC_HOST,
   GRPC_PORT: commonEnv.GRPC_PORT,
+  ...grpcTlsEnv,
   SLUICE_AUTH_TOKENS: commonEnv.SLUICE_AUTH_TOKENS.transform(tokenTable),
   OTEL_EXPORTER_OTLP_ENDPOINT: commonEnv.OTEL_EXPORTER_OTLP_ENDPOINT,
   LOG_LEVEL: commonEnv.LOG_LEVEL,

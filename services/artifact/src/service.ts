@@ -37,7 +37,7 @@ export async function startArtifactService(config: ArtifactConfig, deps: Artifac
   let server: SluiceServer | undefined;
   let port: number;
   try {
-    server = createServer({ logger, auth: createTokenAuthenticator(config.authTokens), permissions: ARTIFACT_PERMISSIONS });
+    server = createServer({ logger, auth: createTokenAuthenticator(config.authTokens), permissions: ARTIFACT_PERMISSIONS, tls: config.grpcTls });
     const store = createArtifactStore(mongo.db);
     await store.ensureIndexes();
     const objects = createObjectStore(config.s3);

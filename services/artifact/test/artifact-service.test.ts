@@ -24,6 +24,7 @@ beforeAll(async () => {
     MONGO_URL: servers.mongoUrl,
     MONGO_DB: `test_artifacts_${suffix}`,
     SLUICE_AUTH_TOKENS: TOKENS,
+    SLUICE_DEV_MODE: "true",
     S3_ENDPOINT: `${servers.s3.useSSL ? "https" : "http"}://${servers.s3.endPoint}:${servers.s3.port}`,
     S3_ACCESS_KEY: servers.s3.accessKey,
     S3_SECRET_KEY: servers.s3.secretKey,

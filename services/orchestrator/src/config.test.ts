@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { ConfigError } from "@sluice/service-kit";
 import { loadOrchestratorConfig } from "./config.js";
 
-const base = { NATS_URL: "nats://127.0.0.1:4222", MONGO_URL: "mongodb://127.0.0.1:27017", SLUICE_AUTH_TOKENS: "a=admin:t" };
+const base = { NATS_URL: "nats://127.0.0.1:4222", MONGO_URL: "mongodb://127.0.0.1:27017", SLUICE_DEV_MODE: "true", SLUICE_AUTH_TOKENS: "a=admin:t" };
 
 describe("loadOrchestratorConfig", () => {
   it("applies the documented defaults", () => {
@@ -31,7 +31,7 @@ describe("loadOrchestratorConfig", () => {
   it("names every bad variable at once", () => {
     let error: unknown;
     try {
-      loadOrchestratorConfig({ MONGO_URL: "postgres://x", SLUICE_AUTH_TOKENS: "a=admin:t", OUTBOX_SWEEP_MS: "soon", DEFAULT_ARTIFACT_BUCKET: "Bad_Bucket" });
+      loadOrchestratorConfig({ MONGO_URL: "postgres://x", SLUICE_DEV_MODE: "true", SLUICE_AUTH_TOKENS: "a=admin:t", OUTBOX_SWEEP_MS: "soon", DEFAULT_ARTIFACT_BUCKET: "Bad_Bucket" });
     } catch (err) {
       error = err;
     }

@@ -95,12 +95,12 @@ export async function startOrchestrator(config: OrchestratorConfig, deps: Orches
     if (config.artifactAddr === "") {
       logger.warn("ARTIFACT_ADDR is not set: jobs are dispatched without artifact grants");
     } else {
-      artifacts = createClient(ArtifactService, config.artifactAddr, { token: config.serviceToken, deadlineMs: 15_000 });
+      artifacts = createClient(ArtifactService, config.artifactAddr, { token: config.serviceToken, deadlineMs: 15_000, tls: config.grpcClientTls });
     }
     if (config.approvalAddr === "") {
       logger.warn("APPROVAL_ADDR is not set: PutApprovalResult is unavailable");
     } else {
-      approvals = createClient(ApprovalService, config.approvalAddr, { deadlineMs: 15_000 });
+      approvals = createClient(ApprovalService, config.approvalAddr, { deadlineMs: 15_000, tls: config.grpcClientTls });
     }
 
     const pipelines = createPipelineStore(db);
@@ -160,7 +160,7 @@ export async function startOrchestrator(config: OrchestratorConfig, deps: Orches
       }),
     );
 
-    server = createServer({ logger, auth, permissions: PIPELINE_PERMISSIONS });
+    server = createServer({ logger, auth, permissions: PIPELINE_PERMISSIONS, tls: config.grpcTls });
     server.add(
       PipelineService,
       createPipelineApi({

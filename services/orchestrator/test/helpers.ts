@@ -33,6 +33,7 @@ export function testConfig(servers: ProvidedServers, iso: { prefix: string; dbNa
     MONGO_URL: servers.mongoUrl,
     MONGO_DB: iso.dbName,
     SLUICE_AUTH_TOKENS: TOKENS,
+    SLUICE_DEV_MODE: "true",
     SLUICE_BUS_PREFIX: iso.prefix,
     OUTBOX_SWEEP_MS: "100",
     TIMER_SWEEP_MS: "50",

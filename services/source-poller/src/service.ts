@@ -61,7 +61,7 @@ export async function startSourcePoller(config: SourcePollerConfig, deps: { logg
   };
   loop();
 
-  const server = createServer({ logger, auth: createTokenAuthenticator(parseTokenTable(config.authTokens)), permissions: {} });
+  const server = createServer({ logger, auth: createTokenAuthenticator(parseTokenTable(config.authTokens)), permissions: {}, tls: config.grpcTls });
   const port = await server.listen(config.grpcHost, config.grpcPort);
   logger.info("source-poller started", { port, pollIntervalMs: config.pollIntervalMs });
 
