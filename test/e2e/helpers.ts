@@ -108,6 +108,7 @@ export function useCluster(name: string, opts: UseClusterOptions = {}): E2eEnv {
               pollIntervalMs: 500,
               logDir: env.logDir,
               stopGraceMs: 10_000,
+              deployBuckets: E2E_DEPLOY_BUCKETS,
               ...(opts.serviceEnv === undefined ? {} : { serviceEnv: opts.serviceEnv }),
             })
           : await opts.start({ servers, busPrefix: env.busPrefix, mongoDbPrefix, logDir: env.logDir });
@@ -306,6 +307,9 @@ export function pipelineDocument(o: PipelineJsonOptions): { pipeline: { name: st
 export async function createPipelineFromJson(env: E2eEnv, json: string): Promise<void> {
   await env.sluice.pipelines.createPipeline(readPipelineJson(json));
 }
+
+/** DEPLOY_BUCKETS of e2e clusters: every pipeline may deploy to the buckets `bucketName("deploy")` makes. */
+export const E2E_DEPLOY_BUCKETS = "*=e2e-deploy-*";
 
 /** Unique lowercase bucket name (3-63 characters). */
 export function bucketName(kind: string): string {

@@ -16,6 +16,7 @@ import { loadOrchestratorConfig, startOrchestrator } from "@sluice/orchestrator"
 import { createLogger } from "@sluice/service-kit";
 import { clusterTokenTable } from "@sluice/testkit";
 import type { Cluster, ClusterService, ClusterTokens } from "@sluice/testkit";
+import { E2E_DEPLOY_BUCKETS } from "./helpers.js";
 import type { ClusterSetup } from "./helpers.js";
 
 /** Options of {@link startInProcessCluster}. */
@@ -61,7 +62,7 @@ export async function startInProcessCluster(setup: ClusterSetup, opts: InProcess
   };
   const addresses = {} as Record<ClusterService, string>;
   try {
-    const artifact = await startArtifactService(loadArtifactConfig({ ...common("artifact"), MONGO_URL: servers.mongoUrl, ...s3 }), {
+    const artifact = await startArtifactService(loadArtifactConfig({ ...common("artifact"), MONGO_URL: servers.mongoUrl, ...s3, DEPLOY_BUCKETS: E2E_DEPLOY_BUCKETS }), {
       logger: loggerFor("artifact"),
     });
     running.push({ name: "artifact", stop: (ms) => artifact.stop(ms) });
@@ -102,7 +103,6 @@ export async function startInProcessCluster(setup: ClusterSetup, opts: InProcess
         ARTIFACT_ADDR: addresses.artifact,
         SLUICE_SERVICE_TOKEN: tokens.runner,
         RUNNER_ID: `runner-${randomBytes(3).toString("hex")}`,
-        ...s3,
       }),
       { logger: loggerFor("action-runner") },
     );

@@ -1,9 +1,11 @@
 export { SHA256_HEX_PATTERN, isSha256Hex, sha256File } from "./checksum.js";
 export { DEFAULT_EXTRACT_LIMITS, RATIO_FLOOR_BYTES, extractZip } from "./extract.js";
 export type { ExtractLimits, ExtractResult } from "./extract.js";
+export { MAX_OBJECT_KEY_BYTES, bucketNameProblem, objectKeyProblem, trimPrefix } from "./object-key.js";
 export { compileGlob, segmentMatches } from "./glob.js";
 export type { Glob } from "./glob.js";
-export { TransferError, downloadFile, uploadFile } from "./transfer.js";
+export { DEFAULT_MAX_DOWNLOAD_BYTES, TransferError, downloadFile, putFile, uploadFile } from "./transfer.js";
+export type { PutOptions } from "./transfer.js";
 export type { DownloadOptions, TransferOptions } from "./transfer.js";
 export { zipDirectory } from "./zip.js";
 export type { ZipResult } from "./zip.js";

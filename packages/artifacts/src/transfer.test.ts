@@ -9,7 +9,7 @@ import { Client as MinioClient } from "minio";
 import { afterAll, beforeAll, describe, expect, inject, it, vi } from "vitest";
 // Brings in the typing of inject("servers") (vitest ProvidedContext, declared by the testkit).
 import type {} from "@sluice/testkit";
-import { downloadFile, TransferError, uploadFile } from "./transfer.js";
+import { downloadFile, putFile, TransferError, uploadFile } from "./transfer.js";
 
 // expect.stringMatching is typed `any`; as `unknown` it can sit inside toMatchObject shapes.
 const matching = (re: RegExp): unknown => expect.stringMatching(re);
@@ -57,6 +57,18 @@ beforeAll(async () => {
         puts.push({ key, complete, length });
         if (complete && data.length === length) objects.set(key, data);
         res.writeHead(200).end();
+        return;
+      }
+      if (key.startsWith("/endless/")) {
+        // No Content-Length: only counting the bytes can stop this body.
+        res.writeHead(200, { "transfer-encoding": "chunked" });
+        const chunk = Buffer.alloc(64 * 1024, 1);
+        const pump = (): void => {
+          while (!res.destroyed && res.write(chunk));
+          if (!res.destroyed) res.once("drain", pump);
+        };
+        res.on("close", () => res.removeAllListeners("drain"));
+        pump();
         return;
       }
       const stored = objects.get(key.replace("/lying/", "/"));
@@ -163,7 +175,52 @@ describe("uploadFile / downloadFile over HTTP", () => {
   });
 });
 
+describe("downloadFile size bound", () => {
+  it("aborts a body without Content-Length once it passes maxBytes, deleting the file", async () => {
+    const dest = join(work, "endless.out");
+    const err = await downloadFile(`${base}/endless/bucket/x.zip`, dest, sha(Buffer.from("x")), { maxBytes: 1_000_000 }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(TransferError);
+    expect(err).toMatchObject({ retryable: false, message: matching(/more than the 1000000 bytes expected/) });
+    expect(existsSync(dest)).toBe(false);
+  });
+});
+
 describe("uploadFile / downloadFile against MinIO presigned URLs", () => {
+  it("refuses to download an object bigger than the recorded size (a grant to another object)", async () => {
+    const { s3 } = inject("servers");
+    const client = new MinioClient({ ...s3, region: "us-east-1" });
+    const bucket = `artifacts-bound-${randomBytes(4).toString("hex")}`;
+    await client.makeBucket(bucket, "us-east-1");
+    const big = randomBytes(2_000_000);
+    await client.putObject(bucket, "big.zip", big);
+    const dest = join(work, "big.out");
+    // The artifact was recorded with 1000 bytes; the grant's object is 2 MB.
+    const err = await downloadFile(await client.presignedGetObject(bucket, "big.zip", 60), dest, sha(big), { maxBytes: 1000 }).catch(
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(TransferError);
+    expect((err as Error).message).toMatch(/the object has 2000000 bytes, more than the 1000 expected/);
+    expect((err as Error).message).not.toMatch(/X-Amz-Signature/);
+    expect(existsSync(dest)).toBe(false);
+  });
+
+  it("puts a file with its headers through a presigned PUT", async () => {
+    const { s3 } = inject("servers");
+    const client = new MinioClient({ ...s3, region: "us-east-1" });
+    const bucket = `artifacts-put-${randomBytes(4).toString("hex")}`;
+    await client.makeBucket(bucket, "us-east-1");
+    const src = join(work, "page.html");
+    await writeFile(src, "<h1>hi</h1>\n");
+    await putFile(await client.presignedPutObject(bucket, "site/index.html", 60), src, {
+      headers: { "Content-Type": "text/html; charset=utf-8", "Cache-Control": "max-age=60" },
+    });
+    const stat = await client.statObject(bucket, "site/index.html");
+    expect(stat.size).toBe(12);
+    expect(stat.metaData["content-type"]).toBe("text/html; charset=utf-8");
+    expect(stat.metaData["cache-control"]).toBe("max-age=60");
+    await expect(putFile(`${base}/forbidden/k?X-Amz-Signature=secret`, src)).rejects.toMatchObject({ statusCode: 403 });
+  });
+
   it("moves a file through real S3 presigned PUT and GET", async () => {
     const { s3 } = inject("servers");
     const client = new MinioClient({ ...s3, region: "us-east-1" });

@@ -35,9 +35,22 @@ export interface TransferOptions {
 
 /** Options of {@link downloadFile}. */
 export interface DownloadOptions extends TransferOptions {
-  /** Fails (and deletes the file) once more bytes than this arrive. @default unlimited */
+  /**
+   * Fails (and deletes the file) as soon as the response announces, or more bytes than this arrive:
+   * callers pass the artifact's recorded size, so a grant to a bigger object cannot fill the disk.
+   * @default DEFAULT_MAX_DOWNLOAD_BYTES
+   */
   maxBytes?: number;
 }
+
+/** Options of {@link putFile}. */
+export interface PutOptions extends TransferOptions {
+  /** Extra request headers (Content-Type, Cache-Control, …); Content-Length is set from the file. */
+  headers?: Record<string, string>;
+}
+
+/** The most {@link downloadFile} accepts when the caller names no limit (5 GiB, S3's single-PUT limit). */
+export const DEFAULT_MAX_DOWNLOAD_BYTES = 5 * 1024 ** 3;
 
 const DEFAULT_IDLE_MS = 60_000;
 
@@ -172,6 +185,35 @@ export async function uploadFile(url: string, path: string, sha256: string, opts
 }
 
 /**
+ * Streams `path` to `url` with an HTTP PUT (a presigned S3 URL) and the given headers, for files
+ * that are not artifacts (deploy targets): no checksum, the object store's answer decides.
+ * Failures throw {@link TransferError} (or the file system error).
+ */
+export async function putFile(url: string, path: string, opts: PutOptions = {}): Promise<void> {
+  const u = parseUrl(url);
+  const size = (await stat(path)).size;
+  const what = describe("PUT", u);
+  const req = start(u, "PUT", { ...opts.headers, "Content-Length": size }, opts);
+  const response = new Promise<IncomingMessage>((resolve, reject) => {
+    req.once("response", resolve);
+    req.once("error", reject);
+  });
+  response.catch(() => undefined); // observed below
+  let res: IncomingMessage;
+  try {
+    await pipeline(createReadStream(path), req);
+    res = await response;
+  } catch (err) {
+    req.destroy();
+    const answered = await response.catch(() => undefined);
+    if (answered !== undefined && (answered.statusCode ?? 0) >= 300) throw await statusError(what, answered);
+    throw networkError(what, err);
+  }
+  if ((res.statusCode ?? 0) < 200 || (res.statusCode ?? 0) >= 300) throw await statusError(what, res);
+  res.resume();
+}
+
+/**
  * Streams `url` (HTTP GET, a presigned S3 URL) into `dest`, hashing on the way. When the body does not hash
  * to `expectedSha256`, `dest` is deleted and `DomainError("ArtifactIntegrityException")` is thrown; any
  * other failure also deletes `dest` and throws {@link TransferError} (or the file system error).
@@ -200,12 +242,17 @@ export async function downloadFile(
 
   const hash = createHash("sha256");
   let received = 0;
-  const maxBytes = opts.maxBytes ?? Number.POSITIVE_INFINITY;
+  const maxBytes = opts.maxBytes ?? DEFAULT_MAX_DOWNLOAD_BYTES;
+  const announced = res.headers["content-length"];
+  if (announced !== undefined && Number(announced) > maxBytes) {
+    res.destroy();
+    throw new TransferError(`${what}: the object has ${announced} bytes, more than the ${maxBytes} expected`, 200, false);
+  }
   const measure = new Transform({
     transform(chunk: Buffer, _enc, done) {
       received += chunk.length;
       if (received > maxBytes) {
-        done(new TransferError(`${what}: more than ${maxBytes} bytes`, undefined, false));
+        done(new TransferError(`${what}: more than the ${maxBytes} bytes expected`, 200, false));
         return;
       }
       hash.update(chunk);

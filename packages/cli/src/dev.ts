@@ -4,7 +4,7 @@ import { createSluiceClient, isRpcError, readPipelineJson } from "@sluice/client
 import { startCluster, startServers } from "@sluice/testkit";
 import type { DevState } from "./connection.js";
 import { DEV_STATE_FILE } from "./connection.js";
-import { EXAMPLE_PIPELINE, ensureExampleRepo, examplePipelineJson } from "./example.js";
+import { EXAMPLE_BUCKET, EXAMPLE_PIPELINE, ensureExampleRepo, examplePipelineJson } from "./example.js";
 import { renderPipelineState } from "./render.js";
 
 export interface DevOptions {
@@ -32,7 +32,15 @@ export async function runDev(o: DevOptions): Promise<void> {
   let cluster: Awaited<ReturnType<typeof startCluster>> | undefined;
   try {
     o.print("starting source-poller, orchestrator, action-runner, approval and artifact services …");
-    cluster = await startCluster({ servers, repoRoot: o.repoRoot, logDir: join(stateDir, "logs"), pollIntervalMs: 2000, env: { SLUICE_DEV_MODE: "true" } });
+    cluster = await startCluster({
+      servers,
+      repoRoot: o.repoRoot,
+      logDir: join(stateDir, "logs"),
+      pollIntervalMs: 2000,
+      // The example pipeline deploys to its own bucket and nothing else.
+      deployBuckets: `${EXAMPLE_PIPELINE}=${EXAMPLE_BUCKET}`,
+      env: { SLUICE_DEV_MODE: "true" },
+    });
     const address = cluster.addresses["orchestrator"] ?? "";
     const state: DevState = { address, token: cluster.tokens.admin, addresses: cluster.addresses };
     writeFileSync(join(o.cwd, DEV_STATE_FILE), JSON.stringify(state, null, 2), { mode: 0o600 });

@@ -52,7 +52,12 @@ export interface StartClusterOptions {
   readyTimeoutMs?: number;
   /** Per service: SIGTERM, then SIGKILL after this. @default 15000 */
   stopGraceMs?: number;
+  /** The artifact service's DEPLOY_BUCKETS: which pipelines' ObjectStore deploys may write which buckets. @default {@link DEFAULT_DEPLOY_BUCKETS} */
+  deployBuckets?: string;
 }
+
+/** What `sluice dev`'s example pipeline deploys to (packages/cli's EXAMPLE_BUCKET). */
+export const DEFAULT_DEPLOY_BUCKETS = "example=sluice-example-site";
 
 /** A running cluster. */
 export interface Cluster {
@@ -93,6 +98,7 @@ const SERVICE_VARIABLES = [
   "S3_SECRET_KEY",
   "S3_REGION",
   "GRANT_TTL_SECONDS",
+  "DEPLOY_BUCKETS",
   "APPROVAL_SWEEP_MS",
   "POLL_INTERVAL_MS",
   "GIT_TIMEOUT_MS",
@@ -186,7 +192,7 @@ export async function startCluster(opts: StartClusterOptions): Promise<Cluster> 
     ...(opts.busPrefix === undefined ? {} : { SLUICE_BUS_PREFIX: opts.busPrefix }),
   });
   const own: Record<ClusterService, Record<string, string>> = {
-    artifact: { MONGO_URL: mongoUrl, ...dbName(opts.mongoDbPrefix, "artifact"), ...s3Env },
+    artifact: { MONGO_URL: mongoUrl, ...dbName(opts.mongoDbPrefix, "artifact"), ...s3Env, DEPLOY_BUCKETS: opts.deployBuckets ?? DEFAULT_DEPLOY_BUCKETS },
     approval: { MONGO_URL: mongoUrl, ...dbName(opts.mongoDbPrefix, "approval") },
     orchestrator: {
       MONGO_URL: mongoUrl,
@@ -198,8 +204,8 @@ export async function startCluster(opts: StartClusterOptions): Promise<Cluster> 
     "action-runner": {
       ARTIFACT_ADDR: addresses.artifact,
       SLUICE_SERVICE_TOKEN: tokens.runner,
+      // No S3 credential: deploys get presigned PUTs from the artifact service.
       RUNNER_ID: `runner-${randomBytes(3).toString("hex")}`,
-      ...s3Env,
     },
     "source-poller": {
       MONGO_URL: mongoUrl,

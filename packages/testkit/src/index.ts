@@ -17,7 +17,7 @@ export type {
   StartServersOptions,
 } from "./servers.js";
 export type { ProvidedServers } from "./vitest-context.js";
-export { CLUSTER_SERVICES, clusterTokenTable, startCluster } from "./cluster.js";
+export { CLUSTER_SERVICES, DEFAULT_DEPLOY_BUCKETS, clusterTokenTable, startCluster } from "./cluster.js";
 export type { Cluster, ClusterService, ClusterTokens, StartClusterOptions } from "./cluster.js";
 export { AlsContextManager, inMemoryTracing } from "./tracing.js";
 export type { InMemoryTracing } from "./tracing.js";

@@ -21,7 +21,7 @@ const env = process.env;
 if (env.FAKE_CRASH === name) { console.error("boom: " + name + " cannot start"); process.exit(3); }
 const keys = ["NATS_URL","MONGO_URL","MONGO_DB","GRPC_HOST","GRPC_PORT","SLUICE_AUTH_TOKENS","LOG_LEVEL","SLUICE_BUS_PREFIX",
   "APPROVAL_ADDR","ARTIFACT_ADDR","SLUICE_SERVICE_TOKEN","RUNNER_ID","S3_ENDPOINT","S3_ACCESS_KEY","S3_SECRET_KEY",
-  "S3_REGION","POLL_INTERVAL_MS","EXTRA","ONLY_RUNNER","HOME_SEEN"];
+  "S3_REGION","POLL_INTERVAL_MS","EXTRA","ONLY_RUNNER","HOME_SEEN","DEPLOY_BUCKETS"];
 const seen = Object.fromEntries(keys.filter((k) => env[k] !== undefined).map((k) => [k, env[k]]));
 seen.HOME_SEEN = env.HOME === undefined ? "no" : "yes";
 console.log("ENV " + JSON.stringify(seen));
@@ -91,7 +91,7 @@ describe("startCluster", () => {
         expect(`127.0.0.1:${env["GRPC_PORT"]}`).toBe(addresses[name]);
         expect(env["ONLY_RUNNER"]).toBe(name === "action-runner" ? "yes" : undefined);
       }
-      expect(await envOf("artifact")).toMatchObject({ ...s3, MONGO_URL: servers.mongoUrl, MONGO_DB: "tkc_artifact" });
+      expect(await envOf("artifact")).toMatchObject({ ...s3, MONGO_URL: servers.mongoUrl, MONGO_DB: "tkc_artifact", DEPLOY_BUCKETS: "example=sluice-example-site" });
       expect(await envOf("orchestrator")).toMatchObject({
         MONGO_URL: servers.mongoUrl,
         MONGO_DB: "tkc_orchestrator",
@@ -100,7 +100,9 @@ describe("startCluster", () => {
         SLUICE_SERVICE_TOKEN: tokens.service,
       });
       const runner = await envOf("action-runner");
-      expect(runner).toMatchObject({ ...s3, ARTIFACT_ADDR: addresses.artifact, SLUICE_SERVICE_TOKEN: tokens.runner });
+      expect(runner).toMatchObject({ ARTIFACT_ADDR: addresses.artifact, SLUICE_SERVICE_TOKEN: tokens.runner });
+      // The runner holds no object-store credential: deploys get presigned PUTs from the artifact service.
+      expect(Object.keys(runner).filter((k) => k.startsWith("S3_"))).toEqual([]);
       expect(runner["MONGO_URL"]).toBeUndefined();
       expect(runner["MONGO_DB"]).toBeUndefined(); // the shell's MONGO_DB never leaks in
       expect(await envOf("source-poller")).toMatchObject({ POLL_INTERVAL_MS: "1500", MONGO_DB: "tkc_source_poller" });

@@ -26,7 +26,6 @@ describe("action-runner config", () => {
       concurrency: 2,
       ackWaitMs: 30_000,
       workspaceRoot: tmpdir(),
-      objectStore: undefined,
     });
     expect(config.runnerId).not.toBe("");
     expect(config.authTokens).toEqual([{ principal: "ops", roles: ["admin"], token: "admin-token" }]);
@@ -34,7 +33,7 @@ describe("action-runner config", () => {
     expect(config.jobBaseEnv).toEqual({ PATH: "/bin", HOME: "/home/r" });
   });
 
-  it("parses the deploy target store and extra pass-through variables", () => {
+  it("ignores S3 credentials (deploys use grants from the artifact service) and parses extra pass-through variables", () => {
     const config = loadActionRunnerConfig({
       ...minimal,
       S3_ENDPOINT: "https://s3.example.com:9443",
@@ -45,14 +44,8 @@ describe("action-runner config", () => {
       RUNNER_POOL: "gpu",
       RUNNER_CONCURRENCY: "4",
     });
-    expect(config.objectStore).toEqual({
-      endPoint: "s3.example.com",
-      port: 9443,
-      useSSL: true,
-      accessKey: "ak",
-      secretKey: "sk",
-      region: "us-east-1",
-    });
+    expect(config).not.toHaveProperty("objectStore");
+    expect(JSON.stringify(config)).not.toMatch(/"(ak|sk)"/);
     expect(config.jobBaseEnv["GOPROXY"]).toBe("https://proxy.golang.org");
     expect(config.jobBaseEnv["PATH"]).toBe("/usr/local/bin:/usr/bin:/bin");
     expect(config.pool).toBe("gpu");
@@ -68,7 +61,6 @@ describe("action-runner config", () => {
         GRPC_PORT: "70000",
         RUNNER_POOL: "a.b",
         RUNNER_CONCURRENCY: "0",
-        S3_ENDPOINT: "ftp://x",
       });
     } catch (err) {
       message = err instanceof Error ? err.message : String(err);
@@ -81,13 +73,8 @@ describe("action-runner config", () => {
       "SLUICE_SERVICE_TOKEN",
       "RUNNER_POOL",
       "RUNNER_CONCURRENCY",
-      "S3_ENDPOINT",
     ]) {
       expect(message).toContain(name);
     }
-  });
-
-  it("requires both S3 keys when S3_ENDPOINT is set", () => {
-    expect(() => loadActionRunnerConfig({ ...minimal, S3_ENDPOINT: "http://127.0.0.1:9000" })).toThrow(/S3_ACCESS_KEY[\s\S]*S3_SECRET_KEY/);
   });
 });

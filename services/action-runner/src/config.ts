@@ -5,7 +5,6 @@ import type { TokenEntry } from "@sluice/grpc";
 import { commonConfig, commonEnv, durationMs, loadConfig, positiveInt } from "@sluice/service-kit";
 import type { CommonConfig } from "@sluice/service-kit";
 import { z } from "zod";
-import type { ObjectStoreTarget } from "./providers/object-store-deploy.js";
 
 // The runner keeps no state in MongoDB: everything common except MONGO_URL.
 const { MONGO_URL: _unusedMongoUrl, ...common } = commonEnv;
@@ -45,19 +44,7 @@ export const actionRunnerEnvSchema = z
     RUNNER_PASS_ENV: z.string().optional(),
     /** Parent directory of per-job workspaces. */
     WORKSPACE_ROOT: z.string().default(tmpdir()),
-    /** Object store that ObjectStore deploy actions write to, e.g. http://127.0.0.1:9000. */
-    S3_ENDPOINT: z.url({ protocol: /^https?$/, message: "must be an http:// or https:// URL" }).optional(),
-    S3_ACCESS_KEY: z.string().optional(),
-    S3_SECRET_KEY: z.string().optional(),
-    S3_REGION: z.string().default("us-east-1"),
-  })
-  .superRefine((env, ctx) => {
-    if (env.S3_ENDPOINT === undefined) return;
-    for (const key of ["S3_ACCESS_KEY", "S3_SECRET_KEY"] as const) {
-      if (env[key] === undefined) {
-        ctx.addIssue({ code: "custom", path: [key], message: "is required when S3_ENDPOINT is set" });
-      }
-    }
+    // No S3_* variables: ObjectStore deploys get presigned PUTs from the artifact service.
   });
 
 /** The runner's resolved configuration. */
@@ -69,11 +56,9 @@ export interface ActionRunnerConfig extends Readonly<Omit<CommonConfig<readonly 
   readonly concurrency: number;
   readonly ackWaitMs: number;
   readonly workspaceRoot: string;
-  /** Deploy target store; undefined when S3_ENDPOINT is not set (ObjectStore deploys then fail). */
-  readonly objectStore: ObjectStoreTarget | undefined;
   /**
    * The environment jobs start from: an allow-list of the runner's own variables. Never the
-   * whole environment — it holds the runner's token and S3 credential.
+   * whole environment — it holds the runner's token.
    */
   readonly jobBaseEnv: Readonly<Record<string, string>>;
 }
@@ -105,10 +90,6 @@ export const JOB_ENV_ALLOWLIST: readonly string[] = [
 /** Parses the runner's environment; throws a ConfigError naming every bad variable. */
 export function loadActionRunnerConfig(env: Record<string, string | undefined>): ActionRunnerConfig {
   const e = loadConfig(actionRunnerEnvSchema, env);
-  let objectStore: ObjectStoreTarget | undefined;
-  if (e.S3_ENDPOINT !== undefined && e.S3_ACCESS_KEY !== undefined && e.S3_SECRET_KEY !== undefined) {
-    objectStore = objectStoreFromUrl(e.S3_ENDPOINT, e.S3_ACCESS_KEY, e.S3_SECRET_KEY, e.S3_REGION);
-  }
   const passEnv = (e.RUNNER_PASS_ENV ?? "")
     .split(",")
     .map((s) => s.trim())
@@ -129,21 +110,6 @@ export function loadActionRunnerConfig(env: Record<string, string | undefined>):
     concurrency: e.RUNNER_CONCURRENCY,
     ackWaitMs: e.RUNNER_ACK_WAIT_MS,
     workspaceRoot: e.WORKSPACE_ROOT,
-    objectStore,
     jobBaseEnv,
-  };
-}
-
-/** `http(s)://host:port` → the minio client's settings. */
-export function objectStoreFromUrl(url: string, accessKey: string, secretKey: string, region: string): ObjectStoreTarget {
-  const u = new URL(url);
-  const useSSL = u.protocol === "https:";
-  return {
-    endPoint: u.hostname.replace(/^\[(.*)\]$/, "$1"),
-    port: u.port === "" ? (useSSL ? 443 : 80) : Number(u.port),
-    useSSL,
-    accessKey,
-    secretKey,
-    region,
   };
 }

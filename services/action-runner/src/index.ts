@@ -1,7 +1,7 @@
 // @sluice/action-runner: runs jobs of the built-in providers (Git source, Commands,
 // ObjectStore deploy) from the JetStream job queue. Exported for in-process tests and the
 // local cluster; every export is named here.
-export { JOB_ENV_ALLOWLIST, actionRunnerEnvSchema, loadActionRunnerConfig, objectStoreFromUrl } from "./config.js";
+export { JOB_ENV_ALLOWLIST, actionRunnerEnvSchema, loadActionRunnerConfig } from "./config.js";
 export type { ActionRunnerConfig } from "./config.js";
 export { runnerDurable, startActionRunner } from "./service.js";
 export { JobCancelledReason, createCancellations, subscribeCancellations } from "./cancellations.js";
@@ -19,6 +19,6 @@ export type {
   ProviderOutcome,
 } from "./providers/provider.js";
 export { SERVED_ACTIONS, createProviderTable } from "./providers/table.js";
-export type { ObjectStoreTarget } from "./providers/object-store-deploy.js";
+export type { DeployGranter } from "./providers/object-store-deploy.js";
 export { createWorkspace, withWorkspace } from "./workspace.js";
 export type { Workspace } from "./workspace.js";

@@ -271,7 +271,8 @@ export function createJobRunner(opts: JobRunnerOptions): JobRunner {
       if (input === undefined || input.grant === undefined) continue;
       const primary = index === primaryIndex;
       const zipPath = path.join(ws.inputs, `${index}-${input.name}.zip`);
-      await downloadFile(input.grant.url, zipPath, input.sha256, { signal });
+      // Bounded by the recorded size: a grant to a bigger object must not fill the disk.
+      await downloadFile(input.grant.url, zipPath, input.sha256, { signal, ...(input.sizeBytes > 0n ? { maxBytes: Number(input.sizeBytes) } : {}) });
       const dir = primary ? ws.src : path.join(ws.src, input.name);
       if (!primary) {
         if (await exists(dir)) {

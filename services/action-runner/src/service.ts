@@ -10,6 +10,7 @@ import type { Cancellations } from "./cancellations.js";
 import type { ActionRunnerConfig } from "./config.js";
 import { JobCancelledError, createJobRunner } from "./job-runner.js";
 import type { ArtifactCommitter, JobRunner, OutputGrantRenewer } from "./job-runner.js";
+import type { DeployGranter } from "./providers/object-store-deploy.js";
 import { SERVED_ACTIONS, createProviderTable } from "./providers/table.js";
 
 const metrics = createMetrics("@sluice/action-runner");
@@ -38,6 +39,8 @@ export interface ActionRunnerDeps {
   readonly commitArtifact?: ArtifactCommitter;
   /** Replaces ArtifactService.RenewOutputGrants over gRPC (only used together with `commitArtifact`). */
   readonly renewOutputGrants?: OutputGrantRenewer;
+  /** Replaces ArtifactService.IssueDeployGrants over gRPC (only used together with `commitArtifact`). */
+  readonly issueDeployGrants?: DeployGranter;
 }
 
 /** How long a result publish is retried before the job is handed back to the queue. */
@@ -71,6 +74,7 @@ export async function startActionRunner(config: ActionRunnerConfig, deps: Action
   try {
     let commitArtifact = deps.commitArtifact;
     let renewOutputGrants = deps.renewOutputGrants;
+    let issueDeployGrants = deps.issueDeployGrants;
     if (commitArtifact === undefined) {
       const artifacts = createClient(ArtifactService, config.artifactAddr, { token: config.serviceToken, deadlineMs: 30_000, tls: config.grpcClientTls });
       cleanups.push(() => {
@@ -82,12 +86,14 @@ export async function startActionRunner(config: ActionRunnerConfig, deps: Action
       };
       renewOutputGrants = async (request, signal) =>
         (await artifacts.renewOutputGrants({ actionExecutionId: request.actionExecutionId, outputNames: [...request.outputNames] }, { signal })).outputs;
+      issueDeployGrants = async (request, signal) =>
+        (await artifacts.issueDeployGrants({ actionExecutionId: request.actionExecutionId, bucket: request.bucket, keys: [...request.keys] }, { signal })).grants;
     }
     const jobRunner = createJobRunner({
       logger,
       runnerId: config.runnerId,
       workspaceRoot: config.workspaceRoot,
-      providers: createProviderTable({ objectStore: config.objectStore }),
+      providers: createProviderTable({ deployGrants: issueDeployGrants }),
       commitArtifact,
       ...(renewOutputGrants === undefined ? {} : { renewOutputGrants }),
       baseEnv: config.jobBaseEnv,

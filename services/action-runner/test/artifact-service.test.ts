@@ -16,6 +16,8 @@ import type { Client } from "@sluice/grpc";
 import { ArtifactService, JobResultSchema, JobSchema } from "@sluice/proto";
 import type { JobResult } from "@sluice/proto";
 import { freePort } from "@sluice/testkit";
+import { GrpcStatus, isRpcError } from "@sluice/grpc";
+import { Client as MinioClient } from "minio";
 import { afterAll, beforeAll, describe, expect, inject, it, vi } from "vitest";
 import { loadActionRunnerConfig } from "../src/config.js";
 import { startActionRunner } from "../src/service.js";
@@ -29,11 +31,15 @@ describe("action-runner with the artifact service", () => {
   const suffix = Date.now().toString(36);
   const prefix = `ara${suffix}`;
   const bucket = `sluice-artifacts-${suffix}`;
+  const site = `sluice-site-${suffix}`;
+  const forbidden = `sluice-forbidden-${suffix}`;
+  const minio = new MinioClient({ ...s3, region: "us-east-1" });
   let root: { dir: string; remove: () => Promise<void> };
   let artifactProcess: ChildProcess;
   let artifactOutput = "";
   let artifacts: Client<typeof ArtifactService>;
   let runner: ActionRunnerService;
+  let runnerEnv: Record<string, string>;
   let bus: Bus;
   let resultsConsumer: Consumer;
   const results: JobResult[] = [];
@@ -56,6 +62,8 @@ describe("action-runner with the artifact service", () => {
           S3_ENDPOINT: s3.url,
           S3_ACCESS_KEY: s3.accessKey,
           S3_SECRET_KEY: s3.secretKey,
+          // Pipeline "flow" may deploy to `site` only.
+          DEPLOY_BUCKETS: `flow=${site}`,
           LOG_LEVEL: "warn",
         },
         stdio: ["ignore", "pipe", "pipe"],
@@ -72,20 +80,18 @@ describe("action-runner with the artifact service", () => {
       { timeout: 60_000, interval: 250 },
     );
 
-    runner = await startActionRunner(
-      loadActionRunnerConfig({
-        NATS_URL: natsUrl,
-        SLUICE_AUTH_TOKENS: "ops=admin:admin-token",
-        SLUICE_DEV_MODE: "true",
-        SLUICE_BUS_PREFIX: prefix,
-        ARTIFACT_ADDR: `127.0.0.1:${port}`,
-        SLUICE_SERVICE_TOKEN: "runner-token",
-        RUNNER_ID: "runner-1",
-        WORKSPACE_ROOT: path.join(root.dir, "ws"),
-        PATH: process.env["PATH"],
-      }),
-      { logger: noopLogger },
-    );
+    runnerEnv = {
+      NATS_URL: natsUrl,
+      SLUICE_AUTH_TOKENS: "ops=admin:admin-token",
+      SLUICE_DEV_MODE: "true",
+      SLUICE_BUS_PREFIX: prefix,
+      ARTIFACT_ADDR: `127.0.0.1:${port}`,
+      SLUICE_SERVICE_TOKEN: "runner-token",
+      RUNNER_ID: "runner-1",
+      WORKSPACE_ROOT: path.join(root.dir, "ws"),
+      PATH: process.env["PATH"] ?? "/usr/bin:/bin",
+    };
+    runner = await startActionRunner(loadActionRunnerConfig(runnerEnv), { logger: noopLogger });
     bus = await connectBus({ servers: natsUrl, name: "runner-artifacts-test", logger: noopLogger, prefix });
     await bus.ensureStreams();
     resultsConsumer = await bus.consume({
@@ -209,5 +215,121 @@ describe("action-runner with the artifact service", () => {
     const meta = await artifacts.getArtifact({ artifactId: `${ae}/Late` });
     expect(meta.artifact?.status).toBe("STORED");
     expect(meta.artifact?.sha256).toBe(resultFor(job.jobId)?.outputArtifacts[0]?.sha256);
+  });
+
+  /** A stored source artifact with `index.html`, made by a Git source job of pipeline "flow". */
+  async function storedSite(execution: { pipelineName: string; pipelineExecutionId: string }, tag: string): Promise<string> {
+    const repo = path.join(root.dir, `site-${tag}`);
+    await mkdir(repo, { recursive: true });
+    git(repo, ["init", "-q", "-b", "main"]);
+    await writeFile(path.join(repo, "index.html"), `<h1>${tag}</h1>\n`);
+    commitAll(repo, "Site", "2024-07-01T00:00:00Z", "2024-07-01T00:00:00Z");
+    const ae = `src-${tag}-${suffix}`;
+    const grants = await artifacts.issueJobGrants({ ...execution, stageName: "Source", actionName: "Checkout", actionExecutionId: ae, bucket, outputNames: ["Site"] });
+    const job = makeJob({
+      ...execution,
+      actionExecutionId: ae,
+      jobId: `${ae}:1`,
+      stageName: "Source",
+      actionName: "Checkout",
+      actionTypeId: { category: "Source", owner: "AWS", provider: "Git", version: "1" },
+      configuration: { RepositoryUrl: pathToFileURL(repo).href },
+      outputs: grants.outputs,
+      artifactBucket: bucket,
+    });
+    await bus.publish(bus.subjects.jobSubject("default", "Source", "Git"), JobSchema, job, { msgId: job.jobId });
+    await expect.poll(() => resultFor(job.jobId)?.status, { timeout: 30_000 }).toBe("Succeeded");
+    return `${ae}/Site`;
+  }
+
+  /** Grants as the orchestrator asks for them when it publishes a Deploy/ObjectStore job, then the job. */
+  async function publishDeploy(
+    execution: { pipelineName: string; pipelineExecutionId: string },
+    tag: string,
+    input: string,
+    configuration: Record<string, string>,
+    deploy: { bucket: string; objectKey: string } | undefined,
+  ) {
+    const ae = `deploy-${tag}-${suffix}`;
+    const grants = await artifacts.issueJobGrants({
+      ...execution,
+      stageName: "Deploy",
+      actionName: "Ship",
+      actionExecutionId: ae,
+      bucket,
+      inputArtifactIds: [input],
+      ...(deploy === undefined ? {} : { deploy: { ...deploy, extract: true, expiresAt: timestampFromDate(new Date(Date.now() + 600_000)) } }),
+    });
+    const job = makeJob({
+      ...execution,
+      actionExecutionId: ae,
+      jobId: `${ae}:1`,
+      stageName: "Deploy",
+      actionName: "Ship",
+      actionTypeId: { category: "Deploy", owner: "AWS", provider: "ObjectStore", version: "1" },
+      configuration,
+      inputs: grants.inputs,
+      artifactBucket: bucket,
+    });
+    await bus.publish(bus.subjects.jobSubject("default", "Deploy", "ObjectStore"), JobSchema, job, { msgId: job.jobId });
+    await expect.poll(() => resultFor(job.jobId)?.status, { timeout: 30_000 }).not.toBeUndefined();
+    return resultFor(job.jobId);
+  }
+
+  it("deploys with presigned PUTs from IssueDeployGrants: the runner's environment holds no S3 credential", async () => {
+    // The runner was configured without any S3_* variable and still deploys.
+    expect(Object.keys(runnerEnv).filter((k) => k.startsWith("S3_"))).toEqual([]);
+    expect(Object.values(runnerEnv)).not.toContain(s3.secretKey);
+    expect(Object.values(runnerEnv)).not.toContain(s3.accessKey);
+
+    const execution = { pipelineName: "flow", pipelineExecutionId: randomUUID() };
+    const input = await storedSite(execution, "ok");
+    const result = await publishDeploy(execution, "ok", input, { BucketName: site, ObjectKey: "www" }, { bucket: site, objectKey: "www" });
+    expect(result?.status).toBe("Succeeded");
+    const page = await minio.getObject(site, "www/index.html");
+    const chunks: Buffer[] = [];
+    for await (const chunk of page) chunks.push(chunk as Buffer);
+    expect(Buffer.concat(chunks).toString("utf8")).toBe("<h1>ok</h1>\n");
+  });
+
+  it("fails a deploy to a bucket the pipeline is not allowed, naming BucketName, and writes nothing", async () => {
+    const execution = { pipelineName: "flow", pipelineExecutionId: randomUUID() };
+    const input = await storedSite(execution, "denied");
+    // The orchestrator's grant request is refused: it fails the action with this error.
+    const refused = await artifacts
+      .issueJobGrants({
+        ...execution,
+        stageName: "Deploy",
+        actionName: "Ship",
+        actionExecutionId: `refused-${suffix}`,
+        bucket,
+        inputArtifactIds: [input],
+        deploy: { bucket: forbidden, objectKey: "www", extract: true, expiresAt: timestampFromDate(new Date(Date.now() + 600_000)) },
+      })
+      .catch((e: unknown) => e);
+    expect(isRpcError(refused) && refused.code).toBe(GrpcStatus.INVALID_ARGUMENT);
+    expect(String((refused as Error).message)).toMatch(/configuration\.BucketName: pipeline "flow" may not deploy to bucket "sluice-forbidden-.*DEPLOY_BUCKETS/);
+
+    // A job that reaches the runner anyway (say a forged job on the bus, with input grants but
+    // no deploy allowance) gets no grant: the runner has no credential of its own to fall back on.
+    const forged = await publishDeploy(execution, "forged", input, { BucketName: forbidden, ObjectKey: "www" }, undefined);
+    expect(forged?.status).toBe("Failed");
+    expect(forged?.errorDetails?.code).toBe("PermissionError");
+    expect(forged?.errorDetails?.message).toMatch(/deploy grants for bucket sluice-forbidden-\S+ refused: .*not an ObjectStore deploy job/);
+
+    // An allowance for `site` is no credential for another bucket.
+    const other = await publishDeploy(execution, "other", input, { BucketName: forbidden, ObjectKey: "www" }, { bucket: site, objectKey: "www" });
+    expect(other?.status).toBe("Failed");
+    expect(other?.errorDetails?.message).toMatch(/may deploy to bucket "sluice-site-\S+" only, not "sluice-forbidden-/);
+    expect(await minio.bucketExists(forbidden)).toBe(false);
+  });
+
+  it("refuses ObjectKey ../x on the runner, naming the field", async () => {
+    const execution = { pipelineName: "flow", pipelineExecutionId: randomUUID() };
+    const input = await storedSite(execution, "dots");
+    const result = await publishDeploy(execution, "dots", input, { BucketName: site, ObjectKey: "../x" }, { bucket: site, objectKey: "www" });
+    expect(result?.status).toBe("Failed");
+    expect(result?.errorDetails?.code).toBe("ConfigurationError");
+    expect(result?.errorDetails?.message).toMatch(/^configuration\.ObjectKey: "\.\.\/x" must not contain a "\.\." segment/);
   });
 });

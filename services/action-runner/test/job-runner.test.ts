@@ -12,7 +12,7 @@ import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { extractZip, zipDirectory } from "@sluice/artifacts";
 import { noopLogger } from "@sluice/domain";
 import { create } from "@bufbuild/protobuf";
-import { OutputGrantSchema as OutputGrantMessage } from "@sluice/proto";
+import { GrantSchema, OutputGrantSchema as OutputGrantMessage } from "@sluice/proto";
 import type { InputGrantSchema, OutputGrant, OutputGrantSchema } from "@sluice/proto";
 import type {} from "@sluice/testkit";
 import { Client } from "minio";
@@ -49,7 +49,11 @@ describe("job runner", () => {
       logger: noopLogger,
       runnerId: "runner-test-1",
       workspaceRoot: workspaces,
-      providers: createProviderTable({ objectStore: { ...s3, region: "us-east-1" } }),
+      // Stands in for ArtifactService.IssueDeployGrants: presigned PUTs, the runner holds no credential.
+      providers: createProviderTable({
+        deployGrants: async ({ bucket: target, keys }) =>
+          Promise.all(keys.map(async (key) => create(GrantSchema, { url: await client.presignedPutObject(target, key, 600), method: "PUT", bucket: target, key }))),
+      }),
       commitArtifact,
       baseEnv: BASE_ENV,
       ...overrides,
@@ -405,7 +409,8 @@ describe("job runner", () => {
       const cancel = new AbortController();
       const deploy = runner({
         providers: createProviderTable({
-          objectStore: { endPoint: "127.0.0.1", port, useSSL: false, accessKey: "k", secretKey: "secretsecret", region: "us-east-1" },
+          deployGrants: ({ bucket: target, keys }) =>
+            Promise.resolve(keys.map((key) => create(GrantSchema, { url: `http://127.0.0.1:${port}/${target}/${key}`, method: "PUT", bucket: target, key }))),
         }),
       });
       const job = makeJob({

@@ -9,7 +9,7 @@ import { create, toBinary } from "@bufbuild/protobuf";
 import { connectBus } from "@sluice/bus";
 import type { Bus, Consumer } from "@sluice/bus";
 import { noopLogger } from "@sluice/domain";
-import { CancelJobSchema, JobResultSchema, JobSchema } from "@sluice/proto";
+import { CancelJobSchema, GrantSchema, JobResultSchema, JobSchema } from "@sluice/proto";
 import type { JobResult } from "@sluice/proto";
 import type {} from "@sluice/testkit";
 import { Client } from "minio";
@@ -38,6 +38,7 @@ describe("action-runner service", () => {
   beforeAll(async () => {
     root = await tempDir("sluice-runner-svc-");
     await minio.makeBucket(bucket);
+    await minio.makeBucket(deployBucket);
     const config = loadActionRunnerConfig({
       NATS_URL: natsUrl,
       SLUICE_AUTH_TOKENS: "ops=admin:test-admin-token",
@@ -48,9 +49,6 @@ describe("action-runner service", () => {
       RUNNER_ID: "svc-runner-1",
       RUNNER_ACK_WAIT_MS: "3000",
       WORKSPACE_ROOT: path.join(root.dir, "ws"),
-      S3_ENDPOINT: s3.url,
-      S3_ACCESS_KEY: s3.accessKey,
-      S3_SECRET_KEY: s3.secretKey,
       PATH: process.env["PATH"],
       HOME: process.env["HOME"],
     });
@@ -60,6 +58,9 @@ describe("action-runner service", () => {
         commits.push(commit);
         return Promise.resolve();
       },
+      // Stands in for ArtifactService.IssueDeployGrants: the runner itself holds no S3 credential.
+      issueDeployGrants: async ({ bucket: target, keys }) =>
+        Promise.all(keys.map(async (key) => create(GrantSchema, { url: await minio.presignedPutObject(target, key, 600), method: "PUT", bucket: target, key }))),
     });
     bus = await connectBus({ servers: natsUrl, name: "runner-svc-test", logger: noopLogger, prefix });
     await bus.ensureStreams();

@@ -1,11 +1,14 @@
-import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { bucketNameProblem, objectKeyProblem, trimPrefix } from "@sluice/artifacts";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { DomainError } from "@sluice/domain";
 import type { Logger } from "@sluice/domain";
-import type { ArtifactSchema, GrantSchema } from "@sluice/proto";
+import type { ArtifactSchema, DeployTarget, GrantSchema } from "@sluice/proto";
 import type { ArtifactService } from "@sluice/proto";
 import type { PermissionTable, ServiceImpl } from "@sluice/grpc";
 import type { ArtifactDoc, ArtifactStore } from "./artifact-store.js";
+import type { DeployAllowance, DeployAllowanceStore } from "./deploy-allowances.js";
+import type { DeployBuckets } from "./deploy-buckets.js";
 import type { ObjectStore, PresignedGrant } from "./object-store.js";
 import { MAX_ARTIFACTS_PER_JOB, Violations, artifactIdOf, artifactKeyOf } from "./validation.js";
 
@@ -22,11 +25,19 @@ export const ARTIFACT_PERMISSIONS: PermissionTable = {
   CreateDownloadGrant: ["viewer", "runner", "service"],
   // A running job's own runner renews the upload grants it was handed.
   RenewOutputGrants: ["runner", "service"],
+  // Only inside the allowance the orchestrator recorded for the deploy job.
+  IssueDeployGrants: ["runner", "service"],
 };
+
+/** Most keys one IssueDeployGrants call may ask for; the runner asks in batches. */
+export const MAX_DEPLOY_KEYS_PER_CALL = 1000;
 
 /** What the handlers need. */
 export interface ArtifactApiDeps {
   store: ArtifactStore;
+  allowances: DeployAllowanceStore;
+  /** Which pipelines may deploy to which buckets (DEPLOY_BUCKETS). */
+  deployBuckets: DeployBuckets;
   objects: ObjectStore;
   /** Lifetime of every presigned URL, ≤ 7 days. */
   grantTtlSeconds: number;
@@ -36,7 +47,7 @@ export interface ArtifactApiDeps {
 
 /** The gRPC `ArtifactService` implementation. */
 export function createArtifactApi(deps: ArtifactApiDeps): ServiceImpl<typeof ArtifactService> {
-  const { store, objects, grantTtlSeconds, logger, now } = deps;
+  const { store, allowances, deployBuckets, objects, grantTtlSeconds, logger, now } = deps;
 
   async function grant(method: "GET" | "PUT", doc: ArtifactDoc, at: Date): Promise<PresignedGrant> {
     return objects.presign(method, doc.bucket, doc.key, grantTtlSeconds, at);
@@ -70,6 +81,7 @@ export function createArtifactApi(deps: ArtifactApiDeps): ServiceImpl<typeof Art
         seen.add(name);
       });
       v.throwIfAny();
+      const allowance = req.deploy === undefined ? undefined : deployAllowanceOf(req, req.deploy, deployBuckets, now());
 
       // Inputs first: a job whose inputs are missing must not leave PENDING outputs behind.
       const found = await store.getMany(req.inputArtifactIds);
@@ -77,8 +89,15 @@ export function createArtifactApi(deps: ArtifactApiDeps): ServiceImpl<typeof Art
         const doc = found.get(id);
         if (doc === undefined) throw notFound(`inputArtifactIds[${i}]`, id);
         if (doc.status !== "STORED") throw notStored(`inputArtifactIds[${i}]`, id);
+        // Artifact ids are visible to any viewer: a pipeline must not read another's artifacts by naming them.
+        if (doc.pipelineName !== req.pipelineName) {
+          throw new DomainError("AccessDeniedException", `artifact ${id} belongs to another pipeline`, [
+            { field: `inputArtifactIds[${i}]`, message: `artifact "${id}" is not an artifact of pipeline "${req.pipelineName}"` },
+          ]);
+        }
         return doc;
       });
+      if (allowance !== undefined) await allowances.put(allowance);
 
       if (req.outputNames.length > 0) await objects.ensureBucket(req.bucket);
       const at = now();
@@ -107,6 +126,12 @@ export function createArtifactApi(deps: ArtifactApiDeps): ServiceImpl<typeof Art
             },
             at,
           );
+          // The id is derived from the action execution, so an existing record must be this job's.
+          if (doc.pipelineName !== req.pipelineName || doc.actionExecutionId !== req.actionExecutionId) {
+            throw new DomainError("AccessDeniedException", `artifact ${doc._id} belongs to another job`, [
+              { field: "actionExecutionId", message: `artifact "${doc._id}" was issued to another job` },
+            ]);
+          }
           return { name, artifactId: doc._id, grant: toGrant(await grant("PUT", doc, at)) };
         }),
       );
@@ -114,6 +139,7 @@ export function createArtifactApi(deps: ArtifactApiDeps): ServiceImpl<typeof Art
         actionExecutionId: req.actionExecutionId,
         inputs: inputGrants.length,
         outputs: outputGrants.length,
+        ...(allowance === undefined ? {} : { deployBucket: allowance.bucket }),
       });
       return { inputs: inputGrants, outputs: outputGrants };
     },
@@ -141,6 +167,19 @@ export function createArtifactApi(deps: ArtifactApiDeps): ServiceImpl<typeof Art
       if (actual !== sizeBytes) {
         throw new DomainError("ArtifactIntegrityException", `artifact ${doc._id}: sizeBytes is ${sizeBytes} but the stored object has ${actual} bytes`, [
           { field: "sizeBytes", message: `is ${sizeBytes} but the stored object has ${actual} bytes` },
+        ]);
+      }
+      // The runner's claim is not evidence: the recorded SHA-256 is what every later download is
+      // checked against, so it is computed here from the stored bytes.
+      const digest = await objects.digestOf(doc.bucket, doc.key, sizeBytes);
+      if (digest === undefined || digest.sizeBytes !== sizeBytes) {
+        throw new DomainError("ArtifactIntegrityException", `artifact ${doc._id}: the stored object changed while it was verified`, [
+          { field: "artifactId", message: `the object at ${doc.bucket}/${doc.key} changed while it was verified` },
+        ]);
+      }
+      if (digest.sha256 !== sha256) {
+        throw new DomainError("ArtifactIntegrityException", `artifact ${doc._id}: sha256 is ${sha256} but the stored object hashes to ${digest.sha256}`, [
+          { field: "sha256", message: `is ${sha256} but the stored object hashes to ${digest.sha256}` },
         ]);
       }
       const stored = await store.markStored(doc._id, sha256, sizeBytes, now());
@@ -208,7 +247,96 @@ export function createArtifactApi(deps: ArtifactApiDeps): ServiceImpl<typeof Art
       logger.info("output grants renewed", { actionExecutionId: req.actionExecutionId, outputs: outputs.length });
       return { outputs };
     },
+
+    async issueDeployGrants(req) {
+      const v = new Violations();
+      v.actionExecutionId("actionExecutionId", req.actionExecutionId);
+      const bucketProblem = bucketNameProblem(req.bucket);
+      if (bucketProblem !== undefined) v.add("bucket", bucketProblem);
+      if (req.keys.length === 0) v.add("keys", "is required");
+      if (req.keys.length > MAX_DEPLOY_KEYS_PER_CALL) v.add("keys", `at most ${MAX_DEPLOY_KEYS_PER_CALL} keys per call`);
+      else {
+        req.keys.forEach((key, i) => {
+          const problem = objectKeyProblem(key, { prefix: false });
+          if (problem !== undefined) v.add(`keys[${i}]`, problem);
+        });
+      }
+      v.throwIfAny();
+
+      const at = now();
+      const allowance = await allowances.get(req.actionExecutionId);
+      if (allowance === null) {
+        throw denied("actionExecutionId", `action execution "${req.actionExecutionId}" is not an ObjectStore deploy job with a deploy allowance`);
+      }
+      if (allowance.expiresAt.getTime() <= at.getTime()) {
+        throw denied("actionExecutionId", `the deploy allowance of action execution "${req.actionExecutionId}" expired at its job's deadline`);
+      }
+      if (req.bucket !== allowance.bucket) {
+        throw denied("bucket", `action execution "${req.actionExecutionId}" may deploy to bucket "${allowance.bucket}" only, not "${req.bucket}"`);
+      }
+      // DEPLOY_BUCKETS may have been narrowed since the job was published.
+      if (!deployBuckets.allows(allowance.pipelineName, allowance.bucket)) {
+        throw denied("bucket", `pipeline "${allowance.pipelineName}" is no longer allowed to deploy to bucket "${allowance.bucket}" (DEPLOY_BUCKETS)`);
+      }
+      req.keys.forEach((key, i) => {
+        if (!insideAllowance(allowance, key)) {
+          const where = allowance.extract ? (allowance.objectKey === "" ? "the bucket" : `"${allowance.objectKey}/"`) : `"${allowance.objectKey}" only`;
+          throw denied(`keys[${i}]`, `"${key}" is outside this deploy's target: it may write ${where}`);
+        }
+      });
+
+      await objects.ensureBucket(allowance.bucket);
+      const grants = await Promise.all(req.keys.map(async (key) => toGrant(await objects.presign("PUT", allowance.bucket, key, grantTtlSeconds, at))));
+      logger.info("deploy grants issued", { actionExecutionId: req.actionExecutionId, bucket: allowance.bucket, keys: grants.length });
+      return { grants };
+    },
   };
+}
+
+/**
+ * Checks an ObjectStore deploy job's target and turns it into its allowance. A refusal is a
+ * ValidationException naming the action's configuration field, so the orchestrator fails the
+ * action with it instead of retrying.
+ */
+function deployAllowanceOf(
+  req: { pipelineName: string; actionExecutionId: string; bucket: string },
+  target: DeployTarget,
+  deployBuckets: DeployBuckets,
+  at: Date,
+): DeployAllowance {
+  const v = new Violations();
+  const bucketProblem = bucketNameProblem(target.bucket);
+  if (bucketProblem !== undefined) v.add("configuration.BucketName", bucketProblem);
+  else if (target.bucket === req.bucket) {
+    v.add("configuration.BucketName", `"${target.bucket}" is the pipeline's artifact store; deploy actions may not write it`);
+  } else if (!deployBuckets.allows(req.pipelineName, target.bucket)) {
+    v.add(
+      "configuration.BucketName",
+      `pipeline "${req.pipelineName}" may not deploy to bucket "${target.bucket}": allow it in the artifact service's DEPLOY_BUCKETS (e.g. ${req.pipelineName}=${target.bucket})`,
+    );
+  }
+  const keyProblem = objectKeyProblem(target.objectKey, { prefix: target.extract });
+  if (keyProblem !== undefined) v.add("configuration.ObjectKey", keyProblem);
+  const expiresAt = target.expiresAt === undefined ? undefined : timestampDate(target.expiresAt);
+  if (expiresAt === undefined || expiresAt.getTime() <= at.getTime()) v.add("deploy.expiresAt", "must be the job's deadline, in the future");
+  v.throwIfAny();
+  return {
+    _id: req.actionExecutionId,
+    pipelineName: req.pipelineName,
+    bucket: target.bucket,
+    objectKey: target.extract ? trimPrefix(target.objectKey) : target.objectKey,
+    extract: target.extract,
+    expiresAt: expiresAt ?? at,
+  };
+}
+
+function insideAllowance(allowance: DeployAllowance, key: string): boolean {
+  if (!allowance.extract) return key === allowance.objectKey;
+  return allowance.objectKey === "" || key.startsWith(`${allowance.objectKey}/`);
+}
+
+function denied(field: string, message: string): DomainError {
+  return new DomainError("AccessDeniedException", message, [{ field, message }]);
 }
 
 /** A commit of an already STORED artifact succeeds only if it repeats the recorded content. */

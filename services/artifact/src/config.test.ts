@@ -31,4 +31,11 @@ describe("loadArtifactConfig", () => {
     expect(load).toThrow(/GRANT_TTL_SECONDS/);
     expect(load).toThrow(/SLUICE_AUTH_TOKENS/);
   });
+
+  it("reads DEPLOY_BUCKETS, allowing nothing by default, and names it when malformed", () => {
+    expect(loadArtifactConfig(base).deployBuckets.allows("example", "sluice-example-site")).toBe(false);
+    const config = loadArtifactConfig({ ...base, DEPLOY_BUCKETS: "example=sluice-example-site" });
+    expect(config.deployBuckets.allows("example", "sluice-example-site")).toBe(true);
+    expect(() => loadArtifactConfig({ ...base, DEPLOY_BUCKETS: "example" })).toThrow(/DEPLOY_BUCKETS.*"example" must be <pipeline>=<bucket>/s);
+  });
 });

@@ -3,6 +3,8 @@ import { parseTokenTable } from "@sluice/grpc";
 import type { TokenEntry } from "@sluice/grpc";
 import { commonConfig, commonEnv, grpcTlsEnv, loadConfig, positiveInt } from "@sluice/service-kit";
 import type { CommonConfig } from "@sluice/service-kit";
+import { parseDeployBuckets } from "./deploy-buckets.js";
+import type { DeployBuckets } from "./deploy-buckets.js";
 import { MAX_PRESIGN_SECONDS } from "./object-store.js";
 import type { S3Settings } from "./object-store.js";
 
@@ -31,6 +33,11 @@ export const artifactEnv = z.object({
   GRANT_TTL_SECONDS: positiveInt()
     .refine((n) => n <= MAX_PRESIGN_SECONDS, { message: `must be at most ${MAX_PRESIGN_SECONDS} (7 days)` })
     .default(900),
+  /**
+   * Buckets ObjectStore deploy actions may write, per pipeline: `<pipeline|*>=<bucket|prefix*>[+…],…`,
+   * e.g. `site=www-example-com,*=preview-*`. Unset or empty: no deploy bucket is allowed.
+   */
+  DEPLOY_BUCKETS: z.string().default("").transform(deployBuckets),
 });
 
 /** The resolved configuration `startArtifactService` takes. */
@@ -38,6 +45,7 @@ export interface ArtifactConfig extends Omit<CommonConfig<readonly TokenEntry[]>
   mongoDb: string;
   s3: S3Settings;
   grantTtlSeconds: number;
+  deployBuckets: DeployBuckets;
 }
 
 /** Parses the environment; throws a ConfigError naming every bad variable. */
@@ -48,12 +56,22 @@ export function loadArtifactConfig(env: Record<string, string | undefined>): Art
     mongoDb: e.MONGO_DB,
     s3: { ...e.S3_ENDPOINT, accessKey: e.S3_ACCESS_KEY, secretKey: e.S3_SECRET_KEY, region: e.S3_REGION },
     grantTtlSeconds: e.GRANT_TTL_SECONDS,
+    deployBuckets: e.DEPLOY_BUCKETS,
   };
 }
 
 function tokenTable(spec: string, ctx: z.RefinementCtx): TokenEntry[] {
   try {
     return parseTokenTable(spec);
+  } catch (err) {
+    ctx.addIssue({ code: "custom", message: err instanceof Error ? err.message : String(err) });
+    return z.NEVER;
+  }
+}
+
+function deployBuckets(spec: string, ctx: z.RefinementCtx): DeployBuckets {
+  try {
+    return parseDeployBuckets(spec);
   } catch (err) {
     ctx.addIssue({ code: "custom", message: err instanceof Error ? err.message : String(err) });
     return z.NEVER;

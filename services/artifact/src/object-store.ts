@@ -1,3 +1,5 @@
+import { createHash } from "node:crypto";
+import type { Readable } from "node:stream";
 import { Client } from "minio";
 
 /** How to reach the S3-compatible object store (MinIO by default). */
@@ -27,6 +29,12 @@ export interface ObjectStore {
   presign(method: "GET" | "PUT", bucket: string, key: string, ttlSeconds: number, now: Date): Promise<PresignedGrant>;
   /** The object's size, or undefined when there is no such object. */
   sizeOf(bucket: string, key: string): Promise<number | undefined>;
+  /**
+   * Reads the object and hashes it: its hex SHA-256 and the bytes read, or undefined when there
+   * is no such object. Stops reading past `maxBytes` (returning what was counted so far), so an
+   * object swapped for a huge one costs at most that much.
+   */
+  digestOf(bucket: string, key: string, maxBytes: number): Promise<{ sha256: string; sizeBytes: number } | undefined>;
 }
 
 /** S3's upper bound for a presigned URL's lifetime (SigV4: 7 days). */
@@ -85,6 +93,30 @@ export function createObjectStore(settings: S3Settings): ObjectStore {
         if (code === "NotFound" || code === "NoSuchKey" || code === "NoSuchBucket") return undefined;
         throw err;
       }
+    },
+
+    async digestOf(bucket, key, maxBytes) {
+      let stream: Readable;
+      try {
+        stream = await client.getObject(bucket, key);
+      } catch (err) {
+        const code = s3Code(err);
+        if (code === "NotFound" || code === "NoSuchKey" || code === "NoSuchBucket") return undefined;
+        throw err;
+      }
+      const hash = createHash("sha256");
+      let sizeBytes = 0;
+      try {
+        for await (const chunk of stream) {
+          const buf = chunk as Buffer;
+          sizeBytes += buf.length;
+          if (sizeBytes > maxBytes) break;
+          hash.update(buf);
+        }
+      } finally {
+        stream.destroy();
+      }
+      return { sha256: hash.digest("hex"), sizeBytes };
     },
   };
 }

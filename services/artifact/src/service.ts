@@ -7,6 +7,7 @@ import { connectMongo } from "@sluice/service-kit";
 import { ARTIFACT_PERMISSIONS, createArtifactApi } from "./artifact-api.js";
 import { createArtifactStore } from "./artifact-store.js";
 import type { ArtifactConfig } from "./config.js";
+import { createDeployAllowanceStore } from "./deploy-allowances.js";
 import { createObjectStore } from "./object-store.js";
 
 /** Injected collaborators; all optional. */
@@ -41,7 +42,11 @@ export async function startArtifactService(config: ArtifactConfig, deps: Artifac
     const store = createArtifactStore(mongo.db);
     await store.ensureIndexes();
     const objects = createObjectStore(config.s3);
-    server.add(ArtifactService, createArtifactApi({ store, objects, grantTtlSeconds: config.grantTtlSeconds, logger, now }));
+    const allowances = createDeployAllowanceStore(mongo.db);
+    server.add(
+      ArtifactService,
+      createArtifactApi({ store, allowances, deployBuckets: config.deployBuckets, objects, grantTtlSeconds: config.grantTtlSeconds, logger, now }),
+    );
     port = await server.listen(config.grpcHost, config.grpcPort);
   } catch (err) {
     await server?.stop(0).catch(() => undefined);

@@ -63,6 +63,7 @@ beforeAll(async () => {
     listArtifacts: unsupported,
     createDownloadGrant: unsupported,
     renewOutputGrants: unsupported,
+    issueDeployGrants: unsupported,
   });
   peer.add(ApprovalService, {
     putApprovalResult(req, ctx) {
@@ -133,6 +134,28 @@ describe("artifact grants", () => {
     expect(build.outputs.map((o) => o.name)).toEqual(["Built"]);
     const second = grantCalls.find((c) => c.request.actionExecutionId === build.actionExecutionId);
     expect(second?.request.inputArtifactIds).toEqual([`${source.actionExecutionId}/Src`]);
+  });
+
+  it("tells the artifact service where an ObjectStore (S3) deploy job may write, until the job's deadline", async () => {
+    const declaration = threeStagePipeline("deploy-target");
+    const deployStage = declaration.stages?.[2];
+    if (deployStage?.actions?.[0] === undefined) throw new Error("fixture changed");
+    deployStage.actions[0] = {
+      name: "Ship",
+      actionTypeId: { category: "Deploy", owner: "AWS", provider: "S3", version: "1" },
+      configuration: { BucketName: "www-site", ObjectKey: "releases/#{codepipeline.PipelineExecutionId}.zip", Extract: "false" },
+      inputArtifacts: [{ name: "Built" }],
+    };
+    await clients.ops.createPipeline({ pipeline: declaration });
+    const source = await tap.next((j) => j.pipelineName === "deploy-target" && j.actionName === "Checkout");
+    await succeed(source, ["Src"]);
+    const build = await tap.next((j) => j.pipelineName === "deploy-target" && j.actionName === "Compile");
+    expect(grantCalls.find((c) => c.request.actionExecutionId === build.actionExecutionId)?.request.deploy).toBeUndefined();
+    await succeed(build, ["Built"]);
+    const ship = await tap.next((j) => j.pipelineName === "deploy-target" && j.actionName === "Ship");
+    const call = grantCalls.find((c) => c.request.actionExecutionId === ship.actionExecutionId);
+    expect(call?.request.deploy).toMatchObject({ bucket: "www-site", objectKey: `releases/${ship.pipelineExecutionId}.zip`, extract: false });
+    expect(call?.request.deploy?.expiresAt).toEqual(ship.deadline);
   });
 
   it("fails the action when the artifact service refuses the grants for good", async () => {

@@ -1,23 +1,31 @@
 import { mkdir, writeFile } from "node:fs/promises";
 import path from "node:path";
 import type {} from "@sluice/testkit";
+import { create } from "@bufbuild/protobuf";
+import { GrantSchema } from "@sluice/proto";
 import { Client } from "minio";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { makeJob, providerContext, tempDir } from "../../test/helpers.js";
 import { contentTypeOf, createObjectStoreDeployProvider } from "./object-store-deploy.js";
-import type { ObjectStoreTarget } from "./object-store-deploy.js";
+import type { DeployGranter } from "./object-store-deploy.js";
 import { JobFailure } from "./provider.js";
 import type { PreparedInput } from "./provider.js";
 
 describe("ObjectStore deploy provider", () => {
   const { s3 } = inject("servers");
-  const target: ObjectStoreTarget = { ...s3, region: "us-east-1" };
   const client = new Client({ endPoint: s3.endPoint, port: s3.port, useSSL: s3.useSSL, accessKey: s3.accessKey, secretKey: s3.secretKey });
   const bucket = `runner-deploy-${Date.now().toString(36)}`;
+  /** What the runner asked grants for; stands in for ArtifactService.IssueDeployGrants (tested with the real service elsewhere). */
+  const asked: { bucket: string; keys: readonly string[] }[] = [];
+  const target: DeployGranter = async (req) => {
+    asked.push({ bucket: req.bucket, keys: req.keys });
+    return Promise.all(req.keys.map(async (key) => create(GrantSchema, { url: await client.presignedPutObject(req.bucket, key, 600), method: "PUT", bucket: req.bucket, key })));
+  };
   let root: { dir: string; remove: () => Promise<void> };
   let input: PreparedInput;
 
   beforeAll(async () => {
+    await client.makeBucket(bucket);
     root = await tempDir("sluice-deploy-test-");
     const dir = path.join(root.dir, "artifact");
     await mkdir(path.join(dir, "css"), { recursive: true });
@@ -51,9 +59,9 @@ describe("ObjectStore deploy provider", () => {
     return out;
   }
 
-  it("extracts the artifact's files under the prefix, creating the bucket, with content types", async () => {
+  it("extracts the artifact's files under the prefix through presigned PUTs, with content types", async () => {
     const deploy = createObjectStoreDeployProvider(target);
-    const { ctx, ws } = await providerContext(deployJob({ BucketName: bucket, ObjectKey: "/site/v1/" }), {
+    const { ctx, ws } = await providerContext(deployJob({ BucketName: bucket, ObjectKey: "site/v1/", CacheControl: "max-age=60" }), {
       root: root.dir,
       inputs: [input],
     });
@@ -70,6 +78,7 @@ describe("ObjectStore deploy provider", () => {
     });
     const stat = await client.statObject(bucket, "site/v1/index.html");
     expect(stat.metaData["content-type"]).toBe("text/html; charset=utf-8");
+    expect(stat.metaData["cache-control"]).toBe("max-age=60");
   });
 
   it("writes the zip itself as ObjectKey when Extract is false", async () => {
@@ -94,7 +103,7 @@ describe("ObjectStore deploy provider", () => {
       { provider: createObjectStoreDeployProvider(target), job: deployJob({ BucketName: bucket, Extract: "false" }), inputs: [input], field: "ObjectKey" },
       { provider: createObjectStoreDeployProvider(target), job: deployJob({ BucketName: bucket, Extract: "maybe" }), inputs: [input], field: "Extract" },
       { provider: createObjectStoreDeployProvider(target), job: deployJob({ BucketName: bucket }), inputs: [], field: "inputArtifacts" },
-      { provider: createObjectStoreDeployProvider(undefined), job: deployJob({ BucketName: bucket }), inputs: [input], field: "S3_ENDPOINT" },
+      { provider: createObjectStoreDeployProvider(undefined), job: deployJob({ BucketName: bucket }), inputs: [input], field: "ARTIFACT_ADDR" },
     ];
     for (const c of cases) {
       const { ctx, ws } = await providerContext(c.job, { root: root.dir, inputs: c.inputs });
@@ -107,6 +116,33 @@ describe("ObjectStore deploy provider", () => {
         await ws.remove();
       }
     }
+  });
+
+  it("refuses a bad BucketName or ObjectKey after variable resolution, naming the field, before asking for any grant", async () => {
+    const cases: [Record<string, string>, string, RegExp][] = [
+      [{ BucketName: "My_Bucket" }, "configuration.BucketName", /not an S3 bucket name/],
+      [{ BucketName: "10.0.0.1" }, "configuration.BucketName", /IP address/],
+      [{ BucketName: bucket, ObjectKey: "../x" }, "configuration.ObjectKey", /".." segment/],
+      [{ BucketName: bucket, ObjectKey: "site/../../other" }, "configuration.ObjectKey", /".." segment/],
+      [{ BucketName: bucket, ObjectKey: "/site" }, "configuration.ObjectKey", /must not start with "\/"/],
+      [{ BucketName: bucket, ObjectKey: "site\u0000x" }, "configuration.ObjectKey", /control characters/],
+      [{ BucketName: bucket, ObjectKey: "k".repeat(1025), Extract: "false" }, "configuration.ObjectKey", /at most 1024 bytes/],
+    ];
+    const before = asked.length;
+    for (const [configuration, field, message] of cases) {
+      const { ctx, ws } = await providerContext(deployJob(configuration), { root: root.dir, inputs: [input] });
+      try {
+        const err = await createObjectStoreDeployProvider(target)(ctx).catch((e: unknown) => e);
+        expect(err).toBeInstanceOf(JobFailure);
+        expect((err as JobFailure).code).toBe("ConfigurationError");
+        expect((err as JobFailure).message.startsWith(`${field}: `)).toBe(true);
+        expect((err as JobFailure).message).toMatch(message);
+      } finally {
+        await ws.remove();
+      }
+    }
+    expect(asked.length).toBe(before);
+    expect(await objects("x")).toEqual(new Map());
   });
 
   it("maps file extensions to content types", () => {

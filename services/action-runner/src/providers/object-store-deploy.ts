@@ -1,8 +1,8 @@
 import { readdir } from "node:fs/promises";
-import http from "node:http";
-import https from "node:https";
 import path from "node:path";
-import { Client } from "minio";
+import { TransferError, bucketNameProblem, objectKeyProblem, putFile, trimPrefix } from "@sluice/artifacts";
+import { GrpcStatus, isRpcError } from "@sluice/grpc";
+import type { Grant } from "@sluice/proto";
 import { JobFailure, booleanConfig, configValue, requireConfig } from "./provider.js";
 import type { Provider, ProviderContext } from "./provider.js";
 
@@ -14,60 +14,25 @@ import type { Provider, ProviderContext } from "./provider.js";
  * zip itself is written as `ObjectKey` (then required); `CacheControl` (optional) is set on
  * every object written.
  *
- * Unlike artifacts, which runners only touch through presigned grants, a deploy target is an
- * arbitrary bucket, so the runner holds an S3 credential for it (S3_ENDPOINT / S3_ACCESS_KEY /
- * S3_SECRET_KEY). A production deployment gives the runner a credential scoped to the deploy
- * buckets only (never the artifact store's), so a pipeline cannot overwrite other pipelines'
- * artifacts through a deploy action.
+ * The runner holds no object-store credential. It asks the artifact service for one presigned
+ * PUT per object (ArtifactService.IssueDeployGrants), which signs only inside the allowance the
+ * orchestrator recorded for this job when it published it: this bucket, this key or prefix,
+ * until the job's deadline, and only for pipelines DEPLOY_BUCKETS allows to write the bucket.
  */
 
-/** Where ObjectStore deploy actions write, and the credential for it. */
-export interface ObjectStoreTarget {
-  readonly endPoint: string;
-  readonly port: number;
-  readonly useSSL: boolean;
-  readonly accessKey: string;
-  readonly secretKey: string;
-  readonly region: string;
-}
+/** Presigned PUTs for `keys` of one deploy job (ArtifactService.IssueDeployGrants with the runner's token). */
+export type DeployGranter = (
+  request: { readonly actionExecutionId: string; readonly bucket: string; readonly keys: readonly string[] },
+  signal: AbortSignal,
+) => Promise<readonly Grant[]>;
 
 /** Objects uploaded at the same time when extracting an artifact. */
 const UPLOAD_CONCURRENCY = 4;
+/** Keys per grant request: asked just before their uploads, so no grant waits long enough to expire. */
+const GRANT_BATCH = 100;
 
-/**
- * Creates the provider; without a target every deploy job fails with a ConfigurationError.
- *
- * Each job gets its own S3 client over its own HTTP agent. The minio client takes no abort
- * signal, so stopping a deploy (deadline, cancel, shutdown) destroys the job's agent: every
- * request in flight fails at once, and the upload loop starts no further object.
- */
-export function createObjectStoreDeployProvider(target: ObjectStoreTarget | undefined): Provider {
-  const clientFor = (signal: AbortSignal): { s3: Client; close: () => void } => {
-    if (target === undefined) {
-      throw new JobFailure(
-        "ConfigurationError",
-        "this runner has no deploy target object store configured (S3_ENDPOINT, S3_ACCESS_KEY, S3_SECRET_KEY)",
-      );
-    }
-    const agent = target.useSSL ? new https.Agent({ keepAlive: true }) : new http.Agent({ keepAlive: true });
-    const onAbort = (): void => agent.destroy();
-    signal.addEventListener("abort", onAbort, { once: true });
-    const s3 = new Client({
-      endPoint: target.endPoint,
-      port: target.port,
-      useSSL: target.useSSL,
-      accessKey: target.accessKey,
-      secretKey: target.secretKey,
-      region: target.region,
-      transportAgent: agent,
-    });
-    const close = (): void => {
-      signal.removeEventListener("abort", onAbort);
-      agent.destroy();
-    };
-    return { s3, close };
-  };
-
+/** Creates the provider; without a granter (no artifact service) every deploy job fails with a ConfigurationError. */
+export function createObjectStoreDeployProvider(granter: DeployGranter | undefined): Provider {
   return async (ctx) => {
     const { job } = ctx;
     const bucket = requireConfig(job, "BucketName");
@@ -75,74 +40,97 @@ export function createObjectStoreDeployProvider(target: ObjectStoreTarget | unde
     const objectKey = configValue(job, "ObjectKey");
     const cacheControl = configValue(job, "CacheControl");
     const input = ctx.inputs[0];
-    if (input === undefined) {
-      throw new JobFailure("ConfigurationError", "inputArtifacts: the ObjectStore deploy action needs one input artifact");
-    }
+    // Checked here, after variable resolution, and again by the artifact service before it signs.
+    const bucketProblem = bucketNameProblem(bucket);
+    if (bucketProblem !== undefined) throw new JobFailure("ConfigurationError", `configuration.BucketName: ${bucketProblem}`);
     if (!extract && objectKey === undefined) {
       throw new JobFailure("ConfigurationError", "configuration.ObjectKey: is required when Extract is \"false\"");
     }
-    const { s3, close } = clientFor(ctx.signal);
-    const meta = (contentType: string): Record<string, string> => ({
+    const keyProblem = objectKeyProblem(objectKey ?? "", { prefix: extract });
+    if (keyProblem !== undefined) throw new JobFailure("ConfigurationError", `configuration.ObjectKey: ${keyProblem}`);
+    if (input === undefined) {
+      throw new JobFailure("ConfigurationError", "inputArtifacts: the ObjectStore deploy action needs one input artifact");
+    }
+    if (granter === undefined) {
+      throw new JobFailure("ConfigurationError", "this runner has no artifact service to issue deploy grants (ARTIFACT_ADDR)");
+    }
+    const headers = (contentType: string): Record<string, string> => ({
       "Content-Type": contentType,
       ...(cacheControl === undefined ? {} : { "Cache-Control": cacheControl }),
     });
+    const upload = async (uploads: readonly { key: string; file: string }[]): Promise<void> => {
+      for (let start = 0; start < uploads.length; start += GRANT_BATCH) {
+        throwIfAborted(ctx);
+        const batch = uploads.slice(start, start + GRANT_BATCH);
+        const grants = await requestGrants(granter, { actionExecutionId: job.actionExecutionId, bucket, keys: batch.map((u) => u.key) }, ctx.signal);
+        let next = 0;
+        const worker = async (): Promise<void> => {
+          for (let i = next++; i < batch.length; i = next++) {
+            throwIfAborted(ctx);
+            const { key, file } = batch[i] as { key: string; file: string };
+            const grant = grants[i];
+            if (grant?.key !== key || grant.bucket !== bucket) {
+              throw new JobFailure("SystemUnavailable", `the artifact service returned no deploy grant for ${key}`);
+            }
+            await putFile(grant.url, file, { signal: ctx.signal, headers: headers(extract ? contentTypeOf(key) : "application/zip") });
+            // A request that started just as the job was stopped may still have succeeded.
+            throwIfAborted(ctx);
+            ctx.logger.debug("deployed object", { bucket, key });
+          }
+        };
+        await Promise.all(Array.from({ length: Math.min(UPLOAD_CONCURRENCY, batch.length) }, worker));
+      }
+    };
 
     try {
-      await ensureBucket(s3, bucket, target?.region ?? "us-east-1");
       if (!extract) {
-        const key = normalizeKey(objectKey ?? "");
-        await s3.fPutObject(bucket, key, input.zipPath, meta("application/zip"));
+        const key = objectKey ?? "";
+        await upload([{ key, file: input.zipPath }]);
         ctx.logger.info("deployed artifact zip", { bucket, key });
         return { summary: `Deployed ${input.name} to s3://${bucket}/${key}`, externalExecutionId: job.jobId, outputs: [] };
       }
 
-      const prefix = normalizeKey(objectKey ?? "");
+      const prefix = trimPrefix(objectKey ?? "");
       const files = await listFiles(input.dir);
-      let next = 0;
-      const worker = async (): Promise<void> => {
-        for (let i = next++; i < files.length; i = next++) {
-          throwIfAborted(ctx);
-          const rel = files[i] as string;
-          const key = prefix === "" ? rel : `${prefix}/${rel}`;
-          await s3.fPutObject(bucket, key, path.join(input.dir, rel), meta(contentTypeOf(rel)));
-          // A request that started just as the agent was destroyed may still have succeeded.
-          throwIfAborted(ctx);
-          ctx.logger.debug("deployed object", { bucket, key });
-        }
-      };
-      await Promise.all(Array.from({ length: Math.min(UPLOAD_CONCURRENCY, files.length) }, worker));
+      const uploads = files.map((rel, i) => {
+        const key = prefix === "" ? rel : `${prefix}/${rel}`;
+        const problem = objectKeyProblem(key, { prefix: false });
+        if (problem !== undefined) throw new JobFailure("ConfigurationError", `inputArtifacts[0] file ${i}: object key ${problem}`);
+        return { key, file: path.join(input.dir, rel) };
+      });
+      await upload(uploads);
       const where = `s3://${bucket}/${prefix === "" ? "" : `${prefix}/`}`;
       ctx.logger.info("deployed artifact", { bucket, prefix, files: files.length });
       return { summary: `Deployed ${files.length} files of ${input.name} to ${where}`, externalExecutionId: job.jobId, outputs: [] };
     } catch (err) {
       if (err instanceof JobFailure) throw err;
       if (ctx.signal.aborted) throw new JobFailure("JobFailed", "deploy was stopped before it finished");
-      const code = (err as { code?: unknown }).code;
       const message = err instanceof Error ? err.message : String(err);
-      throw new JobFailure(
-        code === "AccessDenied" ? "PermissionError" : "JobFailed",
-        `deploy to bucket ${bucket} failed: ${message}`,
-      );
-    } finally {
-      close();
+      const denied = err instanceof TransferError && err.statusCode === 403;
+      throw new JobFailure(denied ? "PermissionError" : "JobFailed", `deploy to bucket ${bucket} failed: ${message}`);
     }
   };
 }
 
-async function ensureBucket(s3: Client, bucket: string, region: string): Promise<void> {
-  if (await s3.bucketExists(bucket)) return;
+/** Asks for grants, turning the artifact service's refusals into the job's failure. */
+async function requestGrants(
+  granter: DeployGranter,
+  request: { actionExecutionId: string; bucket: string; keys: readonly string[] },
+  signal: AbortSignal,
+): Promise<readonly Grant[]> {
   try {
-    await s3.makeBucket(bucket, region);
+    return await granter(request, signal);
   } catch (err) {
-    // Another job may have created it between the check and the create.
-    const code = (err as { code?: unknown }).code;
-    if (code !== "BucketAlreadyOwnedByYou" && code !== "BucketAlreadyExists") throw err;
+    if (signal.aborted) throw new JobFailure("JobFailed", "deploy was stopped before it finished");
+    if (!isRpcError(err)) throw err;
+    const code =
+      err.code === GrpcStatus.PERMISSION_DENIED
+        ? "PermissionError"
+        : err.code === GrpcStatus.INVALID_ARGUMENT
+          ? "ConfigurationError"
+          : "SystemUnavailable";
+    throw new JobFailure(code, `deploy grants for bucket ${request.bucket} refused: ${err.message}`);
   }
-}
-
-/** Strips leading/trailing slashes and collapses repeated ones: "/site//v1/" → "site/v1". */
-function normalizeKey(key: string): string {
-  return key.split("/").filter((part) => part !== "").join("/");
 }
 
 /** Regular files under `dir`, as sorted POSIX paths relative to it. */

@@ -1,7 +1,7 @@
 import { commandsProvider } from "./commands.js";
 import { gitSourceProvider } from "./git-source.js";
 import { createObjectStoreDeployProvider } from "./object-store-deploy.js";
-import type { ObjectStoreTarget } from "./object-store-deploy.js";
+import type { DeployGranter } from "./object-store-deploy.js";
 import type { Provider } from "./provider.js";
 
 /**
@@ -21,9 +21,9 @@ export const SERVED_ACTIONS: readonly { readonly category: string; readonly prov
   { category: "Rule", provider: "Commands" },
 ];
 
-/** Builds the provider table; `objectStore` is the deploy target store (absent: deploys fail with ConfigurationError). */
-export function createProviderTable(opts: { readonly objectStore?: ObjectStoreTarget | undefined }): Map<string, Provider> {
-  const deploy = createObjectStoreDeployProvider(opts.objectStore);
+/** Builds the provider table; `deployGrants` issues ObjectStore deploys' PUT grants (absent: deploys fail with ConfigurationError). */
+export function createProviderTable(opts: { readonly deployGrants?: DeployGranter | undefined }): Map<string, Provider> {
+  const deploy = createObjectStoreDeployProvider(opts.deployGrants);
   const table = new Map<string, Provider>();
   for (const { category, provider } of SERVED_ACTIONS) {
     const impl = provider === "Git" ? gitSourceProvider : provider === "Commands" ? commandsProvider : deploy;

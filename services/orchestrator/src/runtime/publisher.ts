@@ -1,8 +1,11 @@
 import type { Bus } from "@sluice/bus";
+import { resolveProvider } from "@sluice/domain";
 import type { Logger } from "@sluice/domain";
 import { GrpcStatus, isRpcError } from "@sluice/grpc";
 import type { Client } from "@sluice/grpc";
 import { toBinary } from "@bufbuild/protobuf";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { CancelJobSchema, JobSchema, StateChangeEventSchema } from "@sluice/proto";
 import type { ArtifactService, Job } from "@sluice/proto";
 import { parseCancel, parseEvent, parseJob } from "./outbox.js";
@@ -40,6 +43,7 @@ const PERMANENT_GRANT_FAILURES: ReadonlySet<number> = new Set([
   GrpcStatus.INVALID_ARGUMENT,
   GrpcStatus.FAILED_PRECONDITION,
   GrpcStatus.DATA_LOSS,
+  GrpcStatus.PERMISSION_DENIED,
 ]);
 
 /** Creates the publisher used by the runtime store and the outbox sweeper. */
@@ -62,6 +66,7 @@ export function createOutboxPublisher(opts: OutboxPublisherOptions): OutboxPubli
           bucket: job.artifactBucket,
           inputArtifactIds: inputIds,
           outputNames,
+          ...deployTargetOf(job),
         });
         job.inputs = grants.inputs;
         job.outputs = grants.outputs;
@@ -93,6 +98,25 @@ export function createOutboxPublisher(opts: OutboxPublisherOptions): OutboxPubli
         logger.warn("publishing an outbox entry failed; the sweeper will retry", { id: entry.id, subject: entry.subject, error: errorText(err) });
         return { kind: "retry" };
       }
+    },
+  };
+}
+
+/**
+ * An ObjectStore deploy job's target, for the artifact service to check against DEPLOY_BUCKETS and
+ * record as the only place the job's runner may get PUT grants for, until the job's deadline.
+ * Values are read as the runner reads them (trimmed; Extract any case).
+ */
+function deployTargetOf(job: Job): { deploy?: { bucket: string; objectKey: string; extract: boolean; expiresAt: Timestamp } } {
+  const spec = job.actionTypeId === undefined ? undefined : resolveProvider(job.actionTypeId);
+  if (spec?.category !== "Deploy" || spec.builtIn !== "ObjectStore") return {};
+  const value = (key: string): string => job.configuration[key]?.trim() ?? "";
+  return {
+    deploy: {
+      bucket: value("BucketName"),
+      objectKey: value("ObjectKey"),
+      extract: value("Extract").toLowerCase() !== "false",
+      expiresAt: job.deadline ?? timestampFromDate(new Date(Date.now() + 3_600_000)),
     },
   };
 }

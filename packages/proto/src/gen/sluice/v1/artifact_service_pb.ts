@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file sluice/v1/artifact_service.proto.
  */
 export const file_sluice_v1_artifact_service: GenFile = /*@__PURE__*/
-  fileDesc("CiBzbHVpY2UvdjEvYXJ0aWZhY3Rfc2VydmljZS5wcm90bxIJc2x1aWNlLnYxIqcCCghBcnRpZmFjdBITCgthcnRpZmFjdF9pZBgBIAEoCRIMCgRuYW1lGAIgASgJEhUKDXBpcGVsaW5lX25hbWUYAyABKAkSHQoVcGlwZWxpbmVfZXhlY3V0aW9uX2lkGAQgASgJEhIKCnN0YWdlX25hbWUYBSABKAkSEwoLYWN0aW9uX25hbWUYBiABKAkSGwoTYWN0aW9uX2V4ZWN1dGlvbl9pZBgHIAEoCRIOCgZidWNrZXQYCCABKAkSCwoDa2V5GAkgASgJEg4KBnNoYTI1NhgKIAEoCRISCgpzaXplX2J5dGVzGAsgASgDEg4KBnN0YXR1cxgMIAEoCRIrCgdjcmVhdGVkGA0gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJxCgVHcmFudBILCgN1cmwYASABKAkSDgoGbWV0aG9kGAIgASgJEg4KBmJ1Y2tldBgDIAEoCRILCgNrZXkYBCABKAkSLgoKZXhwaXJlc19hdBgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAidAoKSW5wdXRHcmFudBIMCgRuYW1lGAEgASgJEhMKC2FydGlmYWN0X2lkGAIgASgJEg4KBnNoYTI1NhgDIAEoCRISCgpzaXplX2J5dGVzGAQgASgDEh8KBWdyYW50GAUgASgLMhAuc2x1aWNlLnYxLkdyYW50IlEKC091dHB1dEdyYW50EgwKBG5hbWUYASABKAkSEwoLYXJ0aWZhY3RfaWQYAiABKAkSHwoFZ3JhbnQYAyABKAsyEC5zbHVpY2UudjEuR3JhbnQi1QEKFUlzc3VlSm9iR3JhbnRzUmVxdWVzdBIVCg1waXBlbGluZV9uYW1lGAEgASgJEh0KFXBpcGVsaW5lX2V4ZWN1dGlvbl9pZBgCIAEoCRISCgpzdGFnZV9uYW1lGAMgASgJEhMKC2FjdGlvbl9uYW1lGAQgASgJEhsKE2FjdGlvbl9leGVjdXRpb25faWQYBSABKAkSDgoGYnVja2V0GAYgASgJEhoKEmlucHV0X2FydGlmYWN0X2lkcxgHIAMoCRIUCgxvdXRwdXRfbmFtZXMYCCADKAkiaAoWSXNzdWVKb2JHcmFudHNSZXNwb25zZRIlCgZpbnB1dHMYASADKAsyFS5zbHVpY2UudjEuSW5wdXRHcmFudBInCgdvdXRwdXRzGAIgAygLMhYuc2x1aWNlLnYxLk91dHB1dEdyYW50IlAKFUNvbW1pdEFydGlmYWN0UmVxdWVzdBITCgthcnRpZmFjdF9pZBgBIAEoCRIOCgZzaGEyNTYYAiABKAkSEgoKc2l6ZV9ieXRlcxgDIAEoAyI/ChZDb21taXRBcnRpZmFjdFJlc3BvbnNlEiUKCGFydGlmYWN0GAEgASgLMhMuc2x1aWNlLnYxLkFydGlmYWN0IikKEkdldEFydGlmYWN0UmVxdWVzdBITCgthcnRpZmFjdF9pZBgBIAEoCSI8ChNHZXRBcnRpZmFjdFJlc3BvbnNlEiUKCGFydGlmYWN0GAEgASgLMhMuc2x1aWNlLnYxLkFydGlmYWN0IkwKFExpc3RBcnRpZmFjdHNSZXF1ZXN0EhUKDXBpcGVsaW5lX25hbWUYASABKAkSHQoVcGlwZWxpbmVfZXhlY3V0aW9uX2lkGAIgASgJIj8KFUxpc3RBcnRpZmFjdHNSZXNwb25zZRImCglhcnRpZmFjdHMYASADKAsyEy5zbHVpY2UudjEuQXJ0aWZhY3QiMQoaQ3JlYXRlRG93bmxvYWRHcmFudFJlcXVlc3QSEwoLYXJ0aWZhY3RfaWQYASABKAkiTgobQ3JlYXRlRG93bmxvYWRHcmFudFJlc3BvbnNlEh8KBWdyYW50GAEgASgLMhAuc2x1aWNlLnYxLkdyYW50Eg4KBnNoYTI1NhgCIAEoCSJNChhSZW5ld091dHB1dEdyYW50c1JlcXVlc3QSGwoTYWN0aW9uX2V4ZWN1dGlvbl9pZBgBIAEoCRIUCgxvdXRwdXRfbmFtZXMYAiADKAkiRAoZUmVuZXdPdXRwdXRHcmFudHNSZXNwb25zZRInCgdvdXRwdXRzGAEgAygLMhYuc2x1aWNlLnYxLk91dHB1dEdyYW50MqcECg9BcnRpZmFjdFNlcnZpY2USVQoOSXNzdWVKb2JHcmFudHMSIC5zbHVpY2UudjEuSXNzdWVKb2JHcmFudHNSZXF1ZXN0GiEuc2x1aWNlLnYxLklzc3VlSm9iR3JhbnRzUmVzcG9uc2USVQoOQ29tbWl0QXJ0aWZhY3QSIC5zbHVpY2UudjEuQ29tbWl0QXJ0aWZhY3RSZXF1ZXN0GiEuc2x1aWNlLnYxLkNvbW1pdEFydGlmYWN0UmVzcG9uc2USTAoLR2V0QXJ0aWZhY3QSHS5zbHVpY2UudjEuR2V0QXJ0aWZhY3RSZXF1ZXN0Gh4uc2x1aWNlLnYxLkdldEFydGlmYWN0UmVzcG9uc2USUgoNTGlzdEFydGlmYWN0cxIfLnNsdWljZS52MS5MaXN0QXJ0aWZhY3RzUmVxdWVzdBogLnNsdWljZS52MS5MaXN0QXJ0aWZhY3RzUmVzcG9uc2USZAoTQ3JlYXRlRG93bmxvYWRHcmFudBIlLnNsdWljZS52MS5DcmVhdGVEb3dubG9hZEdyYW50UmVxdWVzdBomLnNsdWljZS52MS5DcmVhdGVEb3dubG9hZEdyYW50UmVzcG9uc2USXgoRUmVuZXdPdXRwdXRHcmFudHMSIy5zbHVpY2UudjEuUmVuZXdPdXRwdXRHcmFudHNSZXF1ZXN0GiQuc2x1aWNlLnYxLlJlbmV3T3V0cHV0R3JhbnRzUmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_timestamp]);
+  fileDesc("CiBzbHVpY2UvdjEvYXJ0aWZhY3Rfc2VydmljZS5wcm90bxIJc2x1aWNlLnYxIqcCCghBcnRpZmFjdBITCgthcnRpZmFjdF9pZBgBIAEoCRIMCgRuYW1lGAIgASgJEhUKDXBpcGVsaW5lX25hbWUYAyABKAkSHQoVcGlwZWxpbmVfZXhlY3V0aW9uX2lkGAQgASgJEhIKCnN0YWdlX25hbWUYBSABKAkSEwoLYWN0aW9uX25hbWUYBiABKAkSGwoTYWN0aW9uX2V4ZWN1dGlvbl9pZBgHIAEoCRIOCgZidWNrZXQYCCABKAkSCwoDa2V5GAkgASgJEg4KBnNoYTI1NhgKIAEoCRISCgpzaXplX2J5dGVzGAsgASgDEg4KBnN0YXR1cxgMIAEoCRIrCgdjcmVhdGVkGA0gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJxCgVHcmFudBILCgN1cmwYASABKAkSDgoGbWV0aG9kGAIgASgJEg4KBmJ1Y2tldBgDIAEoCRILCgNrZXkYBCABKAkSLgoKZXhwaXJlc19hdBgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAidAoKSW5wdXRHcmFudBIMCgRuYW1lGAEgASgJEhMKC2FydGlmYWN0X2lkGAIgASgJEg4KBnNoYTI1NhgDIAEoCRISCgpzaXplX2J5dGVzGAQgASgDEh8KBWdyYW50GAUgASgLMhAuc2x1aWNlLnYxLkdyYW50IlEKC091dHB1dEdyYW50EgwKBG5hbWUYASABKAkSEwoLYXJ0aWZhY3RfaWQYAiABKAkSHwoFZ3JhbnQYAyABKAsyEC5zbHVpY2UudjEuR3JhbnQi/gEKFUlzc3VlSm9iR3JhbnRzUmVxdWVzdBIVCg1waXBlbGluZV9uYW1lGAEgASgJEh0KFXBpcGVsaW5lX2V4ZWN1dGlvbl9pZBgCIAEoCRISCgpzdGFnZV9uYW1lGAMgASgJEhMKC2FjdGlvbl9uYW1lGAQgASgJEhsKE2FjdGlvbl9leGVjdXRpb25faWQYBSABKAkSDgoGYnVja2V0GAYgASgJEhoKEmlucHV0X2FydGlmYWN0X2lkcxgHIAMoCRIUCgxvdXRwdXRfbmFtZXMYCCADKAkSJwoGZGVwbG95GAkgASgLMhcuc2x1aWNlLnYxLkRlcGxveVRhcmdldCJzCgxEZXBsb3lUYXJnZXQSDgoGYnVja2V0GAEgASgJEhIKCm9iamVjdF9rZXkYAiABKAkSDwoHZXh0cmFjdBgDIAEoCBIuCgpleHBpcmVzX2F0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJoChZJc3N1ZUpvYkdyYW50c1Jlc3BvbnNlEiUKBmlucHV0cxgBIAMoCzIVLnNsdWljZS52MS5JbnB1dEdyYW50EicKB291dHB1dHMYAiADKAsyFi5zbHVpY2UudjEuT3V0cHV0R3JhbnQiUAoVQ29tbWl0QXJ0aWZhY3RSZXF1ZXN0EhMKC2FydGlmYWN0X2lkGAEgASgJEg4KBnNoYTI1NhgCIAEoCRISCgpzaXplX2J5dGVzGAMgASgDIj8KFkNvbW1pdEFydGlmYWN0UmVzcG9uc2USJQoIYXJ0aWZhY3QYASABKAsyEy5zbHVpY2UudjEuQXJ0aWZhY3QiKQoSR2V0QXJ0aWZhY3RSZXF1ZXN0EhMKC2FydGlmYWN0X2lkGAEgASgJIjwKE0dldEFydGlmYWN0UmVzcG9uc2USJQoIYXJ0aWZhY3QYASABKAsyEy5zbHVpY2UudjEuQXJ0aWZhY3QiTAoUTGlzdEFydGlmYWN0c1JlcXVlc3QSFQoNcGlwZWxpbmVfbmFtZRgBIAEoCRIdChVwaXBlbGluZV9leGVjdXRpb25faWQYAiABKAkiPwoVTGlzdEFydGlmYWN0c1Jlc3BvbnNlEiYKCWFydGlmYWN0cxgBIAMoCzITLnNsdWljZS52MS5BcnRpZmFjdCIxChpDcmVhdGVEb3dubG9hZEdyYW50UmVxdWVzdBITCgthcnRpZmFjdF9pZBgBIAEoCSJOChtDcmVhdGVEb3dubG9hZEdyYW50UmVzcG9uc2USHwoFZ3JhbnQYASABKAsyEC5zbHVpY2UudjEuR3JhbnQSDgoGc2hhMjU2GAIgASgJIk0KGFJlbmV3T3V0cHV0R3JhbnRzUmVxdWVzdBIbChNhY3Rpb25fZXhlY3V0aW9uX2lkGAEgASgJEhQKDG91dHB1dF9uYW1lcxgCIAMoCSJEChlSZW5ld091dHB1dEdyYW50c1Jlc3BvbnNlEicKB291dHB1dHMYASADKAsyFi5zbHVpY2UudjEuT3V0cHV0R3JhbnQiVQoYSXNzdWVEZXBsb3lHcmFudHNSZXF1ZXN0EhsKE2FjdGlvbl9leGVjdXRpb25faWQYASABKAkSDgoGYnVja2V0GAIgASgJEgwKBGtleXMYAyADKAkiPQoZSXNzdWVEZXBsb3lHcmFudHNSZXNwb25zZRIgCgZncmFudHMYASADKAsyEC5zbHVpY2UudjEuR3JhbnQyhwUKD0FydGlmYWN0U2VydmljZRJVCg5Jc3N1ZUpvYkdyYW50cxIgLnNsdWljZS52MS5Jc3N1ZUpvYkdyYW50c1JlcXVlc3QaIS5zbHVpY2UudjEuSXNzdWVKb2JHcmFudHNSZXNwb25zZRJVCg5Db21taXRBcnRpZmFjdBIgLnNsdWljZS52MS5Db21taXRBcnRpZmFjdFJlcXVlc3QaIS5zbHVpY2UudjEuQ29tbWl0QXJ0aWZhY3RSZXNwb25zZRJMCgtHZXRBcnRpZmFjdBIdLnNsdWljZS52MS5HZXRBcnRpZmFjdFJlcXVlc3QaHi5zbHVpY2UudjEuR2V0QXJ0aWZhY3RSZXNwb25zZRJSCg1MaXN0QXJ0aWZhY3RzEh8uc2x1aWNlLnYxLkxpc3RBcnRpZmFjdHNSZXF1ZXN0GiAuc2x1aWNlLnYxLkxpc3RBcnRpZmFjdHNSZXNwb25zZRJkChNDcmVhdGVEb3dubG9hZEdyYW50EiUuc2x1aWNlLnYxLkNyZWF0ZURvd25sb2FkR3JhbnRSZXF1ZXN0GiYuc2x1aWNlLnYxLkNyZWF0ZURvd25sb2FkR3JhbnRSZXNwb25zZRJeChFSZW5ld091dHB1dEdyYW50cxIjLnNsdWljZS52MS5SZW5ld091dHB1dEdyYW50c1JlcXVlc3QaJC5zbHVpY2UudjEuUmVuZXdPdXRwdXRHcmFudHNSZXNwb25zZRJeChFJc3N1ZURlcGxveUdyYW50cxIjLnNsdWljZS52MS5Jc3N1ZURlcGxveUdyYW50c1JlcXVlc3QaJC5zbHVpY2UudjEuSXNzdWVEZXBsb3lHcmFudHNSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_timestamp]);
 
 /**
  * @generated from message sluice.v1.Artifact
@@ -251,6 +251,14 @@ export type IssueJobGrantsRequest = Message<"sluice.v1.IssueJobGrantsRequest"> &
    * @generated from field: repeated string output_names = 8;
    */
   outputNames: string[];
+
+  /**
+   * Set by the orchestrator for an ObjectStore deploy job: where it may write.
+   * Refused unless the pipeline is allowed to write the bucket (DEPLOY_BUCKETS).
+   *
+   * @generated from field: sluice.v1.DeployTarget deploy = 9;
+   */
+  deploy?: DeployTarget | undefined;
 };
 
 /**
@@ -259,6 +267,44 @@ export type IssueJobGrantsRequest = Message<"sluice.v1.IssueJobGrantsRequest"> &
  */
 export const IssueJobGrantsRequestSchema: GenMessage<IssueJobGrantsRequest> = /*@__PURE__*/
   messageDesc(file_sluice_v1_artifact_service, 4);
+
+/**
+ * Where one ObjectStore deploy job may write (its resolved configuration).
+ *
+ * @generated from message sluice.v1.DeployTarget
+ */
+export type DeployTarget = Message<"sluice.v1.DeployTarget"> & {
+  /**
+   * @generated from field: string bucket = 1;
+   */
+  bucket: string;
+
+  /**
+   * Extract: the key prefix ("" = the bucket root); otherwise the one key.
+   *
+   * @generated from field: string object_key = 2;
+   */
+  objectKey: string;
+
+  /**
+   * @generated from field: bool extract = 3;
+   */
+  extract: boolean;
+
+  /**
+   * Until when the allowance holds (the job's deadline).
+   *
+   * @generated from field: google.protobuf.Timestamp expires_at = 4;
+   */
+  expiresAt?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message sluice.v1.DeployTarget.
+ * Use `create(DeployTargetSchema)` to create a new message.
+ */
+export const DeployTargetSchema: GenMessage<DeployTarget> = /*@__PURE__*/
+  messageDesc(file_sluice_v1_artifact_service, 5);
 
 /**
  * @generated from message sluice.v1.IssueJobGrantsResponse
@@ -280,7 +326,7 @@ export type IssueJobGrantsResponse = Message<"sluice.v1.IssueJobGrantsResponse">
  * Use `create(IssueJobGrantsResponseSchema)` to create a new message.
  */
 export const IssueJobGrantsResponseSchema: GenMessage<IssueJobGrantsResponse> = /*@__PURE__*/
-  messageDesc(file_sluice_v1_artifact_service, 5);
+  messageDesc(file_sluice_v1_artifact_service, 6);
 
 /**
  * @generated from message sluice.v1.CommitArtifactRequest
@@ -307,7 +353,7 @@ export type CommitArtifactRequest = Message<"sluice.v1.CommitArtifactRequest"> &
  * Use `create(CommitArtifactRequestSchema)` to create a new message.
  */
 export const CommitArtifactRequestSchema: GenMessage<CommitArtifactRequest> = /*@__PURE__*/
-  messageDesc(file_sluice_v1_artifact_service, 6);
+  messageDesc(file_sluice_v1_artifact_service, 7);
 
 /**
  * @generated from message sluice.v1.CommitArtifactResponse
@@ -324,7 +370,7 @@ export type CommitArtifactResponse = Message<"sluice.v1.CommitArtifactResponse">
  * Use `create(CommitArtifactResponseSchema)` to create a new message.
  */
 export const CommitArtifactResponseSchema: GenMessage<CommitArtifactResponse> = /*@__PURE__*/
-  messageDesc(file_sluice_v1_artifact_service, 7);
+  messageDesc(file_sluice_v1_artifact_service, 8);
 
 /**
  * @generated from message sluice.v1.GetArtifactRequest
@@ -341,7 +387,7 @@ export type GetArtifactRequest = Message<"sluice.v1.GetArtifactRequest"> & {
  * Use `create(GetArtifactRequestSchema)` to create a new message.
  */
 export const GetArtifactRequestSchema: GenMessage<GetArtifactRequest> = /*@__PURE__*/
-  messageDesc(file_sluice_v1_artifact_service, 8);
+  messageDesc(file_sluice_v1_artifact_service, 9);
 
 /**
  * @generated from message sluice.v1.GetArtifactResponse
@@ -358,7 +404,7 @@ export type GetArtifactResponse = Message<"sluice.v1.GetArtifactResponse"> & {
  * Use `create(GetArtifactResponseSchema)` to create a new message.
  */
 export const GetArtifactResponseSchema: GenMessage<GetArtifactResponse> = /*@__PURE__*/
-  messageDesc(file_sluice_v1_artifact_service, 9);
+  messageDesc(file_sluice_v1_artifact_service, 10);
 
 /**
  * @generated from message sluice.v1.ListArtifactsRequest
@@ -380,7 +426,7 @@ export type ListArtifactsRequest = Message<"sluice.v1.ListArtifactsRequest"> & {
  * Use `create(ListArtifactsRequestSchema)` to create a new message.
  */
 export const ListArtifactsRequestSchema: GenMessage<ListArtifactsRequest> = /*@__PURE__*/
-  messageDesc(file_sluice_v1_artifact_service, 10);
+  messageDesc(file_sluice_v1_artifact_service, 11);
 
 /**
  * @generated from message sluice.v1.ListArtifactsResponse
@@ -397,7 +443,7 @@ export type ListArtifactsResponse = Message<"sluice.v1.ListArtifactsResponse"> &
  * Use `create(ListArtifactsResponseSchema)` to create a new message.
  */
 export const ListArtifactsResponseSchema: GenMessage<ListArtifactsResponse> = /*@__PURE__*/
-  messageDesc(file_sluice_v1_artifact_service, 11);
+  messageDesc(file_sluice_v1_artifact_service, 12);
 
 /**
  * @generated from message sluice.v1.CreateDownloadGrantRequest
@@ -414,7 +460,7 @@ export type CreateDownloadGrantRequest = Message<"sluice.v1.CreateDownloadGrantR
  * Use `create(CreateDownloadGrantRequestSchema)` to create a new message.
  */
 export const CreateDownloadGrantRequestSchema: GenMessage<CreateDownloadGrantRequest> = /*@__PURE__*/
-  messageDesc(file_sluice_v1_artifact_service, 12);
+  messageDesc(file_sluice_v1_artifact_service, 13);
 
 /**
  * @generated from message sluice.v1.CreateDownloadGrantResponse
@@ -436,7 +482,7 @@ export type CreateDownloadGrantResponse = Message<"sluice.v1.CreateDownloadGrant
  * Use `create(CreateDownloadGrantResponseSchema)` to create a new message.
  */
 export const CreateDownloadGrantResponseSchema: GenMessage<CreateDownloadGrantResponse> = /*@__PURE__*/
-  messageDesc(file_sluice_v1_artifact_service, 13);
+  messageDesc(file_sluice_v1_artifact_service, 14);
 
 /**
  * @generated from message sluice.v1.RenewOutputGrantsRequest
@@ -461,7 +507,7 @@ export type RenewOutputGrantsRequest = Message<"sluice.v1.RenewOutputGrantsReque
  * Use `create(RenewOutputGrantsRequestSchema)` to create a new message.
  */
 export const RenewOutputGrantsRequestSchema: GenMessage<RenewOutputGrantsRequest> = /*@__PURE__*/
-  messageDesc(file_sluice_v1_artifact_service, 14);
+  messageDesc(file_sluice_v1_artifact_service, 15);
 
 /**
  * @generated from message sluice.v1.RenewOutputGrantsResponse
@@ -480,7 +526,56 @@ export type RenewOutputGrantsResponse = Message<"sluice.v1.RenewOutputGrantsResp
  * Use `create(RenewOutputGrantsResponseSchema)` to create a new message.
  */
 export const RenewOutputGrantsResponseSchema: GenMessage<RenewOutputGrantsResponse> = /*@__PURE__*/
-  messageDesc(file_sluice_v1_artifact_service, 15);
+  messageDesc(file_sluice_v1_artifact_service, 16);
+
+/**
+ * @generated from message sluice.v1.IssueDeployGrantsRequest
+ */
+export type IssueDeployGrantsRequest = Message<"sluice.v1.IssueDeployGrantsRequest"> & {
+  /**
+   * @generated from field: string action_execution_id = 1;
+   */
+  actionExecutionId: string;
+
+  /**
+   * @generated from field: string bucket = 2;
+   */
+  bucket: string;
+
+  /**
+   * Full object keys; each must be the allowance's key, or lie under its
+   * prefix when it extracts. At most 1000 per call.
+   *
+   * @generated from field: repeated string keys = 3;
+   */
+  keys: string[];
+};
+
+/**
+ * Describes the message sluice.v1.IssueDeployGrantsRequest.
+ * Use `create(IssueDeployGrantsRequestSchema)` to create a new message.
+ */
+export const IssueDeployGrantsRequestSchema: GenMessage<IssueDeployGrantsRequest> = /*@__PURE__*/
+  messageDesc(file_sluice_v1_artifact_service, 17);
+
+/**
+ * @generated from message sluice.v1.IssueDeployGrantsResponse
+ */
+export type IssueDeployGrantsResponse = Message<"sluice.v1.IssueDeployGrantsResponse"> & {
+  /**
+   * PUT grants, in the order of keys.
+   *
+   * @generated from field: repeated sluice.v1.Grant grants = 1;
+   */
+  grants: Grant[];
+};
+
+/**
+ * Describes the message sluice.v1.IssueDeployGrantsResponse.
+ * Use `create(IssueDeployGrantsResponseSchema)` to create a new message.
+ */
+export const IssueDeployGrantsResponseSchema: GenMessage<IssueDeployGrantsResponse> = /*@__PURE__*/
+  messageDesc(file_sluice_v1_artifact_service, 18);
 
 /**
  * Artifact metadata and short-lived, single-key, single-method grants.
@@ -491,8 +586,10 @@ export const RenewOutputGrantsResponseSchema: GenMessage<RenewOutputGrantsRespon
  */
 export const ArtifactService: GenService<{
   /**
-   * Issues the grants one job needs: GET for each input, PUT for each output.
-   * Output artifacts are registered as PENDING until committed.
+   * Issues the grants one job needs: GET for each input (only artifacts of
+   * the same pipeline), PUT for each output. Output artifacts are registered
+   * as PENDING until committed. For an ObjectStore deploy job it also records
+   * the job's deploy allowance (see DeployTarget).
    *
    * @generated from rpc sluice.v1.ArtifactService.IssueJobGrants
    */
@@ -502,8 +599,8 @@ export const ArtifactService: GenService<{
     output: typeof IssueJobGrantsResponseSchema;
   },
   /**
-   * Marks an uploaded output as stored, recording its SHA-256 and size
-   * after checking the object exists with that size.
+   * Marks an uploaded output as stored after reading the object back and
+   * checking that its size and SHA-256 are the ones claimed.
    *
    * @generated from rpc sluice.v1.ArtifactService.CommitArtifact
    */
@@ -552,6 +649,19 @@ export const ArtifactService: GenService<{
     methodKind: "unary";
     input: typeof RenewOutputGrantsRequestSchema;
     output: typeof RenewOutputGrantsResponseSchema;
+  },
+  /**
+   * PUT grants for the objects an ObjectStore deploy job writes, only inside
+   * the allowance IssueJobGrants recorded for that action execution (bucket,
+   * key or prefix, until the job's deadline). Runners hold no object-store
+   * credential: this is their only way to write a deploy bucket.
+   *
+   * @generated from rpc sluice.v1.ArtifactService.IssueDeployGrants
+   */
+  issueDeployGrants: {
+    methodKind: "unary";
+    input: typeof IssueDeployGrantsRequestSchema;
+    output: typeof IssueDeployGrantsResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_sluice_v1_artifact_service, 0);
