@@ -29,7 +29,7 @@ export interface HandlerContext {
    */
   readonly publishedAt: Date;
   /** A header of the message, or "" when it has none (e.g. the `Sluice-*` headers a dead letter carries over). */
-  header(name: string): string;
+  readonly header: (name: string) => string;
   /** Extends the lease: resets ack_wait. Call it more often than every ackWaitMs / 3 during long work. */
   working(): void;
   /** Aborted when the consumer stops; a handler should give up and throw soon after. */

@@ -1,17 +1,18 @@
 import { randomUUID } from "node:crypto";
-import { connectBus } from "@sluice/bus";
+import { connectBus, isTransientError } from "@sluice/bus";
 import type { Bus, Consumer } from "@sluice/bus";
 import { DomainError, isDomainError, jobOutcomeFromProto, noopLogger, sourceRevisionFromProto } from "@sluice/domain";
 import type { Logger, PipelineSpec } from "@sluice/domain";
 import { createClient, createServer, createTokenAuthenticator, parseTokenTable } from "@sluice/grpc";
 import type { Client, SluiceServer } from "@sluice/grpc";
-import { ApprovalService, ArtifactService, JobResultSchema, PipelineService, SourceChangedSchema } from "@sluice/proto";
+import { ApprovalService, ArtifactService, DeadLetterSchema, JobResultSchema, PipelineService, SourceChangedSchema } from "@sluice/proto";
 import type { PipelineDeclaration } from "@sluice/proto";
 import { connectMongo } from "@sluice/service-kit";
 import { PIPELINE_PERMISSIONS, createPipelineApi } from "./api/pipeline-api.js";
 import type { OrchestratorConfig } from "./config.js";
 import { createPipelineStore } from "./pipelines/pipeline-store.js";
 import { specOf as specOfDeclaration } from "./pipelines/spec-of.js";
+import { createDeadLetterHandler } from "./runtime/dead-letters.js";
 import { createOutboxPublisher } from "./runtime/publisher.js";
 import { createRuntimeStore } from "./runtime/runtime-store.js";
 import type { ArchivedExecution, RuntimeStore } from "./runtime/runtime-store.js";
@@ -49,6 +50,7 @@ const OUTBOX_MIN_AGE_MS = 3000;
 /** Durable consumer names, shared by every replica. */
 const RESULTS_DURABLE = "orchestrator-results";
 const SOURCES_DURABLE = "orchestrator-sources";
+const DEAD_LETTERS_DURABLE = "orchestrator-dead-letters";
 /** Results/source changes handled at once; one pipeline's are still applied one by one. */
 const CONSUMER_CONCURRENCY = 8;
 
@@ -129,6 +131,8 @@ export async function startOrchestrator(config: OrchestratorConfig, deps: Orches
         filterSubject: bus.subjects.streamFilter("results"),
         schema: JobResultSchema,
         concurrency: CONSUMER_CONCURRENCY,
+        // An outage (MongoDB, a lost write race) retries until it passes: a result is never dropped for it.
+        isTransient: isTransientError,
         handler: async (msg) => {
           await ignoreUnknownPipeline(logger, msg.pipelineName, () => runtime.apply(msg.pipelineName, { type: "JobCompleted", result: jobOutcomeFromProto(msg) }));
         },
@@ -141,6 +145,8 @@ export async function startOrchestrator(config: OrchestratorConfig, deps: Orches
         filterSubject: bus.subjects.streamFilter("sources"),
         schema: SourceChangedSchema,
         concurrency: CONSUMER_CONCURRENCY,
+        // An outage (MongoDB, a lost write race) retries until it passes: a result is never dropped for it.
+        isTransient: isTransientError,
         handler: async (msg) => {
           if (msg.revision === undefined || msg.revision.revisionId === "") {
             throw new DomainError("ValidationException", "revision: is required", [{ field: "revision.revisionId", message: "is required" }]);
@@ -157,6 +163,19 @@ export async function startOrchestrator(config: OrchestratorConfig, deps: Orches
             }),
           );
         },
+      }),
+    );
+
+    // A job no consumer could take, or a result that could not be applied, fails its action now
+    // rather than at its timeout.
+    consumers.push(
+      await bus.consume({
+        stream: bus.streams.dlq,
+        durable: DEAD_LETTERS_DURABLE,
+        filterSubject: [bus.subjects.dlqSubject(bus.streams.jobs), bus.subjects.dlqSubject(bus.streams.results)],
+        schema: DeadLetterSchema,
+        isTransient: isTransientError,
+        handler: createDeadLetterHandler(bus.streams, (name, result) => runtime.apply(name, { type: "JobCompleted", result }), logger),
       }),
     );
 
