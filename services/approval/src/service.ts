@@ -1,5 +1,5 @@
 import type { Bus } from "@sluice/bus";
-import { connectBus } from "@sluice/bus";
+import { connectBus, isTransientError } from "@sluice/bus";
 import { noopLogger } from "@sluice/domain";
 import type { Logger } from "@sluice/domain";
 import { createServer, createTokenAuthenticator } from "@sluice/grpc";
@@ -99,6 +99,8 @@ export async function startApprovalService(config: ApprovalConfig, deps: Approva
       durable: APPROVAL_DURABLE,
       filterSubject: approvalJobFilter(bus),
       schema: JobSchema,
+      // MongoDB down: the approval job waits for it rather than being dead-lettered.
+      isTransient: isTransientError,
       handler: (job) => intake(job),
     });
     teardown.unshift({ name: "job consumer", run: () => consumer.stop() });
