@@ -43,6 +43,8 @@ export interface OrchestratorDeps {
   compactAfterMs?: number;
   /** How long an idle WatchPipelineExecution waits before re-reading the execution. @default 5000 */
   watchResyncMs?: number;
+  /** How long a MongoDB operation waits for a reachable server (tests of outages shorten it). @default 10000 */
+  mongoServerSelectionTimeoutMs?: number;
 }
 
 /** Entries younger than this are being published by the write that made them. */
@@ -64,7 +66,7 @@ export async function startOrchestrator(config: OrchestratorConfig, deps: Orches
   const clock = deps.clock ?? Date.now;
   const auth = createTokenAuthenticator(parseTokenTable(config.authTokens));
 
-  const mongo = await connectMongo(config.mongoUrl, config.mongoDb, { appName: "sluice-orchestrator" });
+  const mongo = await connectMongo(config.mongoUrl, config.mongoDb, { appName: "sluice-orchestrator", serverSelectionTimeoutMS: deps.mongoServerSelectionTimeoutMs });
   const { db } = mongo;
   let bus: Bus | undefined;
   let artifacts: Client<typeof ArtifactService> | undefined;
