@@ -121,6 +121,18 @@ describe("consume with isTransient", () => {
     expect(deliveries).toEqual([1]);
   });
 
+  it("turns an existing durable of an older release to unlimited deliveries, and back", async () => {
+    const { subject, durable } = fresh();
+    const handler = (): Promise<void> => Promise.resolve();
+    const maxDeliver = async (): Promise<number> => (await bus.jsm.consumers.info(bus.streams.jobs, durable)).config.max_deliver ?? 0;
+    await (await bus.consume({ stream: bus.streams.jobs, durable, filterSubject: subject, schema: JobSchema, handler })).stop();
+    expect(await maxDeliver()).toBe(6);
+    await (await bus.consume({ stream: bus.streams.jobs, durable, filterSubject: subject, schema: JobSchema, isTransient: isTransientError, handler })).stop();
+    expect(await maxDeliver()).toBe(-1);
+    await (await bus.consume({ stream: bus.streams.jobs, durable, filterSubject: subject, schema: JobSchema, handler })).stop();
+    expect(await maxDeliver()).toBe(6);
+  });
+
   it("dead-letters an error it does not know after maxDeliver deliveries", async () => {
     const { subject, durable } = fresh();
     consumers.push(
