@@ -28,6 +28,8 @@ export interface HandlerContext {
    * redelivery. A runner measures dispatch latency from it on the first delivery.
    */
   readonly publishedAt: Date;
+  /** A header of the message, or "" when it has none (e.g. the `Sluice-*` headers a dead letter carries over). */
+  readonly header: (name: string) => string;
   /** Extends the lease: resets ack_wait. Call it more often than every ackWaitMs / 3 during long work. */
   working(): void;
   /** Aborted when the consumer stops; a handler should give up and throw soon after. */
@@ -53,6 +55,14 @@ export interface ConsumeOptions<S extends DescMessage> {
   readonly schema: S;
   /** Deliveries before a failing message is dead-lettered (default 5). */
   readonly maxDeliver?: number | undefined;
+  /**
+   * Errors that mean "not now" rather than "bad message" (e.g. `isTransientError`: the database or
+   * a peer is unreachable, a timeout, a lost write race). With it, such a failure is retried with
+   * `transientBackoffMs` for as long as it lasts and never dead-lettered; the server's max_deliver
+   * is unlimited, and `maxDeliver` counts every delivery only for the other errors. Without it,
+   * every error but a non-retryable DomainError is retried `maxDeliver` times.
+   */
+  readonly isTransient?: ((err: unknown) => boolean) | undefined;
   /** Lease length; redelivered when the handler neither settles nor calls `working()` within it (default 30 000). */
   readonly ackWaitMs?: number | undefined;
   /** Handlers running at once (default 1); never more messages are pulled than free slots. */
@@ -75,6 +85,15 @@ export function backoffMs(deliveryCount: number): number {
   const exponent = Math.max(0, Math.min(deliveryCount - 1, 16));
   return Math.min(250 * 2 ** exponent, 10_000);
 }
+
+/** Redelivery delay after the n-th delivery failed for a transient reason: 100 ms × 2^(n-1), at most 30 s. */
+export function transientBackoffMs(deliveryCount: number): number {
+  const exponent = Math.max(0, Math.min(deliveryCount - 1, 16));
+  return Math.min(100 * 2 ** exponent, 30_000);
+}
+
+/** Headers a dead letter carries over from the message it stands for (who it concerns). */
+const CARRIED_HEADER_PREFIX = "Sluice-";
 
 /** What the consume loop needs from the bus. */
 export interface ConsumeDeps {
@@ -126,6 +145,7 @@ interface ResolvedConsumeOptions<S extends DescMessage> {
   readonly filterSubjects: readonly string[];
   readonly schema: S;
   readonly maxDeliver: number;
+  readonly isTransient: ((err: unknown) => boolean) | undefined;
   readonly ackWaitMs: number;
   readonly concurrency: number;
   readonly pullExpiresMs: number;
@@ -153,6 +173,7 @@ function resolveConsumeOptions<S extends DescMessage>(opts: ConsumeOptions<S>): 
     filterSubjects,
     schema: opts.schema,
     maxDeliver: positiveInt("maxDeliver", opts.maxDeliver ?? 5),
+    isTransient: opts.isTransient,
     ackWaitMs: positiveInt("ackWaitMs", opts.ackWaitMs ?? 30_000),
     concurrency: positiveInt("concurrency", opts.concurrency ?? 1),
     pullExpiresMs,
@@ -180,7 +201,9 @@ function existingFilters(config: { filter_subject?: string | undefined; filter_s
 async function ensureConsumer(jsm: JetStreamManager, cfg: ResolvedConsumeOptions<DescMessage>): Promise<ConsumerInfo> {
   const wanted = {
     ack_wait: nanos(cfg.ackWaitMs),
-    max_deliver: cfg.maxDeliver + 1,
+    // Unlimited when transient failures retry until they pass: the server must never stop
+    // redelivering (a work-queue stream would keep the message, undelivered, forever).
+    max_deliver: cfg.isTransient === undefined ? cfg.maxDeliver + 1 : -1,
     ...filterFields(cfg.filterSubjects),
   };
   let existing: ConsumerInfo | undefined;
@@ -337,7 +360,8 @@ class ConsumeLoop<S extends DescMessage> {
   private async settle(m: JsMsg, msgId: string, span: Span): Promise<Outcome> {
     const { deliveryCount, streamSequence } = m.info;
     const { maxDeliver, schema } = this.cfg;
-    if (deliveryCount > maxDeliver) {
+    // With transient retries the count includes them, so an expired lease is just redelivered.
+    if (deliveryCount > maxDeliver && this.cfg.isTransient === undefined) {
       return this.deadLetter(m, `delivery limit ${maxDeliver} reached: the last delivery's lease expired without an ack`, span);
     }
     let decoded: MessageShape<S>;
@@ -353,6 +377,7 @@ class ConsumeLoop<S extends DescMessage> {
       msgId,
       // The stream's store time, carried in the delivery's reply subject.
       publishedAt: m.time,
+      header: (name) => m.headers?.get(name) ?? "",
       working: () => m.working(),
       signal: this.abort.signal,
     };
@@ -370,6 +395,17 @@ class ConsumeLoop<S extends DescMessage> {
         return "handed-back";
       } else if (isDomainError(err) && !err.retryable) {
         return this.deadLetter(m, `${err.code}: ${err.message}`, span);
+      } else if (this.cfg.isTransient?.(err) === true) {
+        const delay = transientBackoffMs(deliveryCount);
+        m.nak(delay);
+        this.logger.warn("handler failed for a transient reason; retrying until it passes", {
+          subject: m.subject,
+          streamSequence,
+          deliveryCount,
+          retryInMs: delay,
+          err,
+        });
+        return "retry";
       } else if (deliveryCount >= maxDeliver) {
         return this.deadLetter(m, `failed ${deliveryCount} deliveries, last error: ${errorMessage(err)}`, span);
       } else {
@@ -406,6 +442,10 @@ class ConsumeLoop<S extends DescMessage> {
     });
     const hdrs = createHeaders();
     const originalId = m.headers?.get("Nats-Msg-Id");
+    for (const [name, values] of m.headers ?? []) {
+      const value = values[0];
+      if (name.startsWith(CARRIED_HEADER_PREFIX) && value !== undefined) hdrs.set(name, value);
+    }
     if (originalId !== undefined && originalId !== "") hdrs.set("Sluice-Original-Msg-Id", originalId);
     // The consumer span is active: whoever inspects the dead letter finds the trace it came from.
     const traceparent = activeTraceparent();

@@ -28,6 +28,7 @@ export {
   sourceSubject,
 } from "./catalog.js";
 export type { Catalog, CatalogOptions, ControlKind, EventKind, StreamDefinition, StreamKey, StreamNames, Subjects } from "./catalog.js";
-export { DLQ_MESSAGES_METRIC, backoffMs } from "./consume.js";
+export { DLQ_MESSAGES_METRIC, backoffMs, transientBackoffMs } from "./consume.js";
+export { isTransientError } from "./transient.js";
 export type { ConsumeOptions, Consumer, HandlerContext, MessageHandler } from "./consume.js";
 export { TRACEPARENT, activeTraceparent, contextFromHeaders, contextFromTraceparent } from "./tracing.js";

@@ -86,6 +86,7 @@ const SERVICE_VARIABLES = [
   "APPROVAL_ADDR",
   "ARTIFACT_ADDR",
   "SLUICE_SERVICE_TOKEN",
+  "ORCHESTRATOR_ADDR",
   "DEFAULT_ARTIFACT_BUCKET",
   "OUTBOX_SWEEP_MS",
   "TIMER_SWEEP_MS",
@@ -210,6 +211,8 @@ export async function startCluster(opts: StartClusterOptions): Promise<Cluster> 
     "source-poller": {
       MONGO_URL: mongoUrl,
       ...dbName(opts.mongoDbPrefix, "source-poller"),
+      ORCHESTRATOR_ADDR: addresses.orchestrator,
+      SLUICE_SERVICE_TOKEN: tokens.service,
       ...(opts.pollIntervalMs === undefined ? {} : { POLL_INTERVAL_MS: String(opts.pollIntervalMs) }),
     },
   };

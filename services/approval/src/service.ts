@@ -1,5 +1,5 @@
 import type { Bus } from "@sluice/bus";
-import { connectBus } from "@sluice/bus";
+import { connectBus, isTransientError } from "@sluice/bus";
 import { noopLogger } from "@sluice/domain";
 import type { Logger } from "@sluice/domain";
 import { createServer, createTokenAuthenticator } from "@sluice/grpc";
@@ -27,6 +27,8 @@ export interface ApprovalServiceDeps {
   now?: () => Date;
   /** Timeout of one notification POST. @default NOTIFY_TIMEOUT_MS (5 s) */
   notifyTimeoutMs?: number;
+  /** How long a MongoDB operation waits for a reachable server (tests of outages shorten it). @default 10000 */
+  mongoServerSelectionTimeoutMs?: number;
 }
 
 /** A running approval service. */
@@ -70,7 +72,7 @@ export async function startApprovalService(config: ApprovalConfig, deps: Approva
 
   let port: number;
   try {
-    const mongo = await connectMongo(config.mongoUrl, config.mongoDb);
+    const mongo = await connectMongo(config.mongoUrl, config.mongoDb, { serverSelectionTimeoutMS: deps.mongoServerSelectionTimeoutMs });
     teardown.unshift({ name: "mongo", run: () => mongo.client.close() });
     const store = createApprovalStore(mongo.db);
     await store.ensureIndexes();
@@ -99,6 +101,8 @@ export async function startApprovalService(config: ApprovalConfig, deps: Approva
       durable: APPROVAL_DURABLE,
       filterSubject: approvalJobFilter(bus),
       schema: JobSchema,
+      // MongoDB down: the approval job waits for it rather than being dead-lettered.
+      isTransient: isTransientError,
       handler: (job) => intake(job),
     });
     teardown.unshift({ name: "job consumer", run: () => consumer.stop() });

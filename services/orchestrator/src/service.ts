@@ -1,17 +1,18 @@
 import { randomUUID } from "node:crypto";
-import { connectBus } from "@sluice/bus";
+import { connectBus, isTransientError } from "@sluice/bus";
 import type { Bus, Consumer } from "@sluice/bus";
 import { DomainError, isDomainError, jobOutcomeFromProto, noopLogger, sourceRevisionFromProto } from "@sluice/domain";
 import type { Logger, PipelineSpec } from "@sluice/domain";
 import { createClient, createServer, createTokenAuthenticator, parseTokenTable } from "@sluice/grpc";
 import type { Client, SluiceServer } from "@sluice/grpc";
-import { ApprovalService, ArtifactService, JobResultSchema, PipelineService, SourceChangedSchema } from "@sluice/proto";
+import { ApprovalService, ArtifactService, DeadLetterSchema, JobResultSchema, PipelineService, SourceChangedSchema } from "@sluice/proto";
 import type { PipelineDeclaration } from "@sluice/proto";
 import { connectMongo } from "@sluice/service-kit";
 import { PIPELINE_PERMISSIONS, createPipelineApi } from "./api/pipeline-api.js";
 import type { OrchestratorConfig } from "./config.js";
 import { createPipelineStore } from "./pipelines/pipeline-store.js";
 import { specOf as specOfDeclaration } from "./pipelines/spec-of.js";
+import { createDeadLetterHandler } from "./runtime/dead-letters.js";
 import { createOutboxPublisher } from "./runtime/publisher.js";
 import { createRuntimeStore } from "./runtime/runtime-store.js";
 import type { ArchivedExecution, RuntimeStore } from "./runtime/runtime-store.js";
@@ -42,6 +43,8 @@ export interface OrchestratorDeps {
   compactAfterMs?: number;
   /** How long an idle WatchPipelineExecution waits before re-reading the execution. @default 5000 */
   watchResyncMs?: number;
+  /** How long a MongoDB operation waits for a reachable server (tests of outages shorten it). @default 10000 */
+  mongoServerSelectionTimeoutMs?: number;
 }
 
 /** Entries younger than this are being published by the write that made them. */
@@ -49,6 +52,7 @@ const OUTBOX_MIN_AGE_MS = 3000;
 /** Durable consumer names, shared by every replica. */
 const RESULTS_DURABLE = "orchestrator-results";
 const SOURCES_DURABLE = "orchestrator-sources";
+const DEAD_LETTERS_DURABLE = "orchestrator-dead-letters";
 /** Results/source changes handled at once; one pipeline's are still applied one by one. */
 const CONSUMER_CONCURRENCY = 8;
 
@@ -62,7 +66,7 @@ export async function startOrchestrator(config: OrchestratorConfig, deps: Orches
   const clock = deps.clock ?? Date.now;
   const auth = createTokenAuthenticator(parseTokenTable(config.authTokens));
 
-  const mongo = await connectMongo(config.mongoUrl, config.mongoDb, { appName: "sluice-orchestrator" });
+  const mongo = await connectMongo(config.mongoUrl, config.mongoDb, { appName: "sluice-orchestrator", serverSelectionTimeoutMS: deps.mongoServerSelectionTimeoutMs });
   const { db } = mongo;
   let bus: Bus | undefined;
   let artifacts: Client<typeof ArtifactService> | undefined;
@@ -129,6 +133,8 @@ export async function startOrchestrator(config: OrchestratorConfig, deps: Orches
         filterSubject: bus.subjects.streamFilter("results"),
         schema: JobResultSchema,
         concurrency: CONSUMER_CONCURRENCY,
+        // An outage (MongoDB, a lost write race) retries until it passes: a result is never dropped for it.
+        isTransient: isTransientError,
         handler: async (msg) => {
           await ignoreUnknownPipeline(logger, msg.pipelineName, () => runtime.apply(msg.pipelineName, { type: "JobCompleted", result: jobOutcomeFromProto(msg) }));
         },
@@ -141,6 +147,8 @@ export async function startOrchestrator(config: OrchestratorConfig, deps: Orches
         filterSubject: bus.subjects.streamFilter("sources"),
         schema: SourceChangedSchema,
         concurrency: CONSUMER_CONCURRENCY,
+        // An outage (MongoDB, a lost write race) retries until it passes: a result is never dropped for it.
+        isTransient: isTransientError,
         handler: async (msg) => {
           if (msg.revision === undefined || msg.revision.revisionId === "") {
             throw new DomainError("ValidationException", "revision: is required", [{ field: "revision.revisionId", message: "is required" }]);
@@ -157,6 +165,19 @@ export async function startOrchestrator(config: OrchestratorConfig, deps: Orches
             }),
           );
         },
+      }),
+    );
+
+    // A job no consumer could take, or a result that could not be applied, fails its action now
+    // rather than at its timeout.
+    consumers.push(
+      await bus.consume({
+        stream: bus.streams.dlq,
+        durable: DEAD_LETTERS_DURABLE,
+        filterSubject: [bus.subjects.dlqSubject(bus.streams.jobs), bus.subjects.dlqSubject(bus.streams.results)],
+        schema: DeadLetterSchema,
+        isTransient: isTransientError,
+        handler: createDeadLetterHandler(bus.streams, (name, result) => runtime.apply(name, { type: "JobCompleted", result }), logger),
       }),
     );
 

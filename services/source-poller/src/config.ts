@@ -10,6 +10,12 @@ const Env = z.object({
   POLL_INTERVAL_MS: z.coerce.number().int().min(100).default(60_000),
   // A remote that does not answer within this is skipped until the next poll.
   GIT_TIMEOUT_MS: z.coerce.number().int().min(100).default(30_000),
+  // The orchestrator, asked for every pipeline at start and every RESYNC_INTERVAL_MS, so a lost
+  // declaration event is caught up with. Empty: declaration events only.
+  ORCHESTRATOR_ADDR: z.string().default(""),
+  // Bearer token (role `service`) presented to the orchestrator.
+  SLUICE_SERVICE_TOKEN: z.string().default(""),
+  RESYNC_INTERVAL_MS: z.coerce.number().int().min(1000).default(300_000),
 });
 
 export interface SourcePollerConfig extends CommonConfig {
@@ -18,6 +24,10 @@ export interface SourcePollerConfig extends CommonConfig {
   gitTimeoutMs: number;
   /** SLUICE_BUS_PREFIX; empty: the production subjects. */
   busPrefix: string;
+  /** Empty: no resync, declaration events only. */
+  orchestratorAddr?: string;
+  serviceToken?: string;
+  resyncIntervalMs?: number;
 }
 
 export function loadSourcePollerConfig(env: Record<string, string | undefined>): SourcePollerConfig {
@@ -28,5 +38,8 @@ export function loadSourcePollerConfig(env: Record<string, string | undefined>):
     pollIntervalMs: e.POLL_INTERVAL_MS,
     gitTimeoutMs: e.GIT_TIMEOUT_MS,
     busPrefix: e.SLUICE_BUS_PREFIX ?? "",
+    orchestratorAddr: e.ORCHESTRATOR_ADDR,
+    serviceToken: e.SLUICE_SERVICE_TOKEN,
+    resyncIntervalMs: e.RESYNC_INTERVAL_MS,
   };
 }

@@ -50,6 +50,12 @@ export class CursorStore {
     }
   }
 
+  /** Every pipeline that has a cursor. */
+  async pipelineNames(): Promise<string[]> {
+    const docs = await this.cursors.find({}, { projection: { pipelineName: 1 } }).toArray();
+    return [...new Set(docs.map((d) => d.pipelineName))];
+  }
+
   async removePipeline(pipelineName: string): Promise<void> {
     await this.cursors.deleteMany({ pipelineName });
   }

@@ -1,17 +1,19 @@
-import { connectBus } from "@sluice/bus";
+import { connectBus, isTransientError } from "@sluice/bus";
 import type { Logger } from "@sluice/domain";
-import { createServer, createTokenAuthenticator, parseTokenTable } from "@sluice/grpc";
-import { StateChangeEventSchema } from "@sluice/proto";
+import { createClient, createServer, createTokenAuthenticator, parseTokenTable } from "@sluice/grpc";
+import { PipelineService, StateChangeEventSchema } from "@sluice/proto";
 import { connectMongo } from "@sluice/service-kit";
 import type { SourcePollerConfig } from "./config.js";
 import { CursorStore } from "./cursor-store.js";
-import { gitSourcesOf } from "./git-sources.js";
 import { pollOnce } from "./poller.js";
+import { applyDeclaration, createPerPipeline, resyncDeclarations } from "./resync.js";
 
 export interface SourcePoller {
   port: number;
   /** Runs one poll round now (tests; the loop keeps running on its own). */
   pollNow(): Promise<number>;
+  /** Resyncs every pipeline from the orchestrator now; 0 without ORCHESTRATOR_ADDR (tests). */
+  resyncNow(): Promise<number>;
   stop(deadlineMs: number): Promise<void>;
 }
 
@@ -29,18 +31,19 @@ export async function startSourcePoller(config: SourcePollerConfig, deps: { logg
   await bus.ensureStreams();
 
   const pollOptions = { store, bus, logger, intervalMs: config.pollIntervalMs, gitTimeoutMs: config.gitTimeoutMs };
+  const perPipeline = createPerPipeline();
   const declarations = await bus.consume({
     stream: bus.streams.events,
     durable: "source-poller-declarations",
     filterSubject: bus.subjects.eventKindFilter("declaration"),
     schema: StateChangeEventSchema,
+    // MongoDB down: the event waits for it rather than being dead-lettered.
+    isTransient: isTransientError,
     handler: async (event) => {
       if (event.detailType !== "Sluice Pipeline Declaration Change") return;
-      if (event.state === "DELETED" || !event.declaration) {
-        await store.removePipeline(event.pipeline);
-        return;
-      }
-      await store.syncPipeline(event.pipeline, gitSourcesOf(event.declaration), Date.now());
+      const declaration = event.state === "DELETED" ? undefined : event.declaration;
+      await perPipeline.run(event.pipeline, () => applyDeclaration(store, event.pipeline, declaration, Date.now()));
+      if (declaration === undefined) return;
       // Record new sources' baselines now, close to the moment the pipeline's first execution
       // fetches them: a commit pushed after this point is a change, one before it is not.
       await pollOnce(pollOptions);
@@ -61,6 +64,29 @@ export async function startSourcePoller(config: SourcePollerConfig, deps: { logg
   };
   loop();
 
+  const orchestrator =
+    config.orchestratorAddr === undefined || config.orchestratorAddr === ""
+      ? undefined
+      : createClient(PipelineService, config.orchestratorAddr, { token: config.serviceToken ?? "", deadlineMs: 15_000, tls: config.grpcClientTls });
+  if (orchestrator === undefined) logger.warn("ORCHESTRATOR_ADDR is not set: a lost declaration event is never caught up with");
+  const resyncNow = async (): Promise<number> => (orchestrator === undefined ? 0 : resyncDeclarations(orchestrator, store, perPipeline, logger));
+  let resyncTimer: NodeJS.Timeout | undefined;
+  let resyncing: Promise<unknown> = Promise.resolve();
+  // At start (a retry soon when the orchestrator is not up yet), then every RESYNC_INTERVAL_MS.
+  const resyncLoop = (): void => {
+    if (stopped || orchestrator === undefined) return;
+    let failed = false;
+    resyncing = resyncNow()
+      .catch((err: unknown) => {
+        failed = true;
+        logger.warn("declaration resync failed; retrying", { error: err instanceof Error ? err.message : String(err) });
+      })
+      .finally(() => {
+        if (!stopped) resyncTimer = setTimeout(resyncLoop, failed ? Math.min(5_000, config.resyncIntervalMs ?? 300_000) : (config.resyncIntervalMs ?? 300_000)).unref();
+      });
+  };
+  resyncLoop();
+
   const server = createServer({ logger, auth: createTokenAuthenticator(parseTokenTable(config.authTokens)), permissions: {}, tls: config.grpcTls });
   const port = await server.listen(config.grpcHost, config.grpcPort);
   logger.info("source-poller started", { port, pollIntervalMs: config.pollIntervalMs });
@@ -69,14 +95,18 @@ export async function startSourcePoller(config: SourcePollerConfig, deps: { logg
   return {
     port,
     pollNow: () => pollOnce(pollOptions),
+    resyncNow,
     stop: (deadlineMs) =>
       (stopping ??= (async () => {
         // Order: stop answering, stop taking work, let the current round finish, then close connections.
         stopped = true;
         if (timer) clearTimeout(timer);
+        if (resyncTimer) clearTimeout(resyncTimer);
         await server.stop(deadlineMs);
         await declarations.stop();
         await round;
+        await resyncing;
+        orchestrator?.close();
         await bus.close();
         await mongo.close();
       })()),

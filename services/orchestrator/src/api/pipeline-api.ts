@@ -44,8 +44,9 @@ import type { WatchedState } from "./watch.js";
 const READERS = ["viewer", "operator", "approver"] as const;
 
 export const PIPELINE_PERMISSIONS: PermissionTable = {
-  GetPipeline: READERS,
-  ListPipelines: READERS,
+  // The source poller resyncs its Git sources from these with its service token.
+  GetPipeline: [...READERS, "service"],
+  ListPipelines: [...READERS, "service"],
   GetPipelineState: READERS,
   GetPipelineExecution: READERS,
   ListPipelineExecutions: READERS,

@@ -78,7 +78,7 @@ export function createOutboxPublisher(opts: OutboxPublisherOptions): OutboxPubli
         return { kind: "retry" };
       }
     }
-    await bus.publish(entry.subject, JobSchema, job, { msgId: entry.id });
+    await bus.publish(entry.subject, JobSchema, job, { msgId: entry.id, headers: jobHeaders(job) });
     return { kind: "published" };
   };
 
@@ -120,6 +120,30 @@ function deployTargetOf(job: Job): { deploy?: { bucket: string; objectKey: strin
     },
   };
 }
+
+ * Who a job concerns, as headers: a consumer that dead-letters the job copies them into the dead
+ * letter, so the orchestrator can fail the action even when the job's bytes cannot be decoded.
+ */
+export function jobHeaders(job: Job): Record<string, string> {
+  return {
+    [JOB_HEADERS.pipeline]: job.pipelineName,
+    [JOB_HEADERS.execution]: job.pipelineExecutionId,
+    [JOB_HEADERS.stage]: job.stageName,
+    [JOB_HEADERS.action]: job.actionName,
+    [JOB_HEADERS.actionExecution]: job.actionExecutionId,
+    [JOB_HEADERS.attempt]: String(job.attempt),
+  };
+}
+
+/** Header names of `jobHeaders`. */
+export const JOB_HEADERS = {
+  pipeline: "Sluice-Pipeline",
+  execution: "Sluice-Pipeline-Execution",
+  stage: "Sluice-Stage",
+  action: "Sluice-Action",
+  actionExecution: "Sluice-Action-Execution",
+  attempt: "Sluice-Attempt",
+} as const;
 
 function errorText(err: unknown): string {
   return err instanceof Error ? err.message : String(err);

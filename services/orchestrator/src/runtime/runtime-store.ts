@@ -1,6 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { performance } from "node:perf_hooks";
 import { deflateRawSync, inflateRawSync } from "node:zlib";
+import { DUPLICATE_WINDOW_MS } from "@sluice/bus";
 import type { Subjects } from "@sluice/bus";
 import { DomainError, decide, initialRuntime, isTerminal, nextDeadline } from "@sluice/domain";
 import type { Decision, ExecutionEvent, ExecutionRuntime, JobOutcome, Logger, PipelineRuntime, PipelineSpec } from "@sluice/domain";
@@ -9,9 +10,10 @@ import type { Collection, Db } from "mongodb";
 import { Binary, MongoServerError } from "mongodb";
 import { pipelineNotFound } from "../pipelines/pipeline-store.js";
 import { createKeyedSerial } from "../serial.js";
-import { commandEntry, eventEntry } from "./outbox.js";
+import { commandEntry, eventEntry, parseJob } from "./outbox.js";
 import type { OutboxEntry } from "./outbox.js";
 import type { OutboxPublisher } from "./publisher.js";
+import type { Job } from "@sluice/proto";
 
 const metrics = createMetrics("@sluice/orchestrator");
 
@@ -124,6 +126,14 @@ export interface RuntimeStoreOptions {
    * next write and the outbox sweeper. @default 250
    */
   compactAfterMs?: number;
+  /**
+   * How old (by `OutboxEntry.at`) a job entry may be for the sweeper to re-publish it when this
+   * process never tried to publish it itself (it restarted since). Older, JetStream may no longer
+   * drop the repeat, and the entry may have been published just before a crash that lost the
+   * mark: the sweeper fails the action instead of risking a second run. Below the 2-minute
+   * duplicate window with a margin for clock drift. @default DUPLICATE_WINDOW_MS - 30 000
+   */
+  republishWithinMs?: number;
 }
 
 /** A cached runtime document: what this process last wrote or read. */
@@ -157,6 +167,8 @@ interface Book {
    * again differs from its copy and is archived again.
    */
   readonly archived: Map<string, string>;
+  /** Ids of outbox entries this process has tried to publish (whatever came of it). */
+  readonly tried: Set<string>;
   /** performance.now() of this process's last write of the document. */
   lastWriteAt: number;
   /** The pending compaction. */
@@ -173,6 +185,7 @@ export function createRuntimeStore(opts: RuntimeStoreOptions): RuntimeStore {
   const clock = opts.clock ?? Date.now;
   const newId = opts.newId ?? randomUUID;
   const compactAfterMs = opts.compactAfterMs ?? 250;
+  const republishWithinMs = opts.republishWithinMs ?? DUPLICATE_WINDOW_MS - 30_000;
   const runtime: Collection<RuntimeDoc> = db.collection<RuntimeDoc>("runtime");
   const archive: Collection<ArchivedExecution> = db.collection<ArchivedExecution>("executions");
   const cache = new Map<string, Cached>();
@@ -186,7 +199,7 @@ export function createRuntimeStore(opts: RuntimeStoreOptions): RuntimeStore {
   const bookOf = (name: string): Book => {
     let book = books.get(name);
     if (book === undefined) {
-      book = { settled: new Set(), archived: new Map(), lastWriteAt: 0, timer: undefined };
+      book = { settled: new Set(), archived: new Map(), tried: new Set(), lastWriteAt: 0, timer: undefined };
       books.set(name, book);
     }
     return book;
@@ -195,9 +208,10 @@ export function createRuntimeStore(opts: RuntimeStoreOptions): RuntimeStore {
   /** Forgets settled entries the stored outbox no longer has. */
   const pruneSettled = (name: string, outbox: readonly OutboxEntry[]): void => {
     const book = books.get(name);
-    if (book === undefined || book.settled.size === 0) return;
+    if (book === undefined || (book.settled.size === 0 && book.tried.size === 0)) return;
     const ids = new Set(outbox.map((e) => e.id));
     for (const id of book.settled) if (!ids.has(id)) book.settled.delete(id);
+    for (const id of book.tried) if (!ids.has(id)) book.tried.delete(id);
   };
 
   /** Forgets archived executions the stored runtime no longer has. */
@@ -409,39 +423,63 @@ export function createRuntimeStore(opts: RuntimeStoreOptions): RuntimeStore {
     book.timer.unref();
   };
 
+  /** Fails the action of a job that will not be dispatched, with `reason` as its error. */
+  const failUndispatched = async (name: string, job: Job, reason: string): Promise<void> => {
+    const result: JobOutcome = {
+      jobId: job.jobId,
+      actionExecutionId: job.actionExecutionId,
+      attempt: job.attempt,
+      pipelineName: job.pipelineName,
+      pipelineExecutionId: job.pipelineExecutionId,
+      stageName: job.stageName,
+      actionName: job.actionName,
+      status: "Failed",
+      errorDetails: { code: "JobFailed", message: reason },
+      outputArtifacts: [],
+      outputVariables: {},
+      updatedBy: "orchestrator",
+    };
+    logger.warn("job not dispatched; failing its action", { pipeline: name, jobId: job.jobId, reason });
+    try {
+      await store.apply(name, { type: "JobCompleted", result });
+    } catch (err) {
+      logger.warn("failing an undispatchable job failed", { pipeline: name, jobId: job.jobId, error: errorText(err) });
+    }
+  };
+
+  /**
+   * Job entries the sweeper must not re-publish: older than `republishWithinMs` and never tried
+   * by this process. Each fails its action (decide() ignores that when a result came first) and
+   * is settled, so the next write drops it.
+   */
+  const settleAmbiguous = async (name: string, entries: readonly OutboxEntry[]): Promise<OutboxEntry[]> => {
+    const now = clock();
+    const tried = books.get(name)?.tried;
+    const ambiguous = entries.filter((e) => e.type === "job" && now - e.at > republishWithinMs && tried?.has(e.id) !== true);
+    for (const entry of ambiguous) {
+      const ageS = Math.round((now - entry.at) / 1000);
+      await failUndispatched(
+        name,
+        parseJob(entry),
+        `the orchestrator restarted and found this job written ${ageS} s ago without a record of its publication; it may have reached a runner, and publishing it again could run it twice, so the action fails instead: retry it`,
+      );
+      bookOf(name).settled.add(entry.id);
+    }
+    return entries.filter((e) => !ambiguous.includes(e));
+  };
+
   /**
    * Publishes entries concurrently and fails jobs whose grants were refused;
    * what is settled is remembered, for the next write to drop from the outbox.
    */
   const publishAll = async (name: string, entries: readonly OutboxEntry[]): Promise<number> => {
     if (entries.length === 0) return 0;
+    for (const entry of entries) bookOf(name).tried.add(entry.id);
     const outcomes = await Promise.all(entries.map(async (entry) => ({ entry, outcome: await publisher.publish(entry) })));
     let settledCount = 0;
     for (const { entry, outcome } of outcomes) {
       if (outcome.kind === "retry") continue;
-      if (outcome.kind === "rejected") {
-        const job = outcome.job;
-        const result: JobOutcome = {
-          jobId: job.jobId,
-          actionExecutionId: job.actionExecutionId,
-          attempt: job.attempt,
-          pipelineName: job.pipelineName,
-          pipelineExecutionId: job.pipelineExecutionId,
-          stageName: job.stageName,
-          actionName: job.actionName,
-          status: "Failed",
-          errorDetails: { code: "JobFailed", message: outcome.reason },
-          outputArtifacts: [],
-          outputVariables: {},
-          updatedBy: "orchestrator",
-        };
-        logger.warn("job not dispatched; failing its action", { pipeline: name, jobId: job.jobId, reason: outcome.reason });
-        try {
-          await store.apply(name, { type: "JobCompleted", result });
-        } catch (err) {
-          logger.warn("failing an undispatchable job failed", { pipeline: name, jobId: job.jobId, error: errorText(err) });
-        }
-      }
+      if (outcome.kind === "rejected") await failUndispatched(name, outcome.job, outcome.reason);
       bookOf(name).settled.add(entry.id);
       settledCount++;
     }
@@ -511,7 +549,10 @@ export function createRuntimeStore(opts: RuntimeStoreOptions): RuntimeStore {
         if (due.length === 0) continue;
         // Entries this process published already only wait for a write to drop them.
         const settled = books.get(doc._id)?.settled;
-        const unpublished = due.filter((e) => settled?.has(e.id) !== true);
+        const unpublished = await settleAmbiguous(
+          doc._id,
+          due.filter((e) => settled?.has(e.id) !== true),
+        );
         if (unpublished.length > 0) {
           logger.info("re-publishing outbox entries", { pipeline: doc._id, count: unpublished.length });
           published += await publishAll(doc._id, unpublished);
