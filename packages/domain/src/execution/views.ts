@@ -13,6 +13,7 @@ import type {
   StageStateSchema,
 } from "@sluice/proto";
 import { findExecution, waitersOf } from "./draft.js";
+import { stripUserinfo } from "./secrets.js";
 import type {
   ActionAttempt,
   ActionLatest,
@@ -181,7 +182,7 @@ export function executionView(
     status: exec.status,
     statusSummary: exec.statusSummary ?? "",
     artifactRevisions,
-    trigger: { ...exec.trigger },
+    trigger: { ...exec.trigger, triggerDetail: stripUserinfo(exec.trigger.triggerDetail) },
     executionMode: exec.executionMode ?? executionMode,
     executionType: exec.executionType ?? "STANDARD",
     variables: (exec.pipelineVariables ?? []).map((v) => ({ name: v.name, resolvedValue: v.resolvedValue })),
@@ -208,7 +209,7 @@ export function executionSummaryView(
       revisionSummary: r.revisionSummary ?? "",
       revisionUrl: r.revisionUrl ?? "",
     })),
-    trigger: { ...exec.trigger },
+    trigger: { ...exec.trigger, triggerDetail: stripUserinfo(exec.trigger.triggerDetail) },
     executionMode: exec.executionMode ?? executionMode,
     executionType: exec.executionType ?? "STANDARD",
   };
