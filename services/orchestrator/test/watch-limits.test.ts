@@ -30,6 +30,7 @@ afterAll(async () => {
 
 interface OpenWatch {
   messages: WatchPipelineExecutionResponse[];
+  ended: boolean;
   done: Promise<unknown>;
   close(): void;
 }
@@ -37,13 +38,14 @@ interface OpenWatch {
 function open(client: Clients["viewer"], pipelineName: string, pipelineExecutionId: string): OpenWatch {
   const controller = new AbortController();
   const messages: WatchPipelineExecutionResponse[] = [];
+  const w = { messages, ended: false } as OpenWatch;
   const done = (async () => {
     for await (const m of client.watchPipelineExecution({ pipelineName, pipelineExecutionId }, { signal: controller.signal })) messages.push(m);
   })().then(
     () => "ended",
     (err: unknown) => err,
-  );
-  return { messages, done, close: () => controller.abort() };
+  ).finally(() => (w.ended = true));
+  return Object.assign(w, { done, close: () => controller.abort() });
 }
 
 /** Opens a watch and waits for its first snapshot (the slot is then taken). */
@@ -54,9 +56,9 @@ async function opened(client: Clients["viewer"], pipelineName: string, execution
 }
 
 /** Resolves "open" once the watch has sent its first snapshot (the server holds a slot for it). */
-async function firstMessage(w: OpenWatch): Promise<"open"> {
-  while (w.messages.length === 0) await new Promise((resolve) => setTimeout(resolve, 20));
-  return "open";
+async function firstMessage(w: OpenWatch): Promise<unknown> {
+  while (w.messages.length === 0 && !w.ended) await new Promise((resolve) => setTimeout(resolve, 20));
+  return w.messages.length > 0 ? "open" : w.done;
 }
 
 function exhausted(err: unknown): { code: number | undefined; errorCode: string | undefined; message: string } {
