@@ -5,7 +5,7 @@ import type { ActionAttempt, ActionRun, ActionSpec, ErrorDetailsSpec, ExecutionR
 import { actionSlot, emitAction, rememberRevision, setLatest, specFor, stageRunOf } from "./draft.js";
 import type { Draft } from "./draft.js";
 import { resolveValue, VARIABLE_KEY_PATTERN } from "./variables.js";
-import { actionSecrets, scrubOutcome } from "./secrets.js";
+import { actionSecrets, maskDeep, scrubOutcome, viewMasker } from "./secrets.js";
 
 /** The job id of a run's current attempt (also the job's Nats-Msg-Id). */
 export function jobIdOf(run: ActionRun): string {
@@ -76,6 +76,8 @@ export function startAction(d: Draft, exec: ExecutionRuntime, stageName: string,
   const pinned = exec.pinnedRevisions.find((p) => p.actionName === action.name);
   if (action.category === "Source" && pinned !== undefined) job.sourceRevision = pinned.revisionId;
   if (run.token !== undefined) job.approvalToken = run.token;
+  // The job carries the configuration as resolved; the state (views, archive) keeps it without secrets or URL credentials.
+  if (run.resolvedConfiguration !== undefined) run.resolvedConfiguration = maskDeep(run.resolvedConfiguration, viewMasker(actionSecrets(action)));
   d.commands.push({ type: "DispatchJob", job });
   setLatest(d, exec, stageName, run);
   emitAction(d, exec, stageName, action, run, "STARTED");

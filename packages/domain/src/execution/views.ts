@@ -146,7 +146,8 @@ function actionExecutionView(latest: ActionLatest): NonNullable<ActionStateInit[
     status: latest.status,
     summary: latest.summary ?? "",
     lastStatusChange: timestampFromMs(latest.lastStatusChange),
-    token: latest.token ?? "",
+    // What an approver answers with, only while the approval is open: a decided token is history.
+    token: latest.status === "InProgress" ? (latest.token ?? "") : "",
     lastUpdatedBy: latest.updatedBy ?? "",
     externalExecutionId: latest.externalExecutionId ?? "",
     externalExecutionUrl: latest.externalExecutionUrl ?? "",
