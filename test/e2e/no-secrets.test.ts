@@ -86,7 +86,7 @@ describe("no secrets in views, events, stored documents or logs", () => {
     (buildAction["environmentVariables"] as unknown[]).push({ name: "TOKEN", value: SECRET, type: "SECRET" });
     buildAction["outputVariables"] = ["LEAK"];
     buildAction["namespace"] = "BuildVariables";
-    const created = await env.sluice.pipelines.createPipeline(doc as never);
+    const created = await env.sluice.pipelines.createPipeline(doc);
     expect(text(created)).not.toContain(SECRET);
 
     // The first run (CreatePipeline) stops at the approval: its token is the third canary.
