@@ -121,6 +121,8 @@ async function main(): Promise<void> {
       defaultArtifactBucket: "sluice-artifacts",
       outboxSweepMs: 2000,
       timerSweepMs: 1000,
+      watchMaxPerPrincipal: 16,
+      watchMaxTotal: 256,
     });
 
     // The responder: answers each job at once and records when jobs arrive and results leave.

@@ -99,6 +99,22 @@ export { actionExecutionDetails, conditionStateView, executionSummaryView, execu
 export type { ActionExecutionDetailSpec, ArtifactDetailSpec, PipelineTimes } from "./execution/views.js";
 export { jobInit, jobOutcomeFromProto, sourceRevisionFromProto, stateChangeEventInit } from "./execution/convert.js";
 export { VARIABLE_KEY_PATTERN, resolveValue } from "./execution/variables.js";
+export {
+  MIN_SECRET_LENGTH,
+  SECRET_ENV_TYPE,
+  SECRET_ENV_TYPES,
+  SECRET_MASK,
+  actionSecrets,
+  createMasker,
+  maskDeep,
+  maskUserinfo,
+  pipelineSecrets,
+  scrubOutcome,
+  secretForms,
+  stripUserinfo,
+  viewMasker,
+} from "./execution/secrets.js";
+export { MAX_OUTPUT_VARIABLES_BYTES, outputVariablesOverLimit } from "./execution/actions.js";
 export type { Resolution } from "./execution/variables.js";
 export type {
   ActionAttempt,

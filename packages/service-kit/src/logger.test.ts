@@ -60,3 +60,27 @@ describe("createLogger", () => {
     expect(lines[0]).toMatchObject({ level: "error", jobId: "j-1", msg: "job failed", err: { message: "exit code 2", type: "Error" } });
   });
 });
+
+describe("createLogger redaction of tokens, secrets and URL credentials", () => {
+  it("redacts approval tokens, secret* and *Token fields at any depth and in child bindings, and URL userinfo everywhere", () => {
+    const mem = memory();
+    const log = createLogger({ service: "approval", destination: mem.stream });
+    const child = log.child({ approvalToken: "tok-child-canary", pipelineName: "p" });
+    child.info("approval decided", {
+      approvalToken: "tok-top-canary",
+      job: { deep: { approvalToken: "tok-deep-canary", secretAccessKey: "sak-canary", clientToken: "ct-canary", dbPassword: "pw-canary" } },
+      repo: "https://bob:hunter2-canary@git.example.com/r.git",
+      err: new Error("clone of https://bob:hunter2-canary@git.example.com/r.git failed"),
+    });
+    const text = mem.lines().map((l) => JSON.stringify(l)).join("\n");
+    expect(text).not.toMatch(/canary/);
+    const [line] = mem.lines();
+    expect(line).toMatchObject({
+      approvalToken: "[REDACTED]",
+      pipelineName: "p",
+      job: { deep: { approvalToken: "[REDACTED]", secretAccessKey: "[REDACTED]", clientToken: "[REDACTED]", dbPassword: "[REDACTED]" } },
+      repo: "https://****@git.example.com/r.git",
+      err: { message: "clone of https://****@git.example.com/r.git failed" },
+    });
+  });
+});

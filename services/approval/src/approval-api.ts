@@ -1,3 +1,4 @@
+import { tokenRef } from "./token-ref.js";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { DomainError, isDomainError } from "@sluice/domain";
@@ -96,7 +97,7 @@ export function createApprovalApi(deps: ApprovalApiDeps): ServiceImpl<typeof App
         throw err;
       }
       const { doc, decision } = decided;
-      logger.info("approval decided", { approvalToken: doc._id, status: decision.status, decidedBy: decision.decidedBy, pipelineName: doc.pipelineName });
+      logger.info("approval decided", { approval: tokenRef(doc._id), status: decision.status, decidedBy: decision.decidedBy, pipelineName: doc.pipelineName });
       await auditAttempt(req, ctx, decision.status);
       // The decision is durable; a failed publish is retried by the sweeper,
       // so the caller still gets success.
@@ -156,7 +157,7 @@ export function createApprovalApi(deps: ApprovalApiDeps): ServiceImpl<typeof App
     } catch (err) {
       // The decision (or refusal) stands either way; a lost audit row is an
       // operator problem, not the caller's.
-      logger.error("approval audit write failed", { approvalToken: clip(req.token, 100), outcome, err: err instanceof Error ? err.message : String(err) });
+      logger.error("approval audit write failed", { approval: tokenRef(req.token), outcome, err: err instanceof Error ? err.message : String(err) });
     }
   }
 }

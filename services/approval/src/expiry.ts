@@ -1,3 +1,4 @@
+import { tokenRef } from "./token-ref.js";
 import type { Logger } from "@sluice/domain";
 import type { ApprovalStore, DecisionDoc } from "./approval-store.js";
 
@@ -42,7 +43,7 @@ export async function expireDue(store: ApprovalStore, now: Date, logger: Logger)
     if (await store.claim(decision)) {
       await store.apply(decision);
       expired += 1;
-      logger.info("approval expired", { approvalToken: doc._id, pipelineName: doc.pipelineName, stageName: doc.stageName, actionName: doc.actionName, expiresAt });
+      logger.info("approval expired", { approval: tokenRef(doc._id), pipelineName: doc.pipelineName, stageName: doc.stageName, actionName: doc.actionName, expiresAt });
       continue;
     }
     // Answered just in time, or a crash left a decision unapplied: finish that one instead.

@@ -1,3 +1,4 @@
+import { tokenRef } from "./token-ref.js";
 import type { MessageShape } from "@bufbuild/protobuf";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { invalid } from "@sluice/domain";
@@ -72,7 +73,7 @@ export function createJobIntake(store: ApprovalStore, logger: Logger, now: () =>
     const inserted = await store.insert(doc);
     if (inserted) {
       logger.info("approval opened", {
-        approvalToken: doc._id,
+        approval: tokenRef(doc._id),
         jobId: doc.jobId,
         pipelineName: doc.pipelineName,
         stageName: doc.stageName,
@@ -80,12 +81,12 @@ export function createJobIntake(store: ApprovalStore, logger: Logger, now: () =>
         expiresAt: doc.expiresAt,
       });
       if (doc.notifyStatus === "Failed") {
-        logger.warn("approval notification not sent", { approvalToken: doc._id, err: doc.notifyLastError });
+        logger.warn("approval notification not sent", { approval: tokenRef(doc._id), err: doc.notifyLastError });
       } else if (doc.notifyStatus === "Pending") {
         notifier?.kick(doc._id);
       }
     } else {
-      logger.debug("approval job redelivered", { approvalToken: doc._id, jobId: doc.jobId });
+      logger.debug("approval job redelivered", { approval: tokenRef(doc._id), jobId: doc.jobId });
     }
   };
 }

@@ -1,3 +1,4 @@
+import { tokenRef } from "./token-ref.js";
 import type { Logger } from "@sluice/domain";
 import { EgressRefusedError, EgressTimeoutError, createEgressPolicy, egressRequest } from "@sluice/service-kit";
 import type { EgressPolicy } from "@sluice/service-kit";
@@ -141,7 +142,7 @@ export function createNotifier(store: ApprovalStore, settings: NotificationSetti
     const attempts = doc.notifyAttempts ?? 1;
     const url = doc.notifyUrl ?? "";
     // Only the host is logged: the path of a chat webhook is its secret.
-    const log = logger.child({ approvalToken: token, pipelineName: doc.pipelineName, host: hostOf(url), attempt: attempts });
+    const log = logger.child({ approval: tokenRef(token), pipelineName: doc.pipelineName, host: hostOf(url), attempt: attempts });
     if (doc.status !== "Pending") {
       await store.setNotification(token, { status: "Skipped", nextAt: null });
       log.info("approval notification skipped: the approval is already closed", { status: doc.status });
@@ -171,7 +172,7 @@ export function createNotifier(store: ApprovalStore, settings: NotificationSetti
     kick(token) {
       const running = attempt(token)
         .then(() => undefined)
-        .catch((err: unknown) => logger.warn("approval notification attempt failed", { approvalToken: token, err: errorText(err) }))
+        .catch((err: unknown) => logger.warn("approval notification attempt failed", { approval: tokenRef(token), err: errorText(err) }))
         .finally(() => inFlight.delete(running));
       inFlight.add(running);
     },
@@ -183,7 +184,7 @@ export function createNotifier(store: ApprovalStore, settings: NotificationSetti
         try {
           if (await attempt(doc._id)) sent += 1;
         } catch (err) {
-          logger.warn("approval notification attempt failed", { approvalToken: doc._id, err: errorText(err) });
+          logger.warn("approval notification attempt failed", { approval: tokenRef(doc._id), err: errorText(err) });
         }
       }
       return sent;

@@ -1,3 +1,4 @@
+import { tokenRef } from "./token-ref.js";
 import { create } from "@bufbuild/protobuf";
 import type { MessageShape } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
@@ -84,7 +85,7 @@ export function createResultOutbox(store: ApprovalStore, publish: PublishResult,
         const doc = await store.get(decision._id);
         if (doc === null) {
           // Only a hand-edited database gets here; keep the decision for an operator.
-          logger.error("decision without approval", { approvalToken: decision._id });
+          logger.error("decision without approval", { approval: tokenRef(decision._id) });
           continue;
         }
         await store.apply(decision);

@@ -22,6 +22,9 @@ const Env = z.object({
   OUTBOX_SWEEP_MS: durationMs().default(2000),
   // How often due deadlines (action timeouts) are turned into TimerFired events.
   TIMER_SWEEP_MS: durationMs().default(1000),
+  // Open WatchPipelineExecution streams allowed per principal, and in all (each holds an events consumer).
+  WATCH_MAX_PER_PRINCIPAL: z.coerce.number().int().min(1).default(16),
+  WATCH_MAX_TOTAL: z.coerce.number().int().min(1).default(256),
 });
 
 /** The orchestrator's resolved configuration (camelCase, defaults applied). */
@@ -37,6 +40,8 @@ export interface OrchestratorConfig extends CommonConfig {
   defaultArtifactBucket: string;
   outboxSweepMs: number;
   timerSweepMs: number;
+  watchMaxPerPrincipal: number;
+  watchMaxTotal: number;
 }
 
 /**
@@ -55,5 +60,7 @@ export function loadOrchestratorConfig(env: Record<string, string | undefined>):
     defaultArtifactBucket: e.DEFAULT_ARTIFACT_BUCKET,
     outboxSweepMs: e.OUTBOX_SWEEP_MS,
     timerSweepMs: e.TIMER_SWEEP_MS,
+    watchMaxPerPrincipal: e.WATCH_MAX_PER_PRINCIPAL,
+    watchMaxTotal: e.WATCH_MAX_TOTAL,
   };
 }

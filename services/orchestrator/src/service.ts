@@ -198,6 +198,8 @@ export async function startOrchestrator(config: OrchestratorConfig, deps: Orches
         },
         shutdown: stopping.signal,
         ...(deps.watchResyncMs === undefined ? {} : { watchResyncMs: deps.watchResyncMs }),
+        watchMaxPerPrincipal: config.watchMaxPerPrincipal,
+        watchMaxTotal: config.watchMaxTotal,
         logger,
         clock: () => new Date(clock()),
       }),

@@ -1,6 +1,7 @@
 import { create } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import type { Bus } from "@sluice/bus";
+import { stripUserinfo } from "@sluice/domain";
 import type { Logger } from "@sluice/domain";
 import { SourceChangedSchema } from "@sluice/proto";
 import type { CursorStore, SourceCursor } from "./cursor-store.js";
@@ -40,7 +41,7 @@ async function pollCursor(o: PollerOptions, cursor: SourceCursor): Promise<boole
   try {
     head = await lsRemoteHead(cursor.repositoryUrl, cursor.branch, o.gitTimeoutMs);
   } catch (err) {
-    const message = err instanceof Error ? err.message : String(err);
+    const message = stripUserinfo(err instanceof Error ? err.message : String(err));
     log.warn("git ls-remote failed", { error: message });
     await o.store.recordError(cursor._id, message);
     return false;
@@ -58,7 +59,8 @@ async function pollCursor(o: PollerOptions, cursor: SourceCursor): Promise<boole
     sourceActionName: cursor.actionName,
     revision: { revisionId: head, branch: cursor.branch, created: timestampFromMs(Date.now()) },
     triggerType: "PollForSourceChanges",
-    triggerDetail: `${cursor.repositoryUrl}#${cursor.branch}`,
+    // Credentials in the URL stay with the cursor: the detail is shown to every viewer.
+    triggerDetail: `${stripUserinfo(cursor.repositoryUrl)}#${cursor.branch}`,
   });
   await o.bus.publish(o.bus.subjects.sourceSubject(cursor.pipelineName), SourceChangedSchema, msg, { msgId: eventId });
   await o.store.advance(cursor._id, cursor.lastRevision, head);

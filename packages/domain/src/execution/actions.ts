@@ -5,6 +5,7 @@ import type { ActionAttempt, ActionRun, ActionSpec, ErrorDetailsSpec, ExecutionR
 import { actionSlot, emitAction, rememberRevision, setLatest, specFor, stageRunOf } from "./draft.js";
 import type { Draft } from "./draft.js";
 import { resolveValue, VARIABLE_KEY_PATTERN } from "./variables.js";
+import { actionSecrets, maskDeep, scrubOutcome, viewMasker } from "./secrets.js";
 
 /** The job id of a run's current attempt (also the job's Nats-Msg-Id). */
 export function jobIdOf(run: ActionRun): string {
@@ -75,6 +76,8 @@ export function startAction(d: Draft, exec: ExecutionRuntime, stageName: string,
   const pinned = exec.pinnedRevisions.find((p) => p.actionName === action.name);
   if (action.category === "Source" && pinned !== undefined) job.sourceRevision = pinned.revisionId;
   if (run.token !== undefined) job.approvalToken = run.token;
+  // The job carries the configuration as resolved; the state (views, archive) keeps it without secrets or URL credentials.
+  if (run.resolvedConfiguration !== undefined) run.resolvedConfiguration = maskDeep(run.resolvedConfiguration, viewMasker(actionSecrets(action)));
   d.commands.push({ type: "DispatchJob", job });
   setLatest(d, exec, stageName, run);
   emitAction(d, exec, stageName, action, run, "STARTED");
@@ -154,7 +157,9 @@ function resolvedEnvironment(exec: ExecutionRuntime, action: ActionSpec): Action
  * Records an accepted job result on the run and, when the action is still
  * declared, the execution's artifacts, revisions and variables.
  */
-export function applyResult(d: Draft, exec: ExecutionRuntime, stageName: string, action: ActionSpec | undefined, run: ActionRun, result: JobOutcome): void {
+export function applyResult(d: Draft, exec: ExecutionRuntime, stageName: string, action: ActionSpec | undefined, run: ActionRun, raw: JobOutcome): void {
+  const oversized = outputVariablesOverLimit(raw.outputVariables);
+  const result = scrubOutcome(oversized === undefined ? raw : { ...raw, outputVariables: {} }, actionSecrets(action));
   run.lastUpdateTime = d.ctx.now;
   if (result.updatedBy !== undefined) run.updatedBy = result.updatedBy;
   if (result.externalExecutionId !== undefined) run.externalExecutionId = result.externalExecutionId;
@@ -175,6 +180,11 @@ export function applyResult(d: Draft, exec: ExecutionRuntime, stageName: string,
   const missing = action.outputArtifacts.find((o) => !result.outputArtifacts.some((p) => p.name === o.name));
   if (missing !== undefined) {
     failRun(d, exec, stageName, action, run, { code: "JobFailed", message: `the job succeeded without output artifact ${missing.name}` });
+    return;
+  }
+  if (oversized !== undefined) {
+    run.summary = oversized;
+    failRun(d, exec, stageName, action, run, { code: "JobFailed", message: oversized });
     return;
   }
   const badKey = Object.keys(result.outputVariables).find((k) => !VARIABLE_KEY_PATTERN.test(k));
@@ -221,6 +231,26 @@ export function applyResult(d: Draft, exec: ExecutionRuntime, stageName: string,
   run.status = "Succeeded";
   setLatest(d, exec, stageName, run);
   emitAction(d, exec, stageName, action, run, "SUCCEEDED");
+}
+
+/** AWS's quota: the output variables of one action, names and values, are at most 122,880 bytes. */
+export const MAX_OUTPUT_VARIABLES_BYTES = 122_880;
+
+/** Why a result's output variables are too big (naming the largest), or undefined. */
+export function outputVariablesOverLimit(vars: Readonly<Record<string, string>>): string | undefined {
+  let total = 0;
+  let largest = { name: "", bytes: -1 };
+  for (const [name, value] of Object.entries(vars)) {
+    const bytes = utf8Length(name) + utf8Length(value);
+    total += bytes;
+    if (bytes > largest.bytes) largest = { name, bytes };
+  }
+  if (total <= MAX_OUTPUT_VARIABLES_BYTES) return undefined;
+  return `output variables are ${total} bytes, more than the ${MAX_OUTPUT_VARIABLES_BYTES} allowed per action; the largest is ${JSON.stringify(largest.name)} (${largest.bytes} bytes)`;
+}
+
+function utf8Length(text: string): number {
+  return new TextEncoder().encode(text).length;
 }
 
 export function failRun(d: Draft, exec: ExecutionRuntime, stageName: string, action: ActionSpec | undefined, run: ActionRun, error: ErrorDetailsSpec): void {

@@ -2,6 +2,7 @@
 // revisions, clientRequestToken), source changes, and the per-mode limits.
 
 import { DomainError, invalid } from "../errors.js";
+import { stripUserinfo } from "./secrets.js";
 import type { FieldViolation } from "../errors.js";
 import type {
   DecideContext,
@@ -174,7 +175,8 @@ function startExecution(
     executionMode: state.spec.executionMode,
     executionType: "STANDARD",
     status: "InProgress",
-    trigger: { ...trigger },
+    // A poller's detail names the repository; its credentials stay out of the state.
+    trigger: { ...trigger, triggerDetail: stripUserinfo(trigger.triggerDetail) },
     startTime: ctx.now,
     lastUpdateTime: ctx.now,
     stages: [],

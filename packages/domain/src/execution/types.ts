@@ -155,7 +155,7 @@ export interface OutputArtifactSpec {
 export interface EnvironmentVariableSpec {
   name: string;
   value: string;
-  /** PLAINTEXT or SECRETS_MANAGER. */
+  /** PLAINTEXT, or SECRET (a Sluice extension: the value is the secret, masked everywhere it could be shown). */
   type: string;
 }
 

@@ -13,6 +13,7 @@ import type {
   StageStateSchema,
 } from "@sluice/proto";
 import { findExecution, waitersOf } from "./draft.js";
+import { stripUserinfo } from "./secrets.js";
 import type {
   ActionAttempt,
   ActionLatest,
@@ -145,7 +146,8 @@ function actionExecutionView(latest: ActionLatest): NonNullable<ActionStateInit[
     status: latest.status,
     summary: latest.summary ?? "",
     lastStatusChange: timestampFromMs(latest.lastStatusChange),
-    token: latest.token ?? "",
+    // What an approver answers with, only while the approval is open: a decided token is history.
+    token: latest.status === "InProgress" ? (latest.token ?? "") : "",
     lastUpdatedBy: latest.updatedBy ?? "",
     externalExecutionId: latest.externalExecutionId ?? "",
     externalExecutionUrl: latest.externalExecutionUrl ?? "",
@@ -181,7 +183,7 @@ export function executionView(
     status: exec.status,
     statusSummary: exec.statusSummary ?? "",
     artifactRevisions,
-    trigger: { ...exec.trigger },
+    trigger: { ...exec.trigger, triggerDetail: stripUserinfo(exec.trigger.triggerDetail) },
     executionMode: exec.executionMode ?? executionMode,
     executionType: exec.executionType ?? "STANDARD",
     variables: (exec.pipelineVariables ?? []).map((v) => ({ name: v.name, resolvedValue: v.resolvedValue })),
@@ -208,7 +210,7 @@ export function executionSummaryView(
       revisionSummary: r.revisionSummary ?? "",
       revisionUrl: r.revisionUrl ?? "",
     })),
-    trigger: { ...exec.trigger },
+    trigger: { ...exec.trigger, triggerDetail: stripUserinfo(exec.trigger.triggerDetail) },
     executionMode: exec.executionMode ?? executionMode,
     executionType: exec.executionType ?? "STANDARD",
   };

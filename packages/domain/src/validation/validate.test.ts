@@ -645,7 +645,7 @@ describe("commands", () => {
         ["pipeline.stages[1].actions[0].environmentVariables[1].value", "must be 1-2000 characters, got 0"],
         ["pipeline.stages[1].actions[0].environmentVariables[2].name", '"A" is listed twice'],
         ["pipeline.stages[1].actions[0].environmentVariables[2].value", "must be 1-2000 characters, got 2001"],
-        ["pipeline.stages[1].actions[0].environmentVariables[2].type", 'must be PLAINTEXT or SECRETS_MANAGER, got "TEXT"'],
+        ["pipeline.stages[1].actions[0].environmentVariables[2].type", 'must be PLAINTEXT or SECRET, got "TEXT"'],
       ],
     );
     expectViolations(
@@ -663,6 +663,17 @@ describe("commands", () => {
           "SECRETS_MANAGER is not supported yet: Sluice has no secrets store; use PLAINTEXT",
         ],
       ],
+    );
+  });
+
+  it("SECRET environment variables: literal values of at least 4 characters, never quoted back", () => {
+    expectViolations(
+      (j) =>
+        (actionOf(j, 1, 0).environmentVariables = [
+          { name: "TOKEN", value: "#{Nowhere.Key}-s3cr3t", type: "SECRET" },
+          { name: "SHORT", value: "abc", type: "SECRET" },
+        ]),
+      [["pipeline.stages[1].actions[0].environmentVariables[1].value", "a SECRET must be at least 4 characters (shorter ones would be masked wherever those characters occur)"]],
     );
   });
 

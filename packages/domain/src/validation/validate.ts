@@ -33,6 +33,7 @@ import {
 import { BUILT_IN_PROVIDERS, providerKey, resolveProvider, splitCommands, supportedProviders } from "./providers.js";
 import type { ArtifactBounds, ConfigurationFormat, ProviderSpec } from "./providers.js";
 import { checkStageConditions } from "./conditions.js";
+import { MIN_SECRET_LENGTH, SECRET_ENV_TYPE } from "../execution/secrets.js";
 
 /**
  * Most violations reported for one declaration. A hostile or badly broken
@@ -315,7 +316,8 @@ function checkAction(
     checkReferences(keyPath(`${path}.configuration`, key), value, here, index, v);
   }
   action.environmentVariables.forEach((env, e) => {
-    checkReferences(`${path}.environmentVariables[${e}].value`, env.value, here, index, v);
+    // A SECRET is literal: never resolved, and never quoted back in an error.
+    if (env.type !== SECRET_ENV_TYPE) checkReferences(`${path}.environmentVariables[${e}].value`, env.value, here, index, v);
   });
 }
 
@@ -632,8 +634,10 @@ function checkEnvironmentVariables(here: Declared, spec: ProviderSpec | undefine
     }
     if (env.type === "SECRETS_MANAGER") {
       v.add(`${at}.type`, "SECRETS_MANAGER is not supported yet: Sluice has no secrets store; use PLAINTEXT");
+    } else if (env.type === SECRET_ENV_TYPE) {
+      if (env.value.length > 0 && env.value.length < MIN_SECRET_LENGTH) v.add(`${at}.value`, `a SECRET must be at least ${MIN_SECRET_LENGTH} characters (shorter ones would be masked wherever those characters occur)`);
     } else if (env.type !== "" && env.type !== "PLAINTEXT") {
-      v.add(`${at}.type`, `must be PLAINTEXT or SECRETS_MANAGER, got ${q(env.type)}`);
+      v.add(`${at}.type`, `must be PLAINTEXT or SECRET, got ${q(env.type)}`);
     }
   });
 }

@@ -16,7 +16,7 @@ import type { Provider, ProviderOutcome } from "./provider.js";
  */
 
 /** Environment variable types whose values are masked in logs and summaries. */
-export const SECRET_ENV_TYPES: ReadonlySet<string> = new Set(["SECRETS_MANAGER", "PARAMETER_STORE"]);
+export const SECRET_ENV_TYPES: ReadonlySet<string> = new Set(["SECRET", "SECRETS_MANAGER", "PARAMETER_STORE"]);
 
 /** Output lines kept for a failure summary. */
 export const TAIL_LINES = 100;

@@ -1,4 +1,5 @@
 import type { MessageInitShape } from "@bufbuild/protobuf";
+import { createMasker as createSecretMasker } from "@sluice/domain";
 import type { Logger } from "@sluice/domain";
 import type { Job, SourceRevisionDetailSchema } from "@sluice/proto";
 import type { Workspace } from "../workspace.js";
@@ -88,17 +89,13 @@ export interface ProviderOutcome {
 export type Provider = (ctx: ProviderContext) => Promise<ProviderOutcome>;
 
 /**
- * Replaces every occurrence of the given secret values with `***`. Longer values are
- * replaced first so a secret that contains another is masked whole.
+ * Replaces every occurrence of the given secret values — as written, base64 and
+ * URL-encoded — with `***` (the domain's masker, which finds the same forms the
+ * views mask). Longer forms are replaced first so a secret that contains
+ * another is masked whole.
  */
 export function createMasker(secrets: readonly string[]): (text: string) => string {
-  const values = [...new Set(secrets.filter((s) => s !== ""))].sort((a, b) => b.length - a.length);
-  if (values.length === 0) return (text) => text;
-  return (text) => {
-    let out = text;
-    for (const value of values) out = out.split(value).join("***");
-    return out;
-  };
+  return createSecretMasker(secrets, "***");
 }
 
 /** Keeps the last `max` lines of output for failure summaries. */

@@ -14,6 +14,7 @@ import {
   initialRuntime,
   isTerminal,
   normalizePipeline,
+  pipelineSecrets,
   pipelineStateView,
 } from "@sluice/domain";
 import type { ExecutionEvent, ExecutionRuntime, Logger, PipelineRuntime, PipelineSpec } from "@sluice/domain";
@@ -30,9 +31,9 @@ import { actionRetryEvent, overrideEvent, rollbackEvent, stageRetryEvent, startO
 import { executionsNewestFirst, plainExecution, succeededIn } from "./history.js";
 import type { ExecutionCursor } from "./history.js";
 import { checks } from "./request-validation.js";
-import { actionExecutionDetailInits, executionStageStates, newestFirst } from "./views.js";
+import { actionExecutionDetailInits, answerMasker, declarationSecrets, eventDeclaration, executionStageStates, newestFirst, restoreMaskedValues } from "./views.js";
 import type { ActionExecutionDetailInit } from "./views.js";
-import { watchExecution } from "./watch.js";
+import { WatchLimits, watchExecution } from "./watch.js";
 import type { WatchedState } from "./watch.js";
 
 /**
@@ -90,6 +91,10 @@ export interface PipelineApiDeps {
   shutdown: AbortSignal;
   /** A watch with no event for this long re-reads the execution. @default 5000 */
   watchResyncMs?: number;
+  /** Open WatchPipelineExecution streams allowed per principal. @default 16 */
+  watchMaxPerPrincipal?: number;
+  /** Open WatchPipelineExecution streams allowed in this process. @default 256 */
+  watchMaxTotal?: number;
   logger: Logger;
   /** @default () => new Date() */
   clock?: () => Date;
@@ -100,6 +105,8 @@ const DEFAULT_LIST_PIPELINES = 100;
 const DEFAULT_LIST_EXECUTIONS = 100;
 const DEFAULT_LIST_ACTION_EXECUTIONS = 100;
 const DEFAULT_WATCH_RESYNC_MS = 5000;
+const DEFAULT_WATCH_MAX_PER_PRINCIPAL = 16;
+const DEFAULT_WATCH_MAX_TOTAL = 256;
 
 type SummaryInit = MessageInitShape<typeof PipelineExecutionSummarySchema>;
 
@@ -109,6 +116,10 @@ export function createPipelineApi(deps: PipelineApiDeps): ServiceImpl<typeof Pip
   const logger = deps.logger.child({ component: "pipeline-api" });
   const clock = deps.clock ?? (() => new Date());
   const watchResyncMs = deps.watchResyncMs ?? DEFAULT_WATCH_RESYNC_MS;
+  const watchLimits = new WatchLimits(deps.watchMaxPerPrincipal ?? DEFAULT_WATCH_MAX_PER_PRINCIPAL, deps.watchMaxTotal ?? DEFAULT_WATCH_MAX_TOTAL);
+  /** Masks every answer about a pipeline: the secrets of its declaration and of the runtime's versions. */
+  const maskerFor = (stored: StoredPipeline, state?: PipelineRuntime, more: readonly string[] = []) =>
+    answerMasker([...declarationSecrets(stored.declaration), ...pipelineSecrets(state?.spec), ...(state?.retainedSpecs ?? []).flatMap((v) => pipelineSecrets(v)), ...more]);
 
   /** Size check, defaults, then every structural rule; returns the declaration to store. */
   const prepareDeclaration = (declaration: PipelineDeclaration | undefined): PipelineDeclaration => {
@@ -199,9 +210,9 @@ export function createPipelineApi(deps: PipelineApiDeps): ServiceImpl<typeof Pip
       await runtime.apply(
         stored.name,
         { type: "ExecutionRequested", executionId: randomUUID(), trigger: { triggerType: "CreatePipeline", triggerDetail: ctx.principal.id } },
-        { extra: [declarationEntry(subjects, stored.name, "CREATED", stored.version, stored.declaration, now.getTime())] },
+        { extra: [declarationEntry(subjects, stored.name, "CREATED", stored.version, eventDeclaration(stored.declaration), now.getTime())] },
       );
-      return { pipeline: stored.declaration, tags: stored.tags };
+      return { pipeline: maskerFor(stored)(stored.declaration), tags: stored.tags };
     },
 
     async getPipeline(req) {
@@ -209,13 +220,15 @@ export function createPipelineApi(deps: PipelineApiDeps): ServiceImpl<typeof Pip
       c.range("version", req.version, 1, 2 ** 31 - 1).throwIfAny();
       const stored = await pipelines.get(req.name, req.version);
       return {
-        pipeline: stored.declaration,
+        pipeline: maskerFor(stored)(stored.declaration),
         metadata: { pipelineArn: pipelineArn(stored.name), created: timestampFromDate(stored.created), updated: timestampFromDate(stored.updated) },
       };
     },
 
     async updatePipeline(req, ctx) {
-      const declaration = prepareDeclaration(req.pipeline);
+      // What GetPipeline showed masked (`****`) keeps the stored values.
+      const current = req.pipeline === undefined ? undefined : await pipelines.find(req.pipeline.name);
+      const declaration = prepareDeclaration(req.pipeline === undefined ? undefined : restoreMaskedValues(req.pipeline, current?.declaration));
       const now = clock();
       const stored = await pipelines.update(declaration, now);
       logger.info("pipeline updated", { pipeline: stored.name, version: stored.version, principal: ctx.principal.id });
@@ -225,9 +238,9 @@ export function createPipelineApi(deps: PipelineApiDeps): ServiceImpl<typeof Pip
       await runtime.apply(
         stored.name,
         { type: "PipelineUpdated", spec: specOf(stored.declaration) },
-        { extra: [declarationEntry(subjects, stored.name, "UPDATED", stored.version, stored.declaration, now.getTime())] },
+        { extra: [declarationEntry(subjects, stored.name, "UPDATED", stored.version, eventDeclaration(stored.declaration), now.getTime())] },
       );
-      return { pipeline: stored.declaration };
+      return { pipeline: maskerFor(stored)(stored.declaration) };
     },
 
     async deletePipeline(req, ctx) {
@@ -268,7 +281,7 @@ export function createPipelineApi(deps: PipelineApiDeps): ServiceImpl<typeof Pip
       checks().name("name", req.name).throwIfAny();
       const stored = await existing(req.name, "name");
       const state = await runtimeOf(stored);
-      return pipelineStateView(state, { created: stored.created.getTime(), updated: stored.updated.getTime() });
+      return maskerFor(stored, state)(pipelineStateView(state, { created: stored.created.getTime(), updated: stored.updated.getTime() }));
     },
 
     async startPipelineExecution(req, ctx) {
@@ -291,8 +304,9 @@ export function createPipelineApi(deps: PipelineApiDeps): ServiceImpl<typeof Pip
     async getPipelineExecution(req) {
       checks().name("pipelineName", req.pipelineName).executionId("pipelineExecutionId", req.pipelineExecutionId).throwIfAny();
       const stored = await existing(req.pipelineName, "pipelineName");
-      const exec = await findExecution(req.pipelineName, req.pipelineExecutionId, await runtime.read(req.pipelineName));
-      return { pipelineExecution: executionView(exec, stored.name, modeOf(exec, stored)) };
+      const state = await runtime.read(req.pipelineName);
+      const exec = await findExecution(req.pipelineName, req.pipelineExecutionId, state);
+      return { pipelineExecution: maskerFor(stored, state)(executionView(exec, stored.name, modeOf(exec, stored))) };
     },
 
     async listPipelineExecutions(req) {
@@ -322,7 +336,7 @@ export function createPipelineApi(deps: PipelineApiDeps): ServiceImpl<typeof Pip
       }
       const last = page.at(-1);
       return {
-        pipelineExecutionSummaries: page.map((e): SummaryInit => executionSummaryView(e, modeOf(e, stored))),
+        pipelineExecutionSummaries: maskerFor(stored, state)(page.map((e): SummaryInit => executionSummaryView(e, modeOf(e, stored)))),
         nextToken: more && last !== undefined ? encodeToken({ t: last.startTime, i: last.id }) : "",
       };
     },
@@ -455,7 +469,8 @@ export function createPipelineApi(deps: PipelineApiDeps): ServiceImpl<typeof Pip
       const last = page.at(-1);
       const nextToken =
         more && last !== undefined ? encodeToken({ t: lastStart, e: last.pipelineExecutionId ?? "", at: timestampMsOf(last), ai: last.actionExecutionId ?? "" }) : "";
-      return { actionExecutionDetails: page, nextToken };
+      const versionSecrets = [...specs.values()].flatMap((spec) => pipelineSecrets(spec));
+      return { actionExecutionDetails: maskerFor(stored, state, versionSecrets)(page), nextToken };
     },
 
     async *watchPipelineExecution(req, ctx) {
@@ -465,16 +480,29 @@ export function createPipelineApi(deps: PipelineApiDeps): ServiceImpl<typeof Pip
       const read = async (): Promise<WatchedState> => {
         const state = await runtime.read(req.pipelineName);
         const exec = await findExecution(req.pipelineName, req.pipelineExecutionId, state);
+        const declaration = await declarationOf(exec.pipelineVersion);
         return {
           terminal: isTerminal(exec.status),
-          snapshot: {
+          snapshot: maskerFor(stored, state, declarationSecrets(declaration))({
             pipelineExecution: executionView(exec, stored.name, modeOf(exec, stored)),
-            stageStates: executionStageStates(exec, await declarationOf(exec.pipelineVersion), state),
-          },
+            stageStates: executionStageStates(exec, declaration, state),
+          }),
         };
       };
       const signal = AbortSignal.any([ctx.signal, deps.shutdown]);
-      yield* watchExecution({ read, subscribe: (handler) => deps.subscribeEvents(subjects.eventFilter(req.pipelineName), handler) }, req.pipelineExecutionId, signal, watchResyncMs);
+      // Each open watch holds an events consumer and a timer: bounded per caller and in all.
+      const release = watchLimits.acquire(ctx.principal.id);
+      try {
+        const masked = maskerFor(stored);
+        yield* watchExecution(
+          { read, subscribe: (handler) => deps.subscribeEvents(subjects.eventFilter(req.pipelineName), (event) => handler(masked(event))) },
+          req.pipelineExecutionId,
+          signal,
+          watchResyncMs,
+        );
+      } finally {
+        release();
+      }
     },
 
     async putApprovalResult(req, ctx) {

@@ -4,8 +4,8 @@
 
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
-import { conditionStateView } from "@sluice/domain";
-import type { ActionExecutionDetailSpec, ActionRun, ArtifactDetailSpec, ExecutionRuntime, PipelineRuntime } from "@sluice/domain";
+import { DomainError, SECRET_ENV_TYPE, SECRET_ENV_TYPES, SECRET_MASK, conditionStateView, createMasker, maskDeep, maskUserinfo, viewMasker } from "@sluice/domain";
+import type { ActionExecutionDetailSpec, ActionRun, ArtifactDetailSpec, ExecutionRuntime, FieldViolation, PipelineRuntime } from "@sluice/domain";
 import type {
   ActionExecutionDetailSchema,
   ActionExecutionSchema,
@@ -153,4 +153,70 @@ function detailInit(d: ActionExecutionDetailSpec): ActionExecutionDetailInit {
 
 function artifactDetail(a: ArtifactDetailSpec): ArtifactDetailInit {
   return { name: a.name, s3location: { bucket: a.s3location.bucket, key: a.s3location.key } };
+}
+
+// ---------------------------------------------------------------- secrets in views
+
+/** The SECRET (and store-backed) environment variable values of a declaration. */
+export function declarationSecrets(declaration: PipelineDeclaration | undefined): string[] {
+  return (declaration?.stages ?? []).flatMap((s) =>
+    s.actions.flatMap((a) => a.environmentVariables.filter((v) => SECRET_ENV_TYPES.has(v.type) && v.value !== "").map((v) => v.value)),
+  );
+}
+
+/**
+ * The masker of every answer about a pipeline: its secrets (in any form)
+ * become `****`, and URL userinfo `****@`.
+ */
+export function answerMasker(secrets: readonly string[]): <T>(view: T) => T {
+  const mask = viewMasker(secrets);
+  return (view) => maskDeep(view, mask);
+}
+
+/**
+ * The declaration as declaration events carry it: SECRET values masked. The
+ * repository URL keeps its credentials: the source poller polls with them.
+ */
+export function eventDeclaration(declaration: PipelineDeclaration): PipelineDeclaration {
+  return maskDeep(declaration, createMasker(declarationSecrets(declaration)));
+}
+
+/**
+ * An update that sends back what GetPipeline showed keeps the stored secrets:
+ * a SECRET whose value is `****` keeps the stored value of the same action and
+ * name, and a configuration value equal to the stored one with its userinfo
+ * masked keeps the stored one. A `****` with nothing to keep is refused.
+ */
+export function restoreMaskedValues(incoming: PipelineDeclaration, stored: PipelineDeclaration | undefined): PipelineDeclaration {
+  const violations: FieldViolation[] = [];
+  const stages = incoming.stages.map((stage, s) => {
+    const storedStage = stored?.stages.find((x) => x.name === stage.name);
+    return {
+      ...stage,
+      actions: stage.actions.map((action, a) => {
+        const old = storedStage?.actions.find((x) => x.name === action.name);
+        const configuration = Object.fromEntries(
+          Object.entries(action.configuration).map(([key, value]) => {
+            const before = old?.configuration[key];
+            return [key, before !== undefined && before !== value && maskUserinfo(before) === value ? before : value];
+          }),
+        );
+        const environmentVariables = action.environmentVariables.map((env, e) => {
+          if (env.type !== SECRET_ENV_TYPE || env.value !== SECRET_MASK) return env;
+          const kept = old?.environmentVariables.find((x) => x.name === env.name && x.type === SECRET_ENV_TYPE);
+          if (kept === undefined) {
+            violations.push({
+              field: `pipeline.stages[${s}].actions[${a}].environmentVariables[${e}].value`,
+              message: `${SECRET_MASK} keeps a stored secret, but this action has no stored SECRET named ${JSON.stringify(env.name)}; give the value`,
+            });
+            return env;
+          }
+          return { ...env, value: kept.value };
+        });
+        return { ...action, configuration, environmentVariables };
+      }),
+    };
+  });
+  if (violations.length > 0) throw new DomainError("ValidationException", violations.map((v) => `${v.field}: ${v.message}`).join("; "), violations);
+  return { ...incoming, stages };
 }

@@ -4,6 +4,7 @@
 import { create, toBinary } from "@bufbuild/protobuf";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import type { EventSubscription } from "@sluice/bus";
+import { DomainError } from "@sluice/domain";
 import { PipelineExecutionSnapshotSchema } from "@sluice/proto";
 import type { StateChangeEvent, WatchPipelineExecutionResponseSchema } from "@sluice/proto";
 
@@ -107,5 +108,56 @@ class EventQueue {
       clearTimeout(timer);
       if (onAbort !== undefined) signal.removeEventListener("abort", onAbort);
     }
+  }
+}
+
+/**
+ * Counts open watches per principal and in all. Each watch holds an events
+ * consumer, a timer and a stream, so one caller opening thousands would starve
+ * everyone: the call over a cap gets LimitExceededException (gRPC
+ * RESOURCE_EXHAUSTED) before it subscribes to anything.
+ */
+export class WatchLimits {
+  private readonly open = new Map<string, number>();
+  private total = 0;
+
+  constructor(
+    readonly maxPerPrincipal: number,
+    readonly maxTotal: number,
+  ) {}
+
+  /** Takes a slot for `principal`; the returned function gives it back (once). */
+  acquire(principal: string): () => void {
+    const mine = this.open.get(principal) ?? 0;
+    if (mine >= this.maxPerPrincipal) {
+      throw new DomainError(
+        "LimitExceededException",
+        `${principal} already has ${mine} open WatchPipelineExecution streams, the most one caller may have (WATCH_MAX_PER_PRINCIPAL=${this.maxPerPrincipal}); close one first`,
+      );
+    }
+    if (this.total >= this.maxTotal) {
+      throw new DomainError(
+        "LimitExceededException",
+        `this orchestrator already serves ${this.total} WatchPipelineExecution streams, its limit (WATCH_MAX_TOTAL=${this.maxTotal}); retry later`,
+        [],
+        true,
+      );
+    }
+    this.open.set(principal, mine + 1);
+    this.total++;
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      this.total--;
+      const left = (this.open.get(principal) ?? 1) - 1;
+      if (left <= 0) this.open.delete(principal);
+      else this.open.set(principal, left);
+    };
+  }
+
+  /** Open watches of a principal (tests). */
+  openFor(principal: string): number {
+    return this.open.get(principal) ?? 0;
   }
 }

@@ -675,7 +675,7 @@ export type EnvironmentVariable = Message<"sluice.v1.EnvironmentVariable"> & {
   value: string;
 
   /**
-   * PLAINTEXT (default) or SECRETS_MANAGER.
+   * PLAINTEXT (default), or SECRET (Sluice: the value is the secret itself, masked in every view, event and log).
    *
    * @generated from field: string type = 3;
    */
