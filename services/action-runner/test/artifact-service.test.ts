@@ -74,7 +74,6 @@ describe("action-runner with the artifact service", () => {
     runner = await startActionRunner(
       loadActionRunnerConfig({
         NATS_URL: natsUrl,
-        SLUICE_AUTH_TOKENS: "ops=admin:admin-token",
         SLUICE_BUS_PREFIX: prefix,
         ARTIFACT_ADDR: `127.0.0.1:${port}`,
         SLUICE_SERVICE_TOKEN: "runner-token",
