@@ -1,6 +1,8 @@
-// A Commands job hunting for its runner's credentials. The runner is a real process (from
-// source, with its token in its real environment or in a file), the job arrives through a real
-// nats-server, and reports what it found as output variables.
+// A Commands job hunting for its runner's credentials. The runner is a real process started as in
+// production (`node dist/main.js`: build first), with its token in its real environment or in a
+// file; the job arrives through a real nats-server and reports what it found as output variables.
+// Not from source through tsx: tsx starts an esbuild service process while loading main.ts, before
+// the runner scrubs its environment, and that child keeps a copy of the runner's variables.
 import { spawn } from "node:child_process";
 import type { ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
@@ -82,10 +84,10 @@ describe("runner secrets out of a job's reach", () => {
     await root?.remove();
   });
 
-  /** Starts `node src/main.ts` with `env` and waits until it says it started. */
+  /** Starts `node dist/main.js` with `env` and waits until it says it started. */
   async function startRunner(pool: string, env: Record<string, string>): Promise<RunnerProcess> {
     let output = "";
-    const proc = spawn(process.execPath, ["--conditions=@sluice/source", "--import", "tsx", "services/action-runner/src/main.ts"], {
+    const proc = spawn(process.execPath, ["services/action-runner/dist/main.js"], {
       cwd: REPO_ROOT,
       env: {
         PATH: process.env["PATH"] ?? "/usr/bin:/bin",
