@@ -132,6 +132,12 @@ describe("action-runner config", () => {
     expect(() => loadActionRunnerConfig({ ...minimal, RUNNER_JOB_ISOLATION: "chroot" })).toThrow(/RUNNER_JOB_ISOLATION/);
   });
 
+  it("refuses to pass the runner's credentials or bus settings to jobs", () => {
+    expect(() => loadActionRunnerConfig({ ...minimal, RUNNER_PASS_ENV: "GOPROXY,SLUICE_SERVICE_TOKEN,NATS_PASSWORD" })).toThrow(
+      /RUNNER_PASS_ENV: must not pass the runner's own settings to jobs: SLUICE_SERVICE_TOKEN, NATS_PASSWORD/,
+    );
+  });
+
   it("names the variables to scrub from the runner's own environment", () => {
     expect(
       secretVariableNames({

@@ -77,8 +77,22 @@ export const actionRunnerEnvSchema = z
     RUNNER_ACK_WAIT_MS: durationMs()
       .refine((ms) => ms >= 3_000, "must be at least 3s")
       .default(30_000),
-    /** Extra variables of the runner's environment passed on to jobs, comma-separated names. */
-    RUNNER_PASS_ENV: z.string().optional(),
+    /**
+     * Extra variables of the runner's environment passed on to jobs, comma-separated names. The
+     * runner's own credentials and bus settings (`SLUICE_*`, `NATS_*`, S3 keys) are refused.
+     */
+    RUNNER_PASS_ENV: z
+      .string()
+      .optional()
+      .superRefine((list, ctx) => {
+        const refused = (list ?? "")
+          .split(",")
+          .map((n) => n.trim())
+          .filter((n) => /^(SLUICE_|NATS_)/.test(n) || n === "S3_ACCESS_KEY" || n === "S3_SECRET_KEY");
+        if (refused.length > 0) {
+          ctx.addIssue({ code: "custom", message: `must not pass the runner's own settings to jobs: ${refused.join(", ")}` });
+        }
+      }),
     /** Parent directory of per-job workspaces. */
     WORKSPACE_ROOT: z.string().default(tmpdir()),
     /** Object store that ObjectStore deploy actions write to, e.g. http://127.0.0.1:9000. */
