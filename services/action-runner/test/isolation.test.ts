@@ -9,7 +9,9 @@ import { resolveJobSandbox } from "../src/isolation.js";
 import type { JobSandbox } from "../src/isolation.js";
 import { createJobRunner } from "../src/job-runner.js";
 import { createProviderTable } from "../src/providers/table.js";
-import { BASE_ENV, makeJob, tempDir } from "./helpers.js";
+import { chownTree } from "../src/workspace.js";
+import { pathToFileURL } from "node:url";
+import { BASE_ENV, commitAll, git, makeJob, tempDir } from "./helpers.js";
 
 const NOBODY = 65534;
 
@@ -140,6 +142,24 @@ describe("job isolation", () => {
     expect([home, tmp]).toEqual([path.join(jobRoot, "home"), path.join(jobRoot, "tmp")]);
     expect(home).not.toBe(process.env["HOME"]);
     expect(await readdir(workspaces)).not.toContain(path.basename(jobRoot));
+  });
+
+  it("runs the Git source as the job's user too, into a workspace it owns", async () => {
+    const repo = path.join(root.dir, "repo");
+    await mkdir(repo);
+    git(repo, ["init", "-q", "-b", "trunk"]);
+    await writeFile(path.join(repo, "README.md"), "hello\n");
+    const commit = commitAll(repo, "Initial import", "2024-05-01T12:00:00Z", "2024-05-01T12:05:00Z");
+    // Git refuses a local repository owned by another user ("dubious ownership"): a file:// source
+    // for jobs running as NOBODY must belong to NOBODY. Remote repositories are not affected.
+    await chownTree(repo, NOBODY, NOBODY);
+    const job = makeJob({
+      actionTypeId: { category: "Source", owner: "AWS", provider: "Git", version: "1" },
+      configuration: { RepositoryUrl: pathToFileURL(repo).href, BranchName: "trunk" },
+    });
+    const result = await runner(asNobody).run(job, new AbortController().signal);
+    expect(result.status, result.errorDetails?.message).toBe("Succeeded");
+    expect(result.outputVariables["CommitId"]).toBe(commit);
   });
 
   it("runs a job as another user that can read no root-only file, not even through the runner", async () => {
