@@ -100,6 +100,8 @@ export async function startInProcessCluster(setup: ClusterSetup, opts: InProcess
         ...jobEnv,
         RUNNER_PASS_ENV: JOB_VARIABLES.join(","),
         ...common("action-runner"),
+        // Runners take no token table: it would be within their jobs' reach.
+        SLUICE_AUTH_TOKENS: undefined,
         ARTIFACT_ADDR: addresses.artifact,
         SLUICE_SERVICE_TOKEN: tokens.runner,
         RUNNER_ID: `runner-${randomBytes(3).toString("hex")}`,

@@ -188,7 +188,8 @@ export async function startCluster(opts: StartClusterOptions): Promise<Cluster> 
     NATS_URL: natsUrl,
     GRPC_HOST: "127.0.0.1",
     GRPC_PORT: String(ports[name]),
-    SLUICE_AUTH_TOKENS: clusterTokenTable(tokens),
+    // Runners get only their own token: a token table on a runner is within its jobs' reach.
+    ...(name === "action-runner" ? {} : { SLUICE_AUTH_TOKENS: clusterTokenTable(tokens) }),
     LOG_LEVEL: opts.logLevel ?? "info",
     ...(opts.busPrefix === undefined ? {} : { SLUICE_BUS_PREFIX: opts.busPrefix }),
   });

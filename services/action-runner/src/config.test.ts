@@ -1,10 +1,11 @@
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
+import path from "node:path";
 import { describe, expect, it } from "vitest";
-import { loadActionRunnerConfig } from "./config.js";
+import { loadActionRunnerConfig, secretVariableNames } from "./config.js";
 
 const minimal = {
   NATS_URL: "nats://127.0.0.1:4222",
-  SLUICE_AUTH_TOKENS: "ops=admin:admin-token",
   SLUICE_DEV_MODE: "true",
   ARTIFACT_ADDR: "127.0.0.1:50052",
   SLUICE_SERVICE_TOKEN: "runner-token",
@@ -28,7 +29,8 @@ describe("action-runner config", () => {
       workspaceRoot: tmpdir(),
     });
     expect(config.runnerId).not.toBe("");
-    expect(config.authTokens).toEqual([{ principal: "ops", roles: ["admin"], token: "admin-token" }]);
+    expect(config).toMatchObject({ jobIsolation: "auto", jobUid: undefined, jobGid: undefined });
+    expect(config).not.toHaveProperty("authTokens");
     // Jobs inherit only allow-listed variables: never the runner's credentials or anything else.
     expect(config.jobBaseEnv).toEqual({ PATH: "/bin", HOME: "/home/r" });
   });
@@ -77,4 +79,71 @@ describe("action-runner config", () => {
       expect(message).toContain(name);
     }
   });
+
+  it("refuses a token table: a runner gets only its own credential", () => {
+    for (const table of ["ops=admin:admin-token", "orchestrator=service:svc-token,runner=runner:runner-token", "garbage"]) {
+      let message = "";
+      try {
+        loadActionRunnerConfig({ ...minimal, SLUICE_AUTH_TOKENS: table });
+      } catch (err) {
+        message = err instanceof Error ? err.message : String(err);
+      }
+      expect(message).toContain("SLUICE_AUTH_TOKENS: must not be set on a runner");
+      // The refusal names principals, never their tokens.
+      expect(message).not.toMatch(/admin-token|svc-token|runner-token/);
+    }
+  });
+
+  it("reads the runner's token from SLUICE_SERVICE_TOKEN_FILE, and wants exactly one source", () => {
+    const dir = mkdtempSync(path.join(tmpdir(), "runner-config-"));
+    try {
+      const file = path.join(dir, "token");
+      writeFileSync(file, "file-token\n", { mode: 0o600 });
+      const { SLUICE_SERVICE_TOKEN: _inline, ...withoutToken } = minimal;
+      expect(loadActionRunnerConfig({ ...withoutToken, SLUICE_SERVICE_TOKEN_FILE: file }).serviceToken).toBe("file-token");
+      expect(() => loadActionRunnerConfig(withoutToken)).toThrow(/SLUICE_SERVICE_TOKEN: exactly one of/);
+      expect(() => loadActionRunnerConfig({ ...minimal, SLUICE_SERVICE_TOKEN_FILE: file })).toThrow(/SLUICE_SERVICE_TOKEN: exactly one of/);
+      expect(() => loadActionRunnerConfig({ ...withoutToken, SLUICE_SERVICE_TOKEN_FILE: path.join(dir, "missing") })).toThrow(
+        /SLUICE_SERVICE_TOKEN_FILE: cannot read .*missing \(ENOENT\)/,
+      );
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("parses the job uid and gid, and refuses root or a gid alone", () => {
+    expect(loadActionRunnerConfig({ ...minimal, RUNNER_JOB_UID: "1500" })).toMatchObject({ jobUid: 1500, jobGid: 1500 });
+    expect(loadActionRunnerConfig({ ...minimal, RUNNER_JOB_UID: "1500", RUNNER_JOB_GID: "1600", RUNNER_JOB_ISOLATION: "pid-namespace" })).toMatchObject({
+      jobUid: 1500,
+      jobGid: 1600,
+      jobIsolation: "pid-namespace",
+    });
+    expect(() => loadActionRunnerConfig({ ...minimal, RUNNER_JOB_UID: "0" })).toThrow(/RUNNER_JOB_UID: must be a uid other than 0/);
+    expect(() => loadActionRunnerConfig({ ...minimal, RUNNER_JOB_UID: "nobody" })).toThrow(/RUNNER_JOB_UID: must be a numeric uid/);
+    expect(() => loadActionRunnerConfig({ ...minimal, RUNNER_JOB_GID: "1600" })).toThrow(/RUNNER_JOB_GID: needs RUNNER_JOB_UID/);
+    expect(() => loadActionRunnerConfig({ ...minimal, RUNNER_JOB_ISOLATION: "chroot" })).toThrow(/RUNNER_JOB_ISOLATION/);
+  });
+
+  it("refuses to pass the runner's credentials or bus settings to jobs", () => {
+    expect(() => loadActionRunnerConfig({ ...minimal, RUNNER_PASS_ENV: "GOPROXY,SLUICE_SERVICE_TOKEN,NATS_PASSWORD" })).toThrow(
+      /RUNNER_PASS_ENV: must not pass the runner's own settings to jobs: SLUICE_SERVICE_TOKEN, NATS_PASSWORD/,
+    );
+  });
+
+  it("names the variables to scrub from the runner's own environment", () => {
+    expect(
+      secretVariableNames({
+        SLUICE_SERVICE_TOKEN: "t",
+        NATS_PASSWORD: "p",
+        NATS_NKEY_SEED: "s",
+        MY_API_KEY: "k",
+        NATS_URL: "nats://runner:pw@nats:4222",
+        PATH: "/bin",
+        NATS_USER: "runner",
+        SLUICE_SERVICE_TOKEN_FILE: "/etc/sluice/token",
+        HOME: "/root",
+      }).sort(),
+    ).toEqual(["MY_API_KEY", "NATS_NKEY_SEED", "NATS_PASSWORD", "NATS_URL", "SLUICE_SERVICE_TOKEN"]);
+  });
+
 });

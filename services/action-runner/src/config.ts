@@ -1,30 +1,66 @@
 import { randomUUID } from "node:crypto";
+import { readFileSync } from "node:fs";
 import { hostname, tmpdir } from "node:os";
 import { parseTokenTable } from "@sluice/grpc";
-import type { TokenEntry } from "@sluice/grpc";
-import { commonConfig, commonEnv, durationMs, loadConfig, positiveInt } from "@sluice/service-kit";
+import { ConfigError, commonConfig, commonEnv, durationMs, loadConfig, positiveInt } from "@sluice/service-kit";
 import type { CommonConfig } from "@sluice/service-kit";
 import { z } from "zod";
+import type { JobIsolationSetting } from "./isolation.js";
 
-// The runner keeps no state in MongoDB: everything common except MONGO_URL.
-const { MONGO_URL: _unusedMongoUrl, ...common } = commonEnv;
+// The runner keeps no state in MongoDB: everything common except MONGO_URL. Nor does it take
+// the token table: see SLUICE_AUTH_TOKENS below.
+const { MONGO_URL: _unusedMongoUrl, SLUICE_AUTH_TOKENS: _unusedTokenTable, ...common } = commonEnv;
+
+/** A uid or gid for job processes: a whole number, not 0 (that would be root again). */
+const jobId = (what: string) =>
+  z
+    .string()
+    .regex(/^\d+$/, `must be a numeric ${what}`)
+    .transform(Number)
+    .refine((n) => n > 0 && n < 2 ** 32 - 1, `must be a ${what} other than 0 (jobs must not run as root)`);
 
 /** The action-runner's environment, one comment per variable (see also `commonEnv`). */
 export const actionRunnerEnvSchema = z
   .object({
     ...common,
-    /** Token table `<principal>=<role>+<role>:<token>,…` for callers of this service. */
-    SLUICE_AUTH_TOKENS: z.string().superRefine((spec, ctx) => {
-      try {
-        parseTokenTable(spec);
-      } catch (err) {
-        ctx.addIssue({ code: "custom", message: err instanceof Error ? err.message : String(err) });
-      }
-    }),
+    /**
+     * Refused when set. The runner's gRPC server serves only health and reflection, which need no
+     * token, so it has no use for the token table — and whatever the runner holds, a job is one
+     * exploit away from: a table with admin or service tokens must never reach a runner host.
+     */
+    SLUICE_AUTH_TOKENS: z
+      .string()
+      .optional()
+      .superRefine((spec, ctx) => {
+        if (spec === undefined) return;
+        let principals = "";
+        try {
+          const table = parseTokenTable(spec);
+          principals = ` (it holds ${table.map((t) => `${t.principal}=${t.roles.join("+")}`).join(", ")})`;
+        } catch {
+          // Unparseable is refused all the same; the parse error would echo nothing useful.
+        }
+        ctx.addIssue({
+          code: "custom",
+          message: `must not be set on a runner${principals}: the runner needs only its own credential (SLUICE_SERVICE_TOKEN or SLUICE_SERVICE_TOKEN_FILE), and jobs must never be near a token table`,
+        });
+      }),
     /** Address (host:port) of the artifact service, for CommitArtifact. */
     ARTIFACT_ADDR: z.string(),
-    /** This runner's bearer token towards other services (a principal with role `runner`). */
-    SLUICE_SERVICE_TOKEN: z.string(),
+    /**
+     * This runner's own bearer token towards other services (a principal with role `runner`
+     * only). Prefer SLUICE_SERVICE_TOKEN_FILE: a variable lives in the runner's initial
+     * environment, which the runner overwrites after reading it (see `scrubEnviron`).
+     */
+    SLUICE_SERVICE_TOKEN: z.string().optional(),
+    /** A file holding the runner's token (trailing newline ignored); keep it mode 0600, owned by the runner's user. */
+    SLUICE_SERVICE_TOKEN_FILE: z.string().optional(),
+    /** `auto` (default): a PID namespace per job when the host permits it, else process groups with a warning. */
+    RUNNER_JOB_ISOLATION: z.enum(["auto", "pid-namespace", "process-group"]).default("auto"),
+    /** Run job processes as this uid (the runner must run as root); unset: as the runner's user. */
+    RUNNER_JOB_UID: jobId("uid").optional(),
+    /** Group of job processes; default: the same number as RUNNER_JOB_UID. */
+    RUNNER_JOB_GID: jobId("gid").optional(),
     /** Name of this runner in results (`updatedBy`) and logs; default `<hostname>-<random>`. */
     RUNNER_ID: z.string().optional(),
     /** The pool whose jobs this runner takes (`sluice.jobs.<pool>.…`). */
@@ -40,22 +76,53 @@ export const actionRunnerEnvSchema = z
     RUNNER_ACK_WAIT_MS: durationMs()
       .refine((ms) => ms >= 3_000, "must be at least 3s")
       .default(30_000),
-    /** Extra variables of the runner's environment passed on to jobs, comma-separated names. */
-    RUNNER_PASS_ENV: z.string().optional(),
+    /**
+     * Extra variables of the runner's environment passed on to jobs, comma-separated names. The
+     * runner's own credentials and bus settings (`SLUICE_*`, `NATS_*`, S3 keys) are refused.
+     */
+    RUNNER_PASS_ENV: z
+      .string()
+      .optional()
+      .superRefine((list, ctx) => {
+        const refused = (list ?? "")
+          .split(",")
+          .map((n) => n.trim())
+          .filter((n) => /^(SLUICE_|NATS_)/.test(n) || n === "S3_ACCESS_KEY" || n === "S3_SECRET_KEY");
+        if (refused.length > 0) {
+          ctx.addIssue({ code: "custom", message: `must not pass the runner's own settings to jobs: ${refused.join(", ")}` });
+        }
+      }),
     /** Parent directory of per-job workspaces. */
     WORKSPACE_ROOT: z.string().default(tmpdir()),
     // No S3_* variables: ObjectStore deploys get presigned PUTs from the artifact service.
+  })
+  .superRefine((env, ctx) => {
+    if ((env.SLUICE_SERVICE_TOKEN === undefined) === (env.SLUICE_SERVICE_TOKEN_FILE === undefined)) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["SLUICE_SERVICE_TOKEN"],
+        message: "exactly one of SLUICE_SERVICE_TOKEN and SLUICE_SERVICE_TOKEN_FILE is required",
+      });
+    }
+    if (env.RUNNER_JOB_GID !== undefined && env.RUNNER_JOB_UID === undefined) {
+      ctx.addIssue({ code: "custom", path: ["RUNNER_JOB_GID"], message: "needs RUNNER_JOB_UID" });
+    }
   });
 
 /** The runner's resolved configuration. */
-export interface ActionRunnerConfig extends Readonly<Omit<CommonConfig<readonly TokenEntry[]>, "mongoUrl">> {
+export interface ActionRunnerConfig extends Readonly<Omit<CommonConfig, "mongoUrl" | "authTokens">> {
   readonly artifactAddr: string;
+  /** This runner's own credential (role runner), from SLUICE_SERVICE_TOKEN or its file. */
   readonly serviceToken: string;
   readonly runnerId: string;
   readonly pool: string;
   readonly concurrency: number;
   readonly ackWaitMs: number;
   readonly workspaceRoot: string;
+  readonly jobIsolation: JobIsolationSetting;
+  /** uid/gid job processes run as; undefined: the runner's own. */
+  readonly jobUid: number | undefined;
+  readonly jobGid: number | undefined;
   /**
    * The environment jobs start from: an allow-list of the runner's own variables. Never the
    * whole environment — it holds the runner's token.
@@ -100,11 +167,14 @@ export function loadActionRunnerConfig(env: Record<string, string | undefined>):
     if (value !== undefined) jobBaseEnv[name] = value;
   }
   jobBaseEnv["PATH"] ??= "/usr/local/bin:/usr/bin:/bin";
+  const { authTokens: _noTable, ...commonFields } = commonConfig({ ...e, SLUICE_AUTH_TOKENS: undefined });
   return {
-    ...commonConfig(e),
-    authTokens: parseTokenTable(e.SLUICE_AUTH_TOKENS),
+    ...commonFields,
     artifactAddr: e.ARTIFACT_ADDR,
-    serviceToken: e.SLUICE_SERVICE_TOKEN,
+    serviceToken: e.SLUICE_SERVICE_TOKEN ?? readTokenFile(e.SLUICE_SERVICE_TOKEN_FILE ?? ""),
+    jobIsolation: e.RUNNER_JOB_ISOLATION,
+    jobUid: e.RUNNER_JOB_UID,
+    jobGid: e.RUNNER_JOB_UID === undefined ? undefined : (e.RUNNER_JOB_GID ?? e.RUNNER_JOB_UID),
     runnerId: e.RUNNER_ID ?? `${hostname()}-${randomUUID().slice(0, 8)}`,
     pool: e.RUNNER_POOL,
     concurrency: e.RUNNER_CONCURRENCY,
@@ -112,4 +182,33 @@ export function loadActionRunnerConfig(env: Record<string, string | undefined>):
     workspaceRoot: e.WORKSPACE_ROOT,
     jobBaseEnv,
   };
+}
+
+/** The token in SLUICE_SERVICE_TOKEN_FILE; errors name the variable, never the content. */
+function readTokenFile(file: string): string {
+  let token: string;
+  try {
+    token = readFileSync(file, "utf8").trim();
+  } catch (err) {
+    const code = (err as { code?: unknown }).code;
+    throw new ConfigError([{ variable: "SLUICE_SERVICE_TOKEN_FILE", message: `cannot read ${file} (${typeof code === "string" ? code : "error"})` }]);
+  }
+  if (token === "" || /\s/.test(token)) {
+    throw new ConfigError([{ variable: "SLUICE_SERVICE_TOKEN_FILE", message: `${file} must hold one token without whitespace` }]);
+  }
+  return token;
+}
+
+/**
+ * Variables of the runner's own environment that are overwritten once the configuration has
+ * been read (see `scrubEnviron`): the runner's credentials by name, anything whose name says it
+ * is a secret (NATS passwords, nkey seeds, cloud keys added later), and URLs with a password.
+ */
+export function secretVariableNames(env: Readonly<Record<string, string | undefined>>): string[] {
+  const named = new Set(["SLUICE_SERVICE_TOKEN", "SLUICE_AUTH_TOKENS", "S3_ACCESS_KEY", "S3_SECRET_KEY"]);
+  const secretName = /(TOKEN|SECRET|PASSWORD|PASSWD|PASS|CREDENTIALS?|CREDS|NKEY|SEED|PRIVATE|API_KEY|ACCESS_KEY)S?$/i;
+  const urlWithPassword = /^[a-z][a-z0-9+.-]*:\/\/[^/@\s]*:[^/@\s]*@/i;
+  return Object.entries(env)
+    .filter(([name, value]) => value !== undefined && (named.has(name) || secretName.test(name) || urlWithPassword.test(value)))
+    .map(([name]) => name);
 }

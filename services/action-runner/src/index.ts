@@ -1,7 +1,12 @@
 // @sluice/action-runner: runs jobs of the built-in providers (Git source, Commands,
 // ObjectStore deploy) from the JetStream job queue. Exported for in-process tests and the
 // local cluster; every export is named here.
-export { JOB_ENV_ALLOWLIST, actionRunnerEnvSchema, loadActionRunnerConfig } from "./config.js";
+export { JOB_ENV_ALLOWLIST, actionRunnerEnvSchema, loadActionRunnerConfig, secretVariableNames } from "./config.js";
+export { scrubEnviron } from "./environ-scrub.js";
+export { PID_NAMESPACE_ARGV, resolveJobSandbox, runInJobSandbox, sandboxArgv } from "./isolation.js";
+export type { JobIsolationMode, JobIsolationSetting, JobSandbox, ResolveJobSandboxOptions } from "./isolation.js";
+export { LeaseLostError, createJobLeases } from "./job-leases.js";
+export type { HeldJob, JobLeases, JobLeasesOptions } from "./job-leases.js";
 export type { ActionRunnerConfig } from "./config.js";
 export { runnerDurable, startActionRunner } from "./service.js";
 export { JobCancelledReason, createCancellations, subscribeCancellations } from "./cancellations.js";
@@ -20,5 +25,5 @@ export type {
 } from "./providers/provider.js";
 export { SERVED_ACTIONS, createProviderTable } from "./providers/table.js";
 export type { DeployGranter } from "./providers/object-store-deploy.js";
-export { createWorkspace, withWorkspace } from "./workspace.js";
+export { chownTree, createWorkspace, withWorkspace } from "./workspace.js";
 export type { Workspace } from "./workspace.js";

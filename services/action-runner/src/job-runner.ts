@@ -8,6 +8,8 @@ import { isDomainError, resolveProvider } from "@sluice/domain";
 import type { Logger } from "@sluice/domain";
 import { JobResultSchema } from "@sluice/proto";
 import type { Grant, Job, JobResult, OutputGrant, ProducedArtifactSchema } from "@sluice/proto";
+import { runInJobSandbox } from "./isolation.js";
+import type { JobSandbox } from "./isolation.js";
 import { JobFailure } from "./providers/provider.js";
 import type { FailureCode, PreparedInput, Provider, ProviderOutcome } from "./providers/provider.js";
 import { createWorkspace } from "./workspace.js";
@@ -64,6 +66,11 @@ export interface JobRunnerOptions {
   readonly renewOutputGrants?: OutputGrantRenewer;
   /** Environment every child process starts from (allow-listed by the service's config). */
   readonly baseEnv: Readonly<Record<string, string>>;
+  /**
+   * Where the job's child processes run (PID namespace, uid); see `resolveJobSandbox`. Without
+   * it they run as the runner's user in their own process group.
+   */
+  readonly sandbox?: JobSandbox;
   /** Clock; tests may pin it. */
   readonly now?: () => Date;
 }
@@ -193,7 +200,11 @@ export function createJobRunner(opts: JobRunnerOptions): JobRunner {
       ws = await createWorkspace(opts.workspaceRoot);
       const inputs = await abortable(prepareInputs(job, ws, log, signal), signal);
       const env = jobEnvironment(job, ws, inputs, opts);
-      const outcome = await provider({ job, ws, inputs, env, logger: log, signal });
+      const context = { job, ws, inputs, env, logger: log, signal };
+      const workspace = ws;
+      const outcome = await (opts.sandbox === undefined
+        ? provider(context)
+        : runInJobSandbox(opts.sandbox, workspace, () => provider(context)));
       if (signal.aborted) throw new JobFailure("JobFailed", "the job was stopped");
       const produced = await abortable(publishOutputs(job, ws, outcome, log, signal), signal);
       if (signal.aborted) throw new JobFailure("JobFailed", "the job was stopped");
@@ -398,7 +409,7 @@ export function createJobRunner(opts: JobRunnerOptions): JobRunner {
 
 /**
  * The environment of the job's child processes: the runner's allow-listed base, the job's
- * identity (`SLUICE_*`), and CodeBuild's names for the source directories so buildspec-style
+ * identity (`SLUICE_*`), its own HOME and TMPDIR, and CodeBuild's names for the source directories so buildspec-style
  * commands work unchanged.
  */
 function jobEnvironment(
@@ -419,6 +430,13 @@ function jobEnvironment(
     SLUICE_ACTION_EXECUTION_ID: job.actionExecutionId,
     SLUICE_RUNNER_ID: opts.runnerId,
     SLUICE_WORKSPACE: ws.src,
+    // The job's own HOME and temp dir, inside its workspace and removed with it: nothing of the
+    // runner's home (keys, credential helpers) is reachable through $HOME, and one job's temp
+    // files are neither seen by the next nor left behind.
+    HOME: ws.home,
+    TMPDIR: ws.tmp,
+    TMP: ws.tmp,
+    TEMP: ws.tmp,
     CODEBUILD_SRC_DIR: ws.src,
     CODEBUILD_BUILD_ID: job.jobId,
     CODEBUILD_INITIATOR: `codepipeline/${job.pipelineName}`,

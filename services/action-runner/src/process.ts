@@ -1,5 +1,6 @@
 import { spawn } from "node:child_process";
 import { readFile } from "node:fs/promises";
+import { guardJobSpawn } from "./isolation.js";
 
 /**
  * Child processes of a job. Every process runs in its own process group
@@ -7,6 +8,10 @@ import { readFile } from "node:fs/promises";
  * background jobs (`sleep 100 &`) included — with one `kill(-pgid)`. Arguments are
  * argv arrays: nothing here ever goes through a shell's parser except the
  * user's own script file handed to `bash`.
+ *
+ * Inside a job (see `runInJobSandbox`) every process is also started in the job's sandbox: its
+ * own PID namespace, where killing the namespace's first process kills everything the job
+ * started (setsid included), and optionally another uid.
  */
 
 /** Options of {@link runProcess}. */
@@ -46,7 +51,18 @@ export const MAX_LINE_CHARS = 8192;
  * After the exit the whole group is killed as well, so processes the job left behind in
  * the background do not outlive it. Rejects only when the program cannot be started.
  */
-export function runProcess(argv: readonly string[], opts: RunProcessOptions): Promise<ProcessOutcome> {
+export async function runProcess(argv: readonly string[], opts: RunProcessOptions): Promise<ProcessOutcome> {
+  if (argv[0] === undefined) throw new Error("argv: must name a program");
+  const guard = await guardJobSpawn(argv);
+  if (guard === undefined) return spawnAndWait(argv, opts);
+  try {
+    return await spawnAndWait(guard.argv, opts);
+  } finally {
+    await guard.after();
+  }
+}
+
+function spawnAndWait(argv: readonly string[], opts: RunProcessOptions): Promise<ProcessOutcome> {
   const [command, ...args] = argv;
   if (command === undefined) {
     return Promise.reject(new Error("argv: must name a program"));

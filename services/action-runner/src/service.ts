@@ -1,13 +1,18 @@
 import { connectBus } from "@sluice/bus";
 import type { Bus, Consumer } from "@sluice/bus";
+import { DomainError } from "@sluice/domain";
 import type { Logger } from "@sluice/domain";
-import { createClient, createServer, createTokenAuthenticator } from "@sluice/grpc";
+import { createClient, createServer } from "@sluice/grpc";
+import type { Authenticator } from "@sluice/grpc";
 import { ArtifactService, JobResultSchema, JobSchema } from "@sluice/proto";
 import type { Job, JobResult } from "@sluice/proto";
 import { createLogger, createMetrics, elapsedMs } from "@sluice/service-kit";
 import { createCancellations, subscribeCancellations } from "./cancellations.js";
 import type { Cancellations } from "./cancellations.js";
 import type { ActionRunnerConfig } from "./config.js";
+import { resolveJobSandbox } from "./isolation.js";
+import { LeaseLostError, createJobLeases } from "./job-leases.js";
+import type { JobLeases } from "./job-leases.js";
 import { JobCancelledError, createJobRunner } from "./job-runner.js";
 import type { ArtifactCommitter, JobRunner, OutputGrantRenewer } from "./job-runner.js";
 import type { DeployGranter } from "./providers/object-store-deploy.js";
@@ -62,7 +67,7 @@ export async function startActionRunner(config: ActionRunnerConfig, deps: Action
     pool: config.pool,
   });
 
-  const server = createServer({ logger, auth: createTokenAuthenticator(config.authTokens), permissions: {}, tls: config.grpcTls });
+  const server = createServer({ logger, auth: noCallers, permissions: {}, tls: config.grpcTls });
   const cleanups: (() => Promise<void>)[] = [];
   const cleanup = async (deadlineMs: number): Promise<void> => {
     for (const fn of cleanups.reverse()) {
@@ -89,6 +94,8 @@ export async function startActionRunner(config: ActionRunnerConfig, deps: Action
       issueDeployGrants = async (request, signal) =>
         (await artifacts.issueDeployGrants({ actionExecutionId: request.actionExecutionId, bucket: request.bucket, keys: [...request.keys] }, { signal })).grants;
     }
+    const sandbox = await resolveJobSandbox({ isolation: config.jobIsolation, uid: config.jobUid, gid: config.jobGid, logger });
+    logger.info("job isolation", { mode: sandbox.mode, uid: sandbox.uid ?? process.getuid?.() });
     const jobRunner = createJobRunner({
       logger,
       runnerId: config.runnerId,
@@ -97,7 +104,9 @@ export async function startActionRunner(config: ActionRunnerConfig, deps: Action
       commitArtifact,
       ...(renewOutputGrants === undefined ? {} : { renewOutputGrants }),
       baseEnv: config.jobBaseEnv,
+      sandbox,
     });
+    const leases = createJobLeases();
 
     const bus = await connectBus({ servers: config.natsUrl, name: `action-runner-${config.runnerId}`, logger, prefix: config.busPrefix });
     cleanups.push(() => bus.close());
@@ -128,7 +137,7 @@ export async function startActionRunner(config: ActionRunnerConfig, deps: Action
           if (ctx.deliveryCount === 1) {
             metrics.dispatchLatency.record(elapsedMs(ctx.publishedAt) ?? NaN, { provider: job.actionTypeId?.provider, pool: config.pool });
           }
-          return handleJob(job, () => ctx.working(), jobRunner, cancellations, bus, logger, config, shutdown.signal);
+          return handleJob(job, ctx, { jobRunner, cancellations, leases, bus, logger, config, shutdown: shutdown.signal });
         },
       }),
     ];
@@ -194,45 +203,138 @@ async function removeLegacyConsumers(bus: Bus, pool: string, logger: Logger): Pr
 }
 
 /**
- * Runs one job and publishes its result. Resolving acks the job; throwing hands it back
- * (the bus naks it): only when the runner is shutting down or the result cannot be published.
- * A cancelled job (by the orchestrator, before or while it runs) resolves with a Failed
- * `JobCancelled` result, so it is acked and never redelivered.
+ * The runner's gRPC server serves only health and reflection, which take no token, so no
+ * caller is ever authenticated: the runner holds no token table a job could steal.
  */
-async function handleJob(
-  job: Job,
-  working: () => void,
-  jobRunner: JobRunner,
-  cancellations: Cancellations,
-  bus: Bus,
-  logger: Logger,
-  config: ActionRunnerConfig,
-  shutdown: AbortSignal,
-): Promise<void> {
+const noCallers: Authenticator = {
+  authenticate() {
+    throw new DomainError("UnauthenticatedException", "the action runner serves no authenticated methods");
+  },
+};
+
+interface JobHandlerDeps {
+  readonly jobRunner: JobRunner;
+  readonly cancellations: Cancellations;
+  readonly leases: JobLeases;
+  readonly bus: Bus;
+  readonly logger: Logger;
+  readonly config: ActionRunnerConfig;
+  readonly shutdown: AbortSignal;
+}
+
+/** What handleJob needs of a delivery. */
+interface Delivery {
+  readonly deliveryCount: number;
+  working(): void;
+}
+
+/**
+ * Runs one job and publishes its result. Resolving acks the job; throwing hands it back
+ * (the bus naks it): only when the runner is shutting down, the result cannot be published, or
+ * the lease was lost (see job-leases.ts). A cancelled job (by the orchestrator, before or while
+ * it runs) resolves with a Failed `JobCancelled` result, so it is acked and never redelivered.
+ * A job id already running or recently finished here is not run again.
+ */
+async function handleJob(job: Job, delivery: Delivery, deps: JobHandlerDeps): Promise<void> {
+  const { jobRunner, cancellations, leases, bus, logger, config, shutdown } = deps;
+  const held = leases.running(job.jobId);
+  if (held !== undefined) {
+    logger.info("job redelivered while it runs here: not started again, lease kept", { jobId: job.jobId, deliveryCount: delivery.deliveryCount });
+    const detach = held.attach(() => delivery.working());
+    try {
+      const result = await held.done;
+      if (result === undefined) throw new Error(`job ${job.jobId}: the run this delivery joined ended without a result`);
+      return;
+    } finally {
+      detach();
+    }
+  }
+  const earlier = leases.finished(job.jobId);
+  if (earlier !== undefined) {
+    logger.info("job redelivered after it finished here: result republished, not run again", { jobId: job.jobId, deliveryCount: delivery.deliveryCount });
+    await publishResult(bus, earlier, logger);
+    return;
+  }
+
+  const lease = leases.begin(job.jobId, () => delivery.working());
+  const leaseLost = new AbortController();
+  // When the server last acknowledged a heartbeat: the time it was sent, so the estimate errs early.
+  let confirmedAt = Date.now();
+  const limitMs = Math.floor(config.ackWaitMs * 0.9);
+  const intervalMs = Math.max(250, Math.floor(config.ackWaitMs / 4));
+  const silentFor = (): number => Date.now() - confirmedAt;
+  let beating = false;
+  const beat = async (): Promise<void> => {
+    if (beating) return;
+    beating = true;
+    const sentAt = Date.now();
+    try {
+      lease.heartbeat();
+      await withTimeout(bus.nc.flush(), intervalMs);
+      confirmedAt = Math.max(confirmedAt, sentAt);
+    } catch {
+      // Not confirmed: the check below decides whether the lease is gone.
+    } finally {
+      beating = false;
+    }
+    if (silentFor() > limitMs && !leaseLost.signal.aborted) {
+      logger.warn("job lease lost: aborting the job", { jobId: job.jobId, silentMs: silentFor() });
+      leaseLost.abort(new LeaseLostError(job.jobId, silentFor()));
+    }
+  };
   // Heartbeat: keeps the lease while the job runs (DESIGN §5: more often than ack_wait/3).
-  const heartbeat = setInterval(working, Math.max(250, Math.floor(config.ackWaitMs / 4)));
+  const heartbeat = setInterval(() => void beat(), intervalMs);
+  void beat();
   const registration = cancellations.begin(job.jobId);
+  let result: JobResult | undefined;
   try {
-    let result: JobResult;
     const started = performance.now();
     try {
-      result = await jobRunner.run(job, shutdown, registration.signal);
+      result = await jobRunner.run(job, AbortSignal.any([shutdown, leaseLost.signal]), registration.signal);
       metrics.actionDuration.record(performance.now() - started, {
         provider: job.actionTypeId?.provider ?? "",
         category: job.actionTypeId?.category,
         status: result.status,
       });
     } catch (err) {
+      if (leaseLost.signal.aborted) throw leaseLost.signal.reason as LeaseLostError;
       if (err instanceof JobCancelledError) {
         logger.info("job handed back: runner stopping", { jobId: job.jobId });
       }
       throw err;
     }
+    // Finished, but the server may have given up on us meanwhile: someone else reports it.
+    if (leaseLost.signal.aborted || silentFor() > limitMs) {
+      const lost = new LeaseLostError(job.jobId, silentFor());
+      logger.warn("job lease lost: result not published", { jobId: job.jobId, silentMs: silentFor() });
+      result = undefined;
+      throw lost;
+    }
     await publishResult(bus, result, logger);
+  } catch (err) {
+    result = undefined;
+    throw err;
   } finally {
     registration.end();
     clearInterval(heartbeat);
+    lease.settle(result);
   }
+}
+
+function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
+    promise.then(
+      (value) => {
+        clearTimeout(timer);
+        resolve(value);
+      },
+      (err: unknown) => {
+        clearTimeout(timer);
+        reject(err instanceof Error ? err : new Error(String(err)));
+      },
+    );
+  });
 }
 
 async function publishResult(bus: Bus, result: JobResult, logger: Logger): Promise<void> {

@@ -82,7 +82,6 @@ describe("action-runner with the artifact service", () => {
 
     runnerEnv = {
       NATS_URL: natsUrl,
-      SLUICE_AUTH_TOKENS: "ops=admin:admin-token",
       SLUICE_DEV_MODE: "true",
       SLUICE_BUS_PREFIX: prefix,
       ARTIFACT_ADDR: `127.0.0.1:${port}`,

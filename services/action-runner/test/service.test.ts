@@ -41,12 +41,14 @@ describe("action-runner service", () => {
     await minio.makeBucket(deployBucket);
     const config = loadActionRunnerConfig({
       NATS_URL: natsUrl,
-      SLUICE_AUTH_TOKENS: "ops=admin:test-admin-token",
       SLUICE_DEV_MODE: "true",
       SLUICE_BUS_PREFIX: prefix,
       ARTIFACT_ADDR: "127.0.0.1:1",
       SLUICE_SERVICE_TOKEN: "runner-token",
       RUNNER_ID: "svc-runner-1",
+      // The cancel test reads the job's pids with `$$` and `$!`, which are host pids only outside
+      // a PID namespace; isolation.test.ts covers the namespace.
+      RUNNER_JOB_ISOLATION: "process-group",
       RUNNER_ACK_WAIT_MS: "3000",
       WORKSPACE_ROOT: path.join(root.dir, "ws"),
       PATH: process.env["PATH"],
@@ -311,7 +313,6 @@ describe("action-runner service", () => {
     const upgraded = await startActionRunner(
       loadActionRunnerConfig({
         NATS_URL: natsUrl,
-        SLUICE_AUTH_TOKENS: "ops=admin:test-admin-token",
         SLUICE_DEV_MODE: "true",
         SLUICE_BUS_PREFIX: prefix,
         ARTIFACT_ADDR: "127.0.0.1:1",

@@ -27,7 +27,6 @@ describe("action-runner shutdown", () => {
     const runner = await startActionRunner(
       loadActionRunnerConfig({
         NATS_URL: natsUrl,
-        SLUICE_AUTH_TOKENS: "ops=admin:admin-token",
         SLUICE_DEV_MODE: "true",
         SLUICE_BUS_PREFIX: prefix,
         ARTIFACT_ADDR: "127.0.0.1:1",
