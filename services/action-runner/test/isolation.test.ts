@@ -65,7 +65,7 @@ describe("job isolation", () => {
       logger: noopLogger,
       runnerId: "isolation-test",
       workspaceRoot: workspaces,
-      providers: createProviderTable({ objectStore: undefined }),
+      providers: createProviderTable({}),
       commitArtifact: () => Promise.resolve(),
       baseEnv: BASE_ENV,
       sandbox,
