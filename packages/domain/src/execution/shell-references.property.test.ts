@@ -81,7 +81,7 @@ const line = (quotedOnly: boolean): fc.Arbitrary<{ script: string; expected?: (v
 const script = (quotedOnly: boolean) => fc.array(line(quotedOnly), { minLength: 1, maxLength: 4 });
 
 function bash(source: string, env: Record<string, string>, cwd: string): string {
-  return execFileSync("bash", ["-c", source], { cwd, env: { PATH: process.env["PATH"] ?? "/usr/bin:/bin", ...env }, encoding: "utf8" });
+  return execFileSync("bash", ["-c", source], { cwd, env: { PATH: process.env["PATH"] ?? "/usr/bin:/bin", ...env }, stdio: ["ignore", "pipe", "pipe"], encoding: "utf8" });
 }
 
 /** Runs a script the way Sluice does: rewritten, the values in the environment. */
