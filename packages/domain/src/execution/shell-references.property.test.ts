@@ -41,7 +41,8 @@ const bodyLiteral = (parts: readonly ({ t: string } | { r: number })[], values: 
 const sqWord: fc.Arbitrary<Part> = quotedBody(SQ_TEXT).map((b) => ({ script: `'${bodyScript(b)}'`, literal: (v) => bodyLiteral(b, v) }));
 const dqWord: fc.Arbitrary<Part> = quotedBody(DQ_TEXT).map((b) => ({ script: `"${bodyScript(b)}"`, literal: (v) => bodyLiteral(b, v) }));
 const bareRef: fc.Arbitrary<Part> = refIndex.map((r) => ({ script: refOf(r) }));
-const plain: fc.Arbitrary<Part> = text("abc019_", 4).map((t) => ({ script: t, literal: () => t }));
+// Never empty: an empty unquoted word is no word at all.
+const plain: fc.Arbitrary<Part> = text("abc019_", 4).map((t) => (t === "" ? "a" : t)).map((t) => ({ script: t, literal: () => t }));
 /** A quoted word inside $(…) inside double quotes: quoting resets inside the substitution. */
 const substituted: fc.Arbitrary<Part> = fc.oneof(sqWord, dqWord).map((w) => ({
   script: `"$(printf %s ${w.script})"`,
