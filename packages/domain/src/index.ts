@@ -98,7 +98,7 @@ export type { ToPipelineSpecOptions } from "./execution/spec.js";
 export { actionExecutionDetails, conditionStateView, executionSummaryView, executionView, pipelineStateView } from "./execution/views.js";
 export type { ActionExecutionDetailSpec, ArtifactDetailSpec, PipelineTimes } from "./execution/views.js";
 export { jobInit, jobOutcomeFromProto, sourceRevisionFromProto, stateChangeEventInit } from "./execution/convert.js";
-export { VARIABLE_KEY_PATTERN, resolveValue } from "./execution/variables.js";
+export { VARIABLE_KEY_PATTERN, resolveScript, resolveValue } from "./execution/variables.js";
 export {
   MIN_SECRET_LENGTH,
   SECRET_ENV_TYPE,
@@ -115,6 +115,8 @@ export {
   viewMasker,
 } from "./execution/secrets.js";
 export { MAX_OUTPUT_VARIABLES_BYTES, outputVariablesOverLimit } from "./execution/actions.js";
+export { REFERENCE_ENV_PREFIX, RESERVED_ENV_PREFIX, bindShellReferences } from "./execution/shell-references.js";
+export type { BoundScript, ShellReference } from "./execution/shell-references.js";
 export type { Resolution } from "./execution/variables.js";
 export type {
   ActionAttempt,

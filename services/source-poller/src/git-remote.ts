@@ -6,6 +6,12 @@ import { spawn } from "node:child_process";
  * Returns undefined when the branch does not exist.
  */
 export async function lsRemoteHead(url: string, branch: string, timeoutMs: number): Promise<string | undefined> {
+  // The validator refuses these already; checked again because a value git reads as an
+  // option (`--upload-pack=<command>`) runs a command, whatever the declaration said.
+  if (url.startsWith("-")) throw new Error(`configuration.RepositoryUrl: ${JSON.stringify(url)} must not start with "-"`);
+  if (!/^[A-Za-z0-9._/-]{1,255}$/.test(branch) || branch.startsWith("-") || branch.includes("..")) {
+    throw new Error(`configuration.BranchName: ${JSON.stringify(branch)} is not a valid branch name`);
+  }
   const ref = `refs/heads/${branch}`;
   const args = url.startsWith("file://") ? ["-c", "protocol.file.allow=always", "ls-remote", "--", url, ref] : ["ls-remote", "--", url, ref];
   const out = await new Promise<string>((resolve, reject) => {

@@ -4,7 +4,7 @@
 import type { ActionAttempt, ActionRun, ActionSpec, ErrorDetailsSpec, ExecutionRuntime, JobOutcome, JobSpec, StageRun } from "./types.js";
 import { actionSlot, emitAction, rememberRevision, setLatest, specFor, stageRunOf } from "./draft.js";
 import type { Draft } from "./draft.js";
-import { resolveValue, VARIABLE_KEY_PATTERN } from "./variables.js";
+import { resolveScript, resolveValue, VARIABLE_KEY_PATTERN } from "./variables.js";
 import { actionSecrets, maskDeep, scrubOutcome, viewMasker } from "./secrets.js";
 
 /** The job id of a run's current attempt (also the job's Nats-Msg-Id). */
@@ -47,8 +47,9 @@ export function startAction(d: Draft, exec: ExecutionRuntime, stageName: string,
   replaceRun(stageRun, run);
 
   const problem = prepare(exec, action, run);
-  if (problem !== undefined) {
-    failRun(d, exec, stageName, action, run, problem);
+  const script = problem === undefined ? shellScriptOf(exec, action) : problem;
+  if ("code" in script) {
+    failRun(d, exec, stageName, action, run, script);
     return;
   }
   const job: JobSpec = {
@@ -63,9 +64,9 @@ export function startAction(d: Draft, exec: ExecutionRuntime, stageName: string,
     actionTypeId: { category: action.category, owner: action.owner, provider: action.provider, version: action.providerVersion },
     category: action.category,
     builtIn: action.builtIn,
-    configuration: { ...run.resolvedConfiguration },
-    commands: [...action.commands],
-    environmentVariables: resolvedEnvironment(exec, action),
+    configuration: { ...run.resolvedConfiguration, ...script.configuration },
+    commands: script.commands,
+    environmentVariables: [...resolvedEnvironment(exec, action), ...script.environment],
     outputVariables: [...action.outputVariables],
     outputArtifacts: action.outputArtifacts.map((o) => ({ name: o.name, files: [...o.files] })),
     deadline: run.deadline,
@@ -136,6 +137,28 @@ function prepare(exec: ExecutionRuntime, action: ActionSpec, run: ActionRun): Er
     run.inputArtifactIds.push(artifact.artifactId);
   }
   return undefined;
+}
+
+/**
+ * The script a Commands job runs: its references turned into `${SLUICE_REF_n}`
+ * and their values into environment variables, so no value is ever parsed as
+ * shell text. `resolvedConfiguration` keeps the pasted text for people to read.
+ */
+function shellScriptOf(
+  exec: ExecutionRuntime,
+  action: ActionSpec,
+): { commands: string[]; configuration: Record<string, string>; environment: ActionSpec["environmentVariables"] } | ErrorDetailsSpec {
+  if (action.builtIn !== "Commands") return { commands: [...action.commands], configuration: {}, environment: [] };
+  const fromList = action.commands.length > 0 || !Object.hasOwn(action.configuration, "Commands");
+  const pieces = fromList ? action.commands : [action.configuration["Commands"] ?? ""];
+  const r = resolveScript(pieces, exec.id, exec.variables);
+  const where = (piece: number): string => (fromList ? `commands[${piece}]` : "configuration Commands");
+  if (!r.ok) {
+    return r.reference !== undefined ? unresolvable(where(r.piece), r.reference) : { code: "ConfigurationError", message: `${where(r.piece)}: ${r.message}` };
+  }
+  return fromList
+    ? { commands: r.pieces, configuration: {}, environment: r.environment }
+    : { commands: [], configuration: { Commands: r.pieces[0] ?? "" }, environment: r.environment };
 }
 
 function unresolvable(where: string, reference: string): ErrorDetailsSpec {

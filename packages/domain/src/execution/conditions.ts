@@ -49,7 +49,7 @@ import type { Draft } from "./draft.js";
 import { applyConditionOutcome } from "./flow.js";
 import { bringBack } from "./retry.js";
 import { compileSafePattern } from "./safe-regex.js";
-import { resolveValue } from "./variables.js";
+import { resolveScript, resolveValue } from "./variables.js";
 
 /** Job timeout of a Commands rule that sets no timeoutInMinutes (AWS's default for other actions). */
 export const DEFAULT_RULE_TIMEOUT_MINUTES = 60;
@@ -223,6 +223,16 @@ function dispatchRule(d: Draft, exec: ExecutionRuntime, stageName: string, rule:
     }
     ruleRun.inputArtifactIds.push(artifact.artifactId);
   }
+  // Values reach the shell only as environment variables (see shell-references.ts).
+  const script = resolveScript(rule.commands, exec.id, exec.variables);
+  if (!script.ok) {
+    const message =
+      script.reference !== undefined
+        ? `commands[${script.piece}]: variable ${script.reference} cannot be resolved`
+        : `commands[${script.piece}]: ${script.message}`;
+    endRule(d, ruleRun, "Failed", message, { code: "ConfigurationError", message });
+    return;
+  }
   ruleRun.deadline = d.ctx.now + (rule.timeoutInMinutes ?? DEFAULT_RULE_TIMEOUT_MINUTES) * 60_000;
   const job: JobSpec = {
     jobId: ruleJobId(ruleRun),
@@ -237,8 +247,8 @@ function dispatchRule(d: Draft, exec: ExecutionRuntime, stageName: string, rule:
     category: "Rule",
     builtIn: "Commands",
     configuration: { ...ruleRun.resolvedConfiguration },
-    commands: [...rule.commands],
-    environmentVariables: [],
+    commands: script.pieces,
+    environmentVariables: script.environment,
     outputVariables: [],
     outputArtifacts: [],
     deadline: ruleRun.deadline,

@@ -1,6 +1,8 @@
 // Variable references `#{namespace.key}` in configuration values, resolved
 // just before an action starts (reference §4 "Variables").
 
+import { bindShellReferences } from "./shell-references.js";
+
 /** A reference: namespace and key use AWS's charset `[A-Za-z0-9@_-]`. */
 const REFERENCE = /#\{([A-Za-z0-9@_-]+)\.([A-Za-z0-9@_-]+)\}/g;
 
@@ -34,4 +36,34 @@ export function resolveValue(
     return resolved;
   });
   return missing === undefined ? { ok: true, value: out } : { ok: false, reference: missing };
+}
+
+/** Outcome of resolving the references of a shell script. */
+export type ScriptResolution =
+  | { ok: true; pieces: string[]; environment: { name: string; value: string; type: "PLAINTEXT" }[] }
+  /** A reference whose quoting context Sluice cannot pass as a variable. */
+  | { ok: false; piece: number; message: string; reference?: undefined }
+  /** A reference with no value. */
+  | { ok: false; piece: number; reference: string; message?: undefined };
+
+/**
+ * Resolves the references of a shell script (pieces joined by newlines, like
+ * `commands`) without ever putting a value into the script: each reference
+ * becomes `${SLUICE_REF_n}` (see shell-references.ts) and its value a
+ * PLAINTEXT environment variable of the job.
+ */
+export function resolveScript(
+  pieces: readonly string[],
+  executionId: string,
+  variables: Readonly<Record<string, Readonly<Record<string, string>>>>,
+): ScriptResolution {
+  const bound = bindShellReferences(pieces);
+  if (!bound.ok) return bound;
+  const environment: { name: string; value: string; type: "PLAINTEXT" }[] = [];
+  for (const ref of bound.references) {
+    const r = resolveValue(ref.reference, executionId, variables);
+    if (!r.ok) return { ok: false, piece: ref.piece, reference: r.reference };
+    environment.push({ name: ref.envName, value: r.value, type: "PLAINTEXT" });
+  }
+  return { ok: true, pieces: bound.pieces, environment };
 }

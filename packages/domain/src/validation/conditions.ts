@@ -7,6 +7,7 @@
 // (reference §8 item 1); Sluice accepts them on any pipelineType rather than
 // refuse a file that AWS might run.
 
+import { bindShellReferences } from "../execution/shell-references.js";
 import type { PipelineDeclaration, StageDeclaration } from "@sluice/proto";
 import { compileSafePattern } from "../execution/safe-regex.js";
 import {
@@ -279,6 +280,8 @@ function checkRuleCommands(rule: RuleDeclarationLike, provider: string | undefin
     v.add(`${path}.commands`, `only Commands rules run commands; ${provider} does not`);
   }
   if (commands.length > LIMITS.maxCommands) v.add(`${path}.commands`, `at most ${LIMITS.maxCommands} commands, got ${commands.length}`);
+  const bound = bindShellReferences(commands);
+  if (!bound.ok) v.add(`${path}.commands[${bound.piece}]`, bound.message);
   commands.forEach((command, c) => {
     if (command.length < 1 || command.length > LIMITS.maxCommandLength) {
       v.add(`${path}.commands[${c}]`, `must be 1-${LIMITS.maxCommandLength} characters, got ${command.length}`);

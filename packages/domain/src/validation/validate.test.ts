@@ -632,6 +632,23 @@ describe("commands", () => {
     );
   });
 
+  it("refuses environment variable names with the runner's SLUICE_ prefix (SLUICE_REF_n carry variable values)", () => {
+    expectViolations(
+      (j) => (actionOf(j, 1, 0).environmentVariables = [{ name: "SLUICE_REF_1", value: "$(touch /tmp/x)" }]),
+      [["pipeline.stages[1].actions[0].environmentVariables[0].name", '"SLUICE_REF_1": names starting with SLUICE_ are reserved for the runner']],
+    );
+  });
+
+  it("refuses a variable reference in commands where it cannot be passed as an environment variable", () => {
+    const violations = validatePipeline(
+      edited((j) => {
+        actionOf(j, 1, 1).commands = ["echo ok", "echo $'#{codepipeline.PipelineExecutionId}'"];
+      }),
+    );
+    expect(violations.map((x) => x.field)).toEqual(["pipeline.stages[1].actions[1].commands[1]"]);
+    expect(violations[0]?.message).toContain("#{codepipeline.PipelineExecutionId} is inside $'…'");
+  });
+
   it("environment variables: 1-10 names of [A-Za-z0-9_], unique, values 1-2000, PLAINTEXT", () => {
     expectViolations(
       (j) =>

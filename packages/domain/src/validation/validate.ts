@@ -34,6 +34,7 @@ import { BUILT_IN_PROVIDERS, providerKey, resolveProvider, splitCommands, suppor
 import type { ArtifactBounds, ConfigurationFormat, ProviderSpec } from "./providers.js";
 import { checkStageConditions } from "./conditions.js";
 import { MIN_SECRET_LENGTH, SECRET_ENV_TYPE } from "../execution/secrets.js";
+import { RESERVED_ENV_PREFIX, bindShellReferences } from "../execution/shell-references.js";
 
 /**
  * Most violations reported for one declaration. A hostile or badly broken
@@ -488,6 +489,12 @@ function checkCommands(here: Declared, spec: ProviderSpec | undefined, v: Violat
       v.add(`${path}.commands[${c}]`, `must be 1-${LIMITS.maxCommandLength} characters, got ${command.length}`);
     }
   });
+  // References go to the shell as variables; a quoting context where that is impossible is refused now.
+  const bound = bindShellReferences(commands);
+  if (!bound.ok) v.add(`${path}.commands[${bound.piece}]`, bound.message);
+  const configured = action.configuration["Commands"];
+  const boundConfigured = configured === undefined ? undefined : bindShellReferences([configured]);
+  if (boundConfigured?.ok === false) v.add(`${path}.configuration.Commands`, boundConfigured.message);
   if (spec === undefined) return;
   const inConfiguration = Object.hasOwn(action.configuration, "Commands");
   switch (spec.commands) {
@@ -628,6 +635,7 @@ function checkEnvironmentVariables(here: Declared, spec: ProviderSpec | undefine
     if (env.name === "") v.add(`${at}.name`, "is required");
     else if (!ENV_VAR_NAME_PATTERN.test(env.name)) v.add(`${at}.name`, `must be 1-128 characters of A-Z a-z 0-9 _, got ${q(env.name)}`);
     else if (seen.has(env.name)) v.add(`${at}.name`, `${q(env.name)} is listed twice`);
+    else if (env.name.startsWith(RESERVED_ENV_PREFIX)) v.add(`${at}.name`, `${q(env.name)}: names starting with ${RESERVED_ENV_PREFIX} are reserved for the runner`);
     seen.add(env.name);
     if (env.value.length < 1 || env.value.length > LIMITS.maxEnvironmentVariableValueLength) {
       v.add(`${at}.value`, `must be 1-${LIMITS.maxEnvironmentVariableValueLength} characters, got ${env.value.length}`);

@@ -1,5 +1,6 @@
 import { readFile, readdir, writeFile } from "node:fs/promises";
 import path from "node:path";
+import { resolveScript } from "@sluice/domain";
 import type { Logger } from "@sluice/domain";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { makeJob, providerContext, tempDir } from "../../test/helpers.js";
@@ -86,6 +87,23 @@ describe("Commands provider", () => {
     // The value arrives byte for byte, and nothing in it ran — not even when expanded unquoted.
     expect(read["hostile.txt"]).toBe(hostile);
     expect(read["unquoted.txt"]).toContain("$(touch");
+    await expect(readFile(marker)).rejects.toMatchObject({ code: "ENOENT" });
+  });
+
+  it("runs a script whose #{…} references the domain bound: a hostile commit message is echoed, never run", async () => {
+    const marker = path.join(root.dir, "ref-marker");
+    const message = `$(touch ${marker}) \`touch ${marker}\` "; touch ${marker}; " '; touch ${marker}; '`;
+    const ref = "#{SourceVariables.CommitMessage}";
+    const script = resolveScript(
+      [`printf '%s\\n' "${ref}" > dq.txt`, `printf '%s\\n' '${ref}' > sq.txt`, `printf '%s\\n' "$(printf %s '${ref}')" > sub.txt`, "cat > doc.txt <<EOF", ref, "EOF", `echo ${ref} > bare.txt`],
+      "exec-1",
+      { SourceVariables: { CommitMessage: message } },
+    );
+    if (!script.ok) throw new Error("the domain refused the script");
+    const { outcome, read } = await readBack({ commands: script.pieces, environmentVariables: script.environment });
+    expect(outcome).not.toBeInstanceOf(Error);
+    for (const file of ["dq.txt", "sq.txt", "sub.txt", "doc.txt"]) expect(read[file]).toBe(`${message}\n`);
+    expect(read["bare.txt"]).toContain(`$(touch ${marker})`);
     await expect(readFile(marker)).rejects.toMatchObject({ code: "ENOENT" });
   });
 

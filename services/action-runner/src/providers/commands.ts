@@ -12,7 +12,9 @@ import type { Provider, ProviderOutcome } from "./provider.js";
  * Safety rule: user VALUES (environment variables, resolved configuration, earlier
  * actions' output variables) reach the shell only through the process environment.
  * The commands themselves are the user's script and are written verbatim; nothing else
- * from the job is ever spliced into the script text.
+ * from the job is ever spliced into the script text. `#{…}` references were already turned
+ * into `${SLUICE_REF_n}` expansions by the orchestrator (domain shell-references.ts), with
+ * their values among the job's environment variables.
  */
 
 /** Environment variable types whose values are masked in logs and summaries. */

@@ -1,3 +1,4 @@
+import { execFileSync } from "node:child_process";
 import { mkdir, readFile, readdir, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { pathToFileURL } from "node:url";
@@ -137,6 +138,45 @@ describe("Git source provider", () => {
         await ws.remove();
       }
     }
+  });
+
+  it("never hands git an option-like branch or revision: refused naming the field, git never started", async () => {
+    // A git on PATH that records every call, so the test sees whether git ran at all.
+    const bin = path.join(root.dir, "recording-bin");
+    const calls = path.join(root.dir, "git-calls.log");
+    const marker = path.join(root.dir, "upload-pack-ran");
+    await mkdir(bin, { recursive: true });
+    const realGit = execFileSync("bash", ["-c", "command -v git"], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] }).trim();
+    await writeFile(path.join(bin, "git"), `#!/bin/sh\necho "$*" >> '${calls}'\nexec '${realGit}' "$@"\n`, { mode: 0o755 });
+    const env = { PATH: `${bin}:${process.env["PATH"] ?? "/usr/bin:/bin"}` };
+    const attack = `--upload-pack=touch ${marker}`;
+    const cases: [ReturnType<typeof sourceJob>, string][] = [
+      [sourceJob({ RepositoryUrl: url, BranchName: attack }), "configuration.BranchName:"],
+      [sourceJob({ RepositoryUrl: url, Branch: attack }), "configuration.Branch:"],
+      [sourceJob({ RepositoryUrl: url }, attack), "sourceRevision:"],
+      [sourceJob({ RepositoryUrl: attack }), "configuration.RepositoryUrl:"],
+    ];
+    for (const [job, field] of cases) {
+      const { ctx, ws } = await providerContext(job, { root: root.dir, env });
+      try {
+        const err = await gitSourceProvider(ctx).catch((e: unknown) => e);
+        expect(err).toBeInstanceOf(JobFailure);
+        expect((err as JobFailure).code).toBe("ConfigurationError");
+        expect((err as JobFailure).message.startsWith(field)).toBe(true);
+      } finally {
+        await ws.remove();
+      }
+    }
+    await expect(readFile(calls, "utf8")).rejects.toMatchObject({ code: "ENOENT" });
+    await expect(readFile(marker)).rejects.toMatchObject({ code: "ENOENT" });
+    // The recorder does see git when a job is valid.
+    const { ctx, ws } = await providerContext(sourceJob({ RepositoryUrl: url }), { root: root.dir, env });
+    try {
+      await gitSourceProvider(ctx);
+    } finally {
+      await ws.remove();
+    }
+    expect(await readFile(calls, "utf8")).toContain("clone");
   });
 
   it("redacts credentials in URLs", () => {

@@ -23,6 +23,7 @@ export const gitSourceProvider: Provider = async (ctx) => {
   const { job } = ctx;
   const url = requireConfig(job, "RepositoryUrl");
   // GitHub (version 1) actions name the branch `Branch`; BranchName wins when both are set.
+  const branchKey = configValue(job, "BranchName") !== undefined ? "BranchName" : "Branch";
   const branch = configValue(job, "BranchName") ?? configValue(job, "Branch") ?? "main";
   // CODEBUILD_CLONE_REF (CodePipeline's "full clone") keeps the repository metadata in the
   // artifact so later actions can run git commands; CODE_ZIP (default) is the plain tree.
@@ -39,7 +40,7 @@ export const gitSourceProvider: Provider = async (ctx) => {
     throw new JobFailure("ConfigurationError", "configuration.RepositoryUrl: must not start with \"-\"");
   }
   if (branch.startsWith("-") || /[\s\0~^:?*[\\]/.test(branch) || branch.includes("..")) {
-    throw new JobFailure("ConfigurationError", `configuration.BranchName: "${branch}" is not a valid branch name`);
+    throw new JobFailure("ConfigurationError", `configuration.${branchKey}: "${branch}" is not a valid branch name`);
   }
   const revision = job.sourceRevision.trim();
   if (revision !== "" && !/^[0-9a-fA-F]{4,64}$/.test(revision)) {
