@@ -13,6 +13,7 @@ export type {
   NatsServer,
   S3Settings,
   Servers,
+  StartNatsOptions,
   StartServerOptions,
   StartServersOptions,
 } from "./servers.js";
