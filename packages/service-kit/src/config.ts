@@ -127,6 +127,16 @@ export const commonEnv = {
    * exported, and a missing or unreachable collector never fails startup (see `startTelemetry`).
    */
   OTEL_EXPORTER_OTLP_ENDPOINT: z.url({ protocol: /^https?$/, error: "must be an http:// or https:// URL" }).optional(),
+  // NATS credentials: one user per service (see @sluice/bus permissions.ts); TLS files optional.
+  /** NATS user; unset: connect without credentials (only a server without authorization accepts that). */
+  NATS_USER: z.string().optional(),
+  /** Password of NATS_USER. */
+  NATS_PASSWORD: z.string().optional(),
+  /** CA bundle that verifies the NATS server's certificate. */
+  NATS_TLS_CA: z.string().optional(),
+  /** Client certificate and key for mutual TLS with NATS (both or neither). */
+  NATS_TLS_CERT: z.string().optional(),
+  NATS_TLS_KEY: z.string().optional(),
   /** Stream/subject prefix isolating a test's bus (see @sluice/bus createCatalog). */
   SLUICE_BUS_PREFIX: z
     .string()
@@ -143,6 +153,11 @@ export const commonEnv = {
 export interface CommonEnvInput {
   readonly NATS_URL?: string;
   readonly SLUICE_BUS_PREFIX?: string | undefined;
+  readonly NATS_USER?: string | undefined;
+  readonly NATS_PASSWORD?: string | undefined;
+  readonly NATS_TLS_CA?: string | undefined;
+  readonly NATS_TLS_CERT?: string | undefined;
+  readonly NATS_TLS_KEY?: string | undefined;
   readonly MONGO_URL?: string;
   readonly GRPC_HOST: string;
   readonly GRPC_PORT: number;
@@ -170,9 +185,13 @@ export interface CommonConfig<Tokens = string> {
   shutdownGraceMs: number;
   /** SLUICE_BUS_PREFIX; undefined: the production subjects (`sluice.…`). */
   busPrefix: string | undefined;
+  /** NATS_USER + NATS_PASSWORD; undefined: no credentials. */
+  natsCredentials?: { user: string; password: string } | undefined;
+  /** NATS_TLS_CA, NATS_TLS_CERT, NATS_TLS_KEY; undefined: none set. */
+  natsTls?: { caFile?: string | undefined; certFile?: string | undefined; keyFile?: string | undefined } | undefined;
 }
 
-type BusFields = "natsUrl" | "busPrefix";
+type BusFields = "natsUrl" | "busPrefix" | "natsCredentials" | "natsTls";
 
 /**
  * What `commonConfig(e)` returns for an environment `E`: `natsUrl` and `busPrefix` only when `E`
@@ -198,6 +217,23 @@ export function commonConfig<E extends CommonEnvInput>(e: E): CommonConfigOf<E> 
     logLevel: e.LOG_LEVEL,
     otlpEndpoint: e.OTEL_EXPORTER_OTLP_ENDPOINT,
     shutdownGraceMs: e.SHUTDOWN_GRACE_MS,
-    ...(e.NATS_URL !== undefined ? { busPrefix: e.SLUICE_BUS_PREFIX } : {}),
+    ...(e.NATS_URL !== undefined ? { busPrefix: e.SLUICE_BUS_PREFIX, ...natsAuthConfig(e) } : {}),
   } as CommonConfigOf<E>;
+}
+
+/** NATS credentials and TLS files; a half-given pair is an error naming the missing variable. */
+function natsAuthConfig(e: CommonEnvInput): Pick<CommonConfig, "natsCredentials" | "natsTls"> {
+  const issues: ConfigIssue[] = [];
+  if ((e.NATS_USER === undefined) !== (e.NATS_PASSWORD === undefined)) {
+    issues.push({ variable: e.NATS_USER === undefined ? "NATS_USER" : "NATS_PASSWORD", message: "is required when NATS_USER/NATS_PASSWORD is set" });
+  }
+  if ((e.NATS_TLS_CERT === undefined) !== (e.NATS_TLS_KEY === undefined)) {
+    issues.push({ variable: e.NATS_TLS_CERT === undefined ? "NATS_TLS_CERT" : "NATS_TLS_KEY", message: "is required when NATS_TLS_CERT/NATS_TLS_KEY is set" });
+  }
+  if (issues.length > 0) throw new ConfigError(issues);
+  const tlsSet = e.NATS_TLS_CA !== undefined || e.NATS_TLS_CERT !== undefined;
+  return {
+    natsCredentials: e.NATS_USER !== undefined && e.NATS_PASSWORD !== undefined ? { user: e.NATS_USER, password: e.NATS_PASSWORD } : undefined,
+    natsTls: tlsSet ? { caFile: e.NATS_TLS_CA, certFile: e.NATS_TLS_CERT, keyFile: e.NATS_TLS_KEY } : undefined,
+  };
 }

@@ -1,12 +1,12 @@
 import { randomUUID } from "node:crypto";
-import { connectBus } from "@sluice/bus";
+import { connectBus, resultPublisherOf } from "@sluice/bus";
 import type { Bus, Consumer } from "@sluice/bus";
 import { DomainError, isDomainError, jobOutcomeFromProto, noopLogger, sourceRevisionFromProto } from "@sluice/domain";
 import type { Logger, PipelineSpec } from "@sluice/domain";
 import { createClient, createServer, createTokenAuthenticator, parseTokenTable } from "@sluice/grpc";
 import type { Client, SluiceServer } from "@sluice/grpc";
 import { ApprovalService, ArtifactService, JobResultSchema, PipelineService, SourceChangedSchema } from "@sluice/proto";
-import type { PipelineDeclaration } from "@sluice/proto";
+import type { JobResult, PipelineDeclaration } from "@sluice/proto";
 import { connectMongo } from "@sluice/service-kit";
 import { PIPELINE_PERMISSIONS, createPipelineApi } from "./api/pipeline-api.js";
 import type { OrchestratorConfig } from "./config.js";
@@ -15,6 +15,7 @@ import { specOf as specOfDeclaration } from "./pipelines/spec-of.js";
 import { createOutboxPublisher } from "./runtime/publisher.js";
 import { createRuntimeStore } from "./runtime/runtime-store.js";
 import type { ArchivedExecution, RuntimeStore } from "./runtime/runtime-store.js";
+import { refuseResult } from "./result-intake.js";
 import { startSweeper } from "./sweeper.js";
 import type { Sweeper } from "./sweeper.js";
 
@@ -89,7 +90,14 @@ export async function startOrchestrator(config: OrchestratorConfig, deps: Orches
   };
 
   try {
-    bus = await connectBus({ servers: config.natsUrl, name: "orchestrator", logger, prefix: config.busPrefix === "" ? undefined : config.busPrefix });
+    bus = await connectBus({
+      servers: config.natsUrl,
+      name: "orchestrator",
+      logger,
+      prefix: config.busPrefix === "" ? undefined : config.busPrefix,
+      credentials: config.natsCredentials,
+      tls: config.natsTls,
+    });
     await bus.ensureStreams();
 
     if (config.artifactAddr === "") {
@@ -129,7 +137,8 @@ export async function startOrchestrator(config: OrchestratorConfig, deps: Orches
         filterSubject: bus.subjects.streamFilter("results"),
         schema: JobResultSchema,
         concurrency: CONSUMER_CONCURRENCY,
-        handler: async (msg) => {
+        handler: async (msg, ctx) => {
+          await checkResult(bus, runtime, logger, msg, ctx.subject);
           await ignoreUnknownPipeline(logger, msg.pipelineName, () => runtime.apply(msg.pipelineName, { type: "JobCompleted", result: jobOutcomeFromProto(msg) }));
         },
       }),
@@ -200,6 +209,20 @@ export async function startOrchestrator(config: OrchestratorConfig, deps: Orches
     await shutdown(1000).catch((closeErr: unknown) => logger.warn("cleanup after a failed start failed", { error: String(closeErr) }));
     throw err;
   }
+}
+
+/**
+ * Refuses a result whose publisher (from its subject) may not answer that job, or that claims
+ * another action execution's artifact: thrown as a non-retryable error, so the bus dead-letters
+ * it with the reason (counted by `sluice.dlq.messages`) and logged as `result rejected`.
+ */
+async function checkResult(bus: Bus | undefined, runtime: RuntimeStore, logger: Logger, result: JobResult, subject: string): Promise<void> {
+  if (bus === undefined) throw new Error("the bus is not connected");
+  const publisher = resultPublisherOf(bus.catalog, subject);
+  const reason = refuseResult(await runtime.read(result.pipelineName), result, publisher);
+  if (reason === undefined) return;
+  logger.warn("result rejected", { pipeline: result.pipelineName, jobId: result.jobId, subject, reason });
+  throw new DomainError("AccessDeniedException", `result ${result.jobId} rejected: ${reason}`);
 }
 
 /**
