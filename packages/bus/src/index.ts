@@ -35,6 +35,7 @@ export {
   SOURCE_POLLER_DURABLE_NAME,
   approvalJobFilter,
   busUserName,
+  clusterBusAuthorization,
   generateBusAuthorization,
   inboxPrefixFor,
   natsAuthorizationConfig,

@@ -235,3 +235,19 @@ export function generateBusAuthorization(catalog: Catalog, pools: readonly strin
   }
   return { config: natsAuthorizationConfig({ catalog, users }), orchestrator, approval, sourcePoller, admin, runners };
 }
+
+/**
+ * The generated authorization as the dev cluster takes it (`startCluster({ busAuthorization })`):
+ * one login per service process, the runner being pool `pool`'s.
+ */
+export function clusterBusAuthorization(generated: GeneratedBusAuthorization, pool = "default"): {
+  config: string;
+  logins: Record<"orchestrator" | "approval" | "source-poller" | "action-runner" | "admin", BusLogin>;
+} {
+  const runner = generated.runners[pool];
+  if (runner === undefined) throw new RangeError(`pool: no runner login for pool "${pool}"`);
+  return {
+    config: generated.config,
+    logins: { orchestrator: generated.orchestrator, approval: generated.approval, "source-poller": generated.sourcePoller, "action-runner": runner, admin: generated.admin },
+  };
+}

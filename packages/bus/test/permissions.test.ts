@@ -102,7 +102,7 @@ describe("a runner of pool p1", () => {
 
   it("cannot publish a result as the approval service or as another pool", async () => {
     for (const publisher of ["approval", { runner: "p2" }] as const) {
-      const err: unknown = await runner.publish(runner.subjects.resultSubject("demo", publisher), JobResultSchema, { jobId: "forged" }, { msgId: `forged-${String(publisher)}` }).catch((e: unknown) => e);
+      const err: unknown = await runner.publish(runner.subjects.resultSubject("demo", publisher), JobResultSchema, { jobId: "forged" }, { msgId: `forged-${JSON.stringify(publisher)}` }).catch((e: unknown) => e);
       expect(isPermissionViolation(err)).toBe(true);
     }
   });

@@ -1,6 +1,7 @@
 import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { createSluiceClient, isRpcError, readPipelineJson } from "@sluice/client";
+import { clusterBusAuthorization, createCatalog, generateBusAuthorization } from "@sluice/bus";
 import { startCluster, startServers } from "@sluice/testkit";
 import type { DevState } from "./connection.js";
 import { DEV_STATE_FILE } from "./connection.js";
@@ -32,7 +33,9 @@ export async function runDev(o: DevOptions): Promise<void> {
   let cluster: Awaited<ReturnType<typeof startCluster>> | undefined;
   try {
     o.print("starting source-poller, orchestrator, action-runner, approval and artifact services …");
-    cluster = await startCluster({ servers, repoRoot: o.repoRoot, logDir: join(stateDir, "logs"), pollIntervalMs: 2000 });
+    // The services run on their own authorized nats-server, each with its own user (fresh passwords).
+    const busAuthorization = clusterBusAuthorization(generateBusAuthorization(createCatalog()));
+    cluster = await startCluster({ servers, repoRoot: o.repoRoot, logDir: join(stateDir, "logs"), pollIntervalMs: 2000, busAuthorization });
     const address = cluster.addresses["orchestrator"] ?? "";
     const state: DevState = { address, token: cluster.tokens.admin, addresses: cluster.addresses };
     writeFileSync(join(o.cwd, DEV_STATE_FILE), JSON.stringify(state, null, 2), { mode: 0o600 });

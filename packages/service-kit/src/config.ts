@@ -232,8 +232,9 @@ function natsAuthConfig(e: CommonEnvInput): Pick<CommonConfig, "natsCredentials"
   }
   if (issues.length > 0) throw new ConfigError(issues);
   const tlsSet = e.NATS_TLS_CA !== undefined || e.NATS_TLS_CERT !== undefined;
+  // Only the fields that are set, so a configuration without NATS credentials looks as before.
   return {
-    natsCredentials: e.NATS_USER !== undefined && e.NATS_PASSWORD !== undefined ? { user: e.NATS_USER, password: e.NATS_PASSWORD } : undefined,
-    natsTls: tlsSet ? { caFile: e.NATS_TLS_CA, certFile: e.NATS_TLS_CERT, keyFile: e.NATS_TLS_KEY } : undefined,
+    ...(e.NATS_USER !== undefined && e.NATS_PASSWORD !== undefined ? { natsCredentials: { user: e.NATS_USER, password: e.NATS_PASSWORD } } : {}),
+    ...(tlsSet ? { natsTls: { caFile: e.NATS_TLS_CA, certFile: e.NATS_TLS_CERT, keyFile: e.NATS_TLS_KEY } } : {}),
   };
 }

@@ -19,6 +19,6 @@ export type {
 } from "./servers.js";
 export type { ProvidedServers } from "./vitest-context.js";
 export { CLUSTER_SERVICES, clusterTokenTable, startCluster } from "./cluster.js";
-export type { Cluster, ClusterService, ClusterTokens, StartClusterOptions } from "./cluster.js";
+export type { Cluster, ClusterBusAuthorization, ClusterService, ClusterTokens, NatsLogin, StartClusterOptions } from "./cluster.js";
 export { AlsContextManager, inMemoryTracing } from "./tracing.js";
 export type { InMemoryTracing } from "./tracing.js";
