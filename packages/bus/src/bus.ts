@@ -195,7 +195,11 @@ class NatsBus implements Bus {
       for await (const s of this.nc.status()) {
         if (s.type === "disconnect") this.logger.warn("nats disconnected", { server: s.server });
         else if (s.type === "reconnect") this.logger.info("nats reconnected", { server: s.server });
-        else if (s.type === "error") this.logger.error("nats error", { err: s.error });
+        else if (s.type === "error" && isPermissionViolation(s.error)) {
+          // Expected once per start from ensureStreams for users that may not create streams;
+          // anything else is a service asking for more than its role allows.
+          this.logger.warn("nats refused a subject to this user", { err: s.error.message });
+        } else if (s.type === "error") this.logger.error("nats error", { err: s.error });
       }
     } catch {
       // The status iterator only ends with the connection.
