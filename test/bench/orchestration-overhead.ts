@@ -46,7 +46,7 @@ async function natsFloor(bus: Bus): Promise<number[]> {
   for (let i = 0; i < FLOOR_SAMPLES; i++) {
     const got = new Promise<void>((r) => (resolveNext = r));
     const t0 = performance.now();
-    await bus.publish(bus.subjects.resultPartitionSubject(0), JobResultSchema, { jobId: `floor-${i}` }, { msgId: randomUUID() });
+    await bus.publish(`${bus.subjects.resultPartitionSubject(0).slice(0, -2)}.runner.default`, JobResultSchema, { jobId: `floor-${i}` }, { msgId: randomUUID() });
     await got;
     samples.push(performance.now() - t0);
   }
@@ -158,7 +158,7 @@ async function main(): Promise<void> {
         const sent = performance.now();
         lastResultOf.set(job.pipelineExecutionId, sent);
         resultSent.set(job.jobId, sent);
-        await bus.publish(bus.subjects.resultSubject(job.pipelineName), JobResultSchema, result, { msgId: `result:${job.jobId}` });
+        await bus.publish(bus.subjects.resultSubject(job.pipelineName, { runner: "default" }), JobResultSchema, result, { msgId: `result:${job.jobId}` });
       },
     });
 

@@ -152,7 +152,14 @@ describe("golden path", () => {
     }
 
     // The state changes reached SLUICE_EVENTS: pipeline, stage and action events of both executions.
-    const bus = await connectBus({ servers: env.servers.natsUrl, name: "e2e-golden-watcher", logger: noopLogger, prefix: env.busPrefix });
+    // The cluster's own authorized nats-server, as the admin user.
+    const bus = await connectBus({
+      servers: env.cluster.nats?.url ?? env.servers.natsUrl,
+      name: "e2e-golden-watcher",
+      logger: noopLogger,
+      prefix: env.busPrefix,
+      credentials: env.cluster.nats?.admin,
+    });
     const events: StateChangeEvent[] = [];
     const sub = await bus.subscribeEvents(bus.subjects.eventFilter(name), (e) => void events.push(e), { since: startedAt });
     try {

@@ -12,6 +12,7 @@ import { createApprovalClient, createArtifactClient, createSluiceClient, isRpcEr
 import type { Client, SluiceClient, SluiceRpcError } from "@sluice/client";
 import type { ActionExecutionDetail, ApprovalService, ArtifactService, GetPipelineStateResponse, PipelineExecutionSummary } from "@sluice/proto";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
+import { clusterBusAuthorization, createCatalog, generateBusAuthorization } from "@sluice/bus";
 import { CLUSTER_SERVICES, startCluster } from "@sluice/testkit";
 import type { Cluster, ClusterService, ProvidedServers } from "@sluice/testkit";
 import { Client as MinioClient } from "minio";
@@ -104,6 +105,7 @@ export function useCluster(name: string, opts: UseClusterOptions = {}): E2eEnv {
               servers,
               repoRoot: REPO_ROOT,
               busPrefix: env.busPrefix,
+              busAuthorization: clusterBusAuthorization(generateBusAuthorization(createCatalog({ prefix: env.busPrefix }))),
               mongoDbPrefix,
               pollIntervalMs: 500,
               logDir: env.logDir,

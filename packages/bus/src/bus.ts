@@ -1,9 +1,9 @@
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import type { DescMessage, MessageInitShape } from "@bufbuild/protobuf";
-import { DeliverPolicy, JetStreamApiError, jetstream, jetstreamManager } from "@nats-io/jetstream";
+import { DeliverPolicy, JetStreamApiCodes, JetStreamApiError, jetstream, jetstreamManager } from "@nats-io/jetstream";
 import type { ConsumerMessages, JetStreamClient, JetStreamManager, OrderedConsumerOptions } from "@nats-io/jetstream";
-import { connect, headers as createHeaders } from "@nats-io/transport-node";
-import type { NatsConnection } from "@nats-io/transport-node";
+import { PermissionViolationError, connect, headers as createHeaders } from "@nats-io/transport-node";
+import type { ConnectionOptions, NatsConnection } from "@nats-io/transport-node";
 import { SpanKind, SpanStatusCode, trace } from "@opentelemetry/api";
 import type { Logger } from "@sluice/domain";
 import { StateChangeEventSchema } from "@sluice/proto";
@@ -29,6 +29,31 @@ export interface BusOptions {
   readonly prefix?: string | undefined;
   /** How long a publish waits for its PubAck (default 5 000). */
   readonly publishTimeoutMs?: number | undefined;
+  /** NATS user and password (`NATS_USER`, `NATS_PASSWORD`); unset: connect without credentials. */
+  readonly credentials?: BusCredentials | undefined;
+  /**
+   * Prefix of this connection's reply inboxes (see `inboxPrefixFor` in permissions.ts); a user
+   * may subscribe only to its own prefix, so it must connect with it. Default `_INBOX_<user>`
+   * with credentials, `_INBOX` without.
+   */
+  readonly inboxPrefix?: string | undefined;
+  /** TLS files (`NATS_TLS_CA`, `NATS_TLS_CERT`, `NATS_TLS_KEY`); unset: TLS only when the URL is `tls://`. */
+  readonly tls?: BusTls | undefined;
+  /** How often `ensureStreams` checks for streams it may not create itself (default 1 000 ms). */
+  readonly streamWaitMs?: number | undefined;
+}
+
+/** A NATS user. */
+export interface BusCredentials {
+  readonly user: string;
+  readonly password: string;
+}
+
+/** TLS settings of the NATS connection: a CA to verify the server, and a client certificate for mutual TLS. */
+export interface BusTls {
+  readonly caFile?: string | undefined;
+  readonly certFile?: string | undefined;
+  readonly keyFile?: string | undefined;
 }
 
 /** Options of `Bus.publish`. */
@@ -78,8 +103,12 @@ export interface Bus {
   readonly streams: StreamNames;
   /** Subject builders bound to this bus's prefix and partitions. */
   readonly subjects: Subjects;
-  /** Creates every stream of the catalog, or updates it to the catalog's configuration. Idempotent. */
-  ensureStreams(): Promise<void>;
+  /**
+   * Creates every stream of the catalog, or updates it to the catalog's configuration. Idempotent.
+   * A user the server does not allow to create streams (every service but the orchestrator and
+   * admin) waits instead until each stream exists, checking every `streamWaitMs`.
+   */
+  ensureStreams(signal?: AbortSignal): Promise<void>;
   /**
    * Publishes a protobuf message and waits for the stream's PubAck (throws when none arrives).
    * Sets `Nats-Msg-Id`; runs in a producer span `publish <subject>` (child of the active span)
@@ -104,15 +133,40 @@ export async function connectBus(opts: BusOptions): Promise<Bus> {
   if (servers.length === 0) throw new RangeError("servers: at least one NATS URL is required");
   const logger = opts.logger.child({ component: "bus" });
   // Keep reconnecting for as long as the process lives: a restarted nats-server must not kill services.
-  const nc = await connect({ servers, name: opts.name, maxReconnectAttempts: -1 });
+  const nc = await connect(connectionOptions(opts, servers));
   try {
     const jsm = await jetstreamManager(nc, { timeout: opts.publishTimeoutMs ?? 5_000 });
     const js = jetstream(nc, { timeout: opts.publishTimeoutMs ?? 5_000 });
-    return new NatsBus(nc, js, jsm, catalog, logger);
+    return new NatsBus(nc, js, jsm, catalog, logger, opts.streamWaitMs ?? 1_000);
   } catch (err) {
     await nc.close();
     throw err;
   }
+}
+
+function connectionOptions(opts: BusOptions, servers: string[]): ConnectionOptions {
+  const options: ConnectionOptions = { servers, name: opts.name, maxReconnectAttempts: -1 };
+  if (opts.credentials !== undefined) {
+    if (opts.credentials.user === "") throw new RangeError("credentials.user: must not be empty");
+    options.user = opts.credentials.user;
+    options.pass = opts.credentials.password;
+  }
+  // A user may subscribe only to `_INBOX_<user>.>` (see permissions.ts), so that is its default.
+  const inboxPrefix = opts.inboxPrefix ?? (opts.credentials === undefined ? undefined : `_INBOX_${opts.credentials.user}`);
+  if (inboxPrefix !== undefined) {
+    if (!/^[A-Za-z0-9_-]+$/.test(inboxPrefix)) throw new RangeError(`inboxPrefix: must be one token of letters, digits, '_' and '-', got "${inboxPrefix}"`);
+    options.inboxPrefix = inboxPrefix;
+  }
+  const tls = opts.tls;
+  if (tls !== undefined && (tls.caFile !== undefined || tls.certFile !== undefined || tls.keyFile !== undefined)) {
+    if ((tls.certFile === undefined) !== (tls.keyFile === undefined)) throw new RangeError("tls: certFile and keyFile must be given together");
+    options.tls = {
+      ...(tls.caFile === undefined ? {} : { caFile: tls.caFile }),
+      ...(tls.certFile === undefined ? {} : { certFile: tls.certFile }),
+      ...(tls.keyFile === undefined ? {} : { keyFile: tls.keyFile }),
+    };
+  }
+  return options;
 }
 
 class NatsBus implements Bus {
@@ -128,6 +182,7 @@ class NatsBus implements Bus {
     readonly jsm: JetStreamManager,
     readonly catalog: Catalog,
     private readonly logger: Logger,
+    private readonly streamWaitMs: number,
   ) {
     this.streams = catalog.streams;
     this.subjects = catalog.subjects;
@@ -140,19 +195,27 @@ class NatsBus implements Bus {
       for await (const s of this.nc.status()) {
         if (s.type === "disconnect") this.logger.warn("nats disconnected", { server: s.server });
         else if (s.type === "reconnect") this.logger.info("nats reconnected", { server: s.server });
-        else if (s.type === "error") this.logger.error("nats error", { err: s.error });
+        else if (s.type === "error" && isPermissionViolation(s.error)) {
+          // Expected once per start from ensureStreams for users that may not create streams;
+          // anything else is a service asking for more than its role allows.
+          this.logger.warn("nats refused a subject to this user", { err: s.error.message });
+        } else if (s.type === "error") this.logger.error("nats error", { err: s.error });
       }
     } catch {
       // The status iterator only ends with the connection.
     }
   }
 
-  async ensureStreams(): Promise<void> {
+  async ensureStreams(signal?: AbortSignal): Promise<void> {
     for (const { config } of this.catalog.streamConfigs) {
       try {
         // Adding with an identical configuration is a no-op on the server.
         await this.jsm.streams.add(config);
       } catch (err) {
+        if (isPermissionViolation(err)) {
+          await this.waitForStream(config.name, signal);
+          continue;
+        }
         if (!(err instanceof JetStreamApiError && err.code === STREAM_NAME_IN_USE)) {
           throw new Error(`stream ${config.name}: cannot create: ${errorMessage(err)}`, { cause: err });
         }
@@ -165,6 +228,24 @@ class NatsBus implements Bus {
         }
         this.logger.info("stream updated", { stream: config.name });
       }
+    }
+  }
+
+  /** For users that may not create streams: the orchestrator (or an operator) creates them. */
+  private async waitForStream(name: string, signal: AbortSignal | undefined): Promise<void> {
+    for (let logged = false; ; ) {
+      try {
+        await this.jsm.streams.info(name);
+        return;
+      } catch (err) {
+        if (!(err instanceof JetStreamApiError && err.code === JetStreamApiCodes.StreamNotFound)) {
+          throw new Error(`stream ${name}: cannot check that it exists: ${errorMessage(err)}`, { cause: err });
+        }
+      }
+      if (!logged) this.logger.info("waiting for a stream this user may not create", { stream: name });
+      logged = true;
+      signal?.throwIfAborted();
+      await new Promise((resolve) => setTimeout(resolve, this.streamWaitMs));
     }
   }
 
@@ -268,6 +349,14 @@ class NatsBus implements Bus {
     await Promise.allSettled([...this.subscriptions].map((s) => s.stop()));
     if (!this.nc.isClosed()) await this.nc.drain();
   }
+}
+
+/** True when the server refused the request's subject to this user (also when wrapped as a cause). */
+export function isPermissionViolation(err: unknown): boolean {
+  for (let e: unknown = err, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {
+    if (e instanceof PermissionViolationError) return true;
+  }
+  return false;
 }
 
 /** JetStream API error: stream name already in use with a different configuration. */

@@ -37,7 +37,8 @@ describe("createCatalog", () => {
   it("builds the default subjects", () => {
     expect(jobSubject("default", "Build", "Commands")).toBe("sluice.jobs.default.Build.Commands");
     expect(eventSubject("my.pipe", "stage")).toBe("sluice.events.my_pipe.stage");
-    expect(resultSubject("demo")).toBe(`sluice.results.${partitionOf("demo", 8)}`);
+    expect(resultSubject("demo", { runner: "default" })).toBe(`sluice.results.${partitionOf("demo", 8)}.runner.default`);
+    expect(resultSubject("demo", "approval")).toBe(`sluice.results.${partitionOf("demo", 8)}.approval`);
   });
 
   it("prefixes stream names and subjects", () => {
@@ -54,7 +55,8 @@ describe("createCatalog", () => {
     expect(c.subjects.dlqSubject(c.streams.jobs)).toBe("t1.sluice.dlq.T1_SLUICE_JOBS");
     expect(c.subjects.eventFilter()).toBe("t1.sluice.events.>");
     expect(c.subjects.eventFilter("a.b")).toBe("t1.sluice.events.a_b.>");
-    expect(c.subjects.resultPartitionSubject(3)).toBe("t1.sluice.results.3");
+    expect(c.subjects.resultPartitionSubject(3)).toBe("t1.sluice.results.3.>");
+    expect(c.subjects.resultPublisherFilter({ runner: "gpu.x" })).toBe("t1.sluice.results.*.runner.gpu_x");
     expect(() => c.subjects.resultPartitionSubject(4)).toThrow(/partition/);
     // Control subjects are core NATS, outside every stream's wildcard.
     expect(c.subjects.controlSubject("cancel")).toBe("t1.sluice.control.cancel");

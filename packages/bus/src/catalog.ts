@@ -29,6 +29,13 @@ export const STREAM_KEYS: readonly StreamKey[] = ["jobs", "results", "sources", 
 /** Control kinds of `sluice.control.<kind>` (core NATS, not JetStream: fire-and-forget signals to runners). */
 export type ControlKind = "cancel";
 
+/**
+ * Who publishes a result: the runners of a pool, or the approval service. It is part of the
+ * result's subject, where NATS permissions enforce it, because a consumer cannot otherwise tell
+ * who published a message.
+ */
+export type ResultPublisher = { readonly runner: string } | "approval";
+
 /** Event kinds of `sluice.events.<pipeline>.<kind>` (EventBridge's three detail types + declaration changes). */
 export type EventKind = "pipeline" | "stage" | "action" | "declaration";
 
@@ -39,15 +46,20 @@ export type StreamNames = Readonly<Record<StreamKey, string>>;
 export interface Subjects {
   /** `sluice.jobs.<pool>.<category>.<provider>`; every token sanitized. */
   jobSubject(pool: string, category: string, provider: string): string;
-  /** `sluice.results.<partitionOf(pipeline)>`. */
-  resultSubject(pipelineName: string): string;
+  /**
+   * `sluice.results.<partitionOf(pipeline)>.runner.<pool>` or `sluice.results.<partition>.approval`:
+   * the publisher's identity is in the subject (see `ResultPublisher`).
+   */
+  resultSubject(pipelineName: string, publisher: ResultPublisher): string;
+  /** `sluice.results.*.runner.<pool>` or `sluice.results.*.approval`: every result one publisher may send. */
+  resultPublisherFilter(publisher: ResultPublisher): string;
   /** `sluice.sources.<partitionOf(pipeline)>`. */
   sourceSubject(pipelineName: string): string;
   /** `sluice.events.<pipeline>.<kind>`; dots in the pipeline name become `_`. */
   eventSubject(pipelineName: string, kind: EventKind): string;
   /** `sluice.dlq.<stream>` where `stream` is the resolved name of the stream the message came from. */
   dlqSubject(streamName: string): string;
-  /** `sluice.results.<partition>`: the filter of one partition's consumer. */
+  /** `sluice.results.<partition>.>`: the filter of one partition's consumer. */
   resultPartitionSubject(partition: number): string;
   /** `sluice.sources.<partition>`: the filter of one partition's consumer. */
   sourcePartitionSubject(partition: number): string;
@@ -118,6 +130,10 @@ export function partitionOf(pipelineName: string, partitions: number): number {
   return hash % partitions;
 }
 
+function publisherTokens(publisher: ResultPublisher): string {
+  return publisher === "approval" ? "approval" : `runner.${sanitizeToken(publisher.runner)}`;
+}
+
 /** Builds the catalog for a prefix and partition count (defaults: no prefix, 8 partitions). */
 export function createCatalog(opts: CatalogOptions = {}): Catalog {
   const prefix = opts.prefix ?? "";
@@ -146,11 +162,12 @@ export function createCatalog(opts: CatalogOptions = {}): Catalog {
   const subjects: Subjects = {
     jobSubject: (pool, category, provider) =>
       `${subjectRoot}.jobs.${sanitizeToken(pool)}.${sanitizeToken(category)}.${sanitizeToken(provider)}`,
-    resultSubject: (pipelineName) => `${subjectRoot}.results.${partitionOf(pipelineName, partitions)}`,
+    resultSubject: (pipelineName, publisher) => `${subjectRoot}.results.${partitionOf(pipelineName, partitions)}.${publisherTokens(publisher)}`,
+    resultPublisherFilter: (publisher) => `${subjectRoot}.results.*.${publisherTokens(publisher)}`,
     sourceSubject: (pipelineName) => `${subjectRoot}.sources.${partitionOf(pipelineName, partitions)}`,
     eventSubject: (pipelineName, kind) => `${subjectRoot}.events.${sanitizeToken(pipelineName)}.${kind}`,
     dlqSubject: (name) => `${subjectRoot}.dlq.${sanitizeToken(name)}`,
-    resultPartitionSubject: (partition) => `${subjectRoot}.results.${checkPartition(partition)}`,
+    resultPartitionSubject: (partition) => `${subjectRoot}.results.${checkPartition(partition)}.>`,
     sourcePartitionSubject: (partition) => `${subjectRoot}.sources.${checkPartition(partition)}`,
     eventFilter: (pipelineName) =>
       pipelineName === undefined ? `${subjectRoot}.events.>` : `${subjectRoot}.events.${sanitizeToken(pipelineName)}.>`,
@@ -194,9 +211,9 @@ export function jobSubject(pool: string, category: string, provider: string): st
   return defaultCatalog.subjects.jobSubject(pool, category, provider);
 }
 
-/** `sluice.results.<partition>` (8 partitions, no prefix); use `bus.subjects` when a prefix is set. */
-export function resultSubject(pipelineName: string): string {
-  return defaultCatalog.subjects.resultSubject(pipelineName);
+/** `sluice.results.<partition>.<publisher>` (8 partitions, no prefix); use `bus.subjects` when a prefix is set. */
+export function resultSubject(pipelineName: string, publisher: ResultPublisher): string {
+  return defaultCatalog.subjects.resultSubject(pipelineName, publisher);
 }
 
 /** `sluice.sources.<partition>` (8 partitions, no prefix); use `bus.subjects` when a prefix is set. */

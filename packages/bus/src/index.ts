@@ -1,9 +1,11 @@
 // @sluice/bus: the JetStream catalog, publishing with Nats-Msg-Id and trace headers, and
 // consume loops that ack, retry with backoff, or dead-letter.
-export { connectBus } from "./bus.js";
+export { connectBus, isPermissionViolation } from "./bus.js";
 export type {
   Bus,
+  BusCredentials,
   BusOptions,
+  BusTls,
   EventHandler,
   EventMeta,
   EventSubscription,
@@ -27,7 +29,21 @@ export {
   sanitizeToken,
   sourceSubject,
 } from "./catalog.js";
-export type { Catalog, CatalogOptions, ControlKind, EventKind, StreamDefinition, StreamKey, StreamNames, Subjects } from "./catalog.js";
+export type { Catalog, CatalogOptions, ControlKind, EventKind, ResultPublisher, StreamDefinition, StreamKey, StreamNames, Subjects } from "./catalog.js";
+export {
+  APPROVAL_DURABLE_NAME,
+  SOURCE_POLLER_DURABLE_NAME,
+  approvalJobFilter,
+  busUserName,
+  clusterBusAuthorization,
+  generateBusAuthorization,
+  inboxPrefixFor,
+  natsAuthorizationConfig,
+  permissionsFor,
+  resultPublisherOf,
+  runnerDurableName,
+} from "./permissions.js";
+export type { AuthorizationConfigOptions, BusLogin, GeneratedBusAuthorization, BusPrincipal, BusRole, BusUser, PasswordSource, ResultPublisherPrincipal, SubjectPermissions } from "./permissions.js";
 export { DLQ_MESSAGES_METRIC, backoffMs, transientBackoffMs } from "./consume.js";
 export { isTransientError } from "./transient.js";
 export type { ConsumeOptions, Consumer, HandlerContext, MessageHandler } from "./consume.js";

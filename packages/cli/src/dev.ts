@@ -1,6 +1,7 @@
 import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { createSluiceClient, isRpcError, readPipelineJson } from "@sluice/client";
+import { clusterBusAuthorization, createCatalog, generateBusAuthorization } from "@sluice/bus";
 import { startCluster, startServers } from "@sluice/testkit";
 import type { DevState } from "./connection.js";
 import { DEV_STATE_FILE } from "./connection.js";
@@ -32,6 +33,8 @@ export async function runDev(o: DevOptions): Promise<void> {
   let cluster: Awaited<ReturnType<typeof startCluster>> | undefined;
   try {
     o.print("starting source-poller, orchestrator, action-runner, approval and artifact services …");
+    // The services run on their own authorized nats-server, each with its own user (fresh passwords).
+    const busAuthorization = clusterBusAuthorization(generateBusAuthorization(createCatalog()));
     cluster = await startCluster({
       servers,
       repoRoot: o.repoRoot,
@@ -40,6 +43,7 @@ export async function runDev(o: DevOptions): Promise<void> {
       // The example pipeline deploys to its own bucket and nothing else.
       deployBuckets: `${EXAMPLE_PIPELINE}=${EXAMPLE_BUCKET}`,
       env: { SLUICE_DEV_MODE: "true" },
+      busAuthorization,
     });
     const address = cluster.addresses["orchestrator"] ?? "";
     const state: DevState = { address, token: cluster.tokens.admin, addresses: cluster.addresses };

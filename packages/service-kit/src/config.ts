@@ -236,6 +236,16 @@ export const commonEnv = {
    * exported, and a missing or unreachable collector never fails startup (see `startTelemetry`).
    */
   OTEL_EXPORTER_OTLP_ENDPOINT: z.url({ protocol: /^https?$/, error: "must be an http:// or https:// URL" }).optional(),
+  // NATS credentials: one user per service (see @sluice/bus permissions.ts); TLS files optional.
+  /** NATS user; unset: connect without credentials (only a server without authorization accepts that). */
+  NATS_USER: z.string().optional(),
+  /** Password of NATS_USER. */
+  NATS_PASSWORD: z.string().optional(),
+  /** CA bundle that verifies the NATS server's certificate. */
+  NATS_TLS_CA: z.string().optional(),
+  /** Client certificate and key for mutual TLS with NATS (both or neither). */
+  NATS_TLS_CERT: z.string().optional(),
+  NATS_TLS_KEY: z.string().optional(),
   /** Stream/subject prefix isolating a test's bus (see @sluice/bus createCatalog). */
   SLUICE_BUS_PREFIX: z
     .string()
@@ -255,6 +265,11 @@ export const commonEnv = {
 export interface CommonEnvInput {
   readonly NATS_URL?: string;
   readonly SLUICE_BUS_PREFIX?: string | undefined;
+  readonly NATS_USER?: string | undefined;
+  readonly NATS_PASSWORD?: string | undefined;
+  readonly NATS_TLS_CA?: string | undefined;
+  readonly NATS_TLS_CERT?: string | undefined;
+  readonly NATS_TLS_KEY?: string | undefined;
   readonly MONGO_URL?: string;
   readonly GRPC_HOST: string;
   readonly GRPC_PORT: number;
@@ -296,9 +311,13 @@ export interface CommonConfig<Tokens = string> {
   grpcClientTls?: GrpcClientTls | undefined;
   /** EGRESS_ALLOW, parsed; undefined or empty: outbound HTTP reaches public addresses only. */
   egressAllow?: readonly EgressRule[] | undefined;
+  /** NATS_USER + NATS_PASSWORD; undefined: no credentials. */
+  natsCredentials?: { user: string; password: string } | undefined;
+  /** NATS_TLS_CA, NATS_TLS_CERT, NATS_TLS_KEY; undefined: none set. */
+  natsTls?: { caFile?: string | undefined; certFile?: string | undefined; keyFile?: string | undefined } | undefined;
 }
 
-type BusFields = "natsUrl" | "busPrefix";
+type BusFields = "natsUrl" | "busPrefix" | "natsCredentials" | "natsTls";
 
 /**
  * What `commonConfig(e)` returns for an environment `E`: `natsUrl` and `busPrefix` only when `E`
@@ -324,7 +343,7 @@ export function commonConfig<E extends CommonEnvInput>(e: E): CommonConfigOf<E> 
     logLevel: e.LOG_LEVEL,
     otlpEndpoint: e.OTEL_EXPORTER_OTLP_ENDPOINT,
     shutdownGraceMs: e.SHUTDOWN_GRACE_MS,
-    ...(e.NATS_URL !== undefined ? { busPrefix: e.SLUICE_BUS_PREFIX } : {}),
+    ...(e.NATS_URL !== undefined ? { busPrefix: e.SLUICE_BUS_PREFIX, ...natsAuthConfig(e) } : {}),
     // Present only when set, so a plaintext configuration looks as it did before TLS existed.
     ...(e.GRPC_TLS_CERT !== undefined && e.GRPC_TLS_KEY !== undefined
       ? { grpcTls: { cert: e.GRPC_TLS_CERT, key: e.GRPC_TLS_KEY, ca: e.GRPC_TLS_CA, requireClientCert: e.GRPC_TLS_CLIENT_AUTH === "require" } }
@@ -332,4 +351,22 @@ export function commonConfig<E extends CommonEnvInput>(e: E): CommonConfigOf<E> 
     ...(e.GRPC_CLIENT_TLS_CA !== undefined ? { grpcClientTls: { ca: e.GRPC_CLIENT_TLS_CA, cert: e.GRPC_CLIENT_TLS_CERT, key: e.GRPC_CLIENT_TLS_KEY } } : {}),
     ...(e.EGRESS_ALLOW !== undefined ? { egressAllow: e.EGRESS_ALLOW } : {}),
   } as CommonConfigOf<E>;
+}
+
+/** NATS credentials and TLS files; a half-given pair is an error naming the missing variable. */
+function natsAuthConfig(e: CommonEnvInput): Pick<CommonConfig, "natsCredentials" | "natsTls"> {
+  const issues: ConfigIssue[] = [];
+  if ((e.NATS_USER === undefined) !== (e.NATS_PASSWORD === undefined)) {
+    issues.push({ variable: e.NATS_USER === undefined ? "NATS_USER" : "NATS_PASSWORD", message: "is required when NATS_USER/NATS_PASSWORD is set" });
+  }
+  if ((e.NATS_TLS_CERT === undefined) !== (e.NATS_TLS_KEY === undefined)) {
+    issues.push({ variable: e.NATS_TLS_CERT === undefined ? "NATS_TLS_CERT" : "NATS_TLS_KEY", message: "is required when NATS_TLS_CERT/NATS_TLS_KEY is set" });
+  }
+  if (issues.length > 0) throw new ConfigError(issues);
+  const tlsSet = e.NATS_TLS_CA !== undefined || e.NATS_TLS_CERT !== undefined;
+  // Only the fields that are set, so a configuration without NATS credentials looks as before.
+  return {
+    ...(e.NATS_USER !== undefined && e.NATS_PASSWORD !== undefined ? { natsCredentials: { user: e.NATS_USER, password: e.NATS_PASSWORD } } : {}),
+    ...(tlsSet ? { natsTls: { caFile: e.NATS_TLS_CA, certFile: e.NATS_TLS_CERT, keyFile: e.NATS_TLS_KEY } } : {}),
+  };
 }

@@ -4,7 +4,7 @@ import { join } from "node:path";
 import * as grpc from "@grpc/grpc-js";
 import { service as healthServiceDefinition } from "grpc-health-check";
 import { freePort, launch, type ManagedProcess } from "./process.js";
-import type { S3Settings } from "./servers.js";
+import { startNats, type NatsServer, type S3Settings } from "./servers.js";
 
 /** The five Sluice services, in start order (dependencies first). */
 export const CLUSTER_SERVICES = ["artifact", "approval", "orchestrator", "action-runner", "source-poller"] as const;
@@ -20,6 +20,22 @@ export interface ClusterTokens {
   service: string;
   /** Principal `runner`, role runner: what action runners present to the artifact service. */
   runner: string;
+}
+
+/** A NATS user and password. */
+export interface NatsLogin {
+  user: string;
+  password: string;
+}
+
+/**
+ * An authorized bus for the cluster: the nats-server `authorization` block and one login per
+ * service (e.g. from @sluice/bus `generateBusAuthorization`, which the testkit cannot import
+ * because @sluice/bus tests import the testkit). The artifact service does not use the bus.
+ */
+export interface ClusterBusAuthorization {
+  config: string;
+  logins: Record<Exclude<ClusterService, "artifact">, NatsLogin> & { admin: NatsLogin };
 }
 
 /** Options of {@link startCluster}. */
@@ -40,6 +56,12 @@ export interface StartClusterOptions {
   serviceEnv?: Partial<Record<ClusterService, Record<string, string>>>;
   /** SLUICE_BUS_PREFIX: isolates streams and subjects (tests sharing one nats-server). */
   busPrefix?: string;
+  /**
+   * Runs the cluster on its own nats-server with this authorization (generated for `busPrefix`),
+   * each service with its own user; `servers.natsUrl` is then not used. Unset: `servers.natsUrl`
+   * without credentials.
+   */
+  busAuthorization?: ClusterBusAuthorization;
   /** MONGO_DB becomes `<prefix>_<service>` (underscored) so clusters can share one MongoDB. @default service defaults */
   mongoDbPrefix?: string;
   /** POLL_INTERVAL_MS of the source poller. @default the service's default (60 s) */
@@ -64,6 +86,8 @@ export interface Cluster {
   /** gRPC address (`127.0.0.1:<port>`) of each service. */
   addresses: Record<ClusterService, string>;
   tokens: ClusterTokens;
+  /** The NATS the services use, and the admin login when it is the cluster's own authorized server. */
+  nats?: { url: string; admin?: NatsLogin };
   /** The last few KiB of a service's output (for assertion messages). */
   outputTail(service: ClusterService): string;
   /** Stops the services one by one in reverse start order (SIGTERM, SIGKILL at the deadline). Idempotent. */
@@ -74,6 +98,11 @@ export interface Cluster {
 // setting (say MONGO_DB) cannot make two clusters share state.
 const SERVICE_VARIABLES = [
   "NATS_URL",
+  "NATS_USER",
+  "NATS_PASSWORD",
+  "NATS_TLS_CA",
+  "NATS_TLS_CERT",
+  "NATS_TLS_KEY",
   "MONGO_URL",
   "MONGO_DB",
   "GRPC_HOST",
@@ -182,7 +211,17 @@ export async function startCluster(opts: StartClusterOptions): Promise<Cluster> 
   for (const [k, v] of Object.entries(opts.baseEnv ?? process.env)) {
     if (v !== undefined && !SERVICE_VARIABLES.includes(k)) inherited[k] = v;
   }
-  const { natsUrl, mongoUrl, s3 } = opts.servers;
+  const { mongoUrl, s3 } = opts.servers;
+  let ownNats: NatsServer | undefined;
+  if (opts.busAuthorization !== undefined) {
+    ownNats = await startNats({ config: opts.busAuthorization.config, ...(opts.logDir === undefined ? {} : { logFile: join(opts.logDir, "nats-server.log") }) });
+  }
+  const natsUrl = ownNats?.url ?? opts.servers.natsUrl;
+  const natsLogin = (name: ClusterService): Record<string, string> => {
+    const logins = opts.busAuthorization?.logins;
+    if (logins === undefined || name === "artifact") return {};
+    return { NATS_USER: logins[name].user, NATS_PASSWORD: logins[name].password };
+  };
   const s3Env = { S3_ENDPOINT: s3.url, S3_ACCESS_KEY: s3.accessKey, S3_SECRET_KEY: s3.secretKey, S3_REGION: "us-east-1" };
   const common = (name: ClusterService): Record<string, string> => ({
     NATS_URL: natsUrl,
@@ -192,6 +231,7 @@ export async function startCluster(opts: StartClusterOptions): Promise<Cluster> 
     ...(name === "action-runner" ? {} : { SLUICE_AUTH_TOKENS: clusterTokenTable(tokens) }),
     LOG_LEVEL: opts.logLevel ?? "info",
     ...(opts.busPrefix === undefined ? {} : { SLUICE_BUS_PREFIX: opts.busPrefix }),
+    ...natsLogin(name),
   });
   const own: Record<ClusterService, Record<string, string>> = {
     artifact: { MONGO_URL: mongoUrl, ...dbName(opts.mongoDbPrefix, "artifact"), ...s3Env, DEPLOY_BUCKETS: opts.deployBuckets ?? DEFAULT_DEPLOY_BUCKETS },
@@ -223,10 +263,15 @@ export async function startCluster(opts: StartClusterOptions): Promise<Cluster> 
   const stopAll = async (): Promise<void> => {
     // Reverse order, one at a time: a service stops before the ones it calls.
     for (const { proc } of [...running].reverse()) await proc.stop(graceMs);
+    await ownNats?.stop();
   };
 
+  // The orchestrator creates the streams; with per-service users the others may not and wait
+  // for them, so it starts before approval (whose address it only dials on demand).
+  const startOrder: readonly ClusterService[] =
+    opts.busAuthorization === undefined ? CLUSTER_SERVICES : ["artifact", "orchestrator", "approval", "action-runner", "source-poller"];
   try {
-    for (const name of CLUSTER_SERVICES) {
+    for (const name of startOrder) {
       const env = { ...inherited, ...common(name), ...own[name], ...opts.env, ...opts.serviceEnv?.[name] };
       const main = join(opts.repoRoot, "services", name, "dist", "main.js");
       const proc = launch(name, process.execPath, [main], {
@@ -246,6 +291,7 @@ export async function startCluster(opts: StartClusterOptions): Promise<Cluster> 
   return {
     addresses,
     tokens,
+    nats: opts.busAuthorization === undefined ? { url: natsUrl } : { url: natsUrl, admin: opts.busAuthorization.logins.admin },
     outputTail: (service) => running.find((r) => r.name === service)?.proc.outputTail() ?? "",
     stop: () => (stopping ??= stopAll()),
   };

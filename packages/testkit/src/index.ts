@@ -13,11 +13,12 @@ export type {
   NatsServer,
   S3Settings,
   Servers,
+  StartNatsOptions,
   StartServerOptions,
   StartServersOptions,
 } from "./servers.js";
 export type { ProvidedServers } from "./vitest-context.js";
 export { CLUSTER_SERVICES, DEFAULT_DEPLOY_BUCKETS, clusterTokenTable, startCluster } from "./cluster.js";
-export type { Cluster, ClusterService, ClusterTokens, StartClusterOptions } from "./cluster.js";
+export type { Cluster, ClusterBusAuthorization, ClusterService, ClusterTokens, NatsLogin, StartClusterOptions } from "./cluster.js";
 export { AlsContextManager, inMemoryTracing } from "./tracing.js";
 export type { InMemoryTracing } from "./tracing.js";

@@ -1,4 +1,5 @@
 import { randomBytes } from "node:crypto";
+import { writeFile } from "node:fs/promises";
 import { get as httpGet } from "node:http";
 import { join } from "node:path";
 import { MongoClient } from "mongodb";
@@ -25,6 +26,16 @@ export interface StartServerOptions {
   readyTimeoutMs?: number;
   /** Append the server's stdout/stderr to this file. */
   logFile?: string;
+}
+
+/** Options of {@link startNats}. */
+export interface StartNatsOptions extends StartServerOptions {
+  /**
+   * nats-server configuration text, e.g. the `authorization { users = [...] }` block that
+   * @sluice/bus's `natsAuthorizationConfig` renders; written to a 0600 file in the store dir.
+   * Unset: no authorization (any connection may do anything).
+   */
+  config?: string;
 }
 
 /** A running nats-server with JetStream. */
@@ -122,13 +133,19 @@ async function cleanupOnFailure<T>(dir: string, run: () => Promise<T>): Promise<
  * Starts nats-server with JetStream on a random loopback port and a temp store dir; resolves once
  * `/healthz` (which includes JetStream) answers 200.
  */
-export async function startNats(opts: StartServerOptions = {}): Promise<NatsServer> {
+export async function startNats(opts: StartNatsOptions = {}): Promise<NatsServer> {
   const bin = await ensureBinary("nats-server", opts.binary);
   return withPortRetry(async () => {
     const storeDir = await makeTempDir("nats");
     return cleanupOnFailure(storeDir, async () => {
       const [port, monitorPort] = [await freePort(), await freePort()];
       const args = ["-js", "-sd", storeDir, "-a", "127.0.0.1", "-p", String(port), "-m", String(monitorPort)];
+      if (opts.config !== undefined) {
+        // The file holds passwords: readable by this user only, removed with the store dir.
+        const file = join(storeDir, "nats.conf");
+        await writeFile(file, opts.config, { mode: 0o600 });
+        args.push("-c", file);
+      }
       const proc = launch("nats-server", bin, args, { env: {}, ...logOpt(opts) });
       await ready(proc, "nats-server", () => httpOk(`http://127.0.0.1:${monitorPort}/healthz`), opts.readyTimeoutMs ?? DEFAULT_READY_MS);
       return { url: `nats://127.0.0.1:${port}`, port, monitorPort, storeDir, stop: stopper(proc, storeDir) };

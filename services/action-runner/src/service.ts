@@ -1,4 +1,4 @@
-import { connectBus } from "@sluice/bus";
+import { connectBus, isPermissionViolation } from "@sluice/bus";
 import type { Bus, Consumer } from "@sluice/bus";
 import { DomainError } from "@sluice/domain";
 import type { Logger } from "@sluice/domain";
@@ -108,7 +108,14 @@ export async function startActionRunner(config: ActionRunnerConfig, deps: Action
     });
     const leases = createJobLeases();
 
-    const bus = await connectBus({ servers: config.natsUrl, name: `action-runner-${config.runnerId}`, logger, prefix: config.busPrefix });
+    const bus = await connectBus({
+      servers: config.natsUrl,
+      name: `action-runner-${config.runnerId}`,
+      logger,
+      prefix: config.busPrefix,
+      credentials: config.natsCredentials,
+      tls: config.natsTls,
+    });
     cleanups.push(() => bus.close());
     await bus.ensureStreams();
 
@@ -188,8 +195,15 @@ export function runnerDurable(pool: string): string {
 async function removeLegacyConsumers(bus: Bus, pool: string, logger: Logger): Promise<void> {
   const legacy = new Set(SERVED_ACTIONS.map(({ category, provider }) => `runner-${pool}-${category}-${provider}`));
   const present: string[] = [];
-  for await (const info of bus.jsm.consumers.list(bus.streams.jobs)) {
-    if (legacy.has(info.name)) present.push(info.name);
+  try {
+    for await (const info of bus.jsm.consumers.list(bus.streams.jobs)) {
+      if (legacy.has(info.name)) present.push(info.name);
+    }
+  } catch (err) {
+    // A least-privilege runner user may not list consumers: an operator removes legacy ones.
+    if (!isPermissionViolation(err)) throw err;
+    logger.debug("legacy consumers not checked: this NATS user may not list consumers");
+    return;
   }
   for (const durable of present) {
     try {
@@ -310,7 +324,7 @@ async function handleJob(job: Job, delivery: Delivery, deps: JobHandlerDeps): Pr
       result = undefined;
       throw lost;
     }
-    await publishResult(bus, result, logger);
+    await publishResult(bus, result, config.pool, logger);
   } catch (err) {
     result = undefined;
     throw err;
@@ -337,8 +351,9 @@ function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
   });
 }
 
-async function publishResult(bus: Bus, result: JobResult, logger: Logger): Promise<void> {
-  const subject = bus.subjects.resultSubject(result.pipelineName);
+async function publishResult(bus: Bus, result: JobResult, pool: string, logger: Logger): Promise<void> {
+  // The pool in the subject is what NATS lets this runner's user publish, and what the orchestrator checks.
+  const subject = bus.subjects.resultSubject(result.pipelineName, { runner: pool });
   for (let attempt = 1; ; attempt++) {
     try {
       // msgId: a redelivered job that already reported is de-duplicated by JetStream.

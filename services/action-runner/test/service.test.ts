@@ -150,7 +150,7 @@ describe("action-runner service", () => {
     await expect.poll(() => resultFor(job.jobId)?.status, { timeout: 30_000 }).toBe("Succeeded");
     const result = resultFor(job.jobId);
     expect(result?.pipelineName).toBe("svc-pipeline");
-    expect(subjects.get(job.jobId)).toBe(bus.subjects.resultSubject("svc-pipeline"));
+    expect(subjects.get(job.jobId)).toBe(bus.subjects.resultSubject("svc-pipeline", { runner: "default" }));
     expect(result?.updatedBy).toBe("svc-runner-1");
     expect(result?.outputVariables["CommitId"]).toBe(commit);
     expect(result?.outputArtifacts[0]?.key).toBe(key);

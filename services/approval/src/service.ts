@@ -77,13 +77,13 @@ export async function startApprovalService(config: ApprovalConfig, deps: Approva
     const store = createApprovalStore(mongo.db);
     await store.ensureIndexes();
 
-    const bus = await connectBus({ servers: config.natsUrl, name: "approval", logger, prefix: config.busPrefix });
+    const bus = await connectBus({ servers: config.natsUrl, name: "approval", logger, prefix: config.busPrefix, credentials: config.natsCredentials, tls: config.natsTls });
     teardown.unshift({ name: "bus", run: () => bus.close() });
     await bus.ensureStreams();
     const outbox = createResultOutbox(
       store,
       async (result, msgId) => {
-        await bus.publish(bus.subjects.resultSubject(result.pipelineName), JobResultSchema, result, { msgId });
+        await bus.publish(bus.subjects.resultSubject(result.pipelineName, "approval"), JobResultSchema, result, { msgId });
       },
       logger,
     );

@@ -1,12 +1,12 @@
 import { randomUUID } from "node:crypto";
-import { connectBus, isTransientError } from "@sluice/bus";
+import { connectBus, isTransientError, resultPublisherOf } from "@sluice/bus";
 import type { Bus, Consumer } from "@sluice/bus";
 import { DomainError, isDomainError, jobOutcomeFromProto, noopLogger, sourceRevisionFromProto } from "@sluice/domain";
 import type { Logger, PipelineSpec } from "@sluice/domain";
 import { createClient, createServer, createTokenAuthenticator, parseTokenTable } from "@sluice/grpc";
 import type { Client, SluiceServer } from "@sluice/grpc";
 import { ApprovalService, ArtifactService, DeadLetterSchema, JobResultSchema, PipelineService, SourceChangedSchema } from "@sluice/proto";
-import type { PipelineDeclaration } from "@sluice/proto";
+import type { JobResult, PipelineDeclaration } from "@sluice/proto";
 import { connectMongo } from "@sluice/service-kit";
 import { PIPELINE_PERMISSIONS, createPipelineApi } from "./api/pipeline-api.js";
 import type { OrchestratorConfig } from "./config.js";
@@ -16,6 +16,7 @@ import { createDeadLetterHandler } from "./runtime/dead-letters.js";
 import { createOutboxPublisher } from "./runtime/publisher.js";
 import { createRuntimeStore } from "./runtime/runtime-store.js";
 import type { ArchivedExecution, RuntimeStore } from "./runtime/runtime-store.js";
+import { refuseResult } from "./result-intake.js";
 import { startSweeper } from "./sweeper.js";
 import type { Sweeper } from "./sweeper.js";
 
@@ -93,7 +94,14 @@ export async function startOrchestrator(config: OrchestratorConfig, deps: Orches
   };
 
   try {
-    bus = await connectBus({ servers: config.natsUrl, name: "orchestrator", logger, prefix: config.busPrefix === "" ? undefined : config.busPrefix });
+    bus = await connectBus({
+      servers: config.natsUrl,
+      name: "orchestrator",
+      logger,
+      prefix: config.busPrefix === "" ? undefined : config.busPrefix,
+      credentials: config.natsCredentials,
+      tls: config.natsTls,
+    });
     await bus.ensureStreams();
 
     if (config.artifactAddr === "") {
@@ -135,7 +143,8 @@ export async function startOrchestrator(config: OrchestratorConfig, deps: Orches
         concurrency: CONSUMER_CONCURRENCY,
         // An outage (MongoDB, a lost write race) retries until it passes: a result is never dropped for it.
         isTransient: isTransientError,
-        handler: async (msg) => {
+        handler: async (msg, ctx) => {
+          await checkResult(bus, runtime, logger, msg, ctx.subject);
           await ignoreUnknownPipeline(logger, msg.pipelineName, () => runtime.apply(msg.pipelineName, { type: "JobCompleted", result: jobOutcomeFromProto(msg) }));
         },
       }),
@@ -223,6 +232,20 @@ export async function startOrchestrator(config: OrchestratorConfig, deps: Orches
     await shutdown(1000).catch((closeErr: unknown) => logger.warn("cleanup after a failed start failed", { error: String(closeErr) }));
     throw err;
   }
+}
+
+/**
+ * Refuses a result whose publisher (from its subject) may not answer that job, or that claims
+ * another action execution's artifact: thrown as a non-retryable error, so the bus dead-letters
+ * it with the reason (counted by `sluice.dlq.messages`) and logged as `result rejected`.
+ */
+async function checkResult(bus: Bus | undefined, runtime: RuntimeStore, logger: Logger, result: JobResult, subject: string): Promise<void> {
+  if (bus === undefined) throw new Error("the bus is not connected");
+  const publisher = resultPublisherOf(bus.catalog, subject);
+  const reason = refuseResult(await runtime.read(result.pipelineName), result, publisher);
+  if (reason === undefined) return;
+  logger.warn("result rejected", { pipeline: result.pipelineName, jobId: result.jobId, subject, reason });
+  throw new DomainError("AccessDeniedException", `result refused (${result.jobId}): ${reason}`);
 }
 
 /**

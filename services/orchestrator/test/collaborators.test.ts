@@ -94,7 +94,7 @@ afterAll(async () => {
 
 async function succeed(job: Job, outputs: string[]): Promise<void> {
   await bus.publish(
-    bus.subjects.resultSubject(job.pipelineName),
+    bus.subjects.resultSubject(job.pipelineName, { runner: "default" }),
     JobResultSchema,
     {
       jobId: job.jobId,

@@ -305,7 +305,7 @@ export async function report(bus: Bus, job: Job, over: ResultInit = {}): Promise
     finishedAt: timestampFromMs(Date.now()),
     ...over,
   };
-  await bus.publish(bus.subjects.resultSubject(job.pipelineName), JobResultSchema, result, { msgId: `${job.jobId}:result:${randomUUID()}` });
+  await bus.publish(bus.subjects.resultSubject(job.pipelineName, job.actionTypeId?.provider === "Manual" ? "approval" : { runner: "default" }), JobResultSchema, result, { msgId: `${job.jobId}:result:${randomUUID()}` });
 }
 
 /** The output artifact `name` of `job`, as a runner reports it. */

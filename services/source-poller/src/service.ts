@@ -27,7 +27,7 @@ export async function startSourcePoller(config: SourcePollerConfig, deps: { logg
   const mongo = await connectMongo(config.mongoUrl, config.mongoDb);
   const store = new CursorStore(mongo.db);
   await store.ensureIndexes();
-  const bus = await connectBus({ servers: config.natsUrl, name: "source-poller", logger, prefix: config.busPrefix });
+  const bus = await connectBus({ servers: config.natsUrl, name: "source-poller", logger, prefix: config.busPrefix, credentials: config.natsCredentials, tls: config.natsTls });
   await bus.ensureStreams();
 
   const pollOptions = { store, bus, logger, intervalMs: config.pollIntervalMs, gitTimeoutMs: config.gitTimeoutMs };
