@@ -266,7 +266,7 @@ async function handleJob(job: Job, delivery: Delivery, deps: JobHandlerDeps): Pr
   const earlier = leases.finished(job.jobId);
   if (earlier !== undefined) {
     logger.info("job redelivered after it finished here: result republished, not run again", { jobId: job.jobId, deliveryCount: delivery.deliveryCount });
-    await publishResult(bus, earlier, logger);
+    await publishResult(bus, earlier, config.pool, logger);
     return;
   }
 
