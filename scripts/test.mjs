@@ -22,8 +22,9 @@ try {
   const r = JSON.parse(readFileSync(report, "utf8"));
   passed = r.numPassedTests;
   failed = r.numFailedTests;
-  // A file that fails to load has no tests counted: count it as a failure.
-  failed += r.testResults.filter((f) => f.status === "failed" && f.assertionResults.length === 0).length;
+  // A file that fails to load, or whose setup hook fails (its tests then count as skipped), has no
+  // failed test counted: count the file as a failure.
+  failed += r.testResults.filter((f) => f.status === "failed" && !f.assertionResults.some((a) => a.status === "failed")).length;
 } catch {
   failed += 1;
 }

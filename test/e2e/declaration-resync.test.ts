@@ -33,6 +33,7 @@ function pollerConfig(token: string): ReturnType<typeof loadSourcePollerConfig> 
     MONGO_URL: servers.mongoUrl,
     MONGO_DB: pollerDb,
     SLUICE_AUTH_TOKENS: TOKENS,
+    SLUICE_DEV_MODE: "true",
     SLUICE_BUS_PREFIX: tag,
     POLL_INTERVAL_MS: "3600000",
     ORCHESTRATOR_ADDR: `127.0.0.1:${orchestrator?.port ?? 0}`,
@@ -44,7 +45,7 @@ function pollerConfig(token: string): ReturnType<typeof loadSourcePollerConfig> 
 beforeAll(async () => {
   mongo = await MongoClient.connect(servers.mongoUrl);
   orchestrator = await startOrchestrator(
-    loadOrchestratorConfig({ NATS_URL: servers.natsUrl, MONGO_URL: servers.mongoUrl, MONGO_DB: orchestratorDb, SLUICE_AUTH_TOKENS: TOKENS, SLUICE_BUS_PREFIX: tag }),
+    loadOrchestratorConfig({ NATS_URL: servers.natsUrl, MONGO_URL: servers.mongoUrl, MONGO_DB: orchestratorDb, SLUICE_AUTH_TOKENS: TOKENS, SLUICE_DEV_MODE: "true", SLUICE_BUS_PREFIX: tag }),
   );
   // What a crash right after CreatePipeline stored the declaration leaves: no runtime write, so no
   // declaration event in any outbox, and nothing on the bus.

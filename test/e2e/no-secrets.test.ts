@@ -143,7 +143,14 @@ describe("no secrets in views, events, stored documents or logs", () => {
     expect(shown?.stages[1]?.actions[0]?.environmentVariables.find((v) => v.name === "TOKEN")?.value).toBe("****");
 
     // 2. Every message on SLUICE_EVENTS of this cluster.
-    const bus = await connectBus({ servers: env.servers.natsUrl, name: "e2e-canary-scan", logger: noopLogger, prefix: env.busPrefix });
+    // The cluster's own authorized nats-server, as the admin user.
+    const bus = await connectBus({
+      servers: env.cluster.nats?.url ?? env.servers.natsUrl,
+      name: "e2e-canary-scan",
+      logger: noopLogger,
+      prefix: env.busPrefix,
+      credentials: env.cluster.nats?.admin,
+    });
     try {
       const info = await bus.jsm.streams.info(bus.streams.events);
       expect(info.state.messages).toBeGreaterThan(10);

@@ -87,7 +87,10 @@ describe("startCluster", () => {
       const s3 = { S3_ENDPOINT: servers.s3.url, S3_ACCESS_KEY: servers.s3.accessKey, S3_SECRET_KEY: servers.s3.secretKey, S3_REGION: "us-east-1" };
       for (const name of CLUSTER_SERVICES) {
         const env = await envOf(name);
-        expect(env).toMatchObject(common);
+        // Runners get no token table: only their own credential (SLUICE_SERVICE_TOKEN).
+        const { SLUICE_AUTH_TOKENS: _table, ...runnerCommon } = common;
+        expect(env).toMatchObject(name === "action-runner" ? runnerCommon : common);
+        if (name === "action-runner") expect(env["SLUICE_AUTH_TOKENS"]).toBeUndefined();
         expect(`127.0.0.1:${env["GRPC_PORT"]}`).toBe(addresses[name]);
         expect(env["ONLY_RUNNER"]).toBe(name === "action-runner" ? "yes" : undefined);
       }

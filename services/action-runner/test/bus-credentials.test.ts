@@ -7,7 +7,7 @@ describe("bus credentials and jobs", () => {
   it("reads the runner's NATS login but gives jobs none of the NATS variables", () => {
     const config = loadActionRunnerConfig({
       NATS_URL: "nats://127.0.0.1:4222",
-      SLUICE_AUTH_TOKENS: "ops=admin:admin-token",
+      SLUICE_DEV_MODE: "true",
       ARTIFACT_ADDR: "127.0.0.1:50052",
       SLUICE_SERVICE_TOKEN: "runner-token",
       PATH: "/bin",

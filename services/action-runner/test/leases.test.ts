@@ -77,6 +77,7 @@ describe("runner job ids and leases", () => {
         SLUICE_BUS_PREFIX: prefix,
         ARTIFACT_ADDR: "127.0.0.1:1",
         SLUICE_SERVICE_TOKEN: "runner-token",
+        SLUICE_DEV_MODE: "true",
         RUNNER_ID: id,
         RUNNER_POOL: pool,
         RUNNER_ACK_WAIT_MS: "3000",

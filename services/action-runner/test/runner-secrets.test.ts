@@ -153,7 +153,7 @@ describe("runner secrets out of a job's reach", () => {
   }
 
   it("root job, PID namespace: token in the runner's environment is neither visible nor left in its environ", async () => {
-    const token = `tok-${randomBytes(12).toString("hex")}`;
+    const token = `tok-${randomBytes(16).toString("hex")}`;
     const extra = `key-${randomBytes(12).toString("hex")}`;
     const configDir = path.join(root.dir, "conf-a");
     await mkdir(configDir);
@@ -175,7 +175,7 @@ describe("runner secrets out of a job's reach", () => {
   });
 
   it("root job, process groups: /proc/$PPID/environ is the runner's own, and holds no secret", async () => {
-    const token = `tok-${randomBytes(12).toString("hex")}`;
+    const token = `tok-${randomBytes(16).toString("hex")}`;
     const configDir = path.join(root.dir, "conf-b");
     await mkdir(configDir);
     await startRunner("secb", { SLUICE_SERVICE_TOKEN: token, RUNNER_JOB_ISOLATION: "process-group" });
@@ -186,7 +186,7 @@ describe("runner secrets out of a job's reach", () => {
   });
 
   it("job as another user: token file, runner environ and host /proc all out of reach", async () => {
-    const token = `tok-${randomBytes(12).toString("hex")}`;
+    const token = `tok-${randomBytes(16).toString("hex")}`;
     const configDir = path.join(root.dir, "conf-c");
     await mkdir(configDir, { mode: 0o755 });
     const tokenFile = path.join(configDir, "runner-token");

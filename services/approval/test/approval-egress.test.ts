@@ -18,6 +18,7 @@ import type { ApprovalDoc } from "../src/approval-store.js";
 import { loadApprovalConfig } from "../src/config.js";
 import { startApprovalService } from "../src/service.js";
 import type { RunningApprovalService } from "../src/service.js";
+import { tokenRef } from "../src/token-ref.js";
 
 const servers = inject("servers");
 const suffix = randomUUID().slice(0, 8);
@@ -129,7 +130,8 @@ describe("NotificationUrl through the egress policy", () => {
       expect(doc?.notifyAttempts).toBe(1);
       expect(doc?.notifyNextAt).toBeNull();
       expect((await orchestrator.getApproval({ token: a.token })).approval?.notificationStatus).toBe("Failed");
-      const logged = warnings.find((w) => w.fields["approvalToken"] === a.token);
+      // Logs name the approval by a digest of its token, never the token itself.
+      const logged = warnings.find((w) => w.fields["approval"] === tokenRef(a.token));
       expect(logged?.msg).toBe("approval notification refused; not retrying");
       expect(String(logged?.fields["err"])).toMatch(reason);
       expect(connections).toBe(before);

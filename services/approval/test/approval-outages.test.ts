@@ -95,6 +95,7 @@ beforeAll(async () => {
     MONGO_URL: `mongodb://127.0.0.1:${mongoRelay.port}/`,
     MONGO_DB: dbName,
     SLUICE_AUTH_TOKENS: TOKENS,
+    SLUICE_DEV_MODE: "true",
     SLUICE_BUS_PREFIX: prefix,
     APPROVAL_SWEEP_MS: "100",
   });

@@ -33,6 +33,7 @@ beforeAll(async () => {
     MONGO_URL: servers.mongoUrl,
     MONGO_DB: `test_artifact_trust_${suffix}`,
     SLUICE_AUTH_TOKENS: TOKENS,
+    SLUICE_DEV_MODE: "true",
     S3_ENDPOINT: servers.s3.url,
     S3_ACCESS_KEY: servers.s3.accessKey,
     S3_SECRET_KEY: servers.s3.secretKey,
