@@ -155,6 +155,18 @@ describe("Commands provider", () => {
     expect((outcome as JobFailure).summary).not.toContain("hunter2-secret");
   });
 
+  it("masks a secret in exported output variables, so the result on the bus never carries it", async () => {
+    const { outcome } = await run({
+      commands: ['export LEAKED="prefix-$TOKEN"', 'export PLAIN="nothing secret"'],
+      environmentVariables: [{ name: "TOKEN", value: "hunter2-secret", type: "SECRET" }],
+      outputVariables: ["LEAKED", "PLAIN"],
+    });
+    expect(outcome).not.toBeInstanceOf(Error);
+    const vars = (outcome as Awaited<ReturnType<typeof commandsProvider>>).outputVariables;
+    expect(vars["PLAIN"]).toBe("nothing secret");
+    expect(vars["LEAKED"]).toBe("prefix-***");
+  });
+
   it("kills the whole process group when aborted, background processes included", async () => {
     const controller = new AbortController();
     const pidFile = (name: string) => path.join(root.dir, name);

@@ -119,7 +119,8 @@ export const commandsProvider: Provider = async (ctx) => {
       ctx.logger.warn("output variable not set by the commands", { variable: name });
       continue;
     }
-    outputVariables[name] = value;
+    // Masked here too, so a secret never travels on SLUICE_RESULTS (decide() masks it again).
+    outputVariables[name] = mask(value);
   }
 
   const declared = new Map(job.outputArtifacts.map((a) => [a.name, a.files]));
