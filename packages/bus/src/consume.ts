@@ -395,31 +395,18 @@ class ConsumeLoop<S extends DescMessage> {
         return "handed-back";
       } else if (isDomainError(err) && !err.retryable) {
         return this.deadLetter(m, `${err.code}: ${err.message}`, span);
-      } else if (this.cfg.isTransient?.(err) === true) {
-        const delay = transientBackoffMs(deliveryCount);
-        m.nak(delay);
-        this.logger.warn("handler failed for a transient reason; retrying until it passes", {
-          subject: m.subject,
-          streamSequence,
-          deliveryCount,
-          retryInMs: delay,
-          err,
-        });
-        return "retry";
-      } else if (deliveryCount >= maxDeliver) {
-        return this.deadLetter(m, `failed ${deliveryCount} deliveries, last error: ${errorMessage(err)}`, span);
-      } else {
-        const delay = backoffMs(deliveryCount);
-        m.nak(delay);
-        this.logger.warn("handler failed; message will be redelivered", {
-          subject: m.subject,
-          streamSequence,
-          deliveryCount,
-          retryInMs: delay,
-          err,
-        });
-        return "retry";
       }
+      const transient = this.cfg.isTransient?.(err) === true;
+      if (!transient && deliveryCount >= maxDeliver) {
+        return this.deadLetter(m, `failed ${deliveryCount} deliveries, last error: ${errorMessage(err)}`, span);
+      }
+      const delay = transient ? transientBackoffMs(deliveryCount) : backoffMs(deliveryCount);
+      m.nak(delay);
+      this.logger.warn(
+        transient ? "handler failed for a transient reason; retrying until it passes" : "handler failed; message will be redelivered",
+        { subject: m.subject, streamSequence, deliveryCount, retryInMs: delay, err },
+      );
+      return "retry";
     }
   }
 

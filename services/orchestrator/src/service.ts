@@ -2,7 +2,7 @@ import { randomUUID } from "node:crypto";
 import { connectBus, isTransientError, resultPublisherOf } from "@sluice/bus";
 import type { Bus, Consumer } from "@sluice/bus";
 import { DomainError, isDomainError, jobOutcomeFromProto, noopLogger, sourceRevisionFromProto } from "@sluice/domain";
-import type { Logger, PipelineSpec } from "@sluice/domain";
+import type { Logger, PipelineRuntime, PipelineSpec } from "@sluice/domain";
 import { createClient, createServer, createTokenAuthenticator, parseTokenTable } from "@sluice/grpc";
 import type { Client, SluiceServer } from "@sluice/grpc";
 import { ApprovalService, ArtifactService, DeadLetterSchema, JobResultSchema, PipelineService, SourceChangedSchema } from "@sluice/proto";
@@ -144,8 +144,10 @@ export async function startOrchestrator(config: OrchestratorConfig, deps: Orches
         // An outage (MongoDB, a lost write race) retries until it passes: a result is never dropped for it.
         isTransient: isTransientError,
         handler: async (msg, ctx) => {
-          await checkResult(bus, runtime, logger, msg, ctx.subject);
-          await ignoreUnknownPipeline(logger, msg.pipelineName, () => runtime.apply(msg.pipelineName, { type: "JobCompleted", result: jobOutcomeFromProto(msg) }));
+          const refuse = resultRefusal(bus, logger, msg, ctx.subject);
+          await ignoreUnknownPipeline(logger, msg.pipelineName, () =>
+            runtime.apply(msg.pipelineName, { type: "JobCompleted", result: jobOutcomeFromProto(msg) }, { refuse }),
+          );
         },
       }),
     );
@@ -235,17 +237,20 @@ export async function startOrchestrator(config: OrchestratorConfig, deps: Orches
 }
 
 /**
- * Refuses a result whose publisher (from its subject) may not answer that job, or that claims
- * another action execution's artifact: thrown as a non-retryable error, so the bus dead-letters
- * it with the reason (counted by `sluice.dlq.messages`) and logged as `result rejected`.
+ * The check of a result against the state it is decided on: a result whose publisher (from its
+ * subject) may not answer that job, or that claims another action execution's artifact, is
+ * refused with a non-retryable error, so the bus dead-letters it with the reason (counted by
+ * `sluice.dlq.messages`), and logged as `result rejected`.
  */
-async function checkResult(bus: Bus | undefined, runtime: RuntimeStore, logger: Logger, result: JobResult, subject: string): Promise<void> {
+function resultRefusal(bus: Bus | undefined, logger: Logger, result: JobResult, subject: string): (state: PipelineRuntime) => Error | undefined {
   if (bus === undefined) throw new Error("the bus is not connected");
   const publisher = resultPublisherOf(bus.catalog, subject);
-  const reason = refuseResult(await runtime.read(result.pipelineName), result, publisher);
-  if (reason === undefined) return;
-  logger.warn("result rejected", { pipeline: result.pipelineName, jobId: result.jobId, subject, reason });
-  throw new DomainError("AccessDeniedException", `result refused (${result.jobId}): ${reason}`);
+  return (state) => {
+    const reason = refuseResult(state, result, publisher);
+    if (reason === undefined) return undefined;
+    logger.warn("result rejected", { pipeline: result.pipelineName, jobId: result.jobId, subject, reason });
+    return new DomainError("AccessDeniedException", `result refused (${result.jobId}): ${reason}`);
+  };
 }
 
 /**

@@ -66,6 +66,11 @@ export type ArchivedExecution = ExecutionRuntime & { _id: string; pipelineName: 
 export interface ApplyOptions {
   /** Entries written with the decision (declaration changes). */
   extra?: readonly OutboxEntry[];
+  /**
+   * Checked on the very state the event is decided on (cached or freshly read, so it costs no
+   * extra read): an error it returns refuses the event — thrown, nothing written.
+   */
+  refuse?: (state: PipelineRuntime) => Error | undefined;
 }
 
 /** What one `apply` did. */
@@ -325,6 +330,8 @@ export function createRuntimeStore(opts: RuntimeStoreOptions): RuntimeStore {
       // An update the runtime missed (crash after storing the declaration) goes first.
       const adoption = current.newerSpec === undefined ? undefined : decide(base.state, { type: "PipelineUpdated", spec: current.newerSpec }, ctx);
       const before = adoption?.state ?? base.state;
+      const refusal = options.refuse?.(before);
+      if (refusal !== undefined) throw refusal;
       const decision = decide(before, event, ctx);
       const state = decision.state;
       const entries = [...(adoption === undefined ? [] : entriesOf(adoption, now)), ...entriesOf(decision, now), ...(options.extra ?? [])];
