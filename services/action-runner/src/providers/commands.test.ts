@@ -164,7 +164,7 @@ describe("Commands provider", () => {
     expect(outcome).not.toBeInstanceOf(Error);
     const vars = (outcome as Awaited<ReturnType<typeof commandsProvider>>).outputVariables;
     expect(vars?.["PLAIN"]).toBe("nothing secret");
-    expect(vars?.["LEAKED"]).toBe("prefix-***");
+    expect(vars?.["LEAKED"]).toBe("prefix-****");
   });
 
   it("kills the whole process group when aborted, background processes included", async () => {

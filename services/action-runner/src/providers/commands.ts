@@ -1,7 +1,7 @@
 import { readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { runProcess } from "../process.js";
-import { JobFailure, LineTail, configValue, createMasker } from "./provider.js";
+import { JobFailure, LineTail, configValue, createMasker, createValueMasker } from "./provider.js";
 import type { Provider, ProviderOutcome } from "./provider.js";
 
 /**
@@ -75,6 +75,7 @@ export const commandsProvider: Provider = async (ctx) => {
     }
   });
   const mask = createMasker(secrets);
+  const maskValue = createValueMasker(secrets);
 
   const scriptFile = path.join(ws.run, "commands.sh");
   const envFile = path.join(ws.run, "final.env");
@@ -120,7 +121,7 @@ export const commandsProvider: Provider = async (ctx) => {
       continue;
     }
     // Masked here too, so a secret never travels on SLUICE_RESULTS (decide() masks it again).
-    outputVariables[name] = mask(value);
+    outputVariables[name] = maskValue(value);
   }
 
   const declared = new Map(job.outputArtifacts.map((a) => [a.name, a.files]));

@@ -1,5 +1,5 @@
 import type { MessageInitShape } from "@bufbuild/protobuf";
-import { createMasker as createSecretMasker } from "@sluice/domain";
+import { SECRET_MASK, createMasker as createSecretMasker } from "@sluice/domain";
 import type { Logger } from "@sluice/domain";
 import type { Job, SourceRevisionDetailSchema } from "@sluice/proto";
 import type { Workspace } from "../workspace.js";
@@ -96,6 +96,14 @@ export type Provider = (ctx: ProviderContext) => Promise<ProviderOutcome>;
  */
 export function createMasker(secrets: readonly string[]): (text: string) => string {
   return createSecretMasker(secrets, "***");
+}
+
+/**
+ * Masks secrets in values that leave the runner as data (output variables) with the mask the
+ * state and views use (`****`), so a later action and every view see the same text.
+ */
+export function createValueMasker(secrets: readonly string[]): (text: string) => string {
+  return createSecretMasker(secrets, SECRET_MASK);
 }
 
 /** Keeps the last `max` lines of output for failure summaries. */
