@@ -2,8 +2,6 @@
 // cannot heartbeat (its NATS connection cut through a TCP proxy) aborts the job and reports
 // nothing, while the runner the job is redelivered to reports it.
 import { appendFile, readFile } from "node:fs/promises";
-import net from "node:net";
-import type { AddressInfo } from "node:net";
 import path from "node:path";
 import { connectBus } from "@sluice/bus";
 import type { Bus, Consumer } from "@sluice/bus";
@@ -11,55 +9,13 @@ import type { Logger } from "@sluice/domain";
 import { noopLogger } from "@sluice/domain";
 import { JobResultSchema, JobSchema } from "@sluice/proto";
 import type { JobResult } from "@sluice/proto";
-import type {} from "@sluice/testkit";
+import { recordingLogger, startTcpRelay } from "@sluice/testkit";
+import type { RecordedLine } from "@sluice/testkit";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { loadActionRunnerConfig } from "../src/config.js";
 import { runnerDurable, startActionRunner } from "../src/service.js";
 import type { ActionRunnerService } from "../src/service.js";
 import { makeJob, tempDir } from "./helpers.js";
-
-/** A logger that keeps every message (with the fields of its children). */
-function recordingLogger(into: { msg: string; fields: Record<string, unknown> }[], base: Record<string, unknown> = {}): Logger {
-  const log = (msg: string, fields?: Record<string, unknown>): void => {
-    into.push({ msg, fields: { ...base, ...fields } });
-  };
-  return { debug: log, info: log, warn: log, error: log, child: (fields) => recordingLogger(into, { ...base, ...fields }) };
-}
-
-/** A TCP proxy to `target` that can cut every connection and refuse new ones, then heal. */
-async function startProxy(target: { host: string; port: number }) {
-  let cut = false;
-  const sockets = new Set<net.Socket>();
-  const server = net.createServer((client) => {
-    if (cut) {
-      client.destroy();
-      return;
-    }
-    const upstream = net.connect(target.port, target.host);
-    sockets.add(client).add(upstream);
-    const close = (): void => {
-      client.destroy();
-      upstream.destroy();
-      sockets.delete(client);
-      sockets.delete(upstream);
-    };
-    client.on("error", close).on("close", close);
-    upstream.on("error", close).on("close", close);
-    client.pipe(upstream).pipe(client);
-  });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  return {
-    url: `nats://127.0.0.1:${(server.address() as AddressInfo).port}`,
-    cut() {
-      cut = true;
-      for (const s of sockets) s.destroy();
-    },
-    heal() {
-      cut = false;
-    },
-    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
-  };
-}
 
 describe("runner job ids and leases", () => {
   const { natsUrl } = inject("servers");
@@ -149,23 +105,23 @@ describe("runner job ids and leases", () => {
   });
 
   it("aborts a job whose lease it lost and publishes no result; the runner it went to reports it", async () => {
-    const proxy = await startProxy({ host: new URL(natsUrl).hostname, port: Number(new URL(natsUrl).port) });
-    const logs: { msg: string; fields: Record<string, unknown> }[] = [];
-    const first = await startRunner("lease-1", "lease", { natsUrl: proxy.url, logger: recordingLogger(logs) });
+    const proxy = await startTcpRelay({ host: new URL(natsUrl).hostname, port: Number(new URL(natsUrl).port) });
+    const logs: RecordedLine[] = [];
+    const first = await startRunner("lease-1", "lease", { natsUrl: `nats://127.0.0.1:${proxy.port}`, logger: recordingLogger(logs) });
     const runs = path.join(root.dir, "lease-runs");
     const job = makeJob({ commands: [`echo "start $SLUICE_RUNNER_ID" >> ${runs}`, "sleep 8", `echo "end $SLUICE_RUNNER_ID" >> ${runs}`] });
     await bus.publish(bus.subjects.jobSubject("lease", "Build", "Commands"), JobSchema, job, { msgId: job.jobId });
     await expect.poll(() => readFile(runs, "utf8").catch(() => ""), { timeout: 20_000 }).toBe("start lease-1\n");
 
     // The first runner's heartbeats stop reaching the server.
-    proxy.cut();
+    proxy.down();
     await expect.poll(() => logs.some((l) => l.msg === "job lease lost: aborting the job" && l.fields["jobId"] === job.jobId), { timeout: 20_000 }).toBe(true);
 
     // The server redelivers the job when the lease runs out: a second runner takes it.
     await startRunner("lease-2", "lease");
     await expect.poll(() => results.find((r) => r.jobId === job.jobId)?.status, { timeout: 30_000 }).toBe("Succeeded");
     await queueSettled("lease");
-    proxy.heal();
+    proxy.up();
     await first.stop(5_000);
     await proxy.close();
 

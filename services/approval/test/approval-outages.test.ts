@@ -1,11 +1,9 @@
 import { randomUUID } from "node:crypto";
-import { Socket, createServer } from "node:net";
-import type { Server } from "node:net";
 import { afterAll, beforeAll, describe, expect, it, inject } from "vitest";
-import type {} from "@sluice/testkit";
+import { recordingLogger, startTcpRelay } from "@sluice/testkit";
+import type { RecordedLine, TcpRelay } from "@sluice/testkit";
 import { connectBus } from "@sluice/bus";
 import type { Bus, Consumer } from "@sluice/bus";
-import type { Logger } from "@sluice/domain";
 import { noopLogger } from "@sluice/domain";
 import { createClient } from "@sluice/grpc";
 import type { Client } from "@sluice/grpc";
@@ -22,60 +20,8 @@ const prefix = `apo${suffix}`;
 const dbName = `test_approval_outages_${suffix}`;
 const TOKENS = "orchestrator=service:svc-token,alice=approver:alice-token";
 
-/** A TCP relay in front of a real server that can be cut: `down()` drops every connection and refuses new ones. */
-interface Relay {
-  readonly port: number;
-  down(): void;
-  up(): void;
-  close(): Promise<void>;
-}
-
-async function startRelay(host: string, port: number): Promise<Relay> {
-  let open = true;
-  const sockets = new Set<Socket>();
-  const server: Server = createServer((client) => {
-    if (!open) {
-      client.destroy();
-      return;
-    }
-    const upstream = new Socket();
-    upstream.connect(port, host);
-    for (const s of [client, upstream]) {
-      sockets.add(s);
-      s.on("close", () => sockets.delete(s));
-      s.on("error", () => s.destroy());
-    }
-    client.pipe(upstream).pipe(client);
-    client.on("close", () => upstream.destroy());
-    upstream.on("close", () => client.destroy());
-  });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const address = server.address();
-  if (address === null || typeof address === "string") throw new Error("relay: no port");
-  return {
-    port: address.port,
-    down() {
-      open = false;
-      for (const s of sockets) s.destroy();
-    },
-    up() {
-      open = true;
-    },
-    close: () =>
-      new Promise<void>((resolve) => {
-        for (const s of sockets) s.destroy();
-        server.close(() => resolve());
-      }),
-  };
-}
-
-function recordingLogger(into: { msg: string; fields: Record<string, unknown> }[], base: Record<string, unknown> = {}): Logger {
-  const keep = (msg: string, fields?: Record<string, unknown>): void => void into.push({ msg, fields: { ...base, ...fields } });
-  return { debug: () => undefined, info: () => undefined, warn: keep, error: keep, child: (fields) => recordingLogger(into, { ...base, ...fields }) };
-}
-
-let mongoRelay: Relay;
-let natsRelay: Relay;
+let mongoRelay: TcpRelay;
+let natsRelay: TcpRelay;
 let service: RunningApprovalService;
 let bus: Bus;
 let results: Consumer;
@@ -83,13 +29,13 @@ let mongo: MongoClient;
 let orchestrator: Client<typeof ApprovalService>;
 let alice: Client<typeof ApprovalService>;
 const received: JobResult[] = [];
-const logs: { msg: string; fields: Record<string, unknown> }[] = [];
+const logs: RecordedLine[] = [];
 
 beforeAll(async () => {
   const mongoUrl = new URL(servers.mongoUrl);
   const natsUrl = new URL(servers.natsUrl);
-  mongoRelay = await startRelay(mongoUrl.hostname, Number(mongoUrl.port));
-  natsRelay = await startRelay(natsUrl.hostname, Number(natsUrl.port));
+  mongoRelay = await startTcpRelay({ host: mongoUrl.hostname, port: Number(mongoUrl.port) });
+  natsRelay = await startTcpRelay({ host: natsUrl.hostname, port: Number(natsUrl.port) });
   const config = loadApprovalConfig({
     NATS_URL: `nats://127.0.0.1:${natsRelay.port}`,
     MONGO_URL: `mongodb://127.0.0.1:${mongoRelay.port}/`,

@@ -1,9 +1,7 @@
-import { Socket, createServer } from "node:net";
-import type { Server } from "node:net";
 import { afterAll, beforeAll, describe, expect, it, inject } from "vitest";
-import type {} from "@sluice/testkit";
+import { recordingLogger, startTcpRelay } from "@sluice/testkit";
+import type { RecordedLine, TcpRelay } from "@sluice/testkit";
 import { fromBinary } from "@bufbuild/protobuf";
-import type { Logger } from "@sluice/domain";
 import { DeadLetterSchema } from "@sluice/proto";
 import { isJob, isolation, produced, report, startHarness, threeStagePipeline } from "./helpers.js";
 import type { TappedHarness } from "./helpers.js";
@@ -11,70 +9,14 @@ import type { TappedHarness } from "./helpers.js";
 const servers = inject("servers");
 const iso = isolation("mgo");
 
-/**
- * A TCP relay in front of the real MongoDB-compatible server that can be cut: `down()` drops
- * every connection and refuses new ones (what an unreachable database looks like to the driver),
- * `up()` lets them through again.
- */
-interface Relay {
-  readonly url: string;
-  down(): void;
-  up(): void;
-  close(): Promise<void>;
-}
-
-async function startRelay(target: URL): Promise<Relay> {
-  let open = true;
-  const sockets = new Set<Socket>();
-  const server: Server = createServer((client) => {
-    if (!open) {
-      client.destroy();
-      return;
-    }
-    const upstream = new Socket();
-    upstream.connect(Number(target.port), target.hostname);
-    for (const s of [client, upstream]) {
-      sockets.add(s);
-      s.on("close", () => sockets.delete(s));
-      s.on("error", () => s.destroy());
-    }
-    client.pipe(upstream).pipe(client);
-    client.on("close", () => upstream.destroy());
-    upstream.on("close", () => client.destroy());
-  });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const address = server.address();
-  if (address === null || typeof address === "string") throw new Error("relay: no port");
-  return {
-    url: `mongodb://127.0.0.1:${address.port}/`,
-    down() {
-      open = false;
-      for (const s of sockets) s.destroy();
-    },
-    up() {
-      open = true;
-    },
-    close: () =>
-      new Promise<void>((resolve) => {
-        for (const s of sockets) s.destroy();
-        server.close(() => resolve());
-      }),
-  };
-}
-
-/** Keeps the warnings of every child logger (the bus logs each redelivery with its count). */
-function recordingLogger(into: { msg: string; fields: Record<string, unknown> }[], base: Record<string, unknown> = {}): Logger {
-  const keep = (msg: string, fields?: Record<string, unknown>): void => void into.push({ msg, fields: { ...base, ...fields } });
-  return { debug: () => undefined, info: () => undefined, warn: keep, error: keep, child: (fields) => recordingLogger(into, { ...base, ...fields }) };
-}
-
-let relay: Relay;
+let relay: TcpRelay;
 let harness: TappedHarness | undefined;
-const logs: { msg: string; fields: Record<string, unknown> }[] = [];
+const logs: RecordedLine[] = [];
 
 beforeAll(async () => {
-  relay = await startRelay(new URL(servers.mongoUrl));
-  harness = await startHarness({ ...servers, mongoUrl: relay.url }, iso, {
+  // What an unreachable database looks like to the driver: the link cut, the server still up.
+  relay = await startTcpRelay({ host: new URL(servers.mongoUrl).hostname, port: Number(new URL(servers.mongoUrl).port) });
+  harness = await startHarness({ ...servers, mongoUrl: `mongodb://127.0.0.1:${relay.port}/` }, iso, {
     name: "orchestrator-mongo-outage-test",
     tapJobs: true,
     deps: { logger: recordingLogger(logs), mongoServerSelectionTimeoutMs: 300 },
