@@ -394,7 +394,7 @@ class ConsumeLoop<S extends DescMessage> {
         this.logger.info("handler interrupted by stop; message handed back", { subject: m.subject, streamSequence });
         return "handed-back";
       } else if (isDomainError(err) && !err.retryable) {
-        return this.deadLetter(m, `${err.code}: ${err.message}`, span);
+        return this.deadLetter(m, `${err.code}: ${err.message}`, span, err.code);
       }
       const transient = this.cfg.isTransient?.(err) === true;
       if (!transient && deliveryCount >= maxDeliver) {
@@ -415,7 +415,7 @@ class ConsumeLoop<S extends DescMessage> {
    * ack does not dead-letter twice), then acks the original so messages behind it flow.
    * Counts `sluice.dlq.messages` (by stream) once the letter is stored.
    */
-  private async deadLetter(m: JsMsg, reason: string, span: Span): Promise<Outcome> {
+  private async deadLetter(m: JsMsg, reason: string, span: Span, errorCode = ""): Promise<Outcome> {
     const { stream, streamSequence, deliveryCount } = m.info;
     span.setStatus({ code: SpanStatusCode.ERROR, message: `dead-lettered: ${reason}` });
     const letter = create(DeadLetterSchema, {
@@ -424,6 +424,7 @@ class ConsumeLoop<S extends DescMessage> {
       streamSequence: BigInt(streamSequence),
       deliveries: deliveryCount,
       reason,
+      errorCode,
       data: m.data,
       time: timestampNow(),
     });

@@ -13,16 +13,11 @@ import type { JobResult } from "@sluice/proto";
 export const RUNNER_POOL = "default";
 
 /**
- * How a refused result's dead-letter reason starts. The dead-letter handler leaves such letters
- * alone: a forged or misrouted result must never fail the action it names, or forging one would
- * be a way to fail somebody else's action.
+ * The error code a refused result is dead-lettered with (`DeadLetter.errorCode`). The dead-letter
+ * handler leaves such letters alone: a forged or misrouted result must never fail the action it
+ * names, or forging one would be a way to fail somebody else's action.
  */
-export const REFUSED_RESULT_PREFIX = "AccessDeniedException: result refused";
-
-/** True for the dead-letter reason of a result refused by {@link refuseResult}. */
-export function isRefusedResultReason(reason: string): boolean {
-  return reason.startsWith(REFUSED_RESULT_PREFIX);
-}
+export const REFUSED_RESULT_CODE = "AccessDeniedException";
 
 /** Every output artifact id must be `<actionExecutionId>/<name>` of the result's own action execution. */
 export function foreignArtifact(result: JobResult): string | undefined {

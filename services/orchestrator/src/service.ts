@@ -16,7 +16,7 @@ import { createDeadLetterHandler } from "./runtime/dead-letters.js";
 import { createOutboxPublisher } from "./runtime/publisher.js";
 import { createRuntimeStore } from "./runtime/runtime-store.js";
 import type { ArchivedExecution, RuntimeStore } from "./runtime/runtime-store.js";
-import { refuseResult } from "./result-intake.js";
+import { REFUSED_RESULT_CODE, refuseResult } from "./result-intake.js";
 import { startSweeper } from "./sweeper.js";
 import type { Sweeper } from "./sweeper.js";
 
@@ -249,7 +249,7 @@ function resultRefusal(bus: Bus | undefined, logger: Logger, result: JobResult, 
     const reason = refuseResult(state, result, publisher);
     if (reason === undefined) return undefined;
     logger.warn("result rejected", { pipeline: result.pipelineName, jobId: result.jobId, subject, reason });
-    return new DomainError("AccessDeniedException", `result refused (${result.jobId}): ${reason}`);
+    return new DomainError(REFUSED_RESULT_CODE, `result refused (${result.jobId}): ${reason}`);
   };
 }
 

@@ -5,7 +5,7 @@ import { isDomainError } from "@sluice/domain";
 import type { JobOutcome, Logger } from "@sluice/domain";
 import { JobResultSchema, JobSchema } from "@sluice/proto";
 import type { DeadLetter, DeadLetterSchema } from "@sluice/proto";
-import { isRefusedResultReason } from "../result-intake.js";
+import { REFUSED_RESULT_CODE } from "../result-intake.js";
 import { JOB_HEADERS } from "./publisher.js";
 
 /** Who a dead-lettered job or result concerns: enough for decide() to find the action run. */
@@ -19,7 +19,7 @@ type Concerned = Pick<JobOutcome, "jobId" | "actionExecutionId" | "attempt" | "p
 export function failureOfDeadLetter(letter: DeadLetter, streams: { jobs: string; results: string }, header: (name: string) => string): JobOutcome | undefined {
   const what = letter.stream === streams.jobs ? "job" : letter.stream === streams.results ? "result" : undefined;
   if (what === undefined) return undefined;
-  if (what === "result" && isRefusedResultReason(letter.reason)) return undefined;
+  if (what === "result" && letter.errorCode === REFUSED_RESULT_CODE) return undefined;
   const concerned = what === "job" ? jobOf(letter.data, header) : resultOf(letter.data);
   if (concerned === undefined) return undefined;
   const message =
@@ -71,7 +71,7 @@ export function createDeadLetterHandler(
 ): MessageHandler<typeof DeadLetterSchema> {
   return async (letter: DeadLetter, ctx: HandlerContext) => {
     const outcome = failureOfDeadLetter(letter, streams, ctx.header);
-    if (outcome === undefined && letter.stream === streams.results && isRefusedResultReason(letter.reason)) {
+    if (outcome === undefined && letter.stream === streams.results && letter.errorCode === REFUSED_RESULT_CODE) {
       logger.warn("refused result stays dead-lettered; the action it names goes on", { subject: letter.subject, reason: letter.reason });
       return;
     }
