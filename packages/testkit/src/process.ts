@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from "node:child_process";
-import { createWriteStream, type WriteStream } from "node:fs";
+import { createWriteStream, readFileSync, type WriteStream } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
@@ -27,21 +27,41 @@ function installExitHook(): void {
   });
 }
 
-/** Reserves a free loopback TCP port: binds port 0, reads the port, closes. */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
+/**
+ * Reserves a free loopback TCP port for a server started later in another process. The port is
+ * drawn at random BELOW the kernel's ephemeral range: a port that `listen(0)` (the in-process
+ * services of other tests) or an outgoing connection could be handed in the moment between this
+ * check and the child's bind would make the child fail with EADDRINUSE, or worse, let a health
+ * check reach some other test's server on that port.
+ */
+export async function freePort(): Promise<number> {
+  const [low, high] = reservablePorts();
+  for (let attempt = 0; attempt < 100; attempt++) {
+    const port = low + Math.floor(Math.random() * (high - low + 1));
+    if (await canBind(port)) return port;
+  }
+  throw new Error(`no free loopback port found in ${low}-${high}`);
+}
+
+/** Ports [low, high] outside the ephemeral range (/proc/sys/net/ipv4/ip_local_port_range). */
+function reservablePorts(): [number, number] {
+  let ephemeralLow = 32_768;
+  try {
+    const [first] = readFileSync("/proc/sys/net/ipv4/ip_local_port_range", "utf8").trim().split(/\s+/);
+    if (first !== undefined && Number.isInteger(Number(first))) ephemeralLow = Number(first);
+  } catch {
+    // No procfs: Linux's default range.
+  }
+  const high = Math.max(ephemeralLow - 1, 10_024);
+  return [Math.max(10_000, high - 15_000), high];
+}
+
+function canBind(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
     const srv = createServer();
     srv.unref();
-    srv.on("error", reject);
-    srv.listen(0, "127.0.0.1", () => {
-      const addr = srv.address();
-      if (addr === null || typeof addr === "string") {
-        srv.close();
-        reject(new Error("could not read the bound port"));
-        return;
-      }
-      srv.close(() => resolve(addr.port));
-    });
+    srv.once("error", () => resolve(false));
+    srv.listen(port, "127.0.0.1", () => srv.close(() => resolve(true)));
   });
 }
 
