@@ -249,8 +249,8 @@ export interface JobTap {
   readonly jobs: Job[];
   /** The subject each job arrived on, by job id. */
   readonly subjects: Map<string, string>;
-  /** The first job matching `predicate`, waiting for it. */
-  next(predicate: (job: Job) => boolean): Promise<Job>;
+  /** The first job matching `predicate`, waiting for it (20 s unless `timeoutMs` says otherwise). */
+  next(predicate: (job: Job) => boolean, timeoutMs?: number): Promise<Job>;
   stop(): Promise<void>;
 }
 
@@ -272,14 +272,14 @@ export async function tapJobs(bus: Bus): Promise<JobTap> {
   return {
     jobs,
     subjects,
-    next(predicate) {
+    next(predicate, timeoutMs = 20_000) {
       return vi.waitFor(
         () => {
           const found = jobs.find(predicate);
           if (found === undefined) throw new Error("no matching job yet");
           return found;
         },
-        { timeout: 20_000, interval: 25 },
+        { timeout: timeoutMs, interval: 25 },
       );
     },
     stop: () => consumer.stop(),

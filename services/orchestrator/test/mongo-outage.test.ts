@@ -47,11 +47,12 @@ describe("a MongoDB outage", () => {
       .toBeGreaterThanOrEqual(7);
     relay.up();
 
-    // The result is applied once the database is back: the build job is dispatched.
-    await tap.next(isJob("outage", "Compile", source.pipelineExecutionId));
+    // The result is applied once the database is back: the build job is dispatched. The wait covers two
+    // redeliveries (6.4 s, then 12.8 s): the driver may not have seen the server again by the first.
+    await tap.next(isJob("outage", "Compile", source.pipelineExecutionId), 45_000);
     const state = await clients.viewer.getPipelineState({ name: "outage" });
     expect(state.stageStates[0]?.latestExecution?.status).toBe("Succeeded");
     const dlq = await bus.jsm.streams.getMessage(bus.streams.dlq, { last_by_subj: bus.subjects.dlqSubject(bus.streams.results) }).catch(() => null);
     expect(dlq === null ? undefined : fromBinary(DeadLetterSchema, dlq.data)).toBeUndefined();
-  });
+  }, 120_000);
 });
