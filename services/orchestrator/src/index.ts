@@ -24,6 +24,7 @@ export { DECLARATION_DETAIL_TYPE, cancelEntry, commandEntry, declarationEntry, e
 export type { DeclarationChange, OutboxEntry } from "./runtime/outbox.js";
 export { createOutboxPublisher } from "./runtime/publisher.js";
 export type { OutboxPublisher, OutboxPublisherOptions, PublishOutcome } from "./runtime/publisher.js";
+export { decodeOutbox } from "./runtime/runtime-codec.js";
 export { createRuntimeStore } from "./runtime/runtime-store.js";
 export type { ApplyOptions, ApplyResult, ArchivedExecution, RuntimeDoc, RuntimeStore, RuntimeStoreOptions } from "./runtime/runtime-store.js";
 export { startOrchestrator } from "./service.js";

@@ -2,7 +2,7 @@ import { randomUUID } from "node:crypto";
 import { connectBus, isTransientError, resultPublisherOf } from "@sluice/bus";
 import type { Bus, Consumer } from "@sluice/bus";
 import { DomainError, isDomainError, jobOutcomeFromProto, noopLogger, sourceRevisionFromProto } from "@sluice/domain";
-import type { Logger, PipelineRuntime, PipelineSpec } from "@sluice/domain";
+import type { JobOutcome, Logger, PipelineRuntime, PipelineSpec } from "@sluice/domain";
 import { createClient, createServer, createTokenAuthenticator, parseTokenTable } from "@sluice/grpc";
 import type { Client, SluiceServer } from "@sluice/grpc";
 import { ApprovalService, ArtifactService, DeadLetterSchema, JobResultSchema, PipelineService, SourceChangedSchema } from "@sluice/proto";
@@ -15,7 +15,7 @@ import { specOf as specOfDeclaration } from "./pipelines/spec-of.js";
 import { createDeadLetterHandler } from "./runtime/dead-letters.js";
 import { createOutboxPublisher } from "./runtime/publisher.js";
 import { createRuntimeStore } from "./runtime/runtime-store.js";
-import type { ArchivedExecution, RuntimeStore } from "./runtime/runtime-store.js";
+import type { ApplyOptions, ArchivedExecution, RuntimeStore } from "./runtime/runtime-store.js";
 import { REFUSED_RESULT_CODE, refuseResult } from "./result-intake.js";
 import { startSweeper } from "./sweeper.js";
 import type { Sweeper } from "./sweeper.js";
@@ -119,12 +119,17 @@ export async function startOrchestrator(config: OrchestratorConfig, deps: Orches
     await pipelines.ensureIndexes();
     const specOf = (declaration: PipelineDeclaration): PipelineSpec => specOfDeclaration(declaration, config.defaultArtifactBucket);
     const publisher = createOutboxPublisher({ bus, logger, artifacts });
+    // The one path of a job's result into the runtime: runners' and the approval service's
+    // results, dead letters, and the failures of jobs the outbox will not dispatch.
+    const applyResult = (name: string, result: JobOutcome, options?: ApplyOptions): Promise<unknown> =>
+      runtime.apply(name, { type: "JobCompleted", result }, options);
     const runtime = createRuntimeStore({
       db,
       subjects: bus.subjects,
       publisher,
       logger,
       clock,
+      undispatched: (name, result) => ignoreUnknownPipeline(logger, name, () => applyResult(name, result)),
       ...(deps.compactAfterMs === undefined ? {} : { compactAfterMs: deps.compactAfterMs }),
       loadSpec: async (name) => {
         const stored = await pipelines.find(name);
@@ -146,7 +151,7 @@ export async function startOrchestrator(config: OrchestratorConfig, deps: Orches
         handler: async (msg, ctx) => {
           const refuse = resultRefusal(bus, logger, msg, ctx.subject);
           await ignoreUnknownPipeline(logger, msg.pipelineName, () =>
-            runtime.apply(msg.pipelineName, { type: "JobCompleted", result: jobOutcomeFromProto(msg) }, { refuse }),
+            applyResult(msg.pipelineName, jobOutcomeFromProto(msg), { refuse }),
           );
         },
       }),
@@ -188,7 +193,7 @@ export async function startOrchestrator(config: OrchestratorConfig, deps: Orches
         filterSubject: [bus.subjects.dlqSubject(bus.streams.jobs), bus.subjects.dlqSubject(bus.streams.results)],
         schema: DeadLetterSchema,
         isTransient: isTransientError,
-        handler: createDeadLetterHandler(bus.streams, (name, result) => runtime.apply(name, { type: "JobCompleted", result }), logger),
+        handler: createDeadLetterHandler(bus.streams, applyResult, logger),
       }),
     );
 

@@ -8,6 +8,7 @@ import { noopLogger } from "@sluice/domain";
 import { JobSchema } from "@sluice/proto";
 import { MongoClient } from "mongodb";
 import type { OutboxEntry } from "../src/runtime/outbox.js";
+import { decodeOutbox } from "../src/runtime/runtime-codec.js";
 import type { RuntimeDoc } from "../src/runtime/runtime-store.js";
 import { startOrchestrator } from "../src/service.js";
 import type { Orchestrator, OrchestratorDeps } from "../src/service.js";
@@ -34,7 +35,7 @@ async function start(deps: OrchestratorDeps = {}): Promise<void> {
 }
 
 const outboxOf = async (name: string): Promise<OutboxEntry[]> =>
-  ((await mongo.db(iso.dbName).collection<RuntimeDoc>("runtime").findOne({ _id: name }))?.outbox ?? []).map((e) => JSON.parse(e) as OutboxEntry);
+  decodeOutbox((await mongo.db(iso.dbName).collection<RuntimeDoc>("runtime").findOne({ _id: name })) ?? { outbox: [] });
 
 /**
  * Makes JetStream forget message ids: the stream's duplicate window shrinks to 100 ms (the least it takes) and a probe

@@ -6,13 +6,15 @@ import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { connectBus } from "@sluice/bus";
 import type { Bus, EventSubscription } from "@sluice/bus";
 import { initialRuntime, noopLogger } from "@sluice/domain";
-import { JobSchema, PipelineDeclarationSchema } from "@sluice/proto";
+import { JobSchema, PipelineDeclarationSchema, StateChangeEventSchema } from "@sluice/proto";
 import type { StateChangeEvent } from "@sluice/proto";
 import { MongoClient } from "mongodb";
 import { createPipelineStore } from "../src/pipelines/pipeline-store.js";
 import { specOf } from "../src/pipelines/spec-of.js";
-import { declarationEntry } from "../src/runtime/outbox.js";
+import { declarationEntry, parseEvent } from "../src/runtime/outbox.js";
 import type { OutboxEntry } from "../src/runtime/outbox.js";
+import { decodeOutbox } from "../src/runtime/runtime-codec.js";
+import type { LegacyOutboxEntry } from "../src/runtime/runtime-codec.js";
 import type { RuntimeDoc } from "../src/runtime/runtime-store.js";
 import { startOrchestrator } from "../src/service.js";
 import type { Orchestrator } from "../src/service.js";
@@ -48,6 +50,8 @@ afterAll(async () => {
   await mongo?.close();
 });
 
+const outboxIdsOf = (doc: RuntimeDoc | null): string[] | undefined => (doc === null ? undefined : decodeOutbox(doc).map((e) => e.id));
+
 describe("outbox sweeper", () => {
   it("publishes what a crashed orchestrator wrote but never published, and only old entries", async () => {
     // The state a crash between the conditional write and the publish leaves behind.
@@ -67,7 +71,9 @@ describe("outbox sweeper", () => {
       deadline: timestampFromMs(now + 60_000),
       artifactBucket: "sluice-artifacts",
     });
-    const jobEntry: OutboxEntry = {
+    // As an orchestrator wrote them before outbox entries were binary: JSON text, protobuf JSON payloads.
+    const legacyEvent = (e: OutboxEntry): LegacyOutboxEntry => ({ ...e, payload: toJsonString(StateChangeEventSchema, parseEvent(e)) });
+    const jobEntry: LegacyOutboxEntry = {
       id: job.jobId,
       at: now - 60_000,
       type: "job",
@@ -83,7 +89,7 @@ describe("outbox sweeper", () => {
       _id: "crashed",
       rev: now,
       stateJson: JSON.stringify(initialRuntime(specOf(stored.declaration, "sluice-artifacts"))),
-      outbox: [jobEntry, eventEntry, fresh].map((e) => JSON.stringify(e)),
+      outbox: [jobEntry, legacyEvent(eventEntry), legacyEvent(fresh)].map((e) => JSON.stringify(e)),
       nextDeadline: null,
       deleted: false,
     };
@@ -96,14 +102,14 @@ describe("outbox sweeper", () => {
     expect(tap.subjects.get(job.jobId)).toBe(`${iso.prefix}.sluice.jobs.default.Source.Git`);
     await expect.poll(() => seen.filter((e) => e.eventId === eventEntry.id).length, { timeout: 10_000 }).toBe(1);
     await expect
-      .poll(async () => (await db.collection<RuntimeDoc>("runtime").findOne({ _id: "crashed" }))?.outbox.map((e) => (JSON.parse(e) as OutboxEntry).id), { timeout: 10_000 })
+      .poll(async () => outboxIdsOf(await db.collection<RuntimeDoc>("runtime").findOne({ _id: "crashed" })), { timeout: 10_000 })
       .toEqual([fresh.id]);
     expect(seen.some((e) => e.eventId === fresh.id)).toBe(false);
   });
 
   it("drops what the writer published from the outbox once the pipeline is quiet", async () => {
     const runtime = mongo.db(iso.dbName).collection<RuntimeDoc>("runtime");
-    const outboxIds = async (): Promise<string[] | undefined> => (await runtime.findOne({ _id: "crashed" }))?.outbox.map((e) => (JSON.parse(e) as OutboxEntry).id);
+    const outboxIds = async (): Promise<string[] | undefined> => outboxIdsOf(await runtime.findOne({ _id: "crashed" }));
     const before = await outboxIds();
     expect(before).toHaveLength(1);
     const { decision } = await service!.runtime.apply("crashed", {

@@ -1,4 +1,4 @@
-import { create, fromJsonString, toJsonString } from "@bufbuild/protobuf";
+import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import type { Subjects } from "@sluice/bus";
 import { jobInit, stateChangeEventInit } from "@sluice/domain";
@@ -9,8 +9,9 @@ import type { CancelJob, Job, PipelineDeclaration, StateChangeEvent } from "@slu
 /**
  * One message waiting in a runtime document's outbox. It is written in the
  * same conditional write as the state that caused it, published afterwards
- * with `id` as Nats-Msg-Id, then dropped by a later write. Payloads are protobuf JSON text, so
- * user-chosen map keys (configuration keys) never become database field names.
+ * with `id` as Nats-Msg-Id, then dropped by a later write. Payloads are protobuf bytes, stored
+ * opaque (see runtime-codec.ts), so user-chosen map keys (configuration keys) never become
+ * database field names.
  */
 export interface OutboxEntry {
   /** The message's own id: the job id, the event id or `cancel:<jobId>`; also the Nats-Msg-Id. */
@@ -23,8 +24,8 @@ export interface OutboxEntry {
    */
   type: "job" | "event" | "cancel";
   subject: string;
-  /** Protobuf JSON of a `Job` (without grants), a `StateChangeEvent` or a `CancelJob`. */
-  payload: string;
+  /** Protobuf binary of a `Job` (without grants), a `StateChangeEvent` or a `CancelJob`. */
+  payload: Uint8Array;
   /** Jobs: ids of the input artifacts to grant GETs for. */
   inputArtifactIds?: string[];
   /** Jobs: names of the outputs to grant PUTs for. */
@@ -42,7 +43,7 @@ export function jobEntry(subjects: Subjects, job: JobSpec, now: number): OutboxE
     at: now,
     type: "job",
     subject: subjects.jobSubject("default", job.category, job.builtIn),
-    payload: toJsonString(JobSchema, create(JobSchema, jobInit(job, { inputs: [], outputs: [] }))),
+    payload: toBinary(JobSchema, create(JobSchema, jobInit(job, { inputs: [], outputs: [] }))),
     inputArtifactIds: [...job.inputArtifactIds],
     outputNames: [...job.outputNames],
   };
@@ -59,7 +60,7 @@ export function cancelEntry(subjects: Subjects, cancel: Extract<ExecutionCommand
     pipelineName: cancel.pipelineName,
     reason: cancel.reason,
   });
-  return { id: `cancel:${cancel.jobId}`, at: now, type: "cancel", subject: subjects.controlSubject("cancel"), payload: toJsonString(CancelJobSchema, message) };
+  return { id: `cancel:${cancel.jobId}`, at: now, type: "cancel", subject: subjects.controlSubject("cancel"), payload: toBinary(CancelJobSchema, message) };
 }
 
 /** The outbox entry of a command decided by decide(). */
@@ -76,7 +77,7 @@ export function commandEntry(subjects: Subjects, command: ExecutionCommand, now:
 export function eventEntry(subjects: Subjects, emitted: Emitted, now: number): OutboxEntry {
   const e = emitted.event;
   const message = create(StateChangeEventSchema, stateChangeEventInit(e));
-  return { id: e.eventId, at: now, type: "event", subject: subjects.eventSubject(e.pipeline, emitted.kind), payload: toJsonString(StateChangeEventSchema, message) };
+  return { id: e.eventId, at: now, type: "event", subject: subjects.eventSubject(e.pipeline, emitted.kind), payload: toBinary(StateChangeEventSchema, message) };
 }
 
 /** Detail type of declaration changes (the source-poller learns Git sources from them). */
@@ -107,20 +108,20 @@ export function declarationEntry(
     state: change,
     declaration: declaration ?? create(PipelineDeclarationSchema, { name }),
   });
-  return { id, at: now, type: "event", subject: subjects.eventSubject(name, "declaration"), payload: toJsonString(StateChangeEventSchema, message) };
+  return { id, at: now, type: "event", subject: subjects.eventSubject(name, "declaration"), payload: toBinary(StateChangeEventSchema, message) };
 }
 
 /** Decodes an entry's Job payload. */
 export function parseJob(entry: OutboxEntry): Job {
-  return fromJsonString(JobSchema, entry.payload);
+  return fromBinary(JobSchema, entry.payload);
 }
 
 /** Decodes an entry's CancelJob payload. */
 export function parseCancel(entry: OutboxEntry): CancelJob {
-  return fromJsonString(CancelJobSchema, entry.payload);
+  return fromBinary(CancelJobSchema, entry.payload);
 }
 
 /** Decodes an entry's StateChangeEvent payload. */
 export function parseEvent(entry: OutboxEntry): StateChangeEvent {
-  return fromJsonString(StateChangeEventSchema, entry.payload);
+  return fromBinary(StateChangeEventSchema, entry.payload);
 }

@@ -3,12 +3,11 @@ import { resolveProvider } from "@sluice/domain";
 import type { Logger } from "@sluice/domain";
 import { GrpcStatus, isRpcError } from "@sluice/grpc";
 import type { Client } from "@sluice/grpc";
-import { toBinary } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
-import { CancelJobSchema, JobSchema, StateChangeEventSchema } from "@sluice/proto";
+import { JobSchema, StateChangeEventSchema } from "@sluice/proto";
 import type { ArtifactService, Job } from "@sluice/proto";
-import { parseCancel, parseEvent, parseJob } from "./outbox.js";
+import { parseEvent, parseJob } from "./outbox.js";
 import type { OutboxEntry } from "./outbox.js";
 
 /** What became of one outbox entry. */
@@ -88,7 +87,7 @@ export function createOutboxPublisher(opts: OutboxPublisherOptions): OutboxPubli
         if (entry.type === "job") return await publishJob(entry);
         if (entry.type === "cancel") {
           // Core NATS, not JetStream: every runner hears it; the flush makes sure the server has it.
-          bus.nc.publish(entry.subject, toBinary(CancelJobSchema, parseCancel(entry)));
+          bus.nc.publish(entry.subject, entry.payload);
           await bus.nc.flush();
           return { kind: "published" };
         }
