@@ -17,7 +17,7 @@ export class ServiceFailure extends Error {
     readonly part: string,
     cause: unknown,
   ) {
-    super(cause === undefined ? `${part} ended` : `${part} ended: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
+    super(cause === undefined ? `${part} ended` : `${part} ended: ${cause instanceof Error ? cause.message : JSON.stringify(cause)}`, { cause });
     this.name = "ServiceFailure";
   }
 }
