@@ -22,6 +22,7 @@ export { EgressRefusedError, EgressTimeoutError, createEgressPolicy, egressReque
 export type { EgressPolicy, EgressPolicyOptions, EgressRequest, EgressResolver, EgressResponse, EgressRule } from "./egress.js";
 export { REDACTED_KEYS, REDACT_PATHS, createLogger } from "./logger.js";
 export type { CreateLoggerOptions } from "./logger.js";
+export { GIT_HOST_ENV, gitHostEnv, gitProcessEnv } from "./git-env.js";
 export { connectMongo } from "./mongo.js";
 export type { ConnectMongoOptions, MongoConnection } from "./mongo.js";
 export { FORCE_EXIT_MARGIN_MS, once, runService } from "./lifecycle.js";

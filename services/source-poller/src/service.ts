@@ -2,7 +2,7 @@ import { connectBus, isTransientError } from "@sluice/bus";
 import type { Logger } from "@sluice/domain";
 import { createClient, createServer, createTokenAuthenticator, parseTokenTable } from "@sluice/grpc";
 import { PipelineService, StateChangeEventSchema } from "@sluice/proto";
-import { connectMongo, createTeardown, once } from "@sluice/service-kit";
+import { connectMongo, createTeardown, gitHostEnv, once } from "@sluice/service-kit";
 import type { SourcePollerConfig } from "./config.js";
 import { CursorStore } from "./cursor-store.js";
 import { pollOnce } from "./poller.js";
@@ -37,7 +37,14 @@ export async function startSourcePoller(config: SourcePollerConfig, deps: { logg
     teardown.watch("NATS connection", bus.nc.closed());
     await bus.ensureStreams();
 
-    const pollOptions = { store, bus, logger, intervalMs: config.pollIntervalMs, gitTimeoutMs: config.gitTimeoutMs };
+    const pollOptions = {
+      store,
+      bus,
+      logger,
+      intervalMs: config.pollIntervalMs,
+      gitTimeoutMs: config.gitTimeoutMs,
+      gitHostEnv: config.gitHostEnv ?? gitHostEnv({}),
+    };
     const perPipeline = createPerPipeline();
     const declarations = await bus.consume({
       stream: bus.streams.events,
