@@ -289,7 +289,7 @@ async function handleJob(job: Job, delivery: Delivery, deps: JobHandlerDeps): Pr
       leaseLost.abort(new LeaseLostError(job.jobId, silentFor()));
     }
   };
-  // Heartbeat: keeps the lease while the job runs (DESIGN §5: more often than ack_wait/3).
+  // Heartbeat: keeps the lease while the job runs; every ack_wait/4, so one lost beat does not lose it.
   const heartbeat = setInterval(() => void beat(), intervalMs);
   void beat();
   const registration = cancellations.begin(job.jobId);

@@ -266,7 +266,7 @@ describe("deadlines", () => {
     await report(bus, source, { outputArtifacts: produced(source, "Src") });
     const ignoredBecause = (): unknown =>
       logged.find((l) => l.msg === "event ignored" && l.fields["pipeline"] === name && l.fields["event"] === "JobCompleted")?.fields["reason"];
-    await expect.poll(ignoredBecause, { timeout: 10_000 }).toBe(`execution ${source.pipelineExecutionId} already ended Failed`);
+    await expect.poll(ignoredBecause, { timeout: 10_000 }).toBe(`execution ${source.pipelineExecutionId} is not in flight`);
     const after = await clients.viewer.getPipelineExecution({ pipelineName: name, pipelineExecutionId: source.pipelineExecutionId });
     expect(after.pipelineExecution?.status).toBe("Failed");
   });
