@@ -153,7 +153,7 @@ export function useCluster(name: string, opts: UseClusterOptions = {}): E2eEnv {
 }
 
 /** Prints each service's warnings/errors and the tail of its log (pino JSON lines). */
-export function printLogs(logDir: string | undefined, why: string): void {
+function printLogs(logDir: string | undefined, why: string): void {
   if (logDir === undefined) return;
   const out: string[] = [`\n===== [e2e] ${why}; service logs from ${logDir} =====`];
   for (const service of CLUSTER_SERVICES) {
@@ -319,7 +319,7 @@ export function bucketName(kind: string): string {
 }
 
 /** One action's latest execution, flattened. */
-export interface ActionView {
+interface ActionView {
   status: string;
   executionId: string;
   token: string;

@@ -59,10 +59,8 @@ export interface Subjects {
   eventSubject(pipelineName: string, kind: EventKind): string;
   /** `sluice.dlq.<stream>` where `stream` is the resolved name of the stream the message came from. */
   dlqSubject(streamName: string): string;
-  /** `sluice.results.<partition>.>`: the filter of one partition's consumer. */
+  /** `sluice.results.<partition>.>`: every result of one partition, whoever published it. */
   resultPartitionSubject(partition: number): string;
-  /** `sluice.sources.<partition>`: the filter of one partition's consumer. */
-  sourcePartitionSubject(partition: number): string;
   /** `sluice.events.<pipeline>.>` for one pipeline, or `sluice.events.>` for all. */
   eventFilter(pipelineName?: string): string;
   /** `sluice.events.*.<kind>`: one kind of event across all pipelines. */
@@ -116,7 +114,9 @@ export function sanitizeToken(value: string): string {
 
 /**
  * The partition of a pipeline: 32-bit FNV-1a of its UTF-8 name, mod `partitions`. Stable across
- * processes and releases, so one orchestrator replica keeps owning a pipeline's messages.
+ * processes and releases, so a pipeline's results and source changes always carry the same
+ * partition token. Nothing consumes by partition today: each orchestrator consumer filters on
+ * every partition and is shared by all replicas.
  */
 export function partitionOf(pipelineName: string, partitions: number): number {
   if (!Number.isInteger(partitions) || partitions < 1) {
@@ -168,7 +168,6 @@ export function createCatalog(opts: CatalogOptions = {}): Catalog {
     eventSubject: (pipelineName, kind) => `${subjectRoot}.events.${sanitizeToken(pipelineName)}.${kind}`,
     dlqSubject: (name) => `${subjectRoot}.dlq.${sanitizeToken(name)}`,
     resultPartitionSubject: (partition) => `${subjectRoot}.results.${checkPartition(partition)}.>`,
-    sourcePartitionSubject: (partition) => `${subjectRoot}.sources.${checkPartition(partition)}`,
     eventFilter: (pipelineName) =>
       pipelineName === undefined ? `${subjectRoot}.events.>` : `${subjectRoot}.events.${sanitizeToken(pipelineName)}.>`,
     eventKindFilter: (kind) => `${subjectRoot}.events.*.${kind}`,

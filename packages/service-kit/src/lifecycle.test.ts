@@ -1,8 +1,11 @@
 import { EventEmitter } from "node:events";
 import { describe, expect, it } from "vitest";
 import { noopLogger } from "@sluice/domain";
+import { recordingLogger } from "@sluice/testkit";
+import type { RecordedLine } from "@sluice/testkit";
 import { once, runService } from "./lifecycle.js";
 import type { ServiceHost, ShutdownSignal } from "./lifecycle.js";
+import { createTeardown } from "./teardown.js";
 
 /** A stand-in for `process`: signals are emitted by the test, exit codes recorded. */
 class FakeHost extends EventEmitter implements ServiceHost {
@@ -94,6 +97,20 @@ describe("runService", () => {
     await run;
     expect(stopped).toBe(1);
     expect(host.exitCode).toBe(1);
+  });
+
+  it("stops with exit 1 and a log line naming the part when a watched part dies", async () => {
+    const host = new FakeHost();
+    const lines: RecordedLine[] = [];
+    const logger = recordingLogger(lines);
+    const teardown = createTeardown({ logger });
+    let closed = 0;
+    teardown.add("bus", () => void closed++);
+    teardown.watch("NATS connection", Promise.resolve(new Error("authorization violation")));
+    await runService("svc", logger, () => Promise.resolve({ stop: (ms: number) => teardown.run(ms), closed: teardown.fatal }), 1000, host);
+    expect(closed).toBe(1);
+    expect(host.exitCode).toBe(1);
+    expect(lines.filter((l) => l.level === "error").map((l) => l.msg)).toEqual(["service failed: NATS connection ended: authorization violation"]);
   });
 
   it("forces exit 1 when stop overruns the grace period", async () => {

@@ -23,7 +23,10 @@ export function once<A extends unknown[], R>(fn: (...args: A) => R): (...args: A
 export interface StoppableService {
   /** Graceful stop within `deadlineMs`. */
   stop(deadlineMs: number): Promise<void>;
-  /** Optional: settles when the service ends by itself; a rejection (fatal error) stops the process with exit code 1. */
+  /**
+   * Optional: settles when the service ends by itself; a rejection (fatal error, e.g. a
+   * `Teardown.fatal` naming the part that died) stops the process with exit code 1.
+   */
   readonly closed?: Promise<unknown> | undefined;
 }
 
@@ -96,7 +99,8 @@ export async function runService(
     service.closed?.then(
       () => void shutdown("service ended", false),
       (err: unknown) => {
-        log.error("service failed", { err });
+        // The line names what failed (a ServiceFailure's message names the part that ended).
+        log.error(`service failed: ${err instanceof Error ? err.message : String(err)}`, { err });
         void shutdown("service failed", true);
       },
     );

@@ -16,7 +16,7 @@ export const REDACT_PATHS: readonly string[] = REDACTED_KEYS.flatMap((key) => [k
  * and any `secret*`, `*Secret`, `*Token`, `*Password` (pino's paths cannot say
  * "every key starting with"). `url` is listed for presigned URLs.
  */
-export const REDACTED_KEY_PATTERN = /^(token|approvalToken|authorization|url|password|passwd|secret.*|.*Secret|.*Token|.*Password|.*Authorization)$/i;
+const REDACTED_KEY_PATTERN = /^(token|approvalToken|authorization|url|password|passwd|secret.*|.*Secret|.*Token|.*Password|.*Authorization)$/i;
 
 const CENSOR = "[REDACTED]";
 
@@ -53,7 +53,7 @@ export function createLogger(opts: CreateLoggerOptions): Logger {
  * Redacts secret-named fields at any depth and URL userinfo
  * (`https://user:pass@host` → `https://****@host`) in every string value.
  */
-export function redactFields(fields: Record<string, unknown>): Record<string, unknown> {
+function redactFields(fields: Record<string, unknown>): Record<string, unknown> {
   return redactObject(fields, 0);
 }
 

@@ -6,7 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 
 /** How long `stop()` waits after SIGTERM before SIGKILL. */
-export const STOP_GRACE_MS = 5_000;
+const STOP_GRACE_MS = 5_000;
 
 // Every child still running. A synchronous 'exit' hook kills them so a test run that ends abruptly
 // (uncaught error, process.exit) does not leave servers holding ports and temp dirs.

@@ -41,10 +41,10 @@ export interface ProcessOutcome {
 }
 
 /** Most stdout characters kept by `captureStdout`. */
-export const MAX_CAPTURE_CHARS = 1024 * 1024;
+const MAX_CAPTURE_CHARS = 1024 * 1024;
 
 /** Longest line passed to `onLine`; longer output is split so one huge line cannot exhaust memory. */
-export const MAX_LINE_CHARS = 8192;
+const MAX_LINE_CHARS = 8192;
 
 /**
  * Runs `argv[0]` with `argv.slice(1)` in its own process group and waits for it to exit.
@@ -138,7 +138,7 @@ function spawnAndWait(argv: readonly string[], opts: RunProcessOptions): Promise
  * (ESRCH) is the normal case after an exit, and this runs inside event handlers where a
  * throw would crash the runner.
  */
-export function killGroup(pid: number | undefined, sig: NodeJS.Signals): void {
+function killGroup(pid: number | undefined, sig: NodeJS.Signals): void {
   if (pid === undefined) return;
   try {
     process.kill(-pid, sig);

@@ -1,12 +1,12 @@
 import { connectBus, isPermissionViolation } from "@sluice/bus";
-import type { Bus, Consumer } from "@sluice/bus";
+import type { Bus } from "@sluice/bus";
 import { DomainError } from "@sluice/domain";
 import type { Logger } from "@sluice/domain";
 import { createClient, createServer } from "@sluice/grpc";
 import type { Authenticator } from "@sluice/grpc";
 import { ArtifactService, JobResultSchema, JobSchema } from "@sluice/proto";
 import type { Job, JobResult } from "@sluice/proto";
-import { createLogger, createMetrics, elapsedMs } from "@sluice/service-kit";
+import { createLogger, createMetrics, createTeardown, elapsedMs, once } from "@sluice/service-kit";
 import { createCancellations, subscribeCancellations } from "./cancellations.js";
 import type { Cancellations } from "./cancellations.js";
 import type { ActionRunnerConfig } from "./config.js";
@@ -35,6 +35,8 @@ export interface ActionRunnerService {
    * published), hands the rest back to the queue, then closes connections. Idempotent.
    */
   stop(deadlineMs: number): Promise<void>;
+  /** Rejects, naming the part, when one dies for good (the NATS connection closed by itself). */
+  readonly closed: Promise<never>;
 }
 
 /** What tests (or an embedding process) may supply instead of the defaults. */
@@ -67,14 +69,10 @@ export async function startActionRunner(config: ActionRunnerConfig, deps: Action
     pool: config.pool,
   });
 
+  const teardown = createTeardown({ logger });
   const server = createServer({ logger, auth: noCallers, permissions: {}, tls: config.grpcTls });
-  const cleanups: (() => Promise<void>)[] = [];
-  const cleanup = async (deadlineMs: number): Promise<void> => {
-    for (const fn of cleanups.reverse()) {
-      await fn().catch((err: unknown) => logger.warn("shutdown step failed", { err: String(err) }));
-    }
-    await server.stop(deadlineMs);
-  };
+  // Runs last; the job consumer's step already turned health NOT_SERVING (same promise).
+  teardown.add("grpc", (ms) => server.stop(ms));
 
   try {
     let commitArtifact = deps.commitArtifact;
@@ -82,10 +80,7 @@ export async function startActionRunner(config: ActionRunnerConfig, deps: Action
     let issueDeployGrants = deps.issueDeployGrants;
     if (commitArtifact === undefined) {
       const artifacts = createClient(ArtifactService, config.artifactAddr, { token: config.serviceToken, deadlineMs: 30_000, tls: config.grpcClientTls });
-      cleanups.push(() => {
-        artifacts.close();
-        return Promise.resolve();
-      });
+      teardown.add("artifact client", () => artifacts.close());
       commitArtifact = async (commit, signal) => {
         await artifacts.commitArtifact(commit, { signal });
       };
@@ -116,23 +111,20 @@ export async function startActionRunner(config: ActionRunnerConfig, deps: Action
       credentials: config.natsCredentials,
       tls: config.natsTls,
     });
-    cleanups.push(() => bus.close());
+    teardown.add("bus", () => bus.close());
+    teardown.watch("NATS connection", bus.nc.closed());
     await bus.ensureStreams();
 
     // Subscribed before the first job is taken, so no cancel for a job of ours is missed.
     const cancellations = createCancellations();
     const cancelSubscription = subscribeCancellations(bus, cancellations, logger);
-    cleanups.push(() => {
-      cancelSubscription.stop();
-      return Promise.resolve();
-    });
+    teardown.add("cancel subscription", () => cancelSubscription.stop());
 
     // Running jobs ignore the consumer's stop signal (which fires at once) and get this one,
     // aborted only when the shutdown deadline is close: jobs may finish during the grace period.
     const shutdown = new AbortController();
     await removeLegacyConsumers(bus, config.pool, logger);
-    const consumers: Consumer[] = [
-      await bus.consume({
+    const consumer = await bus.consume({
         stream: bus.streams.jobs,
         durable: runnerDurable(config.pool),
         filterSubject: SERVED_ACTIONS.map(({ category, provider }) => bus.subjects.jobSubject(config.pool, category, provider)),
@@ -146,37 +138,38 @@ export async function startActionRunner(config: ActionRunnerConfig, deps: Action
           }
           return handleJob(job, ctx, { jobRunner, cancellations, leases, bus, logger, config, shutdown: shutdown.signal });
         },
-      }),
-    ];
+      });
+    teardown.add("job consumer", async (deadlineMs) => {
+      // Health turns NOT_SERVING at once, while the jobs still finish.
+      void server.stop(deadlineMs);
+      // Leave a fifth of the grace period (at most 5 s) to hand jobs back and drain NATS.
+      const handBackAt = Math.max(0, deadlineMs - Math.min(5_000, Math.floor(deadlineMs / 5)));
+      const timer = setTimeout(() => shutdown.abort(new Error("shutdown deadline")), handBackAt);
+      timer.unref();
+      try {
+        await consumer.stop();
+      } finally {
+        clearTimeout(timer);
+      }
+    });
 
     const port = await server.listen(config.grpcHost, config.grpcPort);
-    logger.info("action-runner started", { port, consumers: consumers.map((c) => c.durable) });
+    logger.info("action-runner started", { port, consumers: [consumer.durable] });
 
-    let stopping: Promise<void> | undefined;
     return {
       port,
-      consumers: consumers.map((c) => c.durable),
-      stop(deadlineMs) {
-        stopping ??= (async () => {
-          const started = Date.now();
-          logger.info("action-runner stopping", { deadlineMs });
-          // Leave a fifth of the grace period (at most 5 s) to hand jobs back and drain NATS.
-          const handBackAt = Math.max(0, deadlineMs - Math.min(5_000, Math.floor(deadlineMs / 5)));
-          const timer = setTimeout(() => shutdown.abort(new Error("shutdown deadline")), handBackAt);
-          timer.unref();
-          const serverStopped = server.stop(deadlineMs);
-          await Promise.allSettled(consumers.map((c) => c.stop()));
-          clearTimeout(timer);
-          const left = Math.max(0, deadlineMs - (Date.now() - started));
-          await cleanup(left);
-          await serverStopped;
-          logger.info("action-runner stopped", { ms: Date.now() - started });
-        })();
-        return stopping;
-      },
+      consumers: [consumer.durable],
+      stop: once(async (deadlineMs: number) => {
+        const started = Date.now();
+        logger.info("action-runner stopping", { deadlineMs });
+        await teardown.run(deadlineMs);
+        logger.info("action-runner stopped", { ms: Date.now() - started });
+      }),
+      closed: teardown.fatal,
     };
   } catch (err) {
-    await cleanup(0);
+    // Every failed step is already logged by name; the start's own error is the one to report.
+    await teardown.run(0).catch(() => undefined);
     throw err;
   }
 }
@@ -296,7 +289,7 @@ async function handleJob(job: Job, delivery: Delivery, deps: JobHandlerDeps): Pr
       leaseLost.abort(new LeaseLostError(job.jobId, silentFor()));
     }
   };
-  // Heartbeat: keeps the lease while the job runs (DESIGN §5: more often than ack_wait/3).
+  // Heartbeat: keeps the lease while the job runs; every ack_wait/4, so one lost beat does not lose it.
   const heartbeat = setInterval(() => void beat(), intervalMs);
   void beat();
   const registration = cancellations.begin(job.jobId);

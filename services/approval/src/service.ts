@@ -4,7 +4,7 @@ import { noopLogger } from "@sluice/domain";
 import type { Logger } from "@sluice/domain";
 import { createServer, createTokenAuthenticator } from "@sluice/grpc";
 import { ApprovalService, JobResultSchema, JobSchema } from "@sluice/proto";
-import { connectMongo, createEgressPolicy } from "@sluice/service-kit";
+import { connectMongo, createEgressPolicy, createTeardown, once, startSweeper } from "@sluice/service-kit";
 import { APPROVAL_PERMISSIONS, createApprovalApi } from "./approval-api.js";
 import { createApprovalStore } from "./approval-store.js";
 import type { ApprovalConfig } from "./config.js";
@@ -37,6 +37,8 @@ export interface RunningApprovalService {
   readonly port: number;
   /** Stops taking calls and jobs, finishes work in flight (calls within `deadlineMs`), then disconnects. Idempotent. */
   stop(deadlineMs: number): Promise<void>;
+  /** Rejects, naming the part, when one dies for good (the NATS connection closed by itself). */
+  readonly closed: Promise<never>;
 }
 
 /**
@@ -57,28 +59,17 @@ export function approvalJobFilter(bus: Bus): string {
 export async function startApprovalService(config: ApprovalConfig, deps: ApprovalServiceDeps = {}): Promise<RunningApprovalService> {
   const logger = deps.logger ?? noopLogger;
   const now = deps.now ?? (() => new Date());
-  // Teardown steps, most recent first; also used to unwind a failed start.
-  const teardown: { name: string; run: (deadlineMs: number) => Promise<void> }[] = [];
-  const unwind = async (deadlineMs: number): Promise<void> => {
-    const end = Date.now() + deadlineMs;
-    for (const step of teardown) {
-      try {
-        await step.run(Math.max(0, end - Date.now()));
-      } catch (err) {
-        logger.error("shutdown step failed", { step: step.name, err: err instanceof Error ? err.message : String(err) });
-      }
-    }
-  };
-
+  const teardown = createTeardown({ logger });
   let port: number;
   try {
     const mongo = await connectMongo(config.mongoUrl, config.mongoDb, { serverSelectionTimeoutMS: deps.mongoServerSelectionTimeoutMs });
-    teardown.unshift({ name: "mongo", run: () => mongo.client.close() });
+    teardown.add("mongo", () => mongo.close());
     const store = createApprovalStore(mongo.db);
     await store.ensureIndexes();
 
     const bus = await connectBus({ servers: config.natsUrl, name: "approval", logger, prefix: config.busPrefix, credentials: config.natsCredentials, tls: config.natsTls });
-    teardown.unshift({ name: "bus", run: () => bus.close() });
+    teardown.add("bus", () => bus.close());
+    teardown.watch("NATS connection", bus.nc.closed());
     await bus.ensureStreams();
     const outbox = createResultOutbox(
       store,
@@ -94,7 +85,7 @@ export async function startApprovalService(config: ApprovalConfig, deps: Approva
       now,
     );
     // Stopped after the consumer (teardown runs most recent first): no kick comes after it.
-    teardown.unshift({ name: "notifications", run: () => notifier.idle() });
+    teardown.add("notifications", () => notifier.idle());
     const intake = createJobIntake(store, logger, now, notifier);
     const consumer = await bus.consume({
       stream: bus.streams.jobs,
@@ -105,45 +96,35 @@ export async function startApprovalService(config: ApprovalConfig, deps: Approva
       isTransient: isTransientError,
       handler: (job) => intake(job),
     });
-    teardown.unshift({ name: "job consumer", run: () => consumer.stop() });
-    const sweeper = startSweeper({ outbox, store, notifier }, config.sweepMs, now, logger);
-    teardown.unshift({ name: "sweeper", run: () => sweeper.stop() });
+    teardown.add("job consumer", () => consumer.stop());
+    const sweeper = startSweeper("approval", config.sweepMs, approvalSweep({ outbox, store, notifier }, now, logger), logger);
+    teardown.add("sweeper", () => sweeper.stop());
 
     const server = createServer({ logger, auth: createTokenAuthenticator(config.authTokens), permissions: APPROVAL_PERMISSIONS, tls: config.grpcTls });
     server.add(ApprovalService, createApprovalApi({ store, outbox, logger, now }));
     // Registered before listen so a failed bind still closes the server.
-    teardown.unshift({ name: "grpc", run: (ms) => server.stop(ms) });
+    teardown.add("grpc", (ms) => server.stop(ms));
     port = await server.listen(config.grpcHost, config.grpcPort);
   } catch (err) {
-    await unwind(0);
+    // Every failed step is already logged by name; the start's own error is the one to report.
+    await teardown.run(0).catch(() => undefined);
     throw err;
   }
   logger.info("approval service started", { port });
 
-  let stopping: Promise<void> | undefined;
   return {
     port,
-    stop(deadlineMs) {
-      stopping ??= unwind(deadlineMs).then(() => logger.info("approval service stopped"));
-      return stopping;
-    },
+    stop: once((deadlineMs: number) => teardown.run(deadlineMs).then(() => logger.info("approval service stopped"))),
+    closed: teardown.fatal,
   };
 }
 
 /**
- * Every `intervalMs`: re-publishes decided-but-unpublished approvals, marks
- * due approvals Expired, and retries due notifications. One sweep at a time;
- * each part's failure is logged without stopping the others; the timer is
- * unref'd so it never keeps a process alive.
+ * One approval sweep: re-publishes decided-but-unpublished approvals, marks due approvals
+ * Expired, and retries due notifications. Each part's failure is logged without stopping the
+ * others (the sweeper runs one sweep at a time).
  */
-function startSweeper(
-  parts: { outbox: ResultOutbox; store: ApprovalStore; notifier: Notifier },
-  intervalMs: number,
-  now: () => Date,
-  logger: Logger,
-): { stop(): Promise<void> } {
-  let running: Promise<void> | undefined;
-  let stopped = false;
+function approvalSweep(parts: { outbox: ResultOutbox; store: ApprovalStore; notifier: Notifier }, now: () => Date, logger: Logger): () => Promise<void> {
   const step = async (name: string, run: () => Promise<number>, done: string): Promise<void> => {
     try {
       const n = await run();
@@ -152,24 +133,9 @@ function startSweeper(
       logger.warn("approval sweep failed", { step: name, err: err instanceof Error ? err.message : String(err) });
     }
   };
-  const sweep = async (): Promise<void> => {
+  return async () => {
     await step("results", () => parts.outbox.sweep(now()), "unpublished approval results re-published");
     await step("expiry", () => expireDue(parts.store, now(), logger), "approvals expired");
     await step("notifications", () => parts.notifier.sweep(now()), "approval notifications re-sent");
-  };
-  const tick = (): void => {
-    if (running !== undefined || stopped) return;
-    running = sweep().finally(() => {
-      running = undefined;
-    });
-  };
-  const timer = setInterval(tick, intervalMs);
-  timer.unref();
-  return {
-    async stop() {
-      stopped = true;
-      clearInterval(timer);
-      await running;
-    },
   };
 }

@@ -1,9 +1,8 @@
 import { noopLogger } from "@sluice/domain";
 import type { Logger } from "@sluice/domain";
 import { createServer, createTokenAuthenticator } from "@sluice/grpc";
-import type { SluiceServer } from "@sluice/grpc";
 import { ArtifactService } from "@sluice/proto";
-import { connectMongo } from "@sluice/service-kit";
+import { connectMongo, createTeardown, once } from "@sluice/service-kit";
 import { ARTIFACT_PERMISSIONS, createArtifactApi } from "./artifact-api.js";
 import { createArtifactStore } from "./artifact-store.js";
 import type { ArtifactConfig } from "./config.js";
@@ -34,11 +33,14 @@ export interface RunningArtifactService {
 export async function startArtifactService(config: ArtifactConfig, deps: ArtifactServiceDeps = {}): Promise<RunningArtifactService> {
   const logger = deps.logger ?? noopLogger;
   const now = deps.now ?? (() => new Date());
-  const mongo = await connectMongo(config.mongoUrl, config.mongoDb);
-  let server: SluiceServer | undefined;
+  const teardown = createTeardown({ logger });
   let port: number;
   try {
-    server = createServer({ logger, auth: createTokenAuthenticator(config.authTokens), permissions: ARTIFACT_PERMISSIONS, tls: config.grpcTls });
+    const mongo = await connectMongo(config.mongoUrl, config.mongoDb);
+    teardown.add("mongo", () => mongo.close());
+    const server = createServer({ logger, auth: createTokenAuthenticator(config.authTokens), permissions: ARTIFACT_PERMISSIONS, tls: config.grpcTls });
+    // Calls in flight use MongoDB, so the server drains before the client closes.
+    teardown.add("grpc", (ms) => server.stop(ms));
     const store = createArtifactStore(mongo.db);
     await store.ensureIndexes();
     const objects = createObjectStore(config.s3);
@@ -49,28 +51,14 @@ export async function startArtifactService(config: ArtifactConfig, deps: Artifac
     );
     port = await server.listen(config.grpcHost, config.grpcPort);
   } catch (err) {
-    await server?.stop(0).catch(() => undefined);
-    await mongo.client.close();
+    // Every failed step is already logged by name; the start's own error is the one to report.
+    await teardown.run(0).catch(() => undefined);
     throw err;
   }
-  const listening = server;
   logger.info("artifact service started", { port });
 
-  let stopping: Promise<void> | undefined;
-  const stop = async (deadlineMs: number): Promise<void> => {
-    // Calls in flight use MongoDB, so the server drains before the client closes.
-    try {
-      await listening.stop(deadlineMs);
-    } finally {
-      await mongo.client.close();
-    }
-    logger.info("artifact service stopped");
-  };
   return {
     port,
-    stop(deadlineMs) {
-      stopping ??= stop(deadlineMs);
-      return stopping;
-    },
+    stop: once((deadlineMs: number) => teardown.run(deadlineMs).then(() => logger.info("artifact service stopped"))),
   };
 }

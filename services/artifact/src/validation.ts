@@ -7,7 +7,7 @@ import type { FieldViolation } from "@sluice/domain";
 // stores treat them as path navigation.
 const NAME_PATTERN = /^[A-Za-z0-9.@_-]{1,100}$/;
 const ARTIFACT_NAME_PATTERN = /^[A-Za-z0-9_-]{1,100}$/;
-/** Execution ids are UUIDs (DESIGN §1); any case is accepted. */
+/** Execution ids are UUIDs (the orchestrator mints them with `randomUUID`); any case is accepted. */
 const UUID_PATTERN = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/;
 /** Action execution ids are minted by the orchestrator; they become one key segment (never "." or ".."). */
 const ACTION_EXECUTION_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;

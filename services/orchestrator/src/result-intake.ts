@@ -10,7 +10,7 @@ import type { JobResult } from "@sluice/proto";
  */
 
 /** The pool the orchestrator dispatches runner jobs to (see runtime/outbox.ts). */
-export const RUNNER_POOL = "default";
+const RUNNER_POOL = "default";
 
 /**
  * The error code a refused result is dead-lettered with (`DeadLetter.errorCode`). The dead-letter
@@ -20,7 +20,7 @@ export const RUNNER_POOL = "default";
 export const REFUSED_RESULT_CODE = "AccessDeniedException";
 
 /** Every output artifact id must be `<actionExecutionId>/<name>` of the result's own action execution. */
-export function foreignArtifact(result: JobResult): string | undefined {
+function foreignArtifact(result: JobResult): string | undefined {
   for (const [i, artifact] of result.outputArtifacts.entries()) {
     if (artifact.artifactId !== `${result.actionExecutionId}/${artifact.name}`) {
       return `outputArtifacts[${i}].artifactId: "${artifact.artifactId}" does not belong to action execution ${result.actionExecutionId}`;
@@ -35,7 +35,7 @@ export function foreignArtifact(result: JobResult): string | undefined {
  * Undefined when the execution is not in `state` (ended or unknown): the state machine
  * ignores such a result anyway.
  */
-export function expectedPublisher(state: PipelineRuntime | undefined, result: JobResult): ResultPublisherPrincipal | undefined {
+function expectedPublisher(state: PipelineRuntime | undefined, result: JobResult): ResultPublisherPrincipal | undefined {
   const exec = state !== undefined && Object.hasOwn(state.executions, result.pipelineExecutionId) ? state.executions[result.pipelineExecutionId] : undefined;
   if (state === undefined || exec === undefined) return undefined;
   const spec = exec.pipelineVersion === state.spec.version ? state.spec : (state.retainedSpecs?.find((s) => s.version === exec.pipelineVersion) ?? state.spec);

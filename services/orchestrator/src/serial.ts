@@ -2,6 +2,8 @@
 export interface KeyedSerial {
   /** Runs `fn` once every earlier task of `key` has settled; resolves or rejects as `fn` does. */
   run<T>(key: string, fn: () => Promise<T>): Promise<T>;
+  /** How many keys have a task queued or running (a settled key is forgotten). */
+  readonly size: number;
 }
 
 /**
@@ -26,6 +28,9 @@ export function createKeyedSerial(): KeyedSerial {
         if (chains.get(key) === tail) chains.delete(key);
       });
       return result;
+    },
+    get size() {
+      return chains.size;
     },
   };
 }

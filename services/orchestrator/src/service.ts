@@ -4,10 +4,9 @@ import type { Bus, Consumer } from "@sluice/bus";
 import { DomainError, isDomainError, jobOutcomeFromProto, noopLogger, sourceRevisionFromProto } from "@sluice/domain";
 import type { JobOutcome, Logger, PipelineRuntime, PipelineSpec } from "@sluice/domain";
 import { createClient, createServer, createTokenAuthenticator, parseTokenTable } from "@sluice/grpc";
-import type { Client, SluiceServer } from "@sluice/grpc";
 import { ApprovalService, ArtifactService, DeadLetterSchema, JobResultSchema, PipelineService, SourceChangedSchema } from "@sluice/proto";
 import type { JobResult, PipelineDeclaration } from "@sluice/proto";
-import { connectMongo } from "@sluice/service-kit";
+import { connectMongo, createTeardown, once, startSweeper } from "@sluice/service-kit";
 import { PIPELINE_PERMISSIONS, createPipelineApi } from "./api/pipeline-api.js";
 import type { OrchestratorConfig } from "./config.js";
 import { createPipelineStore } from "./pipelines/pipeline-store.js";
@@ -17,8 +16,6 @@ import { createOutboxPublisher } from "./runtime/publisher.js";
 import { createRuntimeStore } from "./runtime/runtime-store.js";
 import type { ApplyOptions, ArchivedExecution, RuntimeStore } from "./runtime/runtime-store.js";
 import { REFUSED_RESULT_CODE, refuseResult } from "./result-intake.js";
-import { startSweeper } from "./sweeper.js";
-import type { Sweeper } from "./sweeper.js";
 
 /** A running orchestrator. */
 export interface Orchestrator {
@@ -28,6 +25,8 @@ export interface Orchestrator {
   readonly runtime: RuntimeStore;
   /** Stops taking work, finishes what is in flight, closes connections; idempotent. */
   stop(deadlineMs: number): Promise<void>;
+  /** Rejects, naming the part, when one dies for good (the NATS connection closed by itself). */
+  readonly closed: Promise<never>;
 }
 
 /** Optional collaborators of `startOrchestrator`. */
@@ -59,42 +58,24 @@ const CONSUMER_CONCURRENCY = 8;
 
 /**
  * Starts the orchestrator: Mongo, the bus and its streams, indexes, the
- * result and source consumers, the PipelineService and the sweepers — in
- * that order, so nothing serves before what it depends on is ready.
+ * sweepers, the result, source and dead-letter consumers, then the
+ * PipelineService — in that order, so nothing serves before what it depends
+ * on is ready. Stopping runs in reverse.
  */
 export async function startOrchestrator(config: OrchestratorConfig, deps: OrchestratorDeps = {}): Promise<Orchestrator> {
   const logger = (deps.logger ?? noopLogger).child({ service: "orchestrator" });
   const clock = deps.clock ?? Date.now;
   const auth = createTokenAuthenticator(parseTokenTable(config.authTokens));
 
-  const mongo = await connectMongo(config.mongoUrl, config.mongoDb, { appName: "sluice-orchestrator", serverSelectionTimeoutMS: deps.mongoServerSelectionTimeoutMs });
-  const { db } = mongo;
-  let bus: Bus | undefined;
-  let artifacts: Client<typeof ArtifactService> | undefined;
-  let approvals: Client<typeof ApprovalService> | undefined;
-  const consumers: Consumer[] = [];
-  const sweepers: Sweeper[] = [];
-  let server: SluiceServer | undefined;
-  let runtimeStore: RuntimeStore | undefined;
   // Open WatchPipelineExecution streams end (cleanly) when this aborts.
   const stopping = new AbortController();
-
-  const shutdown = async (deadlineMs: number): Promise<void> => {
-    // Reverse order of start: end the watches and stop serving, stop taking
-    // messages (in-flight handlers finish), stop the sweepers, then close the connections.
-    stopping.abort(new Error("the orchestrator is shutting down"));
-    await server?.stop(deadlineMs);
-    await Promise.all(consumers.map((c) => c.stop()));
-    await Promise.all(sweepers.map((s) => s.stop()));
-    await runtimeStore?.close();
-    await bus?.close();
-    artifacts?.close();
-    approvals?.close();
-    await mongo.close();
-  };
+  const teardown = createTeardown({ logger });
 
   try {
-    bus = await connectBus({
+    const mongo = await connectMongo(config.mongoUrl, config.mongoDb, { appName: "sluice-orchestrator", serverSelectionTimeoutMS: deps.mongoServerSelectionTimeoutMs });
+    teardown.add("mongo", () => mongo.close());
+    const { db } = mongo;
+    const bus = await connectBus({
       servers: config.natsUrl,
       name: "orchestrator",
       logger,
@@ -102,18 +83,16 @@ export async function startOrchestrator(config: OrchestratorConfig, deps: Orches
       credentials: config.natsCredentials,
       tls: config.natsTls,
     });
+    teardown.add("bus", () => bus.close());
+    teardown.watch("NATS connection", bus.nc.closed());
     await bus.ensureStreams();
 
-    if (config.artifactAddr === "") {
-      logger.warn("ARTIFACT_ADDR is not set: jobs are dispatched without artifact grants");
-    } else {
-      artifacts = createClient(ArtifactService, config.artifactAddr, { token: config.serviceToken, deadlineMs: 15_000, tls: config.grpcClientTls });
-    }
-    if (config.approvalAddr === "") {
-      logger.warn("APPROVAL_ADDR is not set: PutApprovalResult is unavailable");
-    } else {
-      approvals = createClient(ApprovalService, config.approvalAddr, { deadlineMs: 15_000, tls: config.grpcClientTls });
-    }
+    const artifacts = config.artifactAddr === "" ? undefined : createClient(ArtifactService, config.artifactAddr, { token: config.serviceToken, deadlineMs: 15_000, tls: config.grpcClientTls });
+    if (artifacts === undefined) logger.warn("ARTIFACT_ADDR is not set: jobs are dispatched without artifact grants");
+    else teardown.add("artifact client", () => artifacts.close());
+    const approvals = config.approvalAddr === "" ? undefined : createClient(ApprovalService, config.approvalAddr, { deadlineMs: 15_000, tls: config.grpcClientTls });
+    if (approvals === undefined) logger.warn("APPROVAL_ADDR is not set: PutApprovalResult is unavailable");
+    else teardown.add("approval client", () => approvals.close());
 
     const pipelines = createPipelineStore(db);
     await pipelines.ensureIndexes();
@@ -136,9 +115,16 @@ export async function startOrchestrator(config: OrchestratorConfig, deps: Orches
         return stored === undefined ? undefined : specOf(stored.declaration);
       },
     });
-    runtimeStore = runtime;
+    teardown.add("runtime store", () => runtime.close());
     await runtime.ensureIndexes();
 
+    const outboxSweeper = startSweeper("outbox", config.outboxSweepMs, () => runtime.sweepOutbox(OUTBOX_MIN_AGE_MS), logger);
+    const timerSweeper = startSweeper("timers", config.timerSweepMs, () => runtime.sweepTimers(), logger);
+    teardown.add("sweepers", () => Promise.all([outboxSweeper.stop(), timerSweeper.stop()]));
+
+    // Stopped together, so none keeps taking messages while another drains its handlers.
+    const consumers: Consumer[] = [];
+    teardown.add("consumers", () => Promise.all(consumers.map((c) => c.stop())));
     consumers.push(
       await bus.consume({
         stream: bus.streams.results,
@@ -197,7 +183,7 @@ export async function startOrchestrator(config: OrchestratorConfig, deps: Orches
       }),
     );
 
-    server = createServer({ logger, auth, permissions: PIPELINE_PERMISSIONS, tls: config.grpcTls });
+    const server = createServer({ logger, auth, permissions: PIPELINE_PERMISSIONS, tls: config.grpcTls });
     server.add(
       PipelineService,
       createPipelineApi({
@@ -208,10 +194,7 @@ export async function startOrchestrator(config: OrchestratorConfig, deps: Orches
         specOf,
         defaultArtifactBucket: config.defaultArtifactBucket,
         approvals,
-        subscribeEvents: (filter, handler) => {
-          if (bus === undefined) throw new Error("the bus is not connected");
-          return bus.subscribeEvents(filter, handler);
-        },
+        subscribeEvents: (filter, handler) => bus.subscribeEvents(filter, handler),
         shutdown: stopping.signal,
         ...(deps.watchResyncMs === undefined ? {} : { watchResyncMs: deps.watchResyncMs }),
         watchMaxPerPrincipal: config.watchMaxPerPrincipal,
@@ -220,23 +203,24 @@ export async function startOrchestrator(config: OrchestratorConfig, deps: Orches
         clock: () => new Date(clock()),
       }),
     );
+    // Registered before listen so a failed bind still closes the server. Runs first: the
+    // watches end and no call is taken while the consumers and sweepers stop.
+    teardown.add("grpc", (ms) => {
+      stopping.abort(new Error("the orchestrator is shutting down"));
+      return server.stop(ms);
+    });
     const port = await server.listen(config.grpcHost, config.grpcPort);
 
-    sweepers.push(startSweeper("outbox", config.outboxSweepMs, () => runtime.sweepOutbox(OUTBOX_MIN_AGE_MS), logger));
-    sweepers.push(startSweeper("timers", config.timerSweepMs, () => runtime.sweepTimers(), logger));
-
     logger.info("orchestrator started", { port, db: config.mongoDb, busPrefix: config.busPrefix });
-    let stopped: Promise<void> | undefined;
     return {
       port,
       runtime,
-      stop(deadlineMs) {
-        stopped ??= shutdown(deadlineMs).then(() => logger.info("orchestrator stopped"));
-        return stopped;
-      },
+      stop: once((deadlineMs: number) => teardown.run(deadlineMs).then(() => logger.info("orchestrator stopped"))),
+      closed: teardown.fatal,
     };
   } catch (err) {
-    await shutdown(1000).catch((closeErr: unknown) => logger.warn("cleanup after a failed start failed", { error: String(closeErr) }));
+    // Every failed step is already logged by name; the start's own error is the one to report.
+    await teardown.run(0).catch(() => undefined);
     throw err;
   }
 }
@@ -247,8 +231,7 @@ export async function startOrchestrator(config: OrchestratorConfig, deps: Orches
  * refused with a non-retryable error, so the bus dead-letters it with the reason (counted by
  * `sluice.dlq.messages`), and logged as `result rejected`.
  */
-function resultRefusal(bus: Bus | undefined, logger: Logger, result: JobResult, subject: string): (state: PipelineRuntime) => Error | undefined {
-  if (bus === undefined) throw new Error("the bus is not connected");
+function resultRefusal(bus: Bus, logger: Logger, result: JobResult, subject: string): (state: PipelineRuntime) => Error | undefined {
   const publisher = resultPublisherOf(bus.catalog, subject);
   return (state) => {
     const reason = refuseResult(state, result, publisher);

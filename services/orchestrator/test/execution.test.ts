@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it, inject } from "vitest";
-import type {} from "@sluice/testkit";
+import { recordingLogger } from "@sluice/testkit";
+import type { RecordedLine } from "@sluice/testkit";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import type { Bus } from "@sluice/bus";
 import { SourceChangedSchema } from "@sluice/proto";
@@ -19,9 +20,16 @@ let tap: JobTap;
 const seen: StateChangeEvent[] = [];
 // Tests move the orchestrator's clock forward to reach job deadlines.
 let clockOffsetMs = 0;
+// The orchestrator's log: an ignored event is logged with the reason it was ignored.
+const logged: RecordedLine[] = [];
 
 beforeAll(async () => {
-  harness = await startHarness(servers, iso, { name: "orchestrator-exec-test", deps: { clock: () => Date.now() + clockOffsetMs }, tapJobs: true, events: seen });
+  harness = await startHarness(servers, iso, {
+    name: "orchestrator-exec-test",
+    deps: { clock: () => Date.now() + clockOffsetMs, logger: recordingLogger(logged) },
+    tapJobs: true,
+    events: seen,
+  });
   ({ service, clients, bus, tap } = harness);
 });
 
@@ -256,6 +264,9 @@ describe("deadlines", () => {
     expect(state.stageStates[0]?.actionStates[0]?.latestExecution?.errorDetails?.message).toContain("timed out");
     // The runner's late result is for an action that already ended: ignored.
     await report(bus, source, { outputArtifacts: produced(source, "Src") });
+    const ignoredBecause = (): unknown =>
+      logged.find((l) => l.msg === "event ignored" && l.fields["pipeline"] === name && l.fields["event"] === "JobCompleted")?.fields["reason"];
+    await expect.poll(ignoredBecause, { timeout: 10_000 }).toBe(`execution ${source.pipelineExecutionId} is not in flight`);
     const after = await clients.viewer.getPipelineExecution({ pipelineName: name, pipelineExecutionId: source.pipelineExecutionId });
     expect(after.pipelineExecution?.status).toBe("Failed");
   });

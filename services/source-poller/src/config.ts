@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { commonConfig, commonEnv, loadConfig } from "@sluice/service-kit";
+import { commonConfig, commonEnv, gitHostEnv, loadConfig } from "@sluice/service-kit";
 import type { CommonConfig } from "@sluice/service-kit";
 
 const Env = z.object({
@@ -22,6 +22,11 @@ export interface SourcePollerConfig extends CommonConfig {
   mongoDb: string;
   pollIntervalMs: number;
   gitTimeoutMs: number;
+  /**
+   * The part of the poller's environment git may see: PATH and the network settings
+   * (`GIT_HOST_ENV`), never `GIT_*`, `HOME` or a token. @default a PATH only
+   */
+  gitHostEnv?: Readonly<Record<string, string>>;
   /** SLUICE_BUS_PREFIX; empty: the production subjects. */
   busPrefix: string;
   /** Empty: no resync, declaration events only. */
@@ -37,6 +42,7 @@ export function loadSourcePollerConfig(env: Record<string, string | undefined>):
     mongoDb: e.MONGO_DB,
     pollIntervalMs: e.POLL_INTERVAL_MS,
     gitTimeoutMs: e.GIT_TIMEOUT_MS,
+    gitHostEnv: gitHostEnv(env),
     busPrefix: e.SLUICE_BUS_PREFIX ?? "",
     orchestratorAddr: e.ORCHESTRATOR_ADDR,
     serviceToken: e.SLUICE_SERVICE_TOKEN,

@@ -1,11 +1,23 @@
 import { spawn } from "node:child_process";
+import { gitProcessEnv } from "@sluice/service-kit";
+
+/** How `lsRemoteHead` runs git. */
+export interface LsRemoteOptions {
+  readonly timeoutMs: number;
+  /**
+   * The whole environment git starts from (see `gitHostEnv`): nothing of the poller's own
+   * environment reaches git but this, so no inherited `GIT_*`, `HOME` or token changes what it does.
+   */
+  readonly hostEnv: Readonly<Record<string, string>>;
+}
 
 /**
  * Reads the commit a branch points at with `git ls-remote`, without cloning.
  * The URL and branch go to git as argv entries, never through a shell.
  * Returns undefined when the branch does not exist.
  */
-export async function lsRemoteHead(url: string, branch: string, timeoutMs: number): Promise<string | undefined> {
+export async function lsRemoteHead(url: string, branch: string, opts: LsRemoteOptions): Promise<string | undefined> {
+  const { timeoutMs } = opts;
   // The validator refuses these already; checked again because a value git reads as an
   // option (`--upload-pack=<command>`) runs a command, whatever the declaration said.
   if (url.startsWith("-")) throw new Error(`configuration.RepositoryUrl: ${JSON.stringify(url)} must not start with "-"`);
@@ -16,7 +28,8 @@ export async function lsRemoteHead(url: string, branch: string, timeoutMs: numbe
   const args = url.startsWith("file://") ? ["-c", "protocol.file.allow=always", "ls-remote", "--", url, ref] : ["ls-remote", "--", url, ref];
   const out = await new Promise<string>((resolve, reject) => {
     const child = spawn("git", args, {
-      env: { ...process.env, GIT_TERMINAL_PROMPT: "0", GIT_ASKPASS: "true" },
+      // GIT_ASKPASS=true answers any credential question with nothing, so git fails at once.
+      env: gitProcessEnv({ ...opts.hostEnv, GIT_ASKPASS: "true" }),
       stdio: ["ignore", "pipe", "pipe"],
       timeout: timeoutMs,
     });

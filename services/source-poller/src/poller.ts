@@ -13,6 +13,8 @@ export interface PollerOptions {
   logger: Logger;
   intervalMs: number;
   gitTimeoutMs: number;
+  /** The environment git starts from (see `SourcePollerConfig.gitHostEnv`). */
+  gitHostEnv: Readonly<Record<string, string>>;
   now?: () => number;
 }
 
@@ -39,7 +41,7 @@ async function pollCursor(o: PollerOptions, cursor: SourceCursor): Promise<boole
   const log = o.logger.child({ pipeline: cursor.pipelineName, action: cursor.actionName });
   let head: string | undefined;
   try {
-    head = await lsRemoteHead(cursor.repositoryUrl, cursor.branch, o.gitTimeoutMs);
+    head = await lsRemoteHead(cursor.repositoryUrl, cursor.branch, { timeoutMs: o.gitTimeoutMs, hostEnv: o.gitHostEnv });
   } catch (err) {
     const message = stripUserinfo(err instanceof Error ? err.message : String(err));
     log.warn("git ls-remote failed", { error: message });

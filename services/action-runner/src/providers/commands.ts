@@ -18,10 +18,10 @@ import type { Provider, ProviderOutcome } from "./provider.js";
  */
 
 /** Environment variable types whose values are masked in logs and summaries. */
-export const SECRET_ENV_TYPES: ReadonlySet<string> = new Set(["SECRET", "SECRETS_MANAGER", "PARAMETER_STORE"]);
+const SECRET_ENV_TYPES: ReadonlySet<string> = new Set(["SECRET", "SECRETS_MANAGER", "PARAMETER_STORE"]);
 
 /** Output lines kept for a failure summary. */
-export const TAIL_LINES = 100;
+const TAIL_LINES = 100;
 /** Longest `JobResult.summary` (CodePipeline's limit on an execution summary). */
 export const MAX_SUMMARY_CHARS = 2048;
 
@@ -135,7 +135,7 @@ export const commandsProvider: Provider = async (ctx) => {
 };
 
 /** Parses `env -0` output: NUL-separated `NAME=value` entries (values may contain newlines). */
-export async function readEnvFile(file: string): Promise<Map<string, string>> {
+async function readEnvFile(file: string): Promise<Map<string, string>> {
   const vars = new Map<string, string>();
   let text: string;
   try {

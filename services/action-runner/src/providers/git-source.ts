@@ -1,6 +1,7 @@
 import { rm } from "node:fs/promises";
 import path from "node:path";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { gitProcessEnv } from "@sluice/service-kit";
 import { runProcess } from "../process.js";
 import type { ProcessOutcome } from "../process.js";
 import { JobFailure, LineTail, configValue, requireConfig } from "./provider.js";
@@ -131,13 +132,8 @@ function createGit(ctx: ProviderContext, url: string): Git {
   const config = ["-c", "protocol.ext.allow=never", "-c", "advice.detachedHead=false"];
   // Local clones need the file protocol, which git restricts for some operations by default.
   if (url.startsWith("file://")) config.push("-c", "protocol.file.allow=always");
-  const env: Record<string, string> = {
-    ...ctx.env,
-    GIT_TERMINAL_PROMPT: "0",
-    // Never wait for a password or a host-key question nobody can answer.
-    GIT_SSH_COMMAND: ctx.env["GIT_SSH_COMMAND"] ?? "ssh -o BatchMode=yes",
-    LC_ALL: "C",
-  };
+  // The job's allow-listed environment (see jobEnvironment), never the runner's own.
+  const env = gitProcessEnv(ctx.env);
   let tail = new LineTail(5);
   return {
     async run(args, cwd, captureStdout = false) {

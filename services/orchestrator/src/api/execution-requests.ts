@@ -193,7 +193,7 @@ export function rollbackEvent(
 }
 
 /** The named stage of a declaration, or StageNotFoundException naming `stageName`. */
-export function stageOf(declaration: PipelineDeclaration, stageName: string): PipelineDeclaration["stages"][number] {
+function stageOf(declaration: PipelineDeclaration, stageName: string): PipelineDeclaration["stages"][number] {
   const stage = declaration.stages.find((s) => s.name === stageName);
   if (stage === undefined) {
     throw new DomainError("StageNotFoundException", `pipeline "${declaration.name}" has no stage "${stageName}"`, [

@@ -17,7 +17,7 @@ export interface ExecutionCursor {
 }
 
 /** Newest first: start time descending, then id descending. */
-export function executionOrder(a: ExecutionRuntime, b: ExecutionRuntime): number {
+function executionOrder(a: ExecutionRuntime, b: ExecutionRuntime): number {
   return b.startTime - a.startTime || (a.id < b.id ? 1 : a.id > b.id ? -1 : 0);
 }
 
