@@ -3,7 +3,7 @@ export type { ErrorCode, FieldViolation } from "./errors.js";
 export { noopLogger } from "./logger.js";
 export type { Logger } from "./logger.js";
 // -- validation exports (owned by the validation helper) --
-export { validatePipeline, MAX_VIOLATIONS, PIPELINE_VARIABLES, RESERVED_NAMESPACES } from "./validation/validate.js";
+export { validatePipeline } from "./validation/validate.js";
 export {
   DEFAULT_ARTIFACT_BUCKET,
   assertValidPipeline,
@@ -21,21 +21,29 @@ export {
   EXECUTION_MODES,
   LIMITS,
   MAX_DECLARATION_BYTES,
+  MAX_PARALLEL_EXECUTIONS,
+  MAX_QUEUED_EXECUTIONS,
+  MAX_REQUEST_TOKENS,
+  MAX_VIOLATIONS,
   NAMESPACE_PATTERN,
   OUTPUT_VARIABLE_PATTERN,
   PIPELINE_NAME_PATTERN,
   PIPELINE_TYPES,
+  PIPELINE_VARIABLES,
   PROVIDER_PATTERN,
   PROVIDER_VERSION_PATTERN,
+  RESERVED_NAMESPACES,
   ROLE_ARN_PATTERN,
   STAGE_NAME_PATTERN,
   SUPPORTED_EXECUTION_MODES,
+  TIMEOUT_GRACE_MS,
+  VARIABLE_KEY_PATTERN,
   AWS_RULE_PROVIDERS,
   SUPPORTED_RULE_PROVIDERS,
   VARIABLE_CHECK_OPERATORS,
   CONDITION_RESULTS,
   STAGE_RETRY_MODES,
-} from "./validation/limits.js";
+} from "./limits.js";
 export { stageConditionFields } from "./validation/conditions.js";
 export type {
   ConditionDeclarationLike,
@@ -43,7 +51,7 @@ export type {
   StageConditionFields,
   StageConditionsDeclarationLike,
 } from "./validation/conditions.js";
-export type { ActionCategory, ActionOwner } from "./validation/limits.js";
+export type { ActionCategory, ActionOwner } from "./limits.js";
 export {
   BUILT_IN_PROVIDERS,
   DEFAULT_BRANCH,
@@ -74,10 +82,6 @@ export type {
 // -- execution exports (owned by the execution helper) --
 export {
   DETAIL_TYPES,
-  MAX_PARALLEL_EXECUTIONS,
-  MAX_QUEUED_EXECUTIONS,
-  MAX_REQUEST_TOKENS,
-  TIMEOUT_GRACE_MS,
   decide,
   initialRuntime,
   isFinal,
@@ -98,7 +102,7 @@ export type { ToPipelineSpecOptions } from "./execution/spec.js";
 export { actionExecutionDetails, conditionStateView, executionSummaryView, executionView, pipelineStateView } from "./execution/views.js";
 export type { ActionExecutionDetailSpec, ArtifactDetailSpec, PipelineTimes } from "./execution/views.js";
 export { jobInit, jobOutcomeFromProto, sourceRevisionFromProto, stateChangeEventInit } from "./execution/convert.js";
-export { VARIABLE_KEY_PATTERN, resolveScript, resolveValue } from "./execution/variables.js";
+export { resolveScript, resolveValue } from "./execution/variables.js";
 export {
   MIN_SECRET_LENGTH,
   SECRET_ENV_TYPE,

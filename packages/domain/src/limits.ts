@@ -1,6 +1,8 @@
-// Name patterns, enums and numeric limits of a pipeline declaration, taken
-// from AWS CodePipeline's API model (reference §2/§3) so a declaration that
-// AWS accepts is judged by the same rules here.
+// Every name pattern, enum and numeric limit Sluice enforces, in one place:
+// those of a pipeline declaration are taken from AWS CodePipeline's API model
+// (reference §2/§3) so a declaration that AWS accepts is judged by the same
+// rules here; those of executions are Sluice's own caps. The API layer checks
+// requests against these same values, never copies of them.
 //
 // Every pattern is anchored and built from character classes with at most one
 // quantifier per class, so matching is linear in the input (no catastrophic
@@ -55,6 +57,19 @@ export const SUPPORTED_EXECUTION_MODES: readonly string[] = EXECUTION_MODES;
 /** Pipeline types (AWS `PipelineType`). */
 export const PIPELINE_TYPES = ["V1", "V2"] as const;
 
+/** Namespaces Sluice reserves: `codepipeline` (execution id) and `variables` (pipeline variables). */
+export const RESERVED_NAMESPACES: readonly string[] = ["codepipeline", "variables"];
+
+/** Variables of the reserved `codepipeline` namespace. */
+export const PIPELINE_VARIABLES: readonly string[] = ["PipelineExecutionId"];
+
+/**
+ * Most violations reported for one declaration. A hostile or badly broken
+ * declaration could otherwise produce thousands, and the list travels back in
+ * gRPC trailers; the last entry says how many more there were.
+ */
+export const MAX_VIOLATIONS = 100;
+
 /** Largest declaration (its JSON form, UTF-8) CreatePipeline/UpdatePipeline accept. */
 export const MAX_DECLARATION_BYTES = 256 * 1024;
 
@@ -103,3 +118,23 @@ export const VARIABLE_CHECK_OPERATORS = ["EQ", "NE", "CONTAINS", "MATCHES"] as c
 export const CONDITION_RESULTS = ["ROLLBACK", "FAIL", "RETRY", "SKIP"] as const;
 /** Stage retry modes (AWS StageRetryMode). */
 export const STAGE_RETRY_MODES = ["FAILED_ACTIONS", "ALL_ACTIONS"] as const;
+
+/**
+ * How long after a job's deadline TimerFired fails the action. The runner
+ * gives up at the deadline and reports a failure with its own detail; the
+ * grace lets that report win over the orchestrator's generic timeout.
+ */
+export const TIMEOUT_GRACE_MS = 30_000;
+
+/**
+ * QUEUED: how many executions may wait in a pipeline's queues. AWS caps the
+ * queue without documenting the value; a start request beyond it gets
+ * ConcurrentPipelineExecutionsLimitExceededException.
+ */
+export const MAX_QUEUED_EXECUTIONS = 50;
+
+/** PARALLEL: how many executions may be in flight at once (same exception beyond it). */
+export const MAX_PARALLEL_EXECUTIONS = 50;
+
+/** How many clientRequestTokens a pipeline remembers (the oldest is forgotten first). */
+export const MAX_REQUEST_TOKENS = 1000;
