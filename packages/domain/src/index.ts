@@ -13,17 +13,40 @@ export {
 } from "./validation/normalize.js";
 export {
   ACTION_CATEGORIES,
+  ACTION_EXECUTION_ID_PATTERN,
   ACTION_NAME_PATTERN,
   ACTION_OWNERS,
+  APPROVAL_STATUSES,
   ARTIFACT_NAME_PATTERN,
+  AWS_RULE_PROVIDERS,
   BUCKET_NAME_PATTERN,
+  COMMIT_ID_PATTERN,
+  CONDITION_RESULTS,
+  DEFAULT_MAX_RESULTS,
+  DEFAULT_WATCH_MAX_PER_PRINCIPAL,
+  DEFAULT_WATCH_MAX_TOTAL,
+  DEFAULT_WATCH_RESYNC_MS,
   ENV_VAR_NAME_PATTERN,
+  EXECUTION_ID_PATTERN,
   EXECUTION_MODES,
   LIMITS,
+  MAX_APPROVAL_SUMMARY_LENGTH,
+  MAX_ARTIFACTS_PER_JOB,
   MAX_DECLARATION_BYTES,
+  MAX_ERROR_MESSAGE_CHARS,
+  MAX_LIST_EXECUTION_RESULTS,
+  MAX_LIST_RESULTS,
+  MAX_NEXT_TOKEN_LENGTH,
   MAX_PARALLEL_EXECUTIONS,
   MAX_QUEUED_EXECUTIONS,
   MAX_REQUEST_TOKENS,
+  MAX_SOURCE_REVISIONS,
+  MAX_START_VARIABLES,
+  MAX_SUMMARY_CHARS,
+  MAX_TAGS,
+  MAX_TAG_KEY_LENGTH,
+  MAX_TAG_VALUE_LENGTH,
+  MAX_TRANSITION_REASON,
   MAX_VIOLATIONS,
   NAMESPACE_PATTERN,
   OUTPUT_VARIABLE_PATTERN,
@@ -34,15 +57,17 @@ export {
   PROVIDER_VERSION_PATTERN,
   RESERVED_NAMESPACES,
   ROLE_ARN_PATTERN,
+  SHA256_PATTERN,
+  SOURCE_REVISION_TYPES,
   STAGE_NAME_PATTERN,
-  SUPPORTED_EXECUTION_MODES,
-  TIMEOUT_GRACE_MS,
-  VARIABLE_KEY_PATTERN,
-  AWS_RULE_PROVIDERS,
-  SUPPORTED_RULE_PROVIDERS,
-  VARIABLE_CHECK_OPERATORS,
-  CONDITION_RESULTS,
   STAGE_RETRY_MODES,
+  SUPPORTED_EXECUTION_MODES,
+  SUPPORTED_RULE_PROVIDERS,
+  TIMEOUT_GRACE_MS,
+  TRANSITION_TYPES,
+  UUID_PATTERN,
+  VARIABLE_CHECK_OPERATORS,
+  VARIABLE_KEY_PATTERN,
 } from "./limits.js";
 export { stageConditionFields } from "./validation/conditions.js";
 export type {
@@ -51,7 +76,7 @@ export type {
   StageConditionFields,
   StageConditionsDeclarationLike,
 } from "./validation/conditions.js";
-export type { ActionCategory, ActionOwner } from "./limits.js";
+export type { ActionCategory, ActionOwner, ApprovalStatus } from "./limits.js";
 export {
   BUILT_IN_PROVIDERS,
   DEFAULT_BRANCH,
@@ -99,8 +124,18 @@ export { MAX_STOP_REASON } from "./execution/stop.js";
 export { TRANSITION_REASON_PATTERN } from "./execution/transitions.js";
 export { toPipelineSpec } from "./execution/spec.js";
 export type { ToPipelineSpecOptions } from "./execution/spec.js";
-export { actionExecutionDetails, conditionStateView, executionSummaryView, executionView, pipelineStateView } from "./execution/views.js";
-export type { ActionExecutionDetailSpec, ArtifactDetailSpec, PipelineTimes } from "./execution/views.js";
+export {
+  actionExecutionDetails,
+  actionExecutionView,
+  conditionStateFields,
+  conditionStateView,
+  executionSummaryView,
+  executionView,
+  newestFirst,
+  pipelineStateView,
+  transitionStateView,
+} from "./execution/views.js";
+export type { ActionExecutionDetailSpec, ActionExecutionFields, ArtifactDetailSpec, PipelineTimes } from "./execution/views.js";
 export { jobInit, jobOutcomeFromProto, sourceRevisionFromProto, stateChangeEventInit } from "./execution/convert.js";
 export { resolveScript, resolveValue } from "./execution/variables.js";
 export {

@@ -138,3 +138,69 @@ export const MAX_PARALLEL_EXECUTIONS = 50;
 
 /** How many clientRequestTokens a pipeline remembers (the oldest is forgotten first). */
 export const MAX_REQUEST_TOKENS = 1000;
+
+/** Pipeline execution ids as Sluice mints them and AWS writes them: lower-case UUIDs (AWS `PipelineExecutionId`). */
+export const EXECUTION_ID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+/** A UUID in either case: approval tokens, and the execution ids the approval and artifact services are handed. */
+export const UUID_PATTERN = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/;
+/** Action execution ids the orchestrator mints; each becomes one object-key segment (never "." or ".."). */
+export const ACTION_EXECUTION_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+/** A SHA-256 digest in hexadecimal, either case. */
+export const SHA256_PATTERN = /^[0-9a-fA-F]{64}$/;
+/**
+ * A Git commit id, abbreviated or full (SHA-1 or SHA-256). Stricter than
+ * AWS's 1-1500 characters on purpose: the value reaches `git fetch`, and a
+ * value starting with `-` must never be read as an option.
+ */
+export const COMMIT_ID_PATTERN = /^[0-9a-fA-F]{4,64}$/;
+
+/** AWS SourceRevisionType; Sluice's sources are Git, so only COMMIT_ID applies. */
+export const SOURCE_REVISION_TYPES = ["COMMIT_ID", "IMAGE_DIGEST", "S3_OBJECT_VERSION_ID", "S3_OBJECT_KEY"] as const;
+/** AWS StageTransitionType. */
+export const TRANSITION_TYPES = ["Inbound", "Outbound"] as const;
+/** AWS DisableStageTransition.reason: at most this many characters. */
+export const MAX_TRANSITION_REASON = 300;
+/** AWS StartPipelineExecution: at most this many variables. */
+export const MAX_START_VARIABLES = 50;
+/** AWS StartPipelineExecution: at most this many source revisions. */
+export const MAX_SOURCE_REVISIONS = 50;
+
+/**
+ * Approval states: Pending until someone answers; Approved or Rejected afterwards, or Expired
+ * when nobody answered before the deadline (never changes again).
+ */
+export const APPROVAL_STATUSES = ["Pending", "Approved", "Rejected", "Expired"] as const;
+/** A value of APPROVAL_STATUSES. */
+export type ApprovalStatus = (typeof APPROVAL_STATUSES)[number];
+/** AWS's limit on an approval summary. */
+export const MAX_APPROVAL_SUMMARY_LENGTH = 512;
+
+/** Most inputs or outputs one job may ask artifact grants for (AWS allows at most 5 per action type; custom 100 is far above). */
+export const MAX_ARTIFACTS_PER_JOB = 100;
+
+/** Longest job result summary (CodePipeline's limit on an execution summary). */
+export const MAX_SUMMARY_CHARS = 2048;
+/** Longest job result `errorDetails.message`. */
+export const MAX_ERROR_MESSAGE_CHARS = 1024;
+
+/** AWS tag rules: at most this many tags on a pipeline. */
+export const MAX_TAGS = 50;
+/** AWS tag keys: 1 to this many characters. */
+export const MAX_TAG_KEY_LENGTH = 128;
+/** AWS tag values: at most this many characters. */
+export const MAX_TAG_VALUE_LENGTH = 256;
+/** AWS caps pagination tokens (nextToken) at this many characters. */
+export const MAX_NEXT_TOKEN_LENGTH = 2048;
+/** Page size of a List call that gives no maxResults. */
+export const DEFAULT_MAX_RESULTS = 100;
+/** Largest maxResults of ListPipelines and ListApprovals. */
+export const MAX_LIST_RESULTS = 1000;
+/** Largest maxResults of ListPipelineExecutions and ListActionExecutions (AWS). */
+export const MAX_LIST_EXECUTION_RESULTS = 100;
+
+/** WatchPipelineExecution: how often a stream re-reads the state it watches, unless configured. */
+export const DEFAULT_WATCH_RESYNC_MS = 5000;
+/** WatchPipelineExecution: open streams one principal may hold, unless configured (WATCH_MAX_PER_PRINCIPAL). */
+export const DEFAULT_WATCH_MAX_PER_PRINCIPAL = 16;
+/** WatchPipelineExecution: open streams one orchestrator process holds, unless configured (WATCH_MAX_TOTAL). */
+export const DEFAULT_WATCH_MAX_TOTAL = 256;
