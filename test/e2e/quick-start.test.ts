@@ -1,4 +1,4 @@
-// The quick start as a user meets it: `sluice dev` (what `npm start` runs) brings up the servers and
+// The quick start as a user meets it: packages/dev-cluster (what `npm start` runs) brings up the servers and
 // the five services, runs the example pipeline to the approval, prints the command that approves it;
 // that command works, the release deploys, and Ctrl-C (SIGINT) stops everything cleanly.
 import { execFileSync, spawn } from "node:child_process";
@@ -9,12 +9,13 @@ import { afterAll, describe, expect, it } from "vitest";
 import { REPO_ROOT } from "./helpers.js";
 
 const BIN = join(REPO_ROOT, "packages", "cli", "dist", "bin.js");
+const DEV_BIN = join(REPO_ROOT, "packages", "dev-cluster", "dist", "bin.js");
 const cwd = mkdtempSync(join(tmpdir(), "sluice-quick-start-"));
 afterAll(() => rmSync(cwd, { recursive: true, force: true }));
 
-describe("quick start (sluice dev)", () => {
+describe("quick start (npm start)", () => {
   it("runs the example to the approval, approves it with the printed command, deploys, and stops on Ctrl-C", async () => {
-    const dev = spawn(process.execPath, [BIN, "dev"], { cwd, stdio: ["ignore", "pipe", "pipe"] });
+    const dev = spawn(process.execPath, [DEV_BIN], { cwd, stdio: ["ignore", "pipe", "pipe"] });
     let out = "";
     dev.stdout.on("data", (d: Buffer) => (out += d.toString()));
     dev.stderr.on("data", (d: Buffer) => (out += d.toString()));

@@ -4,10 +4,11 @@
  * is only known then, and a key must never navigate (`..`) or smuggle control characters.
  */
 
+import { BUCKET_NAME_PATTERN } from "@sluice/domain";
+
 /** S3's limit for an object key, in UTF-8 bytes. */
 export const MAX_OBJECT_KEY_BYTES = 1024;
 
-const BUCKET_PATTERN = /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/;
 const IPV4_LIKE = /^\d{1,3}(\.\d{1,3}){3}$/;
 // eslint-disable-next-line no-control-regex -- control characters are exactly what is refused
 const CONTROL = /[\u0000-\u001f\u007f]/;
@@ -15,7 +16,7 @@ const CONTROL = /[\u0000-\u001f\u007f]/;
 /** Why `bucket` is not an S3 bucket name, or undefined when it is one. */
 export function bucketNameProblem(bucket: string): string | undefined {
   if (bucket === "") return "is required";
-  if (!BUCKET_PATTERN.test(bucket) || bucket.includes("..") || bucket.includes(".-") || bucket.includes("-.")) {
+  if (!BUCKET_NAME_PATTERN.test(bucket) || bucket.includes("..") || bucket.includes(".-") || bucket.includes("-.")) {
     return `"${clip(bucket)}" is not an S3 bucket name (3-63 characters of a-z 0-9 . -, starting and ending with a letter or digit, no "..")`;
   }
   if (IPV4_LIKE.test(bucket)) return `"${bucket}" is not an S3 bucket name (it looks like an IP address)`;

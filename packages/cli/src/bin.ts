@@ -1,10 +1,8 @@
 #!/usr/bin/env node
-import { fileURLToPath } from "node:url";
 import { isRpcError } from "@sluice/client";
 import { parseArgs, UsageError } from "./args.js";
 import { runCommand, USAGE } from "./commands.js";
 import { resolveConnection } from "./connection.js";
-import { runDev } from "./dev.js";
 import { runWatch } from "./watch.js";
 
 async function main(): Promise<number> {
@@ -12,19 +10,6 @@ async function main(): Promise<number> {
   if (args.command === undefined || args.command === "help" || args.flags["help"] === true) {
     console.log(USAGE);
     return args.command === undefined ? 2 : 0;
-  }
-  if (args.command === "dev") {
-    const stopSignal = new Promise<void>((resolve) => {
-      for (const s of ["SIGINT", "SIGTERM"] as const) process.once(s, () => resolve());
-    });
-    await runDev({
-      repoRoot: fileURLToPath(new URL("../../..", import.meta.url)),
-      cwd: process.cwd(),
-      env: process.env,
-      print: (line) => console.log(line),
-      stopSignal,
-    });
-    return 0;
   }
   const conn = resolveConnection(args, process.env, process.cwd());
   if (args.command === "watch") {

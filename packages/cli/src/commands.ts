@@ -17,7 +17,6 @@ import { renderExecution, renderPipelineState } from "./render.js";
 
 export const USAGE = `usage: sluice <command> [flags]
 
-  dev                                    start a local cluster and run an example pipeline (npm start)
   create-pipeline --cli-input-json file://pipeline.json
                                          create a pipeline from an AWS create-pipeline JSON file
   update-pipeline --cli-input-json file://pipeline.json

@@ -4,7 +4,7 @@ import { join } from "node:path";
 import type { ParsedArgs } from "./args.js";
 import { optionalFlag, UsageError } from "./args.js";
 
-/** Where `sluice dev` writes the running cluster's address and dev token. */
+/** Where `npm start` (packages/dev-cluster) writes the local cluster's address and dev token. */
 export const DEV_STATE_FILE = join(".sluice", "dev.json");
 
 export interface DevState {
@@ -48,7 +48,7 @@ export function tlsFromEnv(env: Record<string, string | undefined>): ClientTlsOp
 
 /**
  * Picks the orchestrator address and token: flags first, then SLUICE_ADDR and
- * SLUICE_TOKEN, then the state file a running `sluice dev` left in `cwd`; TLS from
+ * SLUICE_TOKEN, then the state file a running local cluster (`npm start`) left in `cwd`; TLS from
  * `tlsFromEnv`.
  */
 export function resolveConnection(args: ParsedArgs, env: Record<string, string | undefined>, cwd: string): Connection {

@@ -3,7 +3,7 @@ export type { ErrorCode, FieldViolation } from "./errors.js";
 export { noopLogger } from "./logger.js";
 export type { Logger } from "./logger.js";
 // -- validation exports (owned by the validation helper) --
-export { validatePipeline, MAX_VIOLATIONS, PIPELINE_VARIABLES, RESERVED_NAMESPACES } from "./validation/validate.js";
+export { validatePipeline } from "./validation/validate.js";
 export {
   DEFAULT_ARTIFACT_BUCKET,
   assertValidPipeline,
@@ -13,29 +13,62 @@ export {
 } from "./validation/normalize.js";
 export {
   ACTION_CATEGORIES,
+  ACTION_EXECUTION_ID_PATTERN,
   ACTION_NAME_PATTERN,
   ACTION_OWNERS,
+  APPROVAL_STATUSES,
   ARTIFACT_NAME_PATTERN,
+  AWS_RULE_PROVIDERS,
   BUCKET_NAME_PATTERN,
+  COMMIT_ID_PATTERN,
+  CONDITION_RESULTS,
+  DEFAULT_MAX_RESULTS,
+  DEFAULT_WATCH_MAX_PER_PRINCIPAL,
+  DEFAULT_WATCH_MAX_TOTAL,
+  DEFAULT_WATCH_RESYNC_MS,
   ENV_VAR_NAME_PATTERN,
+  EXECUTION_ID_PATTERN,
   EXECUTION_MODES,
   LIMITS,
+  MAX_APPROVAL_SUMMARY_LENGTH,
+  MAX_ARTIFACTS_PER_JOB,
   MAX_DECLARATION_BYTES,
+  MAX_ERROR_MESSAGE_CHARS,
+  MAX_LIST_EXECUTION_RESULTS,
+  MAX_LIST_RESULTS,
+  MAX_NEXT_TOKEN_LENGTH,
+  MAX_PARALLEL_EXECUTIONS,
+  MAX_QUEUED_EXECUTIONS,
+  MAX_REQUEST_TOKENS,
+  MAX_SOURCE_REVISIONS,
+  MAX_START_VARIABLES,
+  MAX_SUMMARY_CHARS,
+  MAX_TAGS,
+  MAX_TAG_KEY_LENGTH,
+  MAX_TAG_VALUE_LENGTH,
+  MAX_TRANSITION_REASON,
+  MAX_VIOLATIONS,
   NAMESPACE_PATTERN,
   OUTPUT_VARIABLE_PATTERN,
   PIPELINE_NAME_PATTERN,
   PIPELINE_TYPES,
+  PIPELINE_VARIABLES,
   PROVIDER_PATTERN,
   PROVIDER_VERSION_PATTERN,
+  RESERVED_NAMESPACES,
   ROLE_ARN_PATTERN,
+  SHA256_PATTERN,
+  SOURCE_REVISION_TYPES,
   STAGE_NAME_PATTERN,
-  SUPPORTED_EXECUTION_MODES,
-  AWS_RULE_PROVIDERS,
-  SUPPORTED_RULE_PROVIDERS,
-  VARIABLE_CHECK_OPERATORS,
-  CONDITION_RESULTS,
   STAGE_RETRY_MODES,
-} from "./validation/limits.js";
+  SUPPORTED_EXECUTION_MODES,
+  SUPPORTED_RULE_PROVIDERS,
+  TIMEOUT_GRACE_MS,
+  TRANSITION_TYPES,
+  UUID_PATTERN,
+  VARIABLE_CHECK_OPERATORS,
+  VARIABLE_KEY_PATTERN,
+} from "./limits.js";
 export { stageConditionFields } from "./validation/conditions.js";
 export type {
   ConditionDeclarationLike,
@@ -43,7 +76,7 @@ export type {
   StageConditionFields,
   StageConditionsDeclarationLike,
 } from "./validation/conditions.js";
-export type { ActionCategory, ActionOwner } from "./validation/limits.js";
+export type { ActionCategory, ActionOwner, ApprovalStatus } from "./limits.js";
 export {
   BUILT_IN_PROVIDERS,
   DEFAULT_BRANCH,
@@ -74,10 +107,6 @@ export type {
 // -- execution exports (owned by the execution helper) --
 export {
   DETAIL_TYPES,
-  MAX_PARALLEL_EXECUTIONS,
-  MAX_QUEUED_EXECUTIONS,
-  MAX_REQUEST_TOKENS,
-  TIMEOUT_GRACE_MS,
   decide,
   initialRuntime,
   isFinal,
@@ -95,10 +124,20 @@ export { MAX_STOP_REASON } from "./execution/stop.js";
 export { TRANSITION_REASON_PATTERN } from "./execution/transitions.js";
 export { toPipelineSpec } from "./execution/spec.js";
 export type { ToPipelineSpecOptions } from "./execution/spec.js";
-export { actionExecutionDetails, conditionStateView, executionSummaryView, executionView, pipelineStateView } from "./execution/views.js";
-export type { ActionExecutionDetailSpec, ArtifactDetailSpec, PipelineTimes } from "./execution/views.js";
+export {
+  actionExecutionDetails,
+  actionExecutionView,
+  conditionStateFields,
+  conditionStateView,
+  executionSummaryView,
+  executionView,
+  newestFirst,
+  pipelineStateView,
+  transitionStateView,
+} from "./execution/views.js";
+export type { ActionExecutionDetailSpec, ActionExecutionFields, ArtifactDetailSpec, PipelineTimes } from "./execution/views.js";
 export { jobInit, jobOutcomeFromProto, sourceRevisionFromProto, stateChangeEventInit } from "./execution/convert.js";
-export { VARIABLE_KEY_PATTERN, resolveScript, resolveValue } from "./execution/variables.js";
+export { resolveScript, resolveValue } from "./execution/variables.js";
 export {
   MIN_SECRET_LENGTH,
   SECRET_ENV_TYPE,

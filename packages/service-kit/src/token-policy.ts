@@ -5,7 +5,7 @@
  * `loadConfig` applies it to every service's environment.
  */
 
-/** Set to `true` by `sluice dev` only: weak tokens are then accepted, with a warning at startup. */
+/** Set to `true` by `npm start` (packages/dev-cluster) only: weak tokens are then accepted, with a warning at startup. */
 export const DEV_MODE_VARIABLE = "SLUICE_DEV_MODE";
 
 /** Shortest token accepted outside dev mode (e.g. `openssl rand -hex 32` gives 64). */

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// Finds or builds the server binaries Sluice's tests and `sluice dev` run: nats-server, FerretDB (when no
+// Finds or builds the server binaries Sluice's tests and `npm start` run: nats-server, FerretDB (when no
 // `mongod` is on PATH) and MinIO. Plain Node, no dependencies, so `npm test` / `npm start` can run it before
 // anything TypeScript is compiled; src/binaries.ts imports the same functions so the pins and the build
 // recipe live in one place (../servers.json).

@@ -78,7 +78,7 @@ export interface StartClusterOptions {
   deployBuckets?: string;
 }
 
-/** What `sluice dev`'s example pipeline deploys to (packages/cli's EXAMPLE_BUCKET). */
+/** What the example pipeline of `npm start` deploys to (packages/dev-cluster's EXAMPLE_BUCKET). */
 export const DEFAULT_DEPLOY_BUCKETS = "example=sluice-example-site";
 
 /** A running cluster. */
@@ -192,7 +192,7 @@ function dbName(prefix: string | undefined, service: ClusterService): Record<str
  * Starts the five services as `node services/<name>/dist/main.js` processes on random loopback ports, one by
  * one (artifact, approval, orchestrator, action-runner, source-poller), each once its gRPC health says
  * SERVING. If one fails to start, those already running are stopped and the error (with the service's
- * output) is thrown. Used by `sluice dev` and the system tests.
+ * output) is thrown. Used by `npm start` (packages/dev-cluster) and the system tests.
  */
 export async function startCluster(opts: StartClusterOptions): Promise<Cluster> {
   for (const name of CLUSTER_SERVICES) {

@@ -12,7 +12,7 @@ export { runnerDurable, startActionRunner } from "./service.js";
 export { JobCancelledReason, createCancellations, subscribeCancellations } from "./cancellations.js";
 export type { CancelOutcome, Cancellations, CancellationsOptions, RunningJob } from "./cancellations.js";
 export type { ActionRunnerDeps, ActionRunnerService } from "./service.js";
-export { GRANT_RENEWAL_MARGIN_MS, JobCancelledError, MAX_ERROR_MESSAGE_CHARS, MAX_SUMMARY_CHARS, cancelReasonOf, createJobRunner, redactSecrets } from "./job-runner.js";
+export { GRANT_RENEWAL_MARGIN_MS, JobCancelledError, cancelReasonOf, createJobRunner, redactSecrets } from "./job-runner.js";
 export type { ArtifactCommitter, JobRunner, JobRunnerOptions, OutputGrantRenewer, ProviderTable } from "./job-runner.js";
 export { FAILURE_CODES, JobFailure } from "./providers/provider.js";
 export type {

@@ -4,7 +4,7 @@ import { create } from "@bufbuild/protobuf";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { TransferError, downloadFile, extractZip, uploadFile, zipDirectory } from "@sluice/artifacts";
-import { isDomainError, resolveProvider } from "@sluice/domain";
+import { ARTIFACT_NAME_PATTERN, MAX_ERROR_MESSAGE_CHARS, MAX_SUMMARY_CHARS, isDomainError, resolveProvider } from "@sluice/domain";
 import type { Logger } from "@sluice/domain";
 import { JobResultSchema } from "@sluice/proto";
 import type { Grant, Job, JobResult, OutputGrant, ProducedArtifactSchema } from "@sluice/proto";
@@ -100,14 +100,8 @@ export class JobCancelledError extends Error {
   }
 }
 
-/** Longest `JobResult.summary` (CodePipeline's limit on an execution summary). */
-export const MAX_SUMMARY_CHARS = 2048;
-/** Longest `errorDetails.message`. */
-export const MAX_ERROR_MESSAGE_CHARS = 1024;
 /** setTimeout's ceiling; longer deadlines are re-armed. */
 const MAX_TIMER_MS = 2_147_483_647;
-/** Artifact names become directory and environment variable names: AWS's pattern only. */
-const ARTIFACT_NAME_PATTERN = /^[A-Za-z0-9_-]{1,100}$/;
 
 type ProducedArtifactInit = MessageInitShape<typeof ProducedArtifactSchema>;
 
@@ -263,6 +257,7 @@ export function createJobRunner(opts: JobRunnerOptions): JobRunner {
   async function prepareInputs(job: Job, ws: Workspace, log: Logger, signal: AbortSignal): Promise<PreparedInput[]> {
     if (job.inputs.length === 0) return [];
     job.inputs.forEach((input, i) => {
+      // Artifact names become directory and environment variable names: AWS's pattern only.
       if (!ARTIFACT_NAME_PATTERN.test(input.name)) {
         throw new JobFailure("ConfigurationError", `inputs[${i}].name: "${input.name}" is not a valid artifact name`);
       }

@@ -1,15 +1,14 @@
 import { tokenRef } from "./token-ref.js";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
-import { DomainError, isDomainError } from "@sluice/domain";
-import type { Logger } from "@sluice/domain";
+import { APPROVAL_STATUSES, DEFAULT_MAX_RESULTS, DomainError, MAX_APPROVAL_SUMMARY_LENGTH, MAX_LIST_RESULTS, isDomainError } from "@sluice/domain";
+import type { ApprovalStatus, Logger } from "@sluice/domain";
 import type { CallContext, PermissionTable, ServiceImpl } from "@sluice/grpc";
 import type { ApprovalSchema, ApprovalService, PutApprovalResultRequest } from "@sluice/proto";
-import { APPROVAL_STATUSES } from "./approval-store.js";
 import { expiredMessage } from "./expiry.js";
-import type { ApprovalDoc, ApprovalStatus, ApprovalStore, DecisionDoc, ListCursor } from "./approval-store.js";
+import type { ApprovalDoc, ApprovalStore, DecisionDoc, ListCursor } from "./approval-store.js";
 import type { ResultOutbox } from "./results.js";
-import { MAX_SUMMARY_LENGTH, Violations, clip } from "./validation.js";
+import { Violations, clip } from "./validation.js";
 
 /**
  * Who may call what. Answering is the approver's job (the orchestrator
@@ -22,10 +21,6 @@ export const APPROVAL_PERMISSIONS: PermissionTable = {
   ListApprovals: ["viewer", "approver", "service"],
   GetApproval: ["viewer", "approver", "service"],
 };
-
-/** @default 100 */
-export const DEFAULT_MAX_RESULTS = 100;
-export const MAX_MAX_RESULTS = 1000;
 
 /** What the handlers need. */
 export interface ApprovalApiDeps {
@@ -51,7 +46,7 @@ export function createApprovalApi(deps: ApprovalApiDeps): ServiceImpl<typeof App
       if (result.status !== "Approved" && result.status !== "Rejected") {
         v.add("result.status", result.status === "" ? "is required (Approved or Rejected)" : `"${clip(result.status)}" must be Approved or Rejected`);
       }
-      if (result.summary.length > MAX_SUMMARY_LENGTH) v.add("result.summary", `must be at most ${MAX_SUMMARY_LENGTH} characters`);
+      if (result.summary.length > MAX_APPROVAL_SUMMARY_LENGTH) v.add("result.summary", `must be at most ${MAX_APPROVAL_SUMMARY_LENGTH} characters`);
     }
     v.throwIfAny();
     const status = result?.status as "Approved" | "Rejected";
@@ -123,7 +118,7 @@ export function createApprovalApi(deps: ApprovalApiDeps): ServiceImpl<typeof App
         v.add("status", `"${clip(req.status)}" must be one of ${APPROVAL_STATUSES.join(", ")}`);
       }
       const limit = req.maxResults ?? DEFAULT_MAX_RESULTS;
-      if (!Number.isInteger(limit) || limit < 1 || limit > MAX_MAX_RESULTS) v.add("maxResults", `must be between 1 and ${MAX_MAX_RESULTS}`);
+      if (!Number.isInteger(limit) || limit < 1 || limit > MAX_LIST_RESULTS) v.add("maxResults", `must be between 1 and ${MAX_LIST_RESULTS}`);
       v.throwIfAny();
       const cursor = req.nextToken === "" ? undefined : decodeCursor(req.nextToken);
       const filter = {

@@ -1,13 +1,5 @@
+import type { ApprovalStatus } from "@sluice/domain";
 import type { Collection, Db, Filter } from "mongodb";
-
-/**
- * Pending until someone answers; Approved or Rejected afterwards, or Expired when nobody
- * answered before `expiresAt` (never changes again).
- */
-export type ApprovalStatus = "Pending" | "Approved" | "Rejected" | "Expired";
-
-/** The values `status` may take, for validating filters and answers. */
-export const APPROVAL_STATUSES: readonly ApprovalStatus[] = ["Pending", "Approved", "Rejected", "Expired"];
 
 /**
  * Webhook notification of an approval (configuration `NotificationUrl`): "" when none was

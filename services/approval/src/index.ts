@@ -1,9 +1,9 @@
 // @sluice/approval: manual approvals. Exported for in-process tests and the
 // dev launcher; other services talk to it over gRPC and the bus only.
-export { APPROVAL_PERMISSIONS, DEFAULT_MAX_RESULTS, MAX_MAX_RESULTS, createApprovalApi, decodeCursor, encodeCursor, toApproval } from "./approval-api.js";
+export { APPROVAL_PERMISSIONS, createApprovalApi, decodeCursor, encodeCursor, toApproval } from "./approval-api.js";
 export type { ApprovalApiDeps } from "./approval-api.js";
-export { APPROVAL_STATUSES, createApprovalStore } from "./approval-store.js";
-export type { ApprovalDoc, ApprovalStatus, ApprovalStore, AuditDoc, DecisionDoc, ListCursor, NotificationStatus } from "./approval-store.js";
+export { createApprovalStore } from "./approval-store.js";
+export type { ApprovalDoc, ApprovalStore, AuditDoc, DecisionDoc, ListCursor, NotificationStatus } from "./approval-store.js";
 export { approvalEnv, loadApprovalConfig } from "./config.js";
 export { DEFAULT_APPROVAL_TTL_MS, EXPIRY_SWEEP_BATCH, expireDue, expiredMessage } from "./expiry.js";
 export {
@@ -25,4 +25,3 @@ export { SWEEP_BATCH, UNPUBLISHED_GRACE_MS, createResultOutbox, resultOf } from 
 export type { JobResult, PublishResult, ResultOutbox } from "./results.js";
 export { APPROVAL_DURABLE, approvalJobFilter, startApprovalService } from "./service.js";
 export type { ApprovalServiceDeps, RunningApprovalService } from "./service.js";
-export { MAX_SUMMARY_LENGTH } from "./validation.js";

@@ -1,12 +1,5 @@
-import { invalid } from "@sluice/domain";
+import { PIPELINE_NAME_PATTERN, UUID_PATTERN, invalid } from "@sluice/domain";
 import type { FieldViolation } from "@sluice/domain";
-
-// AWS CodePipeline's rules: names 1-100 of [A-Za-z0-9.@_-]; approval tokens are UUIDs.
-const NAME_PATTERN = /^[A-Za-z0-9.@_-]{1,100}$/;
-const UUID_PATTERN = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/;
-
-/** AWS's limit on an approval summary. */
-export const MAX_SUMMARY_LENGTH = 512;
 
 /** Collects violations for one request, each naming its field (proto JSON name). */
 export class Violations {
@@ -23,7 +16,7 @@ export class Violations {
 
   name(field: string, value: string): void {
     if (value === "") this.add(field, "is required");
-    else if (!NAME_PATTERN.test(value)) this.add(field, `"${clip(value)}" must be 1-100 characters of A-Z a-z 0-9 . @ _ -`);
+    else if (!PIPELINE_NAME_PATTERN.test(value)) this.add(field, `"${clip(value)}" must be 1-100 characters of A-Z a-z 0-9 . @ _ -`);
   }
 
   uuid(field: string, value: string): void {

@@ -1,7 +1,7 @@
 import { timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { bucketNameProblem, objectKeyProblem, trimPrefix } from "@sluice/artifacts";
 import type { MessageInitShape } from "@bufbuild/protobuf";
-import { DomainError } from "@sluice/domain";
+import { DomainError, MAX_ARTIFACTS_PER_JOB } from "@sluice/domain";
 import type { Logger } from "@sluice/domain";
 import type { ArtifactSchema, DeployTarget, GrantSchema } from "@sluice/proto";
 import type { ArtifactService } from "@sluice/proto";
@@ -10,7 +10,7 @@ import type { ArtifactDoc, ArtifactStore } from "./artifact-store.js";
 import type { DeployAllowance, DeployAllowanceStore } from "./deploy-allowances.js";
 import type { DeployBuckets } from "./deploy-buckets.js";
 import type { ObjectStore, PresignedGrant } from "./object-store.js";
-import { MAX_ARTIFACTS_PER_JOB, Violations, artifactIdOf, artifactKeyOf } from "./validation.js";
+import { Violations, artifactIdOf, artifactKeyOf } from "./validation.js";
 
 /**
  * Who may call what. Runners only commit what they uploaded and read metadata;

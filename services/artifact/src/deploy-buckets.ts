@@ -9,6 +9,8 @@
  * Example: `pipelineA=site-a+site-b,*=public-*`.
  */
 
+import { BUCKET_NAME_PATTERN, PIPELINE_NAME_PATTERN } from "@sluice/domain";
+
 /** One pipeline's (or every pipeline's) allowed bucket names and prefixes. */
 interface DeployBucketRule {
   readonly pipeline: string;
@@ -23,9 +25,6 @@ export interface DeployBuckets {
   readonly spec: string;
 }
 
-const PIPELINE_PATTERN = /^[A-Za-z0-9.@_-]{1,100}$/;
-/** A full bucket name: 3-63 of [a-z0-9.-], letter or digit at both ends. */
-const BUCKET_PATTERN = /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/;
 /** What may precede `*`: the start of a bucket name (possibly empty, for "any bucket"). */
 const BUCKET_PREFIX_PATTERN = /^([a-z0-9][a-z0-9.-]{0,61})?$/;
 
@@ -37,7 +36,7 @@ export function parseDeployBuckets(spec: string): DeployBuckets {
     const eq = item.indexOf("=");
     if (eq < 0) throw new Error(`"${item}" must be <pipeline>=<bucket>[+<bucket>…]`);
     const pipeline = item.slice(0, eq).trim();
-    if (pipeline !== "*" && !PIPELINE_PATTERN.test(pipeline)) {
+    if (pipeline !== "*" && !PIPELINE_NAME_PATTERN.test(pipeline)) {
       throw new Error(`"${item}": "${pipeline}" is neither a pipeline name nor *`);
     }
     const buckets = item.slice(eq + 1).split("+").map((s) => s.trim());
@@ -51,7 +50,7 @@ export function parseDeployBuckets(spec: string): DeployBuckets {
         }
         prefixes.push(prefix);
       } else {
-        if (!BUCKET_PATTERN.test(bucket) || bucket.includes("..")) {
+        if (!BUCKET_NAME_PATTERN.test(bucket) || bucket.includes("..")) {
           throw new Error(`"${item}": "${bucket}" is not an S3 bucket name (3-63 of a-z 0-9 . -)`);
         }
         exact.add(bucket);

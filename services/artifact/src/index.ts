@@ -14,4 +14,4 @@ export { MAX_PRESIGN_SECONDS, createObjectStore } from "./object-store.js";
 export type { ObjectStore, PresignedGrant, S3Settings } from "./object-store.js";
 export { startArtifactService } from "./service.js";
 export type { ArtifactServiceDeps, RunningArtifactService } from "./service.js";
-export { MAX_ARTIFACTS_PER_JOB, artifactIdOf, artifactKeyOf } from "./validation.js";
+export { artifactIdOf, artifactKeyOf } from "./validation.js";

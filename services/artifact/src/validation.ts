@@ -1,22 +1,9 @@
-import { invalid } from "@sluice/domain";
+import { ACTION_EXECUTION_ID_PATTERN, ARTIFACT_NAME_PATTERN, BUCKET_NAME_PATTERN, PIPELINE_NAME_PATTERN, SHA256_PATTERN, UUID_PATTERN, invalid } from "@sluice/domain";
 import type { FieldViolation } from "@sluice/domain";
 
-// AWS CodePipeline's name rules (pipeline, stage and action names: 1-100 of
-// [A-Za-z0-9.@_-]; artifact names: 1-100 of [A-Za-z0-9_-]). Names become
-// object-key segments, so "." and ".." are refused as well: S3-compatible
-// stores treat them as path navigation.
-const NAME_PATTERN = /^[A-Za-z0-9.@_-]{1,100}$/;
-const ARTIFACT_NAME_PATTERN = /^[A-Za-z0-9_-]{1,100}$/;
-/** Execution ids are UUIDs (the orchestrator mints them with `randomUUID`); any case is accepted. */
-const UUID_PATTERN = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/;
-/** Action execution ids are minted by the orchestrator; they become one key segment (never "." or ".."). */
-const ACTION_EXECUTION_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
-/** S3 bucket rules: 3-63 of [a-z0-9.-], starting and ending with a letter or digit, no "..". */
-const BUCKET_PATTERN = /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/;
-const SHA256_PATTERN = /^[0-9a-fA-F]{64}$/;
-
-/** Most inputs or outputs one job may ask grants for (AWS allows at most 5 per action type; custom 100 is far above). */
-export const MAX_ARTIFACTS_PER_JOB = 100;
+// Names, ids and buckets follow the domain's rules. Names become object-key
+// segments, so "." and ".." are refused as well: S3-compatible stores treat
+// them as path navigation (and a bucket name may not hold "..").
 
 /** Collects violations for one request, each naming the field (proto JSON name). */
 export class Violations {
@@ -33,7 +20,7 @@ export class Violations {
 
   name(field: string, value: string): void {
     if (value === "") this.add(field, "is required");
-    else if (!NAME_PATTERN.test(value)) this.add(field, `"${clip(value)}" must be 1-100 characters of A-Z a-z 0-9 . @ _ -`);
+    else if (!PIPELINE_NAME_PATTERN.test(value)) this.add(field, `"${clip(value)}" must be 1-100 characters of A-Z a-z 0-9 . @ _ -`);
     else if (value === "." || value === "..") this.add(field, `"${value}" is not a valid name`);
   }
 
@@ -67,7 +54,7 @@ export class Violations {
 
   bucket(field: string, value: string): void {
     if (value === "") this.add(field, "is required");
-    else if (!BUCKET_PATTERN.test(value) || value.includes("..")) {
+    else if (!BUCKET_NAME_PATTERN.test(value) || value.includes("..")) {
       this.add(field, `"${clip(value)}" must be 3-63 characters of a-z 0-9 . - starting and ending with a letter or digit`);
     }
   }

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { BUCKET_NAME_PATTERN, DEFAULT_ARTIFACT_BUCKET, DEFAULT_WATCH_MAX_PER_PRINCIPAL, DEFAULT_WATCH_MAX_TOTAL } from "@sluice/domain";
 import { commonConfig, commonEnv, durationMs, loadConfig } from "@sluice/service-kit";
 import type { CommonConfig } from "@sluice/service-kit";
 
@@ -16,15 +17,15 @@ const Env = z.object({
   // Bucket used by pipelines whose declaration names no artifact store.
   DEFAULT_ARTIFACT_BUCKET: z
     .string()
-    .regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, { message: "must be an S3 bucket name (3-63 of a-z 0-9 . -)" })
-    .default("sluice-artifacts"),
+    .regex(BUCKET_NAME_PATTERN, { message: "must be an S3 bucket name (3-63 of a-z 0-9 . -)" })
+    .default(DEFAULT_ARTIFACT_BUCKET),
   // How often outbox entries left behind by a crash are re-published.
   OUTBOX_SWEEP_MS: durationMs().default(2000),
   // How often due deadlines (action timeouts) are turned into TimerFired events.
   TIMER_SWEEP_MS: durationMs().default(1000),
   // Open WatchPipelineExecution streams allowed per principal, and in all (each holds an events consumer).
-  WATCH_MAX_PER_PRINCIPAL: z.coerce.number().int().min(1).default(16),
-  WATCH_MAX_TOTAL: z.coerce.number().int().min(1).default(256),
+  WATCH_MAX_PER_PRINCIPAL: z.coerce.number().int().min(1).default(DEFAULT_WATCH_MAX_PER_PRINCIPAL),
+  WATCH_MAX_TOTAL: z.coerce.number().int().min(1).default(DEFAULT_WATCH_MAX_TOTAL),
 });
 
 /** The orchestrator's resolved configuration (camelCase, defaults applied). */

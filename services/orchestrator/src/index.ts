@@ -3,7 +3,6 @@
 export { PIPELINE_PERMISSIONS, createPipelineApi, pipelineArn } from "./api/pipeline-api.js";
 export type { PipelineApiDeps } from "./api/pipeline-api.js";
 export {
-  STAGE_RETRY_MODES,
   actionRetryEvent,
   overrideEvent,
   rollbackEvent,

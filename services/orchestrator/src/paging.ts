@@ -1,7 +1,4 @@
-import { DomainError } from "@sluice/domain";
-
-/** AWS caps pagination tokens at 2048 characters. */
-const MAX_TOKEN_CHARS = 2048;
+import { DomainError, MAX_NEXT_TOKEN_LENGTH } from "@sluice/domain";
 
 /** An opaque page token: base64url of a small JSON cursor. */
 export function encodeToken(cursor: object): string {
@@ -15,7 +12,7 @@ export function encodeToken(cursor: object): string {
 export function decodeToken<T>(token: string, field: string, isCursor: (value: unknown) => value is T): T {
   const bad = (): DomainError =>
     new DomainError("InvalidNextTokenException", `${field}: not a token returned by this API`, [{ field, message: "not a token returned by this API" }]);
-  if (token.length > MAX_TOKEN_CHARS || !/^[A-Za-z0-9_-]+$/.test(token)) throw bad();
+  if (token.length > MAX_NEXT_TOKEN_LENGTH || !/^[A-Za-z0-9_-]+$/.test(token)) throw bad();
   let value: unknown;
   try {
     value = JSON.parse(Buffer.from(token, "base64url").toString("utf8"));

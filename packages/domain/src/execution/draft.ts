@@ -28,25 +28,7 @@ export const DETAIL_TYPES = {
   action: "CodePipeline Action Execution State Change",
 } as const;
 
-/**
- * How long after a job's deadline TimerFired fails the action. The runner
- * gives up at the deadline and reports a failure with its own detail; the
- * grace lets that report win over the orchestrator's generic timeout.
- */
-export const TIMEOUT_GRACE_MS = 30_000;
-
-/**
- * QUEUED: how many executions may wait in a pipeline's queues. AWS caps the
- * queue without documenting the value; a start request beyond it gets
- * ConcurrentPipelineExecutionsLimitExceededException.
- */
-export const MAX_QUEUED_EXECUTIONS = 50;
-
-/** PARALLEL: how many executions may be in flight at once (same exception beyond it). */
-export const MAX_PARALLEL_EXECUTIONS = 50;
-
-/** How many clientRequestTokens a pipeline remembers (the oldest is forgotten first). */
-export const MAX_REQUEST_TOKENS = 1000;
+export { MAX_PARALLEL_EXECUTIONS, MAX_QUEUED_EXECUTIONS, MAX_REQUEST_TOKENS, TIMEOUT_GRACE_MS } from "../limits.js";
 
 const ENDED: ReadonlySet<ExecutionStatus> = new Set(["Succeeded", "Failed", "Superseded", "Stopped", "Cancelled"]);
 const FINAL: ReadonlySet<ExecutionStatus> = new Set(["Succeeded", "Superseded", "Cancelled"]);

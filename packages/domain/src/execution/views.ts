@@ -1,5 +1,6 @@
 // Read views: the runtime shaped as AWS's GetPipelineState, GetPipelineExecution
-// and ListPipelineExecutions responses (protobuf-es init objects).
+// and ListPipelineExecutions responses (protobuf-es init objects), and the
+// pieces the API's per-execution view (WatchPipelineExecution) shapes the same way.
 
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
@@ -11,6 +12,7 @@ import type {
   PipelineExecutionSummarySchema,
   StageConditionStateSchema,
   StageStateSchema,
+  TransitionStateSchema,
 } from "@sluice/proto";
 import { findExecution, waitersOf } from "./draft.js";
 import { stripUserinfo } from "./secrets.js";
@@ -26,6 +28,7 @@ import type {
   ExecutionRuntime,
   PipelineRuntime,
   PipelineSpec,
+  TransitionStateSpec,
 } from "./types.js";
 
 type ActionStateInit = MessageInitShape<typeof ActionStateSchema>;
@@ -48,18 +51,9 @@ export interface PipelineTimes {
 export function pipelineStateView(state: PipelineRuntime, meta: PipelineTimes): MessageInitShape<typeof GetPipelineStateResponseSchema> {
   const stageStates = state.spec.stages.map((stage): StageStateInit => {
     const slot = state.stages.find((s) => s.name === stage.name);
-    const transition = slot?.transition;
     const view: StageStateInit = {
       stageName: stage.name,
-      inboundTransitionState:
-        transition === undefined
-          ? { enabled: true }
-          : {
-              enabled: transition.enabled,
-              lastChangedBy: transition.lastChangedBy,
-              lastChangedAt: timestampFromMs(transition.lastChangedAt),
-              disabledReason: transition.disabledReason ?? "",
-            },
+      inboundTransitionState: transitionStateView(slot?.transition),
       actionStates: stage.actions.map((action) => actionStateView(action.name, slot?.actions.find((a) => a.name === action.name))),
     };
     const waiters = slot === undefined ? [] : waitersOf(slot);
@@ -80,12 +74,7 @@ export function pipelineStateView(state: PipelineRuntime, meta: PipelineTimes): 
         latestRetryTrigger: meta.latestRetryTrigger ?? "",
       };
     }
-    for (const cond of slot?.conditions ?? []) {
-      const state = conditionStateView(cond);
-      if (cond.conditionType === "BEFORE_ENTRY") view.beforeEntryConditionState = state;
-      else if (cond.conditionType === "ON_SUCCESS") view.onSuccessConditionState = state;
-      else view.onFailureConditionState = state;
-    }
+    Object.assign(view, conditionStateFields(slot?.conditions ?? []));
     return view;
   });
   return {
@@ -95,6 +84,31 @@ export function pipelineStateView(state: PipelineRuntime, meta: PipelineTimes): 
     created: timestampFromMs(meta.created),
     updated: timestampFromMs(meta.updated),
   };
+}
+
+/** AWS TransitionState of a stage's inbound transition: enabled until someone changes it. */
+export function transitionStateView(transition: TransitionStateSpec | undefined): MessageInitShape<typeof TransitionStateSchema> {
+  if (transition === undefined) return { enabled: true };
+  return {
+    enabled: transition.enabled,
+    lastChangedBy: transition.lastChangedBy,
+    lastChangedAt: timestampFromMs(transition.lastChangedAt),
+    disabledReason: transition.disabledReason ?? "",
+  };
+}
+
+/** The StageState fields of the latest check of each condition kind (later checks replace earlier ones). */
+export function conditionStateFields(
+  conditions: readonly ConditionRun[],
+): Pick<StageStateInit, "beforeEntryConditionState" | "onSuccessConditionState" | "onFailureConditionState"> {
+  const fields: Pick<StageStateInit, "beforeEntryConditionState" | "onSuccessConditionState" | "onFailureConditionState"> = {};
+  for (const cond of conditions) {
+    const state = conditionStateView(cond);
+    if (cond.conditionType === "BEFORE_ENTRY") fields.beforeEntryConditionState = state;
+    else if (cond.conditionType === "ON_SUCCESS") fields.onSuccessConditionState = state;
+    else fields.onFailureConditionState = state;
+  }
+  return fields;
 }
 
 /**
@@ -136,16 +150,23 @@ function actionStateView(actionName: string, slot: ActionSlot | undefined): Acti
       ...(rev.created !== undefined ? { created: timestampFromMs(rev.created) } : {}),
     };
   }
-  if (slot?.latest !== undefined) view.latestExecution = actionExecutionView(slot.latest);
+  if (slot?.latest !== undefined) view.latestExecution = actionExecutionView(slot.latest, slot.latest.lastStatusChange);
   return view;
 }
 
-function actionExecutionView(latest: ActionLatest): NonNullable<ActionStateInit["latestExecution"]> {
+/** What AWS ActionExecution shows of an action's latest attempt (a slot's latest, or one execution's run). */
+export type ActionExecutionFields = Pick<
+  ActionLatest,
+  "actionExecutionId" | "status" | "summary" | "token" | "updatedBy" | "externalExecutionId" | "externalExecutionUrl" | "errorDetails"
+>;
+
+/** AWS ActionExecution of an action's latest attempt, whose status last changed at `lastStatusChange` (epoch ms). */
+export function actionExecutionView(latest: ActionExecutionFields, lastStatusChange: number): NonNullable<ActionStateInit["latestExecution"]> {
   return {
     actionExecutionId: latest.actionExecutionId,
     status: latest.status,
     summary: latest.summary ?? "",
-    lastStatusChange: timestampFromMs(latest.lastStatusChange),
+    lastStatusChange: timestampFromMs(lastStatusChange),
     // What an approver answers with, only while the approval is open: a decided token is history.
     token: latest.status === "InProgress" ? (latest.token ?? "") : "",
     lastUpdatedBy: latest.updatedBy ?? "",
@@ -282,7 +303,13 @@ export function actionExecutionDetails(
       }
     }
   }
-  return out.sort((a, b) => b.startTime - a.startTime || (a.actionExecutionId < b.actionExecutionId ? 1 : a.actionExecutionId > b.actionExecutionId ? -1 : 0));
+  return out.sort(newestFirst);
+}
+
+/** ListActionExecutions' order: start time descending, then action execution id descending. */
+export function newestFirst(a: { startTime: number; actionExecutionId: string }, b: { startTime: number; actionExecutionId: string }): number {
+  if (a.startTime !== b.startTime) return b.startTime - a.startTime;
+  return a.actionExecutionId < b.actionExecutionId ? 1 : a.actionExecutionId > b.actionExecutionId ? -1 : 0;
 }
 
 function attemptDetail(

@@ -18,9 +18,13 @@ import {
   STAGE_RETRY_MODES,
   SUPPORTED_RULE_PROVIDERS,
   VARIABLE_CHECK_OPERATORS,
-} from "./limits.js";
-import { checkArtifactName, checkName, checkReferences, checkRoleArn, keyPath, q, runsBefore } from "./validate.js";
-import type { PipelineIndex, Position, Violations } from "./validate.js";
+} from "../limits.js";
+import { keyPath, q } from "./messages.js";
+import { checkArtifactName, checkName, checkRoleArn } from "./names.js";
+import { runsBefore } from "./positions.js";
+import type { PipelineIndex, Position } from "./positions.js";
+import { checkReferences } from "./references.js";
+import type { Violations } from "./violations.js";
 
 /** The fields of a RuleDeclaration Sluice reads (the protobuf message has these names). */
 export interface RuleDeclarationLike {

@@ -2,7 +2,7 @@ import { create, equals } from "@bufbuild/protobuf";
 import { PipelineDeclarationSchema } from "@sluice/proto";
 import { describe, expect, it } from "vitest";
 import { DomainError } from "../errors.js";
-import { MAX_DECLARATION_BYTES } from "./limits.js";
+import { MAX_DECLARATION_BYTES } from "../limits.js";
 import {
   DEFAULT_ARTIFACT_BUCKET,
   assertValidPipeline,

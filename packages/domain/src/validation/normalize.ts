@@ -7,7 +7,7 @@ import { clone, create, toJsonString } from "@bufbuild/protobuf";
 import { ArtifactStoreSchema, PipelineDeclarationSchema } from "@sluice/proto";
 import type { PipelineDeclaration } from "@sluice/proto";
 import { invalid } from "../errors.js";
-import { MAX_DECLARATION_BYTES } from "./limits.js";
+import { MAX_DECLARATION_BYTES } from "../limits.js";
 import { validatePipeline } from "./validate.js";
 
 /** Bucket used when a declaration names no artifact store (the orchestrator's DEFAULT_ARTIFACT_BUCKET default). */

@@ -22,7 +22,7 @@
 // (`BranchNmae`) would otherwise be ignored silently.
 
 import type { ActionDeclaration } from "@sluice/proto";
-import type { ActionCategory, ActionOwner } from "./limits.js";
+import type { ActionCategory, ActionOwner } from "../limits.js";
 
 /** The providers Sluice itself runs; every accepted action type maps to one. */
 export type BuiltInProvider = "Git" | "Commands" | "Manual" | "ObjectStore";

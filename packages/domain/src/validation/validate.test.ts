@@ -3,10 +3,11 @@ import type { MessageInitShape } from "@bufbuild/protobuf";
 import { PipelineDeclarationSchema } from "@sluice/proto";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
+import { MAX_VIOLATIONS } from "../limits.js";
 import { normalizePipeline } from "./normalize.js";
 import { AWS_PIPELINE_JSON, actionOf, basePipelineJson, configOf, edited, itemOf, parse, stageOf, typeOf } from "./test-fixtures.js";
 import type { ActionJson, PipelineJson } from "./test-fixtures.js";
-import { MAX_VIOLATIONS, validatePipeline } from "./validate.js";
+import { validatePipeline } from "./validate.js";
 
 /** Asserts the exact list of violations of the base pipeline after `edit`. */
 function expectViolations(edit: (json: PipelineJson) => unknown, expected: [field: string, message: string][]): void {

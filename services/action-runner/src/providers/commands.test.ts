@@ -1,11 +1,11 @@
 import { readFile, readdir, writeFile } from "node:fs/promises";
 import path from "node:path";
-import { resolveScript } from "@sluice/domain";
+import { MAX_SUMMARY_CHARS, resolveScript } from "@sluice/domain";
 import type { Logger } from "@sluice/domain";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { makeJob, providerContext, tempDir } from "../../test/helpers.js";
 import { isProcessAlive } from "../process.js";
-import { MAX_SUMMARY_CHARS, commandsProvider } from "./commands.js";
+import { commandsProvider } from "./commands.js";
 import { JobFailure } from "./provider.js";
 
 describe("Commands provider", () => {

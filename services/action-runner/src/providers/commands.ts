@@ -1,5 +1,6 @@
 import { readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
+import { MAX_SUMMARY_CHARS, SECRET_ENV_TYPES } from "@sluice/domain";
 import { runProcess } from "../process.js";
 import { JobFailure, LineTail, configValue, createMasker, createValueMasker } from "./provider.js";
 import type { Provider, ProviderOutcome } from "./provider.js";
@@ -17,13 +18,8 @@ import type { Provider, ProviderOutcome } from "./provider.js";
  * their values among the job's environment variables.
  */
 
-/** Environment variable types whose values are masked in logs and summaries. */
-const SECRET_ENV_TYPES: ReadonlySet<string> = new Set(["SECRET", "SECRETS_MANAGER", "PARAMETER_STORE"]);
-
 /** Output lines kept for a failure summary. */
 const TAIL_LINES = 100;
-/** Longest `JobResult.summary` (CodePipeline's limit on an execution summary). */
-export const MAX_SUMMARY_CHARS = 2048;
 
 const NAME_PATTERN = /^[A-Za-z_][A-Za-z0-9_]*$/;
 

@@ -3,7 +3,22 @@
 // call these, and apply the event; decide() then enforces the execution rules
 // (retryable, stoppable, latest execution, ...).
 
-import { DomainError, OVERRIDABLE_CONDITION_TYPES } from "@sluice/domain";
+import {
+  CLIENT_REQUEST_TOKEN_PATTERN,
+  COMMIT_ID_PATTERN,
+  DomainError,
+  LIMITS,
+  MAX_SOURCE_REVISIONS,
+  MAX_START_VARIABLES,
+  MAX_STOP_REASON,
+  MAX_TRANSITION_REASON,
+  OVERRIDABLE_CONDITION_TYPES,
+  SOURCE_REVISION_TYPES,
+  STAGE_RETRY_MODES,
+  TRANSITION_REASON_PATTERN,
+  TRANSITION_TYPES,
+  VARIABLE_KEY_PATTERN,
+} from "@sluice/domain";
 import type { ExecutionEvent, PipelineSpec, PipelineVariableOverride, SourceRevisionRef, StageRetryMode } from "@sluice/domain";
 import type {
   DisableStageTransitionRequest,
@@ -17,31 +32,6 @@ import type {
   StopPipelineExecutionRequest,
 } from "@sluice/proto";
 import { checks } from "./request-validation.js";
-
-/** AWS limits of StartPipelineExecution. */
-const MAX_START_VARIABLES = 50;
-const MAX_SOURCE_REVISIONS = 50;
-/** AWS PipelineVariable.name and PipelineVariableDeclaration.name. */
-const VARIABLE_NAME_PATTERN = /^[A-Za-z0-9@\-_]+$/;
-/** AWS ClientRequestToken. */
-const CLIENT_REQUEST_TOKEN_PATTERN = /^[a-zA-Z0-9-]+$/;
-/**
- * A Git commit id, abbreviated or full (SHA-1 or SHA-256). Stricter than
- * AWS's 1-1500 characters on purpose: the value reaches `git fetch`, and a
- * value starting with `-` must never be read as an option.
- */
-const COMMIT_ID_PATTERN = /^[0-9a-fA-F]{4,64}$/;
-/** AWS SourceRevisionType; Sluice's sources are Git, so only COMMIT_ID applies. */
-const SOURCE_REVISION_TYPES = ["COMMIT_ID", "IMAGE_DIGEST", "S3_OBJECT_VERSION_ID", "S3_OBJECT_KEY"] as const;
-/** AWS StopPipelineExecution.reason. */
-const MAX_STOP_REASON = 200;
-/** AWS DisableStageTransition.reason: 1-300 characters of this set. */
-const TRANSITION_REASON_PATTERN = /^[a-zA-Z0-9!@ ().*?-]+$/;
-const MAX_TRANSITION_REASON = 300;
-/** AWS StageRetryMode. */
-export const STAGE_RETRY_MODES: readonly StageRetryMode[] = ["FAILED_ACTIONS", "ALL_ACTIONS"];
-/** AWS StageTransitionType. */
-const TRANSITION_TYPES = ["Inbound", "Outbound"] as const;
 
 /** What StartPipelineExecution adds to ExecutionRequested. */
 export interface StartOptions {
@@ -62,8 +52,8 @@ export function startOptions(req: StartPipelineExecutionRequest, spec: PipelineS
   const c = checks().name("name", req.name);
   if (req.variables.length > MAX_START_VARIABLES) c.add("variables", `must have at most ${MAX_START_VARIABLES} entries`);
   req.variables.forEach((v, i) => {
-    c.matching(`variables[${i}].name`, v.name, 1, 128, VARIABLE_NAME_PATTERN, "[A-Za-z0-9@_-]");
-    c.text(`variables[${i}].value`, v.value, 1, 1000);
+    c.matching(`variables[${i}].name`, v.name, 1, LIMITS.maxPipelineVariableNameLength, VARIABLE_KEY_PATTERN, "[A-Za-z0-9@_-]");
+    c.text(`variables[${i}].value`, v.value, 1, LIMITS.maxPipelineVariableValueLength);
   });
   if (req.clientRequestToken !== "") {
     c.matching("clientRequestToken", req.clientRequestToken, 1, 128, CLIENT_REQUEST_TOKEN_PATTERN, "[a-zA-Z0-9-]");

@@ -3,7 +3,17 @@ import type { MessageInitShape } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { EventSubscription, Subjects } from "@sluice/bus";
 import {
+  DEFAULT_MAX_RESULTS,
+  DEFAULT_WATCH_MAX_PER_PRINCIPAL,
+  DEFAULT_WATCH_MAX_TOTAL,
+  DEFAULT_WATCH_RESYNC_MS,
   DomainError,
+  MAX_LIST_EXECUTION_RESULTS,
+  MAX_LIST_RESULTS,
+  MAX_NEXT_TOKEN_LENGTH,
+  MAX_TAGS,
+  MAX_TAG_KEY_LENGTH,
+  MAX_TAG_VALUE_LENGTH,
   actionExecutionDetails,
   assertValidPipeline,
   checkDeclarationSize,
@@ -13,6 +23,7 @@ import {
   executionView,
   initialRuntime,
   isTerminal,
+  newestFirst,
   normalizePipeline,
   pipelineSecrets,
   pipelineStateView,
@@ -31,7 +42,7 @@ import { actionRetryEvent, overrideEvent, rollbackEvent, stageRetryEvent, startO
 import { executionsNewestFirst, plainExecution, succeededIn } from "./history.js";
 import type { ExecutionCursor } from "./history.js";
 import { checks } from "./request-validation.js";
-import { actionExecutionDetailInits, answerMasker, declarationSecrets, eventDeclaration, executionStageStates, newestFirst, restoreMaskedValues } from "./views.js";
+import { actionExecutionDetailInits, answerMasker, declarationSecrets, eventDeclaration, executionStageStates, restoreMaskedValues } from "./views.js";
 import type { ActionExecutionDetailInit } from "./views.js";
 import { WatchLimits, watchExecution } from "./watch.js";
 import type { WatchedState } from "./watch.js";
@@ -99,14 +110,6 @@ export interface PipelineApiDeps {
   /** @default () => new Date() */
   clock?: () => Date;
 }
-
-const MAX_TAGS = 50;
-const DEFAULT_LIST_PIPELINES = 100;
-const DEFAULT_LIST_EXECUTIONS = 100;
-const DEFAULT_LIST_ACTION_EXECUTIONS = 100;
-const DEFAULT_WATCH_RESYNC_MS = 5000;
-const DEFAULT_WATCH_MAX_PER_PRINCIPAL = 16;
-const DEFAULT_WATCH_MAX_TOTAL = 256;
 
 type SummaryInit = MessageInitShape<typeof PipelineExecutionSummarySchema>;
 
@@ -260,10 +263,10 @@ export function createPipelineApi(deps: PipelineApiDeps): ServiceImpl<typeof Pip
     },
 
     async listPipelines(req) {
-      const c = checks().range("maxResults", req.maxResults, 1, 1000);
-      if (req.nextToken.length > 2048) c.add("nextToken", "must be at most 2048 characters");
+      const c = checks().range("maxResults", req.maxResults, 1, MAX_LIST_RESULTS);
+      if (req.nextToken.length > MAX_NEXT_TOKEN_LENGTH) c.add("nextToken", `must be at most ${MAX_NEXT_TOKEN_LENGTH} characters`);
       c.throwIfAny();
-      const page = await pipelines.list({ nextToken: req.nextToken, maxResults: req.maxResults ?? DEFAULT_LIST_PIPELINES });
+      const page = await pipelines.list({ nextToken: req.nextToken, maxResults: req.maxResults ?? DEFAULT_MAX_RESULTS });
       return {
         pipelines: page.pipelines.map((p) => ({
           name: p.name,
@@ -310,8 +313,8 @@ export function createPipelineApi(deps: PipelineApiDeps): ServiceImpl<typeof Pip
     },
 
     async listPipelineExecutions(req) {
-      const c = checks().name("pipelineName", req.pipelineName).range("maxResults", req.maxResults, 1, 100);
-      if (req.nextToken.length > 2048) c.add("nextToken", "must be at most 2048 characters");
+      const c = checks().name("pipelineName", req.pipelineName).range("maxResults", req.maxResults, 1, MAX_LIST_EXECUTION_RESULTS);
+      if (req.nextToken.length > MAX_NEXT_TOKEN_LENGTH) c.add("nextToken", `must be at most ${MAX_NEXT_TOKEN_LENGTH} characters`);
       const stageName = req.filter?.succeededInStage?.stageName;
       if (req.filter?.succeededInStage !== undefined) c.name("filter.succeededInStage.stageName", stageName ?? "");
       c.throwIfAny();
@@ -321,7 +324,7 @@ export function createPipelineApi(deps: PipelineApiDeps): ServiceImpl<typeof Pip
           { field: "filter.succeededInStage.stageName", message: `stage "${stageName}" does not exist` },
         ]);
       }
-      const max = req.maxResults ?? DEFAULT_LIST_EXECUTIONS;
+      const max = req.maxResults ?? DEFAULT_MAX_RESULTS;
       const cursor = req.nextToken === "" ? undefined : decodeToken(req.nextToken, "nextToken", isExecutionCursor);
       const state = await runtime.read(req.pipelineName);
       const page: ExecutionRuntime[] = [];
@@ -417,8 +420,8 @@ export function createPipelineApi(deps: PipelineApiDeps): ServiceImpl<typeof Pip
     },
 
     async listActionExecutions(req) {
-      const c = checks().name("pipelineName", req.pipelineName).range("maxResults", req.maxResults, 1, 100);
-      if (req.nextToken.length > 2048) c.add("nextToken", "must be at most 2048 characters");
+      const c = checks().name("pipelineName", req.pipelineName).range("maxResults", req.maxResults, 1, MAX_LIST_EXECUTION_RESULTS);
+      if (req.nextToken.length > MAX_NEXT_TOKEN_LENGTH) c.add("nextToken", `must be at most ${MAX_NEXT_TOKEN_LENGTH} characters`);
       const byId = req.filter?.pipelineExecutionId ?? "";
       const latestIn = req.filter?.latestInPipelineExecution;
       if (byId !== "") c.executionId("filter.pipelineExecutionId", byId);
@@ -429,7 +432,7 @@ export function createPipelineApi(deps: PipelineApiDeps): ServiceImpl<typeof Pip
       }
       c.throwIfAny();
       const stored = await existing(req.pipelineName, "pipelineName");
-      const max = req.maxResults ?? DEFAULT_LIST_ACTION_EXECUTIONS;
+      const max = req.maxResults ?? DEFAULT_MAX_RESULTS;
       const cursor = req.nextToken === "" ? undefined : decodeToken(req.nextToken, "nextToken", isActionCursor);
       const state = await runtime.read(req.pipelineName);
       const declarationOf = declarationsOf(stored);
@@ -544,9 +547,9 @@ export function createPipelineApi(deps: PipelineApiDeps): ServiceImpl<typeof Pip
 
 /** AWS tag rules: key 1-128, value 0-256, no `aws:` prefix. */
 function checkTag(c: ReturnType<typeof checks>, field: string, tag: Tag): void {
-  c.text(`${field}.key`, tag.key, 1, 128);
+  c.text(`${field}.key`, tag.key, 1, MAX_TAG_KEY_LENGTH);
   if (tag.key.toLowerCase().startsWith("aws:")) c.add(`${field}.key`, 'must not start with "aws:"');
-  if (tag.value.length > 256) c.add(`${field}.value`, "must be at most 256 characters");
+  if (tag.value.length > MAX_TAG_VALUE_LENGTH) c.add(`${field}.value`, `must be at most ${MAX_TAG_VALUE_LENGTH} characters`);
 }
 
 function isExecutionCursor(value: unknown): value is { t: number; i: string } {

@@ -1,4 +1,4 @@
-import { DomainError, PIPELINE_NAME_PATTERN } from "@sluice/domain";
+import { DomainError, EXECUTION_ID_PATTERN, PIPELINE_NAME_PATTERN } from "@sluice/domain";
 import type { FieldViolation } from "@sluice/domain";
 
 /**
@@ -62,9 +62,6 @@ export class RequestChecks {
     throw new DomainError("ValidationException", message, [...this.violations]);
   }
 }
-
-/** AWS's execution id pattern (UUIDs). */
-const EXECUTION_ID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 /** Starts a check list. */
 export function checks(): RequestChecks {

@@ -1,21 +1,32 @@
 // Read views for the API: one execution's stages and actions
-// (WatchPipelineExecution's snapshot), and the domain's action execution
-// details (ListActionExecutions) as protobuf init objects.
+// (WatchPipelineExecution's snapshot, from the domain's pieces of
+// GetPipelineState), and the domain's action execution details
+// (ListActionExecutions) as protobuf init objects.
 
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
-import { DomainError, SECRET_ENV_TYPE, SECRET_ENV_TYPES, SECRET_MASK, conditionStateView, createMasker, maskDeep, maskUserinfo, viewMasker } from "@sluice/domain";
-import type { ActionExecutionDetailSpec, ActionRun, ArtifactDetailSpec, ExecutionRuntime, FieldViolation, PipelineRuntime } from "@sluice/domain";
+import {
+  DomainError,
+  SECRET_ENV_TYPE,
+  SECRET_ENV_TYPES,
+  SECRET_MASK,
+  actionExecutionView,
+  conditionStateFields,
+  createMasker,
+  maskDeep,
+  maskUserinfo,
+  transitionStateView,
+  viewMasker,
+} from "@sluice/domain";
+import type { ActionExecutionDetailSpec, ArtifactDetailSpec, ExecutionRuntime, FieldViolation, PipelineRuntime } from "@sluice/domain";
 import type {
   ActionExecutionDetailSchema,
-  ActionExecutionSchema,
   ArtifactDetailSchema,
   PipelineDeclaration,
   StageStateSchema,
 } from "@sluice/proto";
 
 type StageStateInit = MessageInitShape<typeof StageStateSchema>;
-type ActionExecutionInit = MessageInitShape<typeof ActionExecutionSchema>;
 type ArtifactDetailInit = MessageInitShape<typeof ArtifactDetailSchema>;
 /** One entry of ListActionExecutions. */
 export type ActionExecutionDetailInit = MessageInitShape<typeof ActionExecutionDetailSchema>;
@@ -31,24 +42,15 @@ export function executionStageStates(exec: ExecutionRuntime, declaration: Pipeli
   const type = exec.executionType ?? "STANDARD";
   return declaration.stages.map((stage): StageStateInit => {
     const run = exec.stages.find((s) => s.name === stage.name);
-    const transition = state?.stages.find((s) => s.name === stage.name)?.transition;
     const view: StageStateInit = {
       stageName: stage.name,
-      inboundTransitionState:
-        transition === undefined
-          ? { enabled: true }
-          : {
-              enabled: transition.enabled,
-              lastChangedBy: transition.lastChangedBy,
-              lastChangedAt: timestampFromMs(transition.lastChangedAt),
-              disabledReason: transition.disabledReason ?? "",
-            },
+      inboundTransitionState: transitionStateView(state?.stages.find((s) => s.name === stage.name)?.transition),
       actionStates: stage.actions.map((action) => {
         const latest = run?.actions.find((a) => a.name === action.name);
         const revision = exec.sourceRevisions.find((r) => r.actionName === action.name);
         return {
           actionName: action.name,
-          ...(latest === undefined ? {} : { latestExecution: actionExecutionOf(latest) }),
+          ...(latest === undefined ? {} : { latestExecution: actionExecutionView(latest, latest.lastUpdateTime) }),
           ...(revision === undefined
             ? {}
             : { currentRevision: { revisionId: revision.revisionId, ...(revision.created === undefined ? {} : { created: timestampFromMs(revision.created) }) } }),
@@ -68,31 +70,10 @@ export function executionStageStates(exec: ExecutionRuntime, declaration: Pipeli
         view.retryStageMetadata = { manualStageRetryAttempt: manual, autoStageRetryAttempt: auto, latestRetryTrigger: run.lastRetryTrigger ?? "ManualStageRetry" };
       }
       // The latest check of each condition kind in this execution.
-      const latest = (kind: string) => run.conditions?.findLast((c) => c.conditionType === kind);
-      const beforeEntry = latest("BEFORE_ENTRY");
-      const onSuccess = latest("ON_SUCCESS");
-      const onFailure = latest("ON_FAILURE");
-      if (beforeEntry !== undefined) view.beforeEntryConditionState = conditionStateView(beforeEntry);
-      if (onSuccess !== undefined) view.onSuccessConditionState = conditionStateView(onSuccess);
-      if (onFailure !== undefined) view.onFailureConditionState = conditionStateView(onFailure);
+      Object.assign(view, conditionStateFields(run.conditions ?? []));
     }
     return view;
   });
-}
-
-function actionExecutionOf(run: ActionRun): ActionExecutionInit {
-  return {
-    actionExecutionId: run.actionExecutionId,
-    status: run.status,
-    summary: run.summary ?? "",
-    lastStatusChange: timestampFromMs(run.lastUpdateTime),
-    // The token is what an approver needs; only while the approval is open.
-    token: run.status === "InProgress" ? (run.token ?? "") : "",
-    lastUpdatedBy: run.updatedBy ?? "",
-    externalExecutionId: run.externalExecutionId ?? "",
-    externalExecutionUrl: run.externalExecutionUrl ?? "",
-    ...(run.errorDetails === undefined ? {} : { errorDetails: { ...run.errorDetails } }),
-  };
 }
 
 /**
@@ -111,12 +92,6 @@ export function actionExecutionDetailInits(details: readonly ActionExecutionDeta
     out.push(detailInit(d));
   }
   return out;
-}
-
-/** Newest first: start time descending, then action execution id descending (the domain's order). */
-export function newestFirst(a: { startTime: number; actionExecutionId: string }, b: { startTime: number; actionExecutionId: string }): number {
-  if (a.startTime !== b.startTime) return b.startTime - a.startTime;
-  return a.actionExecutionId < b.actionExecutionId ? 1 : a.actionExecutionId > b.actionExecutionId ? -1 : 0;
 }
 
 function detailInit(d: ActionExecutionDetailSpec): ActionExecutionDetailInit {

@@ -1,12 +1,11 @@
 import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { createSluiceClient, isRpcError, readPipelineJson } from "@sluice/client";
 import { clusterBusAuthorization, createCatalog, generateBusAuthorization } from "@sluice/bus";
+import { DEV_STATE_FILE, renderPipelineState } from "@sluice/cli";
+import type { DevState } from "@sluice/cli";
+import { createSluiceClient, isRpcError, readPipelineJson } from "@sluice/client";
 import { startCluster, startServers } from "@sluice/testkit";
-import type { DevState } from "./connection.js";
-import { DEV_STATE_FILE } from "./connection.js";
 import { EXAMPLE_BUCKET, EXAMPLE_PIPELINE, ensureExampleRepo, examplePipelineJson } from "./example.js";
-import { renderPipelineState } from "./render.js";
 
 export interface DevOptions {
   repoRoot: string;
@@ -18,7 +17,7 @@ export interface DevOptions {
 }
 
 /**
- * `sluice dev`: the local cluster as processes — nats-server, a MongoDB-compatible
+ * `npm start`: the local cluster as processes — nats-server, a MongoDB-compatible
  * server, MinIO and the five services — then the example pipeline, shown live
  * until Ctrl-C, which stops everything in reverse order.
  */
