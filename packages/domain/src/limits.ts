@@ -1,6 +1,6 @@
 // Every name pattern, enum and numeric limit Sluice enforces, in one place:
 // those of a pipeline declaration are taken from AWS CodePipeline's API model
-// (reference §2/§3) so a declaration that AWS accepts is judged by the same
+// (its shapes and quotas) so a declaration that AWS accepts is judged by the same
 // rules here; those of executions are Sluice's own caps. The API layer checks
 // requests against these same values, never copies of them.
 //

@@ -1,4 +1,4 @@
-// Validation of stage conditions and rules (reference §2, §3 rules 3, 11, 13).
+// Validation of stage conditions and rules against AWS's shapes, limits and results per kind.
 
 import { describe, expect, it } from "vitest";
 import { toPipelineSpec } from "../execution/spec.js";

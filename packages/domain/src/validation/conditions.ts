@@ -1,10 +1,10 @@
 // Validation of stage conditions (AWS BeforeEntryConditions, SuccessConditions,
-// FailureConditions) and their rules: reference §2 (shapes and limits) and
-// §3 rules 3, 11 and 13.
+// FailureConditions) and their rules: AWS's shapes and limits for conditions,
+// which results each kind allows, and which rule providers exist.
 //
 // Conditions, automatic retry and rollback are V2 "release safety" features
-// on AWS. Whether AWS rejects them on V1 pipelines is not documented
-// (reference §8 item 1); Sluice accepts them on any pipelineType rather than
+// on AWS. Whether AWS rejects them on V1 pipelines is not documented;
+// Sluice accepts them on any pipelineType rather than
 // refuse a file that AWS might run.
 
 import { bindShellReferences } from "../execution/shell-references.js";
@@ -65,7 +65,7 @@ export function stageConditionFields(stage: StageDeclaration): StageConditionFie
 
 type Kind = "beforeEntry" | "onSuccess" | "onFailure";
 
-/** The condition results AWS allows per kind (reference §3 rule 13). */
+/** The condition results AWS allows per kind. */
 const RESULTS: Readonly<Record<Kind, readonly string[]>> = {
   beforeEntry: ["FAIL", "SKIP"],
   onSuccess: ["FAIL", "ROLLBACK"],

@@ -1,4 +1,4 @@
-// Structural validation of a pipeline declaration (reference §2 and §3).
+// Structural validation of a pipeline declaration against AWS CodePipeline's shapes, quotas and rules.
 //
 // `validatePipeline` checks everything it can and returns every problem with
 // the full field path (`pipeline.stages[1].actions[0].inputArtifacts[0].name`),
