@@ -9,10 +9,18 @@
 // of a stage that is not retryable, stop of an execution that ended, …)
 // throws a DomainError and changes nothing.
 //
-// The rules live in focused modules: start.ts (starting, variables, limits),
-// flow.ts (modes, locks, waiters, stages), actions.ts (jobs and results),
-// stop.ts, retry.ts, transitions.ts; this file dispatches and holds the
-// results, timers and pipeline lifecycle.
+// How a decision is made: the event's handler checks the request against the
+// input state (throwing or ignoring changes nothing), takes a draft
+// (draft.ts), changes its own part of it and leaves on the draft's agenda
+// the steps that move executions forward; decide() then has the driver
+// (flow.ts) run those steps and turns the draft into the Decision.
+//
+// Handlers live with their rules: start.ts (starting, variables, limits),
+// stop.ts, retry.ts, transitions.ts, conditions.ts (OverrideStageCondition),
+// rollback.ts (RollbackStage). Job results, timers and the pipeline
+// lifecycle are handled here, calling the driver directly where one event
+// moves several executions in turn. Leaf modules never import flow.ts or
+// this file; the imports run one way: decide → flow → rule modules → draft.
 
 import type { DecideContext, Decision, ExecutionEvent, JobOutcome, PipelineRuntime, PipelineSpec, StageSlot } from "./types.js";
 import { abandonRun, applyResult, timeOutRun } from "./actions.js";
@@ -22,6 +30,7 @@ import {
   draftOf,
   emitStage,
   ignore,
+  isDraft,
   isTerminal,
   removeWaiter,
   slotByName,
@@ -29,9 +38,10 @@ import {
   takesLocks,
   TIMEOUT_GRACE_MS,
 } from "./draft.js";
+import type { Handled } from "./draft.js";
 import type { RuleLocation } from "./conditions.js";
 import { applyRuleResult, cancelCondition, findRuleRun, onConditionOverridden, runningRules, timeOutRule } from "./conditions.js";
-import { enterStage, finishExecution, progressStage, settle } from "./flow.js";
+import { applyConditionOutcome, drive, enterStage, finishExecution, progressStage, settle } from "./flow.js";
 import { onRollbackRequested } from "./rollback.js";
 import { onStageRetryRequested, onActionRetryRequested } from "./retry.js";
 import { onExecutionRequested, onSourceChanged } from "./start.js";
@@ -86,6 +96,13 @@ export function nextDeadline(state: PipelineRuntime): number | undefined {
 
 /** Applies one event to a pipeline's runtime. Pure: `state` is not modified. Throws DomainError for an invalid request. */
 export function decide(state: PipelineRuntime, event: ExecutionEvent, ctx: DecideContext): Decision {
+  const handled = handle(state, event, ctx);
+  if (!isDraft(handled)) return handled;
+  drive(handled);
+  return done(handled);
+}
+
+function handle(state: PipelineRuntime, event: ExecutionEvent, ctx: DecideContext): Handled {
   switch (event.type) {
     case "ExecutionRequested":
       return onExecutionRequested(state, event, ctx);
@@ -155,7 +172,7 @@ function findRun(state: PipelineRuntime, result: JobOutcome): RunLocation | { ru
   return `action execution ${result.actionExecutionId} is unknown in execution ${exec.id}`;
 }
 
-function onJobCompleted(state: PipelineRuntime, result: JobOutcome, ctx: DecideContext): Decision {
+function onJobCompleted(state: PipelineRuntime, result: JobOutcome, ctx: DecideContext): Handled {
   const found = findRun(state, result);
   if (typeof found === "string") return ignore(state, found);
   const d = draftOf(state, ctx);
@@ -163,19 +180,20 @@ function onJobCompleted(state: PipelineRuntime, result: JobOutcome, ctx: DecideC
     const exec = d.state.executions[found.rule.executionId];
     const rule = exec === undefined ? undefined : findRuleRun(exec, result.actionExecutionId);
     if (exec === undefined || rule === undefined) throw new Error(`rule ${result.actionExecutionId} vanished from the copy of the state`);
-    applyRuleResult(d, exec, rule.stageName, rule.rule, result);
-    return done(d);
+    const finished = applyRuleResult(d, exec, rule.stageName, rule.rule, result);
+    if (finished !== undefined) applyConditionOutcome(d, exec, rule.stageName, finished);
+    return d;
   }
   const exec = d.state.executions[found.executionId];
   const run = exec?.stages.findLast((s) => s.name === found.stageName)?.actions.find((a) => a.name === found.actionName);
   if (exec === undefined || run === undefined) throw new Error(`run ${found.actionName} vanished from the copy of the state`);
   applyResult(d, exec, found.stageName, actionSpecOf(d.state, exec, found.stageName, found.actionName), run, result);
   progressStage(d, exec, found.stageName);
-  return done(d);
+  return d;
 }
 
 /** Fails every running action whose deadline (plus the grace) has passed, and cancels its job. */
-function onTimerFired(state: PipelineRuntime, ctx: DecideContext): Decision {
+function onTimerFired(state: PipelineRuntime, ctx: DecideContext): Handled {
   const due = nextDeadline(state);
   if (due === undefined || due > ctx.now) return ignore(state, "no deadline is due");
   const d = draftOf(state, ctx);
@@ -202,7 +220,8 @@ function onTimerFired(state: PipelineRuntime, ctx: DecideContext): Decision {
     if (exec === undefined || isTerminal(exec.status)) continue;
     const rule = findRuleRun(exec, e.actionExecutionId);
     if (rule !== undefined) {
-      if (rule.rule.status === "InProgress") timeOutRule(d, exec, rule.stageName, rule.rule);
+      const finished = rule.rule.status === "InProgress" ? timeOutRule(d, exec, rule.stageName, rule.rule) : undefined;
+      if (finished !== undefined) applyConditionOutcome(d, exec, rule.stageName, finished);
       continue;
     }
     const run = exec.stages.findLast((s) => s.name === e.stageName)?.actions.find((a) => a.actionExecutionId === e.actionExecutionId);
@@ -210,12 +229,12 @@ function onTimerFired(state: PipelineRuntime, ctx: DecideContext): Decision {
     timeOutRun(d, exec, e.stageName, actionSpecOf(d.state, exec, e.stageName, run.name), run);
     progressStage(d, exec, e.stageName);
   }
-  return done(d);
+  return d;
 }
 
 // ---------------------------------------------------------------- pipeline lifecycle
 
-function onPipelineDeleted(state: PipelineRuntime, ctx: DecideContext): Decision {
+function onPipelineDeleted(state: PipelineRuntime, ctx: DecideContext): Handled {
   const live = Object.values(state.executions).filter((e) => !isTerminal(e.status));
   if (live.length === 0 && state.retryable === undefined && state.rollbackTargets === undefined) return ignore(state, "no execution in flight");
   const d = draftOf(state, ctx);
@@ -242,7 +261,7 @@ function onPipelineDeleted(state: PipelineRuntime, ctx: DecideContext): Decision
   }
   delete d.state.retryable;
   delete d.state.rollbackTargets;
-  return done(d);
+  return d;
 }
 
 /**
@@ -252,7 +271,7 @@ function onPipelineDeleted(state: PipelineRuntime, ctx: DecideContext): Decision
  * once, executions inside a stage start nothing new and end Cancelled when
  * their running actions finish. New executions run the new version.
  */
-function onPipelineUpdated(state: PipelineRuntime, spec: PipelineSpec, ctx: DecideContext): Decision {
+function onPipelineUpdated(state: PipelineRuntime, spec: PipelineSpec, ctx: DecideContext): Handled {
   if (spec.version <= state.spec.version) {
     return ignore(state, `pipeline ${state.pipelineName} already runs version ${state.spec.version}`);
   }
@@ -289,7 +308,7 @@ function onPipelineUpdated(state: PipelineRuntime, spec: PipelineSpec, ctx: Deci
       delete exec.waitingFor;
       if (index >= 0) enterStage(d, exec, index);
     }
-    return done(d);
+    return d;
   }
   const reason = `Cancelled by the update of the pipeline to version ${spec.version}`;
   for (const exec of live) {
@@ -304,5 +323,5 @@ function onPipelineUpdated(state: PipelineRuntime, spec: PipelineSpec, ctx: Deci
     exec.cancelReason = reason;
     settle(d, exec);
   }
-  return done(d);
+  return d;
 }
