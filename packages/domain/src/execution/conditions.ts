@@ -47,7 +47,7 @@ import type {
   StageRun,
   StageSpec,
 } from "./types.js";
-import { draftOf, findExecution, isFinal, slotByName, specFor, stageRunOf } from "./draft.js";
+import { draftOf, findExecution, isFinal, liveExecution, slotByName, specFor, stageRunOf } from "./draft.js";
 import type { Draft, Handled } from "./draft.js";
 import { bringBack } from "./resume.js";
 import { compileSafePattern } from "./safe-regex.js";
@@ -451,7 +451,7 @@ export function onConditionOverridden(state: PipelineRuntime, event: ConditionOv
     if (slot.lock !== undefined) throw new DomainError("ConflictException", `stage ${stageName} is occupied by pipeline execution ${slot.lock}`);
   }
   const d = draftOf(state, ctx);
-  const live = failedIt ? bringBack(d, exec) : d.state.executions[executionId];
+  const live = failedIt ? bringBack(d, exec) : liveExecution(d, executionId);
   const liveRun = live === undefined ? undefined : stageRunOf(live, stageName);
   const liveCond = liveRun?.conditions?.findLast((c) => c.conditionType === conditionType);
   if (live === undefined || liveRun === undefined || liveCond === undefined) throw new Error(`execution ${executionId} vanished from the copy of the state`);

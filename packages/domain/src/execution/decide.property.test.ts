@@ -136,6 +136,14 @@ function retryable(e: ExecutionRuntime): boolean {
 /** Accepted requests per event type over all runs, to check the properties reach the new rules. */
 const accepted = new Map<string, number>();
 
+/** Freezes a value and everything reachable from it, so any change in place throws. */
+function deepFreeze<T>(value: T): T {
+  if (typeof value !== "object" || value === null || Object.isFrozen(value)) return value;
+  Object.freeze(value);
+  for (const child of Object.values(value)) deepFreeze(child);
+  return value;
+}
+
 /** The shell around decide() plus the bookkeeping the invariants need. */
 class World {
   state: PipelineRuntime;
@@ -169,6 +177,8 @@ class World {
 
   apply(event: ExecutionEvent): void {
     const before = JSON.stringify(this.state);
+    // decide() must not change its input: a change in place of the frozen state throws.
+    deepFreeze(this.state);
     let d;
     try {
       d = decide(this.state, event, this.ctx);
@@ -264,10 +274,8 @@ class World {
         return;
       }
       case "archive":
-        // The shell archives ended executions and drops them from the runtime.
-        for (const exec of Object.values(this.state.executions)) {
-          if (isTerminal(exec.status)) delete this.state.executions[exec.id];
-        }
+        // The shell archives ended executions and drops them from the runtime (a new map: the state is frozen).
+        this.state = { ...this.state, executions: Object.fromEntries(Object.entries(this.state.executions).filter(([, exec]) => !isTerminal(exec.status))) };
         return;
       case "stop": {
         const id = this.pickId(step.pick, (e) => !isTerminal(e.status));

@@ -32,6 +32,7 @@ import {
   ignore,
   isDraft,
   isTerminal,
+  liveExecution,
   removeWaiter,
   slotByName,
   specFor,
@@ -177,14 +178,14 @@ function onJobCompleted(state: PipelineRuntime, result: JobOutcome, ctx: DecideC
   if (typeof found === "string") return ignore(state, found);
   const d = draftOf(state, ctx);
   if ("rule" in found) {
-    const exec = d.state.executions[found.rule.executionId];
+    const exec = liveExecution(d, found.rule.executionId);
     const rule = exec === undefined ? undefined : findRuleRun(exec, result.actionExecutionId);
     if (exec === undefined || rule === undefined) throw new Error(`rule ${result.actionExecutionId} vanished from the copy of the state`);
     const finished = applyRuleResult(d, exec, rule.stageName, rule.rule, result);
     if (finished !== undefined) applyConditionOutcome(d, exec, rule.stageName, finished);
     return d;
   }
-  const exec = d.state.executions[found.executionId];
+  const exec = liveExecution(d, found.executionId);
   const run = exec?.stages.findLast((s) => s.name === found.stageName)?.actions.find((a) => a.name === found.actionName);
   if (exec === undefined || run === undefined) throw new Error(`run ${found.actionName} vanished from the copy of the state`);
   applyResult(d, exec, found.stageName, actionSpecOf(d.state, exec, found.stageName, found.actionName), run, result);
@@ -216,7 +217,7 @@ function onTimerFired(state: PipelineRuntime, ctx: DecideContext): Handled {
     }
   }
   for (const e of expired) {
-    const exec = d.state.executions[e.execId];
+    const exec = liveExecution(d, e.execId);
     if (exec === undefined || isTerminal(exec.status)) continue;
     const rule = findRuleRun(exec, e.actionExecutionId);
     if (rule !== undefined) {
@@ -239,7 +240,7 @@ function onPipelineDeleted(state: PipelineRuntime, ctx: DecideContext): Handled 
   if (live.length === 0 && state.retryable === undefined && state.rollbackTargets === undefined) return ignore(state, "no execution in flight");
   const d = draftOf(state, ctx);
   for (const { id } of live) {
-    const exec = d.state.executions[id];
+    const exec = liveExecution(d, id);
     if (exec === undefined) continue;
     for (const stage of exec.stages) {
       if (stage.status !== "InProgress" && stage.status !== "Stopping") continue;
@@ -288,7 +289,7 @@ function onPipelineUpdated(state: PipelineRuntime, spec: PipelineSpec, ctx: Deci
     if (prev === undefined) return { name: stage.name, actions: [] };
     return { ...prev, actions: prev.actions.filter((a) => stage.actions.some((x) => x.name === a.name)) };
   });
-  const live = Object.values(d.state.executions).filter((e) => !isTerminal(e.status));
+  const live = Object.values(d.state.executions).flatMap((e) => (isTerminal(e.status) ? [] : [liveExecution(d, e.id) ?? e]));
   // A stage an earlier update dropped and this one brings back starts with a
   // fresh slot: the execution still inside it (being cancelled) keeps its lock.
   for (const exec of live) {

@@ -93,7 +93,18 @@ export type Step =
   /** Let waiters into a stage that may have become free. */
   | { readonly kind: "admitWaiters"; readonly stageName: string };
 
-/** The mutable copy one decision works on, plus what it has produced so far. */
+/**
+ * The working copy one decision changes, plus what it has produced so far.
+ *
+ * The copy is shallow where decide() only ever replaces a value: `spec`,
+ * `retainedSpecs`, `requestTokens`, `rollbackTargets`, `retryable` and
+ * `lastSourceRevisions` are shared with the input state and reassigned, never
+ * changed in place. The stage slots are copied (two levels: slot and action
+ * slot objects; whatever hangs below them is replaced, not changed). The
+ * `executions` map is copied, but an execution itself only when the decision
+ * changes it: code that changes an execution takes it through `liveExecution`
+ * (or adds a new one with `addExecution`), so the input state stays untouched.
+ */
 export interface Draft {
   readonly state: PipelineRuntime;
   readonly ctx: DecideContext;
@@ -103,6 +114,8 @@ export interface Draft {
   readonly agenda: Step[];
   /** The execution the decision is about (a start or a rollback names it). */
   readonly executionId?: string;
+  /** Ids of the executions that are this draft's own copies (or new): only those may be changed. */
+  readonly owned: Set<string>;
 }
 
 /** What an event handler returns: a draft for the driver to finish, or a decision that changes nothing. */
@@ -113,10 +126,35 @@ export function isDraft(handled: Handled): handled is Draft {
 }
 
 export function draftOf(state: PipelineRuntime, ctx: DecideContext, executionId?: string): Draft {
-  const copy = structuredClone(state);
-  copy.finished = [];
-  const d: Draft = { state: copy, ctx, commands: [], events: [], agenda: [] };
+  const copy: PipelineRuntime = {
+    ...state,
+    executions: { ...state.executions },
+    stages: state.stages.map((slot) => ({ ...slot, actions: slot.actions.map((a) => ({ ...a })) })),
+    finished: [],
+  };
+  const d: Draft = { state: copy, ctx, commands: [], events: [], agenda: [], owned: new Set() };
   return executionId === undefined ? d : { ...d, executionId };
+}
+
+/**
+ * The draft's own copy of an execution in flight (copied on first use), to
+ * change; undefined when `executions` has no such id.
+ */
+export function liveExecution(d: Draft, executionId: string): ExecutionRuntime | undefined {
+  const { executions } = d.state;
+  if (!Object.hasOwn(executions, executionId)) return undefined;
+  const exec = executions[executionId];
+  if (exec === undefined || d.owned.has(executionId)) return exec;
+  const copy = structuredClone(exec);
+  executions[executionId] = copy;
+  d.owned.add(executionId);
+  return copy;
+}
+
+/** Puts an execution the draft made (a start, a rollback, a resumed one) into `executions`. */
+export function addExecution(d: Draft, exec: ExecutionRuntime): void {
+  d.state.executions[exec.id] = exec;
+  d.owned.add(exec.id);
 }
 
 /**

@@ -19,6 +19,7 @@ import {
   emitPipeline,
   emitStage,
   isTerminal,
+  liveExecution,
   modeOf,
   releaseLock,
   removeWaiter,
@@ -141,8 +142,8 @@ export function tryEnter(d: Draft, exec: ExecutionRuntime, index: number): void 
   // SUPERSEDED: one waiter per stage; the newer arrival replaces the older.
   wait(d, exec, stage.name, [exec.id]);
   for (const id of waiters) {
-    const older = d.state.executions[id];
-    if (id !== exec.id && older !== undefined && !isTerminal(older.status)) supersede(d, older, exec);
+    const older = id === exec.id ? undefined : d.state.executions[id];
+    if (older !== undefined && !isTerminal(older.status)) supersede(d, liveExecution(d, id) ?? older, exec);
   }
 }
 
@@ -393,12 +394,13 @@ export function admitWaiters(d: Draft, stageName: string): void {
       break;
     }
     if (next === undefined) return;
-    const index = specFor(d.state, next).stages.findIndex((s) => s.name === stageName);
+    const entering = liveExecution(d, next.id) ?? next;
+    const index = specFor(d.state, entering).stages.findIndex((s) => s.name === stageName);
     if (index < 0) {
-      removeWaiter(d.state, next);
+      removeWaiter(d.state, entering);
       continue;
     }
-    enterStage(d, next, index);
+    enterStage(d, entering, index);
   }
 }
 

@@ -5,7 +5,7 @@
 // the caller to continue.
 
 import type { ExecutionRuntime } from "./types.js";
-import { emitPipeline, emitStage, isTerminal, setStageLatest, slotByName, takesLocks } from "./draft.js";
+import { addExecution, emitPipeline, emitStage, isTerminal, liveExecution, setStageLatest, slotByName, takesLocks } from "./draft.js";
 import type { Draft } from "./draft.js";
 
 /**
@@ -15,10 +15,10 @@ import type { Draft } from "./draft.js";
  */
 export function bringBack(d: Draft, found: ExecutionRuntime): ExecutionRuntime {
   const { state, ctx } = d;
-  const exec = Object.hasOwn(state.executions, found.id) ? state.executions[found.id] : undefined;
+  const exec = liveExecution(d, found.id);
   if (exec !== undefined && !isTerminal(exec.status)) return exec;
   const live = exec ?? structuredClone(found);
-  state.executions[live.id] = live;
+  addExecution(d, live);
   if (state.retryable !== undefined) {
     state.retryable = state.retryable.filter((e) => e.id !== live.id);
     if (state.retryable.length === 0) delete state.retryable;

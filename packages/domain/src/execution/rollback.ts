@@ -25,7 +25,7 @@
 
 import { DomainError, invalid } from "../errors.js";
 import type { DecideContext, ExecutionEvent, ExecutionRuntime, PipelineRuntime, RollbackTarget, TriggerSpec } from "./types.js";
-import { draftOf, emitPipeline, findExecution, ignore, isTerminal, modeOf, slotByName, specFor, stageRunOf } from "./draft.js";
+import { addExecution, draftOf, emitPipeline, findExecution, ignore, isTerminal, modeOf, slotByName, specFor, stageRunOf } from "./draft.js";
 import type { Draft, Handled, Step } from "./draft.js";
 
 /** How many executions that succeeded in a stage are kept as rollback targets, per stage. */
@@ -177,7 +177,7 @@ function startRollback(d: Draft, executionId: string, index: number, target: Rol
     variables: structuredClone(target.variables),
   };
   if (target.pipelineVariables !== undefined) exec.pipelineVariables = structuredClone(target.pipelineVariables);
-  state.executions[executionId] = exec;
+  addExecution(d, exec);
   emitPipeline(d, exec, "STARTED");
   if (specFor(state, exec).stages[index] === undefined) throw new Error(`stage ${index} of pipeline ${state.pipelineName} vanished`);
   return { kind: "enterStage", exec, index };

@@ -17,6 +17,7 @@ import type {
   TriggerSpec,
 } from "./types.js";
 import {
+  addExecution,
   draftOf,
   emitPipeline,
   ignore,
@@ -190,7 +191,7 @@ function startExecution(
     exec.variables["variables"] = Object.fromEntries(variables.map((v) => [v.name, v.resolvedValue]));
   }
   if (clientRequestToken !== undefined) exec.clientRequestToken = clientRequestToken;
-  state.executions[executionId] = exec;
+  addExecution(d, exec);
   // A started revision counts as seen: the same revision reported again by a
   // poller or a webhook must not start a second execution.
   for (const p of pinned) rememberRevision(state, p);

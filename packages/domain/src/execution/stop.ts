@@ -7,7 +7,7 @@ import { DomainError, invalid } from "../errors.js";
 import type { DecideContext, ExecutionEvent, ExecutionRuntime, PipelineRuntime } from "./types.js";
 import { abandonRun } from "./actions.js";
 import { cancelCondition } from "./conditions.js";
-import { actionSpecOf, draftOf, emitPipeline, emitStage, findExecution, releaseLock, removeWaiter, setStageLatest, stageRunOf } from "./draft.js";
+import { actionSpecOf, draftOf, emitPipeline, emitStage, findExecution, liveExecution, releaseLock, removeWaiter, setStageLatest, stageRunOf } from "./draft.js";
 import type { Handled } from "./draft.js";
 
 /** AWS StopPipelineExecution.reason: at most 200 characters. */
@@ -45,7 +45,7 @@ export function onStopRequested(state: PipelineRuntime, event: StopRequested, ct
     throw new DomainError("PipelineExecutionNotStoppableException", `pipeline execution ${found.id} is ${found.status}; only an InProgress execution can be stopped`);
   }
   const d = draftOf(state, ctx);
-  const exec = d.state.executions[found.id];
+  const exec = liveExecution(d, found.id);
   if (exec === undefined) throw new Error(`execution ${found.id} vanished from the copy of the state`);
   const reason = event.reason !== "" ? event.reason : (exec.stopTrigger?.reason ?? "");
   exec.stopTrigger = { reason, by: event.by, at: ctx.now, abandon: event.abandon };
