@@ -114,7 +114,7 @@ function wait(d: Draft, exec: ExecutionRuntime, stageName: string, ids: readonly
  *   nobody queues ahead; otherwise joins the end of the queue.
  * - PARALLEL: takes no lock; waits only while the transition is disabled.
  */
-export function tryEnter(d: Draft, exec: ExecutionRuntime, index: number): void {
+function tryEnter(d: Draft, exec: ExecutionRuntime, index: number): void {
   const spec = specFor(d.state, exec);
   const stage = spec.stages[index];
   if (stage === undefined) {
@@ -370,7 +370,7 @@ function completeStage(d: Draft, exec: ExecutionRuntime, stageName: string, stat
  * enabled): PARALLEL waiters all enter; of the others only the first in line
  * (SUPERSEDED: the single waiter; QUEUED: the oldest), once the lock is free.
  */
-export function admitWaiters(d: Draft, stageName: string): void {
+function admitWaiters(d: Draft, stageName: string): void {
   const slot = slotByName(d.state, stageName);
   if (slot === undefined) return;
   for (;;) {
