@@ -1,7 +1,9 @@
 // The pure execution state machine (DESIGN §7, reference §4).
 //
-// decide() copies the state, applies one event to the copy and returns it with
-// the commands (jobs to dispatch or cancel) and state-change events it caused.
+// decide() applies one event to a copy of the state and returns the new state
+// with the commands (jobs to dispatch or cancel) and state-change events it
+// caused. The new state shares with the input whatever the event did not
+// change (see draft.ts `Draft`), so neither may be changed in place.
 // It reads no clock and makes no ids of its own: both come from ctx, so a
 // decision is reproducible. An event that must not change anything (a stale or
 // duplicate job result, a source revision already seen, …) returns the input
@@ -19,8 +21,10 @@
 // stop.ts, retry.ts, transitions.ts, conditions.ts (OverrideStageCondition),
 // rollback.ts (RollbackStage). Job results, timers and the pipeline
 // lifecycle are handled here, calling the driver directly where one event
-// moves several executions in turn. Leaf modules never import flow.ts or
-// this file; the imports run one way: decide → flow → rule modules → draft.
+// moves several executions in turn. The imports run one way: decide →
+// flow → rule modules (retry and stop use actions and conditions; resume.ts
+// serves retry and conditions) → draft; no rule module imports flow.ts or
+// this file.
 
 import type { DecideContext, Decision, ExecutionEvent, JobOutcome, PipelineRuntime, PipelineSpec, StageSlot } from "./types.js";
 import { abandonRun, applyResult, timeOutRun } from "./actions.js";
