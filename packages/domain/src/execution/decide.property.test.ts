@@ -13,7 +13,7 @@ import { describe, expect, it } from "vitest";
 import { isDomainError } from "../errors.js";
 import { decide, initialRuntime, isFinal, isTerminal } from "./decide.js";
 import { findExecution, takesLocks, waitersOf } from "./draft.js";
-import { actionSpec, approvalSpec, commandsRule, failure, pipelineSpec, sourceSpec, success, testContext, variableCheckRule } from "./testing.js";
+import { actionSpec, approvalSpec, commandsRule, deepFreeze, failure, pipelineSpec, sourceSpec, success, testContext, variableCheckRule } from "./testing.js";
 import type { ActionSpec, ExecutionEvent, ExecutionMode, ExecutionRuntime, JobSpec, PipelineRuntime, PipelineSpec, RuleSpec, StageConditionsSpec, StageSpec } from "./types.js";
 
 const MODES: readonly ExecutionMode[] = ["SUPERSEDED", "QUEUED", "PARALLEL"];
@@ -135,14 +135,6 @@ function retryable(e: ExecutionRuntime): boolean {
 
 /** Accepted requests per event type over all runs, to check the properties reach the new rules. */
 const accepted = new Map<string, number>();
-
-/** Freezes a value and everything reachable from it, so any change in place throws. */
-function deepFreeze<T>(value: T): T {
-  if (typeof value !== "object" || value === null || Object.isFrozen(value)) return value;
-  Object.freeze(value);
-  for (const child of Object.values(value)) deepFreeze(child);
-  return value;
-}
 
 /** The shell around decide() plus the bookkeeping the invariants need. */
 class World {
