@@ -1,5 +1,9 @@
 // Actions of an execution: dispatching a job (first attempt or a retry),
-// recording a job's result, failing, abandoning and timing out.
+// recording a job's result, failing, abandoning and timing out. Changes only
+// the action run, the execution's artifacts, variables and source revisions,
+// and GetPipelineState's action entries, and adds the job commands and action
+// events; what the stage does next is the driver's (flow.ts), which callers
+// ask for after the run changed.
 
 import type { ActionAttempt, ActionRun, ActionSpec, ErrorDetailsSpec, ExecutionRuntime, JobOutcome, JobSpec, StageRun } from "./types.js";
 import { actionSlot, emitAction, rememberRevision, setLatest, specFor, stageRunOf } from "./draft.js";

@@ -1,6 +1,10 @@
 // Stage conditions (reference §4 "Conditions"): running a check, its rules,
-// and OverrideStageCondition. What a finished check does to its stage
-// (enter, skip, fail, roll back) is in flow.ts.
+// and OverrideStageCondition. This module changes only the condition runs
+// (and their GetPipelineState copies) and dispatches or cancels rule jobs.
+// A function that may finish a check returns the finished ConditionRun;
+// what it does to its stage (enter, skip, fail, roll back) is the driver's
+// (flow.ts `applyConditionOutcome`), which OverrideStageCondition leaves on
+// the agenda as a conditionDone step.
 //
 // Semantics, where AWS's documentation is ambiguous (reference §8 item 8):
 // - A condition passes iff every rule passes. Rules start together; the first
@@ -31,7 +35,6 @@ import type {
   ConditionStatus,
   ConditionType,
   DecideContext,
-  Decision,
   ErrorDetailsSpec,
   ExecutionEvent,
   ExecutionRuntime,
@@ -44,10 +47,9 @@ import type {
   StageRun,
   StageSpec,
 } from "./types.js";
-import { done, draftOf, findExecution, isFinal, slotByName, specFor, stageRunOf } from "./draft.js";
-import type { Draft } from "./draft.js";
-import { applyConditionOutcome } from "./flow.js";
-import { bringBack } from "./retry.js";
+import { draftOf, findExecution, isFinal, liveExecution, slotByName, specFor, stageRunOf } from "./draft.js";
+import type { Draft, Handled } from "./draft.js";
+import { bringBack } from "./resume.js";
 import { compileSafePattern } from "./safe-regex.js";
 import { resolveScript, resolveValue } from "./variables.js";
 
@@ -97,9 +99,10 @@ function defaultResult(type: ConditionType): ConditionResult {
 /**
  * Starts a check of the stage's condition of `type` in the stage the
  * execution is inside: VariableCheck rules are decided at once, Commands
- * rules dispatched. A check whose rules are all decided finishes at once.
+ * rules dispatched. A check whose rules are all decided finishes at once:
+ * then it is returned, for the driver to act on.
  */
-export function startCondition(d: Draft, exec: ExecutionRuntime, stageName: string, type: ConditionType): void {
+export function startCondition(d: Draft, exec: ExecutionRuntime, stageName: string, type: ConditionType): ConditionRun | undefined {
   const condition = conditionsOf(stageSpecFor(d.state, exec, stageName), type)?.conditions[0];
   const run = stageRunOf(exec, stageName);
   if (condition === undefined || run === undefined) throw new Error(`stage ${stageName} has no ${type} condition to check`);
@@ -115,7 +118,7 @@ export function startCondition(d: Draft, exec: ExecutionRuntime, stageName: stri
   exec.lastUpdateTime = d.ctx.now;
   for (const rule of condition.rules) startRule(d, exec, stageName, cond, rule);
   syncCondition(d, exec, stageName, cond);
-  evaluateCondition(d, exec, stageName);
+  return evaluateCondition(d, exec, stageName);
 }
 
 function startRule(d: Draft, exec: ExecutionRuntime, stageName: string, cond: ConditionRun, rule: RuleSpec): void {
@@ -266,8 +269,8 @@ function endRule(d: Draft, rule: RuleRun, status: "Succeeded" | "Failed" | "Aban
   rule.lastUpdateTime = d.ctx.now;
 }
 
-/** Records an accepted job result of a Commands rule and re-evaluates its condition. */
-export function applyRuleResult(d: Draft, exec: ExecutionRuntime, stageName: string, rule: RuleRun, result: JobOutcome): void {
+/** Records an accepted job result of a Commands rule and re-evaluates its condition; returns the check if that finished it. */
+export function applyRuleResult(d: Draft, exec: ExecutionRuntime, stageName: string, rule: RuleRun, result: JobOutcome): ConditionRun | undefined {
   if (result.updatedBy !== undefined) rule.updatedBy = result.updatedBy;
   if (result.externalExecutionId !== undefined) rule.externalExecutionId = result.externalExecutionId;
   if (result.externalExecutionUrl !== undefined) rule.externalExecutionUrl = result.externalExecutionUrl;
@@ -280,11 +283,11 @@ export function applyRuleResult(d: Draft, exec: ExecutionRuntime, stageName: str
   const run = stageRunOf(exec, stageName);
   const cond = run === undefined ? undefined : runningCondition(run);
   if (cond !== undefined) syncCondition(d, exec, stageName, cond);
-  evaluateCondition(d, exec, stageName);
+  return evaluateCondition(d, exec, stageName);
 }
 
-/** Fails a Commands rule whose deadline passed and cancels its job. */
-export function timeOutRule(d: Draft, exec: ExecutionRuntime, stageName: string, rule: RuleRun): void {
+/** Fails a Commands rule whose deadline passed and cancels its job; returns the check if that finished it. */
+export function timeOutRule(d: Draft, exec: ExecutionRuntime, stageName: string, rule: RuleRun): ConditionRun | undefined {
   const minutes = Math.round(((rule.deadline ?? rule.startTime) - rule.startTime) / 60_000);
   const message = `rule "${rule.name}" timed out after ${minutes === 1 ? "1 minute" : `${minutes} minutes`}`;
   endRule(d, rule, "Failed", message, { code: "JobTimedOut", message });
@@ -292,7 +295,7 @@ export function timeOutRule(d: Draft, exec: ExecutionRuntime, stageName: string,
   const run = stageRunOf(exec, stageName);
   const cond = run === undefined ? undefined : runningCondition(run);
   if (cond !== undefined) syncCondition(d, exec, stageName, cond);
-  evaluateCondition(d, exec, stageName);
+  return evaluateCondition(d, exec, stageName);
 }
 
 function cancelRuleJob(d: Draft, rule: RuleRun, reason: string): void {
@@ -312,21 +315,23 @@ function abandonRules(d: Draft, cond: ConditionRun, reason: string): void {
 /** Errors that mean a rule could not be evaluated (the condition is Errored rather than Failed). */
 const EVALUATION_ERRORS: ReadonlySet<string> = new Set(["ConfigurationError", "JobTimedOut", "JobCancelled", "SystemUnavailable", "ArtifactIntegrityError", "PermissionError"]);
 
-/** Finishes the running check of a stage once a rule failed or every rule passed. */
-function evaluateCondition(d: Draft, exec: ExecutionRuntime, stageName: string): void {
+/** Finishes the running check of a stage once a rule failed or every rule passed; returns it when it finished. */
+function evaluateCondition(d: Draft, exec: ExecutionRuntime, stageName: string): ConditionRun | undefined {
   const run = stageRunOf(exec, stageName);
   const cond = run === undefined ? undefined : runningCondition(run);
-  if (cond === undefined) return;
+  if (cond === undefined) return undefined;
   const failed = cond.rules.find((r) => r.status === "Failed");
   if (failed !== undefined) {
     abandonRules(d, cond, `condition ${cond.conditionType} failed: rule "${failed.name}" failed`);
     const errored = cond.rules.some((r) => r.status === "Failed" && r.errorDetails !== undefined && EVALUATION_ERRORS.has(r.errorDetails.code));
     finishCondition(d, exec, stageName, cond, errored ? "Errored" : "Failed", `Rule "${failed.name}" ${errored ? "could not be evaluated" : "failed"}: ${failed.summary ?? "no details"}`);
-    return;
+    return cond;
   }
   if (cond.rules.every((r) => r.status === "Succeeded")) {
     finishCondition(d, exec, stageName, cond, "Succeeded", cond.rules.length === 1 ? "The rule succeeded" : `All ${cond.rules.length} rules succeeded`);
+    return cond;
   }
+  return undefined;
 }
 
 function finishCondition(d: Draft, exec: ExecutionRuntime, stageName: string, cond: ConditionRun, status: ConditionStatus, summary: string): void {
@@ -335,7 +340,6 @@ function finishCondition(d: Draft, exec: ExecutionRuntime, stageName: string, co
   cond.lastUpdateTime = d.ctx.now;
   exec.lastUpdateTime = d.ctx.now;
   syncCondition(d, exec, stageName, cond);
-  applyConditionOutcome(d, exec, stageName, cond);
 }
 
 /**
@@ -402,7 +406,7 @@ type ConditionOverridden = Extract<ExecutionEvent, { type: "ConditionOverridden"
  * lets an override lift a check that already failed, as AWS's console does
  * for a blocked execution). Conditions with result SKIP are not overridable.
  */
-export function onConditionOverridden(state: PipelineRuntime, event: ConditionOverridden, ctx: DecideContext): Decision {
+export function onConditionOverridden(state: PipelineRuntime, event: ConditionOverridden, ctx: DecideContext): Handled {
   const { executionId, stageName, conditionType } = event;
   const slot = slotByName(state, stageName);
   if (slot === undefined) throw new DomainError("StageNotFoundException", `pipeline ${state.pipelineName} has no stage ${stageName}`);
@@ -447,7 +451,7 @@ export function onConditionOverridden(state: PipelineRuntime, event: ConditionOv
     if (slot.lock !== undefined) throw new DomainError("ConflictException", `stage ${stageName} is occupied by pipeline execution ${slot.lock}`);
   }
   const d = draftOf(state, ctx);
-  const live = failedIt ? bringBack(d, exec) : d.state.executions[executionId];
+  const live = failedIt ? bringBack(d, exec) : liveExecution(d, executionId);
   const liveRun = live === undefined ? undefined : stageRunOf(live, stageName);
   const liveCond = liveRun?.conditions?.findLast((c) => c.conditionType === conditionType);
   if (live === undefined || liveRun === undefined || liveCond === undefined) throw new Error(`execution ${executionId} vanished from the copy of the state`);
@@ -459,6 +463,6 @@ export function onConditionOverridden(state: PipelineRuntime, event: ConditionOv
   liveCond.lastUpdateTime = ctx.now;
   live.lastUpdateTime = ctx.now;
   syncCondition(d, live, stageName, liveCond);
-  applyConditionOutcome(d, live, stageName, liveCond);
-  return done(d);
+  d.agenda.push({ kind: "conditionDone", exec: live, stageName, cond: liveCond });
+  return d;
 }

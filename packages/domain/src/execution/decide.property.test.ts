@@ -13,7 +13,7 @@ import { describe, expect, it } from "vitest";
 import { isDomainError } from "../errors.js";
 import { decide, initialRuntime, isFinal, isTerminal } from "./decide.js";
 import { findExecution, takesLocks, waitersOf } from "./draft.js";
-import { actionSpec, approvalSpec, commandsRule, failure, pipelineSpec, sourceSpec, success, testContext, variableCheckRule } from "./testing.js";
+import { actionSpec, approvalSpec, commandsRule, deepFreeze, failure, pipelineSpec, sourceSpec, success, testContext, variableCheckRule } from "./testing.js";
 import type { ActionSpec, ExecutionEvent, ExecutionMode, ExecutionRuntime, JobSpec, PipelineRuntime, PipelineSpec, RuleSpec, StageConditionsSpec, StageSpec } from "./types.js";
 
 const MODES: readonly ExecutionMode[] = ["SUPERSEDED", "QUEUED", "PARALLEL"];
@@ -169,6 +169,8 @@ class World {
 
   apply(event: ExecutionEvent): void {
     const before = JSON.stringify(this.state);
+    // decide() must not change its input: a change in place of the frozen state throws.
+    deepFreeze(this.state);
     let d;
     try {
       d = decide(this.state, event, this.ctx);
@@ -264,10 +266,8 @@ class World {
         return;
       }
       case "archive":
-        // The shell archives ended executions and drops them from the runtime.
-        for (const exec of Object.values(this.state.executions)) {
-          if (isTerminal(exec.status)) delete this.state.executions[exec.id];
-        }
+        // The shell archives ended executions and drops them from the runtime (a new map: the state is frozen).
+        this.state = { ...this.state, executions: Object.fromEntries(Object.entries(this.state.executions).filter(([, exec]) => !isTerminal(exec.status))) };
         return;
       case "stop": {
         const id = this.pickId(step.pick, (e) => !isTerminal(e.status));

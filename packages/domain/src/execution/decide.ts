@@ -1,7 +1,9 @@
 // The pure execution state machine (DESIGN §7, reference §4).
 //
-// decide() copies the state, applies one event to the copy and returns it with
-// the commands (jobs to dispatch or cancel) and state-change events it caused.
+// decide() applies one event to a copy of the state and returns the new state
+// with the commands (jobs to dispatch or cancel) and state-change events it
+// caused. The new state shares with the input whatever the event did not
+// change (see draft.ts `Draft`), so neither may be changed in place.
 // It reads no clock and makes no ids of its own: both come from ctx, so a
 // decision is reproducible. An event that must not change anything (a stale or
 // duplicate job result, a source revision already seen, …) returns the input
@@ -9,10 +11,20 @@
 // of a stage that is not retryable, stop of an execution that ended, …)
 // throws a DomainError and changes nothing.
 //
-// The rules live in focused modules: start.ts (starting, variables, limits),
-// flow.ts (modes, locks, waiters, stages), actions.ts (jobs and results),
-// stop.ts, retry.ts, transitions.ts; this file dispatches and holds the
-// results, timers and pipeline lifecycle.
+// How a decision is made: the event's handler checks the request against the
+// input state (throwing or ignoring changes nothing), takes a draft
+// (draft.ts), changes its own part of it and leaves on the draft's agenda
+// the steps that move executions forward; decide() then has the driver
+// (flow.ts) run those steps and turns the draft into the Decision.
+//
+// Handlers live with their rules: start.ts (starting, variables, limits),
+// stop.ts, retry.ts, transitions.ts, conditions.ts (OverrideStageCondition),
+// rollback.ts (RollbackStage). Job results, timers and the pipeline
+// lifecycle are handled here, calling the driver directly where one event
+// moves several executions in turn. The imports run one way: decide →
+// flow → rule modules (retry and stop use actions and conditions; resume.ts
+// serves retry and conditions) → draft; no rule module imports flow.ts or
+// this file.
 
 import type { DecideContext, Decision, ExecutionEvent, JobOutcome, PipelineRuntime, PipelineSpec, StageSlot } from "./types.js";
 import { abandonRun, applyResult, timeOutRun } from "./actions.js";
@@ -22,16 +34,19 @@ import {
   draftOf,
   emitStage,
   ignore,
+  isDraft,
   isTerminal,
+  liveExecution,
   removeWaiter,
   slotByName,
   specFor,
   takesLocks,
   TIMEOUT_GRACE_MS,
 } from "./draft.js";
+import type { Handled } from "./draft.js";
 import type { RuleLocation } from "./conditions.js";
 import { applyRuleResult, cancelCondition, findRuleRun, onConditionOverridden, runningRules, timeOutRule } from "./conditions.js";
-import { enterStage, finishExecution, progressStage, settle } from "./flow.js";
+import { applyConditionOutcome, drive, enterStage, finishExecution, progressStage, settle } from "./flow.js";
 import { onRollbackRequested } from "./rollback.js";
 import { onStageRetryRequested, onActionRetryRequested } from "./retry.js";
 import { onExecutionRequested, onSourceChanged } from "./start.js";
@@ -86,6 +101,13 @@ export function nextDeadline(state: PipelineRuntime): number | undefined {
 
 /** Applies one event to a pipeline's runtime. Pure: `state` is not modified. Throws DomainError for an invalid request. */
 export function decide(state: PipelineRuntime, event: ExecutionEvent, ctx: DecideContext): Decision {
+  const handled = handle(state, event, ctx);
+  if (!isDraft(handled)) return handled;
+  drive(handled);
+  return done(handled);
+}
+
+function handle(state: PipelineRuntime, event: ExecutionEvent, ctx: DecideContext): Handled {
   switch (event.type) {
     case "ExecutionRequested":
       return onExecutionRequested(state, event, ctx);
@@ -155,27 +177,28 @@ function findRun(state: PipelineRuntime, result: JobOutcome): RunLocation | { ru
   return `action execution ${result.actionExecutionId} is unknown in execution ${exec.id}`;
 }
 
-function onJobCompleted(state: PipelineRuntime, result: JobOutcome, ctx: DecideContext): Decision {
+function onJobCompleted(state: PipelineRuntime, result: JobOutcome, ctx: DecideContext): Handled {
   const found = findRun(state, result);
   if (typeof found === "string") return ignore(state, found);
   const d = draftOf(state, ctx);
   if ("rule" in found) {
-    const exec = d.state.executions[found.rule.executionId];
+    const exec = liveExecution(d, found.rule.executionId);
     const rule = exec === undefined ? undefined : findRuleRun(exec, result.actionExecutionId);
     if (exec === undefined || rule === undefined) throw new Error(`rule ${result.actionExecutionId} vanished from the copy of the state`);
-    applyRuleResult(d, exec, rule.stageName, rule.rule, result);
-    return done(d);
+    const finished = applyRuleResult(d, exec, rule.stageName, rule.rule, result);
+    if (finished !== undefined) applyConditionOutcome(d, exec, rule.stageName, finished);
+    return d;
   }
-  const exec = d.state.executions[found.executionId];
+  const exec = liveExecution(d, found.executionId);
   const run = exec?.stages.findLast((s) => s.name === found.stageName)?.actions.find((a) => a.name === found.actionName);
   if (exec === undefined || run === undefined) throw new Error(`run ${found.actionName} vanished from the copy of the state`);
   applyResult(d, exec, found.stageName, actionSpecOf(d.state, exec, found.stageName, found.actionName), run, result);
   progressStage(d, exec, found.stageName);
-  return done(d);
+  return d;
 }
 
 /** Fails every running action whose deadline (plus the grace) has passed, and cancels its job. */
-function onTimerFired(state: PipelineRuntime, ctx: DecideContext): Decision {
+function onTimerFired(state: PipelineRuntime, ctx: DecideContext): Handled {
   const due = nextDeadline(state);
   if (due === undefined || due > ctx.now) return ignore(state, "no deadline is due");
   const d = draftOf(state, ctx);
@@ -198,11 +221,12 @@ function onTimerFired(state: PipelineRuntime, ctx: DecideContext): Decision {
     }
   }
   for (const e of expired) {
-    const exec = d.state.executions[e.execId];
+    const exec = liveExecution(d, e.execId);
     if (exec === undefined || isTerminal(exec.status)) continue;
     const rule = findRuleRun(exec, e.actionExecutionId);
     if (rule !== undefined) {
-      if (rule.rule.status === "InProgress") timeOutRule(d, exec, rule.stageName, rule.rule);
+      const finished = rule.rule.status === "InProgress" ? timeOutRule(d, exec, rule.stageName, rule.rule) : undefined;
+      if (finished !== undefined) applyConditionOutcome(d, exec, rule.stageName, finished);
       continue;
     }
     const run = exec.stages.findLast((s) => s.name === e.stageName)?.actions.find((a) => a.actionExecutionId === e.actionExecutionId);
@@ -210,17 +234,17 @@ function onTimerFired(state: PipelineRuntime, ctx: DecideContext): Decision {
     timeOutRun(d, exec, e.stageName, actionSpecOf(d.state, exec, e.stageName, run.name), run);
     progressStage(d, exec, e.stageName);
   }
-  return done(d);
+  return d;
 }
 
 // ---------------------------------------------------------------- pipeline lifecycle
 
-function onPipelineDeleted(state: PipelineRuntime, ctx: DecideContext): Decision {
+function onPipelineDeleted(state: PipelineRuntime, ctx: DecideContext): Handled {
   const live = Object.values(state.executions).filter((e) => !isTerminal(e.status));
   if (live.length === 0 && state.retryable === undefined && state.rollbackTargets === undefined) return ignore(state, "no execution in flight");
   const d = draftOf(state, ctx);
   for (const { id } of live) {
-    const exec = d.state.executions[id];
+    const exec = liveExecution(d, id);
     if (exec === undefined) continue;
     for (const stage of exec.stages) {
       if (stage.status !== "InProgress" && stage.status !== "Stopping") continue;
@@ -242,7 +266,7 @@ function onPipelineDeleted(state: PipelineRuntime, ctx: DecideContext): Decision
   }
   delete d.state.retryable;
   delete d.state.rollbackTargets;
-  return done(d);
+  return d;
 }
 
 /**
@@ -252,7 +276,7 @@ function onPipelineDeleted(state: PipelineRuntime, ctx: DecideContext): Decision
  * once, executions inside a stage start nothing new and end Cancelled when
  * their running actions finish. New executions run the new version.
  */
-function onPipelineUpdated(state: PipelineRuntime, spec: PipelineSpec, ctx: DecideContext): Decision {
+function onPipelineUpdated(state: PipelineRuntime, spec: PipelineSpec, ctx: DecideContext): Handled {
   if (spec.version <= state.spec.version) {
     return ignore(state, `pipeline ${state.pipelineName} already runs version ${state.spec.version}`);
   }
@@ -269,7 +293,7 @@ function onPipelineUpdated(state: PipelineRuntime, spec: PipelineSpec, ctx: Deci
     if (prev === undefined) return { name: stage.name, actions: [] };
     return { ...prev, actions: prev.actions.filter((a) => stage.actions.some((x) => x.name === a.name)) };
   });
-  const live = Object.values(d.state.executions).filter((e) => !isTerminal(e.status));
+  const live = Object.values(d.state.executions).flatMap((e) => (isTerminal(e.status) ? [] : [liveExecution(d, e.id) ?? e]));
   // A stage an earlier update dropped and this one brings back starts with a
   // fresh slot: the execution still inside it (being cancelled) keeps its lock.
   for (const exec of live) {
@@ -289,7 +313,7 @@ function onPipelineUpdated(state: PipelineRuntime, spec: PipelineSpec, ctx: Deci
       delete exec.waitingFor;
       if (index >= 0) enterStage(d, exec, index);
     }
-    return done(d);
+    return d;
   }
   const reason = `Cancelled by the update of the pipeline to version ${spec.version}`;
   for (const exec of live) {
@@ -304,5 +328,5 @@ function onPipelineUpdated(state: PipelineRuntime, spec: PipelineSpec, ctx: Deci
     exec.cancelReason = reason;
     settle(d, exec);
   }
-  return done(d);
+  return d;
 }

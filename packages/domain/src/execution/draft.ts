@@ -1,11 +1,14 @@
-// The working copy one decision mutates, and the small helpers every rule
-// module shares: statuses, per-execution specs, stage slots and waiters,
-// GetPipelineState bookkeeping and the state-change events.
+// The working copy one decision mutates (the Draft), the agenda of steps a
+// rule module leaves for the driver (flow.ts), and the small helpers every
+// rule module shares: statuses, per-execution specs, stage slots, locks and
+// waiters, GetPipelineState bookkeeping and the state-change events. It
+// imports no other rule module, so every module can build on it.
 
 import type {
   ActionRun,
   ActionSlot,
   ActionSpec,
+  ConditionRun,
   DecideContext,
   Decision,
   Emitted,
@@ -21,6 +24,8 @@ import type {
   StageSlot,
 } from "./types.js";
 
+// ---------------------------------------------------------------- limits and fixed names
+
 /** EventBridge detail-types of the three state-change kinds. */
 export const DETAIL_TYPES = {
   pipeline: "CodePipeline Pipeline Execution State Change",
@@ -29,6 +34,8 @@ export const DETAIL_TYPES = {
 } as const;
 
 export { MAX_PARALLEL_EXECUTIONS, MAX_QUEUED_EXECUTIONS, MAX_REQUEST_TOKENS, TIMEOUT_GRACE_MS } from "../limits.js";
+
+// ---------------------------------------------------------------- statuses
 
 const ENDED: ReadonlySet<ExecutionStatus> = new Set(["Succeeded", "Failed", "Superseded", "Stopped", "Cancelled"]);
 const FINAL: ReadonlySet<ExecutionStatus> = new Set(["Succeeded", "Superseded", "Cancelled"]);
@@ -47,18 +54,89 @@ export function isFinal(status: ExecutionStatus): boolean {
   return FINAL.has(status);
 }
 
-/** The mutable copy one decision works on, plus what it has produced so far. */
+/**
+ * What a rule module asks the driver (flow.ts) to do once it has changed its
+ * own part of the draft: the steps that move an execution forward. decide()
+ * runs them in order after the event's handler returns.
+ */
+export type Step =
+  /** Move to stage `index` of the execution's version: enter, wait in front, or finish after the last. */
+  | { readonly kind: "tryEnter"; readonly exec: ExecutionRuntime; readonly index: number }
+  /** Enter stage `index` regardless of locks, transitions and waiters (a rollback, a waiter whose stage was dropped). */
+  | { readonly kind: "enterStage"; readonly exec: ExecutionRuntime; readonly index: number }
+  /** Continue the stage the execution is inside: next actions, a condition check, completion. */
+  | { readonly kind: "progressStage"; readonly exec: ExecutionRuntime; readonly stageName: string }
+  /** Act on a condition check that finished (pass, skip, fail, roll back). */
+  | { readonly kind: "conditionDone"; readonly exec: ExecutionRuntime; readonly stageName: string; readonly cond: ConditionRun }
+  /** End the execution with this status. */
+  | { readonly kind: "finish"; readonly exec: ExecutionRuntime; readonly status: ExecutionStatus; readonly summary?: string }
+  /** End a Stopping or cancelling execution once nothing of it runs. */
+  | { readonly kind: "settle"; readonly exec: ExecutionRuntime }
+  /** Let waiters into a stage that may have become free. */
+  | { readonly kind: "admitWaiters"; readonly stageName: string };
+
+/**
+ * The working copy one decision changes, plus what it has produced so far.
+ *
+ * The copy is shallow where decide() only ever replaces a value: `spec`,
+ * `retainedSpecs`, `requestTokens`, `rollbackTargets`, `retryable` and
+ * `lastSourceRevisions` are shared with the input state and reassigned, never
+ * changed in place. The stage slots are copied (two levels: slot and action
+ * slot objects; whatever hangs below them is replaced, not changed). The
+ * `executions` map is copied, but an execution itself only when the decision
+ * changes it: code that changes an execution takes it through `liveExecution`
+ * (or adds a new one with `addExecution`), so the input state stays untouched.
+ */
 export interface Draft {
   readonly state: PipelineRuntime;
   readonly ctx: DecideContext;
   readonly commands: ExecutionCommand[];
   readonly events: Emitted[];
+  /** Steps left for the driver, oldest first. */
+  readonly agenda: Step[];
+  /** The execution the decision is about (a start or a rollback names it). */
+  readonly executionId?: string;
+  /** Ids of the executions that are this draft's own copies (or new): only those may be changed. */
+  readonly owned: Set<string>;
 }
 
-export function draftOf(state: PipelineRuntime, ctx: DecideContext): Draft {
-  const copy = structuredClone(state);
-  copy.finished = [];
-  return { state: copy, ctx, commands: [], events: [] };
+/** What an event handler returns: a draft for the driver to finish, or a decision that changes nothing. */
+export type Handled = Draft | Decision;
+
+export function isDraft(handled: Handled): handled is Draft {
+  return "agenda" in handled;
+}
+
+export function draftOf(state: PipelineRuntime, ctx: DecideContext, executionId?: string): Draft {
+  const copy: PipelineRuntime = {
+    ...state,
+    executions: { ...state.executions },
+    stages: state.stages.map((slot) => ({ ...slot, actions: slot.actions.map((a) => ({ ...a })) })),
+    finished: [],
+  };
+  const d: Draft = { state: copy, ctx, commands: [], events: [], agenda: [], owned: new Set() };
+  return executionId === undefined ? d : { ...d, executionId };
+}
+
+/**
+ * The draft's own copy of an execution in flight (copied on first use), to
+ * change; undefined when `executions` has no such id.
+ */
+export function liveExecution(d: Draft, executionId: string): ExecutionRuntime | undefined {
+  const { executions } = d.state;
+  if (!Object.hasOwn(executions, executionId)) return undefined;
+  const exec = executions[executionId];
+  if (exec === undefined || d.owned.has(executionId)) return exec;
+  const copy = structuredClone(exec);
+  executions[executionId] = copy;
+  d.owned.add(executionId);
+  return copy;
+}
+
+/** Puts an execution the draft made (a start, a rollback, a resumed one) into `executions`. */
+export function addExecution(d: Draft, exec: ExecutionRuntime): void {
+  d.state.executions[exec.id] = exec;
+  d.owned.add(exec.id);
 }
 
 /**
@@ -67,8 +145,8 @@ export function draftOf(state: PipelineRuntime, ctx: DecideContext): Draft {
  * archives and drops ended executions from `executions` — and copies and
  * retained older specs nobody can use any more are dropped.
  */
-export function done(d: Draft, executionId?: string): Decision {
-  const { state } = d;
+export function done(d: Draft): Decision {
+  const { state, executionId } = d;
   for (const id of state.finished) {
     const exec = state.executions[id];
     if (exec === undefined || (exec.status !== "Failed" && exec.status !== "Stopped")) continue;
@@ -183,6 +261,12 @@ export function removeWaiter(state: PipelineRuntime, exec: ExecutionRuntime): vo
     if (ids.includes(exec.id)) setWaiters(slot, ids.filter((id) => id !== exec.id));
   }
   delete exec.waitingFor;
+}
+
+/** Frees the stage's lock when the execution holds it. */
+export function releaseLock(state: PipelineRuntime, exec: ExecutionRuntime, stageName: string): void {
+  const slot = slotByName(state, stageName);
+  if (slot?.lock === exec.id) delete slot.lock;
 }
 
 /** Whether a stage's inbound transition lets executions in. */

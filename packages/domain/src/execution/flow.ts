@@ -1,19 +1,27 @@
-// How an execution moves through its stages (reference §4): entering a stage
-// or waiting in front of it per execution mode, checking its conditions
-// (conditions.ts runs the checks, this file acts on their outcome), running
-// its actions group by group, completing, skipping, retrying or rolling back
-// a stage, admitting waiters when a stage frees up, and ending executions
-// (including the Stopping and cancelling ones once their running actions
-// finished).
+// The driver: the one module that moves executions forward (reference §4).
+// Entering a stage or waiting in front of it per execution mode, checking its
+// conditions (conditions.ts runs the checks and returns a finished one, this
+// file acts on its outcome), running its actions group by group (actions.ts
+// starts each), completing, skipping, retrying (retry.ts marks the reruns) or
+// rolling back a stage (rollback.ts creates the rollback execution), admitting
+// waiters when a stage frees up, and ending executions (including the
+// Stopping and cancelling ones once their running actions finished).
+//
+// The rule modules it calls change only their own part of the draft and
+// return what happened; none of them imports this file. Event handlers in
+// those modules leave the steps that follow on the draft's agenda
+// (draft.ts `Step`), and `drive` runs them here, in order.
 
-import type { ActionRun, ConditionRun, ExecutionRuntime, ExecutionStatus, StageRetryMode, StageStatus } from "./types.js";
+import type { ActionRun, ConditionRun, ConditionType, ExecutionRuntime, ExecutionStatus, StageRetryMode, StageStatus } from "./types.js";
 import { startAction } from "./actions.js";
 import { cancelCondition, conditionsApply, runningCondition, stageSpecFor, startCondition } from "./conditions.js";
 import {
   emitPipeline,
   emitStage,
   isTerminal,
+  liveExecution,
   modeOf,
+  releaseLock,
   removeWaiter,
   setStageLatest,
   setWaiters,
@@ -24,9 +32,41 @@ import {
   transitionEnabled,
   waitersOf,
 } from "./draft.js";
-import type { Draft, PipelineEventState } from "./draft.js";
+import type { Draft, PipelineEventState, Step } from "./draft.js";
 import { scheduleRerun } from "./retry.js";
 import { recordRollbackTarget, rollBackAutomatically } from "./rollback.js";
+import { stoppedSummary } from "./stop.js";
+
+/** Runs the steps the event's handler left on the agenda, oldest first. */
+export function drive(d: Draft): void {
+  for (let step = d.agenda.shift(); step !== undefined; step = d.agenda.shift()) runStep(d, step);
+}
+
+function runStep(d: Draft, step: Step): void {
+  switch (step.kind) {
+    case "tryEnter":
+      tryEnter(d, step.exec, step.index);
+      return;
+    case "enterStage":
+      enterStage(d, step.exec, step.index);
+      return;
+    case "progressStage":
+      progressStage(d, step.exec, step.stageName);
+      return;
+    case "conditionDone":
+      applyConditionOutcome(d, step.exec, step.stageName, step.cond);
+      return;
+    case "finish":
+      finishExecution(d, step.exec, step.status, step.summary);
+      return;
+    case "settle":
+      settle(d, step.exec);
+      return;
+    case "admitWaiters":
+      admitWaiters(d, step.stageName);
+      return;
+  }
+}
 
 const PIPELINE_STATE: Record<ExecutionStatus, PipelineEventState> = {
   InProgress: "STARTED",
@@ -74,7 +114,7 @@ function wait(d: Draft, exec: ExecutionRuntime, stageName: string, ids: readonly
  *   nobody queues ahead; otherwise joins the end of the queue.
  * - PARALLEL: takes no lock; waits only while the transition is disabled.
  */
-export function tryEnter(d: Draft, exec: ExecutionRuntime, index: number): void {
+function tryEnter(d: Draft, exec: ExecutionRuntime, index: number): void {
   const spec = specFor(d.state, exec);
   const stage = spec.stages[index];
   if (stage === undefined) {
@@ -102,8 +142,8 @@ export function tryEnter(d: Draft, exec: ExecutionRuntime, index: number): void 
   // SUPERSEDED: one waiter per stage; the newer arrival replaces the older.
   wait(d, exec, stage.name, [exec.id]);
   for (const id of waiters) {
-    const older = d.state.executions[id];
-    if (id !== exec.id && older !== undefined && !isTerminal(older.status)) supersede(d, older, exec);
+    const older = id === exec.id ? undefined : d.state.executions[id];
+    if (older !== undefined && !isTerminal(older.status)) supersede(d, liveExecution(d, id) ?? older, exec);
   }
 }
 
@@ -149,7 +189,7 @@ export function progressStage(d: Draft, exec: ExecutionRuntime, stageName: strin
   if (runningCondition(run) !== undefined) return;
   const checks = conditionsApply(exec);
   if (checks && stageSpec.beforeEntry !== undefined && run.entryCleared !== true) {
-    startCondition(d, exec, stageName, "BEFORE_ENTRY");
+    checkCondition(d, exec, stageName, "BEFORE_ENTRY");
     return;
   }
   for (;;) {
@@ -162,7 +202,7 @@ export function progressStage(d: Draft, exec: ExecutionRuntime, stageName: strin
     }
     const remaining = stageSpec.actions.filter((a) => pending.has(a.name) || !run.actions.some((r) => r.name === a.name));
     if (remaining.length === 0) {
-      if (checks && stageSpec.onSuccess !== undefined && run.successCleared !== true) startCondition(d, exec, stageName, "ON_SUCCESS");
+      if (checks && stageSpec.onSuccess !== undefined && run.successCleared !== true) checkCondition(d, exec, stageName, "ON_SUCCESS");
       else completeStage(d, exec, stageName, "Succeeded");
       return;
     }
@@ -192,7 +232,7 @@ function stageFailed(d: Draft, exec: ExecutionRuntime, stageName: string, failed
     return;
   }
   if (onFailure !== undefined && onFailure.conditions.length > 0) {
-    startCondition(d, exec, stageName, "ON_FAILURE");
+    checkCondition(d, exec, stageName, "ON_FAILURE");
     return;
   }
   completeStage(d, exec, stageName, "Failed", { failed, rollback: onFailure?.result === "ROLLBACK" });
@@ -215,6 +255,12 @@ function retryAutomatically(d: Draft, exec: ExecutionRuntime, stageName: string,
   }
   scheduleRerun(d, exec, stageName, retryMode);
   progressStage(d, exec, stageName);
+}
+
+/** Starts a condition check; one decided at once (no rule job to wait for) takes effect at once. */
+function checkCondition(d: Draft, exec: ExecutionRuntime, stageName: string, type: ConditionType): void {
+  const finished = startCondition(d, exec, stageName, type);
+  if (finished !== undefined) applyConditionOutcome(d, exec, stageName, finished);
 }
 
 /**
@@ -265,7 +311,7 @@ function skipStage(d: Draft, exec: ExecutionRuntime, stageName: string): void {
     delete run.pendingRerun;
   }
   setStageLatest(d, exec, stageName, "Skipped");
-  releaseLock(d, exec, stageName);
+  releaseLock(d.state, exec, stageName);
   delete exec.currentStage;
   exec.lastUpdateTime = d.ctx.now;
   // EventBridge documents no stage state for a skip; Sluice says SKIPPED.
@@ -292,7 +338,7 @@ function completeStage(d: Draft, exec: ExecutionRuntime, stageName: string, stat
     delete run.pendingRerun;
   }
   setStageLatest(d, exec, stageName, status);
-  releaseLock(d, exec, stageName);
+  releaseLock(d.state, exec, stageName);
   delete exec.currentStage;
   exec.lastUpdateTime = d.ctx.now;
   emitStage(d, exec, stageName, status === "Succeeded" ? "SUCCEEDED" : "FAILED");
@@ -313,14 +359,10 @@ function completeStage(d: Draft, exec: ExecutionRuntime, stageName: string, stat
       end.summary ?? (failed === undefined ? `Stage "${stageName}" failed` : `Action "${failed.name}" in stage "${stageName}" failed: ${why}`);
     finishExecution(d, exec, "Failed", summary);
     // The rollback takes the stage before anyone waiting in front of it.
-    if (end.rollback === true) rollBackAutomatically(d, exec, stageName);
+    const rollback = end.rollback === true ? rollBackAutomatically(d, exec, stageName) : undefined;
+    if (rollback !== undefined) runStep(d, rollback);
   }
   admitWaiters(d, stageName);
-}
-
-export function releaseLock(d: Draft, exec: ExecutionRuntime, stageName: string): void {
-  const slot = slotByName(d.state, stageName);
-  if (slot?.lock === exec.id) delete slot.lock;
 }
 
 /**
@@ -328,7 +370,7 @@ export function releaseLock(d: Draft, exec: ExecutionRuntime, stageName: string)
  * enabled): PARALLEL waiters all enter; of the others only the first in line
  * (SUPERSEDED: the single waiter; QUEUED: the oldest), once the lock is free.
  */
-export function admitWaiters(d: Draft, stageName: string): void {
+function admitWaiters(d: Draft, stageName: string): void {
   const slot = slotByName(d.state, stageName);
   if (slot === undefined) return;
   for (;;) {
@@ -352,12 +394,13 @@ export function admitWaiters(d: Draft, stageName: string): void {
       break;
     }
     if (next === undefined) return;
-    const index = specFor(d.state, next).stages.findIndex((s) => s.name === stageName);
+    const entering = liveExecution(d, next.id) ?? next;
+    const index = specFor(d.state, entering).stages.findIndex((s) => s.name === stageName);
     if (index < 0) {
-      removeWaiter(d.state, next);
+      removeWaiter(d.state, entering);
       continue;
     }
-    enterStage(d, next, index);
+    enterStage(d, entering, index);
   }
 }
 
@@ -379,16 +422,10 @@ export function settle(d: Draft, exec: ExecutionRuntime): void {
     stage.status = stopping ? "Stopped" : "Cancelled";
     delete stage.pendingRerun;
     setStageLatest(d, exec, stage.name, stage.status);
-    releaseLock(d, exec, stage.name);
+    releaseLock(d.state, exec, stage.name);
     emitStage(d, exec, stage.name, stopping ? "STOPPED" : "CANCELED");
   }
   if (stopping) finishExecution(d, exec, "Stopped", stoppedSummary(exec));
   else finishExecution(d, exec, "Cancelled", exec.cancelReason);
   if (stage !== undefined) admitWaiters(d, stage.name);
-}
-
-export function stoppedSummary(exec: ExecutionRuntime): string {
-  const stop = exec.stopTrigger;
-  if (stop === undefined) return "Stopped";
-  return stop.reason === "" ? `Stopped by ${stop.by}` : `Stopped by ${stop.by}: ${stop.reason}`;
 }

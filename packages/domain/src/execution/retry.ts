@@ -5,27 +5,19 @@
 // InProgress (pipeline and stage event RESUMED), takes the stage lock again
 // and continues to later stages. Every earlier attempt of a rerun action is
 // kept in its run's `attempts`.
+//
+// The handlers check the request, resume the execution (resume.ts), mark what
+// reruns and start those actions, then leave a progressStage step on the
+// draft's agenda: the driver (flow.ts) continues the stage. scheduleRerun is
+// shared with the driver's automatic onFailure RETRY.
 
 import { DomainError } from "../errors.js";
-import type { DecideContext, Decision, ExecutionEvent, ExecutionRuntime, PipelineRuntime, StageRetryMode, StageRun } from "./types.js";
+import type { DecideContext, ExecutionEvent, ExecutionRuntime, PipelineRuntime, StageRetryMode, StageRun } from "./types.js";
 import { startAction } from "./actions.js";
 import { runningCondition } from "./conditions.js";
-import {
-  actionSpecOf,
-  done,
-  draftOf,
-  emitPipeline,
-  emitStage,
-  findExecution,
-  isFinal,
-  isTerminal,
-  setStageLatest,
-  slotByName,
-  stageRunOf,
-  takesLocks,
-} from "./draft.js";
-import type { Draft } from "./draft.js";
-import { progressStage } from "./flow.js";
+import { actionSpecOf, draftOf, findExecution, isFinal, isTerminal, slotByName, stageRunOf, takesLocks } from "./draft.js";
+import type { Draft, Handled } from "./draft.js";
+import { bringBack } from "./resume.js";
 
 type StageRetryRequested = Extract<ExecutionEvent, { type: "StageRetryRequested" }>;
 type ActionRetryRequested = Extract<ExecutionEvent, { type: "ActionRetryRequested" }>;
@@ -36,7 +28,7 @@ type ActionRetryRequested = Extract<ExecutionEvent, { type: "ActionRetryRequeste
  * stage also continues with the groups it never started. ALL_ACTIONS reruns
  * the whole stage from its first group and needs nothing running.
  */
-export function onStageRetryRequested(state: PipelineRuntime, event: StageRetryRequested, ctx: DecideContext): Decision {
+export function onStageRetryRequested(state: PipelineRuntime, event: StageRetryRequested, ctx: DecideContext): Handled {
   const { exec, stageRun } = retryTarget(state, event.executionId, event.stageName);
   const failed = failedActions(stageRun);
   if (event.retryMode === "ALL_ACTIONS") {
@@ -60,8 +52,8 @@ export function onStageRetryRequested(state: PipelineRuntime, event: StageRetryR
   if (run.failedBy === "BEFORE_ENTRY") delete run.entryCleared;
   delete run.failedBy;
   scheduleRerun(d, live, event.stageName, event.retryMode);
-  progressStage(d, live, event.stageName);
-  return done(d);
+  d.agenda.push({ kind: "progressStage", exec: live, stageName: event.stageName });
+  return d;
 }
 
 function failedActions(run: StageRun): StageRun["actions"] {
@@ -95,7 +87,7 @@ export function scheduleRerun(d: Draft, exec: ExecutionRuntime, stageName: strin
  * that failed because of another action fails again unless that one is
  * retried too.
  */
-export function onActionRetryRequested(state: PipelineRuntime, event: ActionRetryRequested, ctx: DecideContext): Decision {
+export function onActionRetryRequested(state: PipelineRuntime, event: ActionRetryRequested, ctx: DecideContext): Handled {
   const stageSpec = state.spec.stages.find((s) => s.name === event.stageName);
   if (stageSpec !== undefined && !stageSpec.actions.some((a) => a.name === event.actionName)) {
     throw new DomainError("ActionNotFoundException", `stage ${event.stageName} of pipeline ${state.pipelineName} has no action ${event.actionName}`);
@@ -117,8 +109,8 @@ export function onActionRetryRequested(state: PipelineRuntime, event: ActionRetr
   delete run.failedBy;
   run.pendingRerun = [...new Set([...(run.pendingRerun ?? []), event.actionName])];
   startAction(d, live, event.stageName, spec);
-  progressStage(d, live, event.stageName);
-  return done(d);
+  d.agenda.push({ kind: "progressStage", exec: live, stageName: event.stageName });
+  return d;
 }
 
 /**
@@ -166,38 +158,6 @@ function retryTarget(state: PipelineRuntime, executionId: string, stageName: str
     throw new DomainError("ConflictException", `the ${checking.conditionType} condition of stage ${stageName} is being checked in pipeline execution ${executionId}; retry once the check ends`);
   }
   return { exec, stageRun };
-}
-
-/**
- * The execution the retry works on, in the draft: one in flight as it is; a
- * Failed or Stopped one resumes — InProgress again, back in `executions`,
- * inside its last stage with the lock, RESUMED events.
- */
-export function bringBack(d: Draft, found: ExecutionRuntime): ExecutionRuntime {
-  const { state, ctx } = d;
-  const exec = Object.hasOwn(state.executions, found.id) ? state.executions[found.id] : undefined;
-  if (exec !== undefined && !isTerminal(exec.status)) return exec;
-  const live = exec ?? structuredClone(found);
-  state.executions[live.id] = live;
-  if (state.retryable !== undefined) {
-    state.retryable = state.retryable.filter((e) => e.id !== live.id);
-    if (state.retryable.length === 0) delete state.retryable;
-  }
-  const stage = live.stages.at(-1);
-  if (stage === undefined) throw new Error(`execution ${live.id} has no stage to resume`);
-  live.status = "InProgress";
-  delete live.statusSummary;
-  delete live.stopTrigger;
-  live.executionAttempt = (live.executionAttempt ?? 1) + 1;
-  live.currentStage = stage.name;
-  live.lastUpdateTime = ctx.now;
-  stage.status = "InProgress";
-  const slot = slotByName(state, stage.name);
-  if (slot !== undefined && takesLocks(live)) slot.lock = live.id;
-  setStageLatest(d, live, stage.name, "InProgress");
-  emitPipeline(d, live, "RESUMED");
-  emitStage(d, live, stage.name, "RESUMED");
-  return live;
 }
 
 function countRetry(d: Draft, exec: ExecutionRuntime, run: StageRun): void {

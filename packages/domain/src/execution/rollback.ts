@@ -17,12 +17,16 @@
 //   shell, so the inputs a rollback needs are kept in the runtime for the
 //   newest MAX_ROLLBACK_TARGETS executions per stage (an update of the
 //   pipeline drops them: a rollback needs the current version).
+//
+// This module creates the ROLLBACK execution and keeps the targets; entering
+// the stage is the driver's (flow.ts): RollbackStage leaves an enterStage
+// step on the agenda, and rollBackAutomatically returns that step to the
+// driver, which runs it before admitting the stage's waiters.
 
 import { DomainError, invalid } from "../errors.js";
-import type { DecideContext, Decision, ExecutionEvent, ExecutionRuntime, PipelineRuntime, RollbackTarget, TriggerSpec } from "./types.js";
-import { done, draftOf, emitPipeline, findExecution, ignore, isTerminal, modeOf, slotByName, specFor, stageRunOf } from "./draft.js";
-import type { Draft } from "./draft.js";
-import { enterStage } from "./flow.js";
+import type { DecideContext, ExecutionEvent, ExecutionRuntime, PipelineRuntime, RollbackTarget, TriggerSpec } from "./types.js";
+import { addExecution, draftOf, emitPipeline, findExecution, ignore, isTerminal, modeOf, slotByName, specFor, stageRunOf } from "./draft.js";
+import type { Draft, Handled, Step } from "./draft.js";
 
 /** How many executions that succeeded in a stage are kept as rollback targets, per stage. */
 export const MAX_ROLLBACK_TARGETS = 5;
@@ -72,7 +76,7 @@ export function recordRollbackTarget(d: Draft, exec: ExecutionRuntime, stageName
  * not succeed in the stage on the current version or is a rollback itself,
  * and a stage that is running. The same execution id again changes nothing.
  */
-export function onRollbackRequested(state: PipelineRuntime, event: RollbackRequested, ctx: DecideContext): Decision {
+export function onRollbackRequested(state: PipelineRuntime, event: RollbackRequested, ctx: DecideContext): Handled {
   if (!ROLLBACK_TRIGGERS.includes(event.trigger.triggerType)) {
     throw invalid("ValidationException", [{ field: "trigger.triggerType", message: `must be ManualRollback or AutomatedRollback, got ${JSON.stringify(event.trigger.triggerType)}` }]);
   }
@@ -98,9 +102,9 @@ export function onRollbackRequested(state: PipelineRuntime, event: RollbackReque
   }
   const busy = busyWith(state, stageName);
   if (busy !== undefined) throw new DomainError("ConflictException", `stage ${stageName} is running pipeline execution ${busy}; roll back once it has finished`);
-  const d = draftOf(state, ctx);
-  startRollback(d, event.executionId, index, target, event.trigger);
-  return done(d, event.executionId);
+  const d = draftOf(state, ctx, event.executionId);
+  d.agenda.push(startRollback(d, event.executionId, index, target, event.trigger));
+  return d;
 }
 
 /** Why there is no rollback target: the most precise reason decide() can know. */
@@ -134,24 +138,26 @@ function busyWith(state: PipelineRuntime, stageName: string): string | undefined
  * onSuccess/onFailure ROLLBACK: after `failed` ended Failed in the stage, a
  * ROLLBACK execution (trigger AutomatedRollback) reruns the stage with the
  * inputs of the latest execution that succeeded in it, if there is one. The
- * failed execution's summary says so.
+ * failed execution's summary says so. Returns the step that enters the
+ * rollback into the stage, for the driver to run at once.
  */
-export function rollBackAutomatically(d: Draft, failed: ExecutionRuntime, stageName: string): void {
+export function rollBackAutomatically(d: Draft, failed: ExecutionRuntime, stageName: string): Step | undefined {
   const { state } = d;
   const index = state.spec.stages.findIndex((s) => s.name === stageName);
-  if (index <= 0 || state.spec.executionMode === "PARALLEL" || modeOf(failed) === "PARALLEL") return;
+  if (index <= 0 || state.spec.executionMode === "PARALLEL" || modeOf(failed) === "PARALLEL") return undefined;
   const target = state.rollbackTargets?.findLast((t) => t.stageName === stageName && t.pipelineVersion === state.spec.version && t.executionId !== failed.id);
   if (target === undefined) {
     failed.statusSummary = `${failed.statusSummary ?? "Failed"}; no earlier execution succeeded in stage "${stageName}", so there is nothing to roll back to`;
-    return;
+    return undefined;
   }
-  if (busyWith(state, stageName) !== undefined) return;
+  if (busyWith(state, stageName) !== undefined) return undefined;
   const id = d.ctx.newId();
   failed.statusSummary = `${failed.statusSummary ?? "Failed"}; rolled back to pipeline execution ${target.executionId} by pipeline execution ${id}`;
-  startRollback(d, id, index, target, { triggerType: "AutomatedRollback", triggerDetail: failed.id });
+  return startRollback(d, id, index, target, { triggerType: "AutomatedRollback", triggerDetail: failed.id });
 }
 
-function startRollback(d: Draft, executionId: string, index: number, target: RollbackTarget, trigger: TriggerSpec): void {
+/** Adds the ROLLBACK execution (STARTED); returns the step that enters it into stage `index`. */
+function startRollback(d: Draft, executionId: string, index: number, target: RollbackTarget, trigger: TriggerSpec): Step {
   const { state, ctx } = d;
   const exec: ExecutionRuntime = {
     id: executionId,
@@ -171,8 +177,8 @@ function startRollback(d: Draft, executionId: string, index: number, target: Rol
     variables: structuredClone(target.variables),
   };
   if (target.pipelineVariables !== undefined) exec.pipelineVariables = structuredClone(target.pipelineVariables);
-  state.executions[executionId] = exec;
+  addExecution(d, exec);
   emitPipeline(d, exec, "STARTED");
   if (specFor(state, exec).stages[index] === undefined) throw new Error(`stage ${index} of pipeline ${state.pipelineName} vanished`);
-  enterStage(d, exec, index);
+  return { kind: "enterStage", exec, index };
 }

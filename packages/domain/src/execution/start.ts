@@ -1,12 +1,13 @@
 // Starting executions: StartPipelineExecution (variables, pinned source
 // revisions, clientRequestToken), source changes, and the per-mode limits.
+// A start adds the execution to the draft and leaves a tryEnter step for its
+// first stage on the agenda; the driver (flow.ts) moves it in.
 
 import { DomainError, invalid } from "../errors.js";
 import { stripUserinfo } from "./secrets.js";
 import type { FieldViolation } from "../errors.js";
 import type {
   DecideContext,
-  Decision,
   ExecutionEvent,
   ExecutionRuntime,
   PipelineRuntime,
@@ -16,7 +17,7 @@ import type {
   TriggerSpec,
 } from "./types.js";
 import {
-  done,
+  addExecution,
   draftOf,
   emitPipeline,
   ignore,
@@ -26,8 +27,7 @@ import {
   MAX_REQUEST_TOKENS,
   rememberRevision,
 } from "./draft.js";
-import type { Draft } from "./draft.js";
-import { tryEnter } from "./flow.js";
+import type { Draft, Handled } from "./draft.js";
 
 /** AWS ClientRequestToken: 1–128 of `[a-zA-Z0-9-]`. */
 export const CLIENT_REQUEST_TOKEN_PATTERN = /^[a-zA-Z0-9-]{1,128}$/;
@@ -40,7 +40,7 @@ const MANUAL_TRIGGERS: ReadonlySet<string> = new Set(["StartPipelineExecution"])
 
 type ExecutionRequested = Extract<ExecutionEvent, { type: "ExecutionRequested" }>;
 
-export function onExecutionRequested(state: PipelineRuntime, event: ExecutionRequested, ctx: DecideContext): Decision {
+export function onExecutionRequested(state: PipelineRuntime, event: ExecutionRequested, ctx: DecideContext): Handled {
   const token = event.clientRequestToken;
   if (token !== undefined) {
     if (!CLIENT_REQUEST_TOKEN_PATTERN.test(token)) {
@@ -56,16 +56,16 @@ export function onExecutionRequested(state: PipelineRuntime, event: ExecutionReq
   const variables = resolvePipelineVariables(state, event.variables ?? [], MANUAL_TRIGGERS.has(event.trigger.triggerType));
   const limit = limitProblem(state);
   if (limit !== undefined) throw new DomainError("ConcurrentPipelineExecutionsLimitExceededException", limit);
-  const d = draftOf(state, ctx);
+  const d = draftOf(state, ctx, event.executionId);
   if (token !== undefined) {
     const tokens = [...(d.state.requestTokens ?? []), { token, executionId: event.executionId, at: ctx.now }];
     d.state.requestTokens = tokens.slice(-MAX_REQUEST_TOKENS);
   }
   startExecution(d, event.executionId, event.trigger, pinned, variables, token);
-  return done(d, event.executionId);
+  return d;
 }
 
-export function onSourceChanged(state: PipelineRuntime, event: Extract<ExecutionEvent, { type: "SourceChanged" }>, ctx: DecideContext): Decision {
+export function onSourceChanged(state: PipelineRuntime, event: Extract<ExecutionEvent, { type: "SourceChanged" }>, ctx: DecideContext): Handled {
   const { actionName, revision } = event;
   const isSource = state.spec.stages.some((s) => s.actions.some((a) => a.name === actionName && a.category === "Source"));
   if (!isSource) return ignore(state, `"${actionName}" is not a source action of pipeline ${state.pipelineName}`);
@@ -86,10 +86,10 @@ export function onSourceChanged(state: PipelineRuntime, event: Extract<Execution
   // poll or push reports it again once the pipeline has room.
   const limit = limitProblem(state);
   if (limit !== undefined) return ignore(state, limit);
-  const d = draftOf(state, ctx);
+  const d = draftOf(state, ctx, event.executionId);
   const pinned: SourceRevisionRef = { ...revision, actionName };
   startExecution(d, event.executionId, event.trigger, [pinned], resolvePipelineVariables(state, [], false));
-  return done(d, event.executionId);
+  return d;
 }
 
 /** Why the pipeline cannot take another execution (QUEUED queue full, PARALLEL at its limit). */
@@ -191,10 +191,10 @@ function startExecution(
     exec.variables["variables"] = Object.fromEntries(variables.map((v) => [v.name, v.resolvedValue]));
   }
   if (clientRequestToken !== undefined) exec.clientRequestToken = clientRequestToken;
-  state.executions[executionId] = exec;
+  addExecution(d, exec);
   // A started revision counts as seen: the same revision reported again by a
   // poller or a webhook must not start a second execution.
   for (const p of pinned) rememberRevision(state, p);
   emitPipeline(d, exec, "STARTED");
-  tryEnter(d, exec, 0);
+  d.agenda.push({ kind: "tryEnter", exec, index: 0 });
 }

@@ -1,11 +1,14 @@
-// StopPipelineExecution (reference §4 "Stop").
+// StopPipelineExecution (reference §4 "Stop"). The handler records the stop
+// and abandons what it must in the stopped stage; ending the execution and
+// admitting the stage's waiters are steps it leaves on the agenda for the
+// driver (flow.ts), which also settles a stop-and-wait once nothing runs.
 
 import { DomainError, invalid } from "../errors.js";
-import type { DecideContext, Decision, ExecutionEvent, PipelineRuntime } from "./types.js";
+import type { DecideContext, ExecutionEvent, ExecutionRuntime, PipelineRuntime } from "./types.js";
 import { abandonRun } from "./actions.js";
 import { cancelCondition } from "./conditions.js";
-import { actionSpecOf, done, draftOf, emitPipeline, emitStage, findExecution, removeWaiter, setStageLatest, stageRunOf } from "./draft.js";
-import { admitWaiters, finishExecution, releaseLock, settle, stoppedSummary } from "./flow.js";
+import { actionSpecOf, draftOf, emitPipeline, emitStage, findExecution, liveExecution, releaseLock, removeWaiter, setStageLatest, stageRunOf } from "./draft.js";
+import type { Handled } from "./draft.js";
 
 /** AWS StopPipelineExecution.reason: at most 200 characters. */
 export const MAX_STOP_REASON = 200;
@@ -23,7 +26,7 @@ type StopRequested = Extract<ExecutionEvent, { type: "StopRequested" }>;
  *   stop-and-wait.
  * Either way the stage lock is released and the next waiter enters.
  */
-export function onStopRequested(state: PipelineRuntime, event: StopRequested, ctx: DecideContext): Decision {
+export function onStopRequested(state: PipelineRuntime, event: StopRequested, ctx: DecideContext): Handled {
   if (event.reason.length > MAX_STOP_REASON) {
     throw invalid("ValidationException", [{ field: "reason", message: `at most ${MAX_STOP_REASON} characters, got ${event.reason.length}` }]);
   }
@@ -42,7 +45,7 @@ export function onStopRequested(state: PipelineRuntime, event: StopRequested, ct
     throw new DomainError("PipelineExecutionNotStoppableException", `pipeline execution ${found.id} is ${found.status}; only an InProgress execution can be stopped`);
   }
   const d = draftOf(state, ctx);
-  const exec = d.state.executions[found.id];
+  const exec = liveExecution(d, found.id);
   if (exec === undefined) throw new Error(`execution ${found.id} vanished from the copy of the state`);
   const reason = event.reason !== "" ? event.reason : (exec.stopTrigger?.reason ?? "");
   exec.stopTrigger = { reason, by: event.by, at: ctx.now, abandon: event.abandon };
@@ -51,8 +54,8 @@ export function onStopRequested(state: PipelineRuntime, event: StopRequested, ct
 
   if (exec.waitingFor !== undefined || exec.currentStage === undefined) {
     removeWaiter(d.state, exec);
-    finishExecution(d, exec, "Stopped", stoppedSummary(exec));
-    return done(d);
+    d.agenda.push({ kind: "finish", exec, status: "Stopped", summary: stoppedSummary(exec) });
+    return d;
   }
   const stageName = exec.currentStage;
   const stage = stageRunOf(exec, stageName);
@@ -62,8 +65,8 @@ export function onStopRequested(state: PipelineRuntime, event: StopRequested, ct
     setStageLatest(d, exec, stageName, "Stopping");
     emitPipeline(d, exec, "STOPPING");
     emitStage(d, exec, stageName, "STOPPING");
-    settle(d, exec);
-    return done(d);
+    d.agenda.push({ kind: "settle", exec });
+    return d;
   }
   cancelCondition(d, exec, stageName, "Abandoned", `Abandoned: ${stoppedSummary(exec)}`);
   for (const run of stage?.actions ?? []) {
@@ -75,9 +78,15 @@ export function onStopRequested(state: PipelineRuntime, event: StopRequested, ct
     delete stage.pendingRerun;
   }
   setStageLatest(d, exec, stageName, "Stopped");
-  releaseLock(d, exec, stageName);
+  releaseLock(d.state, exec, stageName);
   emitStage(d, exec, stageName, "STOPPED");
-  finishExecution(d, exec, "Stopped", stoppedSummary(exec));
-  admitWaiters(d, stageName);
-  return done(d);
+  d.agenda.push({ kind: "finish", exec, status: "Stopped", summary: stoppedSummary(exec) }, { kind: "admitWaiters", stageName });
+  return d;
+}
+
+/** The statusSummary of a stopped execution: who stopped it, and why when they said. */
+export function stoppedSummary(exec: ExecutionRuntime): string {
+  const stop = exec.stopTrigger;
+  if (stop === undefined) return "Stopped";
+  return stop.reason === "" ? `Stopped by ${stop.by}` : `Stopped by ${stop.by}: ${stop.reason}`;
 }

@@ -145,6 +145,14 @@ export function failure(job: JobSpec, message = "exit code 1", over: Partial<Job
   };
 }
 
+/** Freezes a value and everything reachable from it, so any change in place throws (decide() must not change its input). */
+export function deepFreeze<T>(value: T): T {
+  if (typeof value !== "object" || value === null || Object.isFrozen(value)) return value;
+  Object.freeze(value);
+  for (const child of Object.values(value)) deepFreeze(child);
+  return value;
+}
+
 /** The jobs a decision dispatches, in order. */
 export function jobsOf(d: Pick<Decision, "commands">): JobSpec[] {
   return d.commands.flatMap((c) => (c.type === "DispatchJob" ? [c.job] : []));
@@ -164,7 +172,7 @@ export class Sim {
   }
 
   apply(event: ExecutionEvent): Decision {
-    const d = decide(this.state, event, this.ctx);
+    const d = decide(deepFreeze(this.state), event, this.ctx);
     this.last = d;
     this.state = d.state;
     this.commands.push(...d.commands);
@@ -220,9 +228,9 @@ export class Sim {
 
   /** The shell's archiving: ended executions leave `executions`. */
   archive(): void {
-    for (const e of Object.values(this.state.executions)) {
-      if (["Succeeded", "Failed", "Superseded", "Stopped", "Cancelled"].includes(e.status)) delete this.state.executions[e.id];
-    }
+    const ended = ["Succeeded", "Failed", "Superseded", "Stopped", "Cancelled"];
+    // A new map, as the shell makes: the state decide() saw is frozen.
+    this.state = { ...this.state, executions: Object.fromEntries(Object.entries(this.state.executions).filter(([, e]) => !ended.includes(e.status))) };
   }
 
   /** "kind:stage/action:STATE" lines of the events so far, for order assertions. */

@@ -1,9 +1,11 @@
 // Enable/DisableStageTransition (reference §4 "Transitions"), inbound only.
+// Changes only the stage slot's transition; enabling leaves an admitWaiters
+// step on the agenda for the driver (flow.ts).
 
 import { DomainError, invalid } from "../errors.js";
-import type { DecideContext, Decision, ExecutionEvent, PipelineRuntime } from "./types.js";
-import { done, draftOf, slotByName } from "./draft.js";
-import { admitWaiters } from "./flow.js";
+import type { DecideContext, ExecutionEvent, PipelineRuntime } from "./types.js";
+import { draftOf, slotByName } from "./draft.js";
+import type { Handled } from "./draft.js";
 
 /** AWS DisableStageTransition.reason: 1–300 characters of this set. */
 export const TRANSITION_REASON_PATTERN = /^[a-zA-Z0-9!@ ().*?-]{1,300}$/;
@@ -16,7 +18,7 @@ type TransitionChanged = Extract<ExecutionEvent, { type: "TransitionChanged" }>;
  * arrival still replaces the waiter); enabling it lets the right waiter in.
  * Who changed it and when is recorded either way.
  */
-export function onTransitionChanged(state: PipelineRuntime, event: TransitionChanged, ctx: DecideContext): Decision {
+export function onTransitionChanged(state: PipelineRuntime, event: TransitionChanged, ctx: DecideContext): Handled {
   if (slotByName(state, event.stageName) === undefined) {
     throw new DomainError("StageNotFoundException", `pipeline ${state.pipelineName} has no stage ${event.stageName}`);
   }
@@ -36,6 +38,6 @@ export function onTransitionChanged(state: PipelineRuntime, event: TransitionCha
   if (slot === undefined) throw new Error(`stage ${event.stageName} vanished from the copy of the state`);
   slot.transition = { enabled: event.enabled, lastChangedBy: event.by, lastChangedAt: ctx.now };
   if (!event.enabled) slot.transition.disabledReason = event.reason;
-  else admitWaiters(d, event.stageName);
-  return done(d);
+  else d.agenda.push({ kind: "admitWaiters", stageName: event.stageName });
+  return d;
 }
