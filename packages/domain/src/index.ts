@@ -68,6 +68,20 @@ export {
   UUID_PATTERN,
   VARIABLE_CHECK_OPERATORS,
   VARIABLE_KEY_PATTERN,
+  CLIENT_REQUEST_TOKEN_PATTERN,
+  DEFAULT_RULE_TIMEOUT_MINUTES,
+  FALLBACK_TIMEOUT_MINUTES,
+  MAX_CONDITION_RUNS,
+  MAX_OUTPUT_VARIABLES_BYTES,
+  MAX_PATTERN_PROGRAM,
+  MAX_ROLLBACK_TARGETS,
+  MAX_STOP_REASON,
+  MIN_SECRET_LENGTH,
+  OVERRIDABLE_CONDITION_TYPES,
+  ROLLBACK_TRIGGERS,
+  SECRET_ENV_TYPE,
+  SECRET_ENV_TYPES,
+  TRANSITION_REASON_PATTERN,
 } from "./limits.js";
 export { stageConditionFields } from "./validation/conditions.js";
 export type {
@@ -114,14 +128,10 @@ export {
   nextDeadline,
 } from "./execution/decide.js";
 export { findExecution, waitersOf } from "./execution/draft.js";
-export { DEFAULT_RULE_TIMEOUT_MINUTES, MAX_CONDITION_RUNS, OVERRIDABLE_CONDITION_TYPES, variableCheck } from "./execution/conditions.js";
+export { variableCheck } from "./execution/conditions.js";
 export type { VariableCheckOutcome } from "./execution/conditions.js";
-export { MAX_ROLLBACK_TARGETS, ROLLBACK_TRIGGERS } from "./execution/rollback.js";
-export { MAX_PATTERN_PROGRAM, compileSafePattern } from "./execution/safe-regex.js";
+export { compileSafePattern } from "./execution/safe-regex.js";
 export type { SafePattern, SafePatternResult } from "./execution/safe-regex.js";
-export { CLIENT_REQUEST_TOKEN_PATTERN } from "./execution/start.js";
-export { MAX_STOP_REASON } from "./execution/stop.js";
-export { TRANSITION_REASON_PATTERN } from "./execution/transitions.js";
 export { toPipelineSpec } from "./execution/spec.js";
 export type { ToPipelineSpecOptions } from "./execution/spec.js";
 export {
@@ -139,9 +149,6 @@ export type { ActionExecutionDetailSpec, ActionExecutionFields, ArtifactDetailSp
 export { jobInit, jobOutcomeFromProto, sourceRevisionFromProto, stateChangeEventInit } from "./execution/convert.js";
 export { resolveScript, resolveValue } from "./execution/variables.js";
 export {
-  MIN_SECRET_LENGTH,
-  SECRET_ENV_TYPE,
-  SECRET_ENV_TYPES,
   SECRET_MASK,
   actionSecrets,
   createMasker,
@@ -153,7 +160,7 @@ export {
   stripUserinfo,
   viewMasker,
 } from "./execution/secrets.js";
-export { MAX_OUTPUT_VARIABLES_BYTES, outputVariablesOverLimit } from "./execution/actions.js";
+export { outputVariablesOverLimit } from "./execution/actions.js";
 export { REFERENCE_ENV_PREFIX, RESERVED_ENV_PREFIX, bindShellReferences } from "./execution/shell-references.js";
 export type { BoundScript, ShellReference } from "./execution/shell-references.js";
 export type { Resolution } from "./execution/variables.js";

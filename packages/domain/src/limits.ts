@@ -24,6 +24,8 @@ export const PROVIDER_VERSION_PATTERN = /^[A-Za-z0-9_-]{1,9}$/;
 export const NAMESPACE_PATTERN = /^[A-Za-z0-9@_-]{1,100}$/;
 /** Variable keys inside `#{namespace.key}` (AWS output variable keys / pipeline variable names). */
 export const VARIABLE_KEY_PATTERN = /^[A-Za-z0-9@_-]{1,128}$/;
+/** A variable reference `#{namespace.key}`: namespace and key use AWS's charset `[A-Za-z0-9@_-]`. */
+export const VARIABLE_REFERENCE = /#\{([A-Za-z0-9@_-]+)\.([A-Za-z0-9@_-]+)\}/;
 /** Environment variable names of Commands actions: 1-128 chars of `A-Za-z0-9_`. */
 export const ENV_VAR_NAME_PATTERN = /^[A-Za-z0-9_]{1,128}$/;
 /**
@@ -160,6 +162,40 @@ export const SOURCE_REVISION_TYPES = ["COMMIT_ID", "IMAGE_DIGEST", "S3_OBJECT_VE
 export const TRANSITION_TYPES = ["Inbound", "Outbound"] as const;
 /** AWS DisableStageTransition.reason: at most this many characters. */
 export const MAX_TRANSITION_REASON = 300;
+/** AWS DisableStageTransition.reason: 1–MAX_TRANSITION_REASON characters of this set. */
+export const TRANSITION_REASON_PATTERN = new RegExp(`^[a-zA-Z0-9!@ ().*?-]{1,${MAX_TRANSITION_REASON}}$`);
+/** AWS StopPipelineExecution.reason: at most this many characters. */
+export const MAX_STOP_REASON = 200;
+/** AWS ClientRequestToken: 1–128 of `[a-zA-Z0-9-]`. */
+export const CLIENT_REQUEST_TOKEN_PATTERN = /^[a-zA-Z0-9-]{1,128}$/;
+/** AWS's quota: the output variables of one action, names and values, are at most 122,880 bytes. */
+export const MAX_OUTPUT_VARIABLES_BYTES = 122_880;
+/** Job timeout of an action whose built-in provider has no default of its own (AWS's default for most actions). */
+export const FALLBACK_TIMEOUT_MINUTES = 60;
+/** Job timeout of a Commands rule that sets no timeoutInMinutes (AWS's default for other actions). */
+export const DEFAULT_RULE_TIMEOUT_MINUTES = 60;
+/** Condition checks kept per stage run (each retry or re-entry checks again). */
+export const MAX_CONDITION_RUNS = 20;
+/** Condition types OverrideStageCondition accepts (AWS ConditionType). */
+export const OVERRIDABLE_CONDITION_TYPES: readonly string[] = ["BEFORE_ENTRY", "ON_SUCCESS"];
+/** How many executions that succeeded in a stage are kept as rollback targets, per stage. */
+export const MAX_ROLLBACK_TARGETS = 5;
+/** Trigger types of rollback executions (AWS TriggerType). */
+export const ROLLBACK_TRIGGERS: readonly string[] = ["ManualRollback", "AutomatedRollback"];
+/**
+ * The environment variable type whose value is the secret itself (a Sluice
+ * extension beside AWS's PLAINTEXT, PARAMETER_STORE and SECRETS_MANAGER):
+ * passed to the job as is, never resolved, masked everywhere it could be shown.
+ */
+export const SECRET_ENV_TYPE = "SECRET";
+/** Types whose values are never shown: SECRET, and AWS's store-backed types (their values name secrets). */
+export const SECRET_ENV_TYPES: ReadonlySet<string> = new Set([SECRET_ENV_TYPE, "SECRETS_MANAGER", "PARAMETER_STORE"]);
+/** Largest compiled program (instructions) a VariableCheck pattern may produce; bounds the matching cost. */
+export const MAX_PATTERN_PROGRAM = 2000;
+/** Largest `{n,m}` bound in a VariableCheck pattern. */
+export const MAX_PATTERN_REPEAT = 1000;
+/** Shortest SECRET value: a shorter one would be masked wherever those characters occur. */
+export const MIN_SECRET_LENGTH = 4;
 /** AWS StartPipelineExecution: at most this many variables. */
 export const MAX_START_VARIABLES = 50;
 /** AWS StartPipelineExecution: at most this many source revisions. */

@@ -8,11 +8,12 @@
 import type { ActionAttempt, ActionRun, ActionSpec, ErrorDetailsSpec, ExecutionRuntime, JobOutcome, JobSpec, StageRun } from "./types.js";
 import { actionSlot, emitAction, rememberRevision, setLatest, specFor, stageRunOf } from "./draft.js";
 import type { Draft } from "./draft.js";
-import { resolveScript, resolveValue, VARIABLE_KEY_PATTERN } from "./variables.js";
+import { MAX_OUTPUT_VARIABLES_BYTES, VARIABLE_KEY_PATTERN } from "../limits.js";
+import { resolveScript, resolveValue } from "./variables.js";
 import { actionSecrets, maskDeep, scrubOutcome, viewMasker } from "./secrets.js";
 
 /** The job id of a run's current attempt (also the job's Nats-Msg-Id). */
-export function jobIdOf(run: ActionRun): string {
+function jobIdOf(run: ActionRun): string {
   return `${run.actionExecutionId}:${run.attempt}`;
 }
 
@@ -260,8 +261,6 @@ export function applyResult(d: Draft, exec: ExecutionRuntime, stageName: string,
   emitAction(d, exec, stageName, action, run, "SUCCEEDED");
 }
 
-/** AWS's quota: the output variables of one action, names and values, are at most 122,880 bytes. */
-export const MAX_OUTPUT_VARIABLES_BYTES = 122_880;
 
 /** Why a result's output variables are too big (naming the largest), or undefined. */
 export function outputVariablesOverLimit(vars: Readonly<Record<string, string>>): string | undefined {
@@ -280,7 +279,7 @@ function utf8Length(text: string): number {
   return new TextEncoder().encode(text).length;
 }
 
-export function failRun(d: Draft, exec: ExecutionRuntime, stageName: string, action: ActionSpec | undefined, run: ActionRun, error: ErrorDetailsSpec): void {
+function failRun(d: Draft, exec: ExecutionRuntime, stageName: string, action: ActionSpec | undefined, run: ActionRun, error: ErrorDetailsSpec): void {
   run.status = "Failed";
   run.errorDetails = { ...error };
   run.summary ??= error.message;
@@ -299,7 +298,7 @@ export function abandonRun(d: Draft, exec: ExecutionRuntime, stageName: string, 
   cancelJob(d, run, reason);
 }
 
-export function cancelJob(d: Draft, run: ActionRun, reason: string): void {
+function cancelJob(d: Draft, run: ActionRun, reason: string): void {
   d.commands.push({ type: "CancelJob", jobId: jobIdOf(run), actionExecutionId: run.actionExecutionId, pipelineName: d.state.pipelineName, reason });
 }
 

@@ -1,11 +1,10 @@
-// Example tests of issue 3 item 11, one `describe` per rule family: stage
+// Example tests of stage conditions, one `describe` per rule family: stage
 // conditions (beforeEntry, onSuccess, onFailure), the VariableCheck and
 // Commands rules, automatic retry, OverrideStageCondition and rollback.
 
 import { describe, expect, it } from "vitest";
-import { DEFAULT_RULE_TIMEOUT_MINUTES, variableCheck } from "./conditions.js";
-import { TIMEOUT_GRACE_MS } from "./decide.js";
-import { MAX_ROLLBACK_TARGETS } from "./rollback.js";
+import { DEFAULT_RULE_TIMEOUT_MINUTES, MAX_ROLLBACK_TARGETS, TIMEOUT_GRACE_MS } from "../limits.js";
+import { variableCheck } from "./conditions.js";
 import { actionSpec, commandsRule, failure, jobsOf, pipelineSpec, Sim, sourceSpec, success, variableCheckRule } from "./testing.js";
 import type { ExecutionEvent, ExecutionMode, PipelineSpec, StageSpec } from "./types.js";
 import { executionSummaryView, executionView, pipelineStateView } from "./views.js";

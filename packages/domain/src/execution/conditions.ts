@@ -1,4 +1,4 @@
-// Stage conditions (reference §4 "Conditions"): running a check, its rules,
+// Stage conditions (AWS: "Conditions"): running a check, its rules,
 // and OverrideStageCondition. This module changes only the condition runs
 // (and their GetPipelineState copies) and dispatches or cancels rule jobs.
 // A function that may finish a check returns the finished ConditionRun;
@@ -6,7 +6,7 @@
 // (flow.ts `applyConditionOutcome`), which OverrideStageCondition leaves on
 // the agenda as a conditionDone step.
 //
-// Semantics, where AWS's documentation is ambiguous (reference §8 item 8):
+// Semantics, where AWS's documentation is ambiguous:
 // - A condition passes iff every rule passes. Rules start together; the first
 //   rule that fails fails the condition at once and the others are abandoned
 //   (their jobs cancelled).
@@ -29,6 +29,7 @@
 // JobResult answers the rule like an action's answers the action.
 
 import { DomainError } from "../errors.js";
+import { DEFAULT_RULE_TIMEOUT_MINUTES, MAX_CONDITION_RUNS } from "../limits.js";
 import type {
   ConditionResult,
   ConditionRun,
@@ -53,14 +54,6 @@ import { bringBack } from "./resume.js";
 import { compileSafePattern } from "./safe-regex.js";
 import { resolveScript, resolveValue } from "./variables.js";
 
-/** Job timeout of a Commands rule that sets no timeoutInMinutes (AWS's default for other actions). */
-export const DEFAULT_RULE_TIMEOUT_MINUTES = 60;
-
-/** Condition checks kept per stage run (each retry or re-entry checks again). */
-export const MAX_CONDITION_RUNS = 20;
-
-/** Condition types OverrideStageCondition accepts (AWS ConditionType). */
-export const OVERRIDABLE_CONDITION_TYPES: readonly string[] = ["BEFORE_ENTRY", "ON_SUCCESS"];
 
 /** The attempt number of every rule job: a rule runs once per check. */
 const RULE_ATTEMPT = 1;
@@ -76,7 +69,7 @@ export function stageSpecFor(state: PipelineRuntime, exec: ExecutionRuntime, sta
 }
 
 /** The declaration of a condition type of a stage. */
-export function conditionsOf(stage: StageSpec | undefined, type: ConditionType): StageConditionsSpec | undefined {
+function conditionsOf(stage: StageSpec | undefined, type: ConditionType): StageConditionsSpec | undefined {
   if (stage === undefined) return undefined;
   return type === "BEFORE_ENTRY" ? stage.beforeEntry : type === "ON_SUCCESS" ? stage.onSuccess : stage.onFailure;
 }
@@ -88,7 +81,7 @@ export function runningCondition(run: StageRun): ConditionRun | undefined {
 }
 
 /** The job id of a Commands rule's job. */
-export function ruleJobId(rule: RuleRun): string {
+function ruleJobId(rule: RuleRun): string {
   return `${rule.ruleExecutionId}:${RULE_ATTEMPT}`;
 }
 
@@ -358,7 +351,7 @@ export function cancelCondition(d: Draft, exec: ExecutionRuntime, stageName: str
 }
 
 /** GetPipelineState keeps the latest check of each type of the stage's latest execution. */
-export function syncCondition(d: Draft, exec: ExecutionRuntime, stageName: string, cond: ConditionRun): void {
+function syncCondition(d: Draft, exec: ExecutionRuntime, stageName: string, cond: ConditionRun): void {
   const slot = slotByName(d.state, stageName);
   if (slot?.latest?.pipelineExecutionId !== exec.id) return;
   slot.conditions = [...(slot.conditions ?? []).filter((c) => c.conditionType !== cond.conditionType), structuredClone(cond)];

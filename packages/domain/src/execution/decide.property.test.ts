@@ -1,4 +1,4 @@
-// Property tests of decide() (DESIGN §7, issue 3): random pipelines in all
+// Property tests of decide(): random pipelines in all
 // three execution modes driven by random sequences of execution requests,
 // source changes, job results (fresh, duplicate and stale), stops (both
 // kinds), stage and action retries, transition toggles, timer firings and

@@ -1,4 +1,4 @@
-// The pure execution state machine (DESIGN §7, reference §4).
+// The pure execution state machine (AWS CodePipeline's execution rules; docs/architecture.md, "Execution rules").
 //
 // decide() applies one event to a copy of the state and returns the new state
 // with the commands (jobs to dispatch or cancel) and state-change events it
@@ -270,7 +270,7 @@ function onPipelineDeleted(state: PipelineRuntime, ctx: DecideContext): Handled 
 }
 
 /**
- * A new version of the pipeline (reference §4 "Updates & versions"). PARALLEL
+ * A new version of the pipeline (AWS: "Updates & versions"). PARALLEL
  * to PARALLEL: executions in flight continue on the version they started
  * with. Otherwise executions waiting in front of a stage are Cancelled at
  * once, executions inside a stage start nothing new and end Cancelled when

@@ -1,4 +1,4 @@
-// The driver: the one module that moves executions forward (reference §4).
+// The driver: the one module that moves executions forward.
 // Entering a stage or waiting in front of it per execution mode, checking its
 // conditions (conditions.ts runs the checks and returns a finished one, this
 // file acts on its outcome), running its actions group by group (actions.ts
@@ -214,7 +214,7 @@ export function progressStage(d: Draft, exec: ExecutionRuntime, stageName: strin
 }
 
 /**
- * A stage whose action failed, once nothing of it runs (reference §4
+ * A stage whose action failed, once nothing of it runs (AWS:
  * "Retry", "Rollback", "Conditions"), per its onFailure:
  * - result RETRY: the stage is retried automatically with the configured
  *   mode, once per failure — a failure of the automatic retry itself is not

@@ -1,4 +1,4 @@
-// RetryStageExecution (reference §4 "Retry") and Sluice's single-action retry.
+// RetryStageExecution (AWS: "Retry") and Sluice's single-action retry.
 //
 // A retry reruns actions of the stage an execution is in or ended in. An
 // execution that ended Failed or Stopped resumes: the same id goes back to

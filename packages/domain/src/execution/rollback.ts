@@ -1,10 +1,10 @@
-// Rollback (reference §4 "Rollback"): RollbackStage and the automatic
+// Rollback (AWS: "Rollback"): RollbackStage and the automatic
 // rollback of onSuccess/onFailure ROLLBACK.
 //
 // A rollback is a new execution of type ROLLBACK that runs only the rolled
 // back stage, with the inputs that stage had in the target execution: the
 // artifacts and variables produced before it, the source revisions and the
-// pipeline variables. Choices where AWS is silent (reference §8 item 7):
+// pipeline variables. Choices where AWS is silent:
 // - Only that stage runs; then the rollback execution ends Succeeded.
 // - It takes the stage's lock like any execution, but enters even when the
 //   stage's inbound transition is disabled and ahead of executions waiting
@@ -24,15 +24,11 @@
 // driver, which runs it before admitting the stage's waiters.
 
 import { DomainError, invalid } from "../errors.js";
+import { MAX_ROLLBACK_TARGETS, ROLLBACK_TRIGGERS } from "../limits.js";
 import type { DecideContext, ExecutionEvent, ExecutionRuntime, PipelineRuntime, RollbackTarget, TriggerSpec } from "./types.js";
 import { addExecution, draftOf, emitPipeline, findExecution, ignore, isTerminal, modeOf, slotByName, specFor, stageRunOf } from "./draft.js";
 import type { Draft, Handled, Step } from "./draft.js";
 
-/** How many executions that succeeded in a stage are kept as rollback targets, per stage. */
-export const MAX_ROLLBACK_TARGETS = 5;
-
-/** Trigger types of rollback executions (AWS TriggerType). */
-export const ROLLBACK_TRIGGERS: readonly string[] = ["ManualRollback", "AutomatedRollback"];
 
 type RollbackRequested = Extract<ExecutionEvent, { type: "RollbackRequested" }>;
 

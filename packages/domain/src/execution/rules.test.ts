@@ -1,5 +1,5 @@
-// Example tests of the execution rules of issue 3, one `describe` per rule
-// (reference §4): modes, transitions, retry, stop, timeouts, variables,
+// Example tests of the execution rules, one `describe` per rule:
+// modes, transitions, retry, stop, timeouts, variables,
 // start options, state-change events and the read views.
 
 import { describe, expect, it } from "vitest";

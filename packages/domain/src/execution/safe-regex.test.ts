@@ -1,6 +1,7 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { compileSafePattern, MAX_PATTERN_PROGRAM } from "./safe-regex.js";
+import { MAX_PATTERN_PROGRAM } from "../limits.js";
+import { compileSafePattern } from "./safe-regex.js";
 
 function matches(pattern: string, input: string): boolean {
   const compiled = compileSafePattern(pattern);

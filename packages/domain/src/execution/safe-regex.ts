@@ -17,10 +17,7 @@
 // class intersections and Unicode properties are refused with a message
 // naming them. Like Java's `String.matches`, the whole value must match.
 
-/** Largest compiled program (instructions) a pattern may produce; bounds the matching cost. */
-export const MAX_PATTERN_PROGRAM = 2000;
-/** Largest `{n,m}` bound. */
-const MAX_REPEAT = 1000;
+import { MAX_PATTERN_PROGRAM, MAX_PATTERN_REPEAT } from "../limits.js";
 
 /** A compiled pattern: `matches` tells whether the whole input matches. */
 export interface SafePattern {
@@ -139,7 +136,7 @@ class Parser {
     }
     if (this.peek() !== "}") throw this.error('unterminated repetition: expected "}"');
     this.pos++;
-    if (min > MAX_REPEAT || (max !== Infinity && max > MAX_REPEAT)) throw this.error(`repetition bounds are at most ${MAX_REPEAT}`);
+    if (min > MAX_PATTERN_REPEAT || (max !== Infinity && max > MAX_PATTERN_REPEAT)) throw this.error(`repetition bounds are at most ${MAX_PATTERN_REPEAT}`);
     if (max < min) throw this.error(`repetition {${min},${max}} has its bounds the wrong way round`);
     return [min, max];
   }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { MAX_OUTPUT_VARIABLES_BYTES } from "./actions.js";
+import { MAX_OUTPUT_VARIABLES_BYTES } from "../limits.js";
 import { createMasker, maskDeep, maskUserinfo, secretForms, stripUserinfo } from "./secrets.js";
 import { Sim, actionSpec, pipelineSpec, sourceSpec } from "./testing.js";
 import { actionExecutionDetails, executionView, pipelineStateView } from "./views.js";

@@ -2,23 +2,13 @@
 // text (raw, base64, URL-encoded), one masker for all of them, and URLs with
 // their userinfo (`https://user:pass@host`) taken out.
 
+import { SECRET_ENV_TYPES } from "../limits.js";
 import type { ActionSpec, PipelineSpec } from "./types.js";
 
 /** What a masked secret reads as. */
 export const SECRET_MASK = "****";
 
-/**
- * The environment variable type whose value is the secret itself (a Sluice
- * extension beside AWS's PLAINTEXT, PARAMETER_STORE and SECRETS_MANAGER):
- * passed to the job as is, never resolved, masked everywhere it could be shown.
- */
-export const SECRET_ENV_TYPE = "SECRET";
 
-/** Types whose values are never shown: SECRET, and AWS's store-backed types (their values name secrets). */
-export const SECRET_ENV_TYPES: ReadonlySet<string> = new Set([SECRET_ENV_TYPE, "SECRETS_MANAGER", "PARAMETER_STORE"]);
-
-/** Shortest SECRET value: a shorter one would be masked wherever those characters occur. */
-export const MIN_SECRET_LENGTH = 4;
 
 /**
  * The ways a secret shows up in text: as written, base64 (padded, unpadded,

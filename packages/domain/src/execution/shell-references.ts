@@ -11,8 +11,10 @@
 // quoted heredoc, `$'…'`, backquotes, `${…}`, arithmetic) are refused rather
 // than guessed.
 
-/** A well-formed reference, as resolved by `resolveValue`. */
-const REFERENCE = /#\{([A-Za-z0-9@_-]+)\.([A-Za-z0-9@_-]+)\}/y;
+import { VARIABLE_REFERENCE } from "../limits.js";
+
+/** A well-formed reference, as resolved by `resolveValue`, matched where the lexer stands. */
+const REFERENCE = new RegExp(VARIABLE_REFERENCE.source, "y");
 
 /** Environment names starting with this belong to the runner; user variables may not use it. */
 export const RESERVED_ENV_PREFIX = "SLUICE_";

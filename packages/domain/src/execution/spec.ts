@@ -1,12 +1,11 @@
 import type { ActionDeclaration, PipelineDeclaration } from "@sluice/proto";
 import { DomainError } from "../errors.js";
+import { FALLBACK_TIMEOUT_MINUTES } from "../limits.js";
 import { DEFAULT_TIMEOUT_MINUTES } from "../validation/providers.js";
 import { stageConditionFields } from "../validation/conditions.js";
 import type { StageConditionsDeclarationLike } from "../validation/conditions.js";
 import type { ActionSpec, ConditionResult, PipelineSpec, StageConditionsSpec, StageRetryMode, StageSpec } from "./types.js";
 
-/** Used for a built-in provider missing from DEFAULT_TIMEOUT_MINUTES. */
-const FALLBACK_TIMEOUT_MINUTES = 60;
 
 
 /** Options of `toPipelineSpec`. */

@@ -4,6 +4,7 @@
 // first stage on the agenda; the driver (flow.ts) moves it in.
 
 import { DomainError, invalid } from "../errors.js";
+import { CLIENT_REQUEST_TOKEN_PATTERN, LIMITS } from "../limits.js";
 import { stripUserinfo } from "./secrets.js";
 import type { FieldViolation } from "../errors.js";
 import type {
@@ -29,11 +30,6 @@ import {
 } from "./draft.js";
 import type { Draft, Handled } from "./draft.js";
 
-/** AWS ClientRequestToken: 1–128 of `[a-zA-Z0-9-]`. */
-export const CLIENT_REQUEST_TOKEN_PATTERN = /^[a-zA-Z0-9-]{1,128}$/;
-
-/** AWS PipelineVariable.value: 1–1000 characters. */
-const MAX_VARIABLE_VALUE = 1000;
 
 /** Triggers of a caller's explicit start: a required pipeline variable without a value is the caller's error. */
 const MANUAL_TRIGGERS: ReadonlySet<string> = new Set(["StartPipelineExecution"]);
@@ -146,8 +142,8 @@ function resolvePipelineVariables(state: PipelineRuntime, overrides: readonly Pi
     } else if (overrides.findIndex((x) => x.name === o.name) !== i) {
       violations.push({ field: `variables[${i}].name`, message: `"${o.name}" is given more than once` });
     }
-    if (o.value.length < 1 || o.value.length > MAX_VARIABLE_VALUE) {
-      violations.push({ field: `variables[${i}].value`, message: `must be 1-${MAX_VARIABLE_VALUE} characters, got ${o.value.length}` });
+    if (o.value.length < 1 || o.value.length > LIMITS.maxPipelineVariableValueLength) {
+      violations.push({ field: `variables[${i}].value`, message: `must be 1-${LIMITS.maxPipelineVariableValueLength} characters, got ${o.value.length}` });
     }
   });
   const resolved: ResolvedPipelineVariable[] = [];

@@ -1,17 +1,16 @@
-// StopPipelineExecution (reference §4 "Stop"). The handler records the stop
+// StopPipelineExecution (AWS: "Stop"). The handler records the stop
 // and abandons what it must in the stopped stage; ending the execution and
 // admitting the stage's waiters are steps it leaves on the agenda for the
 // driver (flow.ts), which also settles a stop-and-wait once nothing runs.
 
 import { DomainError, invalid } from "../errors.js";
+import { MAX_STOP_REASON } from "../limits.js";
 import type { DecideContext, ExecutionEvent, ExecutionRuntime, PipelineRuntime } from "./types.js";
 import { abandonRun } from "./actions.js";
 import { cancelCondition } from "./conditions.js";
 import { actionSpecOf, draftOf, emitPipeline, emitStage, findExecution, liveExecution, releaseLock, removeWaiter, setStageLatest, stageRunOf } from "./draft.js";
 import type { Handled } from "./draft.js";
 
-/** AWS StopPipelineExecution.reason: at most 200 characters. */
-export const MAX_STOP_REASON = 200;
 
 type StopRequested = Extract<ExecutionEvent, { type: "StopRequested" }>;
 

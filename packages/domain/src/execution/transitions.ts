@@ -1,14 +1,13 @@
-// Enable/DisableStageTransition (reference §4 "Transitions"), inbound only.
+// Enable/DisableStageTransition (AWS: "Transitions"), inbound only.
 // Changes only the stage slot's transition; enabling leaves an admitWaiters
 // step on the agenda for the driver (flow.ts).
 
 import { DomainError, invalid } from "../errors.js";
+import { TRANSITION_REASON_PATTERN } from "../limits.js";
 import type { DecideContext, ExecutionEvent, PipelineRuntime } from "./types.js";
 import { draftOf, slotByName } from "./draft.js";
 import type { Handled } from "./draft.js";
 
-/** AWS DisableStageTransition.reason: 1–300 characters of this set. */
-export const TRANSITION_REASON_PATTERN = /^[a-zA-Z0-9!@ ().*?-]{1,300}$/;
 
 type TransitionChanged = Extract<ExecutionEvent, { type: "TransitionChanged" }>;
 

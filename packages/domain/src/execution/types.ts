@@ -1,4 +1,4 @@
-// Types of the pure execution state machine (DESIGN §7).
+// Types of the pure execution state machine.
 //
 // Everything here is plain JSON-serialisable data: the orchestrator stores a
 // PipelineRuntime in MongoDB as-is. Hence: no classes, no Date (epoch ms
@@ -22,7 +22,7 @@ export type StageStatus = "InProgress" | "Succeeded" | "Failed" | "Stopped" | "S
 /** AWS ActionExecutionStatus values. */
 export type ActionStatus = "InProgress" | "Succeeded" | "Failed" | "Abandoned";
 
-/** AWS execution modes (reference §4). */
+/** AWS execution modes. */
 export type ExecutionMode = "SUPERSEDED" | "QUEUED" | "PARALLEL";
 
 /** AWS ExecutionType. */

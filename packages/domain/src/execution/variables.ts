@@ -1,13 +1,10 @@
 // Variable references `#{namespace.key}` in configuration values, resolved
-// just before an action starts (reference §4 "Variables").
+// just before an action starts (AWS: "Variables").
 
+import { VARIABLE_REFERENCE } from "../limits.js";
 import { bindShellReferences } from "./shell-references.js";
 
-/** A reference: namespace and key use AWS's charset `[A-Za-z0-9@_-]`. */
-const REFERENCE = /#\{([A-Za-z0-9@_-]+)\.([A-Za-z0-9@_-]+)\}/g;
-
-/** AWS's rule for output variable keys; also keeps them safe as document keys. */
-export const VARIABLE_KEY_PATTERN = /^[A-Za-z0-9@_-]{1,128}$/;
+const REFERENCE = new RegExp(VARIABLE_REFERENCE.source, "g");
 
 /** Outcome of resolving one value. */
 export type Resolution = { ok: true; value: string } | { ok: false; reference: string };

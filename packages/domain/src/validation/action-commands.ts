@@ -2,7 +2,7 @@
 // output variables.
 
 import { ENV_VAR_NAME_PATTERN, LIMITS, OUTPUT_VARIABLE_PATTERN } from "../limits.js";
-import { MIN_SECRET_LENGTH, SECRET_ENV_TYPE } from "../execution/secrets.js";
+import { MIN_SECRET_LENGTH, SECRET_ENV_TYPE } from "../limits.js";
 import { RESERVED_ENV_PREFIX, bindShellReferences } from "../execution/shell-references.js";
 import { q } from "./messages.js";
 import type { Declared } from "./positions.js";

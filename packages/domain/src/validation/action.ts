@@ -3,7 +3,7 @@
 
 import type { PipelineDeclaration } from "@sluice/proto";
 import { ACTION_CATEGORIES, ACTION_NAME_PATTERN, ACTION_OWNERS, LIMITS, NAMESPACE_PATTERN, PROVIDER_PATTERN, PROVIDER_VERSION_PATTERN, RESERVED_NAMESPACES } from "../limits.js";
-import { SECRET_ENV_TYPE } from "../execution/secrets.js";
+import { SECRET_ENV_TYPE } from "../limits.js";
 import { checkArtifactCount, checkInputArtifacts, checkOutputArtifacts } from "./action-artifacts.js";
 import { checkCommands, checkEnvironmentVariables, checkOutputVariables } from "./action-commands.js";
 import { checkConfiguration } from "./action-configuration.js";

@@ -227,13 +227,13 @@ export interface StageJson {
 }
 
 /** beforeEntry / onSuccess / onFailure (only onFailure has result and retryConfiguration). */
-export interface ConditionsJson {
+interface ConditionsJson {
   result?: string;
   retryConfiguration?: { retryMode?: string };
   conditions?: ConditionJson[];
 }
 
-export interface ConditionJson {
+interface ConditionJson {
   result?: string;
   rules?: RuleJson[];
 }

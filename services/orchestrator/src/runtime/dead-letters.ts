@@ -16,7 +16,7 @@ type Concerned = Pick<JobOutcome, "jobId" | "actionExecutionId" | "attempt" | "p
  * poison, or out of deliveries) or a result the orchestrator could not apply. Undefined when the
  * letter names no action run (neither its bytes nor its headers say which).
  */
-export function failureOfDeadLetter(letter: DeadLetter, streams: { jobs: string; results: string }, header: (name: string) => string): JobOutcome | undefined {
+function failureOfDeadLetter(letter: DeadLetter, streams: { jobs: string; results: string }, header: (name: string) => string): JobOutcome | undefined {
   const what = letter.stream === streams.jobs ? "job" : letter.stream === streams.results ? "result" : undefined;
   if (what === undefined) return undefined;
   if (what === "result" && letter.errorCode === REFUSED_RESULT_CODE) return undefined;

@@ -158,7 +158,7 @@ export function createOutboxRelay(opts: OutboxRelayOptions): OutboxRelay {
 }
 
 /** The failed result of a job that will not be dispatched, with `reason` as its error: as a runner would report it. */
-export function undispatchedResult(job: Job, reason: string): JobOutcome {
+function undispatchedResult(job: Job, reason: string): JobOutcome {
   return {
     jobId: job.jobId,
     actionExecutionId: job.actionExecutionId,

@@ -124,7 +124,7 @@ function deployTargetOf(job: Job): { deploy?: { bucket: string; objectKey: strin
  * Who a job concerns, as headers: a consumer that dead-letters the job copies them into the dead
  * letter, so the orchestrator can fail the action even when the job's bytes cannot be decoded.
  */
-export function jobHeaders(job: Job): Record<string, string> {
+function jobHeaders(job: Job): Record<string, string> {
   return {
     [JOB_HEADERS.pipeline]: job.pipelineName,
     [JOB_HEADERS.execution]: job.pipelineExecutionId,
