@@ -2,7 +2,7 @@ import { randomUUID } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { hostname, tmpdir } from "node:os";
 import { parseTokenTable } from "@sluice/grpc";
-import { ConfigError, commonConfig, commonEnv, durationMs, loadConfig, positiveInt } from "@sluice/service-kit";
+import { ConfigError, GIT_HOST_ENV, commonConfig, commonEnv, durationMs, loadConfig, positiveInt } from "@sluice/service-kit";
 import type { CommonConfig } from "@sluice/service-kit";
 import { z } from "zod";
 import type { JobIsolationSetting } from "./isolation.js";
@@ -130,9 +130,9 @@ export interface ActionRunnerConfig extends Readonly<Omit<CommonConfig, "mongoUr
   readonly jobBaseEnv: Readonly<Record<string, string>>;
 }
 
-/** Variables of the runner's environment that jobs inherit. */
+/** Variables of the runner's environment that jobs inherit: what git may take, plus the user and locale. */
 export const JOB_ENV_ALLOWLIST: readonly string[] = [
-  "PATH",
+  ...GIT_HOST_ENV,
   "HOME",
   "USER",
   "LOGNAME",
@@ -142,15 +142,6 @@ export const JOB_ENV_ALLOWLIST: readonly string[] = [
   "LC_ALL",
   "LC_CTYPE",
   "TZ",
-  "TMPDIR",
-  "HTTP_PROXY",
-  "HTTPS_PROXY",
-  "NO_PROXY",
-  "http_proxy",
-  "https_proxy",
-  "no_proxy",
-  "SSL_CERT_FILE",
-  "SSL_CERT_DIR",
   "NODE_EXTRA_CA_CERTS",
 ];
 
