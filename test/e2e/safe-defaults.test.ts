@@ -13,7 +13,7 @@ import { CLUSTER_SERVICES, startCluster } from "@sluice/testkit";
 import type {} from "@sluice/testkit";
 import { GrpcStatus } from "@sluice/grpc";
 import { describe, expect, inject, it } from "vitest";
-import { makeTestPki } from "../../packages/grpc/test/certs.js";
+import { makeTestPki } from "@sluice/testkit";
 import { REPO_ROOT } from "./helpers.js";
 
 const servers = inject("servers");

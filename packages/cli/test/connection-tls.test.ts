@@ -9,8 +9,8 @@ import { GrpcStatus, createServer, createTokenAuthenticator, isRpcError } from "
 import type { ServiceImpl, SluiceServer } from "@sluice/grpc";
 import { PipelineService } from "@sluice/proto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { makeTestPki } from "../../grpc/test/certs.js";
-import type { TestPki } from "../../grpc/test/certs.js";
+import { makeTestPki } from "@sluice/testkit";
+import type { TestPki } from "@sluice/testkit";
 import { parseArgs, runCommand, UsageError } from "../src/index.js";
 import { resolveConnection, tlsFromEnv } from "../src/connection.js";
 

@@ -9,8 +9,8 @@ import { createClient, isRpcError } from "../src/client.js";
 import type { ClientTlsOptions } from "../src/client.js";
 import { createServer } from "../src/server.js";
 import type { ServerTlsOptions, ServiceImpl, SluiceServer } from "../src/server.js";
-import { makeTestPki } from "./certs.js";
-import type { TestPki } from "./certs.js";
+import { makeTestPki } from "@sluice/testkit";
+import type { TestPki } from "@sluice/testkit";
 import { recordingLogger } from "./fixtures.js";
 
 const TOKEN = "viewer-token-for-the-tls-tests-0123456789";

@@ -22,5 +22,7 @@ export { CLUSTER_SERVICES, DEFAULT_DEPLOY_BUCKETS, clusterTokenTable, startClust
 export type { Cluster, ClusterBusAuthorization, ClusterService, ClusterTokens, NatsLogin, StartClusterOptions } from "./cluster.js";
 export { AlsContextManager, inMemoryTracing } from "./tracing.js";
 export type { InMemoryTracing } from "./tracing.js";
+export { makeTestPki } from "./pki.js";
+export type { TestPki } from "./pki.js";
 export { recordingLogger, startTcpRelay } from "./relay.js";
 export type { RecordedLine, RecordingLogger, TcpRelay } from "./relay.js";
