@@ -6,10 +6,9 @@ import type { JobOutcome, Logger } from "@sluice/domain";
 import { JobResultSchema, JobSchema } from "@sluice/proto";
 import type { DeadLetter, DeadLetterSchema } from "@sluice/proto";
 import { REFUSED_RESULT_CODE } from "../result-intake.js";
+import { failedOutcome } from "./failed-outcome.js";
+import type { Concerned } from "./failed-outcome.js";
 import { JOB_HEADERS } from "./publisher.js";
-
-/** Who a dead-lettered job or result concerns: enough for decide() to find the action run. */
-type Concerned = Pick<JobOutcome, "jobId" | "actionExecutionId" | "attempt" | "pipelineName" | "pipelineExecutionId" | "stageName" | "actionName">;
 
 /**
  * The failure a dead letter stands for: a job no consumer could take (undecodable, refused as
@@ -26,7 +25,7 @@ function failureOfDeadLetter(letter: DeadLetter, streams: { jobs: string; result
     what === "job"
       ? `the job was dead-lettered after ${letter.deliveries} deliveries and never ran to completion: ${letter.reason}`
       : `the job's result could not be applied and was dead-lettered: ${letter.reason}`;
-  return { ...concerned, status: "Failed", errorDetails: { code: "JobFailed", message }, outputArtifacts: [], outputVariables: {}, updatedBy: "orchestrator" };
+  return failedOutcome(concerned, message);
 }
 
 function jobOf(data: Uint8Array, header: (name: string) => string): Concerned | undefined {

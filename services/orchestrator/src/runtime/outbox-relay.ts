@@ -1,5 +1,6 @@
 import type { JobOutcome, Logger } from "@sluice/domain";
 import type { Job } from "@sluice/proto";
+import { failedOutcome } from "./failed-outcome.js";
 import { parseJob } from "./outbox.js";
 import type { OutboxEntry } from "./outbox.js";
 import type { OutboxPublisher } from "./publisher.js";
@@ -73,7 +74,7 @@ export function createOutboxRelay(opts: OutboxRelayOptions): OutboxRelay {
   const fail = async (name: string, job: Job, reason: string): Promise<void> => {
     logger.warn("job not dispatched; failing its action", { pipeline: name, jobId: job.jobId, reason });
     try {
-      await undispatched(name, undispatchedResult(job, reason));
+      await undispatched(name, failedOutcome(job, reason));
     } catch (err) {
       logger.warn("failing an undispatchable job failed", { pipeline: name, jobId: job.jobId, error: err instanceof Error ? err.message : String(err) });
     }
@@ -154,23 +155,5 @@ export function createOutboxRelay(opts: OutboxRelayOptions): OutboxRelay {
     clear() {
       books.clear();
     },
-  };
-}
-
-/** The failed result of a job that will not be dispatched, with `reason` as its error: as a runner would report it. */
-function undispatchedResult(job: Job, reason: string): JobOutcome {
-  return {
-    jobId: job.jobId,
-    actionExecutionId: job.actionExecutionId,
-    attempt: job.attempt,
-    pipelineName: job.pipelineName,
-    pipelineExecutionId: job.pipelineExecutionId,
-    stageName: job.stageName,
-    actionName: job.actionName,
-    status: "Failed",
-    errorDetails: { code: "JobFailed", message: reason },
-    outputArtifacts: [],
-    outputVariables: {},
-    updatedBy: "orchestrator",
   };
 }
