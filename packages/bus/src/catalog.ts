@@ -26,6 +26,9 @@ export type StreamKey = "jobs" | "results" | "sources" | "events" | "dlq";
 /** Every stream key, in creation order. */
 export const STREAM_KEYS: readonly StreamKey[] = ["jobs", "results", "sources", "events", "dlq"];
 
+/** The pool token of custom action types' jobs; no runner pool may be named so. */
+export const CUSTOM_JOBS_POOL = "custom";
+
 /** Control kinds of `sluice.control.<kind>` (core NATS, not JetStream: fire-and-forget signals to runners). */
 export type ControlKind = "cancel";
 
@@ -46,6 +49,12 @@ export type StreamNames = Readonly<Record<StreamKey, string>>;
 export interface Subjects {
   /** `sluice.jobs.<pool>.<category>.<provider>`; every token sanitized. */
   jobSubject(pool: string, category: string, provider: string): string;
+  /**
+   * `sluice.jobs.custom.<category>.<provider>.<version>`: a job of a custom action type, taken by
+   * the orchestrator's JobService for external job workers. Its five tokens never equal a runner
+   * pool's four-token subject, and the pool name `custom` is reserved (see `CUSTOM_JOBS_POOL`).
+   */
+  customJobSubject(category: string, provider: string, version: string): string;
   /**
    * `sluice.results.<partitionOf(pipeline)>.runner.<pool>` or `sluice.results.<partition>.approval`:
    * the publisher's identity is in the subject (see `ResultPublisher`).
@@ -162,6 +171,8 @@ export function createCatalog(opts: CatalogOptions = {}): Catalog {
   const subjects: Subjects = {
     jobSubject: (pool, category, provider) =>
       `${subjectRoot}.jobs.${sanitizeToken(pool)}.${sanitizeToken(category)}.${sanitizeToken(provider)}`,
+    customJobSubject: (category, provider, version) =>
+      `${subjectRoot}.jobs.${CUSTOM_JOBS_POOL}.${sanitizeToken(category)}.${sanitizeToken(provider)}.${sanitizeToken(version)}`,
     resultSubject: (pipelineName, publisher) => `${subjectRoot}.results.${partitionOf(pipelineName, partitions)}.${publisherTokens(publisher)}`,
     resultPublisherFilter: (publisher) => `${subjectRoot}.results.*.${publisherTokens(publisher)}`,
     sourceSubject: (pipelineName) => `${subjectRoot}.sources.${partitionOf(pipelineName, partitions)}`,

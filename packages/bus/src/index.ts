@@ -14,6 +14,7 @@ export type {
   SubscribeEventsOptions,
 } from "./bus.js";
 export {
+  CUSTOM_JOBS_POOL,
   DEFAULT_PARTITIONS,
   DLQ_MAX_AGE_MS,
   DUPLICATE_WINDOW_MS,
