@@ -35,6 +35,25 @@ describe("action-runner config", () => {
     expect(config.jobBaseEnv).toEqual({ PATH: "/bin", HOME: "/home/r" });
   });
 
+  it("reads the Http invoke signing key from a variable or a file, at least 32 characters, not both", () => {
+    const key = "k".repeat(32);
+    expect(loadActionRunnerConfig(minimal).httpInvokeSecret).toBeUndefined();
+    expect(loadActionRunnerConfig({ ...minimal, HTTP_INVOKE_SECRET: key }).httpInvokeSecret).toBe(key);
+    const dir = mkdtempSync(path.join(tmpdir(), "runner-http-key-"));
+    try {
+      const file = path.join(dir, "key");
+      writeFileSync(file, `${key}\n`, { mode: 0o600 });
+      expect(loadActionRunnerConfig({ ...minimal, HTTP_INVOKE_SECRET_FILE: file }).httpInvokeSecret).toBe(key);
+      writeFileSync(file, "short\n");
+      expect(() => loadActionRunnerConfig({ ...minimal, HTTP_INVOKE_SECRET_FILE: file })).toThrow(/HTTP_INVOKE_SECRET_FILE: .* must hold at least 32 characters/);
+      expect(() => loadActionRunnerConfig({ ...minimal, HTTP_INVOKE_SECRET: key, HTTP_INVOKE_SECRET_FILE: file })).toThrow(/HTTP_INVOKE_SECRET: set HTTP_INVOKE_SECRET or HTTP_INVOKE_SECRET_FILE, not both/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+    expect(() => loadActionRunnerConfig({ ...minimal, HTTP_INVOKE_SECRET: "short" })).toThrow(/HTTP_INVOKE_SECRET: must be at least 32 characters/);
+    expect(secretVariableNames({ HTTP_INVOKE_SECRET: key })).toEqual(["HTTP_INVOKE_SECRET"]);
+  });
+
   it("ignores S3 credentials (deploys use grants from the artifact service) and parses extra pass-through variables", () => {
     const config = loadActionRunnerConfig({
       ...minimal,

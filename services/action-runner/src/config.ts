@@ -19,6 +19,9 @@ const jobId = (what: string) =>
     .transform(Number)
     .refine((n) => n > 0 && n < 2 ** 32 - 1, `must be a ${what} other than 0 (jobs must not run as root)`);
 
+/** Shortest Http invoke signing key: an HMAC key shorter than this is guessable offline. */
+const MIN_SIGNING_SECRET = 32;
+
 /** The action-runner's environment, one comment per variable (see also `commonEnv`). */
 export const actionRunnerEnvSchema = z
   .object({
@@ -92,6 +95,13 @@ export const actionRunnerEnvSchema = z
           ctx.addIssue({ code: "custom", message: `must not pass the runner's own settings to jobs: ${refused.join(", ")}` });
         }
       }),
+    /**
+     * Key Http invoke requests are signed with (HMAC-SHA256, see providers/http-invoke.ts); the
+     * endpoints verify with the same key. Prefer HTTP_INVOKE_SECRET_FILE. Unset: Http jobs fail.
+     */
+    HTTP_INVOKE_SECRET: z.string().min(MIN_SIGNING_SECRET, `must be at least ${MIN_SIGNING_SECRET} characters`).optional(),
+    /** A file holding HTTP_INVOKE_SECRET (trailing newline ignored). */
+    HTTP_INVOKE_SECRET_FILE: z.string().optional(),
     /** Parent directory of per-job workspaces. */
     WORKSPACE_ROOT: z.string().default(tmpdir()),
     // No S3_* variables: ObjectStore deploys get presigned PUTs from the artifact service.
@@ -103,6 +113,9 @@ export const actionRunnerEnvSchema = z
         path: ["SLUICE_SERVICE_TOKEN"],
         message: "exactly one of SLUICE_SERVICE_TOKEN and SLUICE_SERVICE_TOKEN_FILE is required",
       });
+    }
+    if (env.HTTP_INVOKE_SECRET !== undefined && env.HTTP_INVOKE_SECRET_FILE !== undefined) {
+      ctx.addIssue({ code: "custom", path: ["HTTP_INVOKE_SECRET"], message: "set HTTP_INVOKE_SECRET or HTTP_INVOKE_SECRET_FILE, not both" });
     }
     if (env.RUNNER_JOB_GID !== undefined && env.RUNNER_JOB_UID === undefined) {
       ctx.addIssue({ code: "custom", path: ["RUNNER_JOB_GID"], message: "needs RUNNER_JOB_UID" });
@@ -128,6 +141,8 @@ export interface ActionRunnerConfig extends Readonly<Omit<CommonConfig, "mongoUr
    * whole environment — it holds the runner's token.
    */
   readonly jobBaseEnv: Readonly<Record<string, string>>;
+  /** The key Http invokes are signed with; undefined: Http jobs fail with a ConfigurationError. */
+  readonly httpInvokeSecret: string | undefined;
 }
 
 /** Variables of the runner's environment that jobs inherit: what git may take, plus the user and locale. */
@@ -162,7 +177,7 @@ export function loadActionRunnerConfig(env: Record<string, string | undefined>):
   return {
     ...commonFields,
     artifactAddr: e.ARTIFACT_ADDR,
-    serviceToken: e.SLUICE_SERVICE_TOKEN ?? readTokenFile(e.SLUICE_SERVICE_TOKEN_FILE ?? ""),
+    serviceToken: e.SLUICE_SERVICE_TOKEN ?? readSecretFile("SLUICE_SERVICE_TOKEN_FILE", e.SLUICE_SERVICE_TOKEN_FILE ?? "", 1),
     jobIsolation: e.RUNNER_JOB_ISOLATION,
     jobUid: e.RUNNER_JOB_UID,
     jobGid: e.RUNNER_JOB_UID === undefined ? undefined : (e.RUNNER_JOB_GID ?? e.RUNNER_JOB_UID),
@@ -172,21 +187,24 @@ export function loadActionRunnerConfig(env: Record<string, string | undefined>):
     ackWaitMs: e.RUNNER_ACK_WAIT_MS,
     workspaceRoot: e.WORKSPACE_ROOT,
     jobBaseEnv,
+    httpInvokeSecret:
+      e.HTTP_INVOKE_SECRET ?? (e.HTTP_INVOKE_SECRET_FILE === undefined ? undefined : readSecretFile("HTTP_INVOKE_SECRET_FILE", e.HTTP_INVOKE_SECRET_FILE, MIN_SIGNING_SECRET)),
   };
 }
 
-/** The token in SLUICE_SERVICE_TOKEN_FILE; errors name the variable, never the content. */
-function readTokenFile(file: string): string {
+/** The secret in a `*_FILE` variable's file; errors name the variable, never the content. */
+function readSecretFile(variable: string, file: string, minLength: number): string {
   let token: string;
   try {
     token = readFileSync(file, "utf8").trim();
   } catch (err) {
     const code = (err as { code?: unknown }).code;
-    throw new ConfigError([{ variable: "SLUICE_SERVICE_TOKEN_FILE", message: `cannot read ${file} (${typeof code === "string" ? code : "error"})` }]);
+    throw new ConfigError([{ variable, message: `cannot read ${file} (${typeof code === "string" ? code : "error"})` }]);
   }
   if (token === "" || /\s/.test(token)) {
-    throw new ConfigError([{ variable: "SLUICE_SERVICE_TOKEN_FILE", message: `${file} must hold one token without whitespace` }]);
+    throw new ConfigError([{ variable, message: `${file} must hold one token without whitespace` }]);
   }
+  if (token.length < minLength) throw new ConfigError([{ variable, message: `${file} must hold at least ${minLength} characters` }]);
   return token;
 }
 

@@ -6,7 +6,7 @@ import { createClient, createServer } from "@sluice/grpc";
 import type { Authenticator } from "@sluice/grpc";
 import { ArtifactService, JobResultSchema, JobSchema } from "@sluice/proto";
 import type { Job, JobResult } from "@sluice/proto";
-import { createLogger, createMetrics, createTeardown, elapsedMs, once } from "@sluice/service-kit";
+import { createEgressPolicy, createLogger, createMetrics, createTeardown, elapsedMs, once } from "@sluice/service-kit";
 import { createCancellations, subscribeCancellations } from "./cancellations.js";
 import type { Cancellations } from "./cancellations.js";
 import type { ActionRunnerConfig } from "./config.js";
@@ -95,7 +95,10 @@ export async function startActionRunner(config: ActionRunnerConfig, deps: Action
       logger,
       runnerId: config.runnerId,
       workspaceRoot: config.workspaceRoot,
-      providers: createProviderTable({ deployGrants: issueDeployGrants }),
+      providers: createProviderTable({
+        deployGrants: issueDeployGrants,
+        httpInvoke: { secret: config.httpInvokeSecret, egress: createEgressPolicy({ allow: config.egressAllow }) },
+      }),
       commitArtifact,
       ...(renewOutputGrants === undefined ? {} : { renewOutputGrants }),
       baseEnv: config.jobBaseEnv,

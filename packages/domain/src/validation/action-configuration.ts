@@ -74,12 +74,28 @@ function formatProblem(format: ConfigurationFormat, value: string): string | und
       return BUCKET_NAME_PATTERN.test(value) ? undefined : bucketMessage(value);
     case "code-zip":
       return value === "CODE_ZIP" ? undefined : `Sluice produces "CODE_ZIP" artifacts only, got ${q(value)}`;
+    case "http-url":
+      return httpUrlProblem(value);
     case "commands": {
       const count = splitCommands(value).length;
       if (count === 0) return "lists no commands";
       return count > LIMITS.maxCommands ? `at most ${LIMITS.maxCommands} commands, got ${count}` : undefined;
     }
   }
+}
+
+/** An absolute http(s) URL; a variable is checked once resolved (the runner refuses a bad one). */
+function httpUrlProblem(value: string): string | undefined {
+  if (value.includes("#{")) return undefined;
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    return `${q(value)} is not an absolute URL`;
+  }
+  if (url.protocol !== "http:" && url.protocol !== "https:") return `must be an http:// or https:// URL, got ${q(url.protocol)}`;
+  if (url.username !== "" || url.password !== "") return "must not carry credentials (user:password@): the runner signs each request instead";
+  return undefined;
 }
 
 /** Git ref rules that matter here: nothing git could read as an option or a range. */

@@ -132,7 +132,7 @@ function checkActionType(here: Declared, v: Violations): ProviderSpec | undefine
       `${path}.provider`,
       supported.length === 0
         ? `${q(provider)} is not supported: Sluice runs no ${category} actions yet`
-        : `${q(provider)} is not a ${category} provider Sluice runs; supported: ${supported.join(", ")}`,
+        : `${q(provider)} is not ${/^[AEIOU]/.test(category) ? "an" : "a"} ${category} provider Sluice runs; supported: ${supported.join(", ")}`,
     );
     return undefined;
   }

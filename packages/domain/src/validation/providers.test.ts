@@ -30,6 +30,7 @@ describe("resolveProvider", () => {
       [id("Approval", "Manual"), "Manual"],
       [id("Deploy", "ObjectStore"), "ObjectStore"],
       [id("Deploy", "S3"), "ObjectStore"],
+      [id("Invoke", "Http"), "Http"],
     ];
     for (const [typeId, builtIn] of cases) {
       expect(resolveProvider(typeId)?.builtIn, `${typeId.category}/${typeId.provider}`).toBe(builtIn);
@@ -75,7 +76,8 @@ describe("resolveProvider", () => {
 
   it("lists the supported providers of a category", () => {
     expect(supportedProviders("Source")).toEqual(["CodeCommit", "CodeStarSourceConnection", "Git", "GitHub"]);
-    expect(supportedProviders("Invoke")).toEqual([]);
+    expect(supportedProviders("Invoke")).toEqual(["Http"]);
+    expect(supportedProviders("Compute")).toEqual(["Commands"]);
   });
 });
 
@@ -107,6 +109,6 @@ describe("provider settings", () => {
     expect(actionTimeoutMinutes(approval)).toBe(30);
     expect(actionTimeoutMinutes(create(ActionDeclarationSchema, { name: "B", actionTypeId: id("Build", "CodeBuild") }))).toBe(480);
     expect(actionTimeoutMinutes(create(ActionDeclarationSchema, { name: "C", actionTypeId: id("Invoke", "Lambda") }))).toBe(60);
-    expect(DEFAULT_TIMEOUT_MINUTES).toEqual({ Git: 60, Commands: 60, Manual: 10_080, ObjectStore: 90 });
+    expect(DEFAULT_TIMEOUT_MINUTES).toEqual({ Git: 60, Commands: 60, Manual: 10_080, ObjectStore: 90, Http: 60 });
   });
 });

@@ -25,7 +25,7 @@ import type { ActionDeclaration } from "@sluice/proto";
 import type { ActionCategory, ActionOwner } from "../limits.js";
 
 /** The providers Sluice itself runs; every accepted action type maps to one. */
-export type BuiltInProvider = "Git" | "Commands" | "Manual" | "ObjectStore";
+export type BuiltInProvider = "Git" | "Commands" | "Manual" | "ObjectStore" | "Http";
 
 /** Who runs a job: the action-runner pool, or the approval service. */
 export type ProviderRoute = "runner" | "approval";
@@ -38,9 +38,10 @@ export type ProviderRoute = "runner" | "approval";
  * - `boolean`: `"true"` or `"false"`;
  * - `bucket-name`: an S3 bucket name (unless it references a variable);
  * - `code-zip`: AWS's OutputArtifactFormat, of which Sluice produces `CODE_ZIP` only;
- * - `commands`: newline-separated shell commands (Commands' configuration form).
+ * - `commands`: newline-separated shell commands (Commands' configuration form);
+ * - `http-url`: an absolute http(s) URL without userinfo (the Http invoke endpoint).
  */
-export type ConfigurationFormat = "text" | "git-url" | "git-branch" | "boolean" | "bucket-name" | "code-zip" | "commands";
+export type ConfigurationFormat = "text" | "git-url" | "git-branch" | "boolean" | "bucket-name" | "code-zip" | "commands" | "http-url";
 
 /** One configuration key a provider accepts. */
 export interface ConfigurationProperty {
@@ -110,6 +111,8 @@ export const DEFAULT_TIMEOUT_MINUTES: Readonly<Record<BuiltInProvider, number>> 
   Commands: 60,
   Manual: 7 * 24 * 60,
   ObjectStore: 90,
+  // AWS's Lambda invoke default: the endpoint answers within the call or through JobService.
+  Http: 60,
 };
 
 const CODEBUILD_TIMEOUT_MINUTES = 8 * 60;
@@ -245,11 +248,23 @@ const ENTRIES: readonly Entry[] = [
       CacheControl: KEPT("Cache-Control of the objects"),
     },
   },
+  {
+    // Sluice's Lambda invoke: the job is POSTed, signed, to an HTTP endpoint (see docs/architecture.md).
+    category: "Invoke",
+    owner: "AWS",
+    provider: "Http",
+    builtIn: "Http",
+    bounds: { input: { min: 0, max: 5 }, output: { min: 0, max: 0 } },
+    configuration: {
+      Url: prop(true, "http-url", "http(s) endpoint the job is POSTed to (outbound targets follow EGRESS_ALLOW)"),
+      UserParameters: prop(false, "text", "free text passed to the endpoint as actionConfiguration.configuration.UserParameters"),
+    },
+  },
 ];
 
 function toSpec(entry: Entry): ProviderSpec {
   const outputVariables: ProviderSpec["outputVariables"] =
-    entry.builtIn === "Git" ? GIT_OUTPUT_VARIABLES : entry.builtIn === "Commands" ? "declared" : [];
+    entry.builtIn === "Git" ? GIT_OUTPUT_VARIABLES : entry.builtIn === "Commands" || entry.builtIn === "Http" ? "declared" : [];
   return {
     key: providerKey(entry.category, entry.provider),
     category: entry.category,

@@ -296,7 +296,7 @@ describe("actions", () => {
     );
     expectViolations(
       (j) => (actionOf(j, 1, 1).actionTypeId = { category: "Invoke", owner: "AWS", provider: "Lambda", version: "1" }),
-      [["pipeline.stages[1].actions[1].actionTypeId.provider", '"Lambda" is not supported: Sluice runs no Invoke actions yet']],
+      [["pipeline.stages[1].actions[1].actionTypeId.provider", '"Lambda" is not an Invoke provider Sluice runs; supported: Http']],
     );
   });
 
@@ -456,6 +456,23 @@ describe("configuration", () => {
       (j) => (configOf(j, 2, 0).CustomData = ""),
       [["pipeline.stages[2].actions[0].configuration.CustomData", "must be 1-1000 characters, got 0"]],
     );
+  });
+
+  it("an Http invoke's Url must be an http(s) URL without credentials", () => {
+    const invoke = (url: string) => (j: Parameters<typeof actionOf>[0]) => {
+      Object.assign(actionOf(j, 1, 1), {
+        actionTypeId: { category: "Invoke", owner: "AWS", provider: "Http", version: "1" },
+        configuration: { Url: url },
+        outputArtifacts: [],
+        commands: [],
+      });
+    };
+    expectViolations(invoke("ftp://hooks.example.com/x"), [["pipeline.stages[1].actions[1].configuration.Url", 'must be an http:// or https:// URL, got "ftp:"']]);
+    expectViolations(invoke("hooks.example.com"), [["pipeline.stages[1].actions[1].configuration.Url", '"hooks.example.com" is not an absolute URL']]);
+    expectViolations(invoke("https://u:p@hooks.example.com/"), [
+      ["pipeline.stages[1].actions[1].configuration.Url", "must not carry credentials (user:password@): the runner signs each request instead"],
+    ]);
+    expectViolations(invoke("https://hooks.example.com/deploy"), []);
   });
 
   it("unknown configuration keys are named with the keys the provider takes", () => {

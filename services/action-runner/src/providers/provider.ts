@@ -147,3 +147,29 @@ export function booleanConfig(job: Job, key: string, fallback: boolean): boolean
       throw new JobFailure("ConfigurationError", `configuration.${key}: must be "true" or "false", got "${value}"`);
   }
 }
+
+/**
+ * Resolves with `promise`, or rejects as soon as `signal` aborts. The abandoned operation
+ * keeps running in the background; its outcome is swallowed so it cannot become an
+ * unhandled rejection.
+ */
+export function abortable<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) {
+    promise.catch(() => undefined);
+    return Promise.reject(new JobFailure("JobFailed", "the job was stopped"));
+  }
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = (): void => reject(new JobFailure("JobFailed", "the job was stopped"));
+    signal.addEventListener("abort", onAbort, { once: true });
+    promise.then(
+      (value) => {
+        signal.removeEventListener("abort", onAbort);
+        resolve(value);
+      },
+      (err: unknown) => {
+        signal.removeEventListener("abort", onAbort);
+        reject(err instanceof Error ? err : new Error(String(err)));
+      },
+    );
+  });
+}

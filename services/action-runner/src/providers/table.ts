@@ -1,5 +1,8 @@
+import { createEgressPolicy } from "@sluice/service-kit";
 import { commandsProvider } from "./commands.js";
 import { gitSourceProvider } from "./git-source.js";
+import { createHttpInvokeProvider } from "./http-invoke.js";
+import type { HttpInvokeOptions } from "./http-invoke.js";
 import { createObjectStoreDeployProvider } from "./object-store-deploy.js";
 import type { DeployGranter } from "./object-store-deploy.js";
 import type { Provider } from "./provider.js";
@@ -19,14 +22,28 @@ export const SERVED_ACTIONS: readonly { readonly category: string; readonly prov
   { category: "Compute", provider: "Commands" },
   { category: "Deploy", provider: "ObjectStore" },
   { category: "Rule", provider: "Commands" },
+  { category: "Invoke", provider: "Http" },
 ];
 
-/** Builds the provider table; `deployGrants` issues ObjectStore deploys' PUT grants (absent: deploys fail with ConfigurationError). */
-export function createProviderTable(opts: { readonly deployGrants?: DeployGranter | undefined }): Map<string, Provider> {
-  const deploy = createObjectStoreDeployProvider(opts.deployGrants);
+/**
+ * Builds the provider table. `deployGrants` issues ObjectStore deploys' PUT grants (absent:
+ * deploys fail with ConfigurationError); `httpInvoke` signs and sends Http invokes (absent: no
+ * signing secret, so Http jobs fail with ConfigurationError).
+ */
+export function createProviderTable(opts: {
+  readonly deployGrants?: DeployGranter | undefined;
+  readonly httpInvoke?: HttpInvokeOptions | undefined;
+}): Map<string, Provider> {
+  const byProvider: Readonly<Record<string, Provider>> = {
+    Git: gitSourceProvider,
+    Commands: commandsProvider,
+    ObjectStore: createObjectStoreDeployProvider(opts.deployGrants),
+    Http: createHttpInvokeProvider(opts.httpInvoke ?? { secret: undefined, egress: createEgressPolicy() }),
+  };
   const table = new Map<string, Provider>();
   for (const { category, provider } of SERVED_ACTIONS) {
-    const impl = provider === "Git" ? gitSourceProvider : provider === "Commands" ? commandsProvider : deploy;
+    const impl = byProvider[provider];
+    if (impl === undefined) throw new Error(`no implementation of served provider ${provider}`);
     table.set(`${category}/${provider}`, impl);
   }
   return table;
