@@ -34,7 +34,8 @@ describe("Commands provider with a buildspec", () => {
     const lines: string[] = [];
     const logger: Logger = {
       debug: (_msg, fields) => {
-        if (fields?.["line"] !== undefined) lines.push(String(fields["line"]));
+        const line = fields?.["line"];
+        if (typeof line === "string") lines.push(line);
       },
       info: () => undefined,
       warn: () => undefined,
