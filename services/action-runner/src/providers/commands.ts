@@ -46,8 +46,9 @@ const SCRIPT_HEADER = [
 /** The Commands provider. */
 export const commandsProvider: Provider = async (ctx) => {
   const { job, ws } = ctx;
-  const buildSpec = configValue(job, BUILD_SPEC_KEY);
-  if (buildSpec !== undefined) return runBuildSpec(ctx, buildSpec);
+  // Untrimmed: an inline buildspec is parsed exactly as the domain validated it.
+  const buildSpec = job.configuration[BUILD_SPEC_KEY];
+  if (buildSpec !== undefined && buildSpec.trim() !== "") return runBuildSpec(ctx, buildSpec);
   const commands =
     job.commands.length > 0 ? [...job.commands] : (configValue(job, "Commands")?.split(/\r?\n/) ?? []);
   if (commands.every((c) => c.trim() === "")) {
