@@ -117,6 +117,26 @@ export type {
   ProviderRoute,
   ProviderSpec,
 } from "./validation/providers.js";
+export {
+  BUILD_SPEC_KEY,
+  BUILD_SPEC_PHASES,
+  MAX_BUILD_SPEC_FILE_BYTES,
+  buildSpecOutputProblems,
+  buildSpecPathProblem,
+  buildSpecSourceOf,
+  commandsOutputVariables,
+  parseBuildSpec,
+} from "./validation/buildspec.js";
+export type {
+  BuildSpec,
+  BuildSpecArtifact,
+  BuildSpecOnFailure,
+  BuildSpecParse,
+  BuildSpecPhase,
+  BuildSpecPhaseName,
+  BuildSpecSource,
+  DeclaredOutput,
+} from "./validation/buildspec.js";
 // -- end validation exports --
 // -- execution exports (owned by the execution helper) --
 export {

@@ -175,6 +175,47 @@ describe("job runner", () => {
     expect(produced?.sha256).toBe(stored.sha256);
   });
 
+  it("Commands with a buildspec file of the input: phases run, exported variables and both artifacts come back", async () => {
+    const buildspec = [
+      "version: 0.2",
+      "env:",
+      "  exported-variables: [IMAGE_TAG]",
+      "phases:",
+      "  build:",
+      "    commands:",
+      "      - mkdir -p dist/js reports",
+      "      - cp app.txt dist/js/app.js && echo map > dist/js/app.js.map && echo ok > reports/junit.xml",
+      "      - IMAGE_TAG=v7",
+      "artifacts:",
+      "  base-directory: dist",
+      "  files: ['**/*']",
+      "  discard-paths: yes",
+      "  exclude-paths: ['**/*.map']",
+      "  secondary-artifacts:",
+      "    Reports:",
+      "      files: [reports/*.xml]",
+      "",
+    ].join("\n");
+    const job = makeJob({
+      actionExecutionId: "build-ae-bs",
+      inputs: [await storedInput("Source", { "app.txt": "app\n", "ci/buildspec.yml": buildspec })],
+      outputs: [await outputGrant("Site", "build-ae-bs"), await outputGrant("Reports", "build-ae-bs")],
+      outputArtifacts: [{ name: "Site" }, { name: "Reports" }],
+      configuration: { BuildSpec: "ci/buildspec.yml" },
+    });
+
+    const result = await runner().run(job, new AbortController().signal);
+
+    expect(result.errorDetails?.message ?? "").toBe("");
+    expect(result.status).toBe("Succeeded");
+    expect(result.summary).toBe("Buildspec succeeded: BUILD (3 commands)");
+    expect(result.outputVariables).toEqual({ IMAGE_TAG: "v7" });
+    const site = result.outputArtifacts.find((a) => a.name === "Site");
+    const reports = result.outputArtifacts.find((a) => a.name === "Reports");
+    expect((await fetchZip(site?.key ?? "")).files).toEqual({ "app.js": "app\n" });
+    expect((await fetchZip(reports?.key ?? "")).files).toEqual({ "reports/junit.xml": "ok\n" });
+  });
+
   it("Commands: a failing command gives a Failed result with error details and a summary, and commits nothing", async () => {
     const before = commits.length;
     const job = makeJob({

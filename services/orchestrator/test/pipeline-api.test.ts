@@ -150,6 +150,34 @@ describe("request validation", () => {
     expect(missing.errorCode).toBe("PipelineNotFoundException");
   });
 
+  it("judges an inline buildspec at CreatePipeline and UpdatePipeline, naming the misspelt field", async () => {
+    const withBuildSpec = (buildSpec: string) => {
+      const decl = threeStagePipeline("buildspec-one");
+      const build = decl.stages?.[1]?.actions?.[0];
+      if (build === undefined) throw new Error("fixture changed");
+      build.commands = [];
+      build.outputArtifacts = [{ name: "Built" }];
+      build.configuration = { BuildSpec: buildSpec };
+      return decl;
+    };
+    const typo = "version: 0.2\nphases:\n  biuld:\n    commands:\n      - make\n";
+    const err = await failure(clients.ops.createPipeline({ pipeline: withBuildSpec(typo) }));
+    expect(err.code).toBe(GrpcStatus.INVALID_ARGUMENT);
+    expect(err.errorCode).toBe("InvalidStructureException");
+    expect(err.violations).toEqual([
+      { field: "pipeline.stages[1].actions[0].configuration.BuildSpec.phases.biuld", message: "is not a phase; phases are install, pre_build, build, post_build" },
+    ]);
+
+    const good = "version: 0.2\nphases:\n  build:\n    commands:\n      - make\nartifacts:\n  files: ['out/**']\n";
+    await clients.ops.createPipeline({ pipeline: withBuildSpec(good) });
+    const update = await failure(clients.ops.updatePipeline({ pipeline: withBuildSpec(good.replace("files:", "filez:")) }));
+    expect(update.code).toBe(GrpcStatus.INVALID_ARGUMENT);
+    expect(update.violations.map((v) => v.field)).toEqual(["pipeline.stages[1].actions[0].configuration.BuildSpec.artifacts.filez", "pipeline.stages[1].actions[0].configuration.BuildSpec.artifacts.files"]);
+    const stored = await clients.viewer.getPipeline({ name: "buildspec-one" });
+    expect(stored.pipeline?.version).toBe(1);
+    expect(stored.pipeline?.stages[1]?.actions[0]?.configuration["BuildSpec"]).toBe(good);
+  });
+
   it("requires the pipeline and checks tags", async () => {
     const none = await failure(clients.ops.createPipeline({}));
     expect(none.violations.map((v) => v.field)).toEqual(["pipeline"]);

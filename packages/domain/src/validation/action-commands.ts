@@ -1,9 +1,10 @@
-// What only Commands actions take: shell commands, environment variables and
-// output variables.
+// What only Commands actions take: shell commands (a list, configuration.Commands
+// or a buildspec), environment variables and output variables.
 
 import { ENV_VAR_NAME_PATTERN, LIMITS, OUTPUT_VARIABLE_PATTERN } from "../limits.js";
 import { MIN_SECRET_LENGTH, SECRET_ENV_TYPE } from "../limits.js";
 import { RESERVED_ENV_PREFIX, bindShellReferences } from "../execution/shell-references.js";
+import { BUILD_SPEC_KEY, buildSpecOutputProblems, buildSpecPathProblem, buildSpecReferenceProblem, buildSpecSourceOf, parseBuildSpec } from "./buildspec.js";
 import { q } from "./messages.js";
 import type { Declared } from "./positions.js";
 import type { ProviderSpec } from "./providers.js";
@@ -28,6 +29,13 @@ export function checkCommands(here: Declared, spec: ProviderSpec | undefined, v:
   if (boundConfigured?.ok === false) v.add(`${path}.configuration.Commands`, boundConfigured.message);
   if (spec === undefined) return;
   const inConfiguration = Object.hasOwn(action.configuration, "Commands");
+  const buildSpec = spec.commands === "none" ? undefined : action.configuration[BUILD_SPEC_KEY];
+  if (buildSpec !== undefined) {
+    checkBuildSpec(here, buildSpec, v);
+    if (commands.length > 0) v.add(`${path}.configuration.${BUILD_SPEC_KEY}`, "give either the commands list or a BuildSpec, not both");
+    if (inConfiguration) v.add(`${path}.configuration.${BUILD_SPEC_KEY}`, "give either configuration.Commands or a BuildSpec, not both");
+    return;
+  }
   switch (spec.commands) {
     case "none":
       if (commands.length > 0) v.add(`${path}.commands`, `only Commands actions run commands; ${spec.key} does not`);
@@ -36,17 +44,45 @@ export function checkCommands(here: Declared, spec: ProviderSpec | undefined, v:
       if (commands.length === 0) {
         v.add(
           `${path}.commands`,
-          `is required: Sluice runs ${spec.key} as a Commands action and cannot run CodeBuild projects; list the shell commands to run`,
+          `is required: Sluice runs ${spec.key} as a Commands action and cannot run CodeBuild projects; list the shell commands to run (or give a buildspec in configuration.BuildSpec)`,
         );
       }
       return;
     case "list-or-configuration":
       if (commands.length === 0 && !inConfiguration) {
-        v.add(`${path}.commands`, "is required: list the shell commands to run (or give them in configuration.Commands)");
+        v.add(`${path}.commands`, "is required: list the shell commands to run (or give them in configuration.Commands, or a buildspec in configuration.BuildSpec)");
       } else if (commands.length > 0 && inConfiguration) {
         v.add(`${path}.configuration.Commands`, "give the commands either in commands or in configuration.Commands, not both");
       }
       return;
+  }
+}
+
+/**
+ * `configuration.BuildSpec`: an inline buildspec is judged now, field by field; a file path only
+ * for its shape (the runner judges the file when the job runs). Neither may hold `#{…}`
+ * references: configuration values are resolved as text, which would paste values into commands.
+ */
+function checkBuildSpec(here: Declared, value: string, v: Violations): void {
+  const field = `${here.path}.configuration.${BUILD_SPEC_KEY}`;
+  const references = buildSpecReferenceProblem(value);
+  if (references !== undefined) v.add(field, references);
+  const source = buildSpecSourceOf(value);
+  if (source.kind === "file") {
+    const problem = buildSpecPathProblem(source.path);
+    if (problem !== undefined) v.add(field, problem);
+    return;
+  }
+  const parsed = parseBuildSpec(source.text, field);
+  if (!parsed.ok) {
+    for (const violation of parsed.violations) v.add(violation.field, violation.message);
+    return;
+  }
+  const outputs = here.decl.outputArtifacts.map((o) => ({ name: o.name, files: o.files }));
+  for (const violation of buildSpecOutputProblems(parsed.spec, outputs, field, `${here.path}.outputArtifacts`)) v.add(violation.field, violation.message);
+  const names = new Set([...here.decl.outputVariables, ...parsed.spec.exportedVariables]);
+  if (names.size > LIMITS.maxOutputVariables) {
+    v.add(`${field}.env.exported-variables`, `with outputVariables the action has ${names.size} output variables; at most ${LIMITS.maxOutputVariables}`);
   }
 }
 

@@ -14,8 +14,9 @@
 //   its absence is reported naming `configuration.RepositoryUrl`. AWS's own keys
 //   (RepositoryName, FullRepositoryId, ConnectionArn, Owner, Repo, ...) stay
 //   accepted and kept, so GetPipeline returns the file as it was written.
-// - CodeBuild runs as Commands when the action lists `commands`: Sluice cannot
-//   run a CodeBuild project (ProjectName is kept but not used).
+// - CodeBuild runs as Commands when the action lists `commands` or gives a
+//   `BuildSpec`: Sluice cannot run a CodeBuild project (ProjectName is kept but
+//   not used), so it never reads a buildspec.yml the project would have named.
 // - S3 deploy runs as ObjectStore (same configuration keys).
 //
 // Configuration keys outside a provider's list are rejected: a misspelt key
@@ -135,6 +136,7 @@ const OBJECT_STORE_CONFIGURATION = {
   ObjectKey: prop(false, "text", "key prefix (Extract true) or object key (Extract false)"),
   Extract: prop(false, "boolean", "true (default): extract the artifact's files; false: store the zip as ObjectKey"),
 };
+const BUILD_SPEC = prop(false, "text", "buildspec (version 0.2) inline as YAML or JSON, or the path of one in the primary input artifact");
 const SOURCE = { input: { min: 0, max: 0 }, output: { min: 1, max: 1 } };
 const COMMANDS_BOUNDS = { input: { min: 0, max: 5 }, output: { min: 0, max: 5 } };
 
@@ -193,7 +195,10 @@ const ENTRIES: readonly Entry[] = [
       provider: "Commands",
       builtIn: "Commands",
       bounds: COMMANDS_BOUNDS,
-      configuration: { Commands: prop(false, "commands", "newline-separated shell commands (instead of the commands list)") },
+      configuration: {
+        Commands: prop(false, "commands", "newline-separated shell commands (instead of the commands list)"),
+        BuildSpec: BUILD_SPEC,
+      },
       commands: "list-or-configuration",
     }),
   ),
@@ -209,6 +214,7 @@ const ENTRIES: readonly Entry[] = [
         PrimarySource: KEPT("CodeBuild primary source"),
         BatchEnabled: KEPT("CodeBuild batch flag"),
         CombineArtifacts: KEPT("CodeBuild batch artifact flag"),
+        BuildSpec: BUILD_SPEC,
       },
       commands: "list",
       timeout: CODEBUILD_TIMEOUT_MINUTES,

@@ -2,6 +2,7 @@
 // produced before the value that uses it is read.
 
 import { NAMESPACE_PATTERN, PIPELINE_VARIABLES, VARIABLE_KEY_PATTERN } from "../limits.js";
+import { commandsOutputVariables } from "./buildspec.js";
 import { listed, q } from "./messages.js";
 import { describe, runsBefore } from "./positions.js";
 import type { Declared, PipelineIndex, Position } from "./positions.js";
@@ -74,7 +75,12 @@ function producedVariables(producer: Declared, index: PipelineIndex): ReadonlySe
   // Cached per validation run: a Set keeps many references to a large producer linear.
   if (index.produced.has(producer.path)) return index.produced.get(producer.path);
   const spec = resolveProvider(producer.decl.actionTypeId);
-  const names = spec === undefined ? undefined : spec.outputVariables === "declared" ? producer.decl.outputVariables : spec.outputVariables;
+  const names =
+    spec === undefined
+      ? undefined
+      : spec.outputVariables === "declared"
+        ? commandsOutputVariables(producer.decl.outputVariables, producer.decl.configuration)
+        : spec.outputVariables;
   const produced = names === undefined ? undefined : new Set(names);
   index.produced.set(producer.path, produced);
   return produced;

@@ -570,7 +570,7 @@ describe("commands", () => {
   it("a Commands action needs commands or configuration.Commands", () => {
     expectViolations(
       (j) => delete actionOf(j, 1, 1).commands,
-      [["pipeline.stages[1].actions[1].commands", "is required: list the shell commands to run (or give them in configuration.Commands)"]],
+      [["pipeline.stages[1].actions[1].commands", "is required: list the shell commands to run (or give them in configuration.Commands, or a buildspec in configuration.BuildSpec)"]],
     );
     expectViolations((j) => {
       delete actionOf(j, 1, 1).commands;
@@ -623,7 +623,7 @@ describe("commands", () => {
       [
         [
           "pipeline.stages[1].actions[1].commands",
-          "is required: Sluice runs Test/CodeBuild as a Commands action and cannot run CodeBuild projects; list the shell commands to run",
+          "is required: Sluice runs Test/CodeBuild as a Commands action and cannot run CodeBuild projects; list the shell commands to run (or give a buildspec in configuration.BuildSpec)",
         ],
       ],
     );

@@ -1,9 +1,11 @@
-import { readFile, writeFile } from "node:fs/promises";
+import { writeFile } from "node:fs/promises";
 import path from "node:path";
-import { MAX_SUMMARY_CHARS, SECRET_ENV_TYPES } from "@sluice/domain";
+import { BUILD_SPEC_KEY } from "@sluice/domain";
 import { runProcess } from "../process.js";
-import { JobFailure, LineTail, configValue, createMasker, createValueMasker } from "./provider.js";
+import { runBuildSpec } from "./buildspec.js";
+import { JobFailure, configValue } from "./provider.js";
 import type { Provider, ProviderOutcome } from "./provider.js";
+import { jobVariables, lastNonEmptyLine, outputSink, outputVariablesFrom, summaryWithTail, truncate } from "./shell-job.js";
 
 /**
  * `Build`/`Test`/`Deploy` `Commands`: runs the action's shell commands in the workspace,
@@ -16,12 +18,9 @@ import type { Provider, ProviderOutcome } from "./provider.js";
  * from the job is ever spliced into the script text. `#{…}` references were already turned
  * into `${SLUICE_REF_n}` expansions by the orchestrator (domain shell-references.ts), with
  * their values among the job's environment variables.
+ *
+ * With `configuration.BuildSpec` the action runs a buildspec instead (see buildspec.ts).
  */
-
-/** Output lines kept for a failure summary. */
-const TAIL_LINES = 100;
-
-const NAME_PATTERN = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
 /**
  * Runs before and after the user's commands. `set -eo pipefail` stops at the first failing
@@ -47,31 +46,15 @@ const SCRIPT_HEADER = [
 /** The Commands provider. */
 export const commandsProvider: Provider = async (ctx) => {
   const { job, ws } = ctx;
+  // Untrimmed: an inline buildspec is parsed exactly as the domain validated it.
+  const buildSpec = job.configuration[BUILD_SPEC_KEY];
+  if (buildSpec !== undefined && buildSpec.trim() !== "") return runBuildSpec(ctx, buildSpec);
   const commands =
     job.commands.length > 0 ? [...job.commands] : (configValue(job, "Commands")?.split(/\r?\n/) ?? []);
   if (commands.every((c) => c.trim() === "")) {
     throw new JobFailure("ConfigurationError", "commands: at least one command is required");
   }
-
-  const userEnv: Record<string, string> = {};
-  const secrets: string[] = [];
-  job.environmentVariables.forEach((v, i) => {
-    if (!NAME_PATTERN.test(v.name)) {
-      throw new JobFailure(
-        "ConfigurationError",
-        `environmentVariables[${i}].name: "${v.name}" is not a valid variable name`,
-      );
-    }
-    userEnv[v.name] = v.value;
-    if (SECRET_ENV_TYPES.has(v.type)) secrets.push(v.value);
-  });
-  job.outputVariables.forEach((name, i) => {
-    if (!NAME_PATTERN.test(name)) {
-      throw new JobFailure("ConfigurationError", `outputVariables[${i}]: "${name}" is not a valid variable name`);
-    }
-  });
-  const mask = createMasker(secrets);
-  const maskValue = createValueMasker(secrets);
+  const vars = jobVariables(job);
 
   const scriptFile = path.join(ws.run, "commands.sh");
   const envFile = path.join(ws.run, "final.env");
@@ -79,23 +62,14 @@ export const commandsProvider: Provider = async (ctx) => {
 
   const env: Record<string, string> = {
     ...ctx.env,
-    ...userEnv,
+    ...vars.env,
     // Set last: the runner's own plumbing cannot be redirected by a job's variables.
     SLUICE_ENV_FILE: envFile,
     SLUICE_OUTPUT_VARIABLES: job.outputVariables.join(" "),
   };
 
-  const tail = new LineTail(TAIL_LINES);
-  const outcome = await runProcess(["bash", scriptFile], {
-    cwd: ws.src,
-    env,
-    signal: ctx.signal,
-    onLine: (stream, raw) => {
-      const line = mask(raw);
-      tail.push(line);
-      ctx.logger.debug("command output", { stream, line });
-    },
-  });
+  const { tail, onLine } = outputSink(ctx, vars.mask);
+  const outcome = await runProcess(["bash", scriptFile], { cwd: ws.src, env, signal: ctx.signal, onLine });
 
   if (outcome.aborted) {
     throw new JobFailure("JobFailed", "commands were stopped before they finished", summaryWithTail("Stopped", tail));
@@ -108,17 +82,7 @@ export const commandsProvider: Provider = async (ctx) => {
     throw new JobFailure("JobFailed", message, summaryWithTail(`Commands ${how}`, tail));
   }
 
-  const finalEnv = await readEnvFile(envFile);
-  const outputVariables: Record<string, string> = {};
-  for (const name of job.outputVariables) {
-    const value = finalEnv.get(name);
-    if (value === undefined) {
-      ctx.logger.warn("output variable not set by the commands", { variable: name });
-      continue;
-    }
-    // Masked here too, so a secret never travels on SLUICE_RESULTS (decide() masks it again).
-    outputVariables[name] = maskValue(value);
-  }
+  const outputVariables = await outputVariablesFrom(envFile, job.outputVariables, vars, ctx);
 
   const declared = new Map(job.outputArtifacts.map((a) => [a.name, a.files]));
   const result: ProviderOutcome = {
@@ -129,42 +93,3 @@ export const commandsProvider: Provider = async (ctx) => {
   };
   return result;
 };
-
-/** Parses `env -0` output: NUL-separated `NAME=value` entries (values may contain newlines). */
-async function readEnvFile(file: string): Promise<Map<string, string>> {
-  const vars = new Map<string, string>();
-  let text: string;
-  try {
-    text = await readFile(file, "utf8");
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === "ENOENT") return vars;
-    throw err;
-  }
-  for (const entry of text.split("\0")) {
-    const eq = entry.indexOf("=");
-    if (eq <= 0) continue;
-    vars.set(entry.slice(0, eq), entry.slice(eq + 1));
-  }
-  return vars;
-}
-
-function summaryWithTail(headline: string, tail: LineTail): string {
-  const lines = tail.toString();
-  if (lines.trim() === "") return headline;
-  const head = `${headline}. Last output:\n`;
-  const room = MAX_SUMMARY_CHARS - head.length;
-  return head + (lines.length > room ? `…${lines.slice(lines.length - room + 1)}` : lines);
-}
-
-function lastNonEmptyLine(tail: LineTail): string {
-  const lines = tail.toString().split("\n");
-  for (let i = lines.length - 1; i >= 0; i--) {
-    const line = lines[i]?.trim() ?? "";
-    if (line !== "") return line;
-  }
-  return "";
-}
-
-function truncate(text: string, max: number): string {
-  return text.length > max ? `${text.slice(0, max - 1)}…` : text;
-}
