@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { hostname, tmpdir } from "node:os";
-import { runnerPoolProblem } from "@sluice/domain";
+import { DEFAULT_RUNNER_POOL, runnerPoolProblem } from "@sluice/domain";
 import { parseTokenTable } from "@sluice/grpc";
 import { ConfigError, GIT_HOST_ENV, commonConfig, commonEnv, durationMs, loadConfig, positiveInt } from "@sluice/service-kit";
 import type { CommonConfig } from "@sluice/service-kit";
@@ -186,7 +186,7 @@ export function loadActionRunnerConfig(env: Record<string, string | undefined>):
     jobUid: e.RUNNER_JOB_UID,
     jobGid: e.RUNNER_JOB_UID === undefined ? undefined : (e.RUNNER_JOB_GID ?? e.RUNNER_JOB_UID),
     runnerId: e.RUNNER_ID ?? `${hostname()}-${randomUUID().slice(0, 8)}`,
-    pools: e.RUNNER_POOLS ?? e.RUNNER_POOL ?? ["default"],
+    pools: e.RUNNER_POOLS ?? e.RUNNER_POOL ?? [DEFAULT_RUNNER_POOL],
     providers: RUNNER_PROVIDERS.filter((p) => e.RUNNER_PROVIDERS?.includes(p) ?? true),
     concurrency: e.RUNNER_CONCURRENCY,
     ackWaitMs: e.RUNNER_ACK_WAIT_MS,
