@@ -67,9 +67,86 @@ export interface ConsumeOptions<S extends DescMessage> {
   readonly ackWaitMs?: number | undefined;
   /** Handlers running at once (default 1); never more messages are pulled than free slots. */
   readonly concurrency?: number | undefined;
+  /**
+   * Slots shared with other consumers (see `createSharedSlots`), instead of `concurrency`: one
+   * limit over several durables, e.g. a runner's consumers of several pools.
+   */
+  readonly slots?: SharedSlots | undefined;
   /** How long one pull request waits on the server for messages (default 10 000, minimum 1 000). */
   readonly pullExpiresMs?: number | undefined;
   readonly handler: MessageHandler<S>;
+}
+
+/**
+ * A limit on messages handled at once, shared by several consume loops. A loop reserves slots
+ * for the messages its open pull request asks for (at most its fair share, capacity / loops,
+ * rounded up) and gives back what it did not receive; freed slots go first to the loops that
+ * were waiting, in turn. So no consumer starves another for longer than one pull's expiry —
+ * keep `pullExpiresMs` short when there are more loops than slots.
+ */
+export interface SharedSlots {
+  readonly capacity: number;
+}
+
+/** Slots for `capacity` messages at once across the consumers given them. */
+export function createSharedSlots(capacity: number): SharedSlots {
+  if (!Number.isInteger(capacity) || capacity < 1) throw new RangeError(`capacity: must be a positive integer, got ${capacity}`);
+  return new Slots(capacity);
+}
+
+class Slots implements SharedSlots {
+  private used = 0;
+  private readonly waiting = new Set<() => void>();
+  /** The loops sharing the slots, by their wake functions. */
+  private readonly members = new Set<() => void>();
+  /** Slots each loop holds. */
+  private readonly held = new Map<() => void, number>();
+
+  constructor(readonly capacity: number) {}
+
+  /** A loop that shares these slots from now on. */
+  join(wake: () => void): void {
+    this.members.add(wake);
+  }
+
+  /**
+   * Takes free slots up to the loop's fair share, or one more when nobody waits for it (possibly
+   * none); with none, `wake` runs once one is given back.
+   */
+  take(wake: () => void): number {
+    const free = this.capacity - this.used;
+    const share = Math.ceil(this.capacity / Math.max(1, this.members.size)) - (this.held.get(wake) ?? 0);
+    const othersWait = [...this.waiting].some((w) => w !== wake);
+    const n = Math.min(free, share > 0 ? share : othersWait ? 0 : 1);
+    if (n <= 0) {
+      this.waiting.add(wake);
+      return 0;
+    }
+    this.waiting.delete(wake);
+    this.used += n;
+    this.held.set(wake, (this.held.get(wake) ?? 0) + n);
+    return n;
+  }
+
+  /** Gives back `n` of the loop's slots and wakes the waiting loops, oldest first. */
+  give(wake: () => void, n: number): void {
+    if (n <= 0) return;
+    this.used -= n;
+    const left = (this.held.get(wake) ?? n) - n;
+    if (left > 0) this.held.set(wake, left);
+    else this.held.delete(wake);
+    for (const next of [...this.waiting]) {
+      if (this.used >= this.capacity) return;
+      this.waiting.delete(next);
+      next();
+    }
+  }
+
+  /** A stopped loop waits no more, and its share goes to the others (its slots come back through `give`). */
+  leave(wake: () => void): void {
+    this.waiting.delete(wake);
+    this.members.delete(wake);
+  }
 }
 
 /** A running consume loop. */
@@ -147,7 +224,7 @@ interface ResolvedConsumeOptions<S extends DescMessage> {
   readonly maxDeliver: number;
   readonly isTransient: ((err: unknown) => boolean) | undefined;
   readonly ackWaitMs: number;
-  readonly concurrency: number;
+  readonly slots: Slots;
   readonly pullExpiresMs: number;
   readonly handler: MessageHandler<S>;
 }
@@ -175,7 +252,7 @@ function resolveConsumeOptions<S extends DescMessage>(opts: ConsumeOptions<S>): 
     maxDeliver: positiveInt("maxDeliver", opts.maxDeliver ?? 5),
     isTransient: opts.isTransient,
     ackWaitMs: positiveInt("ackWaitMs", opts.ackWaitMs ?? 30_000),
-    concurrency: positiveInt("concurrency", opts.concurrency ?? 1),
+    slots: opts.slots instanceof Slots ? opts.slots : new Slots(positiveInt("concurrency", opts.concurrency ?? 1)),
     pullExpiresMs,
     handler: opts.handler,
   };
@@ -210,7 +287,7 @@ async function ensureConsumer(jsm: JetStreamManager, cfg: ResolvedConsumeOptions
   try {
     existing = await jsm.consumers.info(cfg.stream, cfg.durable);
   } catch (err) {
-    if (!(err instanceof JetStreamApiError && err.code === JetStreamApiCodes.ConsumerNotFound)) throw err;
+    if (!isConsumerNotFound(err)) throw err;
   }
   if (existing === undefined) {
     const full: Partial<ConsumerConfig> = {
@@ -242,10 +319,9 @@ async function ensureConsumer(jsm: JetStreamManager, cfg: ResolvedConsumeOptions
 class ConsumeLoop<S extends DescMessage> {
   private stopped = false;
   private stopping: Promise<void> | undefined;
-  /** Messages being handled. */
-  private inFlight = 0;
-  /** Messages asked for by open pull requests and not yet received. */
+  /** Messages asked for by open pull requests and not yet received (each holds a slot, as a handled message does). */
   private requested = 0;
+  private readonly wake = (): void => this.pump();
   private readonly fetches = new Set<ConsumerMessages>();
   private readonly handlers = new Set<Promise<void>>();
   private readonly pulls = new Set<Promise<void>>();
@@ -260,6 +336,7 @@ class ConsumeLoop<S extends DescMessage> {
     private readonly consumer: JsConsumer,
   ) {
     this.logger = deps.logger.child({ stream: cfg.stream, durable: cfg.durable });
+    cfg.slots.join(this.wake);
   }
 
   /**
@@ -268,7 +345,7 @@ class ConsumeLoop<S extends DescMessage> {
    */
   pump(): void {
     if (this.stopped || this.retryTimer !== undefined || this.deps.nc.isClosed()) return;
-    const want = this.cfg.concurrency - this.inFlight - this.requested;
+    const want = this.cfg.slots.take(this.wake);
     if (want <= 0) return;
     this.requested += want;
     const pull = this.pull(want);
@@ -291,6 +368,7 @@ class ConsumeLoop<S extends DescMessage> {
         if (this.stopped) {
           // Arrived after stop(): hand it straight back so another replica takes it now.
           m.nak();
+          this.cfg.slots.give(this.wake, 1);
           continue;
         }
         this.dispatch(m);
@@ -306,6 +384,7 @@ class ConsumeLoop<S extends DescMessage> {
     } finally {
       if (iter !== undefined) this.fetches.delete(iter);
       this.requested -= batch - received;
+      this.cfg.slots.give(this.wake, batch - received);
       this.pump();
     }
   }
@@ -320,10 +399,9 @@ class ConsumeLoop<S extends DescMessage> {
   }
 
   private dispatch(m: JsMsg): void {
-    this.inFlight++;
     const handled = this.handle(m).finally(() => {
-      this.inFlight--;
       this.handlers.delete(handled);
+      this.cfg.slots.give(this.wake, 1);
       this.pump();
     });
     this.handlers.add(handled);
@@ -468,6 +546,7 @@ class ConsumeLoop<S extends DescMessage> {
 
   private async doStop(): Promise<void> {
     this.stopped = true;
+    this.cfg.slots.leave(this.wake);
     if (this.retryTimer !== undefined) clearTimeout(this.retryTimer);
     this.retryTimer = undefined;
     this.abort.abort(new Error(`consumer ${this.cfg.durable} stopping`));
@@ -478,6 +557,11 @@ class ConsumeLoop<S extends DescMessage> {
     if (!this.deps.nc.isClosed()) await this.deps.nc.flush().catch(() => undefined);
     this.logger.debug("consumer stopped");
   }
+}
+
+/** True when a JetStream API call failed because the consumer does not exist. */
+export function isConsumerNotFound(err: unknown): boolean {
+  return err instanceof JetStreamApiError && err.code === JetStreamApiCodes.ConsumerNotFound;
 }
 
 /** The message of any thrown value. */

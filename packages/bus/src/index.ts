@@ -43,9 +43,10 @@ export {
   permissionsFor,
   resultPublisherOf,
   runnerDurableName,
+  runnerPoolsOf,
 } from "./permissions.js";
 export type { AuthorizationConfigOptions, BusLogin, GeneratedBusAuthorization, BusPrincipal, BusRole, BusUser, PasswordSource, ResultPublisherPrincipal, SubjectPermissions } from "./permissions.js";
-export { DLQ_MESSAGES_METRIC, backoffMs, transientBackoffMs } from "./consume.js";
+export { DLQ_MESSAGES_METRIC, backoffMs, createSharedSlots, isConsumerNotFound, transientBackoffMs } from "./consume.js";
 export { isTransientError } from "./transient.js";
-export type { ConsumeOptions, Consumer, HandlerContext, MessageHandler } from "./consume.js";
+export type { ConsumeOptions, Consumer, HandlerContext, MessageHandler, SharedSlots } from "./consume.js";
 export { TRACEPARENT, activeTraceparent, contextFromHeaders, contextFromTraceparent } from "./tracing.js";

@@ -16,8 +16,18 @@ import { sanitizeToken } from "./catalog.js";
 /** The role of a bus user. Jobs' processes get no user at all, and the artifact service does not use the bus. */
 export type BusRole = "orchestrator" | "runner" | "approval" | "source-poller" | "admin";
 
-/** One principal: a role, and for a runner its pool. */
-export type BusPrincipal = { readonly role: "runner"; readonly pool: string } | { readonly role: Exclude<BusRole, "runner"> };
+/**
+ * One principal: a role, and for a runner its pool (which names the user) and any further pools
+ * the same user serves (a runner with several RUNNER_POOLS).
+ */
+export type BusPrincipal =
+  | { readonly role: "runner"; readonly pool: string; readonly morePools?: readonly string[] | undefined }
+  | { readonly role: Exclude<BusRole, "runner"> };
+
+/** Every pool a runner principal serves: its own, then the others, without duplicates. */
+export function runnerPoolsOf(principal: Extract<BusPrincipal, { role: "runner" }>): string[] {
+  return [...new Set([principal.pool, ...(principal.morePools ?? [])])];
+}
 
 /** Publish and subscribe allow-lists of one user (everything else is denied). */
 export interface SubjectPermissions {
@@ -98,18 +108,19 @@ export function permissionsFor(catalog: Catalog, principal: BusPrincipal): Subje
         subscribe: [inbox],
       };
     case "runner": {
-      const pool = sanitizeToken(principal.pool);
-      const durable = runnerDurableName(principal.pool);
-      return {
-        publish: [
-          ...basics(catalog),
-          ...ownConsumer(st.jobs, durable, [`${root}jobs.${pool}.>`]),
+      // Per pool: its consumer, and its result subjects (what the orchestrator checks a result's pool by).
+      const perPool = runnerPoolsOf(principal).flatMap((p) => {
+        const durable = runnerDurableName(p);
+        return [
+          ...ownConsumer(st.jobs, durable, [`${root}jobs.${sanitizeToken(p)}.>`]),
           // A runner serving several job kinds keeps one multi-filter consumer, which has no
           // filter-checked create subject (see "Known limits").
           `$JS.API.CONSUMER.DURABLE.CREATE.${st.jobs}.${durable}`,
-          s.resultPublisherFilter({ runner: principal.pool }),
-          s.dlqSubject(st.jobs),
-        ],
+          s.resultPublisherFilter({ runner: p }),
+        ];
+      });
+      return {
+        publish: [...basics(catalog), ...perPool, s.dlqSubject(st.jobs)],
         subscribe: [inbox, s.controlSubject("cancel")],
       };
     }
@@ -207,15 +218,16 @@ export interface GeneratedBusAuthorization {
   readonly approval: BusLogin;
   readonly sourcePoller: BusLogin;
   readonly admin: BusLogin;
-  /** One login per runner pool. */
+  /** One login per runner user, keyed by its pools joined with "," (one pool: the pool's name). */
   readonly runners: Readonly<Record<string, BusLogin>>;
 }
 
 /**
  * Every principal with a fresh random password (test servers and the dev cluster): the
- * orchestrator, approval, source-poller, admin and a runner user per pool.
+ * orchestrator, approval, source-poller, admin and one runner user per entry of `pools` — a
+ * pool's name, or a list of pools served by one user (named after the first).
  */
-export function generateBusAuthorization(catalog: Catalog, pools: readonly string[] = ["default"]): GeneratedBusAuthorization {
+export function generateBusAuthorization(catalog: Catalog, pools: readonly (string | readonly string[])[] = ["default"]): GeneratedBusAuthorization {
   const login = (principal: BusPrincipal): BusLogin => ({ user: busUserName(principal), password: randomBytes(24).toString("hex") });
   const orchestrator = login({ role: "orchestrator" });
   const approval = login({ role: "approval" });
@@ -228,17 +240,22 @@ export function generateBusAuthorization(catalog: Catalog, pools: readonly strin
     { principal: { role: "source-poller" }, password: sourcePoller.password },
     { principal: { role: "admin" }, password: admin.password },
   ];
-  for (const pool of new Set(pools)) {
-    const runner = login({ role: "runner", pool });
-    runners[pool] = runner;
-    users.push({ principal: { role: "runner", pool }, password: runner.password });
+  for (const entry of pools) {
+    const [pool = "", ...morePools] = typeof entry === "string" ? [entry] : entry;
+    const key = [pool, ...morePools].join(",");
+    if (Object.hasOwn(runners, key)) continue;
+    const principal: BusPrincipal = { role: "runner", pool, morePools };
+    const runner = login(principal);
+    runners[key] = runner;
+    users.push({ principal, password: runner.password });
   }
   return { config: natsAuthorizationConfig({ catalog, users }), orchestrator, approval, sourcePoller, admin, runners };
 }
 
 /**
  * The generated authorization as the dev cluster takes it (`startCluster({ busAuthorization })`):
- * one login per service process, the runner being pool `pool`'s.
+ * one login per service process, the runner being the user of `pool` (a key of `runners`:
+ * a pool, or pools joined with ",").
  */
 export function clusterBusAuthorization(generated: GeneratedBusAuthorization, pool = "default"): {
   config: string;

@@ -8,7 +8,7 @@ import { DeadLetterSchema, JobSchema, StateChangeEventSchema } from "@sluice/pro
 import type { DeadLetter, Job, StateChangeEvent } from "@sluice/proto";
 // inject("servers") is typed by (and provided by the global setup of) the testkit.
 import { AlsContextManager } from "@sluice/testkit";
-import { connectBus } from "../src/index.js";
+import { connectBus, createSharedSlots } from "../src/index.js";
 import type { Bus, Consumer, HandlerContext, MessageHandler } from "../src/index.js";
 
 /** A handler from synchronous test code: a throw becomes a rejection, as from an async handler. */
@@ -418,6 +418,39 @@ describe("lifecycle", () => {
     await Promise.all(Array.from({ length: 12 }, (_, i) => bus.publish(subjects[i % 3] ?? "", JobSchema, job(`m${i}`), { msgId: `m-${pool}-${i}` })));
     await expect.poll(() => streamMessages(bus.streams.jobs)).toBe(0);
     expect([...seen].sort()).toEqual([...subjects].sort());
+    expect(maxRunning).toBe(2);
+  });
+
+  it("shares one concurrency limit between durables given the same slots, and serves both", async () => {
+    const pools = [`pool${++nextPool}`, `pool${++nextPool}`];
+    const slots = createSharedSlots(2);
+    let running = 0;
+    let maxRunning = 0;
+    const seen = new Map<string, number>();
+    for (const pool of pools) {
+      await track(
+        bus.consume({
+          stream: bus.streams.jobs,
+          durable: `runner-${pool}`,
+          filterSubject: bus.subjects.jobSubject(pool, "Build", "Commands"),
+          schema: JobSchema,
+          slots,
+          pullExpiresMs: 1_000,
+          handler: async () => {
+            running++;
+            maxRunning = Math.max(maxRunning, running);
+            await new Promise((r) => setTimeout(r, 50));
+            seen.set(pool, (seen.get(pool) ?? 0) + 1);
+            running--;
+          },
+        }),
+      );
+    }
+    await Promise.all(
+      Array.from({ length: 12 }, (_, i) => bus.publish(bus.subjects.jobSubject(pools[i % 2] ?? "", "Build", "Commands"), JobSchema, job(`s${i}`), { msgId: `s-${pools[0]}-${i}` })),
+    );
+    await expect.poll(() => streamMessages(bus.streams.jobs), { timeout: 20_000 }).toBe(0);
+    expect(pools.map((p) => seen.get(p))).toEqual([6, 6]);
     expect(maxRunning).toBe(2);
   });
 

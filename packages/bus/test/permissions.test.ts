@@ -40,7 +40,7 @@ async function corePublishDenied(nc: NatsConnection, subject: string): Promise<b
 }
 
 beforeAll(async () => {
-  auth = generateBusAuthorization(catalog, ["p1", "p2"]);
+  auth = generateBusAuthorization(catalog, ["p1", "p2", ["m1", "m2"]]);
   server = await startNats({ config: auth.config });
   admin = await busAs(auth.admin, "perm-admin");
   await admin.ensureStreams();
@@ -180,5 +180,37 @@ describe("the other services", () => {
     await runner.nc.flush();
     orchestrator.nc.publish(orchestrator.subjects.controlSubject("cancel"), new Uint8Array([7]));
     for await (const m of cancels) expect(Array.from(m.data)).toEqual([7]);
+  });
+});
+
+describe("a runner user of pools m1 and m2", () => {
+  it("consumes and answers the jobs of both pools, and no other pool's", async () => {
+    const multi = await busAs(auth.runners["m1,m2"] ?? auth.admin, "perm-runner-m");
+    expect(auth.runners["m1,m2"]?.user).toBe("runner-m1");
+    const seen: string[] = [];
+    const consumers = await Promise.all(
+      ["m1", "m2"].map((pool) =>
+        multi.consume({
+          stream: multi.streams.jobs,
+          durable: `runner-${pool}`,
+          filterSubject: [multi.subjects.jobSubject(pool, "Build", "Commands"), multi.subjects.jobSubject(pool, "Test", "Commands")],
+          schema: JobSchema,
+          handler: async (job) => {
+            seen.push(job.jobId);
+            await multi.publish(multi.subjects.resultSubject(job.pipelineName, { runner: pool }), JobResultSchema, { jobId: job.jobId }, { msgId: `r-${job.jobId}` });
+          },
+        }),
+      ),
+    );
+    await admin.publish(admin.subjects.jobSubject("m1", "Build", "Commands"), JobSchema, { jobId: "m-1", pipelineName: "demo" }, { msgId: "m-1" });
+    await admin.publish(admin.subjects.jobSubject("m2", "Build", "Commands"), JobSchema, { jobId: "m-2", pipelineName: "demo" }, { msgId: "m-2" });
+    await expect.poll(() => [...seen].sort()).toEqual(["m-1", "m-2"]);
+    for (const c of consumers) await c.stop();
+    const foreign: unknown = await multi.publish(multi.subjects.resultSubject("demo", { runner: "p1" }), JobResultSchema, { jobId: "forged-m" }, { msgId: "forged-m" }).catch((e: unknown) => e);
+    expect(isPermissionViolation(foreign)).toBe(true);
+    const other: unknown = await multi
+      .consume({ stream: multi.streams.jobs, durable: "runner-p2", filterSubject: multi.subjects.jobSubject("p2", "Build", "Commands"), schema: JobSchema, handler: () => Promise.resolve() })
+      .catch((e: unknown) => e);
+    expect(isPermissionViolation(other)).toBe(true);
   });
 });

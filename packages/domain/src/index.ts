@@ -94,14 +94,18 @@ export type { ActionCategory, ActionOwner, ApprovalStatus } from "./limits.js";
 export {
   BUILT_IN_PROVIDERS,
   DEFAULT_BRANCH,
+  DEFAULT_RUNNER_POOL,
   DEFAULT_TIMEOUT_MINUTES,
   GIT_OUTPUT_VARIABLES,
+  RUNNER_POOL_KEY,
   actionTimeoutMinutes,
   commandsOf,
   gitSourceOf,
   objectStoreTargetOf,
   providerKey,
   resolveProvider,
+  runnerPoolOf,
+  runnerPoolProblem,
   splitCommands,
   supportedProviders,
 } from "./validation/providers.js";

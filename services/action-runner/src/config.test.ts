@@ -23,7 +23,8 @@ describe("action-runner config", () => {
       busPrefix: undefined,
       artifactAddr: "127.0.0.1:50052",
       serviceToken: "runner-token",
-      pool: "default",
+      pools: ["default"],
+      providers: ["Git", "Commands", "ObjectStore", "Rule"],
       concurrency: 2,
       ackWaitMs: 30_000,
       workspaceRoot: tmpdir(),
@@ -62,14 +63,16 @@ describe("action-runner config", () => {
       S3_SECRET_KEY: "sk",
       RUNNER_PASS_ENV: "GOPROXY, NPM_CONFIG_REGISTRY",
       GOPROXY: "https://proxy.golang.org",
-      RUNNER_POOL: "gpu",
+      RUNNER_POOLS: "gpu, arm64 ,gpu",
+      RUNNER_PROVIDERS: "Commands,Rule",
       RUNNER_CONCURRENCY: "4",
     });
     expect(config).not.toHaveProperty("objectStore");
     expect(JSON.stringify(config)).not.toMatch(/"(ak|sk)"/);
     expect(config.jobBaseEnv["GOPROXY"]).toBe("https://proxy.golang.org");
     expect(config.jobBaseEnv["PATH"]).toBe("/usr/local/bin:/usr/bin:/bin");
-    expect(config.pool).toBe("gpu");
+    expect(config.pools).toEqual(["gpu", "arm64"]);
+    expect(config.providers).toEqual(["Commands", "Rule"]);
     expect(config.concurrency).toBe(4);
   });
 
@@ -80,7 +83,8 @@ describe("action-runner config", () => {
         NATS_URL: "",
         SLUICE_AUTH_TOKENS: "garbage",
         GRPC_PORT: "70000",
-        RUNNER_POOL: "a.b",
+        RUNNER_POOLS: "ok,a.b",
+        RUNNER_PROVIDERS: "Commands,Lambda",
         RUNNER_CONCURRENCY: "0",
       });
     } catch (err) {
@@ -92,11 +96,30 @@ describe("action-runner config", () => {
       "GRPC_PORT",
       "ARTIFACT_ADDR",
       "SLUICE_SERVICE_TOKEN",
-      "RUNNER_POOL",
+      "RUNNER_POOLS",
+      "RUNNER_PROVIDERS",
       "RUNNER_CONCURRENCY",
     ]) {
       expect(message).toContain(name);
     }
+  });
+
+  it("takes the deprecated RUNNER_POOL as one pool, never together with RUNNER_POOLS", () => {
+    expect(loadActionRunnerConfig({ ...minimal, RUNNER_POOL: "legacy" }).pools).toEqual(["legacy"]);
+    const refused = (env: Record<string, string>): string => {
+      try {
+        loadActionRunnerConfig({ ...minimal, ...env });
+      } catch (err) {
+        return err instanceof Error ? err.message : String(err);
+      }
+      return "";
+    };
+    expect(refused({ RUNNER_POOL: "a", RUNNER_POOLS: "b" })).toContain("RUNNER_POOL: is the deprecated form of RUNNER_POOLS");
+    expect(refused({ RUNNER_POOL: "a,b" })).toContain("RUNNER_POOL: names one pool; use RUNNER_POOLS for several");
+    expect(refused({ RUNNER_POOLS: "custom" })).toContain('RUNNER_POOLS: "custom" is reserved');
+    expect(refused({ RUNNER_POOLS: "p".repeat(33) })).toContain("RUNNER_POOLS: ");
+    expect(refused({ RUNNER_POOLS: " , " })).toContain("RUNNER_POOLS: must name at least one");
+    expect(refused({ RUNNER_PROVIDERS: "Manual" })).toContain('RUNNER_PROVIDERS: "Manual" is not a provider a runner serves (Git, Commands, ObjectStore, Rule)');
   });
 
   it("refuses a token table: a runner gets only its own credential", () => {

@@ -1,11 +1,14 @@
 import { randomUUID } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { hostname, tmpdir } from "node:os";
+import { DEFAULT_RUNNER_POOL, runnerPoolProblem } from "@sluice/domain";
 import { parseTokenTable } from "@sluice/grpc";
 import { ConfigError, GIT_HOST_ENV, commonConfig, commonEnv, durationMs, loadConfig, positiveInt } from "@sluice/service-kit";
 import type { CommonConfig } from "@sluice/service-kit";
 import { z } from "zod";
 import type { JobIsolationSetting } from "./isolation.js";
+import { RUNNER_PROVIDERS } from "./providers/table.js";
+import type { RunnerProvider } from "./providers/table.js";
 
 // The runner keeps no state in MongoDB: everything common except MONGO_URL. Nor does it take
 // the token table: see SLUICE_AUTH_TOKENS below.
@@ -66,11 +69,21 @@ export const actionRunnerEnvSchema = z
     RUNNER_JOB_GID: jobId("gid").optional(),
     /** Name of this runner in results (`updatedBy`) and logs; default `<hostname>-<random>`. */
     RUNNER_ID: z.string().optional(),
-    /** The pool whose jobs this runner takes (`sluice.jobs.<pool>.…`). */
-    RUNNER_POOL: z
-      .string()
-      .regex(/^[A-Za-z0-9_-]+$/, "must contain only letters, digits, '_' and '-'")
-      .default("default"),
+    /**
+     * The pools whose jobs this runner takes (`sluice.jobs.<pool>.…`), comma-separated; default
+     * `default`. `custom` is reserved (custom action types' jobs).
+     */
+    RUNNER_POOLS: commaList((name) => runnerPoolProblem(name)).optional(),
+    /** Deprecated: one pool, as RUNNER_POOLS. Refused together with RUNNER_POOLS. */
+    RUNNER_POOL: commaList((name) => runnerPoolProblem(name), { one: true }).optional(),
+    /**
+     * The providers this runner serves, comma-separated, of Git, Commands, ObjectStore, Http and Rule
+     * (Commands rules of conditions); default all. Every runner of one pool must serve the same
+     * providers: they share the pool's consumer (see service.ts).
+     */
+    RUNNER_PROVIDERS: commaList((name) =>
+      (RUNNER_PROVIDERS as readonly string[]).includes(name) ? undefined : `${JSON.stringify(name)} is not a provider a runner serves (${RUNNER_PROVIDERS.join(", ")})`,
+    ).optional(),
     /** Jobs this runner runs at once, across all the providers it serves. */
     RUNNER_CONCURRENCY: positiveInt()
       .refine((n) => n <= 64, "must be at most 64")
@@ -117,6 +130,9 @@ export const actionRunnerEnvSchema = z
     if (env.HTTP_INVOKE_SECRET !== undefined && env.HTTP_INVOKE_SECRET_FILE !== undefined) {
       ctx.addIssue({ code: "custom", path: ["HTTP_INVOKE_SECRET"], message: "set HTTP_INVOKE_SECRET or HTTP_INVOKE_SECRET_FILE, not both" });
     }
+    if (env.RUNNER_POOL !== undefined && env.RUNNER_POOLS !== undefined) {
+      ctx.addIssue({ code: "custom", path: ["RUNNER_POOL"], message: "is the deprecated form of RUNNER_POOLS: set only RUNNER_POOLS" });
+    }
     if (env.RUNNER_JOB_GID !== undefined && env.RUNNER_JOB_UID === undefined) {
       ctx.addIssue({ code: "custom", path: ["RUNNER_JOB_GID"], message: "needs RUNNER_JOB_UID" });
     }
@@ -128,7 +144,10 @@ export interface ActionRunnerConfig extends Readonly<Omit<CommonConfig, "mongoUr
   /** This runner's own credential (role runner), from SLUICE_SERVICE_TOKEN or its file. */
   readonly serviceToken: string;
   readonly runnerId: string;
-  readonly pool: string;
+  /** The pools whose jobs this runner takes, without duplicates (at least one). */
+  readonly pools: readonly string[];
+  /** The providers it serves (at least one), in RUNNER_PROVIDERS order. */
+  readonly providers: readonly RunnerProvider[];
   readonly concurrency: number;
   readonly ackWaitMs: number;
   readonly workspaceRoot: string;
@@ -182,7 +201,8 @@ export function loadActionRunnerConfig(env: Record<string, string | undefined>):
     jobUid: e.RUNNER_JOB_UID,
     jobGid: e.RUNNER_JOB_UID === undefined ? undefined : (e.RUNNER_JOB_GID ?? e.RUNNER_JOB_UID),
     runnerId: e.RUNNER_ID ?? `${hostname()}-${randomUUID().slice(0, 8)}`,
-    pool: e.RUNNER_POOL,
+    pools: e.RUNNER_POOLS ?? e.RUNNER_POOL ?? [DEFAULT_RUNNER_POOL],
+    providers: RUNNER_PROVIDERS.filter((p) => e.RUNNER_PROVIDERS?.includes(p) ?? true),
     concurrency: e.RUNNER_CONCURRENCY,
     ackWaitMs: e.RUNNER_ACK_WAIT_MS,
     workspaceRoot: e.WORKSPACE_ROOT,
@@ -190,6 +210,24 @@ export function loadActionRunnerConfig(env: Record<string, string | undefined>):
     httpInvokeSecret:
       e.HTTP_INVOKE_SECRET ?? (e.HTTP_INVOKE_SECRET_FILE === undefined ? undefined : readSecretFile("HTTP_INVOKE_SECRET_FILE", e.HTTP_INVOKE_SECRET_FILE, MIN_SIGNING_SECRET)),
   };
+}
+
+/**
+ * A comma-separated list of names (blanks around commas ignored, duplicates dropped), each
+ * checked by `problem`; `one`: exactly one name.
+ */
+function commaList(problem: (name: string) => string | undefined, opts: { one?: boolean } = {}): z.ZodType<string[], string> {
+  return z
+    .string()
+    .transform((list) => [...new Set(list.split(",").map((n) => n.trim()).filter((n) => n !== ""))])
+    .superRefine((names, ctx) => {
+      if (names.length === 0) ctx.addIssue({ code: "custom", message: "must name at least one" });
+      if (opts.one === true && names.length > 1) ctx.addIssue({ code: "custom", message: "names one pool; use RUNNER_POOLS for several" });
+      for (const name of names) {
+        const why = problem(name);
+        if (why !== undefined) ctx.addIssue({ code: "custom", message: why });
+      }
+    });
 }
 
 /** The secret in a `*_FILE` variable's file; errors name the variable, never the content. */

@@ -1,5 +1,5 @@
-import { connectBus, isPermissionViolation } from "@sluice/bus";
-import type { Bus } from "@sluice/bus";
+import { connectBus, createSharedSlots, isConsumerNotFound, isPermissionViolation } from "@sluice/bus";
+import type { Bus, Consumer } from "@sluice/bus";
 import { DomainError } from "@sluice/domain";
 import type { Logger } from "@sluice/domain";
 import { createClient, createServer } from "@sluice/grpc";
@@ -16,7 +16,7 @@ import type { JobLeases } from "./job-leases.js";
 import { JobCancelledError, createJobRunner } from "./job-runner.js";
 import type { ArtifactCommitter, JobRunner, OutputGrantRenewer } from "./job-runner.js";
 import type { DeployGranter } from "./providers/object-store-deploy.js";
-import { SERVED_ACTIONS, createProviderTable } from "./providers/table.js";
+import { SERVED_ACTIONS, createProviderTable, servedActions } from "./providers/table.js";
 
 const metrics = createMetrics("@sluice/action-runner");
 
@@ -25,9 +25,8 @@ export interface ActionRunnerService {
   /** Bound port of the gRPC server (health and reflection). */
   readonly port: number;
   /**
-   * The durable consumer this runner pulls from: `runner-<pool>`, one per pool, filtering every
-   * served `<Category>.<Provider>` job subject (a list for symmetry with older releases, which
-   * had one durable per provider).
+   * The durable consumers this runner pulls from: `runner-<pool>`, one per pool of RUNNER_POOLS,
+   * each filtering the served providers' `<Category>.<Provider>` job subjects.
    */
   readonly consumers: readonly string[];
   /**
@@ -55,18 +54,21 @@ const RESULT_PUBLISH_ATTEMPTS = 3;
 
 /**
  * Starts the runner: the gRPC server (health + reflection), the bus, the cancel subscription,
- * and one durable pull consumer for the pool.
+ * and one durable pull consumer per pool.
  *
- * The consumer filters on every served `<Category>.<Provider>` subject (a multi-filter consumer)
+ * Each consumer filters on the served `<Category>.<Provider>` subjects (a multi-filter consumer)
  * rather than `sluice.jobs.<pool>.>`: SLUICE_JOBS is a work queue, where consumers' filters must
- * not overlap, and the approval service consumes `…Approval.Manual` from the same stream. One
- * consumer makes `RUNNER_CONCURRENCY` a runner-wide limit: the loop pulls only as many jobs as
- * it has free slots, so no job waits in a local buffer while its lease runs out.
+ * not overlap, and the approval service consumes `…Approval.Manual` from the same stream. The
+ * consumers share one set of `RUNNER_CONCURRENCY` slots, so the limit is runner-wide: a loop
+ * pulls only as many jobs as there are free slots, so no job waits in a local buffer while its
+ * lease runs out. All runners of a pool share its consumer, so they must serve the same
+ * providers: a runner whose provider set differs from that of a consumer in use refuses to
+ * start (see `checkProviderSet`).
  */
 export async function startActionRunner(config: ActionRunnerConfig, deps: ActionRunnerDeps = {}): Promise<ActionRunnerService> {
   const logger = (deps.logger ?? createLogger({ service: "action-runner", level: config.logLevel })).child({
     runner: config.runnerId,
-    pool: config.pool,
+    pools: config.pools.join(","),
   });
 
   const teardown = createTeardown({ logger });
@@ -126,22 +128,34 @@ export async function startActionRunner(config: ActionRunnerConfig, deps: Action
     // Running jobs ignore the consumer's stop signal (which fires at once) and get this one,
     // aborted only when the shutdown deadline is close: jobs may finish during the grace period.
     const shutdown = new AbortController();
-    await removeLegacyConsumers(bus, config.pool, logger);
-    const consumer = await bus.consume({
-        stream: bus.streams.jobs,
-        durable: runnerDurable(config.pool),
-        filterSubject: SERVED_ACTIONS.map(({ category, provider }) => bus.subjects.jobSubject(config.pool, category, provider)),
-        schema: JobSchema,
-        ackWaitMs: config.ackWaitMs,
-        concurrency: config.concurrency,
-        handler: (job, ctx) => {
-          // Time from the orchestrator's publish to a runner taking the job (first delivery only).
-          if (ctx.deliveryCount === 1) {
-            metrics.dispatchLatency.record(elapsedMs(ctx.publishedAt) ?? NaN, { provider: job.actionTypeId?.provider, pool: config.pool });
-          }
-          return handleJob(job, ctx, { jobRunner, cancellations, leases, bus, logger, config, shutdown: shutdown.signal });
-        },
-      });
+    const served = servedActions(config.providers);
+    const slots = createSharedSlots(config.concurrency);
+    const consumers: Consumer[] = [];
+    for (const pool of config.pools) {
+      await removeLegacyConsumers(bus, pool, logger);
+      const filterSubject = served.map(({ category, provider }) => bus.subjects.jobSubject(pool, category, provider));
+      await checkProviderSet(bus, pool, filterSubject, config.providers);
+      consumers.push(
+        await bus.consume({
+          stream: bus.streams.jobs,
+          durable: runnerDurable(pool),
+          filterSubject,
+          schema: JobSchema,
+          ackWaitMs: config.ackWaitMs,
+          slots,
+          // With more consumers than slots, a consumer holding a slot in an idle pull keeps it
+          // until the pull expires: short pulls let another pool's job in soon.
+          ...(config.pools.length > 1 ? { pullExpiresMs: MULTI_POOL_PULL_EXPIRES_MS } : {}),
+          handler: (job, ctx) => {
+            // Time from the orchestrator's publish to a runner taking the job (first delivery only).
+            if (ctx.deliveryCount === 1) {
+              metrics.dispatchLatency.record(elapsedMs(ctx.publishedAt) ?? NaN, { provider: job.actionTypeId?.provider, pool });
+            }
+            return handleJob(job, ctx, { jobRunner, cancellations, leases, bus, logger, config, pool, shutdown: shutdown.signal });
+          },
+        }),
+      );
+    }
     teardown.add("job consumer", async (deadlineMs) => {
       // Health turns NOT_SERVING at once, while the jobs still finish.
       void server.stop(deadlineMs);
@@ -150,18 +164,19 @@ export async function startActionRunner(config: ActionRunnerConfig, deps: Action
       const timer = setTimeout(() => shutdown.abort(new Error("shutdown deadline")), handBackAt);
       timer.unref();
       try {
-        await consumer.stop();
+        await Promise.all(consumers.map((c) => c.stop()));
       } finally {
         clearTimeout(timer);
       }
     });
 
     const port = await server.listen(config.grpcHost, config.grpcPort);
-    logger.info("action-runner started", { port, consumers: [consumer.durable] });
+    const durables = consumers.map((c) => c.durable);
+    logger.info("action-runner started", { port, consumers: durables, providers: config.providers });
 
     return {
       port,
-      consumers: [consumer.durable],
+      consumers: durables,
       stop: once(async (deadlineMs: number) => {
         const started = Date.now();
         logger.info("action-runner stopping", { deadlineMs });
@@ -177,9 +192,36 @@ export async function startActionRunner(config: ActionRunnerConfig, deps: Action
   }
 }
 
+/** How long one pull waits for a job when the runner has several pools (see startActionRunner). */
+const MULTI_POOL_PULL_EXPIRES_MS = 2_000;
+
 /** The durable consumer name of a pool's runners: `runner-<pool>`. */
 export function runnerDurable(pool: string): string {
   return `runner-${pool}`;
+}
+
+/**
+ * Refuses to start when the pool's consumer is in use (open pull requests or unacked jobs) with
+ * other filters than this runner's: its runners serve another provider set, and taking the
+ * consumer over would change what they receive. An idle consumer with other filters (an older
+ * release, or a fleet reconfigured) is taken over. Two runners with different sets starting at
+ * the same instant both pass; the later one's filters win (see the architecture's known limits).
+ */
+async function checkProviderSet(bus: Bus, pool: string, filters: readonly string[], providers: readonly string[]): Promise<void> {
+  let info: Awaited<ReturnType<Bus["jsm"]["consumers"]["info"]>>;
+  try {
+    info = await bus.jsm.consumers.info(bus.streams.jobs, runnerDurable(pool));
+  } catch (err) {
+    if (isConsumerNotFound(err)) return;
+    throw err;
+  }
+  const existing = (info.config.filter_subjects ?? []).length > 0 ? [...(info.config.filter_subjects ?? [])] : info.config.filter_subject === undefined ? [] : [info.config.filter_subject];
+  if ([...existing].sort().join("\n") === [...filters].sort().join("\n")) return;
+  if (info.num_waiting === 0 && info.num_ack_pending === 0) return;
+  const theirs = [...new Set(SERVED_ACTIONS.filter((a) => existing.some((f) => f.endsWith(`.${a.category}.${a.provider}`))).map((a) => a.served))];
+  throw new Error(
+    `RUNNER_PROVIDERS: consumer ${runnerDurable(pool)} of pool ${pool} is in use by runners serving ${theirs.join(",") || "other jobs"}, this runner serves ${providers.join(",")}; the runners of one pool must serve the same providers (or use another pool)`,
+  );
 }
 
 /**
@@ -229,6 +271,8 @@ interface JobHandlerDeps {
   readonly bus: Bus;
   readonly logger: Logger;
   readonly config: ActionRunnerConfig;
+  /** The pool the job came from: its result goes to that pool's result subject. */
+  readonly pool: string;
   readonly shutdown: AbortSignal;
 }
 
@@ -246,7 +290,7 @@ interface Delivery {
  * A job id already running or recently finished here is not run again.
  */
 async function handleJob(job: Job, delivery: Delivery, deps: JobHandlerDeps): Promise<void> {
-  const { jobRunner, cancellations, leases, bus, logger, config, shutdown } = deps;
+  const { jobRunner, cancellations, leases, bus, logger, config, pool, shutdown } = deps;
   const held = leases.running(job.jobId);
   if (held !== undefined) {
     logger.info("job redelivered while it runs here: not started again, lease kept", { jobId: job.jobId, deliveryCount: delivery.deliveryCount });
@@ -262,7 +306,7 @@ async function handleJob(job: Job, delivery: Delivery, deps: JobHandlerDeps): Pr
   const earlier = leases.finished(job.jobId);
   if (earlier !== undefined) {
     logger.info("job redelivered after it finished here: result republished, not run again", { jobId: job.jobId, deliveryCount: delivery.deliveryCount });
-    await publishResult(bus, earlier, config.pool, logger);
+    await publishResult(bus, earlier, pool, logger);
     return;
   }
 
@@ -320,7 +364,7 @@ async function handleJob(job: Job, delivery: Delivery, deps: JobHandlerDeps): Pr
       result = undefined;
       throw lost;
     }
-    await publishResult(bus, result, config.pool, logger);
+    await publishResult(bus, result, pool, logger);
   } catch (err) {
     result = undefined;
     throw err;

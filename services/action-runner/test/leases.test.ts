@@ -35,7 +35,7 @@ describe("runner job ids and leases", () => {
         SLUICE_SERVICE_TOKEN: "runner-token",
         SLUICE_DEV_MODE: "true",
         RUNNER_ID: id,
-        RUNNER_POOL: pool,
+        RUNNER_POOLS: pool,
         RUNNER_ACK_WAIT_MS: "3000",
         WORKSPACE_ROOT: path.join(root.dir, "ws"),
         PATH: process.env["PATH"],

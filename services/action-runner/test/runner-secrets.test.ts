@@ -95,7 +95,7 @@ describe("runner secrets out of a job's reach", () => {
         SLUICE_BUS_PREFIX: prefix,
         ARTIFACT_ADDR: "127.0.0.1:1",
         RUNNER_ID: `secrets-${pool}`,
-        RUNNER_POOL: pool,
+        RUNNER_POOLS: pool,
         WORKSPACE_ROOT: path.join(root.dir, `ws-${pool}`),
         LOG_LEVEL: "info",
         ...env,

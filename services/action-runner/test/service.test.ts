@@ -318,7 +318,7 @@ describe("action-runner service", () => {
         ARTIFACT_ADDR: "127.0.0.1:1",
         SLUICE_SERVICE_TOKEN: "runner-token",
         RUNNER_ID: "svc-runner-legacy",
-        RUNNER_POOL: "legacy",
+        RUNNER_POOLS: "legacy",
         WORKSPACE_ROOT: path.join(root.dir, "ws-legacy"),
         PATH: process.env["PATH"],
         HOME: process.env["HOME"],

@@ -1,4 +1,5 @@
 import type { ResultPublisherPrincipal } from "@sluice/bus";
+import { DEFAULT_RUNNER_POOL, runnerPoolOf } from "@sluice/domain";
 import type { PipelineRuntime } from "@sluice/domain";
 import type { JobResult } from "@sluice/proto";
 
@@ -8,9 +9,6 @@ import type { JobResult } from "@sluice/proto";
  * for the job's provider, and every output artifact must belong to the action execution the
  * result answers. Returns why the result is refused, or undefined to accept it.
  */
-
-/** The pool the orchestrator dispatches runner jobs to (see runtime/outbox.ts). */
-const RUNNER_POOL = "default";
 
 /**
  * The error code a refused result is dead-lettered with (`DeadLetter.errorCode`). The dead-letter
@@ -31,7 +29,8 @@ function foreignArtifact(result: JobResult): string | undefined {
 
 /**
  * Who may answer the job of `result.actionExecutionId`: the approval service for a Manual
- * approval, runners of the dispatch pool for everything else (Commands rules included).
+ * approval, runners of the action's own pool (its `RunnerPool`) for everything else, and
+ * runners of pool `default` for Commands rules.
  * Undefined when the execution is not in `state` (ended or unknown): the state machine
  * ignores such a result anyway.
  */
@@ -43,10 +42,10 @@ function expectedPublisher(state: PipelineRuntime | undefined, result: JobResult
     const run = stage.actions.find((a) => a.actionExecutionId === result.actionExecutionId || a.attempts?.some((t) => t.actionExecutionId === result.actionExecutionId) === true);
     if (run === undefined) continue;
     const action = spec.stages.find((s) => s.name === stage.name)?.actions.find((a) => a.name === run.name);
-    return action?.builtIn === "Manual" ? { kind: "approval" } : { kind: "runner", pool: RUNNER_POOL };
+    return action?.builtIn === "Manual" ? { kind: "approval" } : { kind: "runner", pool: runnerPoolOf(action?.configuration ?? {}) };
   }
-  // Not an action run: a Commands rule, which runners run.
-  return { kind: "runner", pool: RUNNER_POOL };
+  // Not an action run: a Commands rule, which the default pool's runners run.
+  return { kind: "runner", pool: DEFAULT_RUNNER_POOL };
 }
 
 /** Why `result`, published on a subject naming `publisher`, is refused; undefined when it is accepted. */

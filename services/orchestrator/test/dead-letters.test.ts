@@ -39,6 +39,10 @@ beforeAll(async () => {
         // What a runner throws for a job it can never run.
         throw new DomainError("ValidationException", "configuration.RepositoryUrl: scheme not allowed on this runner");
       }
+      if (job.pipelineName === "exhausted") {
+        // What a runner throws each time it loses the job's lease (see action-runner job-leases.ts).
+        throw new Error(`job ${job.jobId}: lease lost`);
+      }
       if (job.pipelineName === "garbled") {
         // The job's bytes arrive damaged (with the headers the orchestrator set): the runner
         // cannot decode them, so its consume loop dead-letters them before any handler runs.
@@ -66,6 +70,14 @@ describe("dead-lettered jobs", () => {
     expect(failed?.message).toMatch(/dead-lettered after 1 deliveries/);
     expect(failed?.message).toContain("ValidationException: configuration.RepositoryUrl: scheme not allowed on this runner");
     expect(taken.filter((j) => j.pipelineName === "refused")).toHaveLength(1);
+  });
+
+  it("a job whose deliveries are exhausted fails its action, naming the deliveries and the last error", async () => {
+    await clients.ops.createPipeline({ pipeline: threeStagePipeline("exhausted") });
+    await expect.poll(() => checkout("exhausted"), { timeout: 20_000 }).toMatchObject({ status: "Failed" });
+    const failed = await checkout("exhausted");
+    expect(failed?.message).toMatch(/dead-lettered after 5 deliveries and never ran to completion: failed 5 deliveries, last error: job \S+ lease lost/);
+    expect(taken.filter((j) => j.pipelineName === "exhausted")).toHaveLength(5);
   });
 
   it("a job the runner cannot decode fails its action at once (found by the job's headers)", async () => {

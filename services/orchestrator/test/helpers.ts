@@ -4,7 +4,7 @@ import { fromBinary } from "@bufbuild/protobuf";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { connectBus } from "@sluice/bus";
 import type { Bus, Consumer, EventSubscription } from "@sluice/bus";
-import { noopLogger } from "@sluice/domain";
+import { noopLogger, runnerPoolOf } from "@sluice/domain";
 import { createClient, isRpcError } from "@sluice/grpc";
 import type { Client, SluiceRpcError } from "@sluice/grpc";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
@@ -289,7 +289,7 @@ export async function tapJobs(bus: Bus): Promise<JobTap> {
 /** A JobResult as an init object (not a message). */
 export type ResultInit = Exclude<MessageInitShape<typeof JobResultSchema>, JobResult>;
 
-/** Publishes a runner's result for `job` on the results subject, as the action-runner does. */
+/** Publishes a runner's result for `job` on the results subject of the job's pool, as the action-runner does. */
 export async function report(bus: Bus, job: Job, over: ResultInit = {}): Promise<void> {
   const result: ResultInit = {
     jobId: job.jobId,
@@ -305,7 +305,7 @@ export async function report(bus: Bus, job: Job, over: ResultInit = {}): Promise
     finishedAt: timestampFromMs(Date.now()),
     ...over,
   };
-  await bus.publish(bus.subjects.resultSubject(job.pipelineName, job.actionTypeId?.provider === "Manual" ? "approval" : { runner: "default" }), JobResultSchema, result, { msgId: `${job.jobId}:result:${randomUUID()}` });
+  await bus.publish(bus.subjects.resultSubject(job.pipelineName, job.actionTypeId?.provider === "Manual" ? "approval" : { runner: runnerPoolOf(job.configuration) }), JobResultSchema, result, { msgId: `${job.jobId}:result:${randomUUID()}` });
 }
 
 /** The output artifact `name` of `job`, as a runner reports it. */

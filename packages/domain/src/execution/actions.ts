@@ -9,6 +9,7 @@ import type { ActionAttempt, ActionRun, ActionSpec, ErrorDetailsSpec, ExecutionR
 import { actionSlot, emitAction, rememberRevision, setLatest, specFor, stageRunOf } from "./draft.js";
 import type { Draft } from "./draft.js";
 import { MAX_OUTPUT_VARIABLES_BYTES, VARIABLE_KEY_PATTERN } from "../limits.js";
+import { DEFAULT_RUNNER_POOL, runnerPoolOf } from "../validation/providers.js";
 import { resolveScript, resolveValue } from "./variables.js";
 import { actionSecrets, maskDeep, scrubOutcome, viewMasker } from "./secrets.js";
 
@@ -67,6 +68,8 @@ export function startAction(d: Draft, exec: ExecutionRuntime, stageName: string,
     stageName,
     actionName: action.name,
     actionTypeId: { category: action.category, owner: action.owner, provider: action.provider, version: action.providerVersion },
+    // Approvals keep the default pool's subject, the approval service's queue.
+    pool: action.builtIn === "Manual" ? DEFAULT_RUNNER_POOL : runnerPoolOf(action.configuration),
     category: action.category,
     builtIn: action.builtIn,
     configuration: { ...run.resolvedConfiguration, ...script.configuration },

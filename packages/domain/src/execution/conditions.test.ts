@@ -129,6 +129,7 @@ describe("Commands rules", () => {
     const d = sim.succeed("Src", "e1");
     const [job] = jobsOf(d);
     expect(job).toMatchObject({
+      pool: "default",
       category: "Rule",
       builtIn: "Commands",
       actionName: "Smoke",

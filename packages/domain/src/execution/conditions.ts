@@ -52,6 +52,7 @@ import { draftOf, findExecution, isFinal, liveExecution, slotByName, specFor, st
 import type { Draft, Handled } from "./draft.js";
 import { bringBack } from "./resume.js";
 import { compileSafePattern } from "./safe-regex.js";
+import { DEFAULT_RUNNER_POOL } from "../validation/providers.js";
 import { resolveScript, resolveValue } from "./variables.js";
 
 
@@ -240,6 +241,8 @@ function dispatchRule(d: Draft, exec: ExecutionRuntime, stageName: string, rule:
     stageName,
     actionName: rule.name,
     actionTypeId: { ...rule.ruleTypeId },
+    // Rules have no pool choice: the default pool's runners run them.
+    pool: DEFAULT_RUNNER_POOL,
     category: "Rule",
     builtIn: "Commands",
     configuration: { ...ruleRun.resolvedConfiguration },

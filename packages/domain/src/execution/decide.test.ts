@@ -43,6 +43,24 @@ describe("ExecutionRequested", () => {
   });
 });
 
+describe("runner pools", () => {
+  it("dispatches a job to its action's RunnerPool, approvals and others to the default pool", () => {
+    const sim = new Sim(
+      pipelineSpec([
+        ["Source", [sourceSpec("Src", "SrcOut")]],
+        ["Build", [actionSpec("Gpu", { configuration: { RunnerPool: "gpu" } }), approvalSpec("Review")]],
+      ]),
+    );
+    const started = sim.start("e1");
+    expect(jobsOf(started)[0]).toMatchObject({ builtIn: "Git", pool: "default" });
+    const next = sim.succeed("Src");
+    expect(jobsOf(next).map((j) => [j.actionName, j.pool])).toEqual([
+      ["Gpu", "gpu"],
+      ["Review", "default"],
+    ]);
+  });
+});
+
 describe("stages run in order", () => {
   it("runs Source, Build, Deploy one after another and ends Succeeded", () => {
     const sim = new Sim(threeStages());

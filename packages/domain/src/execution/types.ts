@@ -622,7 +622,8 @@ export interface JobSpec {
   actionName: string;
   /** As declared. */
   actionTypeId: { category: string; owner: string; provider: string; version: string };
-  /** Subject parts: category and built-in provider (subject sluice.jobs.<pool>.<category>.<builtIn>). */
+  /** Subject parts: pool, category and built-in provider (subject sluice.jobs.<pool>.<category>.<builtIn>). */
+  pool: string;
   category: string;
   builtIn: string;
   /** Resolved configuration. */

@@ -3,7 +3,7 @@
 import { BUCKET_NAME_PATTERN, LIMITS } from "../limits.js";
 import { bucketMessage, keyPath, q } from "./messages.js";
 import type { Declared } from "./positions.js";
-import { splitCommands } from "./providers.js";
+import { runnerPoolProblem, splitCommands } from "./providers.js";
 import type { ConfigurationFormat, ProviderSpec } from "./providers.js";
 import type { Violations } from "./violations.js";
 
@@ -81,6 +81,10 @@ function formatProblem(format: ConfigurationFormat, value: string): string | und
       if (count === 0) return "lists no commands";
       return count > LIMITS.maxCommands ? `at most ${LIMITS.maxCommands} commands, got ${count}` : undefined;
     }
+    case "runner-pool":
+      // The pool picks the job's subject when it is dispatched, before variables are resolved.
+      if (value.includes("#{")) return "cannot use variables: the pool is chosen before the job's variables are resolved";
+      return runnerPoolProblem(value);
   }
 }
 

@@ -40,9 +40,10 @@ export type ProviderRoute = "runner" | "approval";
  * - `bucket-name`: an S3 bucket name (unless it references a variable);
  * - `code-zip`: AWS's OutputArtifactFormat, of which Sluice produces `CODE_ZIP` only;
  * - `commands`: newline-separated shell commands (Commands' configuration form);
- * - `http-url`: an absolute http(s) URL without userinfo (the Http invoke endpoint).
+ * - `http-url`: an absolute http(s) URL without userinfo (the Http invoke endpoint);
+ * - `runner-pool`: a runner pool name (see `RUNNER_POOL_PATTERN`), never a variable.
  */
-export type ConfigurationFormat = "text" | "git-url" | "git-branch" | "boolean" | "bucket-name" | "code-zip" | "commands" | "http-url";
+export type ConfigurationFormat = "text" | "git-url" | "git-branch" | "boolean" | "bucket-name" | "code-zip" | "commands" | "http-url" | "runner-pool";
 
 /** One configuration key a provider accepts. */
 export interface ConfigurationProperty {
@@ -118,12 +119,42 @@ export const DEFAULT_TIMEOUT_MINUTES: Readonly<Record<BuiltInProvider, number>> 
 
 const CODEBUILD_TIMEOUT_MINUTES = 8 * 60;
 
+/**
+ * The Sluice configuration key (no AWS counterpart) by which an action run by the runners picks
+ * its runner pool: its job goes to `sluice.jobs.<pool>.…`, and only a runner serving that pool
+ * takes it. Commands rules of conditions and approvals have no pool choice.
+ */
+export const RUNNER_POOL_KEY = "RunnerPool";
+
+/** The pool of an action that names none, and of every Commands rule. */
+export const DEFAULT_RUNNER_POOL = "default";
+
+/** Runner pool names: one subject token, short enough for durable and user names. */
+export const RUNNER_POOL_PATTERN = /^[A-Za-z0-9_-]{1,32}$/;
+
+/** Reserved: the pool token of custom action types' jobs (the bus's CUSTOM_JOBS_POOL). */
+export const RESERVED_RUNNER_POOLS: readonly string[] = ["custom"];
+
+/** Why `name` cannot be a runner pool, or undefined when it can. */
+export function runnerPoolProblem(name: string): string | undefined {
+  if (!RUNNER_POOL_PATTERN.test(name)) return `${JSON.stringify(name)} is not a runner pool name (1-32 letters, digits, '_' or '-')`;
+  if (RESERVED_RUNNER_POOLS.includes(name)) return `${JSON.stringify(name)} is reserved (the jobs of custom action types) and cannot be a runner pool`;
+  return undefined;
+}
+
+/** The runner pool an action's configuration picks: `RunnerPool`, else `default`. */
+export function runnerPoolOf(configuration: Readonly<Record<string, string>>): string {
+  return nonEmpty(configuration[RUNNER_POOL_KEY]) ?? DEFAULT_RUNNER_POOL;
+}
+
+
 const prop = (required: boolean, format: ConfigurationFormat, description: string): ConfigurationProperty => ({
   required,
   format,
   description,
 });
 
+const RUNNER_POOL = prop(false, "runner-pool", `runner pool whose runners take the job (default ${DEFAULT_RUNNER_POOL})`);
 const REPOSITORY_URL = prop(true, "git-url", "git URL Sluice clones (https, ssh, git, file or user@host:path)");
 const BRANCH_NAME = prop(false, "git-branch", `branch to follow (default ${DEFAULT_BRANCH})`);
 const POLL = prop(false, "boolean", "accepted for AWS compatibility; the source poller watches every Git source");
@@ -269,6 +300,9 @@ const ENTRIES: readonly Entry[] = [
 ];
 
 function toSpec(entry: Entry): ProviderSpec {
+  const route: ProviderRoute = entry.builtIn === "Manual" ? "approval" : "runner";
+  // Every action the runners run may pick its pool.
+  const configuration = route === "runner" ? { ...entry.configuration, [RUNNER_POOL_KEY]: RUNNER_POOL } : entry.configuration;
   const outputVariables: ProviderSpec["outputVariables"] =
     entry.builtIn === "Git" ? GIT_OUTPUT_VARIABLES : entry.builtIn === "Commands" || entry.builtIn === "Http" ? "declared" : [];
   return {
@@ -282,11 +316,11 @@ function toSpec(entry: Entry): ProviderSpec {
     inputArtifacts: entry.bounds.input,
     outputArtifacts: entry.bounds.output,
     defaultTimeoutMinutes: entry.timeout ?? DEFAULT_TIMEOUT_MINUTES[entry.builtIn],
-    configuration: entry.configuration,
-    requiredConfiguration: Object.keys(entry.configuration).filter((k) => entry.configuration[k]?.required === true),
+    configuration,
+    requiredConfiguration: Object.keys(configuration).filter((k) => configuration[k]?.required === true),
     commands: entry.commands ?? "none",
     outputVariables,
-    route: entry.builtIn === "Manual" ? "approval" : "runner",
+    route,
   };
 }
 

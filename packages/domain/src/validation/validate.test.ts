@@ -481,7 +481,43 @@ describe("configuration", () => {
       [
         [
           "pipeline.stages[0].actions[0].configuration.Branch",
-          'Source/Git has no configuration "Branch"; it takes RepositoryUrl, BranchName, PollForSourceChanges, DetectChanges, OutputArtifactFormat',
+          'Source/Git has no configuration "Branch"; it takes RepositoryUrl, BranchName, PollForSourceChanges, DetectChanges, OutputArtifactFormat, RunnerPool',
+        ],
+      ],
+    );
+  });
+
+  it("RunnerPool picks a runner pool on every runner-run provider, checked and never a variable", () => {
+    expectViolations((j) => {
+      configOf(j, 0, 0).RunnerPool = "gpu";
+      configOf(j, 1, 0).RunnerPool = "arm_64-large";
+      configOf(j, 3, 0).RunnerPool = "default";
+    }, []);
+    expectViolations(
+      (j) => (configOf(j, 1, 0).RunnerPool = "a.b"),
+      [["pipeline.stages[1].actions[0].configuration.RunnerPool", '"a.b" is not a runner pool name (1-32 letters, digits, \'_\' or \'-\')']],
+    );
+    expectViolations(
+      (j) => (configOf(j, 1, 0).RunnerPool = "p".repeat(33)),
+      [["pipeline.stages[1].actions[0].configuration.RunnerPool", `"${"p".repeat(33)}" is not a runner pool name (1-32 letters, digits, '_' or '-')`]],
+    );
+    expectViolations(
+      (j) => (configOf(j, 1, 1).RunnerPool = "custom"),
+      [["pipeline.stages[1].actions[1].configuration.RunnerPool", '"custom" is reserved (the jobs of custom action types) and cannot be a runner pool']],
+    );
+    expectViolations(
+      (j) => (configOf(j, 1, 0).RunnerPool = "#{SourceVariables.BranchName}"),
+      [["pipeline.stages[1].actions[0].configuration.RunnerPool", "cannot use variables: the pool is chosen before the job's variables are resolved"]],
+    );
+  });
+
+  it("approvals pick no runner pool", () => {
+    expectViolations(
+      (j) => (configOf(j, 2, 0).RunnerPool = "gpu"),
+      [
+        [
+          "pipeline.stages[2].actions[0].configuration.RunnerPool",
+          'Approval/Manual has no configuration "RunnerPool"; it takes NotificationArn, ExternalEntityLink, CustomData, NotificationUrl',
         ],
       ],
     );

@@ -14,16 +14,32 @@ import type { Provider } from "./provider.js";
  * `Rule/Commands` runs the Commands rules of stage conditions exactly like a Commands action:
  * the rule passes when its commands succeed.
  */
-export const SERVED_ACTIONS: readonly { readonly category: string; readonly provider: string }[] = [
-  { category: "Source", provider: "Git" },
-  { category: "Build", provider: "Commands" },
-  { category: "Test", provider: "Commands" },
-  { category: "Deploy", provider: "Commands" },
-  { category: "Compute", provider: "Commands" },
-  { category: "Deploy", provider: "ObjectStore" },
-  { category: "Rule", provider: "Commands" },
-  { category: "Invoke", provider: "Http" },
+export const SERVED_ACTIONS: readonly ServedAction[] = [
+  { category: "Source", provider: "Git", served: "Git" },
+  { category: "Build", provider: "Commands", served: "Commands" },
+  { category: "Test", provider: "Commands", served: "Commands" },
+  { category: "Deploy", provider: "Commands", served: "Commands" },
+  { category: "Compute", provider: "Commands", served: "Commands" },
+  { category: "Deploy", provider: "ObjectStore", served: "ObjectStore" },
+  { category: "Rule", provider: "Commands", served: "Rule" },
+  { category: "Invoke", provider: "Http", served: "Http" },
 ];
+
+/** What RUNNER_PROVIDERS names: a built-in provider, or `Rule` for the Commands rules of conditions. */
+export const RUNNER_PROVIDERS = ["Git", "Commands", "ObjectStore", "Rule", "Http"] as const;
+export type RunnerProvider = (typeof RUNNER_PROVIDERS)[number];
+
+/** One job kind a runner may serve, and the RUNNER_PROVIDERS name that turns it on. */
+export interface ServedAction {
+  readonly category: string;
+  readonly provider: string;
+  readonly served: RunnerProvider;
+}
+
+/** The job kinds of the providers a runner serves. */
+export function servedActions(providers: readonly RunnerProvider[]): ServedAction[] {
+  return SERVED_ACTIONS.filter((a) => providers.includes(a.served));
+}
 
 /**
  * Builds the provider table. `deployGrants` issues ObjectStore deploys' PUT grants (absent:

@@ -33,16 +33,17 @@ export interface OutboxEntry {
 }
 
 /**
- * The outbox entry of a DispatchJob. Every job, approvals included, goes to
- * `sluice.jobs.default.<category>.<built-in provider>`; approvals therefore
- * land on `sluice.jobs.default.Approval.Manual`, the approval service's queue.
+ * The outbox entry of a DispatchJob: `sluice.jobs.<pool>.<category>.<built-in provider>`, the
+ * pool being the action's `RunnerPool` (see JobSpec.pool). Approvals and Commands rules are
+ * always in pool `default`; approvals therefore land on `sluice.jobs.default.Approval.Manual`,
+ * the approval service's queue.
  */
 export function jobEntry(subjects: Subjects, job: JobSpec, now: number): OutboxEntry {
   return {
     id: job.jobId,
     at: now,
     type: "job",
-    subject: subjects.jobSubject("default", job.category, job.builtIn),
+    subject: subjects.jobSubject(job.pool, job.category, job.builtIn),
     payload: toBinary(JobSchema, create(JobSchema, jobInit(job, { inputs: [], outputs: [] }))),
     inputArtifactIds: [...job.inputArtifactIds],
     outputNames: [...job.outputNames],
