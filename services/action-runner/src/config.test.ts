@@ -24,7 +24,7 @@ describe("action-runner config", () => {
       artifactAddr: "127.0.0.1:50052",
       serviceToken: "runner-token",
       pools: ["default"],
-      providers: ["Git", "Commands", "ObjectStore", "Rule"],
+      providers: ["Git", "Commands", "ObjectStore", "Rule", "Http"],
       concurrency: 2,
       ackWaitMs: 30_000,
       workspaceRoot: tmpdir(),
@@ -119,7 +119,7 @@ describe("action-runner config", () => {
     expect(refused({ RUNNER_POOLS: "custom" })).toContain('RUNNER_POOLS: "custom" is reserved');
     expect(refused({ RUNNER_POOLS: "p".repeat(33) })).toContain("RUNNER_POOLS: ");
     expect(refused({ RUNNER_POOLS: " , " })).toContain("RUNNER_POOLS: must name at least one");
-    expect(refused({ RUNNER_PROVIDERS: "Manual" })).toContain('RUNNER_PROVIDERS: "Manual" is not a provider a runner serves (Git, Commands, ObjectStore, Rule)');
+    expect(refused({ RUNNER_PROVIDERS: "Manual" })).toContain('RUNNER_PROVIDERS: "Manual" is not a provider a runner serves (Git, Commands, ObjectStore, Rule, Http)');
   });
 
   it("refuses a token table: a runner gets only its own credential", () => {

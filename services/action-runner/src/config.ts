@@ -77,7 +77,7 @@ export const actionRunnerEnvSchema = z
     /** Deprecated: one pool, as RUNNER_POOLS. Refused together with RUNNER_POOLS. */
     RUNNER_POOL: commaList((name) => runnerPoolProblem(name), { one: true }).optional(),
     /**
-     * The providers this runner serves, comma-separated, of Git, Commands, ObjectStore, Http and Rule
+     * The providers this runner serves, comma-separated, of Git, Commands, ObjectStore, Rule and Http
      * (Commands rules of conditions); default all. Every runner of one pool must serve the same
      * providers: they share the pool's consumer (see service.ts).
      */
