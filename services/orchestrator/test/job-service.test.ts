@@ -172,11 +172,16 @@ describe("JobService", () => {
   });
 
   it("a success with a continuation token keeps the action InProgress, shows its progress and dispatches a follow-up job", async () => {
+    const foreign = await failure(workerB.putJobSuccessResult({ jobId: job.jobId, continuationToken: "step-2" }));
+    expect(foreign.errorCode).toBe("AccessDeniedException");
     await workerA.putJobSuccessResult({ jobId: job.jobId, continuationToken: "step-2", executionDetails: { summary: "1 of 2 hosts", percentComplete: 50, externalExecutionId: "rollout-7" } });
     expect(await shipState("jobs-main")).toMatchObject({ status: "InProgress", summary: "1 of 2 hosts", percentComplete: 50, externalExecutionId: "rollout-7", lastUpdatedBy: "worker-a" });
     const runtime = await service?.runtime.read("jobs-main");
     const run = runtime?.executions[job.pipelineExecutionId]?.stages.find((s) => s.name === "Deploy")?.actions[0];
     expect(run).toMatchObject({ status: "InProgress", continuations: 1, actionExecutionId: job.actionExecutionId });
+    // Dispatched like the first job (this test's action is declared a Commands one, so on the runner subject).
+    const follow = await tap?.next((j) => j.jobId === `${job.actionExecutionId}:1:1`);
+    expect(follow).toMatchObject({ actionExecutionId: job.actionExecutionId, attempt: 1, continuationToken: "step-2" });
     // The answered job takes no second result.
     const again = await failure(workerA.putJobSuccessResult({ jobId: job.jobId }));
     expect(again.errorCode).toBe("InvalidJobStateException");

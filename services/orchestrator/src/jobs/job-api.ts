@@ -71,14 +71,18 @@ export function createJobApi(deps: JobApiDeps): ServiceImpl<typeof JobService> {
     );
 
   /**
-   * Ends an InProgress job with `outcome`: the job is claimed first (so two results cannot both
+   * Ends an InProgress job, acknowledged by `principal`, with `outcome`: the job is claimed first (so two results cannot both
    * apply), then the outcome takes the runner results' path. A result the state machine ignores
    * (the action ended meanwhile: stopped, timed out) is refused.
    */
-  const finish = async (jobId: string, status: "Succeeded" | "Failed", outcomeOf: (job: Job) => Promise<JobOutcome>): Promise<void> => {
+  const finish = async (jobId: string, principal: string, status: "Succeeded" | "Failed", outcomeOf: (job: Job) => Promise<JobOutcome>): Promise<void> => {
     const stored = await existing(jobId);
     const now = await statusNow(stored);
     if (now !== "InProgress") throw notInProgress(jobId, now);
+    // Only the worker that acknowledged the job answers it: another runner token cannot end it.
+    if (stored.acknowledgedBy !== undefined && stored.acknowledgedBy !== principal) {
+      throw new DomainError("AccessDeniedException", `job ${jobId} was acknowledged by another worker; only it may report the result`);
+    }
     const job = jobOf(stored);
     const outcome = await outcomeOf(job);
     if (!(await jobs.transition(jobId, "InProgress", status))) throw notInProgress(jobId, (await existing(jobId)).status);
@@ -161,7 +165,7 @@ export function createJobApi(deps: JobApiDeps): ServiceImpl<typeof JobService> {
 
     async putJobSuccessResult(req, ctx) {
       checkSuccess(req);
-      await finish(req.jobId, "Succeeded", async (job) => ({
+      await finish(req.jobId, ctx.principal.id, "Succeeded", async (job) => ({
         ...concerned(job, ctx.principal.id),
         status: "Succeeded",
         ...successDetails(req),
@@ -172,7 +176,7 @@ export function createJobApi(deps: JobApiDeps): ServiceImpl<typeof JobService> {
 
     async putJobFailureResult(req, ctx) {
       const details = checkFailure(req);
-      await finish(req.jobId, "Failed", (job) =>
+      await finish(req.jobId, ctx.principal.id, "Failed", (job) =>
         Promise.resolve({
           ...concerned(job, ctx.principal.id),
           status: "Failed",

@@ -680,7 +680,8 @@ export const JobService: GenService<{
   /**
    * Reports an acknowledged job's success; with a continuation token the action stays InProgress
    * and a follow-up job carrying the token is dispatched. Errors: JobNotFoundException,
-   * InvalidJobStateException (not InProgress: not acknowledged, timed out or already answered).
+   * InvalidJobStateException (not InProgress: not acknowledged, timed out or already answered),
+   * AccessDeniedException (another worker acknowledged the job).
    *
    * @generated from rpc sluice.v1.JobService.PutJobSuccessResult
    */
