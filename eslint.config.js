@@ -5,7 +5,7 @@ import { importX } from "eslint-plugin-import-x";
 import tseslint from "typescript-eslint";
 
 const root = import.meta.dirname;
-const workspaces = ["packages", "services"]
+const workspaces = ["packages", "services", "examples"]
   .flatMap((group) => readdirSync(join(root, group)).map((name) => `${group}/${name}`))
   .concat("test")
   .filter((dir) => existsSync(join(root, dir, "package.json")));

@@ -16,7 +16,7 @@ import { noopLogger } from "@sluice/domain";
 import { JobResultSchema, JobSchema } from "@sluice/proto";
 import type { Job } from "@sluice/proto";
 import { startServers } from "@sluice/testkit";
-import { startOrchestrator } from "@sluice/orchestrator";
+import { runnerJobsFilter, startOrchestrator } from "@sluice/orchestrator";
 import { MongoClient } from "mongodb";
 
 const STAGES = Number(process.env["BENCH_STAGES"] ?? 20);
@@ -133,7 +133,7 @@ async function main(): Promise<void> {
     const responder = await bus.consume({
       stream: bus.streams.jobs,
       durable: "bench-responder",
-      filterSubject: bus.subjects.streamFilter("jobs"),
+      filterSubject: runnerJobsFilter(bus),
       schema: JobSchema,
       concurrency: 8,
       handler: async (job: Job) => {

@@ -102,9 +102,17 @@ export function permissionsFor(catalog: Catalog, principal: BusPrincipal): Subje
       return undefined;
     case "orchestrator":
       // The orchestrator owns the streams and consumers (creates, updates and watches them), so
-      // it has the whole JetStream API of the account; it publishes jobs, cancels and events.
+      // it has the whole JetStream API of the account; it publishes jobs, cancels and events, and
+      // acks the custom action jobs its JobService takes from the jobs stream.
       return {
-        publish: ["$JS.API.>", `$JS.ACK.${st.results}.>`, `$JS.ACK.${st.sources}.>`, `$JS.ACK.*.*.${st.results}.>`, `$JS.ACK.*.*.${st.sources}.>`, s.streamFilter("jobs"), s.streamFilter("events"), s.streamFilter("dlq"), `${root}control.>`],
+        publish: [
+          "$JS.API.>",
+          ...[st.results, st.sources, st.jobs].flatMap((stream) => [`$JS.ACK.${stream}.>`, `$JS.ACK.*.*.${stream}.>`]),
+          s.streamFilter("jobs"),
+          s.streamFilter("events"),
+          s.streamFilter("dlq"),
+          `${root}control.>`,
+        ],
         subscribe: [inbox],
       };
     case "runner": {

@@ -1,6 +1,6 @@
 import { createClient } from "@sluice/grpc";
 import type { Client, ClientTlsOptions } from "@sluice/grpc";
-import { ApprovalService, ArtifactService, PipelineService } from "@sluice/proto";
+import { ApprovalService, ArtifactService, JobService, PipelineService } from "@sluice/proto";
 
 /** Where and as whom to connect. */
 export interface SluiceClientOptions {
@@ -39,6 +39,15 @@ export function createApprovalClient(opts: SluiceClientOptions): Client<typeof A
 /** A client of the artifact service (grants, commits, downloads). */
 export function createArtifactClient(opts: SluiceClientOptions): Client<typeof ArtifactService> {
   return createClient(ArtifactService, opts.address, clientOptions(opts));
+}
+
+/**
+ * A client of the orchestrator's JobService, for job workers of custom action types
+ * (PollForJobs, AcknowledgeJob, GetJobDetails, PutJobSuccessResult, PutJobFailureResult);
+ * its token needs the `runner` role.
+ */
+export function createJobClient(opts: SluiceClientOptions): Client<typeof JobService> {
+  return createClient(JobService, opts.address, clientOptions(opts));
 }
 
 // exactOptionalPropertyTypes: pass only the options that are set.

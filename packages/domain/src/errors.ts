@@ -35,6 +35,9 @@ export const ERROR_CODES = [
   "PipelineExecutionOutdatedException",
   "ConditionNotOverridableException",
   "ActionExecutionNotFoundException",
+  "JobNotFoundException",
+  "InvalidNonceException",
+  "InvalidJobStateException",
 ] as const;
 
 export type ErrorCode = (typeof ERROR_CODES)[number];

@@ -37,6 +37,9 @@ describe("grpcStatusOf", () => {
     PipelineExecutionOutdatedException: status.FAILED_PRECONDITION,
     ConditionNotOverridableException: status.FAILED_PRECONDITION,
     ActionExecutionNotFoundException: status.NOT_FOUND,
+    JobNotFoundException: status.NOT_FOUND,
+    InvalidNonceException: status.FAILED_PRECONDITION,
+    InvalidJobStateException: status.FAILED_PRECONDITION,
   };
 
   it.each(ERROR_CODES.map((c) => [c, expected[c]] as const))("maps %s to status %i", (code, want) => {

@@ -33,6 +33,7 @@ export function grpcStatusOf(code: ErrorCode): status {
     case "ActionNotFoundException":
     case "ArtifactNotFoundException":
     case "ActionExecutionNotFoundException":
+    case "JobNotFoundException":
       return status.NOT_FOUND;
     case "PipelineNameInUseException":
       return status.ALREADY_EXISTS;
@@ -46,6 +47,8 @@ export function grpcStatusOf(code: ErrorCode): status {
     case "UnableToRollbackStageException":
     case "PipelineExecutionOutdatedException":
     case "ConditionNotOverridableException":
+    case "InvalidNonceException":
+    case "InvalidJobStateException":
       return status.FAILED_PRECONDITION;
     case "ConcurrentModificationException":
       return status.ABORTED;

@@ -1,4 +1,4 @@
-// The orchestrator service: PipelineService over gRPC, the runtime store around
+// The orchestrator service: PipelineService and JobService over gRPC, the runtime store around
 // the pure state machine, the outbox, and the result/source consumers.
 export { PIPELINE_PERMISSIONS, createPipelineApi, pipelineArn } from "./api/pipeline-api.js";
 export type { PipelineApiDeps } from "./api/pipeline-api.js";
@@ -15,6 +15,11 @@ export type { StartOptions } from "./api/execution-requests.js";
 export { watchExecution } from "./api/watch.js";
 export type { WatchSource, WatchedState } from "./api/watch.js";
 export { loadOrchestratorConfig } from "./config.js";
+export { DEFAULT_JOB_HANDOUT_MS, JOB_PERMISSIONS, createJobApi } from "./jobs/job-api.js";
+export type { JobApiDeps } from "./jobs/job-api.js";
+export { CUSTOM_JOBS_DURABLE, customJobsFilter, runnerJobsFilter } from "./jobs/job-intake.js";
+export { actionTypeKey, createJobStore } from "./jobs/job-store.js";
+export type { JobStatus, JobStore, StoredJob } from "./jobs/job-store.js";
 export type { OrchestratorConfig } from "./config.js";
 export { createPipelineStore, parseDeclaration, pipelineNotFound } from "./pipelines/pipeline-store.js";
 export type { PipelinePage, PipelineStore, StoredPipeline, StoredTag } from "./pipelines/pipeline-store.js";

@@ -4,17 +4,20 @@ import type { Bus, Consumer } from "@sluice/bus";
 import { DomainError, isDomainError, jobOutcomeFromProto, noopLogger, sourceRevisionFromProto } from "@sluice/domain";
 import type { JobOutcome, Logger, PipelineRuntime, PipelineSpec } from "@sluice/domain";
 import { createClient, createServer, createTokenAuthenticator, parseTokenTable } from "@sluice/grpc";
-import { ApprovalService, ArtifactService, DeadLetterSchema, JobResultSchema, PipelineService, SourceChangedSchema } from "@sluice/proto";
+import { ApprovalService, ArtifactService, DeadLetterSchema, JobResultSchema, JobService, PipelineService, SourceChangedSchema } from "@sluice/proto";
 import type { JobResult, PipelineDeclaration } from "@sluice/proto";
 import { connectMongo, createTeardown, once, startSweeper } from "@sluice/service-kit";
 import { PIPELINE_PERMISSIONS, createPipelineApi } from "./api/pipeline-api.js";
 import type { OrchestratorConfig } from "./config.js";
+import { JOB_PERMISSIONS, createJobApi } from "./jobs/job-api.js";
+import { startJobIntake } from "./jobs/job-intake.js";
+import { createJobStore } from "./jobs/job-store.js";
 import { createPipelineStore } from "./pipelines/pipeline-store.js";
 import { specOf as specOfDeclaration } from "./pipelines/spec-of.js";
 import { createDeadLetterHandler } from "./runtime/dead-letters.js";
 import { createOutboxPublisher } from "./runtime/publisher.js";
 import { createRuntimeStore } from "./runtime/runtime-store.js";
-import type { ApplyOptions, ArchivedExecution, RuntimeStore } from "./runtime/runtime-store.js";
+import type { ApplyOptions, ApplyResult, ArchivedExecution, RuntimeStore } from "./runtime/runtime-store.js";
 import { REFUSED_RESULT_CODE, refuseResult } from "./result-intake.js";
 
 /** A running orchestrator. */
@@ -45,6 +48,8 @@ export interface OrchestratorDeps {
   watchResyncMs?: number;
   /** How long a MongoDB operation waits for a reachable server (tests of outages shorten it). @default 10000 */
   mongoServerSelectionTimeoutMs?: number;
+  /** How long a polled custom job waits for AcknowledgeJob before polls hand it out again. @default 60000 */
+  jobHandoutMs?: number;
 }
 
 /** Entries younger than this are being published by the write that made them. */
@@ -58,8 +63,8 @@ const CONSUMER_CONCURRENCY = 8;
 
 /**
  * Starts the orchestrator: Mongo, the bus and its streams, indexes, the
- * sweepers, the result, source and dead-letter consumers, then the
- * PipelineService — in that order, so nothing serves before what it depends
+ * sweepers, the result, source, dead-letter and custom job consumers, then the
+ * PipelineService and JobService — in that order, so nothing serves before what it depends
  * on is ready. Stopping runs in reverse.
  */
 export async function startOrchestrator(config: OrchestratorConfig, deps: OrchestratorDeps = {}): Promise<Orchestrator> {
@@ -100,7 +105,7 @@ export async function startOrchestrator(config: OrchestratorConfig, deps: Orches
     const publisher = createOutboxPublisher({ bus, logger, artifacts });
     // The one path of a job's result into the runtime: runners' and the approval service's
     // results, dead letters, and the failures of jobs the outbox will not dispatch.
-    const applyResult = (name: string, result: JobOutcome, options?: ApplyOptions): Promise<unknown> =>
+    const applyResult = (name: string, result: JobOutcome, options?: ApplyOptions): Promise<ApplyResult> =>
       runtime.apply(name, { type: "JobCompleted", result }, options);
     const runtime = createRuntimeStore({
       db,
@@ -117,6 +122,8 @@ export async function startOrchestrator(config: OrchestratorConfig, deps: Orches
     });
     teardown.add("runtime store", () => runtime.close());
     await runtime.ensureIndexes();
+    const jobs = createJobStore(db);
+    await jobs.ensureIndexes();
 
     const outboxSweeper = startSweeper("outbox", config.outboxSweepMs, () => runtime.sweepOutbox(OUTBOX_MIN_AGE_MS), logger);
     const timerSweeper = startSweeper("timers", config.timerSweepMs, () => runtime.sweepTimers(), logger);
@@ -182,8 +189,9 @@ export async function startOrchestrator(config: OrchestratorConfig, deps: Orches
         handler: createDeadLetterHandler(bus.streams, applyResult, logger),
       }),
     );
+    consumers.push(await startJobIntake(bus, jobs, logger, clock));
 
-    const server = createServer({ logger, auth, permissions: PIPELINE_PERMISSIONS, tls: config.grpcTls });
+    const server = createServer({ logger, auth, permissions: { ...PIPELINE_PERMISSIONS, ...JOB_PERMISSIONS }, tls: config.grpcTls });
     server.add(
       PipelineService,
       createPipelineApi({
@@ -201,6 +209,17 @@ export async function startOrchestrator(config: OrchestratorConfig, deps: Orches
         watchMaxTotal: config.watchMaxTotal,
         logger,
         clock: () => new Date(clock()),
+      }),
+    );
+    server.add(
+      JobService,
+      createJobApi({
+        jobs,
+        artifacts,
+        applyResult: (name, result) => applyResult(name, result),
+        logger,
+        clock,
+        ...(deps.jobHandoutMs === undefined ? {} : { handoutMs: deps.jobHandoutMs }),
       }),
     );
     // Registered before listen so a failed bind still closes the server. Runs first: the

@@ -5,6 +5,7 @@ import type { Bus, Consumer } from "@sluice/bus";
 import { DomainError } from "@sluice/domain";
 import { JobSchema } from "@sluice/proto";
 import type { Job } from "@sluice/proto";
+import { runnerJobsFilter } from "../src/jobs/job-intake.js";
 import { isolation, startHarness, threeStagePipeline } from "./helpers.js";
 import type { Clients, Harness } from "./helpers.js";
 
@@ -31,7 +32,7 @@ beforeAll(async () => {
   runner = await bus.consume({
     stream: bus.streams.jobs,
     durable: "runner-default",
-    filterSubject: bus.subjects.streamFilter("jobs"),
+    filterSubject: runnerJobsFilter(bus),
     schema: JobSchema,
     handler: async (job, ctx) => {
       taken.push(job);

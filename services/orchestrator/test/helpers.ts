@@ -13,6 +13,7 @@ import type { CancelJob, Job, JobResult, PipelineDeclarationSchema, StateChangeE
 import type { ProvidedServers } from "@sluice/testkit";
 import { MongoClient } from "mongodb";
 import { loadOrchestratorConfig } from "../src/config.js";
+import { runnerJobsFilter } from "../src/jobs/job-intake.js";
 import type { OrchestratorConfig } from "../src/config.js";
 import { startOrchestrator } from "../src/service.js";
 import type { Orchestrator, OrchestratorDeps } from "../src/service.js";
@@ -260,7 +261,7 @@ export async function tapJobs(bus: Bus): Promise<JobTap> {
   const consumer: Consumer = await bus.consume({
     stream: bus.streams.jobs,
     durable: "test-jobs",
-    filterSubject: bus.subjects.streamFilter("jobs"),
+    filterSubject: runnerJobsFilter(bus),
     schema: JobSchema,
     concurrency: 4,
     handler: (job, ctx) => {

@@ -13,9 +13,13 @@ import { DEFAULT_RUNNER_POOL, runnerPoolOf } from "../validation/providers.js";
 import { resolveScript, resolveValue } from "./variables.js";
 import { actionSecrets, maskDeep, scrubOutcome, viewMasker } from "./secrets.js";
 
-/** The job id of a run's current attempt (also the job's Nats-Msg-Id). */
-function jobIdOf(run: ActionRun): string {
-  return `${run.actionExecutionId}:${run.attempt}`;
+/**
+ * The id of a run's current job (also its Nats-Msg-Id): one per attempt, and one more per
+ * follow-up job of a continued custom action, so JetStream never drops a follow-up as a repeat.
+ */
+export function jobIdOf(run: Pick<ActionRun, "actionExecutionId" | "attempt" | "continuations">): string {
+  const base = `${run.actionExecutionId}:${run.attempt}`;
+  return run.continuations === undefined ? base : `${base}:${run.continuations}`;
 }
 
 /**
@@ -58,9 +62,25 @@ export function startAction(d: Draft, exec: ExecutionRuntime, stageName: string,
     failRun(d, exec, stageName, action, run, script);
     return;
   }
-  const job: JobSpec = {
+  const job = jobOf(d, exec, stageName, action, run, { ...run.resolvedConfiguration, ...script.configuration }, script);
+  const pinned = exec.pinnedRevisions.find((p) => p.actionName === action.name);
+  if (action.category === "Source" && pinned !== undefined) job.sourceRevision = pinned.revisionId;
+  if (run.token !== undefined) job.approvalToken = run.token;
+  // The job carries the configuration as resolved; the state (views, archive) keeps it without secrets or URL credentials.
+  if (run.resolvedConfiguration !== undefined) run.resolvedConfiguration = maskDeep(run.resolvedConfiguration, viewMasker(actionSecrets(action)));
+  d.commands.push({ type: "DispatchJob", job });
+  setLatest(d, exec, stageName, run);
+  emitAction(d, exec, stageName, action, run, "STARTED");
+}
+
+/** What a Commands job runs, from `shellScriptOf`. */
+type Script = { commands: string[]; configuration: Record<string, string>; environment: ActionSpec["environmentVariables"] };
+
+/** The job of a run's current attempt (or follow-up), with `configuration` as resolved. */
+function jobOf(d: Draft, exec: ExecutionRuntime, stageName: string, action: ActionSpec, run: ActionRun, configuration: Record<string, string>, script: Script): JobSpec {
+  return {
     jobId: jobIdOf(run),
-    actionExecutionId,
+    actionExecutionId: run.actionExecutionId,
     attempt: run.attempt,
     pipelineName: d.state.pipelineName,
     pipelineVersion: exec.pipelineVersion,
@@ -72,7 +92,7 @@ export function startAction(d: Draft, exec: ExecutionRuntime, stageName: string,
     pool: action.builtIn === "Manual" ? DEFAULT_RUNNER_POOL : runnerPoolOf(action.configuration),
     category: action.category,
     builtIn: action.builtIn,
-    configuration: { ...run.resolvedConfiguration, ...script.configuration },
+    configuration,
     commands: script.commands,
     environmentVariables: [...resolvedEnvironment(exec, action), ...script.environment],
     outputVariables: [...action.outputVariables],
@@ -82,14 +102,34 @@ export function startAction(d: Draft, exec: ExecutionRuntime, stageName: string,
     inputArtifactIds: [...run.inputArtifactIds],
     outputNames: action.outputArtifacts.map((o) => o.name),
   };
-  const pinned = exec.pinnedRevisions.find((p) => p.actionName === action.name);
-  if (action.category === "Source" && pinned !== undefined) job.sourceRevision = pinned.revisionId;
-  if (run.token !== undefined) job.approvalToken = run.token;
-  // The job carries the configuration as resolved; the state (views, archive) keeps it without secrets or URL credentials.
-  if (run.resolvedConfiguration !== undefined) run.resolvedConfiguration = maskDeep(run.resolvedConfiguration, viewMasker(actionSecrets(action)));
+}
+
+/**
+ * A job worker's success with a continuation token (AWS continuationToken): the action is not
+ * done. It stays InProgress under the same action execution and deadline, shows the result's
+ * summary and percentComplete, and a follow-up job with a new id carries the token to a worker.
+ * The configuration is resolved again because the state keeps it masked.
+ */
+function continueRun(d: Draft, exec: ExecutionRuntime, stageName: string, action: ActionSpec, run: ActionRun, continuationToken: string): void {
+  const configuration: Record<string, string> = {};
+  for (const [key, value] of Object.entries(action.configuration)) {
+    const r = resolveValue(value, exec.id, exec.variables);
+    if (!r.ok) {
+      failRun(d, exec, stageName, action, run, unresolvable(`configuration ${key}`, r.reference));
+      return;
+    }
+    configuration[key] = r.value;
+  }
+  const script = shellScriptOf(exec, action);
+  if ("code" in script) {
+    failRun(d, exec, stageName, action, run, script);
+    return;
+  }
+  run.continuations = (run.continuations ?? 0) + 1;
+  const job = jobOf(d, exec, stageName, action, run, { ...configuration, ...script.configuration }, script);
+  job.continuationToken = continuationToken;
   d.commands.push({ type: "DispatchJob", job });
   setLatest(d, exec, stageName, run);
-  emitAction(d, exec, stageName, action, run, "STARTED");
 }
 
 function replaceRun(stageRun: StageRun, run: ActionRun): void {
@@ -152,10 +192,7 @@ function prepare(exec: ExecutionRuntime, action: ActionSpec, run: ActionRun): Er
  * and their values into environment variables, so no value is ever parsed as
  * shell text. `resolvedConfiguration` keeps the pasted text for people to read.
  */
-function shellScriptOf(
-  exec: ExecutionRuntime,
-  action: ActionSpec,
-): { commands: string[]; configuration: Record<string, string>; environment: ActionSpec["environmentVariables"] } | ErrorDetailsSpec {
+function shellScriptOf(exec: ExecutionRuntime, action: ActionSpec): Script | ErrorDetailsSpec {
   if (action.builtIn !== "Commands") return { commands: [...action.commands], configuration: {}, environment: [] };
   const fromList = action.commands.length > 0 || !Object.hasOwn(action.configuration, "Commands");
   const pieces = fromList ? action.commands : [action.configuration["Commands"] ?? ""];
@@ -196,6 +233,7 @@ export function applyResult(d: Draft, exec: ExecutionRuntime, stageName: string,
   if (result.externalExecutionId !== undefined) run.externalExecutionId = result.externalExecutionId;
   if (result.externalExecutionUrl !== undefined) run.externalExecutionUrl = result.externalExecutionUrl;
   if (result.summary !== undefined) run.summary = result.summary;
+  if (result.percentComplete !== undefined) run.percentComplete = result.percentComplete;
 
   if (result.status !== "Succeeded") {
     failRun(d, exec, stageName, action, run, result.errorDetails ?? { code: "JobFailed", message: result.summary ?? "the job failed" });
@@ -205,6 +243,10 @@ export function applyResult(d: Draft, exec: ExecutionRuntime, stageName: string,
     // Removed by an update: the execution is being cancelled; only the outcome matters.
     run.status = "Succeeded";
     emitAction(d, exec, stageName, action, run, "SUCCEEDED");
+    return;
+  }
+  if (result.continuationToken !== undefined) {
+    continueRun(d, exec, stageName, action, run, result.continuationToken);
     return;
   }
   // A success must deliver what the declaration promises; later actions depend on it.

@@ -85,6 +85,7 @@ export function jobInit(
     sourceRevision: job.sourceRevision ?? "",
     approvalToken: job.approvalToken ?? "",
     artifactBucket: job.artifactBucket,
+    continuationToken: job.continuationToken ?? "",
   };
   return init;
 }

@@ -27,7 +27,7 @@
 // this file.
 
 import type { DecideContext, Decision, ExecutionEvent, JobOutcome, PipelineRuntime, PipelineSpec, StageSlot } from "./types.js";
-import { abandonRun, applyResult, timeOutRun } from "./actions.js";
+import { abandonRun, applyResult, jobIdOf, timeOutRun } from "./actions.js";
 import {
   actionSpecOf,
   done,
@@ -165,6 +165,10 @@ function findRun(state: PipelineRuntime, result: JobOutcome): RunLocation | { ru
         return `result for attempt ${result.attempt} of action execution ${run.actionExecutionId}, which is at attempt ${run.attempt}`;
       }
       if (run.status !== "InProgress") return `action execution ${run.actionExecutionId} already ended ${run.status}`;
+      // A continued action takes the result of its latest follow-up job only.
+      if (run.continuations !== undefined && result.jobId !== jobIdOf(run)) {
+        return `result for job ${result.jobId} of action execution ${run.actionExecutionId}, whose current job is ${jobIdOf(run)}`;
+      }
       return { executionId: exec.id, stageName: stage.name, actionName: run.name };
     }
   }

@@ -311,6 +311,7 @@ export function setLatest(d: Draft, exec: ExecutionRuntime, stageName: string, r
   if (run.externalExecutionId !== undefined) latest.externalExecutionId = run.externalExecutionId;
   if (run.externalExecutionUrl !== undefined) latest.externalExecutionUrl = run.externalExecutionUrl;
   if (run.errorDetails !== undefined) latest.errorDetails = { ...run.errorDetails };
+  if (run.percentComplete !== undefined) latest.percentComplete = run.percentComplete;
   const slot = actionSlot(d, stageName, run.name);
   if (slot !== undefined) slot.latest = latest;
 }

@@ -360,6 +360,8 @@ export interface ActionLatest {
   externalExecutionId?: string;
   externalExecutionUrl?: string;
   errorDetails?: ErrorDetailsSpec;
+  /** A continued custom action's latest percentComplete (0-100), while it runs. */
+  percentComplete?: number;
 }
 
 /** One execution in flight (or terminal, not yet archived). */
@@ -506,10 +508,18 @@ export interface ActionRun {
   attempts?: ActionAttempt[];
   /** Pipeline version the run was dispatched for. */
   pipelineVersion?: number;
+  /**
+   * Follow-up jobs dispatched for this attempt because a job worker succeeded with a continuation
+   * token (custom actions); the current job is `<actionExecutionId>:<attempt>:<continuations>`.
+   * Absent = none, the job is `<actionExecutionId>:<attempt>`.
+   */
+  continuations?: number;
+  /** The latest intermediate result's percentComplete (0-100) while a continued action runs. */
+  percentComplete?: number;
 }
 
 /** A finished earlier attempt of an action run (kept for ListActionExecutions): the run as it ended. */
-export type ActionAttempt = Omit<ActionRun, "name" | "deadline" | "attempts">;
+export type ActionAttempt = Omit<ActionRun, "name" | "deadline" | "attempts" | "continuations" | "percentComplete">;
 
 // ---------------------------------------------------------------- events in
 
@@ -535,6 +545,13 @@ export interface JobOutcome {
   updatedBy?: string;
   /** Epoch ms. */
   finishedAt?: number;
+  /**
+   * A job worker's PutJobSuccessResult with a continuation token: the action is not done; the
+   * orchestrator dispatches a follow-up job carrying the token and the action stays InProgress.
+   */
+  continuationToken?: string;
+  /** ExecutionDetails.percentComplete (0-100) of a job worker's result. */
+  percentComplete?: number;
 }
 
 /** Plain mirror of ProducedArtifact. */
@@ -611,7 +628,10 @@ export type ExecutionEvent =
 
 /** Plain mirror of the Job bus message, minus the grants the shell attaches. */
 export interface JobSpec {
-  /** "<actionExecutionId>:<attempt>"; also the Nats-Msg-Id. */
+  /**
+   * "<actionExecutionId>:<attempt>", or "<actionExecutionId>:<attempt>:<n>" for the n-th
+   * follow-up job of a continued action; also the Nats-Msg-Id.
+   */
   jobId: string;
   actionExecutionId: string;
   attempt: number;
@@ -639,6 +659,8 @@ export interface JobSpec {
   sourceRevision?: string;
   /** Approval actions. */
   approvalToken?: string;
+  /** A follow-up job of a custom action: the token its previous job's success returned. */
+  continuationToken?: string;
   artifactBucket: string;
   /** For ArtifactService.IssueJobGrants: ids of the inputs … */
   inputArtifactIds: string[];

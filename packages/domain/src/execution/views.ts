@@ -157,7 +157,7 @@ function actionStateView(actionName: string, slot: ActionSlot | undefined): Acti
 /** What AWS ActionExecution shows of an action's latest attempt (a slot's latest, or one execution's run). */
 export type ActionExecutionFields = Pick<
   ActionLatest,
-  "actionExecutionId" | "status" | "summary" | "token" | "updatedBy" | "externalExecutionId" | "externalExecutionUrl" | "errorDetails"
+  "actionExecutionId" | "status" | "summary" | "token" | "updatedBy" | "externalExecutionId" | "externalExecutionUrl" | "errorDetails" | "percentComplete"
 >;
 
 /** AWS ActionExecution of an action's latest attempt, whose status last changed at `lastStatusChange` (epoch ms). */
@@ -173,6 +173,7 @@ export function actionExecutionView(latest: ActionExecutionFields, lastStatusCha
     externalExecutionId: latest.externalExecutionId ?? "",
     externalExecutionUrl: latest.externalExecutionUrl ?? "",
     ...(latest.errorDetails !== undefined ? { errorDetails: { ...latest.errorDetails } } : {}),
+    ...(latest.percentComplete !== undefined ? { percentComplete: latest.percentComplete } : {}),
   };
 }
 
