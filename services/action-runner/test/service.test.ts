@@ -100,6 +100,7 @@ describe("action-runner service", () => {
         ["Compute", "Commands"],
         ["Deploy", "ObjectStore"],
         ["Rule", "Commands"],
+        ["Invoke", "Http"],
       ]
         .map(([category = "", provider = ""]) => bus.subjects.jobSubject("default", category, provider))
         .sort(),
