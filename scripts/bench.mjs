@@ -1,8 +1,10 @@
 // `npm run bench`: prints the orchestration overhead per action next to the
-// messaging and database floors beneath it (see test/bench/).
+// messaging and database floors beneath it, then runners' jobs/s and dispatch → start latency
+// (see test/bench/).
 import { build, ensureDependencies, ensureServers, must } from "./lib.mjs";
 
 ensureDependencies();
 ensureServers();
 build();
 must("npx", ["tsx", "--conditions=@sluice/source", "test/bench/orchestration-overhead.ts"]);
+must("npx", ["tsx", "--conditions=@sluice/source", "test/bench/runner-throughput.ts"]);

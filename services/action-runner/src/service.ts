@@ -14,7 +14,7 @@ import { resolveJobSandbox } from "./isolation.js";
 import { LeaseLostError, createJobLeases } from "./job-leases.js";
 import type { JobLeases } from "./job-leases.js";
 import { JobCancelledError, createJobRunner } from "./job-runner.js";
-import type { ArtifactCommitter, JobRunner, OutputGrantRenewer } from "./job-runner.js";
+import type { ArtifactCommitter, JobRunner, OutputGrantRenewer, ProviderTable } from "./job-runner.js";
 import type { DeployGranter } from "./providers/object-store-deploy.js";
 import { SERVED_ACTIONS, createProviderTable, servedActions } from "./providers/table.js";
 
@@ -47,6 +47,8 @@ export interface ActionRunnerDeps {
   readonly renewOutputGrants?: OutputGrantRenewer;
   /** Replaces ArtifactService.IssueDeployGrants over gRPC (only used together with `commitArtifact`). */
   readonly issueDeployGrants?: DeployGranter;
+  /** Replaces the built-in provider table (benchmarks measure the runner with a provider that does nothing). */
+  readonly providers?: ProviderTable;
 }
 
 /** How long a result publish is retried before the job is handed back to the queue. */
@@ -97,7 +99,7 @@ export async function startActionRunner(config: ActionRunnerConfig, deps: Action
       logger,
       runnerId: config.runnerId,
       workspaceRoot: config.workspaceRoot,
-      providers: createProviderTable({
+      providers: deps.providers ?? createProviderTable({
         deployGrants: issueDeployGrants,
         httpInvoke: { secret: config.httpInvokeSecret, egress: createEgressPolicy({ allow: config.egressAllow }) },
       }),
