@@ -10,7 +10,7 @@ import { JobResultSchema } from "@sluice/proto";
 import type { Grant, Job, JobResult, OutputGrant, ProducedArtifactSchema } from "@sluice/proto";
 import { runInJobSandbox } from "./isolation.js";
 import type { JobSandbox } from "./isolation.js";
-import { JobFailure } from "./providers/provider.js";
+import { JobFailure, abortable } from "./providers/provider.js";
 import type { FailureCode, PreparedInput, Provider, ProviderOutcome } from "./providers/provider.js";
 import { createWorkspace } from "./workspace.js";
 import type { Workspace } from "./workspace.js";
@@ -444,32 +444,6 @@ function jobEnvironment(
     if (!input.primary) env[`CODEBUILD_SRC_DIR_${token}`] = input.dir;
   }
   return env;
-}
-
-/**
- * Resolves with `promise`, or rejects as soon as `signal` aborts. The abandoned operation
- * keeps running in the background; its outcome is swallowed so it cannot become an
- * unhandled rejection.
- */
-function abortable<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted) {
-    promise.catch(() => undefined);
-    return Promise.reject(new JobFailure("JobFailed", "the job was stopped"));
-  }
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = (): void => reject(new JobFailure("JobFailed", "the job was stopped"));
-    signal.addEventListener("abort", onAbort, { once: true });
-    promise.then(
-      (value) => {
-        signal.removeEventListener("abort", onAbort);
-        resolve(value);
-      },
-      (err: unknown) => {
-        signal.removeEventListener("abort", onAbort);
-        reject(err instanceof Error ? err : new Error(String(err)));
-      },
-    );
-  });
 }
 
 function delay(ms: number, signal: AbortSignal): Promise<void> {
