@@ -38,6 +38,8 @@ export const ERROR_CODES = [
   "JobNotFoundException",
   "InvalidNonceException",
   "InvalidJobStateException",
+  "ActionTypeNotFoundException",
+  "RequestFailedException",
 ] as const;
 
 export type ErrorCode = (typeof ERROR_CODES)[number];

@@ -4,6 +4,19 @@ export { noopLogger } from "./logger.js";
 export type { Logger } from "./logger.js";
 // -- validation exports (owned by the validation helper) --
 export { validatePipeline } from "./validation/validate.js";
+export type { ValidationOptions } from "./validation/validate.js";
+export type { CustomActionTypeLookup } from "./validation/positions.js";
+export {
+  CONFIGURATION_PROPERTY_TYPES,
+  DEFAULT_CUSTOM_TIMEOUT_MINUTES,
+  MAX_CUSTOM_ACTION_TYPES,
+  QUERYABLE_VALUE_PATTERN,
+  checkCustomActionType,
+  customActionTypeKey,
+  customActionTypeSpec,
+  queryablePropertyOf,
+} from "./validation/custom-action-types.js";
+export type { ArtifactCounts, CustomActionType, CustomActionTypeProperty, CustomActionTypeSettings } from "./validation/custom-action-types.js";
 export {
   DEFAULT_ARTIFACT_BUCKET,
   assertValidPipeline,

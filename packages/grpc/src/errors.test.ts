@@ -40,6 +40,8 @@ describe("grpcStatusOf", () => {
     JobNotFoundException: status.NOT_FOUND,
     InvalidNonceException: status.FAILED_PRECONDITION,
     InvalidJobStateException: status.FAILED_PRECONDITION,
+    ActionTypeNotFoundException: status.NOT_FOUND,
+    RequestFailedException: status.FAILED_PRECONDITION,
   };
 
   it.each(ERROR_CODES.map((c) => [c, expected[c]] as const))("maps %s to status %i", (code, want) => {

@@ -34,6 +34,7 @@ export function grpcStatusOf(code: ErrorCode): status {
     case "ArtifactNotFoundException":
     case "ActionExecutionNotFoundException":
     case "JobNotFoundException":
+    case "ActionTypeNotFoundException":
       return status.NOT_FOUND;
     case "PipelineNameInUseException":
       return status.ALREADY_EXISTS;
@@ -49,6 +50,7 @@ export function grpcStatusOf(code: ErrorCode): status {
     case "ConditionNotOverridableException":
     case "InvalidNonceException":
     case "InvalidJobStateException":
+    case "RequestFailedException":
       return status.FAILED_PRECONDITION;
     case "ConcurrentModificationException":
       return status.ABORTED;

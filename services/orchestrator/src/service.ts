@@ -4,9 +4,11 @@ import type { Bus, Consumer } from "@sluice/bus";
 import { DomainError, isDomainError, jobOutcomeFromProto, noopLogger, sourceRevisionFromProto } from "@sluice/domain";
 import type { JobOutcome, Logger, PipelineRuntime, PipelineSpec } from "@sluice/domain";
 import { createClient, createServer, createTokenAuthenticator, parseTokenTable } from "@sluice/grpc";
-import { ApprovalService, ArtifactService, DeadLetterSchema, JobResultSchema, JobService, PipelineService, SourceChangedSchema } from "@sluice/proto";
+import { ActionTypeService, ApprovalService, ArtifactService, DeadLetterSchema, JobResultSchema, JobService, PipelineService, SourceChangedSchema } from "@sluice/proto";
 import type { JobResult, PipelineDeclaration } from "@sluice/proto";
 import { connectMongo, createTeardown, once, startSweeper } from "@sluice/service-kit";
+import { ACTION_TYPE_PERMISSIONS, createActionTypeApi } from "./action-types/action-type-api.js";
+import { createActionTypeCatalog } from "./action-types/action-type-store.js";
 import { PIPELINE_PERMISSIONS, createPipelineApi } from "./api/pipeline-api.js";
 import type { OrchestratorConfig } from "./config.js";
 import { JOB_PERMISSIONS, createJobApi } from "./jobs/job-api.js";
@@ -101,7 +103,10 @@ export async function startOrchestrator(config: OrchestratorConfig, deps: Orches
 
     const pipelines = createPipelineStore(db);
     await pipelines.ensureIndexes();
-    const specOf = (declaration: PipelineDeclaration): PipelineSpec => specOfDeclaration(declaration, config.defaultArtifactBucket);
+    const actionTypes = createActionTypeCatalog(db);
+    await actionTypes.ensureIndexes();
+    await actionTypes.refresh();
+    const specOf = (declaration: PipelineDeclaration): PipelineSpec => specOfDeclaration(declaration, config.defaultArtifactBucket, actionTypes);
     const publisher = createOutboxPublisher({ bus, logger, artifacts });
     // The one path of a job's result into the runtime: runners' and the approval service's
     // results, dead letters, and the failures of jobs the outbox will not dispatch.
@@ -191,7 +196,7 @@ export async function startOrchestrator(config: OrchestratorConfig, deps: Orches
     );
     consumers.push(await startJobIntake(bus, jobs, logger, clock));
 
-    const server = createServer({ logger, auth, permissions: { ...PIPELINE_PERMISSIONS, ...JOB_PERMISSIONS }, tls: config.grpcTls });
+    const server = createServer({ logger, auth, permissions: { ...PIPELINE_PERMISSIONS, ...JOB_PERMISSIONS, ...ACTION_TYPE_PERMISSIONS }, tls: config.grpcTls });
     server.add(
       PipelineService,
       createPipelineApi({
@@ -200,6 +205,7 @@ export async function startOrchestrator(config: OrchestratorConfig, deps: Orches
         archive: db.collection<ArchivedExecution>("executions"),
         subjects: bus.subjects,
         specOf,
+        actionTypes,
         defaultArtifactBucket: config.defaultArtifactBucket,
         approvals,
         subscribeEvents: (filter, handler) => bus.subscribeEvents(filter, handler),
@@ -215,6 +221,7 @@ export async function startOrchestrator(config: OrchestratorConfig, deps: Orches
       JobService,
       createJobApi({
         jobs,
+        actionTypes,
         artifacts,
         applyResult: (name, result) => applyResult(name, result),
         logger,
@@ -222,6 +229,7 @@ export async function startOrchestrator(config: OrchestratorConfig, deps: Orches
         ...(deps.jobHandoutMs === undefined ? {} : { handoutMs: deps.jobHandoutMs }),
       }),
     );
+    server.add(ActionTypeService, createActionTypeApi({ catalog: actionTypes, logger, clock: () => new Date(clock()) }));
     // Registered before listen so a failed bind still closes the server. Runs first: the
     // watches end and no call is taken while the consumers and sweepers stop.
     teardown.add("grpc", (ms) => {

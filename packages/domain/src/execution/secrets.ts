@@ -37,9 +37,14 @@ export function createMasker(secrets: readonly string[], mask = SECRET_MASK): (t
   };
 }
 
-/** The secret values of one action (its SECRET and store-backed environment variables). */
+/**
+ * The secret values of one action: its SECRET and store-backed environment variables, and the
+ * values of its type's secret configuration properties (custom action types).
+ */
 export function actionSecrets(action: ActionSpec | undefined): string[] {
-  return (action?.environmentVariables ?? []).filter((v) => SECRET_ENV_TYPES.has(v.type) && v.value !== "").map((v) => v.value);
+  const env = (action?.environmentVariables ?? []).filter((v) => SECRET_ENV_TYPES.has(v.type) && v.value !== "").map((v) => v.value);
+  const configuration = (action?.secretConfiguration ?? []).map((key) => action?.configuration[key] ?? "").filter((value) => value !== "");
+  return [...env, ...configuration];
 }
 
 /** Every secret value of a pipeline version. */

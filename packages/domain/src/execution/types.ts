@@ -143,6 +143,8 @@ export interface ActionSpec {
   /** Job timeout: the declared one (approvals) or the provider default. */
   timeoutInMinutes: number;
   environmentVariables: EnvironmentVariableSpec[];
+  /** Configuration keys holding secrets (a custom action type's secret properties): masked in every answer. */
+  secretConfiguration?: string[];
 }
 
 /** A declared output artifact. */

@@ -91,7 +91,7 @@ export function checkOutputVariables(here: Declared, spec: ProviderSpec | undefi
   const names = here.decl.outputVariables;
   if (names.length === 0) return;
   if (spec !== undefined && spec.outputVariables !== "declared") {
-    v.add(path, `only Commands actions declare output variables; ${spec.key} does not`);
+    v.add(path, `only Commands actions declare output variables; ${spec.key} does not${spec.outputVariables === "any" ? " (its job worker reports them)" : ""}`);
     return;
   }
   if (names.length > LIMITS.maxOutputVariables) {

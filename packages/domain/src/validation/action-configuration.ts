@@ -3,6 +3,7 @@
 import { BUCKET_NAME_PATTERN, LIMITS } from "../limits.js";
 import { bucketMessage, keyPath, q } from "./messages.js";
 import type { Declared } from "./positions.js";
+import { QUERYABLE_VALUE_PATTERN } from "./custom-action-types.js";
 import { runnerPoolProblem, splitCommands } from "./providers.js";
 import type { ConfigurationFormat, ProviderSpec } from "./providers.js";
 import type { Violations } from "./violations.js";
@@ -81,6 +82,12 @@ function formatProblem(format: ConfigurationFormat, value: string): string | und
       if (count === 0) return "lists no commands";
       return count > LIMITS.maxCommands ? `at most ${LIMITS.maxCommands} commands, got ${count}` : undefined;
     }
+    case "number":
+      if (value.includes("#{")) return undefined;
+      return /^-?\d+(\.\d+)?$/.test(value) ? undefined : `must be a number, got ${q(value)}`;
+    case "queryable":
+      // PollForJobs filters on it as written, so no variables.
+      return QUERYABLE_VALUE_PATTERN.test(value) ? undefined : `is queryable: must be 1-20 characters of A-Z a-z 0-9 _ -, got ${q(value)}`;
     case "runner-pool":
       // The pool picks the job's subject when it is dispatched, before variables are resolved.
       if (value.includes("#{")) return "cannot use variables: the pool is chosen before the job's variables are resolved";

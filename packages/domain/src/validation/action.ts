@@ -7,6 +7,7 @@ import { SECRET_ENV_TYPE } from "../limits.js";
 import { checkArtifactCount, checkInputArtifacts, checkOutputArtifacts } from "./action-artifacts.js";
 import { checkCommands, checkEnvironmentVariables, checkOutputVariables } from "./action-commands.js";
 import { checkConfiguration } from "./action-configuration.js";
+import { customActionTypeKey } from "./custom-action-types.js";
 import { keyPath, q } from "./messages.js";
 import { checkName, checkRoleArn } from "./names.js";
 import { describe } from "./positions.js";
@@ -31,7 +32,7 @@ export function checkAction(
     else v.add(`${path}.name`, `${q(action.name)} is already the name of actions[${first}] in this stage`);
   }
 
-  const spec = checkActionType(here, v);
+  const spec = checkActionType(here, index, v);
 
   if (action.runOrder !== undefined && (action.runOrder < LIMITS.minRunOrder || action.runOrder > LIMITS.maxRunOrder)) {
     v.add(`${path}.runOrder`, `must be ${LIMITS.minRunOrder}-${LIMITS.maxRunOrder}, got ${action.runOrder}`);
@@ -78,7 +79,7 @@ export function checkAction(
 }
 
 /** Checks actionTypeId and its place in the pipeline; returns the provider when Sluice runs it. */
-function checkActionType(here: Declared, v: Violations): ProviderSpec | undefined {
+function checkActionType(here: Declared, index: PipelineIndex, v: Violations): ProviderSpec | undefined {
   const path = `${here.path}.actionTypeId`;
   const type = here.decl.actionTypeId;
   if (type === undefined) {
@@ -104,9 +105,6 @@ function checkActionType(here: Declared, v: Violations): ProviderSpec | undefine
   } else if (!(ACTION_OWNERS as readonly string[]).includes(owner)) {
     v.add(`${path}.owner`, `must be one of ${ACTION_OWNERS.join(", ")}, got ${q(owner)}`);
     ok = false;
-  } else if (owner === "Custom") {
-    v.add(`${path}.owner`, "custom action types are not supported yet; use a built-in provider");
-    ok = false;
   }
   if (provider === "") {
     v.add(`${path}.provider`, "is required");
@@ -123,6 +121,7 @@ function checkActionType(here: Declared, v: Violations): ProviderSpec | undefine
     ok = false;
   }
   if (!ok) return undefined;
+  if (owner === "Custom") return checkCustomType(path, type, index, v);
 
   const key = providerKey(category, provider);
   const spec = Object.hasOwn(BUILT_IN_PROVIDERS, key) ? BUILT_IN_PROVIDERS[key] : undefined;
@@ -145,6 +144,18 @@ function checkActionType(here: Declared, v: Violations): ProviderSpec | undefine
     return undefined;
   }
   return resolveProvider(type);
+}
+
+/** A custom action type must be declared (CreateCustomActionType) and not deleted. */
+function checkCustomType(path: string, type: { category: string; provider: string; version: string }, index: PipelineIndex, v: Violations): ProviderSpec | undefined {
+  const spec = index.customActionType(type);
+  if (spec === undefined) {
+    v.add(
+      `${path}.provider`,
+      `custom action type ${customActionTypeKey(type)} is not declared (or was deleted): declare it with CreateCustomActionType`,
+    );
+  }
+  return spec;
 }
 
 function checkNamespace(here: Declared, index: PipelineIndex, v: Violations): void {

@@ -9,6 +9,7 @@ import type { PipelineDeclaration } from "@sluice/proto";
 import { invalid } from "../errors.js";
 import { MAX_DECLARATION_BYTES } from "../limits.js";
 import { validatePipeline } from "./validate.js";
+import type { ValidationOptions } from "./validate.js";
 
 /** Bucket used when a declaration names no artifact store (the orchestrator's DEFAULT_ARTIFACT_BUCKET default). */
 export const DEFAULT_ARTIFACT_BUCKET = "sluice-artifacts";
@@ -57,8 +58,8 @@ export function normalizePipeline(decl: PipelineDeclaration, defaultBucket: stri
  * Throws `InvalidStructureException` listing every violation when the
  * declaration is not valid (see `validatePipeline`); returns otherwise.
  */
-export function assertValidPipeline(decl: PipelineDeclaration): void {
-  const violations = validatePipeline(decl);
+export function assertValidPipeline(decl: PipelineDeclaration, options: ValidationOptions = {}): void {
+  const violations = validatePipeline(decl, options);
   if (violations.length > 0) throw invalid("InvalidStructureException", violations);
 }
 

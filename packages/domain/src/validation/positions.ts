@@ -3,6 +3,7 @@
 
 import type { ActionDeclaration, StageDeclaration } from "@sluice/proto";
 import { q } from "./messages.js";
+import type { ProviderSpec } from "./providers.js";
 
 /** Where an artifact or namespace is declared, for "runs earlier" checks. */
 export interface Declared {
@@ -24,7 +25,12 @@ export interface PipelineIndex {
   readonly produced: Map<string, ReadonlySet<string> | undefined>;
   /** Names of the declared pipeline variables (`#{variables.<name>}`). */
   readonly pipelineVariables: ReadonlySet<string>;
+  /** The declared custom action types (see ValidationOptions). */
+  readonly customActionType: CustomActionTypeLookup;
 }
+
+/** The spec of a declared (not deleted) custom action type, or undefined. */
+export type CustomActionTypeLookup = (id: { readonly category: string; readonly provider: string; readonly version: string }) => ProviderSpec | undefined;
 
 /** A point in the pipeline: stage index and runOrder (a rule checked after the stage's actions has an infinite one). */
 export type Position = Pick<Declared, "stage" | "runOrder">;

@@ -109,6 +109,6 @@ describe("provider settings", () => {
     expect(actionTimeoutMinutes(approval)).toBe(30);
     expect(actionTimeoutMinutes(create(ActionDeclarationSchema, { name: "B", actionTypeId: id("Build", "CodeBuild") }))).toBe(480);
     expect(actionTimeoutMinutes(create(ActionDeclarationSchema, { name: "C", actionTypeId: id("Invoke", "Lambda") }))).toBe(60);
-    expect(DEFAULT_TIMEOUT_MINUTES).toEqual({ Git: 60, Commands: 60, Manual: 10_080, ObjectStore: 90, Http: 60 });
+    expect(DEFAULT_TIMEOUT_MINUTES).toEqual({ Git: 60, Commands: 60, Manual: 10_080, ObjectStore: 90, Http: 60, Custom: 1440 });
   });
 });

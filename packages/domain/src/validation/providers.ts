@@ -25,11 +25,14 @@
 import type { ActionDeclaration } from "@sluice/proto";
 import type { ActionCategory, ActionOwner } from "../limits.js";
 
-/** The providers Sluice itself runs; every accepted action type maps to one. */
-export type BuiltInProvider = "Git" | "Commands" | "Manual" | "ObjectStore" | "Http";
+/**
+ * The providers Sluice itself runs; every accepted action type maps to one. `Custom` stands for
+ * every custom action type (owner Custom): Sluice does not run it, job workers do (JobService).
+ */
+export type BuiltInProvider = "Git" | "Commands" | "Manual" | "ObjectStore" | "Http" | "Custom";
 
-/** Who runs a job: the action-runner pool, or the approval service. */
-export type ProviderRoute = "runner" | "approval";
+/** Who runs a job: the action-runner pool, the approval service, or job workers (custom types). */
+export type ProviderRoute = "runner" | "approval" | "worker";
 
 /**
  * How a configuration value is checked:
@@ -41,9 +44,22 @@ export type ProviderRoute = "runner" | "approval";
  * - `code-zip`: AWS's OutputArtifactFormat, of which Sluice produces `CODE_ZIP` only;
  * - `commands`: newline-separated shell commands (Commands' configuration form);
  * - `http-url`: an absolute http(s) URL without userinfo (the Http invoke endpoint);
- * - `runner-pool`: a runner pool name (see `RUNNER_POOL_PATTERN`), never a variable.
+ * - `runner-pool`: a runner pool name (see `RUNNER_POOL_PATTERN`), never a variable;
+ * - `number`: a decimal number (custom types' Number properties), unless it references a variable;
+ * - `queryable`: a custom type's queryable property: 1-20 characters of A-Z a-z 0-9 _ -.
  */
-export type ConfigurationFormat = "text" | "git-url" | "git-branch" | "boolean" | "bucket-name" | "code-zip" | "commands" | "http-url" | "runner-pool";
+export type ConfigurationFormat =
+  | "text"
+  | "git-url"
+  | "git-branch"
+  | "boolean"
+  | "bucket-name"
+  | "code-zip"
+  | "commands"
+  | "http-url"
+  | "runner-pool"
+  | "number"
+  | "queryable";
 
 /** One configuration key a provider accepts. */
 export interface ConfigurationProperty {
@@ -91,10 +107,13 @@ export interface ProviderSpec {
   readonly commands: CommandsSource;
   /**
    * Output variables the action produces: a fixed list, or `declared` for the
-   * names the action lists in `outputVariables` (Commands).
+   * names the action lists in `outputVariables` (Commands), or `any` for what a job worker
+   * reports (custom types: not declared on the action).
    */
-  readonly outputVariables: "declared" | readonly string[];
+  readonly outputVariables: "declared" | "any" | readonly string[];
   readonly route: ProviderRoute;
+  /** Configuration keys whose values are secrets (custom types' secret properties): masked in every answer. */
+  readonly secretConfiguration?: readonly string[];
 }
 
 /** Output variables of every Git source execution (the runner sets all of them). */
@@ -115,6 +134,8 @@ export const DEFAULT_TIMEOUT_MINUTES: Readonly<Record<BuiltInProvider, number>> 
   ObjectStore: 90,
   // AWS's Lambda invoke default: the endpoint answers within the call or through JobService.
   Http: 60,
+  // AWS's default for custom actions; a type's executor.jobTimeout overrides it.
+  Custom: 24 * 60,
 };
 
 const CODEBUILD_TIMEOUT_MINUTES = 8 * 60;

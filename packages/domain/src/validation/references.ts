@@ -76,7 +76,7 @@ function producedVariables(producer: Declared, index: PipelineIndex): ReadonlySe
   if (index.produced.has(producer.path)) return index.produced.get(producer.path);
   const spec = resolveProvider(producer.decl.actionTypeId);
   const names =
-    spec === undefined
+    spec === undefined || spec.outputVariables === "any"
       ? undefined
       : spec.outputVariables === "declared"
         ? commandsOutputVariables(producer.decl.outputVariables, producer.decl.configuration)

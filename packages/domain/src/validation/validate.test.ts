@@ -268,10 +268,10 @@ describe("actions", () => {
     );
   });
 
-  it("custom action types are not supported yet", () => {
+  it("a custom action needs a declared custom action type", () => {
     expectViolations(
       (j) => (typeOf(j, 1, 1).owner = "Custom"),
-      [["pipeline.stages[1].actions[1].actionTypeId.owner", "custom action types are not supported yet; use a built-in provider"]],
+      [["pipeline.stages[1].actions[1].actionTypeId.provider", "custom action type Custom/Test/Commands/1 is not declared (or was deleted): declare it with CreateCustomActionType"]],
     );
   });
 

@@ -14,7 +14,7 @@ import { checkAction } from "./action.js";
 import { checkStageConditions } from "./conditions.js";
 import { checkPipelineFields } from "./pipeline-fields.js";
 import { declaredAt, indexDeclarations } from "./positions.js";
-import type { Declared, PipelineIndex } from "./positions.js";
+import type { CustomActionTypeLookup, Declared, PipelineIndex } from "./positions.js";
 import { checkStage } from "./stage.js";
 import { Violations } from "./violations.js";
 
@@ -23,7 +23,13 @@ import { Violations } from "./violations.js";
  * `pipeline.` prefix. An empty list means CreatePipeline/UpdatePipeline may
  * store it. Never throws.
  */
-export function validatePipeline(decl: PipelineDeclaration): FieldViolation[] {
+/** What validation knows beyond the declaration. */
+export interface ValidationOptions {
+  /** The custom action types actions may use (owner Custom); none when absent. */
+  readonly customActionType?: CustomActionTypeLookup | undefined;
+}
+
+export function validatePipeline(decl: PipelineDeclaration, options: ValidationOptions = {}): FieldViolation[] {
   const v = new Violations();
   checkPipelineFields(decl, v);
 
@@ -36,6 +42,7 @@ export function validatePipeline(decl: PipelineDeclaration): FieldViolation[] {
     artifactNames: new Set(outputs.keys()),
     produced: new Map(),
     pipelineVariables: new Set(decl.variables.map((x) => x.name)),
+    customActionType: options.customActionType ?? (() => undefined),
   };
 
   const stageNames = new Map<string, number>();

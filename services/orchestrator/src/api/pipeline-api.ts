@@ -12,8 +12,6 @@ import {
   MAX_LIST_RESULTS,
   MAX_NEXT_TOKEN_LENGTH,
   MAX_TAGS,
-  MAX_TAG_KEY_LENGTH,
-  MAX_TAG_VALUE_LENGTH,
   actionExecutionDetails,
   assertValidPipeline,
   checkDeclarationSize,
@@ -31,9 +29,10 @@ import {
 import type { ExecutionEvent, ExecutionRuntime, Logger, PipelineRuntime, PipelineSpec } from "@sluice/domain";
 import { GrpcStatus, isRpcError } from "@sluice/grpc";
 import type { Client, PermissionTable, ServiceImpl } from "@sluice/grpc";
-import type { ApprovalService, PipelineDeclaration, PipelineExecutionSummarySchema, PipelineService, StateChangeEvent, Tag } from "@sluice/proto";
+import type { ApprovalService, PipelineDeclaration, PipelineExecutionSummarySchema, PipelineService, StateChangeEvent } from "@sluice/proto";
 import type { Collection } from "mongodb";
 import { decodeToken, encodeToken } from "../paging.js";
+import type { ActionTypeCatalog } from "../action-types/action-type-store.js";
 import { pipelineNotFound } from "../pipelines/pipeline-store.js";
 import type { PipelineStore, StoredPipeline, StoredTag } from "../pipelines/pipeline-store.js";
 import { declarationEntry } from "../runtime/outbox.js";
@@ -41,7 +40,7 @@ import type { ArchivedExecution, RuntimeStore } from "../runtime/runtime-store.j
 import { actionRetryEvent, overrideEvent, rollbackEvent, stageRetryEvent, startOptions, stopEvent, transitionEvent } from "./execution-requests.js";
 import { executionsNewestFirst, plainExecution, succeededIn } from "./history.js";
 import type { ExecutionCursor } from "./history.js";
-import { checks } from "./request-validation.js";
+import { checkTag, checks } from "./request-validation.js";
 import { actionExecutionDetailInits, answerMasker, declarationSecrets, eventDeclaration, executionStageStates, restoreMaskedValues } from "./views.js";
 import type { ActionExecutionDetailInit } from "./views.js";
 import { WatchLimits, watchExecution } from "./watch.js";
@@ -92,6 +91,8 @@ export interface PipelineApiDeps {
   subjects: Subjects;
   /** The runtime view of a declaration (`toPipelineSpec` with the provider table and defaults). */
   specOf: (declaration: PipelineDeclaration) => PipelineSpec;
+  /** The declared custom action types: what pipelines using them are validated against. */
+  actionTypes: ActionTypeCatalog;
   /** Bucket of declarations that name no artifact store. */
   defaultArtifactBucket: string;
   /** ApprovalService client; undefined when APPROVAL_ADDR is not set. */
@@ -115,21 +116,27 @@ type SummaryInit = MessageInitShape<typeof PipelineExecutionSummarySchema>;
 
 /** The PipelineService implementation: validation, the stores, then the state machine. */
 export function createPipelineApi(deps: PipelineApiDeps): ServiceImpl<typeof PipelineService> {
-  const { pipelines, runtime, archive, subjects, specOf, approvals, defaultArtifactBucket } = deps;
+  const { pipelines, runtime, archive, subjects, specOf, actionTypes, approvals, defaultArtifactBucket } = deps;
   const logger = deps.logger.child({ component: "pipeline-api" });
   const clock = deps.clock ?? (() => new Date());
   const watchResyncMs = deps.watchResyncMs ?? DEFAULT_WATCH_RESYNC_MS;
   const watchLimits = new WatchLimits(deps.watchMaxPerPrincipal ?? DEFAULT_WATCH_MAX_PER_PRINCIPAL, deps.watchMaxTotal ?? DEFAULT_WATCH_MAX_TOTAL);
   /** Masks every answer about a pipeline: the secrets of its declaration and of the runtime's versions. */
   const maskerFor = (stored: StoredPipeline, state?: PipelineRuntime, more: readonly string[] = []) =>
-    answerMasker([...declarationSecrets(stored.declaration), ...pipelineSecrets(state?.spec), ...(state?.retainedSpecs ?? []).flatMap((v) => pipelineSecrets(v)), ...more]);
+    answerMasker([
+      ...declarationSecrets(stored.declaration),
+      ...actionTypes.secretValues(stored.declaration.stages.flatMap((s) => s.actions)),
+      ...pipelineSecrets(state?.spec),
+      ...(state?.retainedSpecs ?? []).flatMap((v) => pipelineSecrets(v)),
+      ...more,
+    ]);
 
   /** Size check, defaults, then every structural rule; returns the declaration to store. */
   const prepareDeclaration = (declaration: PipelineDeclaration | undefined): PipelineDeclaration => {
     if (declaration === undefined) throw new DomainError("ValidationException", "pipeline: is required", [{ field: "pipeline", message: "is required" }]);
     checkDeclarationSize(declarationSizeBytes(declaration));
     const normalized = normalizePipeline(declaration, defaultArtifactBucket);
-    assertValidPipeline(normalized);
+    assertValidPipeline(normalized, { customActionType: actionTypes.lookup });
     // Also rejects what validation accepts but execution cannot run (e.g. an unsupported mode).
     specOf(normalized);
     return normalized;
@@ -204,6 +211,8 @@ export function createPipelineApi(deps: PipelineApiDeps): ServiceImpl<typeof Pip
       req.tags.forEach((t, i) => checkTag(c, `tags[${i}]`, t));
       if (req.tags.length > MAX_TAGS) c.add("tags", `must have at most ${MAX_TAGS} tags`);
       c.throwIfAny();
+      // Custom actions are judged by their types as declared now, whichever replica declared them.
+      await actionTypes.refresh();
       const declaration = prepareDeclaration(req.pipeline);
       const now = clock();
       const tags: StoredTag[] = req.tags.map((t) => ({ key: t.key, value: t.value }));
@@ -222,6 +231,8 @@ export function createPipelineApi(deps: PipelineApiDeps): ServiceImpl<typeof Pip
       const c = checks().name("name", req.name);
       c.range("version", req.version, 1, 2 ** 31 - 1).throwIfAny();
       const stored = await pipelines.get(req.name, req.version);
+      // A type another replica declared may mark more values secret.
+      await actionTypes.refreshIfOlder(1000);
       return {
         pipeline: maskerFor(stored)(stored.declaration),
         metadata: { pipelineArn: pipelineArn(stored.name), created: timestampFromDate(stored.created), updated: timestampFromDate(stored.updated) },
@@ -231,7 +242,8 @@ export function createPipelineApi(deps: PipelineApiDeps): ServiceImpl<typeof Pip
     async updatePipeline(req, ctx) {
       // What GetPipeline showed masked (`****`) keeps the stored values.
       const current = req.pipeline === undefined ? undefined : await pipelines.find(req.pipeline.name);
-      const declaration = prepareDeclaration(req.pipeline === undefined ? undefined : restoreMaskedValues(req.pipeline, current?.declaration));
+      await actionTypes.refresh();
+      const declaration = prepareDeclaration(req.pipeline === undefined ? undefined : restoreMaskedValues(req.pipeline, current?.declaration, actionTypes.secretKeys));
       const now = clock();
       const stored = await pipelines.update(declaration, now);
       logger.info("pipeline updated", { pipeline: stored.name, version: stored.version, principal: ctx.principal.id });
@@ -543,13 +555,6 @@ export function createPipelineApi(deps: PipelineApiDeps): ServiceImpl<typeof Pip
       }
     },
   };
-}
-
-/** AWS tag rules: key 1-128, value 0-256, no `aws:` prefix. */
-function checkTag(c: ReturnType<typeof checks>, field: string, tag: Tag): void {
-  c.text(`${field}.key`, tag.key, 1, MAX_TAG_KEY_LENGTH);
-  if (tag.key.toLowerCase().startsWith("aws:")) c.add(`${field}.key`, 'must not start with "aws:"');
-  if (tag.value.length > MAX_TAG_VALUE_LENGTH) c.add(`${field}.value`, `must be at most ${MAX_TAG_VALUE_LENGTH} characters`);
 }
 
 function isExecutionCursor(value: unknown): value is { t: number; i: string } {

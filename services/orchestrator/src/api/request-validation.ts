@@ -1,4 +1,4 @@
-import { DomainError, EXECUTION_ID_PATTERN, PIPELINE_NAME_PATTERN } from "@sluice/domain";
+import { DomainError, EXECUTION_ID_PATTERN, MAX_TAG_KEY_LENGTH, MAX_TAG_VALUE_LENGTH, PIPELINE_NAME_PATTERN } from "@sluice/domain";
 import type { FieldViolation } from "@sluice/domain";
 
 /**
@@ -66,4 +66,11 @@ export class RequestChecks {
 /** Starts a check list. */
 export function checks(): RequestChecks {
   return new RequestChecks();
+}
+
+/** AWS tag rules: key 1-128, value 0-256, no `aws:` prefix. */
+export function checkTag(c: RequestChecks, field: string, tag: { readonly key: string; readonly value: string }): void {
+  c.text(`${field}.key`, tag.key, 1, MAX_TAG_KEY_LENGTH);
+  if (tag.key.toLowerCase().startsWith("aws:")) c.add(`${field}.key`, 'must not start with "aws:"');
+  if (tag.value.length > MAX_TAG_VALUE_LENGTH) c.add(`${field}.value`, `must be at most ${MAX_TAG_VALUE_LENGTH} characters`);
 }

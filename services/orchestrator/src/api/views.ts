@@ -159,10 +159,15 @@ export function eventDeclaration(declaration: PipelineDeclaration): PipelineDecl
 /**
  * An update that sends back what GetPipeline showed keeps the stored secrets:
  * a SECRET whose value is `****` keeps the stored value of the same action and
- * name, and a configuration value equal to the stored one with its userinfo
- * masked keeps the stored one. A `****` with nothing to keep is refused.
+ * name, a `****` of a custom type's secret property keeps the stored value of
+ * the same action and key, and a configuration value equal to the stored one with
+ * its userinfo masked keeps the stored one. A `****` with nothing to keep is refused.
  */
-export function restoreMaskedValues(incoming: PipelineDeclaration, stored: PipelineDeclaration | undefined): PipelineDeclaration {
+export function restoreMaskedValues(
+  incoming: PipelineDeclaration,
+  stored: PipelineDeclaration | undefined,
+  secretKeysOf: (type: { category: string; provider: string; version: string }) => readonly string[] = () => [],
+): PipelineDeclaration {
   const violations: FieldViolation[] = [];
   const stages = incoming.stages.map((stage, s) => {
     const storedStage = stored?.stages.find((x) => x.name === stage.name);
@@ -170,9 +175,19 @@ export function restoreMaskedValues(incoming: PipelineDeclaration, stored: Pipel
       ...stage,
       actions: stage.actions.map((action, a) => {
         const old = storedStage?.actions.find((x) => x.name === action.name);
+        const secretKeys = action.actionTypeId?.owner === "Custom" ? secretKeysOf(action.actionTypeId) : [];
         const configuration = Object.fromEntries(
           Object.entries(action.configuration).map(([key, value]) => {
             const before = old?.configuration[key];
+            if (value === SECRET_MASK && secretKeys.includes(key)) {
+              if (before === undefined) {
+                violations.push({
+                  field: `pipeline.stages[${s}].actions[${a}].configuration.${key}`,
+                  message: `${SECRET_MASK} keeps a stored secret, but this action has no stored ${key}; give the value`,
+                });
+              }
+              return [key, before ?? value];
+            }
             return [key, before !== undefined && before !== value && maskUserinfo(before) === value ? before : value];
           }),
         );

@@ -1,13 +1,15 @@
 import { timestampMs } from "@bufbuild/protobuf/wkt";
-import { DomainError } from "@sluice/domain";
+import { DomainError, queryablePropertyOf } from "@sluice/domain";
 import type { JobOutcome, Logger } from "@sluice/domain";
 import type { Client, PermissionTable, ServiceImpl } from "@sluice/grpc";
 import type { ArtifactService, Job, JobService, PutJobSuccessResultRequest } from "@sluice/proto";
+import { notFound } from "../action-types/action-type-store.js";
+import type { ActionTypeCatalog } from "../action-types/action-type-store.js";
 import type { ApplyResult } from "../runtime/runtime-store.js";
 import { freshGrants, jobDataOf } from "./job-data.js";
 import { actionTypeKey, jobOf, queryEntry } from "./job-store.js";
 import type { JobStatus, JobStore, StoredJob } from "./job-store.js";
-import { checkAcknowledge, checkJobId, checkPoll, checkSuccess, checkFailure } from "./job-validation.js";
+import { checkAcknowledge, checkJobId, checkPoll, checkQueryParam, checkSuccess, checkFailure } from "./job-validation.js";
 
 /**
  * Job workers reuse the `runner` role: like runners they take jobs and answer them, and they need
@@ -28,9 +30,14 @@ export const JOB_PERMISSIONS: PermissionTable = {
  */
 export const DEFAULT_JOB_HANDOUT_MS = 60_000;
 
+/** How stale the action-type catalog may be when a poll reads it. */
+const TYPE_REFRESH_MS = 1000;
+
 /** What the JobService implementation needs. */
 export interface JobApiDeps {
   jobs: JobStore;
+  /** The declared custom action types: a poll names one of them, and filters only on its queryable property. */
+  actionTypes: ActionTypeCatalog;
   /** ArtifactService client for fresh grants and the outputs' records; undefined: jobs have no grants. */
   artifacts: Client<typeof ArtifactService> | undefined;
   /** The path runner results take into the runtime (`runtime.apply` of a JobCompleted). */
@@ -44,7 +51,7 @@ export interface JobApiDeps {
 
 /** The JobService implementation (CodePipeline's job-worker protocol over the `jobs` collection). */
 export function createJobApi(deps: JobApiDeps): ServiceImpl<typeof JobService> {
-  const { jobs, artifacts, applyResult } = deps;
+  const { jobs, actionTypes, artifacts, applyResult } = deps;
   const logger = deps.logger.child({ component: "job-api" });
   const clock = deps.clock ?? Date.now;
   const handoutMs = deps.handoutMs ?? DEFAULT_JOB_HANDOUT_MS;
@@ -124,6 +131,11 @@ export function createJobApi(deps: JobApiDeps): ServiceImpl<typeof JobService> {
   return {
     async pollForJobs(req, ctx) {
       const { actionTypeId, maxBatchSize, queryParam } = checkPoll(req);
+      // Workers poll often: a type declared on another replica is seen within a second.
+      await actionTypes.refreshIfOlder(TYPE_REFRESH_MS);
+      const declared = actionTypes.find(actionTypeId);
+      if (declared === undefined || declared.deleted) throw notFound(actionTypeId);
+      checkQueryParam(queryParam, queryablePropertyOf(declared.definition), declared._id);
       const query = Object.entries(queryParam).map(([k, v]) => queryEntry(k, v));
       const handed = await jobs.handOut(actionTypeKey(actionTypeId), query, maxBatchSize, clock(), handoutMs);
       const out = [];

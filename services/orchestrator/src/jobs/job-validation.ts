@@ -58,6 +58,23 @@ export function checkPoll(req: PollForJobsRequest): CheckedPoll {
   return { actionTypeId: id as ActionTypeId, maxBatchSize, queryParam: { ...req.queryParam } };
 }
 
+/**
+ * AWS's queryParam rule: empty for a type without a queryable property; for a type with one,
+ * exactly that property (jobs are filtered on its value).
+ */
+export function checkQueryParam(queryParam: Readonly<Record<string, string>>, queryable: string | undefined, typeKey: string): void {
+  const keys = Object.keys(queryParam);
+  const c = checks();
+  if (queryable === undefined) {
+    if (keys.length > 0) c.add("queryParam", `must be empty: ${typeKey} has no queryable property`);
+  } else if (keys.length === 0) {
+    c.add("queryParam", `is required: ${typeKey} has the queryable property ${JSON.stringify(queryable)}; poll with its value`);
+  } else if (keys[0] !== queryable) {
+    c.add(`queryParam.${keys[0]}`, `is not queryable: ${typeKey}'s queryable property is ${JSON.stringify(queryable)}`);
+  }
+  c.throwIfAny();
+}
+
 /** AcknowledgeJob: job id and nonce given. */
 export function checkAcknowledge(req: AcknowledgeJobRequest): void {
   jobId(checks(), req.jobId).text("nonce", req.nonce, 1, MAX_NONCE_LENGTH).throwIfAny();

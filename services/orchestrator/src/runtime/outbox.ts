@@ -33,6 +33,15 @@ export interface OutboxEntry {
 }
 
 /**
+ * Where a job goes: a custom action type's jobs to `sluice.jobs.custom.<category>.<provider>.<version>`
+ * (the orchestrator's JobService takes them for job workers), every other job to its pool's subject.
+ */
+export function jobSubjectOf(subjects: Subjects, job: JobSpec): string {
+  if (job.builtIn === "Custom") return subjects.customJobSubject(job.actionTypeId.category, job.actionTypeId.provider, job.actionTypeId.version);
+  return subjects.jobSubject(job.pool, job.category, job.builtIn);
+}
+
+/**
  * The outbox entry of a DispatchJob: `sluice.jobs.<pool>.<category>.<built-in provider>`, the
  * pool being the action's `RunnerPool` (see JobSpec.pool). Approvals and Commands rules are
  * always in pool `default`; approvals therefore land on `sluice.jobs.default.Approval.Manual`,
@@ -43,7 +52,7 @@ export function jobEntry(subjects: Subjects, job: JobSpec, now: number): OutboxE
     id: job.jobId,
     at: now,
     type: "job",
-    subject: subjects.jobSubject(job.pool, job.category, job.builtIn),
+    subject: jobSubjectOf(subjects, job),
     payload: toBinary(JobSchema, create(JobSchema, jobInit(job, { inputs: [], outputs: [] }))),
     inputArtifactIds: [...job.inputArtifactIds],
     outputNames: [...job.outputNames],
