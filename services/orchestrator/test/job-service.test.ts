@@ -8,9 +8,9 @@ import type { Bus } from "@sluice/bus";
 import { noopLogger } from "@sluice/domain";
 import { createClient } from "@sluice/grpc";
 import type { Client } from "@sluice/grpc";
-import { JobSchema, JobService } from "@sluice/proto";
+import { ActionTypeService, JobService } from "@sluice/proto";
 import type { MessageInitShape } from "@bufbuild/protobuf";
-import type { Job, PipelineDeclarationSchema } from "@sluice/proto";
+import type { PipelineDeclarationSchema } from "@sluice/proto";
 import { startOrchestrator } from "../src/service.js";
 import type { Orchestrator } from "../src/service.js";
 import { TOKENS, clientsFor, dropDatabase, failure, isJob, isolation, produced, report, tapJobs, testConfig } from "./helpers.js";
@@ -29,6 +29,7 @@ let tap: JobTap | undefined;
 let workerA: Client<typeof JobService>;
 let workerB: Client<typeof JobService>;
 let viewerJobs: Client<typeof JobService>;
+let types: Client<typeof ActionTypeService>;
 // The orchestrator's clock runs this far ahead of the wall clock (hand-outs expire, deadlines pass).
 let offsetMs = 0;
 
@@ -42,10 +43,20 @@ beforeAll(async () => {
   workerA = createClient(JobService, address, { token: "worker-a-token", deadlineMs: 20_000 });
   workerB = createClient(JobService, address, { token: "worker-b-token", deadlineMs: 20_000 });
   viewerJobs = createClient(JobService, address, { token: "viewer-token", deadlineMs: 20_000 });
+  types = createClient(ActionTypeService, address, { token: "op-token", deadlineMs: 20_000 });
+  await types.createCustomActionType({
+    ...ROLLOUT,
+    configurationProperties: [
+      { name: "Environment", required: true, key: true, queryable: true, secret: false },
+      { name: "Token", required: false, key: false, queryable: false, secret: true },
+    ],
+    inputArtifactDetails: { minimumCount: 0, maximumCount: 1 },
+    outputArtifactDetails: { minimumCount: 0, maximumCount: 1 },
+  });
 });
 
 afterAll(async () => {
-  for (const c of [workerA, workerB, viewerJobs]) c.close();
+  for (const c of [workerA, workerB, viewerJobs, types]) c.close();
   clients?.close();
   await tap?.stop();
   await bus?.close();
@@ -55,8 +66,8 @@ afterAll(async () => {
 
 type DeclarationInit = MessageInitShape<typeof PipelineDeclarationSchema>;
 
-/** Source (Git) → Deploy (one action, "Ship"). */
-function pipeline(name: string): DeclarationInit {
+/** Source (Git) → Deploy (one action, "Ship", of the custom type Rollout). */
+function pipeline(name: string, environment: string): DeclarationInit {
   return {
     name,
     stages: [
@@ -71,24 +82,30 @@ function pipeline(name: string): DeclarationInit {
           },
         ],
       },
-      { name: "Deploy", actions: [{ name: "Ship", actionTypeId: { category: "Deploy", owner: "AWS", provider: "Commands", version: "1" }, commands: ["./ship.sh"] }] },
+      { name: "Deploy", actions: [{ name: "Ship", actionTypeId: ROLLOUT, configuration: { Environment: environment, Token: `token-of-${environment}` } }] },
     ],
   };
 }
 
-/**
- * Runs a pipeline up to its Ship action and puts Ship's job on the custom subject of the Rollout
- * type, as the dispatch of a custom action does, with a configuration to query on.
- */
-async function customJob(name: string, environment: string): Promise<Job> {
+/** What a test knows of a custom job: its id and the action execution it belongs to. */
+interface CustomJob {
+  jobId: string;
+  actionExecutionId: string;
+  pipelineExecutionId: string;
+}
+
+/** Runs a pipeline up to its Ship action, whose job the orchestrator dispatches to JobService. */
+async function customJob(name: string, environment: string): Promise<CustomJob> {
   if (clients === undefined || bus === undefined || tap === undefined) throw new Error("not started");
-  await clients.ops.createPipeline({ pipeline: pipeline(name) });
+  await clients.ops.createPipeline({ pipeline: pipeline(name, environment) });
   const checkout = await tap.next(isJob(name, "Checkout"));
   await report(bus, checkout, { outputArtifacts: produced(checkout, "Src") });
-  const ship = await tap.next(isJob(name, "Ship"));
-  const job = { ...ship, actionTypeId: { ...ship.actionTypeId, ...ROLLOUT }, configuration: { Environment: environment } } as Job;
-  await bus.publish(bus.subjects.customJobSubject(ROLLOUT.category, ROLLOUT.provider, ROLLOUT.version), JobSchema, job, { msgId: `custom:${job.jobId}` });
-  return job;
+  const run = await expect
+    .poll(async () => (await service?.runtime.read(name))?.executions[checkout.pipelineExecutionId]?.stages.find((s) => s.name === "Deploy")?.actions[0], { timeout: 20_000, interval: 50 })
+    .toBeDefined()
+    .then(async () => (await service?.runtime.read(name))?.executions[checkout.pipelineExecutionId]?.stages.find((s) => s.name === "Deploy")?.actions[0]);
+  if (run === undefined) throw new Error("Ship never started");
+  return { jobId: `${run.actionExecutionId}:1`, actionExecutionId: run.actionExecutionId, pipelineExecutionId: checkout.pipelineExecutionId };
 }
 
 /** Polls as `worker` until the job shows up (the intake stores it asynchronously). */
@@ -105,7 +122,7 @@ async function shipState(name: string) {
 }
 
 describe("JobService", () => {
-  let job: Job;
+  let job: CustomJob;
   let nonceA = "";
 
   it("refuses malformed calls with ValidationException naming the fields", async () => {
@@ -120,6 +137,15 @@ describe("JobService", () => {
     expect(vars.violations.map((v) => v.field)).toEqual(["executionDetails.percentComplete", "outputVariables", "outputVariables.bad name"]);
     const ack = await failure(workerA.acknowledgeJob({ jobId: "x" }));
     expect(ack.violations.map((v) => v.field)).toEqual(["nonce"]);
+  });
+
+  it("polls only a declared type, filtering only on its queryable property", async () => {
+    const unknown = await failure(workerA.pollForJobs({ actionTypeId: { ...ROLLOUT, provider: "Nope" } }));
+    expect(unknown.errorCode).toBe("ActionTypeNotFoundException");
+    const missing = await failure(workerA.pollForJobs({ actionTypeId: ROLLOUT }));
+    expect(missing.violations).toEqual([{ field: "queryParam", message: 'is required: Custom/Deploy/Rollout/1 has the queryable property "Environment"; poll with its value' }]);
+    const other = await failure(workerA.pollForJobs({ actionTypeId: ROLLOUT, queryParam: { Token: "x" } }));
+    expect(other.violations.map((v) => v.field)).toEqual(["queryParam.Token"]);
   });
 
   it("is for job workers: a viewer may not poll", async () => {
@@ -148,12 +174,13 @@ describe("JobService", () => {
     expect(nonceA).not.toBe("");
     expect(polled?.data).toMatchObject({
       actionTypeId: ROLLOUT,
-      actionConfiguration: { Environment: "prod" },
+      // The worker gets the secret property's value; every answer about the pipeline masks it.
+      actionConfiguration: { Environment: "prod", Token: "token-of-prod" },
       pipelineContext: { pipelineName: "jobs-main", stage: { name: "Deploy" }, action: { name: "Ship", actionExecutionId: job.actionExecutionId }, pipelineExecutionId: job.pipelineExecutionId },
       continuationToken: "",
     });
     // Handed out and not acknowledged yet: nobody else gets it.
-    expect((await workerB.pollForJobs({ actionTypeId: ROLLOUT, maxBatchSize: 100 })).jobs).toEqual([]);
+    expect((await workerB.pollForJobs({ actionTypeId: ROLLOUT, maxBatchSize: 100, queryParam: { Environment: "prod" } })).jobs).toEqual([]);
   });
 
   it("lets only the holder of the nonce acknowledge: a second worker gets InvalidNonceException", async () => {
@@ -169,6 +196,8 @@ describe("JobService", () => {
   it("GetJobDetails returns the job's data and status", async () => {
     const { jobDetails } = await workerA.getJobDetails({ jobId: job.jobId });
     expect(jobDetails).toMatchObject({ id: job.jobId, status: "InProgress", data: { actionConfiguration: { Environment: "prod" }, pipelineContext: { pipelineName: "jobs-main" } } });
+    const shown = await clients?.viewer.getPipeline({ name: "jobs-main" });
+    expect(shown?.pipeline?.stages[1]?.actions[0]?.configuration).toEqual({ Environment: "prod", Token: "****" });
   });
 
   it("a success with a continuation token keeps the action InProgress, shows its progress and dispatches a follow-up job", async () => {
@@ -179,9 +208,13 @@ describe("JobService", () => {
     const runtime = await service?.runtime.read("jobs-main");
     const run = runtime?.executions[job.pipelineExecutionId]?.stages.find((s) => s.name === "Deploy")?.actions[0];
     expect(run).toMatchObject({ status: "InProgress", continuations: 1, actionExecutionId: job.actionExecutionId });
-    // Dispatched like the first job (this test's action is declared a Commands one, so on the runner subject).
-    const follow = await tap?.next((j) => j.jobId === `${job.actionExecutionId}:1:1`);
-    expect(follow).toMatchObject({ actionExecutionId: job.actionExecutionId, attempt: 1, continuationToken: "step-2" });
+    // Dispatched like the first job, to JobService: the follow-up carries the token.
+    const followId = `${job.actionExecutionId}:1:1`;
+    const follow = await expect
+      .poll(async () => (await workerA.pollForJobs({ actionTypeId: ROLLOUT, queryParam: { Environment: "prod" } })).jobs.find((j) => j.id === followId), { timeout: 20_000, interval: 100 })
+      .toBeDefined()
+      .then(() => workerA.getJobDetails({ jobId: followId }));
+    expect(follow.jobDetails?.data).toMatchObject({ continuationToken: "step-2", pipelineContext: { action: { actionExecutionId: job.actionExecutionId } } });
     // The answered job takes no second result.
     const again = await failure(workerA.putJobSuccessResult({ jobId: job.jobId }));
     expect(again.errorCode).toBe("InvalidJobStateException");
@@ -237,7 +270,8 @@ describe("JobService", () => {
       }, { timeout: 20_000, interval: 100 })
       .not.toBe("");
     await workerA.acknowledgeJob({ jobId: other.jobId, nonce });
-    offsetMs += 2 * HOUR_MS;
+    // Custom actions time out after 24 hours (AWS's default; the type sets no jobTimeout).
+    offsetMs += 25 * HOUR_MS;
     const late = await failure(workerA.putJobSuccessResult({ jobId: other.jobId }));
     expect(late.errorCode).toBe("InvalidJobStateException");
     expect(late.message).toMatch(/timed out/);
