@@ -3,10 +3,11 @@
 // declaration; secret properties stay masked and keep their stored value when sent back masked.
 import { afterAll, beforeAll, describe, expect, it, inject } from "vitest";
 import type {} from "@sluice/testkit";
+import { clone } from "@bufbuild/protobuf";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { createClient } from "@sluice/grpc";
 import type { Client } from "@sluice/grpc";
-import { ActionTypeService } from "@sluice/proto";
+import { ActionTypeDeclarationSchema, ActionTypeService } from "@sluice/proto";
 import type { CreateCustomActionTypeRequestSchema, PipelineDeclarationSchema } from "@sluice/proto";
 import { startOrchestrator } from "../src/service.js";
 import type { Orchestrator } from "../src/service.js";
@@ -41,7 +42,7 @@ type CreateInit = MessageInitShape<typeof CreateCustomActionTypeRequestSchema>;
 
 /** A deploy type as `aws codepipeline create-custom-action-type --cli-input-json` takes it. */
 function deployer(version = "1", over: Partial<CreateInit> = {}): CreateInit {
-  return {
+  const base: CreateInit = {
     category: "Deploy",
     provider: "Deployer",
     version,
@@ -54,8 +55,8 @@ function deployer(version = "1", over: Partial<CreateInit> = {}): CreateInit {
     inputArtifactDetails: { minimumCount: 1, maximumCount: 1 },
     outputArtifactDetails: { minimumCount: 0, maximumCount: 0 },
     tags: [{ key: "team", value: "platform" }],
-    ...over,
   };
+  return Object.assign(base, over);
 }
 
 type DeclarationInit = MessageInitShape<typeof PipelineDeclarationSchema>;
@@ -177,7 +178,9 @@ describe("ActionTypeService", () => {
     if (actionType === undefined) throw new Error("no declaration");
     actionType.description = "deploys to our fleet";
     if (actionType.executor !== undefined) actionType.executor.jobTimeout = 1800;
-    const bad = await failure(ops.updateActionType({ actionType: { ...actionType, executor: { ...actionType.executor, type: "JobWorker", jobTimeout: 5 } } }));
+    const broken = clone(ActionTypeDeclarationSchema, actionType);
+    if (broken.executor !== undefined) broken.executor.jobTimeout = 5;
+    const bad = await failure(ops.updateActionType({ actionType: broken }));
     expect(bad.violations.map((v) => v.field)).toEqual(["actionType.executor.jobTimeout"]);
     await ops.updateActionType({ actionType });
     const after = await viewer.getActionType({ category: "Deploy", owner: "Custom", provider: "Deployer", version: "1" });
