@@ -1,11 +1,8 @@
 // The example job worker (examples/job-worker, written against @sluice/client) against a real
 // orchestrator on real NATS and MongoDB: it polls, acknowledges, continues twice with continuation
 // tokens, then succeeds with an output variable, and a second worker's acknowledge of the job it
-// holds gets InvalidNonceException.
-//
-// Until custom action types can be declared (branch h-actiontypes), the pipeline's action is a
-// Commands one and no runner runs: the test moves each of its jobs (the first and the follow-ups)
-// to the custom subject as the bus admin, which is what the dispatch of a Custom action does.
+// holds gets InvalidNonceException. The action is of a custom action type declared through
+// ActionTypeService; no runner runs, so the test answers the Git source's job itself.
 import { randomBytes } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it, inject } from "vitest";
 import { createJobClient, createSluiceClient } from "@sluice/client";
@@ -18,7 +15,6 @@ import type { Handled, JobClient, PolledJob } from "@sluice/example-job-worker";
 import { loadOrchestratorConfig, runnerJobsFilter, startOrchestrator } from "@sluice/orchestrator";
 import type { Orchestrator } from "@sluice/orchestrator";
 import { JobResultSchema, JobSchema } from "@sluice/proto";
-import type { Job } from "@sluice/proto";
 import { MongoClient } from "mongodb";
 import { POLL, rpcError } from "./helpers.js";
 
@@ -31,7 +27,7 @@ const ROLLOUT = { category: "Deploy", provider: "ExampleRollout", version: "1" }
 let orchestrator: Orchestrator | undefined;
 let sluice: SluiceClient | undefined;
 let bus: Bus | undefined;
-let relay: Consumer | undefined;
+let source: Consumer | undefined;
 let workerA: JobClient;
 let workerB: JobClient;
 
@@ -54,13 +50,13 @@ beforeAll(async () => {
   workerB = createJobClient({ address, token: "worker-b-token", deadlineMs: 15_000 });
   bus = await connectBus({ servers: servers.natsUrl, name: "e2e-job-worker", logger: noopLogger, prefix });
   const admin = bus;
-  relay = await admin.consume({
+  source = await admin.consume({
     stream: admin.streams.jobs,
-    durable: "e2e-relay",
+    durable: "e2e-source",
     filterSubject: runnerJobsFilter(admin),
     schema: JobSchema,
     handler: async (job) => {
-      // The Source action succeeds at once; the Deploy action's jobs go to the custom subject.
+      // The Source action succeeds at once (the Deploy action's jobs go to JobService, not here).
       if (job.actionName === "Checkout") {
         await admin.publish(
           admin.subjects.resultSubject(job.pipelineName, { runner: "default" }),
@@ -78,10 +74,7 @@ beforeAll(async () => {
           },
           { msgId: `result:${job.jobId}` },
         );
-        return;
       }
-      const custom = { ...job, actionTypeId: { ...job.actionTypeId, ...ROLLOUT, owner: "Custom" } } as Job;
-      await admin.publish(admin.subjects.customJobSubject(ROLLOUT.category, ROLLOUT.provider, ROLLOUT.version), JobSchema, custom, { msgId: `custom:${job.jobId}` });
     },
   });
 });
@@ -90,7 +83,7 @@ afterAll(async () => {
   workerA?.close();
   workerB?.close();
   sluice?.close();
-  await relay?.stop();
+  await source?.stop();
   await bus?.close();
   await orchestrator?.stop(5_000);
   const mongo = await MongoClient.connect(servers.mongoUrl);
@@ -106,6 +99,12 @@ async function deployState(name: string) {
 describe("a custom job worker", () => {
   it("polls, acknowledges, continues twice, then succeeds; a second worker's acknowledge gets InvalidNonceException", { timeout: 90_000 }, async () => {
     const name = `job-worker-${id}`;
+    await sluice?.actionTypes.createCustomActionType({
+      ...ROLLOUT,
+      configurationProperties: [{ name: "Hosts", required: false, key: false, secret: false, queryable: false, type: "Number" }],
+      inputArtifactDetails: { minimumCount: 0, maximumCount: 0 },
+      outputArtifactDetails: { minimumCount: 0, maximumCount: 0 },
+    });
     await sluice?.pipelines.createPipeline({
       pipeline: {
         name,
@@ -114,7 +113,7 @@ describe("a custom job worker", () => {
             name: "Source",
             actions: [{ name: "Checkout", actionTypeId: { category: "Source", owner: "AWS", provider: "Git", version: "1" }, configuration: { RepositoryUrl: "file:///tmp/none.git" }, outputArtifacts: [{ name: "Src" }] }],
           },
-          { name: "Deploy", actions: [{ name: "Roll", namespace: "Roll", actionTypeId: { category: "Deploy", owner: "AWS", provider: "Commands", version: "1" }, commands: ["true"] }] },
+          { name: "Deploy", actions: [{ name: "Roll", namespace: "Roll", actionTypeId: { ...ROLLOUT, owner: "Custom" }, configuration: { Hosts: "3" } }] },
         ],
       },
     });

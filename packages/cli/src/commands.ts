@@ -1,7 +1,12 @@
 import { readFileSync } from "node:fs";
 import { toJsonString } from "@bufbuild/protobuf";
-import { createSluiceClient, readPipelineJson } from "@sluice/client";
+import { createSluiceClient, readPipelineJson, readRequestJson } from "@sluice/client";
 import {
+  CreateCustomActionTypeRequestSchema,
+  CreateCustomActionTypeResponseSchema,
+  GetActionTypeResponseSchema,
+  ListActionTypesResponseSchema,
+  UpdateActionTypeRequestSchema,
   GetPipelineExecutionResponseSchema,
   GetPipelineResponseSchema,
   GetPipelineStateResponseSchema,
@@ -51,6 +56,12 @@ export const USAGE = `usage: sluice <command> [flags]
                                          until it ends; exit code 0 if it succeeded, 3 otherwise
   put-approval-result --pipeline-name NAME --stage-name STAGE --action-name ACTION
                       --token TOKEN --status Approved|Rejected [--summary TEXT]
+  create-custom-action-type --cli-input-json file://type.json
+                                         declare a custom action type (its jobs go to job workers)
+  update-action-type --cli-input-json file://declaration.json
+  list-action-types [--action-owner-filter AWS|ThirdParty|Custom] [--next-token T]
+  get-action-type --category C --owner O --provider P --action-version V
+  delete-custom-action-type --category C --provider P --action-version V
 
 connection: --endpoint host:port and --auth-token, or SLUICE_ADDR and SLUICE_TOKEN,
 or the cluster that \`npm start\` is running in this directory.`;
@@ -206,6 +217,32 @@ export async function runCommand(args: ParsedArgs, conn: Connection): Promise<st
         });
         return `${status.toLowerCase()} at ${res.approvedAt ? new Date(Number(res.approvedAt.seconds) * 1000).toISOString() : "?"}`;
       }
+      case "create-custom-action-type": {
+        const req = readRequestJson(CreateCustomActionTypeRequestSchema, readInputFile(requireFlag(args, "cli-input-json")));
+        return toJsonString(CreateCustomActionTypeResponseSchema, await client.actionTypes.createCustomActionType(req), { prettySpaces: 2 });
+      }
+      case "update-action-type": {
+        const req = readRequestJson(UpdateActionTypeRequestSchema, readInputFile(requireFlag(args, "cli-input-json")));
+        await client.actionTypes.updateActionType(req);
+        return "updated";
+      }
+      case "list-action-types": {
+        const token = optionalFlag(args, "next-token");
+        const res = await client.actionTypes.listActionTypes({ actionOwnerFilter: optionalFlag(args, "action-owner-filter") ?? "", ...(token === undefined ? {} : { nextToken: token }) });
+        return toJsonString(ListActionTypesResponseSchema, res, { prettySpaces: 2 });
+      }
+      case "get-action-type": {
+        const res = await client.actionTypes.getActionType({
+          category: requireFlag(args, "category"),
+          owner: requireFlag(args, "owner"),
+          provider: requireFlag(args, "provider"),
+          version: requireFlag(args, "action-version"),
+        });
+        return toJsonString(GetActionTypeResponseSchema, res, { prettySpaces: 2 });
+      }
+      case "delete-custom-action-type":
+        await client.actionTypes.deleteCustomActionType({ category: requireFlag(args, "category"), provider: requireFlag(args, "provider"), version: requireFlag(args, "action-version") });
+        return "deleted";
       default:
         throw new UsageError(args.command ? `unknown command '${args.command}'` : "no command given");
     }

@@ -2,6 +2,6 @@
 // reader. Every export is named here.
 export { createApprovalClient, createArtifactClient, createJobClient, createSluiceClient } from "./sluice-client.js";
 export type { SluiceClient, SluiceClientOptions } from "./sluice-client.js";
-export { readPipelineJson } from "./pipeline-json.js";
+export { readPipelineJson, readRequestJson } from "./pipeline-json.js";
 export { SluiceRpcError, isRpcError } from "@sluice/grpc";
 export type { CallOptions, Client, ClientTlsOptions } from "@sluice/grpc";

@@ -1,5 +1,5 @@
 import { ScalarType, fromJson } from "@bufbuild/protobuf";
-import type { DescField, DescMessage } from "@bufbuild/protobuf";
+import type { DescField, DescMessage, MessageShape } from "@bufbuild/protobuf";
 import { DomainError, invalid } from "@sluice/domain";
 import type { FieldViolation } from "@sluice/domain";
 import { CreatePipelineRequestSchema } from "@sluice/proto";
@@ -47,6 +47,30 @@ export function readPipelineJson(text: string): CreatePipelineRequest {
     // The walk above mirrors protobuf JSON rules; this catches what it does not.
     const reason = err instanceof Error ? err.message : String(err);
     throw new DomainError("ValidationException", `pipeline: ${reason}`, [{ field: "pipeline", message: reason }]);
+  }
+}
+
+/**
+ * Reads any request written for an AWS CLI `--cli-input-json` (e.g. `create-custom-action-type`),
+ * as strictly as `readPipelineJson`: unknown fields and wrong types are reported at once, each
+ * naming its field.
+ */
+export function readRequestJson<Desc extends DescMessage>(schema: Desc, text: string): MessageShape<Desc> {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text.replace(/^\uFEFF/, ""));
+  } catch (err) {
+    const reason = err instanceof Error ? err.message : String(err);
+    throw new DomainError("ValidationException", `request JSON is not valid JSON: ${reason}`, [{ field: "(document)", message: `not valid JSON: ${reason}` }]);
+  }
+  const violations: FieldViolation[] = [];
+  checkMessage(schema, parsed, "", violations);
+  if (violations.length > 0) throw invalid("ValidationException", violations);
+  try {
+    return fromJson(schema, parsed as Parameters<typeof fromJson>[1], { ignoreUnknownFields: false });
+  } catch (err) {
+    const reason = err instanceof Error ? err.message : String(err);
+    throw new DomainError("ValidationException", `request: ${reason}`, [{ field: "(document)", message: reason }]);
   }
 }
 

@@ -1,6 +1,6 @@
 import { createClient } from "@sluice/grpc";
 import type { Client, ClientTlsOptions } from "@sluice/grpc";
-import { ApprovalService, ArtifactService, JobService, PipelineService } from "@sluice/proto";
+import { ActionTypeService, ApprovalService, ArtifactService, JobService, PipelineService } from "@sluice/proto";
 
 /** Where and as whom to connect. */
 export interface SluiceClientOptions {
@@ -21,14 +21,24 @@ export interface SluiceClientOptions {
 export interface SluiceClient {
   /** CreatePipeline, GetPipeline, ... under their local names (`pipelines.createPipeline(...)`). */
   readonly pipelines: Client<typeof PipelineService>;
-  /** Closes the connection. */
+  /** CreateCustomActionType, ListActionTypes, GetActionType, UpdateActionType, DeleteCustomActionType. */
+  readonly actionTypes: Client<typeof ActionTypeService>;
+  /** Closes the connections. */
   close(): void;
 }
 
-/** Connects to the orchestrator's PipelineService. */
+/** Connects to the orchestrator's PipelineService and ActionTypeService. */
 export function createSluiceClient(opts: SluiceClientOptions): SluiceClient {
   const pipelines = createClient(PipelineService, opts.address, clientOptions(opts));
-  return { pipelines, close: () => pipelines.close() };
+  const actionTypes = createClient(ActionTypeService, opts.address, clientOptions(opts));
+  return {
+    pipelines,
+    actionTypes,
+    close: () => {
+      pipelines.close();
+      actionTypes.close();
+    },
+  };
 }
 
 /** A client of the approval service (ListApprovals, PutApprovalResult). */
