@@ -37,8 +37,8 @@ export type PollForJobsRequest = Message<"sluice.v1.PollForJobsRequest"> & {
   maxBatchSize: number;
 
   /**
-   * Only jobs whose action configuration has these values (AWS: queryable properties of the
-   * action type; at most one entry, as AWS).
+   * Only jobs whose action configuration has this value. As AWS: empty for a type without a
+   * queryable property; for a type with one, exactly one entry naming that property.
    *
    * @generated from field: map<string, string> query_param = 3;
    */
@@ -647,7 +647,8 @@ export const JobService: GenService<{
   /**
    * Jobs of one action type that no worker acknowledged yet, oldest first, each with a fresh
    * nonce. A job handed out and not acknowledged within 60 s goes back to pollers.
-   * Errors: ValidationException (actionTypeId, maxBatchSize, queryParam).
+   * Errors: ValidationException (actionTypeId, maxBatchSize, queryParam), ActionTypeNotFoundException
+   * (the type is not declared through ActionTypeService, or was deleted).
    *
    * @generated from rpc sluice.v1.JobService.PollForJobs
    */
