@@ -160,6 +160,9 @@ describe("execution control", () => {
     expect(await executionStatus(env, name, first)).toMatchObject({ status: "Stopped" });
     expect(await stateView(env, name)).toMatchObject({ Build: { latestStatus: "Stopped", actions: { Build: { status: "Abandoned" } } }, Deploy: { latestExecutionId: "" } });
     expect(await executionsView(env, name)).toMatchObject([{ id: first, status: "Stopped", stopReason: "abandon the long build" }]);
+    // The action's history shows the cancellation too.
+    const { actionExecutionDetails } = await env.sluice.pipelines.listActionExecutions({ pipelineName: name, filter: { pipelineExecutionId: first } });
+    expect(actionExecutionDetails.find((d) => d.actionName === "Build")).toMatchObject({ status: "Abandoned", actionExecutionId: jobId.split(":")[0] });
 
     // The runner got the cancel and killed the job's process group.
     await expect.poll(() => processesWith(marker), POLL).toEqual([]);
