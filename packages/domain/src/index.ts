@@ -184,6 +184,8 @@ export {
 } from "./execution/views.js";
 export type { ActionExecutionDetailSpec, ActionExecutionFields, ArtifactDetailSpec, PipelineTimes } from "./execution/views.js";
 export { jobInit, jobOutcomeFromProto, sourceRevisionFromProto, stateChangeEventInit } from "./execution/convert.js";
+export { queuedJobsOf, runOfJob, staleAttempt } from "./execution/fencing.js";
+export type { QueuedJob } from "./execution/fencing.js";
 export { resolveScript, resolveValue } from "./execution/variables.js";
 export {
   SECRET_MASK,

@@ -39,7 +39,9 @@ export type {
   DispatchAttributes,
   DlqAttributes,
   ExecutionAttributes,
+  QueuedJobs,
   SluiceMetrics,
+  StaleResultAttributes,
   TypedCounter,
   TypedHistogram,
 } from "./metrics.js";

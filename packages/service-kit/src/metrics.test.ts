@@ -57,6 +57,21 @@ describe("createMetrics", () => {
     expect(got.get(METRIC_NAMES.dispatchLatency)?.dataPoints[0]?.attributes).toEqual({ provider: "Commands", pool: "default" });
     expect(got.get(METRIC_NAMES.dlqMessages)?.dataPoints[0]).toMatchObject({ attributes: { stream: "SLUICE_JOBS" }, value: 1 });
   });
+
+  it("counts stale results and reports queued jobs by pool at each collection", async () => {
+    // The provider registered by the test above.
+    m.staleResults.add(1, { pool: "gpu" });
+    let pools = [{ pool: "gpu", count: 2, oldestAgeSeconds: 75 }];
+    const stop = m.observeQueuedJobs(() => pools);
+    let got = await collect(reader);
+    expect(got.get(METRIC_NAMES.staleResults)?.dataPoints[0]).toMatchObject({ attributes: { pool: "gpu" }, value: 1 });
+    expect(got.get(METRIC_NAMES.jobsQueued)?.dataPoints.map((p) => [p.attributes, p.value])).toEqual([[{ pool: "gpu" }, 2]]);
+    expect(got.get(METRIC_NAMES.jobsQueuedOldestAge)?.dataPoints.map((p) => [p.attributes, p.value])).toEqual([[{ pool: "gpu" }, 75]]);
+    pools = [{ pool: "gpu", count: 0, oldestAgeSeconds: 0 }];
+    got = await collect(reader);
+    expect(got.get(METRIC_NAMES.jobsQueued)?.dataPoints.map((p) => p.value)).toEqual([0]);
+    stop();
+  });
 });
 
 describe("elapsedMs", () => {

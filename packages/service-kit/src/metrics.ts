@@ -13,7 +13,25 @@ export const METRIC_NAMES = {
   actionDuration: "sluice.action.duration",
   dispatchLatency: "sluice.dispatch.latency",
   dlqMessages: "sluice.dlq.messages",
+  staleResults: "sluice.results.stale",
+  jobsQueued: "sluice.jobs.queued",
+  jobsQueuedOldestAge: "sluice.jobs.queued.oldest_age_seconds",
 } as const;
+
+/** Attributes of `sluice.results.stale`. */
+export interface StaleResultAttributes {
+  /** The runner pool of the result's subject. */
+  readonly pool?: string | undefined;
+}
+
+/** One pool's queued jobs, as `observeQueuedJobs` reports them. */
+export interface QueuedJobs {
+  readonly pool: string;
+  /** Jobs dispatched to the pool that no runner has started. */
+  readonly count: number;
+  /** Age of the oldest of them in seconds. */
+  readonly oldestAgeSeconds: number;
+}
 
 /** Attributes of `sluice.executions`. */
 export interface ExecutionAttributes {
@@ -74,6 +92,13 @@ export interface SluiceMetrics {
    * already counts its own dead-letters (meter `@sluice/bus`); use this only for others.
    */
   readonly dlqMessages: TypedCounter<DlqAttributes>;
+  /** `sluice.results.stale`: results refused as a stale attempt (orchestrator; see the domain's fencing.ts). */
+  readonly staleResults: TypedCounter<StaleResultAttributes>;
+  /**
+   * Reports the gauges `sluice.jobs.queued` and `sluice.jobs.queued.oldest_age_seconds` (by
+   * pool) from `read`, called at every collection; returns the function that stops it.
+   */
+  observeQueuedJobs(read: () => readonly QueuedJobs[]): () => void;
 }
 
 // Actions run from seconds to an hour; dispatch should take milliseconds but may queue for minutes.
@@ -85,9 +110,23 @@ interface Instruments {
   readonly actionDuration: Histogram;
   readonly dispatchLatency: Histogram;
   readonly dlqMessages: Counter;
+  readonly staleResults: Counter;
 }
 
-function instrumentsOf(meter: Meter): Instruments {
+function instrumentsOf(meter: Meter, queued: ReadonlySet<() => readonly QueuedJobs[]>): Instruments {
+  const count = meter.createObservableGauge(METRIC_NAMES.jobsQueued, { description: "Jobs dispatched to a runner pool that no runner has started", unit: "{job}" });
+  const age = meter.createObservableGauge(METRIC_NAMES.jobsQueuedOldestAge, { description: "Age of the oldest job no runner of the pool has started", unit: "s" });
+  meter.addBatchObservableCallback(
+    (observer) => {
+      for (const read of queued) {
+        for (const pool of read()) {
+          observer.observe(count, pool.count, { pool: pool.pool });
+          observer.observe(age, pool.oldestAgeSeconds, { pool: pool.pool });
+        }
+      }
+    },
+    [count, age],
+  );
   return {
     executions: meter.createCounter(METRIC_NAMES.executions, { description: "Pipeline executions that reached a final status", unit: "{execution}" }),
     actionDuration: meter.createHistogram(METRIC_NAMES.actionDuration, {
@@ -101,6 +140,7 @@ function instrumentsOf(meter: Meter): Instruments {
       advice: { explicitBucketBoundaries: DISPATCH_LATENCY_BUCKETS_MS },
     }),
     dlqMessages: meter.createCounter(METRIC_NAMES.dlqMessages, { description: "Messages moved to the dead-letter stream", unit: "{message}" }),
+    staleResults: meter.createCounter(METRIC_NAMES.staleResults, { description: "Results refused because they came from a stale attempt", unit: "{result}" }),
   };
 }
 
@@ -121,9 +161,10 @@ function attributesOf(attrs: object): Attributes {
 export function createMetrics(meterName: string, meterVersion?: string): SluiceMetrics {
   if (meterName === "") throw new RangeError("meterName: must not be empty");
   let bound: { provider: MeterProvider; instruments: Instruments } | undefined;
+  const queued = new Set<() => readonly QueuedJobs[]>();
   const current = (): Instruments => {
     const provider = metrics.getMeterProvider();
-    if (bound?.provider !== provider) bound = { provider, instruments: instrumentsOf(provider.getMeter(meterName, meterVersion)) };
+    if (bound?.provider !== provider) bound = { provider, instruments: instrumentsOf(provider.getMeter(meterName, meterVersion), queued) };
     return bound.instruments;
   };
   // A value that cannot be recorded (NaN, negative) is dropped rather than thrown: metrics never fail work.
@@ -141,6 +182,15 @@ export function createMetrics(meterName: string, meterVersion?: string): SluiceM
       },
     },
     dlqMessages: { add: (value, attrs) => current().dlqMessages.add(value, attributesOf(attrs)) },
+    staleResults: { add: (value, attrs) => current().staleResults.add(value, attributesOf(attrs)) },
+    observeQueuedJobs(read) {
+      // Binds the gauges to the provider registered now (startTelemetry runs first); a later
+      // provider gets them at its first recorded value.
+      current();
+      const entry = (): readonly QueuedJobs[] => read();
+      queued.add(entry);
+      return () => queued.delete(entry);
+    },
   };
 }
 

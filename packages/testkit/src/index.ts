@@ -5,7 +5,8 @@ export {
   serverPins,
 } from "./binaries.js";
 export type { BinaryName, BinaryOptions, MongoServerBinary } from "./binaries.js";
-export { freePort } from "./process.js";
+export { freePort, launch } from "./process.js";
+export type { LaunchOptions, ManagedProcess } from "./process.js";
 export { s3SettingsFromUrl, startMinio, startMongo, startNats, startServers } from "./servers.js";
 export type {
   MinioServer,

@@ -27,6 +27,7 @@ describe("action-runner config", () => {
       providers: ["Git", "Commands", "ObjectStore", "Rule", "Http"],
       concurrency: 2,
       ackWaitMs: 30_000,
+      leaseSelfCheck: true,
       workspaceRoot: tmpdir(),
     });
     expect(config.runnerId).not.toBe("");
@@ -34,6 +35,14 @@ describe("action-runner config", () => {
     expect(config).not.toHaveProperty("authTokens");
     // Jobs inherit only allow-listed variables: never the runner's credentials or anything else.
     expect(config.jobBaseEnv).toEqual({ PATH: "/bin", HOME: "/home/r" });
+  });
+
+  it("turns the lease self-check off only in dev mode (fault-injection tests of the orchestrator's fence)", () => {
+    expect(loadActionRunnerConfig({ ...minimal, RUNNER_LEASE_SELF_CHECK: "false" }).leaseSelfCheck).toBe(false);
+    expect(() => loadActionRunnerConfig({ ...minimal, SLUICE_DEV_MODE: "false", SLUICE_SERVICE_TOKEN: "3f9a1c7e5b2d8064aa91c3e7f5b2d8064aa91c3e", RUNNER_LEASE_SELF_CHECK: "false" })).toThrow(
+      /RUNNER_LEASE_SELF_CHECK: false is for fault-injection tests only: it needs SLUICE_DEV_MODE=true/,
+    );
+    expect(() => loadActionRunnerConfig({ ...minimal, RUNNER_LEASE_SELF_CHECK: "no" })).toThrow(/RUNNER_LEASE_SELF_CHECK/);
   });
 
   it("reads the Http invoke signing key from a variable or a file, at least 32 characters, not both", () => {

@@ -3,7 +3,7 @@ import { readFileSync } from "node:fs";
 import { hostname, tmpdir } from "node:os";
 import { DEFAULT_RUNNER_POOL, runnerPoolProblem } from "@sluice/domain";
 import { parseTokenTable } from "@sluice/grpc";
-import { ConfigError, GIT_HOST_ENV, commonConfig, commonEnv, durationMs, loadConfig, positiveInt } from "@sluice/service-kit";
+import { ConfigError, GIT_HOST_ENV, commonConfig, commonEnv, durationMs, isDevMode, loadConfig, positiveInt } from "@sluice/service-kit";
 import type { CommonConfig } from "@sluice/service-kit";
 import { z } from "zod";
 import type { JobIsolationSetting } from "./isolation.js";
@@ -115,6 +115,12 @@ export const actionRunnerEnvSchema = z
     HTTP_INVOKE_SECRET: z.string().min(MIN_SIGNING_SECRET, `must be at least ${MIN_SIGNING_SECRET} characters`).optional(),
     /** A file holding HTTP_INVOKE_SECRET (trailing newline ignored). */
     HTTP_INVOKE_SECRET_FILE: z.string().optional(),
+    /**
+     * `false` turns off the runner's own check that it still holds a job's lease (it then
+     * publishes results it should withhold): only for fault-injection tests of the orchestrator's
+     * fence of stale attempts, and refused unless SLUICE_DEV_MODE=true.
+     */
+    RUNNER_LEASE_SELF_CHECK: z.enum(["true", "false"]).default("true"),
     /** Parent directory of per-job workspaces. */
     WORKSPACE_ROOT: z.string().default(tmpdir()),
     // No S3_* variables: ObjectStore deploys get presigned PUTs from the artifact service.
@@ -150,6 +156,8 @@ export interface ActionRunnerConfig extends Readonly<Omit<CommonConfig, "mongoUr
   readonly providers: readonly RunnerProvider[];
   readonly concurrency: number;
   readonly ackWaitMs: number;
+  /** False only in fault-injection tests: see RUNNER_LEASE_SELF_CHECK. */
+  readonly leaseSelfCheck: boolean;
   readonly workspaceRoot: string;
   readonly jobIsolation: JobIsolationSetting;
   /** uid/gid job processes run as; undefined: the runner's own. */
@@ -182,6 +190,9 @@ export const JOB_ENV_ALLOWLIST: readonly string[] = [
 /** Parses the runner's environment; throws a ConfigError naming every bad variable. */
 export function loadActionRunnerConfig(env: Record<string, string | undefined>): ActionRunnerConfig {
   const e = loadConfig(actionRunnerEnvSchema, env);
+  if (e.RUNNER_LEASE_SELF_CHECK === "false" && !isDevMode(env)) {
+    throw new ConfigError([{ variable: "RUNNER_LEASE_SELF_CHECK", message: "false is for fault-injection tests only: it needs SLUICE_DEV_MODE=true" }]);
+  }
   const passEnv = (e.RUNNER_PASS_ENV ?? "")
     .split(",")
     .map((s) => s.trim())
@@ -205,6 +216,7 @@ export function loadActionRunnerConfig(env: Record<string, string | undefined>):
     providers: RUNNER_PROVIDERS.filter((p) => e.RUNNER_PROVIDERS?.includes(p) ?? true),
     concurrency: e.RUNNER_CONCURRENCY,
     ackWaitMs: e.RUNNER_ACK_WAIT_MS,
+    leaseSelfCheck: e.RUNNER_LEASE_SELF_CHECK === "true",
     workspaceRoot: e.WORKSPACE_ROOT,
     jobBaseEnv,
     httpInvokeSecret:

@@ -8,10 +8,13 @@ describe("job leases", () => {
   it("lets a second delivery join a running job, heartbeating both, and remembers the result", async () => {
     const leases = createJobLeases();
     const beats: string[] = [];
-    const lease = leases.begin("j1", () => beats.push("first"));
+    const lease = leases.begin("j1", 1, () => beats.push("first"));
     const held = leases.running("j1");
     expect(held).toBe(lease.held);
-    const detach = held?.attach(() => beats.push("second"));
+    expect(held?.delivery).toBe(1);
+    const detach = held?.attach(2, () => beats.push("second"));
+    // The result names the newest lease.
+    expect(held?.delivery).toBe(2);
     lease.heartbeat();
     detach?.();
     lease.heartbeat();
@@ -26,9 +29,9 @@ describe("job leases", () => {
   it("forgets nothing of a job that ended without a result, and finished ones after their TTL or beyond the cap", () => {
     let now = 0;
     const leases = createJobLeases({ maxFinished: 2, finishedTtlMs: 1000, now: () => now });
-    leases.begin("lost", () => undefined).settle(undefined);
+    leases.begin("lost", 1, () => undefined).settle(undefined);
     expect([leases.running("lost"), leases.finished("lost")]).toEqual([undefined, undefined]);
-    for (const id of ["a", "b", "c"]) leases.begin(id, () => undefined).settle(create(JobResultSchema, { jobId: id }));
+    for (const id of ["a", "b", "c"]) leases.begin(id, 1, () => undefined).settle(create(JobResultSchema, { jobId: id }));
     expect(["a", "b", "c"].map((id) => leases.finished(id)?.jobId)).toEqual([undefined, "b", "c"]);
     now = 2000;
     expect(leases.finished("c")).toBeUndefined();

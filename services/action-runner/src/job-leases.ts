@@ -12,6 +12,11 @@ import type { JobResult } from "@sluice/proto";
  * - **Finished**: a delivery of a job id that finished here recently gets the stored result
  *   republished (JetStream drops it as a duplicate by `Nats-Msg-Id` inside the dedupe window) and
  *   is acked, without running the job again.
+ * - **Deliveries**: the runner reports each delivery it starts or joins to the orchestrator (a
+ *   "started" report), and the result names the highest one it holds. The orchestrator refuses
+ *   a result of a lower delivery than the highest started one (a stale attempt; see the domain's
+ *   fencing.ts): the backstop for a runner that does not notice it lost the lease (paused right
+ *   before it published).
  * - **Lease lost**: every heartbeat is `working()` followed by a flush (a PING/PONG round trip),
  *   so the runner knows when the server last heard from it. If no heartbeat was confirmed for
  *   nine tenths of the ack wait, the server may already have handed the job to another runner:
@@ -22,8 +27,13 @@ import type { JobResult } from "@sluice/proto";
 
 /** One job running here. */
 export interface HeldJob {
-  /** Adds a delivery's `working()` to the heartbeat; returns the function that removes it. */
-  attach(working: () => void): () => void;
+  /**
+   * Adds delivery `delivery`'s `working()` to the heartbeat; returns the function that removes
+   * it. The job's result then names the highest delivery attached (the newest lease).
+   */
+  attach(delivery: number, working: () => void): () => void;
+  /** The highest JetStream delivery of the job this runner holds: the result names it. */
+  readonly delivery: number;
   /** Settles when the job has a result (undefined: it was interrupted or its lease lost). */
   readonly done: Promise<JobResult | undefined>;
 }
@@ -47,7 +57,7 @@ export interface JobLeases {
    * Registers a job that starts now. `settle` must be called exactly once when it ends:
    * with its result (remembered as finished) or undefined.
    */
-  begin(jobId: string, working: () => void): { heartbeat(): void; settle(result: JobResult | undefined): void; held: HeldJob };
+  begin(jobId: string, delivery: number, working: () => void): { heartbeat(): void; settle(result: JobResult | undefined): void; held: HeldJob };
 }
 
 /** Creates the registry. */
@@ -72,14 +82,19 @@ export function createJobLeases(opts: JobLeasesOptions = {}): JobLeases {
       prune();
       return finished.get(jobId)?.result;
     },
-    begin(jobId, working) {
+    begin(jobId, delivery, working) {
       const heartbeats = new Set<() => void>([working]);
+      let highest = delivery;
       let resolveDone!: (result: JobResult | undefined) => void;
       const done = new Promise<JobResult | undefined>((resolve) => (resolveDone = resolve));
       const held: HeldJob = {
-        attach(w) {
+        attach(d, w) {
+          highest = Math.max(highest, d);
           heartbeats.add(w);
           return () => heartbeats.delete(w);
+        },
+        get delivery() {
+          return highest;
         },
         done,
       };

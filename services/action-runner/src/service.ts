@@ -20,6 +20,9 @@ import { SERVED_ACTIONS, createProviderTable, servedActions } from "./providers/
 
 const metrics = createMetrics("@sluice/action-runner");
 
+/** `JobResult.status` of a started report (the orchestrator's JOB_STARTED_STATUS). */
+const JOB_STARTED_STATUS = "InProgress";
+
 /** A running action-runner. */
 export interface ActionRunnerService {
   /** Bound port of the gRPC server (health and reflection). */
@@ -296,7 +299,9 @@ async function handleJob(job: Job, delivery: Delivery, deps: JobHandlerDeps): Pr
   const held = leases.running(job.jobId);
   if (held !== undefined) {
     logger.info("job redelivered while it runs here: not started again, lease kept", { jobId: job.jobId, deliveryCount: delivery.deliveryCount });
-    const detach = held.attach(() => delivery.working());
+    const detach = held.attach(delivery.deliveryCount, () => delivery.working());
+    // The newer lease is this runner's: results of this delivery are not stale.
+    await reportStarted(bus, job, delivery.deliveryCount, pool, config.runnerId, logger);
     try {
       const result = await held.done;
       if (result === undefined) throw new Error(`job ${job.jobId}: the run this delivery joined ended without a result`);
@@ -312,7 +317,7 @@ async function handleJob(job: Job, delivery: Delivery, deps: JobHandlerDeps): Pr
     return;
   }
 
-  const lease = leases.begin(job.jobId, () => delivery.working());
+  const lease = leases.begin(job.jobId, delivery.deliveryCount, () => delivery.working());
   const leaseLost = new AbortController();
   // When the server last acknowledged a heartbeat: the time it was sent, so the estimate errs early.
   let confirmedAt = Date.now();
@@ -320,8 +325,18 @@ async function handleJob(job: Job, delivery: Delivery, deps: JobHandlerDeps): Pr
   const intervalMs = Math.max(250, Math.floor(config.ackWaitMs / 4));
   const silentFor = (): number => Date.now() - confirmedAt;
   let beating = false;
+  const selfCheck = config.leaseSelfCheck;
   const beat = async (): Promise<void> => {
     if (beating) return;
+    // Silent too long already (the process was paused, or the connection down): a heartbeat
+    // now cannot win back a lease the server may have handed on, so it must not count as confirmed.
+    if (selfCheck && silentFor() > limitMs) {
+      if (!leaseLost.signal.aborted) {
+        logger.warn("job lease lost: aborting the job", { jobId: job.jobId, silentMs: silentFor() });
+        leaseLost.abort(new LeaseLostError(job.jobId, silentFor()));
+      }
+      return;
+    }
     beating = true;
     const sentAt = Date.now();
     try {
@@ -333,7 +348,7 @@ async function handleJob(job: Job, delivery: Delivery, deps: JobHandlerDeps): Pr
     } finally {
       beating = false;
     }
-    if (silentFor() > limitMs && !leaseLost.signal.aborted) {
+    if (selfCheck && silentFor() > limitMs && !leaseLost.signal.aborted) {
       logger.warn("job lease lost: aborting the job", { jobId: job.jobId, silentMs: silentFor() });
       leaseLost.abort(new LeaseLostError(job.jobId, silentFor()));
     }
@@ -344,6 +359,8 @@ async function handleJob(job: Job, delivery: Delivery, deps: JobHandlerDeps): Pr
   const registration = cancellations.begin(job.jobId);
   let result: JobResult | undefined;
   try {
+    // Tells the orchestrator the job left the queue, and which delivery holds the lease now.
+    await reportStarted(bus, job, delivery.deliveryCount, pool, config.runnerId, logger);
     const started = performance.now();
     try {
       result = await jobRunner.run(job, AbortSignal.any([shutdown, leaseLost.signal]), registration.signal);
@@ -360,12 +377,14 @@ async function handleJob(job: Job, delivery: Delivery, deps: JobHandlerDeps): Pr
       throw err;
     }
     // Finished, but the server may have given up on us meanwhile: someone else reports it.
-    if (leaseLost.signal.aborted || silentFor() > limitMs) {
+    if (leaseLost.signal.aborted || (selfCheck && silentFor() > limitMs)) {
       const lost = new LeaseLostError(job.jobId, silentFor());
       logger.warn("job lease lost: result not published", { jobId: job.jobId, silentMs: silentFor() });
       result = undefined;
       throw lost;
     }
+    // The newest delivery held here (a redelivery may have joined): older ones are fenced off.
+    result.delivery = lease.held.delivery;
     await publishResult(bus, result, pool, logger);
   } catch (err) {
     result = undefined;
@@ -374,6 +393,36 @@ async function handleJob(job: Job, delivery: Delivery, deps: JobHandlerDeps): Pr
     registration.end();
     clearInterval(heartbeat);
     lease.settle(result);
+  }
+}
+
+/** How long a started report may take before the job runs without it. */
+const STARTED_REPORT_TIMEOUT_MS = 5_000;
+
+/**
+ * Publishes the "started" report of delivery `delivery` of `job` (a JobResult with status
+ * InProgress): the job is no longer queued, and results of lower deliveries are stale. A report
+ * that cannot be published is logged, and the job runs anyway: without it the orchestrator shows
+ * the job queued and cannot fence an older delivery's result, but loses nothing else.
+ */
+async function reportStarted(bus: Bus, job: Job, delivery: number, pool: string, runnerId: string, logger: Logger): Promise<void> {
+  const report = {
+    jobId: job.jobId,
+    actionExecutionId: job.actionExecutionId,
+    attempt: job.attempt,
+    pipelineName: job.pipelineName,
+    pipelineExecutionId: job.pipelineExecutionId,
+    stageName: job.stageName,
+    actionName: job.actionName,
+    status: JOB_STARTED_STATUS,
+    updatedBy: runnerId,
+    delivery,
+  };
+  const subject = bus.subjects.resultSubject(job.pipelineName, { runner: pool });
+  try {
+    await withTimeout(bus.publish(subject, JobResultSchema, report, { msgId: `started:${job.jobId}:${delivery}` }), STARTED_REPORT_TIMEOUT_MS);
+  } catch (err) {
+    logger.warn("started report not published; the job runs without it", { jobId: job.jobId, delivery, err: String(err) });
   }
 }
 
@@ -398,8 +447,10 @@ async function publishResult(bus: Bus, result: JobResult, pool: string, logger: 
   const subject = bus.subjects.resultSubject(result.pipelineName, { runner: pool });
   for (let attempt = 1; ; attempt++) {
     try {
-      // msgId: a redelivered job that already reported is de-duplicated by JetStream.
-      await bus.publish(subject, JobResultSchema, result, { msgId: `result:${result.jobId}` });
+      // msgId: a redelivered job that already reported is de-duplicated by JetStream. It names
+      // the delivery: another delivery's result (run elsewhere after a lost lease) must not be
+      // dropped as a repeat of a stale one the orchestrator refuses.
+      await bus.publish(subject, JobResultSchema, result, { msgId: `result:${result.jobId}:${result.delivery}` });
       logger.debug("result published", { jobId: result.jobId, status: result.status, subject });
       return;
     } catch (err) {

@@ -99,6 +99,8 @@ describe("action-runner with the artifact service", () => {
       filterSubject: bus.subjects.streamFilter("results"),
       schema: JobResultSchema,
       handler: (result) => {
+        // Started reports (status InProgress) say a runner took a delivery; these tests count outcomes.
+        if (result.status === "InProgress") return Promise.resolve();
         results.push(result);
         return Promise.resolve();
       },

@@ -24,6 +24,8 @@ describe("runner job ids and leases", () => {
   let bus: Bus;
   let resultsConsumer: Consumer;
   const results: JobResult[] = [];
+  /** Runners' started reports, in arrival order. */
+  const starts: JobResult[] = [];
   const started: ActionRunnerService[] = [];
 
   const startRunner = async (id: string, pool: string, opts: { natsUrl?: string; logger?: Logger } = {}) => {
@@ -65,6 +67,11 @@ describe("runner job ids and leases", () => {
       filterSubject: bus.subjects.streamFilter("results"),
       schema: JobResultSchema,
       handler: (result) => {
+        // Started reports (status InProgress) say a runner took a delivery; these tests count outcomes.
+        if (result.status === "InProgress") {
+          starts.push(result);
+          return Promise.resolve();
+        }
         results.push(result);
         return Promise.resolve();
       },
@@ -97,6 +104,10 @@ describe("runner job ids and leases", () => {
     await expect.poll(() => results.find((r) => r.jobId === job.jobId)?.status, { timeout: 20_000 }).toBe("Succeeded");
     await queueSettled("dedupe");
     expect(await readFile(runs, "utf8")).toBe("run\n");
+    // The delivery was reported started; the copy that joined it is the first delivery of its own
+    // message, so its report repeats the message id and JetStream drops it.
+    expect(starts.filter((r) => r.jobId === job.jobId).map((r) => [r.delivery, r.updatedBy])).toEqual([[1, "dedupe-1"]]);
+    expect(results.find((r) => r.jobId === job.jobId)?.delivery).toBe(1);
 
     // A third copy after the job finished: acked with the stored result, not run.
     await bus.publish(subject, JobSchema, job, { msgId: `${job.jobId}#3` });
@@ -127,6 +138,11 @@ describe("runner job ids and leases", () => {
 
     // The first run was cut short and reported nothing; the only result is the second runner's.
     expect(await readFile(runs, "utf8")).toBe("start lease-1\nstart lease-2\nend lease-2\n");
-    expect(results.filter((r) => r.jobId === job.jobId).map((r) => r.updatedBy)).toEqual(["lease-2"]);
+    expect(results.filter((r) => r.jobId === job.jobId).map((r) => [r.updatedBy, r.delivery])).toEqual([["lease-2", 2]]);
+    // Both runners reported the delivery they started: the orchestrator fences off delivery 1.
+    expect(starts.filter((r) => r.jobId === job.jobId).map((r) => [r.updatedBy, r.delivery])).toEqual([
+      ["lease-1", 1],
+      ["lease-2", 2],
+    ]);
   });
 });

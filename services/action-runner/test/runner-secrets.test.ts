@@ -65,6 +65,8 @@ describe("runner secrets out of a job's reach", () => {
       filterSubject: bus.subjects.streamFilter("results"),
       schema: JobResultSchema,
       handler: (result) => {
+        // Started reports (status InProgress) say a runner took a delivery; these tests count outcomes.
+        if (result.status === "InProgress") return Promise.resolve();
         results.push(result);
         return Promise.resolve();
       },

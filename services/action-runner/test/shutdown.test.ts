@@ -21,6 +21,8 @@ describe("action-runner shutdown", () => {
   let bus: Bus;
   let resultsConsumer: Consumer;
   const results: JobResult[] = [];
+  /** Runners' started reports, in arrival order. */
+  const starts: JobResult[] = [];
   const started: ActionRunnerService[] = [];
 
   const startRunner = async (id: string): Promise<ActionRunnerService> => {
@@ -52,6 +54,11 @@ describe("action-runner shutdown", () => {
       filterSubject: bus.subjects.streamFilter("results"),
       schema: JobResultSchema,
       handler: (result) => {
+        // Started reports (status InProgress) say a runner took a delivery; these tests count outcomes.
+        if (result.status === "InProgress") {
+          starts.push(result);
+          return Promise.resolve();
+        }
         results.push(result);
         return Promise.resolve();
       },

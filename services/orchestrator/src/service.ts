@@ -1,12 +1,12 @@
 import { randomUUID } from "node:crypto";
 import { connectBus, isTransientError, resultPublisherOf } from "@sluice/bus";
 import type { Bus, Consumer } from "@sluice/bus";
-import { DomainError, isDomainError, jobOutcomeFromProto, noopLogger, sourceRevisionFromProto } from "@sluice/domain";
+import { DomainError, isDomainError, jobOutcomeFromProto, noopLogger, runOfJob, sourceRevisionFromProto, staleAttempt } from "@sluice/domain";
 import type { JobOutcome, Logger, PipelineRuntime, PipelineSpec } from "@sluice/domain";
 import { createClient, createServer, createTokenAuthenticator, parseTokenTable } from "@sluice/grpc";
 import { ActionTypeService, ApprovalService, ArtifactService, DeadLetterSchema, JobResultSchema, JobService, PipelineService, SourceChangedSchema } from "@sluice/proto";
 import type { JobResult, PipelineDeclaration } from "@sluice/proto";
-import { connectMongo, createTeardown, once, startSweeper } from "@sluice/service-kit";
+import { connectMongo, createMetrics, createTeardown, once, startSweeper } from "@sluice/service-kit";
 import { ACTION_TYPE_PERMISSIONS, createActionTypeApi } from "./action-types/action-type-api.js";
 import { createActionTypeCatalog } from "./action-types/action-type-store.js";
 import { PIPELINE_PERMISSIONS, createPipelineApi } from "./api/pipeline-api.js";
@@ -20,7 +20,9 @@ import { createDeadLetterHandler } from "./runtime/dead-letters.js";
 import { createOutboxPublisher } from "./runtime/publisher.js";
 import { createRuntimeStore } from "./runtime/runtime-store.js";
 import type { ApplyOptions, ApplyResult, ArchivedExecution, RuntimeStore } from "./runtime/runtime-store.js";
-import { REFUSED_RESULT_CODE, refuseResult } from "./result-intake.js";
+import { JOB_STARTED_STATUS, REFUSED_RESULT_CODE, refuseResult } from "./result-intake.js";
+
+const metrics = createMetrics("@sluice/orchestrator");
 
 /** A running orchestrator. */
 export interface Orchestrator {
@@ -126,6 +128,8 @@ export async function startOrchestrator(config: OrchestratorConfig, deps: Orches
       },
     });
     teardown.add("runtime store", () => runtime.close());
+    const unobserve = metrics.observeQueuedJobs(() => runtime.queuedJobs());
+    teardown.add("queued jobs gauges", () => unobserve());
     await runtime.ensureIndexes();
     const jobs = createJobStore(db);
     await jobs.ensureIndexes();
@@ -148,8 +152,11 @@ export async function startOrchestrator(config: OrchestratorConfig, deps: Orches
         isTransient: isTransientError,
         handler: async (msg, ctx) => {
           const refuse = resultRefusal(bus, logger, msg, ctx.subject);
+          const outcome = jobOutcomeFromProto(msg);
           await ignoreUnknownPipeline(logger, msg.pipelineName, () =>
-            applyResult(msg.pipelineName, jobOutcomeFromProto(msg), { refuse }),
+            msg.status === JOB_STARTED_STATUS
+              ? runtime.apply(msg.pipelineName, { type: "JobStarted", report: outcome }, { refuse })
+              : applyResult(msg.pipelineName, outcome, { refuse: (state) => refuse(state) ?? staleRefusal(logger, msg, outcome, ctx.subject, bus, state) }),
           );
         },
       }),
@@ -266,6 +273,29 @@ function resultRefusal(bus: Bus, logger: Logger, result: JobResult, subject: str
     logger.warn("result rejected", { pipeline: result.pipelineName, jobId: result.jobId, subject, reason });
     return new DomainError(REFUSED_RESULT_CODE, `result refused (${result.jobId}): ${reason}`);
   };
+}
+
+/**
+ * The fence of stale attempts (the domain's fencing.ts): a result from a lower delivery than the
+ * highest one a runner reported started is refused like a forged one — dead-lettered with
+ * REFUSED_RESULT_CODE, so it never fails the action — and counted (`sluice.results.stale`) and
+ * logged as `stale result rejected`.
+ */
+function staleRefusal(logger: Logger, msg: JobResult, outcome: JobOutcome, subject: string, bus: Bus, state: PipelineRuntime): Error | undefined {
+  const reason = staleAttempt(state, outcome);
+  if (reason === undefined) return undefined;
+  const publisher = resultPublisherOf(bus.catalog, subject);
+  const pool = publisher?.kind === "runner" ? publisher.pool : undefined;
+  metrics.staleResults.add(1, { pool });
+  logger.warn("stale result rejected", {
+    pipeline: msg.pipelineName,
+    jobId: msg.jobId,
+    delivery: msg.delivery,
+    startedDelivery: runOfJob(state, outcome)?.startedDelivery,
+    by: msg.updatedBy,
+    reason,
+  });
+  return new DomainError(REFUSED_RESULT_CODE, `result refused (${msg.jobId}): ${reason}`);
 }
 
 /**

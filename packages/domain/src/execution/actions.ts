@@ -9,7 +9,7 @@ import type { ActionAttempt, ActionRun, ActionSpec, ErrorDetailsSpec, ExecutionR
 import { actionSlot, emitAction, rememberRevision, setLatest, specFor, stageRunOf } from "./draft.js";
 import type { Draft } from "./draft.js";
 import { MAX_OUTPUT_VARIABLES_BYTES, VARIABLE_KEY_PATTERN } from "../limits.js";
-import { DEFAULT_RUNNER_POOL, runnerPoolOf } from "../validation/providers.js";
+import { DEFAULT_RUNNER_POOL, RESERVED_RUNNER_POOLS, runnerPoolOf } from "../validation/providers.js";
 import { resolveScript, resolveValue } from "./variables.js";
 import { actionSecrets, maskDeep, scrubOutcome, viewMasker } from "./secrets.js";
 
@@ -63,6 +63,8 @@ export function startAction(d: Draft, exec: ExecutionRuntime, stageName: string,
     return;
   }
   const job = jobOf(d, exec, stageName, action, run, { ...run.resolvedConfiguration, ...script.configuration }, script);
+  // Runners report when they start a job (JobStarted); until then it shows as queued in its pool.
+  if (!isApproval && !RESERVED_RUNNER_POOLS.includes(job.pool)) run.runnerPool = job.pool;
   const pinned = exec.pinnedRevisions.find((p) => p.actionName === action.name);
   if (action.category === "Source" && pinned !== undefined) job.sourceRevision = pinned.revisionId;
   if (run.token !== undefined) job.approvalToken = run.token;

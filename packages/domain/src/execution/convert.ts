@@ -56,6 +56,7 @@ export function jobOutcomeFromProto(result: JobResult): JobOutcome {
   }
   if (result.updatedBy !== "") outcome.updatedBy = result.updatedBy;
   if (result.finishedAt !== undefined) outcome.finishedAt = timestampMs(result.finishedAt);
+  if (result.delivery > 0) outcome.delivery = result.delivery;
   return outcome;
 }
 

@@ -38,6 +38,7 @@ import {
   isTerminal,
   liveExecution,
   removeWaiter,
+  setLatest,
   slotByName,
   specFor,
   takesLocks,
@@ -47,6 +48,7 @@ import type { Handled } from "./draft.js";
 import type { RuleLocation } from "./conditions.js";
 import { applyRuleResult, cancelCondition, findRuleRun, onConditionOverridden, runningRules, timeOutRule } from "./conditions.js";
 import { applyConditionOutcome, drive, enterStage, finishExecution, progressStage, settle } from "./flow.js";
+import { runOfJob, staleAttempt } from "./fencing.js";
 import { onRollbackRequested } from "./rollback.js";
 import { onStageRetryRequested, onActionRetryRequested } from "./retry.js";
 import { onExecutionRequested, onSourceChanged } from "./start.js";
@@ -115,6 +117,8 @@ function handle(state: PipelineRuntime, event: ExecutionEvent, ctx: DecideContex
       return onSourceChanged(state, event, ctx);
     case "JobCompleted":
       return onJobCompleted(state, event.result, ctx);
+    case "JobStarted":
+      return onJobStarted(state, event.report, ctx);
     case "TimerFired":
       return onTimerFired(state, ctx);
     case "PipelineUpdated":
@@ -182,6 +186,10 @@ function findRun(state: PipelineRuntime, result: JobOutcome): RunLocation | { ru
 }
 
 function onJobCompleted(state: PipelineRuntime, result: JobOutcome, ctx: DecideContext): Handled {
+  // The shell refuses (dead-letters and counts) stale results before they get here; this keeps
+  // the rule in the state machine for every other path.
+  const stale = staleAttempt(state, result);
+  if (stale !== undefined) return ignore(state, stale);
   const found = findRun(state, result);
   if (typeof found === "string") return ignore(state, found);
   const d = draftOf(state, ctx);
@@ -198,6 +206,39 @@ function onJobCompleted(state: PipelineRuntime, result: JobOutcome, ctx: DecideC
   if (exec === undefined || run === undefined) throw new Error(`run ${found.actionName} vanished from the copy of the state`);
   applyResult(d, exec, found.stageName, actionSpecOf(d.state, exec, found.stageName, found.actionName), run, result);
   progressStage(d, exec, found.stageName);
+  return d;
+}
+
+/**
+ * A runner started delivery `report.delivery` of the job of a running action (or Commands rule):
+ * the run is no longer queued, and results of lower deliveries are stale from now on (fencing.ts).
+ * A report of a delivery not higher than one already reported changes nothing.
+ */
+function onJobStarted(state: PipelineRuntime, report: JobOutcome, ctx: DecideContext): Handled {
+  const delivery = report.delivery;
+  if (delivery === undefined || !Number.isInteger(delivery) || delivery < 1) return ignore(state, `started report for job ${report.jobId} names no delivery`);
+  const found = findRun(state, report);
+  if (typeof found === "string") return ignore(state, found);
+  const current = "rule" in found ? found.rule.rule : runOfJob(state, report);
+  if (current?.startedDelivery !== undefined && current.startedDelivery >= delivery) {
+    return ignore(state, `job ${report.jobId}: delivery ${current.startedDelivery} was reported started already`);
+  }
+  const d = draftOf(state, ctx);
+  const exec = liveExecution(d, report.pipelineExecutionId);
+  if (exec === undefined) throw new Error(`execution ${report.pipelineExecutionId} vanished from the copy of the state`);
+  if ("rule" in found) {
+    const rule = findRuleRun(exec, report.actionExecutionId);
+    if (rule === undefined) throw new Error(`rule ${report.actionExecutionId} vanished from the copy of the state`);
+    rule.rule.startedDelivery = delivery;
+    return d;
+  }
+  const run = exec.stages.findLast((s) => s.name === found.stageName)?.actions.find((a) => a.name === found.actionName);
+  if (run === undefined) throw new Error(`run ${found.actionName} vanished from the copy of the state`);
+  run.startedDelivery = delivery;
+  run.startedAt ??= ctx.now;
+  if (report.updatedBy !== undefined) run.updatedBy = report.updatedBy;
+  run.lastUpdateTime = ctx.now;
+  setLatest(d, exec, found.stageName, run);
   return d;
 }
 

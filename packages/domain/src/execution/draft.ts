@@ -312,6 +312,12 @@ export function setLatest(d: Draft, exec: ExecutionRuntime, stageName: string, r
   if (run.externalExecutionUrl !== undefined) latest.externalExecutionUrl = run.externalExecutionUrl;
   if (run.errorDetails !== undefined) latest.errorDetails = { ...run.errorDetails };
   if (run.percentComplete !== undefined) latest.percentComplete = run.percentComplete;
+  if (run.startedAt !== undefined) latest.startedAt = run.startedAt;
+  else if (run.status === "InProgress" && run.runnerPool !== undefined) {
+    // Dispatched, and no runner said it started: it waits in its pool's queue.
+    latest.queuedPool = run.runnerPool;
+    latest.queuedSince = run.startTime;
+  }
   const slot = actionSlot(d, stageName, run.name);
   if (slot !== undefined) slot.latest = latest;
 }

@@ -364,6 +364,15 @@ export interface ActionLatest {
   errorDetails?: ErrorDetailsSpec;
   /** A continued custom action's latest percentComplete (0-100), while it runs. */
   percentComplete?: number;
+  /**
+   * Set while the job waits for a runner of this pool: dispatched, and no runner reported it
+   * started (a pool with no runner up, or all busy). Absent for approvals and once started.
+   */
+  queuedPool?: string;
+  /** Epoch ms: when the queued job was dispatched (with `queuedPool`). */
+  queuedSince?: number;
+  /** Epoch ms: when a runner first reported the job started. */
+  startedAt?: number;
 }
 
 /** One execution in flight (or terminal, not yet archived). */
@@ -481,6 +490,8 @@ export interface RuleRun {
   resolvedConfiguration?: Record<string, string>;
   /** Commands rules: ids of the input artifacts given to the job. */
   inputArtifactIds: string[];
+  /** The highest delivery of the rule's job a runner reported started (see ActionRun.startedDelivery). */
+  startedDelivery?: number;
 }
 
 /** One action of one execution (the latest attempt). */
@@ -518,10 +529,19 @@ export interface ActionRun {
   continuations?: number;
   /** The latest intermediate result's percentComplete (0-100) while a continued action runs. */
   percentComplete?: number;
+  /**
+   * The highest JetStream delivery of the run's job a runner reported started (JobStarted): a
+   * result from a lower delivery is a stale attempt and refused (fencing.ts). Absent = none reported.
+   */
+  startedDelivery?: number;
+  /** Epoch ms: when a runner first reported the job started; absent while it is queued. */
+  startedAt?: number;
+  /** The runner pool the run's job was dispatched to; absent for jobs no runner takes (approvals). */
+  runnerPool?: string;
 }
 
 /** A finished earlier attempt of an action run (kept for ListActionExecutions): the run as it ended. */
-export type ActionAttempt = Omit<ActionRun, "name" | "deadline" | "attempts" | "continuations" | "percentComplete">;
+export type ActionAttempt = Omit<ActionRun, "name" | "deadline" | "attempts" | "continuations" | "percentComplete" | "runnerPool">;
 
 // ---------------------------------------------------------------- events in
 
@@ -554,6 +574,11 @@ export interface JobOutcome {
   continuationToken?: string;
   /** ExecutionDetails.percentComplete (0-100) of a job worker's result. */
   percentComplete?: number;
+  /**
+   * The JetStream delivery of the job this result or started report comes from (1 = first);
+   * absent when unknown (approvals, job workers, older runners), which is never fenced.
+   */
+  delivery?: number;
 }
 
 /** Plain mirror of ProducedArtifact. */
@@ -596,6 +621,11 @@ export type ExecutionEvent =
       trigger: TriggerSpec;
     }
   | { type: "JobCompleted"; result: JobOutcome }
+  /**
+   * A runner reports it started delivery `report.delivery` of a job (JobResult status
+   * InProgress): the run is no longer queued, and results of lower deliveries are stale.
+   */
+  | { type: "JobStarted"; report: JobOutcome }
   /** Deadlines may be due: fails every in-flight action whose deadline + grace ≤ ctx.now. */
   | { type: "TimerFired" }
   /**

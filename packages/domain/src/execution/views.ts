@@ -38,6 +38,8 @@ type StageStateInit = MessageInitShape<typeof StageStateSchema>;
 export interface PipelineTimes {
   created: number;
   updated: number;
+  /** The time of the answer: queued jobs' ages count to it. @default `updated` */
+  now?: number;
 }
 
 /**
@@ -54,7 +56,7 @@ export function pipelineStateView(state: PipelineRuntime, meta: PipelineTimes): 
     const view: StageStateInit = {
       stageName: stage.name,
       inboundTransitionState: transitionStateView(slot?.transition),
-      actionStates: stage.actions.map((action) => actionStateView(action.name, slot?.actions.find((a) => a.name === action.name))),
+      actionStates: stage.actions.map((action) => actionStateView(action.name, slot?.actions.find((a) => a.name === action.name), meta.now ?? meta.updated)),
     };
     const waiters = slot === undefined ? [] : waitersOf(slot);
     if (waiters.length > 0) {
@@ -140,7 +142,7 @@ export function conditionStateView(cond: ConditionRun): MessageInitShape<typeof 
   };
 }
 
-function actionStateView(actionName: string, slot: ActionSlot | undefined): ActionStateInit {
+function actionStateView(actionName: string, slot: ActionSlot | undefined, now: number): ActionStateInit {
   const view: ActionStateInit = { actionName };
   if (slot?.currentRevision !== undefined) {
     const rev = slot.currentRevision;
@@ -150,8 +152,22 @@ function actionStateView(actionName: string, slot: ActionSlot | undefined): Acti
       ...(rev.created !== undefined ? { created: timestampFromMs(rev.created) } : {}),
     };
   }
-  if (slot?.latest !== undefined) view.latestExecution = actionExecutionView(slot.latest, slot.latest.lastStatusChange);
+  if (slot?.latest !== undefined) {
+    const latest = actionExecutionView(slot.latest, slot.latest.lastStatusChange);
+    const { queuedPool, queuedSince, startedAt } = slot.latest;
+    if (latest.status === "InProgress" && queuedPool !== undefined && queuedSince !== undefined) {
+      latest.queued = { pool: queuedPool, since: timestampFromMs(queuedSince), ageSeconds: BigInt(Math.max(0, Math.floor((now - queuedSince) / 1000))) };
+      if (latest.summary === "") latest.summary = queuedSummary(queuedPool, queuedSince);
+    }
+    if (startedAt !== undefined) latest.startedAt = timestampFromMs(startedAt);
+    view.latestExecution = latest;
+  }
   return view;
+}
+
+/** The summary of an action whose job no runner has started yet. */
+export function queuedSummary(pool: string, since: number): string {
+  return `Queued since ${new Date(since).toISOString()} in runner pool ${pool}: no runner of the pool has started the job yet`;
 }
 
 /** What AWS ActionExecution shows of an action's latest attempt (a slot's latest, or one execution's run). */

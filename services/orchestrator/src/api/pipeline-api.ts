@@ -296,7 +296,7 @@ export function createPipelineApi(deps: PipelineApiDeps): ServiceImpl<typeof Pip
       checks().name("name", req.name).throwIfAny();
       const stored = await existing(req.name, "name");
       const state = await runtimeOf(stored);
-      return maskerFor(stored, state)(pipelineStateView(state, { created: stored.created.getTime(), updated: stored.updated.getTime() }));
+      return maskerFor(stored, state)(pipelineStateView(state, { created: stored.created.getTime(), updated: stored.updated.getTime(), now: clock().getTime() }));
     },
 
     async startPipelineExecution(req, ctx) {

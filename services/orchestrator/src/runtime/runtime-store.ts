@@ -1,9 +1,10 @@
 import { randomUUID } from "node:crypto";
 import { DUPLICATE_WINDOW_MS } from "@sluice/bus";
 import type { Subjects } from "@sluice/bus";
-import { DomainError, decide, initialRuntime } from "@sluice/domain";
+import { DomainError, decide, initialRuntime, queuedJobsOf } from "@sluice/domain";
 import type { Decision, ExecutionEvent, Logger, PipelineRuntime, PipelineSpec } from "@sluice/domain";
 import { createMetrics } from "@sluice/service-kit";
+import type { QueuedJobs } from "@sluice/service-kit";
 import type { Db } from "mongodb";
 import { pipelineNotFound } from "../pipelines/pipeline-store.js";
 import { createKeyedSerial } from "../serial.js";
@@ -67,6 +68,12 @@ export interface RuntimeStore {
   sweepOutbox(minAgeMs: number): Promise<number>;
   /** Sends TimerFired to every pipeline with a due deadline; returns how many. */
   sweepTimers(): Promise<number>;
+  /**
+   * Jobs dispatched to a runner pool that no runner reported started, by pool, in the runtimes
+   * this process holds (for the `sluice.jobs.queued` gauges). With several replicas each counts
+   * the pipelines it applied events to: take the maximum over replicas, not the sum.
+   */
+  queuedJobs(): QueuedJobs[];
   /** Drops every cached document and what this process remembers of them (tests simulate a restart with it). */
   clearCache(): void;
   /** Runs pending compactions at once and waits for them; the store must not be used afterwards. */
@@ -134,6 +141,8 @@ export function createRuntimeStore(opts: RuntimeStoreOptions): RuntimeStore {
     republishWithinMs: opts.republishWithinMs ?? DUPLICATE_WINDOW_MS - 30_000,
   });
   const cache = new Map<string, Cached>();
+  /** Pools that had queued jobs once (see queuedJobs). */
+  const queuedPools = new Set<string>();
   // Every write of a runtime document goes through this, compactions included.
   const serial = createKeyedSerial();
 
@@ -296,6 +305,22 @@ export function createRuntimeStore(opts: RuntimeStoreOptions): RuntimeStore {
         }
       }
       return due.length;
+    },
+
+    queuedJobs() {
+      const now = clock();
+      const pools = new Map<string, { count: number; oldest: number }>();
+      // A pool whose queue emptied reports 0 rather than vanishing (a gauge keeps its last value).
+      for (const pool of queuedPools) pools.set(pool, { count: 0, oldest: now });
+      for (const { state, deleted } of cache.values()) {
+        if (deleted) continue;
+        for (const job of queuedJobsOf(state)) {
+          const pool = pools.get(job.pool) ?? { count: 0, oldest: job.since };
+          pools.set(job.pool, { count: pool.count + 1, oldest: Math.min(pool.oldest, job.since) });
+        }
+      }
+      for (const pool of pools.keys()) queuedPools.add(pool);
+      return [...pools].map(([pool, { count, oldest }]) => ({ pool, count, oldestAgeSeconds: Math.max(0, Math.floor((now - oldest) / 1000)) }));
     },
 
     clearCache() {
