@@ -10,7 +10,7 @@ import { JobResultSchema } from "@sluice/proto";
 import type { Grant, Job, JobResult, OutputGrant, ProducedArtifactSchema } from "@sluice/proto";
 import { runInJobSandbox } from "./isolation.js";
 import type { JobSandbox } from "./isolation.js";
-import { JobFailure, abortable } from "./providers/provider.js";
+import { ANSWERED_LATER_STATUS, JobFailure, abortable } from "./providers/provider.js";
 import type { FailureCode, PreparedInput, Provider, ProviderOutcome } from "./providers/provider.js";
 import { createWorkspace } from "./workspace.js";
 import type { Workspace } from "./workspace.js";
@@ -200,6 +200,10 @@ export function createJobRunner(opts: JobRunnerOptions): JobRunner {
         ? provider(context)
         : runInJobSandbox(opts.sandbox, workspace, () => provider(context)));
       if (signal.aborted) throw new JobFailure("JobFailed", "the job was stopped");
+      if (outcome.answeredLater === true) {
+        log.info("job accepted; its answer comes through JobService", { ms: Date.now() - started });
+        return create(JobResultSchema, { ...base, status: ANSWERED_LATER_STATUS, summary: truncate(outcome.summary ?? "", MAX_SUMMARY_CHARS), finishedAt: timestampFromDate(now()) });
+      }
       const produced = await abortable(publishOutputs(job, ws, outcome, log, signal), signal);
       if (signal.aborted) throw new JobFailure("JobFailed", "the job was stopped");
       log.info("job succeeded", { ms: Date.now() - started, outputs: produced.length });

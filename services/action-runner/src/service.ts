@@ -16,6 +16,7 @@ import type { JobLeases } from "./job-leases.js";
 import { JobCancelledError, createJobRunner } from "./job-runner.js";
 import type { ArtifactCommitter, JobRunner, OutputGrantRenewer, ProviderTable } from "./job-runner.js";
 import type { DeployGranter } from "./providers/object-store-deploy.js";
+import { ANSWERED_LATER_STATUS } from "./providers/provider.js";
 import { SERVED_ACTIONS, createProviderTable, servedActions } from "./providers/table.js";
 
 const metrics = createMetrics("@sluice/action-runner");
@@ -443,6 +444,11 @@ function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
 }
 
 async function publishResult(bus: Bus, result: JobResult, pool: string, logger: Logger): Promise<void> {
+  if (result.status === ANSWERED_LATER_STATUS) {
+    // Answered through JobService by whoever accepted the work: nothing to publish.
+    logger.info("job answered later through JobService: no result published", { jobId: result.jobId });
+    return;
+  }
   // The pool in the subject is what NATS lets this runner's user publish, and what the orchestrator checks.
   const subject = bus.subjects.resultSubject(result.pipelineName, { runner: pool });
   for (let attempt = 1; ; attempt++) {

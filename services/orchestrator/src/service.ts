@@ -109,7 +109,9 @@ export async function startOrchestrator(config: OrchestratorConfig, deps: Orches
     await actionTypes.ensureIndexes();
     await actionTypes.refresh();
     const specOf = (declaration: PipelineDeclaration): PipelineSpec => specOfDeclaration(declaration, config.defaultArtifactBucket, actionTypes);
-    const publisher = createOutboxPublisher({ bus, logger, artifacts });
+    const jobs = createJobStore(db);
+    await jobs.ensureIndexes();
+    const publisher = createOutboxPublisher({ bus, logger, artifacts, answerableLater: (job) => jobs.insert(job, clock(), "InProgress") });
     // The one path of a job's result into the runtime: runners' and the approval service's
     // results, dead letters, and the failures of jobs the outbox will not dispatch.
     const applyResult = (name: string, result: JobOutcome, options?: ApplyOptions): Promise<ApplyResult> =>
@@ -131,8 +133,6 @@ export async function startOrchestrator(config: OrchestratorConfig, deps: Orches
     const unobserve = metrics.observeQueuedJobs(() => runtime.queuedJobs());
     teardown.add("queued jobs gauges", () => unobserve());
     await runtime.ensureIndexes();
-    const jobs = createJobStore(db);
-    await jobs.ensureIndexes();
 
     const outboxSweeper = startSweeper("outbox", config.outboxSweepMs, () => runtime.sweepOutbox(OUTBOX_MIN_AGE_MS), logger);
     const timerSweeper = startSweeper("timers", config.timerSweepMs, () => runtime.sweepTimers(), logger);

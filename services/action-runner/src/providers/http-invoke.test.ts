@@ -98,6 +98,13 @@ describe("Http invoke provider", () => {
     expect(outcome).toEqual({ outputs: [], summary: "deployed", externalExecutionId: "run-7", outputVariables: { Version: "42" } });
   });
 
+  it("takes a 202 as accepted: the answer comes later through JobService", async () => {
+    answer = { status: 202, body: "" };
+    const outcome = await invoke({ Url: url });
+    expect(outcome).toMatchObject({ answeredLater: true, outputs: [] });
+    expect(outcome.summary).toMatch(/waiting for its answer through JobService for job /);
+  });
+
   it("reports the endpoint's failure with its failure type", async () => {
     answer = { status: 200, body: JSON.stringify({ status: "Failed", failureDetails: { type: "ConfigurationError", message: "no such target" } }) };
     const err = await failure(invoke({ Url: url }));

@@ -87,10 +87,9 @@ export function createHttpInvokeProvider(opts: HttpInvokeOptions): Provider {
       throw new JobFailure("JobFailed", `the endpoint answered HTTP ${answer.status}${text.trim() === "" ? "" : `: ${text.slice(0, 200)}`}`);
     }
     if (answer.status === 202) {
-      throw new JobFailure(
-        "ConfigurationError",
-        "the endpoint answered 202 Accepted: asynchronous answers through JobService are not supported for Http actions yet; answer with the result",
-      );
+      // As a Lambda that returns before the work is done: the endpoint answers later with
+      // PutJobSuccessResult/PutJobFailureResult for the job id it was sent.
+      return { summary: `accepted by the endpoint (HTTP 202); waiting for its answer through JobService for job ${ctx.job.jobId}`, outputs: [], answeredLater: true };
     }
     if (answer.truncated) throw new JobFailure("JobFailed", `the endpoint's answer is longer than ${MAX_ANSWER_BYTES} bytes`);
     return readAnswer(text);

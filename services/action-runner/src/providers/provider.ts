@@ -83,7 +83,18 @@ export interface ProviderOutcome {
   readonly outputVariables?: Readonly<Record<string, string>>;
   readonly revision?: MessageInitShape<typeof SourceRevisionDetailSchema>;
   readonly outputs: readonly ProducedOutput[];
+  /**
+   * The work was accepted and is answered later through JobService (an Http endpoint's 202): the
+   * runner publishes no result, and the action waits for PutJobSuccessResult/PutJobFailureResult.
+   */
+  readonly answeredLater?: boolean;
 }
+
+/**
+ * The status of a runner's JobResult for a job answered later through JobService. It never leaves
+ * the runner: it settles the job's lease (acked, not redelivered) without publishing a result.
+ */
+export const ANSWERED_LATER_STATUS = "AnsweredLater";
 
 /** A built-in provider: does the action's work or throws (a {@link JobFailure} when it is the job's fault). */
 export type Provider = (ctx: ProviderContext) => Promise<ProviderOutcome>;

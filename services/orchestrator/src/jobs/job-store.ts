@@ -61,8 +61,12 @@ export type Claim<T> = { ok: true; value: T } | { ok: false; current: StoredJob 
 /** The `jobs` collection: custom action jobs from the bus until a worker's result ends them. */
 export interface JobStore {
   ensureIndexes(): Promise<void>;
-  /** Stores a job from the bus as Queued; a job already stored (a redelivery) is left as it is. */
-  insert(job: Job, now: number): Promise<void>;
+  /**
+   * Stores a job from the bus as Queued; a job already stored (a redelivery) is left as it is.
+   * `InProgress` stores a job that is worked already and answered through JobService by any
+   * worker (an Http invoke job, whose endpoint may answer 202 and report later).
+   */
+  insert(job: Job, now: number, status?: "Queued" | "InProgress"): Promise<void>;
   find(jobId: string): Promise<StoredJob | undefined>;
   /**
    * Hands out up to `max` jobs of an action type, oldest first: Queued ones, and Dispatched ones
@@ -85,11 +89,11 @@ export function createJobStore(db: Db): JobStore {
       await jobs.createIndex({ actionType: 1, status: 1, queuedAt: 1 });
     },
 
-    async insert(job, now) {
+    async insert(job, now, status = "Queued") {
       const id = job.actionTypeId ?? { category: "", owner: "", provider: "", version: "" };
       const doc: StoredJob = {
         _id: job.jobId,
-        status: "Queued",
+        status,
         actionType: actionTypeKey(id),
         query: Object.entries(job.configuration).map(([k, v]) => queryEntry(k, v)),
         // No bearer URLs at rest: grants are issued afresh for every hand-out.

@@ -34,6 +34,11 @@ export interface OutboxPublisherOptions {
   logger: Logger;
   /** ArtifactService client; undefined = jobs go out without grants (tests without an artifact service). */
   artifacts: Client<typeof ArtifactService> | undefined;
+  /**
+   * Makes an Http invoke job answerable through JobService before it is published: its endpoint
+   * may answer 202 and report later with the job id. Undefined: such answers find no job.
+   */
+  answerableLater?: ((job: Job) => Promise<void>) | undefined;
 }
 
 // Statuses that will not change on a retry: the request itself is wrong.
@@ -77,6 +82,7 @@ export function createOutboxPublisher(opts: OutboxPublisherOptions): OutboxPubli
         return { kind: "retry" };
       }
     }
+    if (isHttpInvoke(job)) await opts.answerableLater?.(job);
     await bus.publish(entry.subject, JobSchema, job, { msgId: entry.id, headers: jobHeaders(job) });
     return { kind: "published" };
   };
@@ -99,6 +105,11 @@ export function createOutboxPublisher(opts: OutboxPublisherOptions): OutboxPubli
       }
     },
   };
+}
+
+/** An Http invoke job (Sluice's Lambda invoke): its endpoint may answer later through JobService. */
+function isHttpInvoke(job: Job): boolean {
+  return job.actionTypeId !== undefined && resolveProvider(job.actionTypeId)?.builtIn === "Http";
 }
 
 /**
