@@ -1,6 +1,6 @@
 import { connectBus, createSharedSlots, isConsumerNotFound, isPermissionViolation } from "@sluice/bus";
 import type { Bus, Consumer } from "@sluice/bus";
-import { DomainError } from "@sluice/domain";
+import { DomainError, JOB_STARTED_STATUS } from "@sluice/domain";
 import type { Logger } from "@sluice/domain";
 import { createClient, createServer } from "@sluice/grpc";
 import type { Authenticator } from "@sluice/grpc";
@@ -19,9 +19,6 @@ import type { DeployGranter } from "./providers/object-store-deploy.js";
 import { SERVED_ACTIONS, createProviderTable, servedActions } from "./providers/table.js";
 
 const metrics = createMetrics("@sluice/action-runner");
-
-/** `JobResult.status` of a started report (the orchestrator's JOB_STARTED_STATUS). */
-const JOB_STARTED_STATUS = "InProgress";
 
 /** A running action-runner. */
 export interface ActionRunnerService {
