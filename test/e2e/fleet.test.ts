@@ -4,7 +4,7 @@
 // drained with SIGTERM hands its job back and another runner takes it at once, long before the
 // lease; with runners killed (SIGKILL) and paused past their lease (SIGSTOP, then SIGCONT), every
 // action completes exactly once and the paused runner's late result is refused as stale.
-import { appendFileSync, existsSync, readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { launch, startCluster } from "@sluice/testkit";
 import type { ManagedProcess } from "@sluice/testkit";
@@ -155,7 +155,7 @@ describe("runner fleet", () => {
       ["start", "Long", "drain-b"],
       ["end", "Long", "drain-b"],
     ]);
-  });
+  }, 120_000);
 
   it("completes every action exactly once with runners killed and paused past their lease, refusing the paused runner's stale result", async () => {
     const name = `chaos-${suffix()}`;
@@ -211,6 +211,6 @@ describe("runner fleet", () => {
       .poll(() => logEntries(env, "orchestrator", "stale result rejected").map((e) => [e["by"], e["delivery"]]), { timeout: 20_000 })
       .toContainEqual(["chaos-pause", 1]);
     await expect.poll(() => logEntries(env, "orchestrator", "refused result stays dead-lettered; the action it names goes on").length, { timeout: 20_000 }).toBeGreaterThan(0);
-    appendFileSync(join(env.logDir, "fleet-ledger.txt"), readFileSync(ledger, "utf8"));
-  });
+    // Runs in under 30 s on an idle machine; the cap leaves room for a loaded CI.
+  }, 120_000);
 });

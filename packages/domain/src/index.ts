@@ -184,7 +184,7 @@ export {
 } from "./execution/views.js";
 export type { ActionExecutionDetailSpec, ActionExecutionFields, ArtifactDetailSpec, PipelineTimes } from "./execution/views.js";
 export { jobInit, jobOutcomeFromProto, sourceRevisionFromProto, stateChangeEventInit } from "./execution/convert.js";
-export { queuedJobsOf, runOfJob, staleAttempt } from "./execution/fencing.js";
+export { JOB_STARTED_STATUS, queuedJobsOf, runOfJob, staleAttempt } from "./execution/fencing.js";
 export type { QueuedJob } from "./execution/fencing.js";
 export { resolveScript, resolveValue } from "./execution/variables.js";
 export {

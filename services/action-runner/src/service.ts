@@ -1,6 +1,6 @@
 import { connectBus, createSharedSlots, isConsumerNotFound, isPermissionViolation } from "@sluice/bus";
 import type { Bus, Consumer } from "@sluice/bus";
-import { DomainError } from "@sluice/domain";
+import { DomainError, JOB_STARTED_STATUS } from "@sluice/domain";
 import type { Logger } from "@sluice/domain";
 import { createClient, createServer } from "@sluice/grpc";
 import type { Authenticator } from "@sluice/grpc";
@@ -20,9 +20,6 @@ import { ANSWERED_LATER_STATUS } from "./providers/provider.js";
 import { SERVED_ACTIONS, createProviderTable, servedActions } from "./providers/table.js";
 
 const metrics = createMetrics("@sluice/action-runner");
-
-/** `JobResult.status` of a started report (the orchestrator's JOB_STARTED_STATUS). */
-const JOB_STARTED_STATUS = "InProgress";
 
 /** A running action-runner. */
 export interface ActionRunnerService {

@@ -104,5 +104,11 @@ describe("action-runner shutdown", () => {
     await expect.poll(() => results.find((r) => r.jobId === job.jobId)?.status, { timeout: 30_000 }).toBe("Succeeded");
     expect(results.find((r) => r.jobId === job.jobId)?.updatedBy).toBe("handback-2");
     expect(await readFile(runs, "utf8")).toBe("run\nrun\n");
+    // Each runner reported the delivery it started; the result names the second one.
+    expect(starts.filter((r) => r.jobId === job.jobId).map((r) => [r.updatedBy, r.delivery])).toEqual([
+      ["handback-1", 1],
+      ["handback-2", 2],
+    ]);
+    expect(results.find((r) => r.jobId === job.jobId)?.delivery).toBe(2);
   });
 });

@@ -17,12 +17,6 @@ import type { JobResult } from "@sluice/proto";
  */
 export const REFUSED_RESULT_CODE = "AccessDeniedException";
 
-/**
- * `JobResult.status` of a runner's "started" report: it took delivery `JobResult.delivery` of the
- * job and runs it now. Applied as a JobStarted event (queued → started, and the fence of stale
- * attempts); never an outcome.
- */
-export const JOB_STARTED_STATUS = "InProgress";
 
 /** Every output artifact id must be `<actionExecutionId>/<name>` of the result's own action execution. */
 function foreignArtifact(result: JobResult): string | undefined {

@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { connectBus, isTransientError, resultPublisherOf } from "@sluice/bus";
 import type { Bus, Consumer } from "@sluice/bus";
-import { DomainError, isDomainError, jobOutcomeFromProto, noopLogger, runOfJob, sourceRevisionFromProto, staleAttempt } from "@sluice/domain";
+import { DomainError, JOB_STARTED_STATUS, isDomainError, jobOutcomeFromProto, noopLogger, runOfJob, sourceRevisionFromProto, staleAttempt } from "@sluice/domain";
 import type { JobOutcome, Logger, PipelineRuntime, PipelineSpec } from "@sluice/domain";
 import { createClient, createServer, createTokenAuthenticator, parseTokenTable } from "@sluice/grpc";
 import { ActionTypeService, ApprovalService, ArtifactService, DeadLetterSchema, JobResultSchema, JobService, PipelineService, SourceChangedSchema } from "@sluice/proto";
@@ -20,7 +20,7 @@ import { createDeadLetterHandler } from "./runtime/dead-letters.js";
 import { createOutboxPublisher } from "./runtime/publisher.js";
 import { createRuntimeStore } from "./runtime/runtime-store.js";
 import type { ApplyOptions, ApplyResult, ArchivedExecution, RuntimeStore } from "./runtime/runtime-store.js";
-import { JOB_STARTED_STATUS, REFUSED_RESULT_CODE, refuseResult } from "./result-intake.js";
+import { REFUSED_RESULT_CODE, refuseResult } from "./result-intake.js";
 
 const metrics = createMetrics("@sluice/orchestrator");
 

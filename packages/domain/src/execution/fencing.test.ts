@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { queuedJobsOf, staleAttempt } from "./fencing.js";
-import { actionSpec, approvalSpec, pipelineSpec, Sim, sourceSpec, success } from "./testing.js";
+import { actionSpec, approvalSpec, commandsRule, pipelineSpec, Sim, sourceSpec, success } from "./testing.js";
 import { pipelineStateView } from "./views.js";
 import type { JobOutcome, JobSpec } from "./types.js";
 
@@ -76,6 +76,30 @@ describe("JobStarted and stale attempts", () => {
     expect(staleAttempt(sim.state, success(job, { delivery: 1 }))).toBeUndefined();
     sim.apply({ type: "JobStarted", report: started(job, 3, "runner-c") });
     expect(staleAttempt(sim.state, success(job))).toBeUndefined();
+  });
+});
+
+describe("stale attempts of Commands rules", () => {
+  it("fences a rule's result from a lower delivery than the highest started, and takes the current one", () => {
+    const spec = pipelineSpec([
+      ["Source", [sourceSpec("Src", "SrcOut")]],
+      ["Build", [actionSpec("Compile")]],
+    ]);
+    const build = spec.stages[1];
+    if (build === undefined) throw new Error("fixture has no Build stage");
+    build.beforeEntry = { conditions: [{ result: "FAIL", rules: [commandsRule("Gate")] }] };
+    const sim = new Sim(spec);
+    sim.start("e1");
+    sim.succeed("Src");
+    const gate = sim.job("Gate");
+    sim.apply({ type: "JobStarted", report: started(gate, 1, "runner-a") });
+    sim.apply({ type: "JobStarted", report: started(gate, 2, "runner-b") });
+    const stale = success(gate, { delivery: 1 });
+    expect(staleAttempt(sim.state, stale)).toMatch(/result from delivery 1, but delivery 2 was started since/);
+    expect(sim.apply({ type: "JobCompleted", result: stale }).ignored).toMatch(/stale attempt/);
+    sim.apply({ type: "JobCompleted", result: success(gate, { delivery: 2 }) });
+    expect(sim.exec("e1").stages[1]?.conditions?.map((c) => c.status)).toEqual(["Succeeded"]);
+    expect(sim.job("Compile").actionName).toBe("Compile");
   });
 });
 

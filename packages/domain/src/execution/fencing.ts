@@ -9,6 +9,12 @@
 
 import type { ActionRun, JobOutcome, PipelineRuntime, RuleRun } from "./types.js";
 
+/**
+ * `JobResult.status` of a runner's "started" report: it took delivery `JobResult.delivery` of the
+ * job and runs it now. The orchestrator applies it as JobStarted; it is never an outcome.
+ */
+export const JOB_STARTED_STATUS = "InProgress";
+
 /** The run (action run or Commands rule run) a job's result or report concerns, if still in the state. */
 export function runOfJob(state: PipelineRuntime, outcome: Pick<JobOutcome, "pipelineExecutionId" | "actionExecutionId">): ActionRun | RuleRun | undefined {
   const exec = Object.hasOwn(state.executions, outcome.pipelineExecutionId) ? state.executions[outcome.pipelineExecutionId] : undefined;
