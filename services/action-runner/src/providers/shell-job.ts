@@ -42,7 +42,7 @@ export function jobVariables(job: Job): JobVariables {
   return { env, mask: createMasker(secrets), maskValue: createValueMasker(secrets) };
 }
 
-/** The job's output as it is written: masked, kept for the failure summary, and logged. */
+/** The job's output as it is written: masked, kept for the failure summary, logged, and published to the job's log. */
 export interface OutputSink {
   readonly tail: LineTail;
   readonly onLine: (stream: "stdout" | "stderr", raw: string) => void;
@@ -55,6 +55,8 @@ export function outputSink(ctx: ProviderContext, mask: (text: string) => string)
     onLine: (stream, raw) => {
       const line = mask(raw);
       tail.push(line);
+      // Masked before it leaves the runner: the live log (SLUICE_LOGS) and the stored log get this line only.
+      ctx.log?.write(stream, line);
       ctx.logger.debug("command output", { stream, line });
     },
   };
