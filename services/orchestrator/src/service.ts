@@ -7,6 +7,7 @@ import { createClient, createServer, createTokenAuthenticator, parseTokenTable }
 import { ApprovalService, ArtifactService, DeadLetterSchema, JobResultSchema, JobService, PipelineService, SourceChangedSchema } from "@sluice/proto";
 import type { JobResult, PipelineDeclaration } from "@sluice/proto";
 import { connectMongo, createTeardown, once, startSweeper } from "@sluice/service-kit";
+import { busLogReader } from "./api/action-log.js";
 import { PIPELINE_PERMISSIONS, createPipelineApi } from "./api/pipeline-api.js";
 import type { OrchestratorConfig } from "./config.js";
 import { JOB_PERMISSIONS, createJobApi } from "./jobs/job-api.js";
@@ -203,6 +204,8 @@ export async function startOrchestrator(config: OrchestratorConfig, deps: Orches
         defaultArtifactBucket: config.defaultArtifactBucket,
         approvals,
         subscribeEvents: (filter, handler) => bus.subscribeEvents(filter, handler),
+        artifacts,
+        logs: busLogReader(bus),
         shutdown: stopping.signal,
         ...(deps.watchResyncMs === undefined ? {} : { watchResyncMs: deps.watchResyncMs }),
         watchMaxPerPrincipal: config.watchMaxPerPrincipal,

@@ -54,7 +54,8 @@ export function createOutboxPublisher(opts: OutboxPublisherOptions): OutboxPubli
     const job = parseJob(entry);
     const inputIds = entry.inputArtifactIds ?? [];
     const outputNames = entry.outputNames ?? [];
-    if ((inputIds.length > 0 || outputNames.length > 0) && artifacts !== undefined) {
+    const logAttempt = runnerKeepsLog(job) ? job.attempt : 0;
+    if ((inputIds.length > 0 || outputNames.length > 0 || logAttempt > 0) && artifacts !== undefined) {
       try {
         const grants = await artifacts.issueJobGrants({
           pipelineName: job.pipelineName,
@@ -65,10 +66,12 @@ export function createOutboxPublisher(opts: OutboxPublisherOptions): OutboxPubli
           bucket: job.artifactBucket,
           inputArtifactIds: inputIds,
           outputNames,
+          logAttempt,
           ...deployTargetOf(job),
         });
         job.inputs = grants.inputs;
         job.outputs = grants.outputs;
+        if (grants.log !== undefined) job.log = grants.log;
       } catch (err) {
         if (isRpcError(err) && PERMANENT_GRANT_FAILURES.has(err.code)) {
           return { kind: "rejected", job, reason: `artifact grants refused: ${err.message}` };
@@ -99,6 +102,15 @@ export function createOutboxPublisher(opts: OutboxPublisherOptions): OutboxPubli
       }
     },
   };
+}
+
+/**
+ * Whether the job runs on a runner, which stores its whole log with a log grant (GetActionLog reads
+ * it): every built-in action but manual approvals. Custom actions' job workers keep no Sluice log.
+ */
+function runnerKeepsLog(job: Job): boolean {
+  const spec = job.actionTypeId === undefined ? undefined : resolveProvider(job.actionTypeId);
+  return spec !== undefined && spec.category !== "Approval" && job.attempt > 0;
 }
 
 /**
