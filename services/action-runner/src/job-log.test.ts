@@ -129,4 +129,30 @@ describe("createJobLog", () => {
     expect(sent).toEqual(["sent"]);
     expect(log.stored().body.toString("utf8")).toContain('"text":"lost"');
   });
+
+  it("gives up batches a stuck bus never takes after drainMs, so the job's end is not held back", async () => {
+    let calls = 0;
+    const log = createJobLog({
+      job,
+      runId: "r1",
+      mask: (t) => t,
+      logger: noopLogger,
+      drainMs: 5_000,
+      publish: () => {
+        calls++;
+        return new Promise<void>(() => undefined);
+      },
+    });
+    log.write("stdout", "stuck");
+    let ended = false;
+    const end = log.end(true).then(() => (ended = true));
+    await vi.advanceTimersByTimeAsync(4_999);
+    expect(ended).toBe(false);
+    await vi.advanceTimersByTimeAsync(1);
+    await end;
+    expect(ended).toBe(true);
+    // The final batch was never tried: the stuck first one holds the queue.
+    expect(calls).toBe(1);
+    expect(log.stored().body.toString("utf8")).toContain('"text":"stuck"');
+  });
 });

@@ -34,6 +34,8 @@ export const MAX_LOG_LINE_CHARS = 16 * 1024;
 export const MAX_STORED_LOG_BYTES = 32 * 1024 * 1024;
 /** Batches waiting to be published beyond which new lines are not streamed (a stuck bus must not fill memory). */
 const MAX_QUEUED_BATCHES = 256;
+/** How long the end of a job waits for its queued batches; a slow bus must not hold its result back. */
+export const DEFAULT_DRAIN_MS = 5_000;
 
 export interface JobLogOptions {
   readonly job: Pick<Job, "jobId" | "actionExecutionId" | "attempt" | "pipelineName">;
@@ -46,6 +48,8 @@ export interface JobLogOptions {
   readonly flushMs?: number;
   readonly maxBatchBytes?: number;
   readonly maxStoredBytes?: number;
+  /** How long `flush` and `end` wait for the queued batches before giving the rest up (default 5 s). */
+  readonly drainMs?: number;
   readonly now?: () => Date;
 }
 
@@ -61,7 +65,10 @@ export interface StoredLog {
 export interface JobLog {
   /** One line (without its newline) of the job's output or the runner's notes about the job. */
   write(stream: LogStream, text: string): void;
-  /** Sends what is pending now; resolves when every batch so far was published (or dropped). */
+  /**
+   * Sends what is pending now; resolves when every batch so far was published (or dropped), or
+   * after `drainMs`, when the batches still queued are given up.
+   */
   flush(): Promise<void>;
   /** The whole log so far, ready to upload. */
   stored(): StoredLog;
@@ -75,6 +82,7 @@ export function createJobLog(opts: JobLogOptions): JobLog {
   const maxBatchBytes = opts.maxBatchBytes ?? DEFAULT_MAX_BATCH_BYTES;
   const maxStoredBytes = opts.maxStoredBytes ?? MAX_STORED_LOG_BYTES;
   const now = opts.now ?? (() => new Date());
+  const drainMs = opts.drainMs ?? DEFAULT_DRAIN_MS;
   const { job, logger } = opts;
   const identity = { jobId: job.jobId, actionExecutionId: job.actionExecutionId, attempt: job.attempt, pipelineName: job.pipelineName };
 
@@ -86,19 +94,28 @@ export function createJobLog(opts: JobLogOptions): JobLog {
   let queued = 0;
   let droppedLines = 0;
   let ended = false;
+  // Set when a drain timed out: batches still queued are not sent any more.
+  let abandoned = false;
+  let warned = false;
   const storedChunks: string[] = [];
   let storedBytes = 0;
   let truncated = false;
 
   const send = async (batch: LogBatchInit, msgId: string): Promise<void> => {
     for (let attempt = 1; ; attempt++) {
+      if (abandoned) {
+        droppedLines += batch.lines?.length ?? 0;
+        return;
+      }
       try {
         await opts.publish(batch, msgId);
         return;
       } catch (err) {
         if (attempt >= 2) {
           droppedLines += batch.lines?.length ?? 0;
-          logger.warn("log lines not streamed: publishing failed", { lines: batch.lines?.length ?? 0, err: String(err) });
+          // Once per job: a bus that refuses one batch usually refuses the next ones too.
+          if (!warned) logger.warn("log lines not streamed: publishing failed", { lines: batch.lines?.length ?? 0, err: String(err) });
+          warned = true;
           return;
         }
         await new Promise((resolve) => setTimeout(resolve, 200));
@@ -124,6 +141,20 @@ export function createJobLog(opts: JobLogOptions): JobLog {
     }
     // De-duplicated by JetStream should the same batch be published twice.
     enqueue({ ...identity, lines }, `log:${job.jobId}:${opts.runId}:${String(lines[0]?.sequence ?? 0n)}`);
+  };
+
+  /** Waits for the queued batches, at most `drainMs`; then gives up the ones still queued. */
+  const drain = async (): Promise<void> => {
+    let deadline: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<boolean>((resolve) => {
+      deadline = setTimeout(() => resolve(true), drainMs);
+    });
+    const gaveUp = await Promise.race([chain.then(() => false), timedOut]);
+    clearTimeout(deadline);
+    if (gaveUp && !abandoned) {
+      abandoned = true;
+      logger.warn("log batches still queued were given up: the bus is too slow", { queued });
+    }
   };
 
   return {
@@ -155,7 +186,7 @@ export function createJobLog(opts: JobLogOptions): JobLog {
 
     flush() {
       flushPending();
-      return chain;
+      return drain();
     },
 
     stored() {
@@ -164,12 +195,12 @@ export function createJobLog(opts: JobLogOptions): JobLog {
     },
 
     async end(stored) {
-      if (ended) return chain;
+      if (ended) return drain();
       flushPending();
       ended = true;
-      if (droppedLines > 0) logger.warn("some log lines were not streamed", { lines: droppedLines });
       enqueue({ ...identity, lines: [], final: true, stored }, `log:${job.jobId}:${opts.runId}:final`);
-      return chain;
+      await drain();
+      if (droppedLines > 0) logger.warn("some log lines were not streamed", { lines: droppedLines });
     },
   };
 }

@@ -163,7 +163,7 @@ export function createJobRunner(opts: JobRunnerOptions): JobRunner {
     const grant = job.log?.grant;
     if (job.log === undefined || grant === undefined || grant.url === "") return false;
     const log = opts.logger.child({ jobId: job.jobId });
-    await jobLog.flush();
+    // Kept as written, so storing waits for no publish.
     const { body, sha256 } = jobLog.stored();
     const signal = AbortSignal.timeout(LOG_STORE_TIMEOUT_MS);
     try {
