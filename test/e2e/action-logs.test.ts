@@ -90,14 +90,18 @@ describe("live action logs", () => {
     gate2.open();
     // The follow ends by itself once the action has ended.
     await followed;
+    const streamedLines = messages.flatMap((m) => m.lines);
     expect(received).toContain("line-3");
     expect(received).toContain("job succeeded");
+    // The runner's own lines: the input it prepared and the output it stored.
+    expect(received).toContain("input artifact SourceOutput ready in the working directory");
+    expect(received.some((l) => /^output artifact BuildOutput stored \(\d+ bytes\)$/.test(l))).toBe(true);
+    expect(streamedLines.filter((l) => l.stream === "system").map((l) => l.text)).toContain("job succeeded");
     expect(messages.at(-1)?.status).toBe("Succeeded");
     expect(received).toContain("raw: ***");
     expect(received).toContain("on stderr: ***");
     expect(received.indexOf("line-1")).toBeLessThan(received.indexOf("line-2"));
     expect(received.indexOf("line-2")).toBeLessThan(received.indexOf("line-3"));
-    const streamedLines = messages.flatMap((m) => m.lines);
     expect(streamedLines.map((l) => Number(l.sequence))).toEqual(streamedLines.map((_l, i) => i + 1));
     expect(streamedLines.find((l) => l.text.startsWith("on stderr:"))?.stream).toBe("stderr");
     expect(leaks(received.join("\n"))).toEqual([]);

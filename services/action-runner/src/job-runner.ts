@@ -149,6 +149,7 @@ export function createJobRunner(opts: JobRunnerOptions): JobRunner {
       await jobLog.flush();
       throw err;
     }
+    for (const output of result.outputArtifacts) jobLog.write("system", `output artifact ${output.name} stored (${output.sizeBytes} bytes)`);
     jobLog.write("system", result.status === "Succeeded" ? "job succeeded" : `job failed: ${result.errorDetails?.code ?? ""}: ${result.errorDetails?.message ?? ""}`);
     const stored = await storeLog(job, jobLog);
     await jobLog.end(stored);
@@ -263,6 +264,7 @@ export function createJobRunner(opts: JobRunnerOptions): JobRunner {
     try {
       ws = await createWorkspace(opts.workspaceRoot);
       const inputs = await abortable(prepareInputs(job, ws, log, signal), signal);
+      for (const input of inputs) jobLog.write("system", `input artifact ${input.name} ready in ${input.primary ? "the working directory" : `${input.name}/`}`);
       const env = jobEnvironment(job, ws, inputs, opts);
       const context = { job, ws, inputs, env, logger: log, signal, log: jobLog };
       const workspace = ws;
