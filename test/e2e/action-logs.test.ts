@@ -142,6 +142,10 @@ describe("live action logs", () => {
     const state = await env.sluice.pipelines.getPipelineState({ name });
     const buildState = state.stageStates.find((s) => s.stageName === "Build")?.actionStates.find((a) => a.actionName === "Build");
     expect(buildState?.latestExecution?.logStreamArn).toBe(link);
+    for await (const m of env.sluice.pipelines.watchPipelineExecution({ pipelineName: name, pipelineExecutionId: executionId })) {
+      const watched = m.snapshot?.stageStates.find((s) => s.stageName === "Build")?.actionStates.find((a) => a.actionName === "Build");
+      expect(watched?.latestExecution?.logStreamArn).toBe(link);
+    }
   });
 
   it("refuses unknown pipelines and action executions, and missing fields, naming them", { timeout: 60_000 }, async () => {

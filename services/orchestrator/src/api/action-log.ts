@@ -6,7 +6,7 @@ import type { ActionSpec, ExecutionRuntime, PipelineRuntime, PipelineSpec } from
 import { GrpcStatus, isRpcError } from "@sluice/grpc";
 import type { Client } from "@sluice/grpc";
 import { LogBatchSchema, LogLineSchema } from "@sluice/proto";
-import type { ArtifactService, GetActionLogResponseSchema, LogBatch, LogLine } from "@sluice/proto";
+import type { ArtifactService, GetActionLogResponseSchema, LogBatch, LogLine, StageStateSchema } from "@sluice/proto";
 import type { Collection } from "mongodb";
 import type { ArchivedExecution } from "../runtime/runtime-store.js";
 import { plainExecution } from "./history.js";
@@ -48,6 +48,17 @@ export function hasRunnerLog(action: Pick<ActionSpec, "category" | "owner" | "pr
 /** The log reference of an action execution, or "" when its action keeps no log. */
 export function logLinkOf(pipelineName: string, actionExecutionId: string, action: Pick<ActionSpec, "category" | "owner" | "provider" | "providerVersion"> | undefined): string {
   return actionExecutionId !== "" && hasRunnerLog(action) ? logStreamArnOf(pipelineName, actionExecutionId) : "";
+}
+
+/** Sets each action's latestExecution.logStreamArn (for actions with a runner log) in place (GetPipelineState, watch snapshots). */
+export function linkLogs(pipelineName: string, stageStates: readonly MessageInitShape<typeof StageStateSchema>[] | undefined, spec: PipelineSpec | undefined): void {
+  for (const stage of stageStates ?? []) {
+    for (const a of stage.actionStates ?? []) {
+      if (a.latestExecution === undefined) continue;
+      const link = logLinkOf(pipelineName, a.latestExecution.actionExecutionId ?? "", actionSpecOf(spec, stage.stageName ?? "", a.actionName ?? ""));
+      if (link !== "") a.latestExecution.logStreamArn = link;
+    }
+  }
 }
 
 /** The declared action `actionName` of stage `stageName` in `spec`. */

@@ -42,7 +42,7 @@ import type { ArchivedExecution, RuntimeStore } from "../runtime/runtime-store.j
 import { actionRetryEvent, overrideEvent, rollbackEvent, stageRetryEvent, startOptions, stopEvent, transitionEvent } from "./execution-requests.js";
 import { executionsNewestFirst, plainExecution, succeededIn } from "./history.js";
 import type { ExecutionCursor } from "./history.js";
-import { actionSpecOf, findActionExecution, hasRunnerLog, logLinkOf, readStoredLog, storedLogMessages, streamedLogMessages } from "./action-log.js";
+import { actionSpecOf, findActionExecution, hasRunnerLog, linkLogs, logLinkOf, readStoredLog, storedLogMessages, streamedLogMessages } from "./action-log.js";
 import type { LogStreamReader } from "./action-log.js";
 import { checks } from "./request-validation.js";
 import { actionExecutionDetailInits, answerMasker, declarationSecrets, eventDeclaration, executionStageStates, restoreMaskedValues } from "./views.js";
@@ -294,13 +294,7 @@ export function createPipelineApi(deps: PipelineApiDeps): ServiceImpl<typeof Pip
       const state = await runtimeOf(stored);
       const view = pipelineStateView(state, { created: stored.created.getTime(), updated: stored.updated.getTime() });
       // Each action's latest execution links its log (GetActionLog), as ListActionExecutions does.
-      for (const stage of view.stageStates ?? []) {
-        for (const a of stage.actionStates ?? []) {
-          if (a.latestExecution === undefined) continue;
-          const link = logLinkOf(stored.name, a.latestExecution.actionExecutionId ?? "", actionSpecOf(state.spec, stage.stageName ?? "", a.actionName ?? ""));
-          if (link !== "") a.latestExecution.logStreamArn = link;
-        }
-      }
+      linkLogs(stored.name, view.stageStates, state.spec);
       return maskerFor(stored, state)(view);
     },
 
@@ -511,11 +505,13 @@ export function createPipelineApi(deps: PipelineApiDeps): ServiceImpl<typeof Pip
         const state = await runtime.read(req.pipelineName);
         const exec = await findExecution(req.pipelineName, req.pipelineExecutionId, state);
         const declaration = await declarationOf(exec.pipelineVersion);
+        const stageStates = executionStageStates(exec, declaration, state);
+        linkLogs(stored.name, stageStates, specOrUndefined(declaration));
         return {
           terminal: isTerminal(exec.status),
           snapshot: maskerFor(stored, state, declarationSecrets(declaration))({
             pipelineExecution: executionView(exec, stored.name, modeOf(exec, stored)),
-            stageStates: executionStageStates(exec, declaration, state),
+            stageStates,
           }),
         };
       };
