@@ -113,9 +113,14 @@ export class JobCancelledError extends Error {
 /** How long storing a finished job's log may take. */
 const LOG_STORE_TIMEOUT_MS = 60_000;
 
-/** The job's secret values (SECRET and store-backed environment variables): masked in every log line. */
-function jobSecrets(job: Job): string[] {
-  return job.environmentVariables.filter((v) => SECRET_ENV_TYPES.has(v.type) && v.value !== "").map((v) => v.value);
+/**
+ * The job's secret values — SECRET and store-backed environment variables, and the values of its
+ * secret configuration properties — masked in every log line.
+ */
+export function jobSecrets(job: Job): string[] {
+  const env = job.environmentVariables.filter((v) => SECRET_ENV_TYPES.has(v.type)).map((v) => v.value);
+  const config = job.secretConfigurationKeys.map((key) => job.configuration[key] ?? "");
+  return [...env, ...config].filter((v) => v !== "");
 }
 
 /** setTimeout's ceiling; longer deadlines are re-armed. */

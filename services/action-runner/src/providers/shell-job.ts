@@ -34,6 +34,11 @@ export function jobVariables(job: Job): JobVariables {
     env[v.name] = v.value;
     if (SECRET_ENV_TYPES.has(v.type)) secrets.push(v.value);
   });
+  // Secret configuration properties are masked like secret variables (their values are not in the environment).
+  for (const key of job.secretConfigurationKeys) {
+    const value = job.configuration[key] ?? "";
+    if (value !== "") secrets.push(value);
+  }
   job.outputVariables.forEach((name, i) => {
     if (!NAME_PATTERN.test(name)) {
       throw new JobFailure("ConfigurationError", `outputVariables[${i}]: "${name}" is not a valid variable name`);
