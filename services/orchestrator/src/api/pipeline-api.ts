@@ -484,13 +484,10 @@ export function createPipelineApi(deps: PipelineApiDeps): ServiceImpl<typeof Pip
       const nextToken =
         more && last !== undefined ? encodeToken({ t: lastStart, e: last.pipelineExecutionId ?? "", at: timestampMsOf(last), ai: last.actionExecutionId ?? "" }) : "";
       for (const d of page) {
+        // Each attempt links its own log (GetActionLog), as GetPipelineState does for the latest.
         const type = d.input?.actionTypeId;
-        const link = type === undefined ? "" : logLinkOf(stored.name, d.actionExecutionId ?? "", {
-                category: type.category ?? "",
-                owner: type.owner ?? "",
-                provider: type.provider ?? "",
-                providerVersion: type.version ?? "",
-              });
+        const declared = type === undefined ? undefined : { category: type.category ?? "", owner: type.owner ?? "", provider: type.provider ?? "", providerVersion: type.version ?? "" };
+        const link = logLinkOf(stored.name, d.actionExecutionId ?? "", declared);
         if (link !== "" && d.output?.executionResult !== undefined) d.output.executionResult.logStreamArn = link;
       }
       const versionSecrets = [...specs.values()].flatMap((spec) => pipelineSecrets(spec));

@@ -73,11 +73,16 @@ export function createOutboxPublisher(opts: OutboxPublisherOptions): OutboxPubli
         job.outputs = grants.outputs;
         if (grants.log !== undefined) job.log = grants.log;
       } catch (err) {
-        if (isRpcError(err) && PERMANENT_GRANT_FAILURES.has(err.code)) {
+        if (inputIds.length === 0 && outputNames.length === 0) {
+          // Only the log grant was asked for: the job must not wait for the artifact service (or
+          // fail) for its log, which is then streamed but not stored.
+          logger.warn("job published without a log grant: its log is streamed, not stored", { jobId: entry.id, error: errorText(err) });
+        } else if (isRpcError(err) && PERMANENT_GRANT_FAILURES.has(err.code)) {
           return { kind: "rejected", job, reason: `artifact grants refused: ${err.message}` };
+        } else {
+          logger.warn("issuing job grants failed; will retry", { jobId: entry.id, error: errorText(err) });
+          return { kind: "retry" };
         }
-        logger.warn("issuing job grants failed; will retry", { jobId: entry.id, error: errorText(err) });
-        return { kind: "retry" };
       }
     }
     await bus.publish(entry.subject, JobSchema, job, { msgId: entry.id, headers: jobHeaders(job) });
