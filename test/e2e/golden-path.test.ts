@@ -137,7 +137,8 @@ describe("golden path", () => {
     for (const exec of [exec1, exec2]) {
       const { artifacts } = await env.artifacts.listArtifacts({ pipelineName: name, pipelineExecutionId: exec });
       const stored = artifacts.filter((a) => a.status === "STORED");
-      expect(stored.map((a) => a.name).sort()).toEqual(["BuildOutput", "SourceOutput"]);
+      // The outputs, and the stored log of each job a runner ran (Source, Build, Deploy; not the approval).
+      expect(stored.map((a) => a.name).sort()).toEqual(["BuildOutput", "SourceOutput", "log.1", "log.1", "log.1"]);
       for (const artifact of stored) {
         expect(artifact).toMatchObject({ pipelineName: name, pipelineExecutionId: exec, bucket: artifactBucket, sha256: matching(/^[0-9a-f]{64}$/) });
         const { grant, sha256 } = await env.artifacts.createDownloadGrant({ artifactId: artifact.artifactId });

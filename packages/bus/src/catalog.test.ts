@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { RetentionPolicy, StorageType } from "@nats-io/jetstream";
+import { DiscardPolicy, RetentionPolicy, StorageType } from "@nats-io/jetstream";
 import { nanos } from "@nats-io/transport-node";
 import { controlSubject, createCatalog, eventSubject, jobSubject, partitionOf, resultSubject, sanitizeToken } from "./catalog.js";
 
@@ -49,7 +49,9 @@ describe("createCatalog", () => {
       sources: "T1_SLUICE_SOURCES",
       events: "T1_SLUICE_EVENTS",
       dlq: "T1_SLUICE_DLQ",
+      logs: "T1_SLUICE_LOGS",
     });
+    expect(c.subjects.logSubject("a.b", "ae-1")).toBe("t1.sluice.logs.a_b.ae-1");
     expect(c.subjects.jobSubject("default", "Approval", "Manual")).toBe("t1.sluice.jobs.default.Approval.Manual");
     expect(c.subjects.sourceSubject("demo")).toBe(`t1.sluice.sources.${partitionOf("demo", 4)}`);
     expect(c.subjects.dlqSubject(c.streams.jobs)).toBe("t1.sluice.dlq.T1_SLUICE_JOBS");
@@ -70,6 +72,14 @@ describe("createCatalog", () => {
     }
     expect(byKey.get("events")).toMatchObject({ retention: RetentionPolicy.Limits, max_age: nanos(7 * 86_400_000) });
     expect(byKey.get("dlq")).toMatchObject({ retention: RetentionPolicy.Limits, max_age: nanos(14 * 86_400_000) });
+    // Log lines are kept for a day and at most 1 GiB, the oldest going first.
+    expect(byKey.get("logs")).toMatchObject({
+      retention: RetentionPolicy.Limits,
+      discard: DiscardPolicy.Old,
+      max_age: nanos(86_400_000),
+      max_bytes: 1024 * 1024 * 1024,
+      subjects: ["sluice.logs.>"],
+    });
     for (const config of byKey.values()) {
       expect(config.storage).toBe(StorageType.File);
       expect(config.duplicate_window).toBe(nanos(120_000));

@@ -19,12 +19,19 @@ const DAY_MS = 24 * 60 * 60 * 1000;
 export const EVENTS_MAX_AGE_MS = 7 * DAY_MS;
 /** How long dead letters are kept for inspection and replay. */
 export const DLQ_MAX_AGE_MS = 14 * DAY_MS;
+/**
+ * How long action log lines are kept on the bus: long enough to follow or replay a running
+ * action; a finished action's whole log is read from the artifact store.
+ */
+export const LOGS_MAX_AGE_MS = DAY_MS;
+/** The most bytes of log lines the bus keeps; beyond it the oldest lines go (discard old). */
+export const LOGS_MAX_BYTES = 1024 * 1024 * 1024;
 
 /** Logical stream keys; `Catalog.streams[key]` is the (possibly prefixed) stream name. */
-export type StreamKey = "jobs" | "results" | "sources" | "events" | "dlq";
+export type StreamKey = "jobs" | "results" | "sources" | "events" | "dlq" | "logs";
 
 /** Every stream key, in creation order. */
-export const STREAM_KEYS: readonly StreamKey[] = ["jobs", "results", "sources", "events", "dlq"];
+export const STREAM_KEYS: readonly StreamKey[] = ["jobs", "results", "sources", "events", "dlq", "logs"];
 
 /** The pool token of custom action types' jobs; no runner pool may be named so. */
 export const CUSTOM_JOBS_POOL = "custom";
@@ -74,6 +81,11 @@ export interface Subjects {
   eventFilter(pipelineName?: string): string;
   /** `sluice.events.*.<kind>`: one kind of event across all pipelines. */
   eventKindFilter(kind: EventKind): string;
+  /**
+   * `sluice.logs.<pipeline>.<actionExecutionId>`: the log lines of one action execution (every
+   * attempt); dots in either become `_`.
+   */
+  logSubject(pipelineName: string, actionExecutionId: string): string;
   /** The wildcard subject of a stream, e.g. `sluice.jobs.>`. */
   streamFilter(key: StreamKey): string;
   /**
@@ -161,6 +173,7 @@ export function createCatalog(opts: CatalogOptions = {}): Catalog {
     sources: streamName("SLUICE_SOURCES"),
     events: streamName("SLUICE_EVENTS"),
     dlq: streamName("SLUICE_DLQ"),
+    logs: streamName("SLUICE_LOGS"),
   };
   const checkPartition = (partition: number): number => {
     if (!Number.isInteger(partition) || partition < 0 || partition >= partitions) {
@@ -182,6 +195,7 @@ export function createCatalog(opts: CatalogOptions = {}): Catalog {
     eventFilter: (pipelineName) =>
       pipelineName === undefined ? `${subjectRoot}.events.>` : `${subjectRoot}.events.${sanitizeToken(pipelineName)}.>`,
     eventKindFilter: (kind) => `${subjectRoot}.events.*.${kind}`,
+    logSubject: (pipelineName, actionExecutionId) => `${subjectRoot}.logs.${sanitizeToken(pipelineName)}.${sanitizeToken(actionExecutionId)}`,
     streamFilter: (key) => `${subjectRoot}.${key}.>`,
     controlSubject: (kind) => `${subjectRoot}.control.${kind}`,
   };
@@ -193,7 +207,7 @@ export function createCatalog(opts: CatalogOptions = {}): Catalog {
     key,
     config: { ...base, name: streams[key], subjects: [subjects.streamFilter(key)], retention: RetentionPolicy.Workqueue },
   });
-  const limits = (key: StreamKey, maxAgeMs: number): StreamDefinition => ({
+  const limits = (key: StreamKey, maxAgeMs: number, maxBytes?: number): StreamDefinition => ({
     key,
     config: {
       ...base,
@@ -202,6 +216,7 @@ export function createCatalog(opts: CatalogOptions = {}): Catalog {
       retention: RetentionPolicy.Limits,
       discard: DiscardPolicy.Old,
       max_age: nanos(maxAgeMs),
+      ...(maxBytes === undefined ? {} : { max_bytes: maxBytes }),
     },
   });
   const streamConfigs: StreamDefinition[] = [
@@ -210,6 +225,8 @@ export function createCatalog(opts: CatalogOptions = {}): Catalog {
     workQueue("sources"),
     limits("events", EVENTS_MAX_AGE_MS),
     limits("dlq", DLQ_MAX_AGE_MS),
+    // Log lines: kept by age and size for live tails; the whole log is stored in MinIO.
+    limits("logs", LOGS_MAX_AGE_MS, LOGS_MAX_BYTES),
   ];
   return { prefix, partitions, streams, subjects, streamConfigs };
 }

@@ -19,6 +19,8 @@ export {
   DLQ_MAX_AGE_MS,
   DUPLICATE_WINDOW_MS,
   EVENTS_MAX_AGE_MS,
+  LOGS_MAX_AGE_MS,
+  LOGS_MAX_BYTES,
   STREAM_KEYS,
   controlSubject,
   createCatalog,

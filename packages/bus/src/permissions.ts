@@ -128,7 +128,8 @@ export function permissionsFor(catalog: Catalog, principal: BusPrincipal): Subje
         ];
       });
       return {
-        publish: [...basics(catalog), ...perPool, s.dlqSubject(st.jobs)],
+        // Log lines of the jobs it runs (any pipeline: a pool serves every pipeline), nothing else on SLUICE_LOGS.
+        publish: [...basics(catalog), ...perPool, s.dlqSubject(st.jobs), s.streamFilter("logs")],
         subscribe: [inbox, s.controlSubject("cancel")],
       };
     }

@@ -5,7 +5,7 @@ import { AckPolicy } from "@nats-io/jetstream";
 import { connect } from "@nats-io/transport-node";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { noopLogger } from "@sluice/domain";
-import { JobResultSchema, JobSchema, SourceChangedSchema, StateChangeEventSchema } from "@sluice/proto";
+import { JobResultSchema, JobSchema, LogBatchSchema, SourceChangedSchema, StateChangeEventSchema } from "@sluice/proto";
 import type { Job } from "@sluice/proto";
 import { startNats } from "@sluice/testkit";
 import type { NatsServer } from "@sluice/testkit";
@@ -85,6 +85,13 @@ describe("a runner of pool p1", () => {
   it("cannot publish a job", async () => {
     const err: unknown = await runner.publish(runner.subjects.jobSubject("p1", "Build", "Commands"), JobSchema, { jobId: "evil" }, { msgId: "evil-job" }).catch((e: unknown) => e);
     expect(isPermissionViolation(err)).toBe(true);
+  });
+
+  it("publishes log lines, but cannot read the log stream back", async () => {
+    const ack = await runner.publish(runner.subjects.logSubject("demo", "ae-1"), LogBatchSchema, { jobId: "ae-1:1", lines: [{ sequence: 1n, text: "hi" }] }, { msgId: "log:ae-1:1:1" });
+    expect(ack.stream).toBe(runner.streams.logs);
+    const read: unknown = await runner.js.consumers.get(runner.streams.logs).catch((e: unknown) => e);
+    expect(isPermissionViolation(read)).toBe(true);
   });
 
   it("cannot publish a cancel", async () => {

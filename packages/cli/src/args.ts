@@ -8,11 +8,22 @@ export interface ParsedArgs {
   flags: Record<string, string | true>;
 }
 
+/** One-letter switches and the flag each stands for (`sluice logs -f`). */
+const SHORT_SWITCHES: Readonly<Record<string, string>> = { "-f": "follow" };
+
+/** Flags that never take a value, so `--follow NAME` does not swallow what follows. */
+const SWITCHES: ReadonlySet<string> = new Set(["follow", "json", "abandon", "help", "timestamps"]);
+
 export function parseArgs(argv: readonly string[]): ParsedArgs {
   const flags: Record<string, string | true> = {};
   const positional: string[] = [];
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i] ?? "";
+    const short = Object.hasOwn(SHORT_SWITCHES, a) ? SHORT_SWITCHES[a] : undefined;
+    if (short !== undefined) {
+      flags[short] = true;
+      continue;
+    }
     if (!a.startsWith("--")) {
       positional.push(a);
       continue;
@@ -23,7 +34,7 @@ export function parseArgs(argv: readonly string[]): ParsedArgs {
       continue;
     }
     const next = argv[i + 1];
-    if (next !== undefined && !next.startsWith("--")) {
+    if (next !== undefined && !next.startsWith("--") && !SWITCHES.has(a.slice(2)) && !Object.hasOwn(SHORT_SWITCHES, next)) {
       flags[a.slice(2)] = next;
       i++;
     } else {

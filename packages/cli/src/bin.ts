@@ -3,6 +3,7 @@ import { isRpcError } from "@sluice/client";
 import { parseArgs, UsageError } from "./args.js";
 import { runCommand, USAGE } from "./commands.js";
 import { resolveConnection } from "./connection.js";
+import { runLogs } from "./logs.js";
 import { runWatch } from "./watch.js";
 
 async function main(): Promise<number> {
@@ -18,6 +19,14 @@ async function main(): Promise<number> {
     const outcome = await runWatch(args, conn, { print: (text) => process.stdout.write(text), redraw: process.stdout.isTTY }, interrupted.signal);
     if (interrupted.signal.aborted) return 0;
     // Scripts can wait for a release: 0 when it succeeded, 3 when it ended otherwise.
+    return outcome.status === "Succeeded" ? 0 : 3;
+  }
+  if (args.command === "logs") {
+    const interrupted = new AbortController();
+    for (const s of ["SIGINT", "SIGTERM"] as const) process.once(s, () => interrupted.abort());
+    const outcome = await runLogs(args, conn, { print: (text) => process.stdout.write(text) }, interrupted.signal);
+    if (interrupted.signal.aborted || args.flags["follow"] !== true) return 0;
+    // Like watch: a followed action that failed exits 3, so scripts can tell.
     return outcome.status === "Succeeded" ? 0 : 3;
   }
   console.log(await runCommand(args, conn));

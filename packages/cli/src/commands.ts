@@ -54,6 +54,10 @@ export const USAGE = `usage: sluice <command> [flags]
   watch --pipeline-name NAME [--pipeline-execution-id ID]
                                          live stage/action view of an execution (default: the latest)
                                          until it ends; exit code 0 if it succeeded, 3 otherwise
+  logs --pipeline-name NAME --action-execution-id ID [-f|--follow] [--timestamps]
+                                         an action execution's log (ids: list-action-executions,
+                                         get-pipeline-state); -f prints lines as they are written
+                                         until the action ends (exit code 0 if it succeeded, 3 otherwise)
   put-approval-result --pipeline-name NAME --stage-name STAGE --action-name ACTION
                       --token TOKEN --status Approved|Rejected [--summary TEXT]
   create-custom-action-type --cli-input-json file://type.json

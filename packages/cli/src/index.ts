@@ -7,3 +7,5 @@ export { renderPipelineState, renderExecution, renderSnapshot, renderEvent } fro
 export { parseVariables, parseSourceRevisions, parseCount } from "./options.js";
 export { runWatch } from "./watch.js";
 export type { WatchOutcome, WatchOutput } from "./watch.js";
+export { renderLogLine, runLogs } from "./logs.js";
+export type { LogsOutcome, LogsOutput } from "./logs.js";

@@ -9,7 +9,7 @@ import type { ServiceImpl, SluiceServer } from "@sluice/grpc";
 import { PipelineService, StateChangeEventSchema } from "@sluice/proto";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import type { WatchPipelineExecutionResponseSchema } from "@sluice/proto";
-import { parseArgs, runCommand, runWatch, UsageError } from "../src/index.js";
+import { parseArgs, runCommand, runLogs, runWatch, UsageError } from "../src/index.js";
 import type { Connection } from "../src/index.js";
 
 const EXEC = "5f0c1d2e-3a4b-4c5d-8e6f-7a8b9c0d1e2f";
@@ -116,6 +116,14 @@ beforeAll(async () => {
   impl.listPipelineExecutions = (req) => {
     record("ListPipelineExecutions", req);
     return Promise.resolve({ pipelineExecutionSummaries: [{ pipelineExecutionId: EXEC, status: "InProgress" }] });
+  };
+  impl.getActionLog = async function* (req) {
+    record("GetActionLog", req);
+    const line = (sequence: bigint, stream: string, text: string) => ({ sequence, stream, text, time: timestampFromMs(Date.UTC(2026, 0, 1, 12, 0, Number(sequence))) });
+    yield { lines: [line(1n, "system", "job started")], status: "InProgress", source: "stream" };
+    await Promise.resolve();
+    yield { lines: [line(2n, "stdout", "line-1"), line(3n, "stderr", "warn")], status: "InProgress", source: "stream" };
+    yield { lines: [], status: req.follow ? "Failed" : "InProgress", source: "stream" };
   };
   impl.watchPipelineExecution = async function* (req) {
     record("WatchPipelineExecution", req);
@@ -253,5 +261,26 @@ describe("sluice watch", () => {
     const printed: string[] = [];
     await runWatch(parseArgs(["watch", "--pipeline-name", "web", "--pipeline-execution-id", EXEC]), conn, { print: (t) => printed.push(t), redraw: true });
     expect(printed.every((p) => p.startsWith("\u001b[H\u001b[2J"))).toBe(true);
+  });
+});
+
+describe("sluice logs", () => {
+  it("prints each line as it arrives, marks the runner's own lines, and reports the action's last status", async () => {
+    const printed: string[] = [];
+    const outcome = await runLogs(parseArgs(["logs", "--pipeline-name", "web", "--action-execution-id", "a1", "-f"]), conn, { print: (t) => printed.push(t) });
+    expect(lastRequest("GetActionLog")).toMatchObject({ pipelineName: "web", actionExecutionId: "a1", follow: true });
+    expect(printed).toEqual(["[sluice] job started\n", "line-1\n", "warn\n"]);
+    expect(outcome).toEqual({ lines: 3, status: "Failed" });
+  });
+
+  it("asks without follow unless -f is given, and prefixes times with --timestamps", async () => {
+    const printed: string[] = [];
+    await runLogs(parseArgs(["logs", "--pipeline-name", "web", "--action-execution-id", "a1", "--timestamps"]), conn, { print: (t) => printed.push(t) });
+    expect(lastRequest("GetActionLog")).toMatchObject({ follow: false });
+    expect(printed[1]).toBe("2026-01-01T12:00:02.000Z line-1\n");
+  });
+
+  it("names a missing flag", async () => {
+    await expect(runLogs(parseArgs(["logs", "--pipeline-name", "web"]), conn, { print: () => undefined })).rejects.toThrow(new UsageError("--action-execution-id is required"));
   });
 });

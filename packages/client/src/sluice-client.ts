@@ -1,6 +1,7 @@
 import { createClient } from "@sluice/grpc";
 import type { Client, ClientTlsOptions } from "@sluice/grpc";
 import { ActionTypeService, ApprovalService, ArtifactService, JobService, PipelineService } from "@sluice/proto";
+import type { LogLine } from "@sluice/proto";
 
 /** Where and as whom to connect. */
 export interface SluiceClientOptions {
@@ -39,6 +40,19 @@ export function createSluiceClient(opts: SluiceClientOptions): SluiceClient {
       actionTypes.close();
     },
   };
+}
+
+/**
+ * An action execution's log lines in order (GetActionLog): a finished action's whole log, or a
+ * running one's lines so far and, with `follow`, every later line as it is written until the action ends.
+ */
+export async function* actionLogLines(
+  client: SluiceClient,
+  request: { pipelineName: string; actionExecutionId: string; follow?: boolean },
+  signal?: AbortSignal,
+): AsyncGenerator<LogLine> {
+  const stream = client.pipelines.getActionLog({ ...request, follow: request.follow ?? false }, signal === undefined ? {} : { signal });
+  for await (const message of stream) yield* message.lines;
 }
 
 /** A client of the approval service (ListApprovals, PutApprovalResult). */

@@ -258,3 +258,4 @@ export type {
   TriggerSpec,
 } from "./execution/types.js";
 // -- end execution exports --
+export { LOG_ARTIFACT_NAME_PATTERN, logArtifactIdOf, logArtifactName, logStreamArnOf } from "./action-logs.js";

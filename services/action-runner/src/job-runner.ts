@@ -1,16 +1,19 @@
+import { randomUUID } from "node:crypto";
 import { mkdir, stat } from "node:fs/promises";
 import path from "node:path";
 import { create } from "@bufbuild/protobuf";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { TransferError, downloadFile, extractZip, uploadFile, zipDirectory } from "@sluice/artifacts";
-import { ARTIFACT_NAME_PATTERN, MAX_ERROR_MESSAGE_CHARS, MAX_SUMMARY_CHARS, isDomainError, resolveProvider } from "@sluice/domain";
+import { ARTIFACT_NAME_PATTERN, MAX_ERROR_MESSAGE_CHARS, MAX_SUMMARY_CHARS, SECRET_ENV_TYPES, isDomainError, resolveProvider } from "@sluice/domain";
 import type { Logger } from "@sluice/domain";
 import { JobResultSchema } from "@sluice/proto";
 import type { Grant, Job, JobResult, OutputGrant, ProducedArtifactSchema } from "@sluice/proto";
 import { runInJobSandbox } from "./isolation.js";
 import type { JobSandbox } from "./isolation.js";
-import { ANSWERED_LATER_STATUS, JobFailure, abortable } from "./providers/provider.js";
+import { createJobLog } from "./job-log.js";
+import type { JobLog, LogPublisher } from "./job-log.js";
+import { ANSWERED_LATER_STATUS, JobFailure, abortable, createMasker } from "./providers/provider.js";
 import type { FailureCode, PreparedInput, Provider, ProviderOutcome } from "./providers/provider.js";
 import { createWorkspace } from "./workspace.js";
 import type { Workspace } from "./workspace.js";
@@ -71,6 +74,13 @@ export interface JobRunnerOptions {
    * it they run as the runner's user in their own process group.
    */
   readonly sandbox?: JobSandbox;
+  /**
+   * Publishes the job's log lines to SLUICE_LOGS as they are written (see job-log.ts). Without it
+   * the log is still kept and stored when the job carries a log grant.
+   */
+  readonly publishLog?: LogPublisher;
+  /** How long a log line may wait before its batch is sent (default 100 ms). */
+  readonly logFlushMs?: number;
   /** Clock; tests may pin it. */
   readonly now?: () => Date;
 }
@@ -100,6 +110,19 @@ export class JobCancelledError extends Error {
   }
 }
 
+/** How long storing a finished job's log may take. */
+const LOG_STORE_TIMEOUT_MS = 60_000;
+
+/**
+ * The job's secret values — SECRET and store-backed environment variables, and the values of its
+ * secret configuration properties — masked in every log line.
+ */
+export function jobSecrets(job: Job): string[] {
+  const env = job.environmentVariables.filter((v) => SECRET_ENV_TYPES.has(v.type)).map((v) => v.value);
+  const config = job.secretConfigurationKeys.map((key) => job.configuration[key] ?? "");
+  return [...env, ...config].filter((v) => v !== "");
+}
+
 /** setTimeout's ceiling; longer deadlines are re-armed. */
 const MAX_TIMER_MS = 2_147_483_647;
 
@@ -110,6 +133,59 @@ export function createJobRunner(opts: JobRunnerOptions): JobRunner {
   const now = opts.now ?? (() => new Date());
 
   async function run(job: Job, cancel: AbortSignal, jobCancel?: AbortSignal): Promise<JobResult> {
+    const jobLog = createJobLog({
+      job,
+      // Each run of a job (a redelivery to another runner too) gets its own message ids, so JetStream's
+      // de-duplication never drops a second run's lines as copies of the first's.
+      publish: opts.publishLog ?? (() => Promise.resolve()),
+      runId: randomUUID().slice(0, 8),
+      mask: createMasker(jobSecrets(job)),
+      logger: opts.logger.child({ jobId: job.jobId }),
+      ...(opts.logFlushMs === undefined ? {} : { flushMs: opts.logFlushMs }),
+      now,
+    });
+    jobLog.write("system", `job ${job.jobId} started on runner ${opts.runnerId}`);
+    let result: JobResult;
+    try {
+      result = await runJob(job, cancel, jobCancel, jobLog);
+    } catch (err) {
+      // Handed back to the queue: another run of the same job follows, so this is not the log's end.
+      jobLog.write("system", "job handed back to the queue: the runner is stopping");
+      await jobLog.flush();
+      throw err;
+    }
+    for (const output of result.outputArtifacts) jobLog.write("system", `output artifact ${output.name} stored (${output.sizeBytes} bytes)`);
+    jobLog.write("system", result.status === "Succeeded" ? "job succeeded" : `job failed: ${result.errorDetails?.code ?? ""}: ${result.errorDetails?.message ?? ""}`);
+    const stored = await storeLog(job, jobLog);
+    await jobLog.end(stored);
+    return result;
+  }
+
+  /**
+   * Uploads the whole masked log with the job's log grant and commits it as an artifact, so
+   * GetActionLog reads a finished action's log from the store. A failure is logged, never the job's.
+   */
+  async function storeLog(job: Job, jobLog: JobLog): Promise<boolean> {
+    const grant = job.log?.grant;
+    if (job.log === undefined || grant === undefined || grant.url === "") return false;
+    const log = opts.logger.child({ jobId: job.jobId });
+    // Kept as written, so storing waits for no publish.
+    const { body, sha256 } = jobLog.stored();
+    const signal = AbortSignal.timeout(LOG_STORE_TIMEOUT_MS);
+    try {
+      const res = await fetch(grant.url, { method: "PUT", body, headers: { "Content-Type": "application/x-ndjson" }, signal });
+      if (!res.ok) throw new Error(`the object store answered ${res.status} ${res.statusText}`);
+      await res.arrayBuffer();
+      await commitWithRetry({ artifactId: job.log.artifactId, sha256, sizeBytes: BigInt(body.length) }, signal);
+      log.debug("log stored", { artifactId: job.log.artifactId, bytes: body.length });
+      return true;
+    } catch (err) {
+      log.warn("could not store the job's log", { artifactId: job.log.artifactId, err: redactSecrets(err instanceof Error ? err.message : String(err)) });
+      return false;
+    }
+  }
+
+  async function runJob(job: Job, cancel: AbortSignal, jobCancel: AbortSignal | undefined, jobLog: JobLog): Promise<JobResult> {
     const log = opts.logger.child({
       jobId: job.jobId,
       pipeline: job.pipelineName,
@@ -193,8 +269,9 @@ export function createJobRunner(opts: JobRunnerOptions): JobRunner {
     try {
       ws = await createWorkspace(opts.workspaceRoot);
       const inputs = await abortable(prepareInputs(job, ws, log, signal), signal);
+      for (const input of inputs) jobLog.write("system", `input artifact ${input.name} ready in ${input.primary ? "the working directory" : `${input.name}/`}`);
       const env = jobEnvironment(job, ws, inputs, opts);
-      const context = { job, ws, inputs, env, logger: log, signal };
+      const context = { job, ws, inputs, env, logger: log, signal, log: jobLog };
       const workspace = ws;
       const outcome = await (opts.sandbox === undefined
         ? provider(context)

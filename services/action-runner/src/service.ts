@@ -4,7 +4,7 @@ import { DomainError, JOB_STARTED_STATUS } from "@sluice/domain";
 import type { Logger } from "@sluice/domain";
 import { createClient, createServer } from "@sluice/grpc";
 import type { Authenticator } from "@sluice/grpc";
-import { ArtifactService, JobResultSchema, JobSchema } from "@sluice/proto";
+import { ArtifactService, JobResultSchema, JobSchema, LogBatchSchema } from "@sluice/proto";
 import type { Job, JobResult } from "@sluice/proto";
 import { createEgressPolicy, createLogger, createMetrics, createTeardown, elapsedMs, once } from "@sluice/service-kit";
 import { createCancellations, subscribeCancellations } from "./cancellations.js";
@@ -96,6 +96,7 @@ export async function startActionRunner(config: ActionRunnerConfig, deps: Action
     }
     const sandbox = await resolveJobSandbox({ isolation: config.jobIsolation, uid: config.jobUid, gid: config.jobGid, logger });
     logger.info("job isolation", { mode: sandbox.mode, uid: sandbox.uid ?? process.getuid?.() });
+    const connected: { bus?: Bus } = {};
     const jobRunner = createJobRunner({
       logger,
       runnerId: config.runnerId,
@@ -108,6 +109,12 @@ export async function startActionRunner(config: ActionRunnerConfig, deps: Action
       ...(renewOutputGrants === undefined ? {} : { renewOutputGrants }),
       baseEnv: config.jobBaseEnv,
       sandbox,
+      // Bound once the bus is connected (below), before the first job is taken.
+      publishLog: async (batch, msgId) => {
+        const logBus = connected.bus;
+        if (logBus === undefined) return;
+        await logBus.publish(logBus.subjects.logSubject(batch.pipelineName ?? "", batch.actionExecutionId ?? ""), LogBatchSchema, batch, { msgId });
+      },
     });
     const leases = createJobLeases();
 
@@ -120,6 +127,7 @@ export async function startActionRunner(config: ActionRunnerConfig, deps: Action
       tls: config.natsTls,
     });
     teardown.add("bus", () => bus.close());
+    connected.bus = bus;
     teardown.watch("NATS connection", bus.nc.closed());
     await bus.ensureStreams();
 

@@ -232,6 +232,47 @@ describe("job runner", () => {
     expect(commits.length).toBe(before);
   });
 
+  it("streams masked log lines as written and stores the whole masked log with the job's log grant before it returns", async () => {
+    const secret = `tok en/${Math.random().toString(36).slice(2)}+x`;
+    const configSecret = `cfg-${Math.random().toString(36).slice(2)}`;
+    const forms = [secret, Buffer.from(secret).toString("base64"), encodeURIComponent(secret), configSecret];
+    const key = `logs/${Math.random().toString(36).slice(2)}.jsonl`;
+    const job = makeJob({
+      commands: ['echo "raw $TOKEN"', 'printf %s "$TOKEN" | base64 -w0; echo', "jq -rn --arg v \"$TOKEN\" '$v|@uri'", `echo "config ${configSecret}"`, "echo oops >&2"],
+      environmentVariables: [{ name: "TOKEN", value: secret, type: "SECRET" }],
+      configuration: { ApiKey: configSecret },
+      secretConfigurationKeys: ["ApiKey"],
+      log: { name: "log.1", artifactId: "build-ae-log/log.1", grant: { url: await client.presignedPutObject(bucket, key, 600), method: "PUT", bucket, key } },
+    });
+    const batches: { lines: { text: string; stream: string }[]; final: boolean; stored: boolean }[] = [];
+    const result = await runner({
+      publishLog: (batch) => {
+        batches.push({ lines: (batch.lines ?? []).map((l) => ({ text: l.text ?? "", stream: l.stream ?? "" })), final: batch.final ?? false, stored: batch.stored ?? false });
+        return Promise.resolve();
+      },
+    }).run(job, new AbortController().signal);
+    expect(result.status).toBe("Succeeded");
+    const streamed = batches.flatMap((b) => b.lines);
+    expect(streamed.map((l) => l.text)).toEqual(expect.arrayContaining(["raw ***", "config ***", "oops", "job succeeded"]));
+    expect(streamed.find((l) => l.text === "oops")?.stream).toBe("stderr");
+    expect(batches.at(-1)).toMatchObject({ final: true, stored: true, lines: [] });
+    const stored = await new Promise<string>((resolve, reject) => {
+      let text = "";
+      client.getObject(bucket, key).then((stream) => {
+        stream.on("data", (chunk: Buffer) => (text += chunk.toString("utf8")));
+        stream.on("end", () => resolve(text));
+        stream.on("error", reject);
+      }, reject);
+    });
+    expect(stored.trim().split("\n").map((l) => (JSON.parse(l) as { text: string }).text)).toEqual(streamed.map((l) => l.text));
+    for (const form of forms) {
+      expect(JSON.stringify(batches)).not.toContain(form);
+      expect(stored).not.toContain(form);
+    }
+    const logCommit = commits.find((c) => c.artifactId === "build-ae-log/log.1");
+    expect(logCommit?.sha256).toBe(createHash("sha256").update(stored).digest("hex"));
+  });
+
   it("fails with JobTimedOut at the job's deadline and kills the whole process group", async () => {
     const pids = path.join(root.dir, "timeout-pids");
     await mkdir(pids, { recursive: true });

@@ -1,7 +1,7 @@
 import { timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { bucketNameProblem, objectKeyProblem, trimPrefix } from "@sluice/artifacts";
 import type { MessageInitShape } from "@bufbuild/protobuf";
-import { DomainError, MAX_ARTIFACTS_PER_JOB } from "@sluice/domain";
+import { DomainError, MAX_ARTIFACTS_PER_JOB, logArtifactIdOf, logArtifactName } from "@sluice/domain";
 import type { Logger } from "@sluice/domain";
 import type { ArtifactSchema, DeployTarget, GrantSchema } from "@sluice/proto";
 import type { ArtifactService } from "@sluice/proto";
@@ -10,7 +10,7 @@ import type { ArtifactDoc, ArtifactStore } from "./artifact-store.js";
 import type { DeployAllowance, DeployAllowanceStore } from "./deploy-allowances.js";
 import type { DeployBuckets } from "./deploy-buckets.js";
 import type { ObjectStore, PresignedGrant } from "./object-store.js";
-import { Violations, artifactIdOf, artifactKeyOf } from "./validation.js";
+import { Violations, artifactIdOf, artifactKeyOf, logKeyOf } from "./validation.js";
 
 /**
  * Who may call what. Runners only commit what they uploaded and read metadata;
@@ -62,6 +62,38 @@ export function createArtifactApi(deps: ArtifactApiDeps): ServiceImpl<typeof Art
     return doc;
   }
 
+  /**
+   * The PUT grant for one attempt's whole log, registered as the PENDING artifact
+   * `<actionExecutionId>/log.<attempt>`: the runner commits it like an output, viewers read it
+   * with CreateDownloadGrant, and it expires with its execution's other artifacts.
+   */
+  async function issueLogGrant(
+    req: { pipelineName: string; pipelineExecutionId: string; stageName: string; actionName: string; actionExecutionId: string; bucket: string; logAttempt: number },
+    at: Date,
+  ) {
+    const name = logArtifactName(req.logAttempt);
+    const doc = await store.upsertPending(
+      {
+        _id: logArtifactIdOf(req.actionExecutionId, req.logAttempt),
+        name,
+        pipelineName: req.pipelineName,
+        pipelineExecutionId: req.pipelineExecutionId,
+        stageName: req.stageName,
+        actionName: req.actionName,
+        actionExecutionId: req.actionExecutionId,
+        bucket: req.bucket,
+        key: logKeyOf(req.pipelineName, req.pipelineExecutionId, req.actionExecutionId, req.logAttempt),
+      },
+      at,
+    );
+    if (doc.pipelineName !== req.pipelineName || doc.actionExecutionId !== req.actionExecutionId) {
+      throw new DomainError("AccessDeniedException", `artifact ${doc._id} belongs to another job`, [
+        { field: "actionExecutionId", message: `artifact "${doc._id}" was issued to another job` },
+      ]);
+    }
+    return { name, artifactId: doc._id, grant: toGrant(await grant("PUT", doc, at)) };
+  }
+
   return {
     async issueJobGrants(req) {
       const v = new Violations();
@@ -80,6 +112,7 @@ export function createArtifactApi(deps: ArtifactApiDeps): ServiceImpl<typeof Art
         if (seen.has(name)) v.add(`outputNames[${i}]`, `"${name}" is listed twice`);
         seen.add(name);
       });
+      if (!Number.isInteger(req.logAttempt) || req.logAttempt < 0 || req.logAttempt > 999_999_999) v.add("logAttempt", "must be 0 (no log grant) or the job's attempt, 1 to 999999999");
       v.throwIfAny();
       const allowance = req.deploy === undefined ? undefined : deployAllowanceOf(req, req.deploy, deployBuckets, now());
 
@@ -99,7 +132,7 @@ export function createArtifactApi(deps: ArtifactApiDeps): ServiceImpl<typeof Art
       });
       if (allowance !== undefined) await allowances.put(allowance);
 
-      if (req.outputNames.length > 0) await objects.ensureBucket(req.bucket);
+      if (req.outputNames.length > 0 || req.logAttempt > 0) await objects.ensureBucket(req.bucket);
       const at = now();
       const inputGrants = await Promise.all(
         inputs.map(async (doc) => ({
@@ -135,13 +168,15 @@ export function createArtifactApi(deps: ArtifactApiDeps): ServiceImpl<typeof Art
           return { name, artifactId: doc._id, grant: toGrant(await grant("PUT", doc, at)) };
         }),
       );
+      const logGrant = req.logAttempt > 0 ? await issueLogGrant(req, at) : undefined;
       logger.info("job grants issued", {
         actionExecutionId: req.actionExecutionId,
         inputs: inputGrants.length,
         outputs: outputGrants.length,
+        log: logGrant !== undefined,
         ...(allowance === undefined ? {} : { deployBucket: allowance.bucket }),
       });
-      return { inputs: inputGrants, outputs: outputGrants };
+      return { inputs: inputGrants, outputs: outputGrants, ...(logGrant === undefined ? {} : { log: logGrant }) };
     },
 
     async commitArtifact(req) {

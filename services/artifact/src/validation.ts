@@ -1,4 +1,4 @@
-import { ACTION_EXECUTION_ID_PATTERN, ARTIFACT_NAME_PATTERN, BUCKET_NAME_PATTERN, PIPELINE_NAME_PATTERN, SHA256_PATTERN, UUID_PATTERN, invalid } from "@sluice/domain";
+import { ACTION_EXECUTION_ID_PATTERN, ARTIFACT_NAME_PATTERN, LOG_ARTIFACT_NAME_PATTERN, BUCKET_NAME_PATTERN, PIPELINE_NAME_PATTERN, SHA256_PATTERN, UUID_PATTERN, invalid } from "@sluice/domain";
 import type { FieldViolation } from "@sluice/domain";
 
 // Names, ids and buckets follow the domain's rules. Names become object-key
@@ -48,8 +48,8 @@ export class Violations {
     const ok =
       slash > 0 &&
       ACTION_EXECUTION_ID_PATTERN.test(value.slice(0, slash)) &&
-      ARTIFACT_NAME_PATTERN.test(value.slice(slash + 1));
-    if (!ok) this.add(field, `"${clip(value)}" is not an artifact id (<actionExecutionId>/<artifactName>)`);
+      (ARTIFACT_NAME_PATTERN.test(value.slice(slash + 1)) || LOG_ARTIFACT_NAME_PATTERN.test(value.slice(slash + 1)));
+    if (!ok) this.add(field, `"${clip(value)}" is not an artifact id (<actionExecutionId>/<artifactName> or <actionExecutionId>/log.<attempt>)`);
   }
 
   bucket(field: string, value: string): void {
@@ -68,6 +68,11 @@ export class Violations {
 /** The artifact id the service assigns to an output: deterministic, so re-issuing grants is idempotent. */
 export function artifactIdOf(actionExecutionId: string, name: string): string {
   return `${actionExecutionId}/${name}`;
+}
+
+/** The object key of one attempt's stored log (JSON Lines). */
+export function logKeyOf(pipelineName: string, pipelineExecutionId: string, actionExecutionId: string, attempt: number): string {
+  return `${pipelineName}/${pipelineExecutionId}/${actionExecutionId}/logs/${attempt}.jsonl`;
 }
 
 /** The object key of an output artifact. */

@@ -84,6 +84,27 @@ async function storeOutput(bytes: Uint8Array, name = "BuildOut"): Promise<{ arti
 }
 
 describe("ArtifactService", () => {
+  it("issues a log grant for a job's attempt, registered as the artifact <actionExecutionId>/log.<attempt> and read back with a download grant", async () => {
+    const request = job({ logAttempt: 2 });
+    const grants = await orchestrator.issueJobGrants(request);
+    expect(grants.log?.name).toBe("log.2");
+    expect(grants.log?.artifactId).toBe(`${request.actionExecutionId}/log.2`);
+    expect(grants.log?.grant?.method).toBe("PUT");
+    expect(grants.log?.grant?.key).toBe(`demo.pipeline/${request.pipelineExecutionId}/${request.actionExecutionId}/logs/2.jsonl`);
+    const bytes = new TextEncoder().encode('{"sequence":"1","stream":"stdout","text":"hi"}\n');
+    const put = await fetch(grants.log?.grant?.url ?? "", { method: "PUT", body: bytes });
+    expect(put.status).toBe(200);
+    await runner.commitArtifact({ artifactId: grants.log?.artifactId ?? "", sha256: sha256(bytes), sizeBytes: BigInt(bytes.length) });
+    const download = await viewer.createDownloadGrant({ artifactId: grants.log?.artifactId ?? "" });
+    const got = await fetch(download.grant?.url ?? "");
+    expect(await got.text()).toContain('"text":"hi"');
+    // Without logAttempt no log grant; a negative one is refused naming the field.
+    expect((await orchestrator.issueJobGrants(job())).log).toBeUndefined();
+    const err = await rpcError(orchestrator.issueJobGrants(job({ logAttempt: -1 })));
+    expect(err.code).toBe(GrpcStatus.INVALID_ARGUMENT);
+    expect(err.message).toContain("logAttempt");
+  });
+
   it("issues a PUT grant for an output, commits it as STORED, and serves it to a later job through a GET grant", async () => {
     const bytes = new TextEncoder().encode(`zip bytes ${randomUUID()}`);
     const request = job({ outputNames: ["BuildOut"] });

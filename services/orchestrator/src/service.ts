@@ -9,6 +9,7 @@ import type { JobResult, PipelineDeclaration } from "@sluice/proto";
 import { connectMongo, createMetrics, createTeardown, once, startSweeper } from "@sluice/service-kit";
 import { ACTION_TYPE_PERMISSIONS, createActionTypeApi } from "./action-types/action-type-api.js";
 import { createActionTypeCatalog } from "./action-types/action-type-store.js";
+import { busLogReader } from "./api/action-log.js";
 import { PIPELINE_PERMISSIONS, createPipelineApi } from "./api/pipeline-api.js";
 import type { OrchestratorConfig } from "./config.js";
 import { JOB_PERMISSIONS, createJobApi } from "./jobs/job-api.js";
@@ -216,6 +217,8 @@ export async function startOrchestrator(config: OrchestratorConfig, deps: Orches
         defaultArtifactBucket: config.defaultArtifactBucket,
         approvals,
         subscribeEvents: (filter, handler) => bus.subscribeEvents(filter, handler),
+        artifacts,
+        logs: busLogReader(bus),
         shutdown: stopping.signal,
         ...(deps.watchResyncMs === undefined ? {} : { watchResyncMs: deps.watchResyncMs }),
         watchMaxPerPrincipal: config.watchMaxPerPrincipal,

@@ -149,6 +149,8 @@ function createGit(ctx: ProviderContext, url: string): Git {
           if (stream === "stdout" && captureStdout) return;
           const clean = redactUrl(line);
           tail.push(clean);
+          // Credentials taken out of URLs first; the job log masks the job's secrets too.
+          ctx.log?.write(stream, clean);
           ctx.logger.debug("git output", { stream, line: clean });
         },
       });

@@ -76,6 +76,7 @@ export function createObjectStoreDeployProvider(granter: DeployGranter | undefin
             // A request that started just as the job was stopped may still have succeeded.
             throwIfAborted(ctx);
             ctx.logger.debug("deployed object", { bucket, key });
+            ctx.log?.write("system", `deployed s3://${bucket}/${key}`);
           }
         };
         await Promise.all(Array.from({ length: Math.min(UPLOAD_CONCURRENCY, batch.length) }, worker));

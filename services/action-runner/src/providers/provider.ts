@@ -66,6 +66,16 @@ export interface ProviderContext {
   readonly logger: Logger;
   /** Aborted when the job's deadline passes or the runner shuts down. */
   readonly signal: AbortSignal;
+  /**
+   * The job's live log (SLUICE_LOGS, stored whole when the job ends). Lines written here are
+   * masked again, but a provider masks its output before writing it (see shell-job.ts).
+   */
+  readonly log?: JobLogWriter;
+}
+
+/** What a provider may do with the job's log. */
+export interface JobLogWriter {
+  write(stream: "stdout" | "stderr" | "system", text: string): void;
 }
 
 /** A directory (and globs inside it) the job runner zips and uploads as one output artifact. */

@@ -34,6 +34,11 @@ export function jobVariables(job: Job): JobVariables {
     env[v.name] = v.value;
     if (SECRET_ENV_TYPES.has(v.type)) secrets.push(v.value);
   });
+  // Secret configuration properties are masked like secret variables (their values are not in the environment).
+  for (const key of job.secretConfigurationKeys) {
+    const value = job.configuration[key] ?? "";
+    if (value !== "") secrets.push(value);
+  }
   job.outputVariables.forEach((name, i) => {
     if (!NAME_PATTERN.test(name)) {
       throw new JobFailure("ConfigurationError", `outputVariables[${i}]: "${name}" is not a valid variable name`);
@@ -42,7 +47,7 @@ export function jobVariables(job: Job): JobVariables {
   return { env, mask: createMasker(secrets), maskValue: createValueMasker(secrets) };
 }
 
-/** The job's output as it is written: masked, kept for the failure summary, and logged. */
+/** The job's output as it is written: masked, kept for the failure summary, logged, and published to the job's log. */
 export interface OutputSink {
   readonly tail: LineTail;
   readonly onLine: (stream: "stdout" | "stderr", raw: string) => void;
@@ -55,6 +60,8 @@ export function outputSink(ctx: ProviderContext, mask: (text: string) => string)
     onLine: (stream, raw) => {
       const line = mask(raw);
       tail.push(line);
+      // Masked before it leaves the runner: the live log (SLUICE_LOGS) and the stored log get this line only.
+      ctx.log?.write(stream, line);
       ctx.logger.debug("command output", { stream, line });
     },
   };

@@ -3,6 +3,7 @@ import type { MessageInitShape } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { EventSubscription, Subjects } from "@sluice/bus";
 import {
+  ACTION_EXECUTION_ID_PATTERN,
   DEFAULT_MAX_RESULTS,
   DEFAULT_WATCH_MAX_PER_PRINCIPAL,
   DEFAULT_WATCH_MAX_TOTAL,
@@ -29,7 +30,7 @@ import {
 import type { ExecutionEvent, ExecutionRuntime, Logger, PipelineRuntime, PipelineSpec } from "@sluice/domain";
 import { GrpcStatus, isRpcError } from "@sluice/grpc";
 import type { Client, PermissionTable, ServiceImpl } from "@sluice/grpc";
-import type { ApprovalService, PipelineDeclaration, PipelineExecutionSummarySchema, PipelineService, StateChangeEvent } from "@sluice/proto";
+import type { ApprovalService, ArtifactService, PipelineDeclaration, PipelineExecutionSummarySchema, PipelineService, StateChangeEvent } from "@sluice/proto";
 import type { Collection } from "mongodb";
 import { decodeToken, encodeToken } from "../paging.js";
 import type { ActionTypeCatalog } from "../action-types/action-type-store.js";
@@ -40,6 +41,8 @@ import type { ArchivedExecution, RuntimeStore } from "../runtime/runtime-store.j
 import { actionRetryEvent, overrideEvent, rollbackEvent, stageRetryEvent, startOptions, stopEvent, transitionEvent } from "./execution-requests.js";
 import { executionsNewestFirst, plainExecution, succeededIn } from "./history.js";
 import type { ExecutionCursor } from "./history.js";
+import { actionSpecOf, findActionExecution, hasRunnerLog, linkLogs, logLinkOf, readStoredLog, storedLogMessages, streamedLogMessages } from "./action-log.js";
+import type { LogStreamReader } from "./action-log.js";
 import { checkTag, checks } from "./request-validation.js";
 import { actionExecutionDetailInits, answerMasker, declarationSecrets, eventDeclaration, executionStageStates, restoreMaskedValues } from "./views.js";
 import type { ActionExecutionDetailInit } from "./views.js";
@@ -63,6 +66,7 @@ export const PIPELINE_PERMISSIONS: PermissionTable = {
   ListPipelineExecutions: READERS,
   ListActionExecutions: READERS,
   WatchPipelineExecution: READERS,
+  GetActionLog: READERS,
   CreatePipeline: ["operator"],
   UpdatePipeline: ["operator"],
   DeletePipeline: ["operator"],
@@ -99,6 +103,10 @@ export interface PipelineApiDeps {
   approvals: Client<typeof ApprovalService> | undefined;
   /** Subscribes to SLUICE_EVENTS from now on (`Bus.subscribeEvents`), for WatchPipelineExecution. */
   subscribeEvents: (subjectFilter: string, handler: (event: StateChangeEvent) => void) => Promise<EventSubscription>;
+  /** ArtifactService client, for GetActionLog's stored logs; undefined when ARTIFACT_ADDR is not set. */
+  artifacts?: Client<typeof ArtifactService> | undefined;
+  /** Reads SLUICE_LOGS, for GetActionLog; undefined = only stored logs are served. */
+  logs?: LogStreamReader | undefined;
   /** Aborted when the service shuts down: open watches end. */
   shutdown: AbortSignal;
   /** A watch with no event for this long re-reads the execution. @default 5000 */
@@ -296,7 +304,10 @@ export function createPipelineApi(deps: PipelineApiDeps): ServiceImpl<typeof Pip
       checks().name("name", req.name).throwIfAny();
       const stored = await existing(req.name, "name");
       const state = await runtimeOf(stored);
-      return maskerFor(stored, state)(pipelineStateView(state, { created: stored.created.getTime(), updated: stored.updated.getTime(), now: clock().getTime() }));
+      const view = pipelineStateView(state, { created: stored.created.getTime(), updated: stored.updated.getTime(), now: clock().getTime() });
+      // Each action's latest execution links its log (GetActionLog), as ListActionExecutions does.
+      linkLogs(stored.name, view.stageStates, state.spec);
+      return maskerFor(stored, state)(view);
     },
 
     async startPipelineExecution(req, ctx) {
@@ -484,6 +495,13 @@ export function createPipelineApi(deps: PipelineApiDeps): ServiceImpl<typeof Pip
       const last = page.at(-1);
       const nextToken =
         more && last !== undefined ? encodeToken({ t: lastStart, e: last.pipelineExecutionId ?? "", at: timestampMsOf(last), ai: last.actionExecutionId ?? "" }) : "";
+      for (const d of page) {
+        // Each attempt links its own log (GetActionLog), as GetPipelineState does for the latest.
+        const type = d.input?.actionTypeId;
+        const declared = type === undefined ? undefined : { category: type.category ?? "", owner: type.owner ?? "", provider: type.provider ?? "", providerVersion: type.version ?? "" };
+        const link = logLinkOf(stored.name, d.actionExecutionId ?? "", declared);
+        if (link !== "" && d.output?.executionResult !== undefined) d.output.executionResult.logStreamArn = link;
+      }
       const versionSecrets = [...specs.values()].flatMap((spec) => pipelineSecrets(spec));
       return { actionExecutionDetails: maskerFor(stored, state, versionSecrets)(page), nextToken };
     },
@@ -496,11 +514,13 @@ export function createPipelineApi(deps: PipelineApiDeps): ServiceImpl<typeof Pip
         const state = await runtime.read(req.pipelineName);
         const exec = await findExecution(req.pipelineName, req.pipelineExecutionId, state);
         const declaration = await declarationOf(exec.pipelineVersion);
+        const stageStates = executionStageStates(exec, declaration, state);
+        linkLogs(stored.name, stageStates, specOrUndefined(declaration));
         return {
           terminal: isTerminal(exec.status),
           snapshot: maskerFor(stored, state, declarationSecrets(declaration))({
             pipelineExecution: executionView(exec, stored.name, modeOf(exec, stored)),
-            stageStates: executionStageStates(exec, declaration, state),
+            stageStates,
           }),
         };
       };
@@ -515,6 +535,52 @@ export function createPipelineApi(deps: PipelineApiDeps): ServiceImpl<typeof Pip
           signal,
           watchResyncMs,
         );
+      } finally {
+        release();
+      }
+    },
+
+    async *getActionLog(req, ctx) {
+      const c = checks().name("pipelineName", req.pipelineName);
+      if (req.actionExecutionId === "") c.add("actionExecutionId", "is required");
+      else if (!ACTION_EXECUTION_ID_PATTERN.test(req.actionExecutionId)) c.add("actionExecutionId", "must be 1-128 characters of A-Z a-z 0-9 . _ - starting with a letter or digit");
+      c.throwIfAny();
+      const stored = await existing(req.pipelineName, "pipelineName");
+      const state = await runtime.read(req.pipelineName);
+      const found = await findActionExecution(req.pipelineName, req.actionExecutionId, state, archive);
+      const signal = AbortSignal.any([ctx.signal, deps.shutdown]);
+      // Lines were masked by the runner; the pipeline's known secrets are masked once more on the way out.
+      const masked = maskerFor(stored, state);
+      const declaration = await declarationsOf(stored)(found.exec.pipelineVersion);
+      const action = actionSpecOf(specOrUndefined(declaration), found.stageName, found.actionName);
+      if (action !== undefined && !hasRunnerLog(action)) {
+        yield { lines: [], status: found.status, source: "" };
+        return;
+      }
+      const currentStatus = async (): Promise<string> =>
+        (await findActionExecution(req.pipelineName, req.actionExecutionId, await runtime.read(req.pipelineName), archive)).status;
+      if (found.status !== "InProgress") {
+        const lines = await readStoredLog(deps.artifacts, req.actionExecutionId, found.attempt, signal);
+        if (lines !== undefined || deps.logs === undefined) {
+          for (const message of storedLogMessages(lines ?? [], found.status)) yield masked(message);
+          return;
+        }
+      }
+      if (deps.logs === undefined) {
+        yield { lines: [], status: found.status, source: "" };
+        return;
+      }
+      const release = watchLimits.acquire(ctx.principal.id);
+      try {
+        const messages = streamedLogMessages({
+          reader: deps.logs,
+          pipelineName: req.pipelineName,
+          actionExecutionId: req.actionExecutionId,
+          follow: req.follow && found.status === "InProgress",
+          status: currentStatus,
+          signal,
+        });
+        for await (const message of messages) yield masked(message);
       } finally {
         release();
       }

@@ -59,7 +59,8 @@ export function createOutboxPublisher(opts: OutboxPublisherOptions): OutboxPubli
     const job = parseJob(entry);
     const inputIds = entry.inputArtifactIds ?? [];
     const outputNames = entry.outputNames ?? [];
-    if ((inputIds.length > 0 || outputNames.length > 0) && artifacts !== undefined) {
+    const logAttempt = runnerKeepsLog(job) ? job.attempt : 0;
+    if ((inputIds.length > 0 || outputNames.length > 0 || logAttempt > 0) && artifacts !== undefined) {
       try {
         const grants = await artifacts.issueJobGrants({
           pipelineName: job.pipelineName,
@@ -70,16 +71,23 @@ export function createOutboxPublisher(opts: OutboxPublisherOptions): OutboxPubli
           bucket: job.artifactBucket,
           inputArtifactIds: inputIds,
           outputNames,
+          logAttempt,
           ...deployTargetOf(job),
         });
         job.inputs = grants.inputs;
         job.outputs = grants.outputs;
+        if (grants.log !== undefined) job.log = grants.log;
       } catch (err) {
-        if (isRpcError(err) && PERMANENT_GRANT_FAILURES.has(err.code)) {
+        if (inputIds.length === 0 && outputNames.length === 0) {
+          // Only the log grant was asked for: the job must not wait for the artifact service (or
+          // fail) for its log, which is then streamed but not stored.
+          logger.warn("job published without a log grant: its log is streamed, not stored", { jobId: entry.id, error: errorText(err) });
+        } else if (isRpcError(err) && PERMANENT_GRANT_FAILURES.has(err.code)) {
           return { kind: "rejected", job, reason: `artifact grants refused: ${err.message}` };
+        } else {
+          logger.warn("issuing job grants failed; will retry", { jobId: entry.id, error: errorText(err) });
+          return { kind: "retry" };
         }
-        logger.warn("issuing job grants failed; will retry", { jobId: entry.id, error: errorText(err) });
-        return { kind: "retry" };
       }
     }
     if (isHttpInvoke(job)) await opts.answerableLater?.(job);
@@ -110,6 +118,15 @@ export function createOutboxPublisher(opts: OutboxPublisherOptions): OutboxPubli
 /** An Http invoke job (Sluice's Lambda invoke): its endpoint may answer later through JobService. */
 function isHttpInvoke(job: Job): boolean {
   return job.actionTypeId !== undefined && resolveProvider(job.actionTypeId)?.builtIn === "Http";
+}
+
+/**
+ * Whether the job runs on a runner, which stores its whole log with a log grant (GetActionLog reads
+ * it): every built-in action but manual approvals. Custom actions' job workers keep no Sluice log.
+ */
+function runnerKeepsLog(job: Job): boolean {
+  const spec = job.actionTypeId === undefined ? undefined : resolveProvider(job.actionTypeId);
+  return spec !== undefined && spec.category !== "Approval" && job.attempt > 0;
 }
 
 /**
