@@ -103,6 +103,7 @@ function jobOf(d: Draft, exec: ExecutionRuntime, stageName: string, action: Acti
     artifactBucket: specFor(d.state, exec).artifactBucket,
     inputArtifactIds: [...run.inputArtifactIds],
     outputNames: action.outputArtifacts.map((o) => o.name),
+    ...(action.secretConfiguration === undefined ? {} : { secretConfigurationKeys: [...action.secretConfiguration] }),
   };
 }
 

@@ -87,6 +87,7 @@ export function jobInit(
     approvalToken: job.approvalToken ?? "",
     artifactBucket: job.artifactBucket,
     continuationToken: job.continuationToken ?? "",
+    secretConfigurationKeys: [...(job.secretConfigurationKeys ?? [])],
   };
   return init;
 }

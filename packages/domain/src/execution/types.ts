@@ -693,6 +693,8 @@ export interface JobSpec {
   approvalToken?: string;
   /** A follow-up job of a custom action: the token its previous job's success returned. */
   continuationToken?: string;
+  /** Configuration keys holding secrets (ActionSpec.secretConfiguration): whoever runs the job masks their values in its output. */
+  secretConfigurationKeys?: string[];
   artifactBucket: string;
   /** For ArtifactService.IssueJobGrants: ids of the inputs … */
   inputArtifactIds: string[];
