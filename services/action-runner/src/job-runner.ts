@@ -102,6 +102,20 @@ export function cancelReasonOf(signal: AbortSignal): string {
   return text === "" ? "the job was cancelled" : text;
 }
 
+/** The fields every JobResult about `job` starts with: which job, and who answers it. */
+export function resultOf(job: Job, runnerId: string): Pick<JobResult, "jobId" | "actionExecutionId" | "attempt" | "pipelineName" | "pipelineExecutionId" | "stageName" | "actionName" | "updatedBy"> {
+  return {
+    jobId: job.jobId,
+    actionExecutionId: job.actionExecutionId,
+    attempt: job.attempt,
+    pipelineName: job.pipelineName,
+    pipelineExecutionId: job.pipelineExecutionId,
+    stageName: job.stageName,
+    actionName: job.actionName,
+    updatedBy: runnerId,
+  };
+}
+
 /** Thrown by {@link JobRunner.run} when the job was interrupted by the runner stopping, not by its own fault. */
 export class JobCancelledError extends Error {
   override readonly name = "JobCancelledError";
@@ -192,16 +206,7 @@ export function createJobRunner(opts: JobRunnerOptions): JobRunner {
       stage: job.stageName,
       action: job.actionName,
     });
-    const base = {
-      jobId: job.jobId,
-      actionExecutionId: job.actionExecutionId,
-      attempt: job.attempt,
-      pipelineName: job.pipelineName,
-      pipelineExecutionId: job.pipelineExecutionId,
-      stageName: job.stageName,
-      actionName: job.actionName,
-      updatedBy: opts.runnerId,
-    };
+    const base = resultOf(job, opts.runnerId);
     const failed = (code: FailureCode, message: string, summary?: string): JobResult => {
       const msg = truncate(redactSecrets(message), MAX_ERROR_MESSAGE_CHARS);
       log.info("job failed", { code, message: msg });

@@ -13,7 +13,7 @@ import type { ActionRunnerConfig } from "./config.js";
 import { resolveJobSandbox } from "./isolation.js";
 import { LeaseLostError, createJobLeases } from "./job-leases.js";
 import type { JobLeases } from "./job-leases.js";
-import { JobCancelledError, createJobRunner } from "./job-runner.js";
+import { JobCancelledError, createJobRunner, resultOf } from "./job-runner.js";
 import type { ArtifactCommitter, JobRunner, OutputGrantRenewer, ProviderTable } from "./job-runner.js";
 import type { DeployGranter } from "./providers/object-store-deploy.js";
 import { ANSWERED_LATER_STATUS } from "./providers/provider.js";
@@ -413,15 +413,8 @@ const STARTED_REPORT_TIMEOUT_MS = 5_000;
  */
 async function reportStarted(bus: Bus, job: Job, delivery: number, pool: string, runnerId: string, logger: Logger): Promise<void> {
   const report = {
-    jobId: job.jobId,
-    actionExecutionId: job.actionExecutionId,
-    attempt: job.attempt,
-    pipelineName: job.pipelineName,
-    pipelineExecutionId: job.pipelineExecutionId,
-    stageName: job.stageName,
-    actionName: job.actionName,
+    ...resultOf(job, runnerId),
     status: JOB_STARTED_STATUS,
-    updatedBy: runnerId,
     delivery,
   };
   const subject = bus.subjects.resultSubject(job.pipelineName, { runner: pool });
