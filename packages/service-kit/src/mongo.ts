@@ -23,7 +23,14 @@ export interface ConnectMongoOptions {
  * request. The error names the database but never the URL (it may hold credentials).
  */
 export async function connectMongo(url: string, dbName: string, opts: ConnectMongoOptions = {}): Promise<MongoConnection> {
-  const options: MongoClientOptions = { serverSelectionTimeoutMS: opts.serverSelectionTimeoutMS ?? 10_000 };
+  const options: MongoClientOptions = {
+    serverSelectionTimeoutMS: opts.serverSelectionTimeoutMS ?? 10_000,
+    // No socket may wait forever: after a network partition a connection (the monitor's included)
+    // whose peer vanished without a close otherwise hangs, and the server stays Unknown for good.
+    connectTimeoutMS: 5_000,
+    socketTimeoutMS: 60_000,
+    heartbeatFrequencyMS: 2_000,
+  };
   if (opts.appName !== undefined) options.appName = opts.appName;
   const client = new MongoClient(url, options);
   const db = client.db(dbName);
