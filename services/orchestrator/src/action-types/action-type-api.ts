@@ -1,9 +1,8 @@
-import { ACTION_CATEGORIES, ACTION_OWNERS, BUILT_IN_PROVIDERS, DomainError, MAX_TAGS, checkCustomActionType, resolveProvider } from "@sluice/domain";
+import { ACTION_OWNERS, BUILT_IN_PROVIDERS, DomainError, MAX_TAGS, checkCustomActionType, resolveProvider } from "@sluice/domain";
 import type { FieldViolation, Logger } from "@sluice/domain";
 import type { PermissionTable, ServiceImpl } from "@sluice/grpc";
 import type { ActionTypeService } from "@sluice/proto";
-import { checkTag, checks } from "../api/request-validation.js";
-import type { RequestChecks } from "../api/request-validation.js";
+import { checkActionTypeId as checkId, checkTag, checks } from "../api/request-validation.js";
 import { decodeToken, encodeToken } from "../paging.js";
 import { notFound } from "./action-type-store.js";
 import type { ActionTypeCatalog } from "./action-type-store.js";
@@ -41,13 +40,6 @@ export interface ActionTypeApiDeps {
 function invalid(violations: readonly FieldViolation[], field: (f: string) => string = (f) => f): DomainError {
   const named = violations.map((v) => ({ field: field(v.field), message: v.message }));
   return new DomainError("ValidationException", named.map((v) => `${v.field}: ${v.message}`).join("; "), named);
-}
-
-function checkId(c: RequestChecks, prefix: string, id: { category: string; provider: string; version: string }): RequestChecks {
-  return c
-    .oneOf(`${prefix}category`, id.category, ACTION_CATEGORIES)
-    .matching(`${prefix}provider`, id.provider, 1, 35, /^[0-9A-Za-z_-]+$/, "[0-9A-Za-z_-]")
-    .matching(`${prefix}version`, id.version, 1, 9, /^[0-9A-Za-z_-]+$/, "[0-9A-Za-z_-]");
 }
 
 function isCursor(value: unknown): value is { o: number } {

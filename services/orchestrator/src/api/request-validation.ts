@@ -1,4 +1,4 @@
-import { DomainError, EXECUTION_ID_PATTERN, MAX_TAG_KEY_LENGTH, MAX_TAG_VALUE_LENGTH, PIPELINE_NAME_PATTERN } from "@sluice/domain";
+import { ACTION_CATEGORIES, DomainError, EXECUTION_ID_PATTERN, MAX_TAG_KEY_LENGTH, MAX_TAG_VALUE_LENGTH, PIPELINE_NAME_PATTERN } from "@sluice/domain";
 import type { FieldViolation } from "@sluice/domain";
 
 /**
@@ -66,6 +66,14 @@ export class RequestChecks {
 /** Starts a check list. */
 export function checks(): RequestChecks {
   return new RequestChecks();
+}
+
+/** An action type's category, provider (1-35) and version (1-9), each named `<prefix><field>`. */
+export function checkActionTypeId(c: RequestChecks, prefix: string, id: { readonly category: string; readonly provider: string; readonly version: string }): RequestChecks {
+  return c
+    .oneOf(`${prefix}category`, id.category, ACTION_CATEGORIES)
+    .matching(`${prefix}provider`, id.provider, 1, 35, /^[0-9A-Za-z_-]+$/, "[0-9A-Za-z_-]")
+    .matching(`${prefix}version`, id.version, 1, 9, /^[0-9A-Za-z_-]+$/, "[0-9A-Za-z_-]");
 }
 
 /** AWS tag rules: key 1-128, value 0-256, no `aws:` prefix. */

@@ -1,6 +1,6 @@
-import { ACTION_CATEGORIES, MAX_OUTPUT_VARIABLES_BYTES, VARIABLE_KEY_PATTERN } from "@sluice/domain";
+import { MAX_OUTPUT_VARIABLES_BYTES, VARIABLE_KEY_PATTERN } from "@sluice/domain";
 import type { AcknowledgeJobRequest, ActionTypeId, FailureDetails, PollForJobsRequest, PutJobFailureResultRequest, PutJobSuccessResultRequest } from "@sluice/proto";
-import { checks } from "../api/request-validation.js";
+import { checkActionTypeId, checks } from "../api/request-validation.js";
 import type { RequestChecks } from "../api/request-validation.js";
 
 // AWS limits of the job-worker calls.
@@ -41,10 +41,8 @@ export function checkPoll(req: PollForJobsRequest): CheckedPoll {
   const id = req.actionTypeId;
   if (id === undefined) c.add("actionTypeId", "is required");
   else {
-    c.oneOf("actionTypeId.category", id.category, ACTION_CATEGORIES);
+    checkActionTypeId(c, "actionTypeId.", id);
     if (id.owner !== "Custom") c.add("actionTypeId.owner", "must be Custom: job workers serve custom action types");
-    c.matching("actionTypeId.provider", id.provider, 1, 35, /^[0-9A-Za-z_-]+$/, "[0-9A-Za-z_-]");
-    c.matching("actionTypeId.version", id.version, 1, 9, /^[0-9A-Za-z_-]+$/, "[0-9A-Za-z_-]");
   }
   const maxBatchSize = req.maxBatchSize === 0 ? 1 : req.maxBatchSize;
   c.range("maxBatchSize", maxBatchSize, 1, MAX_BATCH_SIZE);
