@@ -10,7 +10,7 @@ import type { StateChangeEvent } from "@sluice/proto";
 import { MongoClient } from "mongodb";
 import { specOf } from "../src/pipelines/spec-of.js";
 import { createOutboxRelay } from "../src/runtime/outbox-relay.js";
-import type { OutboxRelay } from "../src/runtime/outbox-relay.js";
+import type { OutboxRelay, OutboxRelayOptions } from "../src/runtime/outbox-relay.js";
 import { declarationEntry, parseJob } from "../src/runtime/outbox.js";
 import type { OutboxEntry } from "../src/runtime/outbox.js";
 import { createOutboxPublisher } from "../src/runtime/publisher.js";
@@ -55,7 +55,7 @@ function jobEntry(pipelineName: string, jobId: string, at: number): OutboxEntry 
 }
 
 /** A relay whose undispatched jobs' results are collected. */
-function relayOver(publisher: OutboxPublisher, republishWithinMs = 90_000): { relay: OutboxRelay; failed: JobOutcome[] } {
+function relayOver(publisher: OutboxPublisher, republishWithinMs = 90_000, turn: OutboxRelayOptions["turn"] = (_name, work) => work()): { relay: OutboxRelay; failed: JobOutcome[] } {
   const failed: JobOutcome[] = [];
   const relay = createOutboxRelay({
     publisher,
@@ -67,6 +67,7 @@ function relayOver(publisher: OutboxPublisher, republishWithinMs = 90_000): { re
     logger: noopLogger,
     clock: Date.now,
     republishWithinMs,
+    turn,
   });
   return { relay, failed };
 }
@@ -126,5 +127,26 @@ describe("outbox relay", () => {
     expect(failed[0]?.errorDetails?.message).toMatch(/restarted and found this job written 600 s ago/);
     expect([...(relay.settledOf("swept") ?? [])].sort()).toEqual([due.id, ambiguous.id].sort());
     expect(seen.some((e) => e.eventId === young.id)).toBe(false);
+  });
+
+  it("never fails a published job whose entry a write dropped after the sweep listed it", async () => {
+    // The job is long-running (its entry is older than republishWithinMs) and was published by
+    // this process. The sweep lists the outbox; before it looks closer, a write (the job's
+    // started report) drops the settled entry and the books forget it.
+    const state = initialRuntime(specOf(create(PipelineDeclarationSchema, threeStagePipeline("raced")), "sluice-artifacts"));
+    const running = jobEntry("raced", "running-job", Date.now() - 10 * 60_000);
+    await repository.insert("raced", 1, { state, outbox: [running], deleted: false });
+    const published: OutboxPublisher = { publish: () => Promise.resolve({ kind: "published" }) };
+    const holder: { relay?: OutboxRelay } = {};
+    const writeBetween: OutboxRelayOptions["turn"] = async (name, work) => {
+      const stored = await repository.findOutbox(name);
+      if (stored !== undefined && (await repository.writeOutbox(name, stored.rev, []))) holder.relay?.prune(name, []);
+      return work();
+    };
+    const made = relayOver(published, 90_000, writeBetween);
+    holder.relay = made.relay;
+    await made.relay.publish("raced", [running]);
+    expect(await made.relay.sweep(3_000, () => Promise.resolve())).toBe(0);
+    expect(made.failed).toEqual([]);
   });
 });

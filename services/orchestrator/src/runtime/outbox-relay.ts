@@ -45,6 +45,12 @@ export interface OutboxRelayOptions {
    * process never tried to publish it itself (see RuntimeStoreOptions.republishWithinMs).
    */
   republishWithinMs: number;
+  /**
+   * Runs `work` in the pipeline's turn of the runtime store's serial (every write of its document
+   * goes through it): the sweeper reads an outbox and the books in one turn, so a write that drops
+   * an entry and forgets it cannot fall between the two.
+   */
+  turn: <T>(name: string, work: () => Promise<T>) => Promise<T>;
 }
 
 /** What this process knows of a pipeline's outbox beyond its content. */
@@ -57,7 +63,7 @@ interface Book {
 
 /** Creates the relay. */
 export function createOutboxRelay(opts: OutboxRelayOptions): OutboxRelay {
-  const { publisher, repository, undispatched, clock, republishWithinMs } = opts;
+  const { publisher, repository, undispatched, clock, republishWithinMs, turn } = opts;
   const logger = opts.logger.child({ component: "outbox-relay" });
   const books = new Map<string, Book>();
 
@@ -96,25 +102,23 @@ export function createOutboxRelay(opts: OutboxRelayOptions): OutboxRelay {
   };
 
   /**
-   * Job entries the sweeper must not re-publish: older than `republishWithinMs` and never tried
-   * by this process. Each fails its action (decide() ignores that when a result came first) and
-   * is settled, so the next write drops it.
+   * The pipeline's due entries not settled yet, split into those to publish again and the job
+   * entries the sweeper must not re-publish: older than `republishWithinMs` and never tried by this
+   * process. Those are settled here (the next write drops them); the caller fails their actions
+   * (decide() ignores that when a result came first). Read in the pipeline's turn: the listing the
+   * sweep started from may predate a write that dropped an entry and forgot it, and an entry
+   * forgotten but read back would look never tried.
    */
-  const settleAmbiguous = async (name: string, entries: readonly OutboxEntry[]): Promise<OutboxEntry[]> => {
-    const now = clock();
-    const tried = books.get(name)?.tried;
-    const ambiguous = entries.filter((e) => e.type === "job" && now - e.at > republishWithinMs && tried?.has(e.id) !== true);
-    for (const entry of ambiguous) {
-      const ageS = Math.round((now - entry.at) / 1000);
-      await fail(
-        name,
-        parseJob(entry),
-        `the orchestrator restarted and found this job written ${ageS} s ago without a record of its publication; it may have reached a runner, and publishing it again could run it twice, so the action fails instead: retry it`,
-      );
-      bookOf(name).settled.add(entry.id);
-    }
-    return entries.filter((e) => !ambiguous.includes(e));
-  };
+  const dueOf = (name: string, minAgeMs: number): Promise<{ unpublished: OutboxEntry[]; ambiguous: OutboxEntry[] }> =>
+    turn(name, async () => {
+      const stored = await repository.findOutbox(name);
+      const now = clock();
+      const book = books.get(name);
+      const due = (stored?.outbox ?? []).filter((e) => e.at <= now - minAgeMs && book?.settled.has(e.id) !== true);
+      const ambiguous = due.filter((e) => e.type === "job" && now - e.at > republishWithinMs && book?.tried.has(e.id) !== true);
+      for (const entry of ambiguous) bookOf(name).settled.add(entry.id);
+      return { unpublished: due.filter((e) => !ambiguous.includes(e)), ambiguous };
+    });
 
   return {
     publish,
@@ -123,14 +127,18 @@ export function createOutboxRelay(opts: OutboxRelayOptions): OutboxRelay {
       const cutoff = clock() - minAgeMs;
       let published = 0;
       for (const { name, outbox } of await repository.findOutboxes()) {
-        const due = outbox.filter((e) => e.at <= cutoff);
-        if (due.length === 0) continue;
         // Entries this process published already only wait for a write to drop them.
         const settled = books.get(name)?.settled;
-        const unpublished = await settleAmbiguous(
-          name,
-          due.filter((e) => settled?.has(e.id) !== true),
-        );
+        if (!outbox.some((e) => e.at <= cutoff && settled?.has(e.id) !== true)) continue;
+        const { unpublished, ambiguous } = await dueOf(name, minAgeMs);
+        for (const entry of ambiguous) {
+          const ageS = Math.round((clock() - entry.at) / 1000);
+          await fail(
+            name,
+            parseJob(entry),
+            `the orchestrator restarted and found this job written ${ageS} s ago without a record of its publication; it may have reached a runner, and publishing it again could run it twice, so the action fails instead: retry it`,
+          );
+        }
         if (unpublished.length > 0) {
           logger.info("re-publishing outbox entries", { pipeline: name, count: unpublished.length });
           published += await publish(name, unpublished);

@@ -132,6 +132,8 @@ export function createRuntimeStore(opts: RuntimeStoreOptions): RuntimeStore {
   const newId = opts.newId ?? randomUUID;
   const repository = createRuntimeRepository(db);
   const archiver = createArchiver(db, logger);
+  // Every write of a runtime document goes through this, compactions included.
+  const serial = createKeyedSerial();
   const relay = createOutboxRelay({
     publisher,
     repository,
@@ -139,12 +141,11 @@ export function createRuntimeStore(opts: RuntimeStoreOptions): RuntimeStore {
     logger,
     clock,
     republishWithinMs: opts.republishWithinMs ?? DUPLICATE_WINDOW_MS - 30_000,
+    turn: (name, work) => serial.run(name, work),
   });
   const cache = new Map<string, Cached>();
   /** Pools that had queued jobs once (see queuedJobs). */
   const queuedPools = new Set<string>();
-  // Every write of a runtime document goes through this, compactions included.
-  const serial = createKeyedSerial();
 
   /** What every successful write is followed by: the books forget what the document dropped. */
   const written = (name: string, outbox: readonly OutboxEntry[], state?: PipelineRuntime): void => {
