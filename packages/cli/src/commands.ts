@@ -1,5 +1,6 @@
 import { readFileSync } from "node:fs";
 import { toJsonString } from "@bufbuild/protobuf";
+import { timestampNow } from "@bufbuild/protobuf/wkt";
 import { createSluiceClient, readPipelineJson, readRequestJson } from "@sluice/client";
 import {
   CreateCustomActionTypeRequestSchema,
@@ -44,6 +45,9 @@ export const USAGE = `usage: sluice <command> [flags]
   rollback-stage --pipeline-name NAME --stage-name STAGE --target-pipeline-execution-id ID
                                          rerun a stage with an earlier successful execution's inputs;
                                          prints the new ROLLBACK execution's id
+  put-action-revision --pipeline-name NAME --stage-name STAGE --action-name ACTION --revision-id REV --revision-change-id TEXT
+                                         hand a source action a new revision; prints
+                                         "new <execution id>" or "seen <execution id>"
   disable-stage-transition --pipeline-name NAME --stage-name STAGE --reason TEXT [--transition-type Inbound]
   enable-stage-transition --pipeline-name NAME --stage-name STAGE [--transition-type Inbound]
   get-pipeline-state --name NAME [--json]
@@ -165,6 +169,15 @@ export async function runCommand(args: ParsedArgs, conn: Connection): Promise<st
           targetPipelineExecutionId: requireFlag(args, "target-pipeline-execution-id"),
         });
         return res.pipelineExecutionId;
+      }
+      case "put-action-revision": {
+        const res = await api.putActionRevision({
+          pipelineName: requireFlag(args, "pipeline-name"),
+          stageName: requireFlag(args, "stage-name"),
+          actionName: requireFlag(args, "action-name"),
+          actionRevision: { revisionId: requireFlag(args, "revision-id"), revisionChangeId: requireFlag(args, "revision-change-id"), created: timestampNow() },
+        });
+        return `${res.newRevision ? "new" : "seen"} ${res.pipelineExecutionId}`.trimEnd();
       }
       case "disable-stage-transition":
       case "enable-stage-transition": {

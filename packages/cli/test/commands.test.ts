@@ -77,6 +77,11 @@ beforeAll(async () => {
     if (req.conditionType === "ON_FAILURE") return Promise.reject(new DomainError("ValidationException", "conditionType: must be BEFORE_ENTRY or ON_SUCCESS"));
     return Promise.resolve({});
   };
+  impl.putActionRevision = (req) => {
+    record("PutActionRevision", req);
+    const seen = req.actionRevision?.revisionId === "c0ffee";
+    return Promise.resolve({ newRevision: !seen, pipelineExecutionId: EXEC });
+  };
   impl.rollbackStage = (req) => {
     record("RollbackStage", req);
     return Promise.resolve({ pipelineExecutionId: "9e8d7c6b-5a4b-4c3d-8e2f-1a0b9c8d7e6f" });
@@ -226,6 +231,15 @@ describe("sluice execution commands", () => {
     ).rejects.toMatchObject({ errorCode: "ValidationException" });
     expect(await run("rollback-stage", "--pipeline-name", "web", "--stage-name", "Deploy", "--target-pipeline-execution-id", EXEC)).toBe("9e8d7c6b-5a4b-4c3d-8e2f-1a0b9c8d7e6f");
     expect(lastRequest("RollbackStage")).toMatchObject({ pipelineName: "web", stageName: "Deploy", targetPipelineExecutionId: EXEC });
+  });
+
+  it("put-action-revision sends the revision with a creation time and says whether it was new", async () => {
+    const args = ["put-action-revision", "--pipeline-name", "web", "--stage-name", "Source", "--action-name", "Checkout", "--revision-change-id", "PR 7"];
+    expect(await run(...args, "--revision-id", "abc1234")).toBe(`new ${EXEC}`);
+    expect(lastRequest("PutActionRevision")).toMatchObject({ pipelineName: "web", stageName: "Source", actionName: "Checkout", actionRevision: { revisionId: "abc1234", revisionChangeId: "PR 7" } });
+    expect((lastRequest("PutActionRevision") as { actionRevision: { created?: unknown } }).actionRevision.created).toBeDefined();
+    expect(await run(...args, "--revision-id", "c0ffee")).toBe(`seen ${EXEC}`);
+    await expect(run("put-action-revision", "--pipeline-name", "web")).rejects.toThrow(UsageError);
   });
 
   it("get-pipeline-state shows each stage's condition checks and their rules", async () => {

@@ -431,7 +431,9 @@ describe("source changes", () => {
     const sim = new Sim(threeStages());
     sim.apply(sourceChanged("e1", "r1"));
     sim.state = { ...sim.state, lastSourceRevisions: [] }; // only the in-flight pin can dedupe now
-    expect(sim.apply(sourceChanged("e2", "r1")).ignored).toBe("revision r1 of Src is being run by execution e1");
+    const dup = sim.apply(sourceChanged("e2", "r1"));
+    expect(dup.ignored).toBe("revision r1 of Src is being run by execution e1");
+    expect(dup.executionId).toBe("e1");
   });
 
   it("ignores the revision last started or fetched, and starts on a new one", () => {
@@ -443,6 +445,7 @@ describe("source changes", () => {
     delete sim.state.executions["e1"]; // archived by the shell
     const dup = sim.apply(sourceChanged("e2", "r1"));
     expect(dup.ignored).toBe("revision r1 of Src was already started");
+    expect(dup.executionId).toBeUndefined(); // the execution that ran it is archived
     expect(jobsOf(sim.apply(sourceChanged("e3", "r2")))[0]?.sourceRevision).toBe("r2");
   });
 
@@ -450,7 +453,9 @@ describe("source changes", () => {
     const sim = new Sim(threeStages());
     sim.start("e1");
     sim.succeed("Src", "e1", { revision: { revisionId: "r5" } });
-    expect(sim.apply(sourceChanged("e2", "r5")).ignored).toBe("revision r5 of Src was already started");
+    const dup = sim.apply(sourceChanged("e2", "r5"));
+    expect(dup.ignored).toBe("revision r5 of Src was already started");
+    expect(dup.executionId).toBe("e1");
   });
 
   it("ignores a change of an action that is not a source action", () => {

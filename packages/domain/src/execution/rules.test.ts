@@ -91,6 +91,11 @@ describe("1. execution modes", () => {
     // A source change beyond the limit is not an error: it starts nothing and stays unseen for the next poll.
     const d = sim.apply({ type: "SourceChanged", executionId: "poll", actionName: "Src", revision: { actionName: "Src", revisionId: "r9" }, trigger: { triggerType: "PollForSourceChanges", triggerDetail: "Src" } });
     expect(d.ignored).toContain(`limit ${MAX_QUEUED_EXECUTIONS}`);
+    // PutActionRevision waits for its answer: for it the same limit is the error.
+    sim.refuse(
+      { type: "SourceChanged", executionId: "put", actionName: "Src", revision: { actionName: "Src", revisionId: "r9" }, trigger: { triggerType: "PutActionRevision", triggerDetail: "x" }, limitIsError: true },
+      "ConcurrentPipelineExecutionsLimitExceededException",
+    );
   });
 
   it("PARALLEL: executions run at once without locks and finish independently", () => {

@@ -67,12 +67,12 @@ export function onSourceChanged(state: PipelineRuntime, event: Extract<Execution
   if (!isSource) return ignore(state, `"${actionName}" is not a source action of pipeline ${state.pipelineName}`);
   const last = state.lastSourceRevisions.find((r) => r.actionName === actionName);
   if (last?.revisionId === revision.revisionId) {
-    return ignore(state, `revision ${revision.revisionId} of ${actionName} was already started`);
+    return ignore(state, `revision ${revision.revisionId} of ${actionName} was already started`, executionOfRevision(state, actionName, revision.revisionId));
   }
   for (const exec of Object.values(state.executions)) {
     if (isTerminal(exec.status)) continue;
     if (exec.pinnedRevisions.some((p) => p.actionName === actionName && p.revisionId === revision.revisionId)) {
-      return ignore(state, `revision ${revision.revisionId} of ${actionName} is being run by execution ${exec.id}`);
+      return ignore(state, `revision ${revision.revisionId} of ${actionName} is being run by execution ${exec.id}`, exec.id);
     }
   }
   if (Object.hasOwn(state.executions, event.executionId)) {
@@ -81,11 +81,23 @@ export function onSourceChanged(state: PipelineRuntime, event: Extract<Execution
   // Not an error for anyone to see: the revision stays unseen, so the next
   // poll or push reports it again once the pipeline has room.
   const limit = limitProblem(state);
+  if (limit !== undefined && event.limitIsError === true) throw new DomainError("ConcurrentPipelineExecutionsLimitExceededException", limit);
   if (limit !== undefined) return ignore(state, limit);
   const d = draftOf(state, ctx, event.executionId);
   const pinned: SourceRevisionRef = { ...revision, actionName };
   startExecution(d, event.executionId, event.trigger, [pinned], resolvePipelineVariables(state, [], false));
   return d;
+}
+
+/** The newest execution still in the state whose source action fetched, or was pinned to, the revision. */
+function executionOfRevision(state: PipelineRuntime, actionName: string, revisionId: string): string | undefined {
+  const same = (r: SourceRevisionRef): boolean => r.actionName === actionName && r.revisionId === revisionId;
+  let found: ExecutionRuntime | undefined;
+  for (const exec of Object.values(state.executions)) {
+    if (!exec.sourceRevisions.some(same) && !exec.pinnedRevisions.some(same)) continue;
+    if (found === undefined || exec.startTime > found.startTime) found = exec;
+  }
+  return found?.id;
 }
 
 /** Why the pipeline cannot take another execution (QUEUED queue full, PARALLEL at its limit). */

@@ -619,6 +619,11 @@ export type ExecutionEvent =
       actionName: string;
       revision: SourceRevisionRef;
       trigger: TriggerSpec;
+      /**
+       * A caller waits for the answer (PutActionRevision): a pipeline without room throws
+       * ConcurrentPipelineExecutionsLimitExceededException instead of leaving the revision unseen.
+       */
+      limitIsError?: boolean;
     }
   | { type: "JobCompleted"; result: JobOutcome }
   /**

@@ -25,6 +25,7 @@ import type {
   EnableStageTransitionRequest,
   OverrideStageConditionRequest,
   PipelineDeclaration,
+  PutActionRevisionRequest,
   RetryActionExecutionRequest,
   RetryStageExecutionRequest,
   RollbackStageRequest,
@@ -179,6 +180,61 @@ export function rollbackEvent(
     stageName: req.stageName,
     targetExecutionId: req.targetPipelineExecutionId,
     trigger: { triggerType: "ManualRollback", triggerDetail: by },
+  };
+}
+
+/**
+ * PutActionRevision → SourceChanged pinned to the revision handed in. The action must be a
+ * source action of the first stage; a Git source's revision must be a commit id, which is what
+ * it fetches. decide() answers a revision the action already ran or runs by ignoring it.
+ */
+export function actionRevisionEvent(
+  req: PutActionRevisionRequest,
+  declaration: PipelineDeclaration,
+  spec: PipelineSpec,
+  now: number,
+  newId: () => string,
+  by: string,
+): Extract<ExecutionEvent, { type: "SourceChanged" }> {
+  const c = checks().name("pipelineName", req.pipelineName).name("stageName", req.stageName).name("actionName", req.actionName);
+  const revision = req.actionRevision;
+  if (revision === undefined) c.add("actionRevision", "is required");
+  else {
+    c.text("actionRevision.revisionId", revision.revisionId, 1, 1500);
+    c.text("actionRevision.revisionChangeId", revision.revisionChangeId, 1, 100);
+  }
+  c.throwIfAny();
+  const stage = stageOf(declaration, req.stageName);
+  if (!stage.actions.some((a) => a.name === req.actionName)) {
+    throw new DomainError("ActionNotFoundException", `stage "${req.stageName}" has no action "${req.actionName}"`, [
+      { field: "actionName", message: `action "${req.actionName}" does not exist` },
+    ]);
+  }
+  const action = spec.stages[0]?.actions.find((a) => a.name === req.actionName);
+  if (spec.stages[0]?.name !== req.stageName || action?.category !== "Source") {
+    throw new DomainError("ValidationException", `"${req.actionName}" is not a source action of the first stage`, [
+      { field: "actionName", message: `"${req.actionName}" is not a source action of the first stage (${spec.stages[0]?.name ?? ""})` },
+    ]);
+  }
+  const { revisionId, revisionChangeId, created } = revision as NonNullable<typeof revision>;
+  if (action.builtIn === "Git" && !COMMIT_ID_PATTERN.test(revisionId)) {
+    throw new DomainError("ValidationException", "actionRevision.revisionId: must be a Git commit id", [
+      { field: "actionRevision.revisionId", message: `must be a Git commit id (4-64 hex digits): "${req.actionName}" is a Git source` },
+    ]);
+  }
+  return {
+    type: "SourceChanged",
+    executionId: newId(),
+    actionName: req.actionName,
+    revision: {
+      actionName: req.actionName,
+      revisionId,
+      revisionSummary: revisionChangeId,
+      created: created === undefined ? now : Number(created.seconds) * 1000 + Math.floor(created.nanos / 1e6),
+    },
+    trigger: { triggerType: "PutActionRevision", triggerDetail: by },
+    // The caller waits for the answer: a pipeline without room is an error it hears about.
+    limitIsError: true,
   };
 }
 

@@ -38,7 +38,7 @@ import { pipelineNotFound } from "../pipelines/pipeline-store.js";
 import type { PipelineStore, StoredPipeline, StoredTag } from "../pipelines/pipeline-store.js";
 import { declarationEntry } from "../runtime/outbox.js";
 import type { ArchivedExecution, RuntimeStore } from "../runtime/runtime-store.js";
-import { actionRetryEvent, overrideEvent, rollbackEvent, stageRetryEvent, startOptions, stopEvent, transitionEvent } from "./execution-requests.js";
+import { actionRetryEvent, actionRevisionEvent, overrideEvent, rollbackEvent, stageRetryEvent, startOptions, stopEvent, transitionEvent } from "./execution-requests.js";
 import { executionsNewestFirst, plainExecution, succeededIn } from "./history.js";
 import type { ExecutionCursor } from "./history.js";
 import { actionSpecOf, findActionExecution, hasRunnerLog, linkLogs, logLinkOf, readStoredLog, storedLogMessages, streamedLogMessages } from "./action-log.js";
@@ -78,6 +78,7 @@ export const PIPELINE_PERMISSIONS: PermissionTable = {
   EnableStageTransition: ["operator"],
   OverrideStageCondition: ["operator"],
   RollbackStage: ["operator"],
+  PutActionRevision: ["operator"],
   PutApprovalResult: ["approver"],
 };
 
@@ -325,6 +326,17 @@ export function createPipelineApi(deps: PipelineApiDeps): ServiceImpl<typeof Pip
       const executionId = decision.executionId ?? requested;
       logger.info("execution started", { pipeline: req.name, executionId, principal: ctx.principal.id, repeated: executionId !== requested });
       return { pipelineExecutionId: executionId };
+    },
+
+    async putActionRevision(req, ctx) {
+      checks().name("pipelineName", req.pipelineName).throwIfAny();
+      const stored = await existing(req.pipelineName, "pipelineName");
+      const now = clock().getTime();
+      const event = actionRevisionEvent(req, stored.declaration, specOf(stored.declaration), now, randomUUID, ctx.principal.id);
+      const { decision } = await runtime.apply(req.pipelineName, event);
+      const newRevision = decision.ignored === undefined;
+      logger.info("action revision put", { pipeline: req.pipelineName, action: req.actionName, revision: event.revision.revisionId, newRevision, principal: ctx.principal.id, ...(newRevision ? {} : { why: decision.ignored }) });
+      return { newRevision, pipelineExecutionId: newRevision ? event.executionId : (decision.executionId ?? "") };
     },
 
     async getPipelineExecution(req) {
