@@ -181,6 +181,19 @@ export function createPipelineApi(deps: PipelineApiDeps): ServiceImpl<typeof Pip
     ]);
   };
 
+  /**
+   * The newest archived execution whose source action fetched the revision; "" when none is kept.
+   * The action is matched here, not in the query: FerretDB has no $elemMatch of documents.
+   */
+  const archivedRunOf = async (pipelineName: string, actionName: string, revisionId: string): Promise<string> => {
+    const found = await archive
+      .find({ pipelineName, "sourceRevisions.revisionId": revisionId }, { projection: { _id: 1, sourceRevisions: 1 } })
+      .sort({ startTime: -1, _id: -1 })
+      .limit(20)
+      .toArray();
+    return found.find((e) => e.sourceRevisions.some((r) => r.actionName === actionName && r.revisionId === revisionId))?._id ?? "";
+  };
+
   /** Declarations of a pipeline's versions, read once per request; the current one when a version is gone from the history. */
   const declarationsOf = (stored: StoredPipeline): ((version: number) => Promise<PipelineDeclaration>) => {
     const cache = new Map<number, Promise<PipelineDeclaration>>([[stored.version, Promise.resolve(stored.declaration)]]);
@@ -336,7 +349,8 @@ export function createPipelineApi(deps: PipelineApiDeps): ServiceImpl<typeof Pip
       const { decision } = await runtime.apply(req.pipelineName, event);
       const newRevision = decision.ignored === undefined;
       logger.info("action revision put", { pipeline: req.pipelineName, action: req.actionName, revision: event.revision.revisionId, newRevision, principal: ctx.principal.id, ...(newRevision ? {} : { why: decision.ignored }) });
-      return { newRevision, pipelineExecutionId: newRevision ? event.executionId : (decision.executionId ?? "") };
+      if (newRevision) return { newRevision, pipelineExecutionId: event.executionId };
+      return { newRevision, pipelineExecutionId: decision.executionId ?? (await archivedRunOf(req.pipelineName, req.actionName, event.revision.revisionId)) };
     },
 
     async getPipelineExecution(req) {

@@ -870,8 +870,8 @@ export type PutActionRevisionResponse = Message<"sluice.v1.PutActionRevisionResp
   newRevision: boolean;
 
   /**
-   * The execution started; when new_revision is false, the execution that ran the revision
-   * if the pipeline's state still holds it, else "".
+   * The execution started; when new_revision is false, the newest execution that ran or runs
+   * the revision ("" when none is kept: history older than the archive).
    *
    * @generated from field: string pipeline_execution_id = 2;
    */
