@@ -4,6 +4,9 @@ export { noopLogger } from "./logger.js";
 export type { Logger } from "./logger.js";
 // -- validation exports (owned by the validation helper) --
 export { validatePipeline } from "./validation/validate.js";
+export { EVENT_RULE_STATES, MAX_EVENT_RULES, MAX_SCHEDULES } from "./validation/pipeline-starts.js";
+export { parseSchedule } from "./schedules/schedule-expression.js";
+export type { Schedule } from "./schedules/schedule-expression.js";
 export type { ValidationOptions } from "./validation/validate.js";
 export type { CustomActionTypeLookup } from "./validation/positions.js";
 export {

@@ -13,6 +13,7 @@ import type { FieldViolation } from "../errors.js";
 import { checkAction } from "./action.js";
 import { checkStageConditions } from "./conditions.js";
 import { checkPipelineFields } from "./pipeline-fields.js";
+import { checkPipelineStarts } from "./pipeline-starts.js";
 import { declaredAt, indexDeclarations } from "./positions.js";
 import type { CustomActionTypeLookup, Declared, PipelineIndex } from "./positions.js";
 import { checkStage } from "./stage.js";
@@ -32,6 +33,7 @@ export interface ValidationOptions {
 export function validatePipeline(decl: PipelineDeclaration, options: ValidationOptions = {}): FieldViolation[] {
   const v = new Violations();
   checkPipelineFields(decl, v);
+  checkPipelineStarts(decl, v);
 
   const outputs = new Map<string, Declared>();
   const namespaces = new Map<string, Declared>();
