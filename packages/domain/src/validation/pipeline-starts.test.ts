@@ -7,8 +7,8 @@ type Json = Record<string, unknown>;
 describe("schedules and event rules", () => {
   it("accepts schedules and event rules", () => {
     const decl = edited((j) => {
-      (j as Json)["schedules"] = [{ name: "nightly", expression: "30 2 * * *", timeZone: "Europe/Berlin" }, { name: "often", expression: "rate(10 minutes)" }];
-      (j as Json)["eventRules"] = [{ name: "after-build", pipelineName: "library", states: ["SUCCEEDED"] }, { name: "any", pipelineName: "other" }];
+      (j as unknown as Json)["schedules"] = [{ name: "nightly", expression: "30 2 * * *", timeZone: "Europe/Berlin" }, { name: "often", expression: "rate(10 minutes)" }];
+      (j as unknown as Json)["eventRules"] = [{ name: "after-build", pipelineName: "library", states: ["SUCCEEDED"] }, { name: "any", pipelineName: "other" }];
     });
     expect(validatePipeline(decl)).toEqual([]);
     expect(decl.schedules.map((s) => s.name)).toEqual(["nightly", "often"]);
@@ -16,12 +16,12 @@ describe("schedules and event rules", () => {
 
   it("names every bad field", () => {
     const decl = edited((j) => {
-      (j as Json)["schedules"] = [
+      (j as unknown as Json)["schedules"] = [
         { name: "nightly", expression: "30 2 * *" },
         { name: "nightly", expression: "0 9 * * *", timeZone: "Nowhere/Town" },
         { name: "bad name!", expression: "" },
       ];
-      (j as Json)["eventRules"] = [
+      (j as unknown as Json)["eventRules"] = [
         { name: "self", pipelineName: "web-app" },
         { name: "states", pipelineName: "up", states: ["SUCCEEDED", "DONE", "SUCCEEDED"] },
         { name: "x", pipelineName: "" },
@@ -42,7 +42,7 @@ describe("schedules and event rules", () => {
 
   it("caps each list at 10", () => {
     const decl = edited((j) => {
-      (j as Json)["schedules"] = Array.from({ length: 11 }, (_, i) => ({ name: `s${i}`, expression: "0 * * * *" }));
+      (j as unknown as Json)["schedules"] = Array.from({ length: 11 }, (_, i) => ({ name: `s${i}`, expression: "0 * * * *" }));
     });
     expect(validatePipeline(decl)).toEqual([{ field: "pipeline.schedules", message: "at most 10 entries, got 11" }]);
   });

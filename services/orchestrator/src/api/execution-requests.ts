@@ -19,7 +19,7 @@ import {
   TRANSITION_TYPES,
   VARIABLE_KEY_PATTERN,
 } from "@sluice/domain";
-import type { ExecutionEvent, PipelineSpec, PipelineVariableOverride, SourceRevisionRef, StageRetryMode } from "@sluice/domain";
+import type { ExecutionEvent, PipelineSpec, PipelineVariableOverride, SourceRevisionRef, StageRetryMode, TriggerSpec } from "@sluice/domain";
 import type {
   DisableStageTransitionRequest,
   EnableStageTransitionRequest,
@@ -33,6 +33,35 @@ import type {
   StopPipelineExecutionRequest,
 } from "@sluice/proto";
 import { checks } from "./request-validation.js";
+
+/** Trigger types a Sluice service may record on a start it makes (schedules, event rules). */
+const SERVICE_START_TRIGGERS: readonly string[] = ["CloudWatchEvent"];
+
+/**
+ * The trigger of a StartPipelineExecution: the caller, or the trigger a Sluice service names
+ * (role `service` only, so nobody else can make an execution look scheduled).
+ */
+export function startTrigger(req: StartPipelineExecutionRequest, principal: { id: string; roles: readonly string[] }): TriggerSpec {
+  const named = req.trigger;
+  if (named === undefined) {
+    if (!principal.roles.includes("operator") && !principal.roles.includes("admin")) {
+      throw new DomainError("AccessDeniedException", `${principal.id} may start executions only with a trigger of its own (field trigger)`);
+    }
+    return { triggerType: "StartPipelineExecution", triggerDetail: principal.id };
+  }
+  if (!principal.roles.includes("service")) {
+    throw new DomainError("AccessDeniedException", "trigger: only Sluice's own services (role service) may name the trigger of a start");
+  }
+  if (!SERVICE_START_TRIGGERS.includes(named.triggerType)) {
+    throw invalidField("trigger.triggerType", `must be one of ${SERVICE_START_TRIGGERS.join(", ")}, got "${named.triggerType}"`);
+  }
+  if (named.triggerDetail.length > 1024) throw invalidField("trigger.triggerDetail", "must be at most 1024 characters");
+  return { triggerType: named.triggerType, triggerDetail: named.triggerDetail };
+}
+
+function invalidField(field: string, message: string): DomainError {
+  return new DomainError("ValidationException", `${field}: ${message}`, [{ field, message }]);
+}
 
 /** What StartPipelineExecution adds to ExecutionRequested. */
 export interface StartOptions {

@@ -38,7 +38,7 @@ import { pipelineNotFound } from "../pipelines/pipeline-store.js";
 import type { PipelineStore, StoredPipeline, StoredTag } from "../pipelines/pipeline-store.js";
 import { declarationEntry } from "../runtime/outbox.js";
 import type { ArchivedExecution, RuntimeStore } from "../runtime/runtime-store.js";
-import { actionRetryEvent, actionRevisionEvent, overrideEvent, rollbackEvent, stageRetryEvent, startOptions, stopEvent, transitionEvent } from "./execution-requests.js";
+import { actionRetryEvent, actionRevisionEvent, overrideEvent, rollbackEvent, stageRetryEvent, startOptions, startTrigger, stopEvent, transitionEvent } from "./execution-requests.js";
 import { executionsNewestFirst, plainExecution, succeededIn } from "./history.js";
 import type { ExecutionCursor } from "./history.js";
 import { actionSpecOf, findActionExecution, hasRunnerLog, linkLogs, logLinkOf, readStoredLog, storedLogMessages, streamedLogMessages } from "./action-log.js";
@@ -70,7 +70,8 @@ export const PIPELINE_PERMISSIONS: PermissionTable = {
   CreatePipeline: ["operator"],
   UpdatePipeline: ["operator"],
   DeletePipeline: ["operator"],
-  StartPipelineExecution: ["operator"],
+  // The source poller's schedules and event rules start executions (with their own trigger).
+  StartPipelineExecution: ["operator", "service"],
   StopPipelineExecution: ["operator"],
   RetryStageExecution: ["operator"],
   RetryActionExecution: ["operator"],
@@ -332,7 +333,7 @@ export function createPipelineApi(deps: PipelineApiDeps): ServiceImpl<typeof Pip
       const { decision } = await runtime.apply(req.name, {
         type: "ExecutionRequested",
         executionId: requested,
-        trigger: { triggerType: "StartPipelineExecution", triggerDetail: ctx.principal.id },
+        trigger: startTrigger(req, ctx.principal),
         ...options,
       });
       // A repeated clientRequestToken resolves to the execution the token started first.
