@@ -1,9 +1,10 @@
 // Several source actions in the first stage, through the public gRPC API of a whole cluster: every
 // execution runs them all and records each one's revision, a polled change pins only the source
 // that changed, PutActionRevision hands a source a revision (and answers newRevision false for one
-// it has), and a manual start takes each source's latest revision.
+// it has), and a manual start takes each source's latest revision. Event rules: a pipeline starts
+// when another one's execution succeeds, running the upstream's commit of the repository they share.
 import { describe, expect, it } from "vitest";
-import { POLL, bucketName, createPipelineFromJson, executionsView, finishedExecution, makeGitRepo, suffix, useCluster } from "./helpers.js";
+import { GATE_WAIT, POLL, bucketName, createPipelineFromJson, executionsView, finishedExecution, makeGate, makeGitRepo, suffix, useCluster } from "./helpers.js";
 
 const env = useCluster("sources");
 
@@ -95,5 +96,61 @@ describe("several source actions", () => {
     const manual = await env.sluice.pipelines.startPipelineExecution({ name });
     expect(await finishedExecution(env, name, manual.pipelineExecutionId)).toMatchObject({ status: "Succeeded" });
     expect(await revisionsOf(name, manual.pipelineExecutionId)).toEqual({ AppSrc: app2, ConfigSrc: config5 });
+  });
+});
+
+describe("event rules", () => {
+  it("start a pipeline when another one's execution succeeds, with the upstream's commit", { timeout: 180_000 }, async () => {
+    const upstream = `upstream-${suffix()}`;
+    const downstream = `downstream-${suffix()}`;
+    const repo = makeGitRepo(env, { "lib.txt": "lib 1" }, "lib 1");
+    const gate = makeGate(env);
+    const git = { category: "Source", owner: "AWS", provider: "Git", version: "1" };
+    const commands = { category: "Build", owner: "AWS", provider: "Commands", version: "1" };
+    const pipeline = (name: string, extra: Record<string, unknown>, build: Record<string, unknown>, poll: boolean): string =>
+      JSON.stringify({
+        pipeline: {
+          name,
+          roleArn: "arn:aws:iam::123456789012:role/sluice-e2e",
+          artifactStore: { type: "S3", location: bucketName("artifacts") },
+          ...extra,
+          stages: [
+            {
+              name: "Source",
+              actions: [{ name: "Lib", actionTypeId: git, configuration: { RepositoryUrl: repo.url, BranchName: "main", ...(poll ? {} : { PollForSourceChanges: "false" }) }, outputArtifacts: [{ name: "LibSrc" }] }],
+            },
+            { name: "Build", actions: [{ name: "Build", actionTypeId: commands, inputArtifacts: [{ name: "LibSrc" }], ...build }] },
+          ],
+        },
+      });
+    // Downstream first: it waits for the upstream, which does not exist yet.
+    await createPipelineFromJson(
+      env,
+      pipeline(downstream, { pipelineType: "V2", executionMode: "PARALLEL", eventRules: [{ name: "after-upstream", pipelineName: upstream, states: ["SUCCEEDED"] }] }, { commands: ["cat lib.txt"] }, false),
+    );
+    await expect.poll(() => executionsView(env, downstream), POLL).toMatchObject([{ trigger: "CreatePipeline" }]);
+    // The upstream's build waits at the gate, so the branch can move on before it succeeds.
+    await createPipelineFromJson(env, pipeline(upstream, {}, { commands: [GATE_WAIT], environmentVariables: [{ name: "GATE", value: gate.path, type: "PLAINTEXT" }] }, true));
+    await expect.poll(() => executionsView(env, upstream), POLL).toMatchObject([{ trigger: "CreatePipeline" }]);
+    const [firstUp] = await executionsView(env, upstream);
+    const lib2 = repo.commit({ "lib.txt": "lib 2" }, "lib 2");
+    gate.open();
+    expect(await finishedExecution(env, upstream, firstUp!.id)).toMatchObject({ status: "Succeeded" });
+
+    // The downstream runs the commit the upstream ran, not the branch head.
+    await expect.poll(() => executionsView(env, downstream), POLL).toContainEqual(expect.objectContaining({ trigger: "CloudWatchEvent" }));
+    const ruled = (await executionsView(env, downstream)).filter((e) => e.trigger === "CloudWatchEvent");
+    expect(ruled).toHaveLength(1);
+    const detail = await env.sluice.pipelines.getPipelineExecution({ pipelineName: downstream, pipelineExecutionId: ruled[0]!.id });
+    expect(detail.pipelineExecution?.trigger?.triggerDetail).toBe(`rule after-upstream: pipeline ${upstream} execution ${firstUp!.id} SUCCEEDED`);
+    expect(await finishedExecution(env, downstream, ruled[0]!.id)).toMatchObject({ status: "Succeeded" });
+    expect(await revisionsOf(downstream, ruled[0]!.id)).toEqual({ LibSrc: repo.first });
+
+    // The upstream picks up the new commit by polling; its success starts the downstream on it.
+    await expect.poll(async () => (await executionsView(env, upstream)).filter((e) => e.status === "Succeeded").length, POLL).toBe(2);
+    await expect.poll(async () => (await executionsView(env, downstream)).filter((e) => e.trigger === "CloudWatchEvent").length, POLL).toBe(2);
+    const [latest] = await executionsView(env, downstream);
+    expect(await finishedExecution(env, downstream, latest!.id)).toMatchObject({ status: "Succeeded" });
+    expect(await revisionsOf(downstream, latest!.id)).toEqual({ LibSrc: lib2 });
   });
 });

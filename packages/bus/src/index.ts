@@ -36,6 +36,7 @@ export type { Catalog, CatalogOptions, ControlKind, EventKind, ResultPublisher, 
 export {
   APPROVAL_DURABLE_NAME,
   SOURCE_POLLER_DURABLE_NAME,
+  SOURCE_POLLER_RULES_DURABLE_NAME,
   approvalJobFilter,
   busUserName,
   clusterBusAuthorization,

@@ -67,6 +67,8 @@ export function runnerDurableName(pool: string): string {
 /** Durable names of the services' consumers that the permission model scopes. */
 export const APPROVAL_DURABLE_NAME = "approval";
 export const SOURCE_POLLER_DURABLE_NAME = "source-poller-declarations";
+/** The source poller's consumer of pipeline execution events, for pipelines' event rules. */
+export const SOURCE_POLLER_RULES_DURABLE_NAME = "source-poller-event-rules";
 
 /** Subjects that let a user act on one durable pull consumer and nothing else. */
 function ownConsumer(stream: string, durable: string, filters: readonly string[]): string[] {
@@ -148,6 +150,7 @@ export function permissionsFor(catalog: Catalog, principal: BusPrincipal): Subje
         publish: [
           ...basics(catalog),
           ...ownConsumer(st.events, SOURCE_POLLER_DURABLE_NAME, [s.eventKindFilter("declaration")]),
+          ...ownConsumer(st.events, SOURCE_POLLER_RULES_DURABLE_NAME, [s.eventKindFilter("pipeline")]),
           `${root}sources.*`,
           s.dlqSubject(st.events),
         ],

@@ -4,6 +4,7 @@ import type { Client } from "@sluice/grpc";
 import type { PipelineDeclaration, PipelineService } from "@sluice/proto";
 import type { CursorStore } from "./cursor-store.js";
 import { gitSourcesOf } from "./git-sources.js";
+import type { StartStore } from "./starts/start-store.js";
 
 /** Runs tasks one after another per pipeline, so a resync and a declaration event never interleave. */
 export interface PerPipeline {
@@ -26,10 +27,15 @@ export function createPerPipeline(): PerPipeline {
   };
 }
 
-/** Applies one declaration (undefined: the pipeline is gone) to the cursors. */
-export async function applyDeclaration(store: CursorStore, pipelineName: string, declaration: PipelineDeclaration | undefined, now: number): Promise<void> {
-  if (declaration === undefined) await store.removePipeline(pipelineName);
-  else await store.syncPipeline(pipelineName, gitSourcesOf(declaration), now);
+/** Applies one declaration (undefined: the pipeline is gone) to the cursors, schedules and event rules. */
+export async function applyDeclaration(store: CursorStore, pipelineName: string, declaration: PipelineDeclaration | undefined, now: number, starts?: StartStore): Promise<void> {
+  if (declaration === undefined) {
+    await store.removePipeline(pipelineName);
+    await starts?.removePipeline(pipelineName);
+  } else {
+    await store.syncPipeline(pipelineName, gitSourcesOf(declaration), now);
+    await starts?.syncPipeline(pipelineName, declaration, now);
+  }
 }
 
 /**
@@ -47,6 +53,7 @@ export async function resyncDeclarations(
   perPipeline: PerPipeline,
   logger: Logger,
   now: () => number = Date.now,
+  starts?: StartStore,
 ): Promise<number> {
   const names = new Set<string>();
   let nextToken = "";
@@ -65,7 +72,7 @@ export async function resyncDeclarations(
       } catch (err) {
         if (!isRpcError(err, "PipelineNotFoundException")) throw err;
       }
-      await applyDeclaration(store, name, declaration, now());
+      await applyDeclaration(store, name, declaration, now(), starts);
     });
   }
   logger.debug("declarations resynced", { pipelines: names.size });

@@ -1,4 +1,4 @@
-import { connectBus, isTransientError } from "@sluice/bus";
+import { SOURCE_POLLER_RULES_DURABLE_NAME, connectBus, isTransientError } from "@sluice/bus";
 import type { Logger } from "@sluice/domain";
 import { createClient, createServer, createTokenAuthenticator, parseTokenTable } from "@sluice/grpc";
 import { PipelineService, StateChangeEventSchema } from "@sluice/proto";
@@ -7,6 +7,10 @@ import type { SourcePollerConfig } from "./config.js";
 import { CursorStore } from "./cursor-store.js";
 import { pollOnce } from "./poller.js";
 import { applyDeclaration, createPerPipeline, resyncDeclarations } from "./resync.js";
+import { applyEventRules } from "./starts/event-rules.js";
+import { fireDueSchedules } from "./starts/scheduler.js";
+import { StartStore } from "./starts/start-store.js";
+import { createStarter } from "./starts/starter.js";
 
 export interface SourcePoller {
   port: number;
@@ -14,6 +18,8 @@ export interface SourcePoller {
   pollNow(): Promise<number>;
   /** Resyncs every pipeline from the orchestrator now; 0 without ORCHESTRATOR_ADDR (tests). */
   resyncNow(): Promise<number>;
+  /** Starts the schedules due now (tests; a loop does it every second); 0 without ORCHESTRATOR_ADDR. */
+  fireSchedulesNow(): Promise<number>;
   stop(deadlineMs: number): Promise<void>;
   /** Rejects, naming the part, when one dies for good (the NATS connection closed by itself). */
   readonly closed: Promise<never>;
@@ -32,6 +38,8 @@ export async function startSourcePoller(config: SourcePollerConfig, deps: { logg
     teardown.add("mongo", () => mongo.close());
     const store = new CursorStore(mongo.db);
     await store.ensureIndexes();
+    const starts = new StartStore(mongo.db);
+    await starts.ensureIndexes();
     const bus = await connectBus({ servers: config.natsUrl, name: "source-poller", logger, prefix: config.busPrefix, credentials: config.natsCredentials, tls: config.natsTls });
     teardown.add("bus", () => bus.close());
     teardown.watch("NATS connection", bus.nc.closed());
@@ -56,7 +64,7 @@ export async function startSourcePoller(config: SourcePollerConfig, deps: { logg
       handler: async (event) => {
         if (event.detailType !== "Sluice Pipeline Declaration Change") return;
         const declaration = event.state === "DELETED" ? undefined : event.declaration;
-        await perPipeline.run(event.pipeline, () => applyDeclaration(store, event.pipeline, declaration, Date.now()));
+        await perPipeline.run(event.pipeline, () => applyDeclaration(store, event.pipeline, declaration, Date.now(), starts));
         if (declaration === undefined) return;
         // Record new sources' baselines now, close to the moment the pipeline's first execution
         // fetches them: a commit pushed after this point is a change, one before it is not.
@@ -76,10 +84,32 @@ export async function startSourcePoller(config: SourcePollerConfig, deps: { logg
       config.orchestratorAddr === undefined || config.orchestratorAddr === ""
         ? undefined
         : createClient(PipelineService, config.orchestratorAddr, { token: config.serviceToken ?? "", deadlineMs: 15_000, tls: config.grpcClientTls });
-    const resyncNow = async (): Promise<number> => (orchestrator === undefined ? 0 : resyncDeclarations(orchestrator, store, perPipeline, logger));
+    const resyncNow = async (): Promise<number> => (orchestrator === undefined ? 0 : resyncDeclarations(orchestrator, store, perPipeline, logger, Date.now, starts));
+    let fireSchedulesNow = (): Promise<number> => Promise.resolve(0);
     if (orchestrator === undefined) {
-      logger.warn("ORCHESTRATOR_ADDR is not set: a lost declaration event is never caught up with");
+      logger.warn("ORCHESTRATOR_ADDR is not set: a lost declaration event is never caught up with, and schedules and event rules start nothing");
     } else {
+      // Schedules and event rules start executions through the orchestrator's API.
+      const starter = createStarter(orchestrator);
+      fireSchedulesNow = () => fireDueSchedules(starts, starter, logger, Date.now());
+      const ticking = startLoop(fireSchedulesNow, (outcome) => {
+        if (outcome.failed) logger.error("schedule round failed", { error: String(outcome.error) });
+        return 1000;
+      });
+      teardown.add("schedule loop", () => ticking.stop());
+      const client = orchestrator;
+      const rules = await bus.consume({
+        stream: bus.streams.events,
+        durable: SOURCE_POLLER_RULES_DURABLE_NAME,
+        filterSubject: bus.subjects.eventKindFilter("pipeline"),
+        schema: StateChangeEventSchema,
+        // The orchestrator or MongoDB down: the event waits rather than being dead-lettered.
+        isTransient: isTransientError,
+        handler: async (event) => {
+          await applyEventRules(event, starts, starter, client, logger);
+        },
+      });
+      teardown.add("event rule consumer", () => rules.stop());
       teardown.add("orchestrator client", () => orchestrator.close());
       const resyncMs = config.resyncIntervalMs ?? 300_000;
       // At start (a retry soon when the orchestrator is not up yet), then every RESYNC_INTERVAL_MS.
@@ -101,6 +131,7 @@ export async function startSourcePoller(config: SourcePollerConfig, deps: { logg
       port,
       pollNow: () => pollOnce(pollOptions),
       resyncNow,
+      fireSchedulesNow: () => fireSchedulesNow(),
       stop: once((deadlineMs: number) => teardown.run(deadlineMs).then(() => logger.info("source-poller stopped"))),
       closed: teardown.fatal,
     };

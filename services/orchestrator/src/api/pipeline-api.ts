@@ -58,11 +58,12 @@ import type { WatchedState } from "./watch.js";
 const READERS = ["viewer", "operator", "approver"] as const;
 
 export const PIPELINE_PERMISSIONS: PermissionTable = {
-  // The source poller resyncs its Git sources from these with its service token.
+  // The source poller resyncs its sources from these with its service token.
   GetPipeline: [...READERS, "service"],
   ListPipelines: [...READERS, "service"],
   GetPipelineState: READERS,
-  GetPipelineExecution: READERS,
+  // Event rules read what an upstream execution ran.
+  GetPipelineExecution: [...READERS, "service"],
   ListPipelineExecutions: READERS,
   ListActionExecutions: READERS,
   WatchPipelineExecution: READERS,
