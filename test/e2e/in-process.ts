@@ -120,6 +120,8 @@ export async function startInProcessCluster(setup: ClusterSetup, opts: InProcess
   return {
     addresses,
     tokens,
+    // No source poller in this cluster, so no webhook receiver either.
+    webhooks: { url: "", githubSecret: "", gitlabToken: "", giteaSecret: "" },
     outputTail: () => "",
     stop: () => (stopping ??= stopAll()),
   };

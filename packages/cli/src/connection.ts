@@ -12,6 +12,8 @@ export interface DevState {
   token: string;
   approverToken?: string;
   addresses: Record<string, string>;
+  /** The source poller's webhook receiver and its native endpoints' secrets. */
+  webhooks?: { url: string; githubSecret: string; gitlabToken: string; giteaSecret: string };
 }
 
 export interface Connection {

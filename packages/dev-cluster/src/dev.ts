@@ -45,7 +45,7 @@ export async function runDev(o: DevOptions): Promise<void> {
       busAuthorization,
     });
     const address = cluster.addresses["orchestrator"] ?? "";
-    const state: DevState = { address, token: cluster.tokens.admin, addresses: cluster.addresses };
+    const state: DevState = { address, token: cluster.tokens.admin, addresses: cluster.addresses, webhooks: cluster.webhooks };
     writeFileSync(join(o.cwd, DEV_STATE_FILE), JSON.stringify(state, null, 2), { mode: 0o600 });
 
     const repo = join(stateDir, "example-repo");
@@ -63,6 +63,7 @@ export async function runDev(o: DevOptions): Promise<void> {
     o.print(`logs: ${join(stateDir, "logs")}   state: ${DEV_STATE_FILE}`);
     o.print(`grpcurl: grpcurl -plaintext -H 'authorization: Bearer ${cluster.tokens.admin}' -d '{"name":"${EXAMPLE_PIPELINE}"}' ${address} sluice.v1.PipelineService/GetPipelineState`);
     o.print(`new commits in ${repo} start new executions (polled every 2 s)`);
+    o.print(`webhook receiver: ${cluster.webhooks.url} (AWS-style webhooks: PutWebhook on ${cluster.addresses["source-poller"]}; GitHub pushes: ${cluster.webhooks.url}/hooks/github, secret ${cluster.webhooks.githubSecret})`);
     o.print("");
     await watchPipeline(client, o);
     client.close();

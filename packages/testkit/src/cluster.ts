@@ -86,6 +86,8 @@ export interface Cluster {
   /** gRPC address (`127.0.0.1:<port>`) of each service. */
   addresses: Record<ClusterService, string>;
   tokens: ClusterTokens;
+  /** The source poller's webhook receiver (`http://127.0.0.1:<port>`) and the secrets of its native endpoints. */
+  webhooks: { url: string; githubSecret: string; gitlabToken: string; giteaSecret: string };
   /** The NATS the services use, and the admin login when it is the cluster's own authorized server. */
   nats?: { url: string; admin?: NatsLogin };
   /** The last few KiB of a service's output (for assertion messages). */
@@ -134,6 +136,12 @@ const SERVICE_VARIABLES = [
   "APPROVAL_SWEEP_MS",
   "POLL_INTERVAL_MS",
   "GIT_TIMEOUT_MS",
+  "WEBHOOK_HOST",
+  "WEBHOOK_PORT",
+  "WEBHOOK_PUBLIC_URL",
+  "WEBHOOK_GITHUB_SECRET",
+  "WEBHOOK_GITLAB_TOKEN",
+  "WEBHOOK_GITEA_SECRET",
 ];
 
 const DEFAULT_READY_MS = 60_000;
@@ -208,6 +216,8 @@ export async function startCluster(opts: StartClusterOptions): Promise<Cluster> 
   for (const name of CLUSTER_SERVICES) ports[name] = await freePort();
   const addresses = {} as Record<ClusterService, string>;
   for (const name of CLUSTER_SERVICES) addresses[name] = `127.0.0.1:${ports[name]}`;
+  const webhookPort = await freePort();
+  const webhooks = { url: `http://127.0.0.1:${webhookPort}`, githubSecret: token(), gitlabToken: token(), giteaSecret: token() };
 
   const inherited: Record<string, string> = {};
   for (const [k, v] of Object.entries(opts.baseEnv ?? process.env)) {
@@ -257,6 +267,11 @@ export async function startCluster(opts: StartClusterOptions): Promise<Cluster> 
       ORCHESTRATOR_ADDR: addresses.orchestrator,
       SLUICE_SERVICE_TOKEN: tokens.service,
       ...(opts.pollIntervalMs === undefined ? {} : { POLL_INTERVAL_MS: String(opts.pollIntervalMs) }),
+      WEBHOOK_HOST: "127.0.0.1",
+      WEBHOOK_PORT: String(webhookPort),
+      WEBHOOK_GITHUB_SECRET: webhooks.githubSecret,
+      WEBHOOK_GITLAB_TOKEN: webhooks.gitlabToken,
+      WEBHOOK_GITEA_SECRET: webhooks.giteaSecret,
     },
   };
 
@@ -293,6 +308,7 @@ export async function startCluster(opts: StartClusterOptions): Promise<Cluster> 
   return {
     addresses,
     tokens,
+    webhooks,
     nats: opts.busAuthorization === undefined ? { url: natsUrl } : { url: natsUrl, admin: opts.busAuthorization.logins.admin },
     outputTail: (service) => running.find((r) => r.name === service)?.proc.outputTail() ?? "",
     stop: () => (stopping ??= stopAll()),
