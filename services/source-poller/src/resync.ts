@@ -4,6 +4,7 @@ import type { Client } from "@sluice/grpc";
 import type { PipelineDeclaration, PipelineService } from "@sluice/proto";
 import type { CursorStore } from "./cursor-store.js";
 import { gitSourcesOf } from "./git-sources.js";
+import type { SourceActionStore } from "./webhooks/source-actions.js";
 
 /** Runs tasks one after another per pipeline, so a resync and a declaration event never interleave. */
 export interface PerPipeline {
@@ -26,10 +27,17 @@ export function createPerPipeline(): PerPipeline {
   };
 }
 
-/** Applies one declaration (undefined: the pipeline is gone) to the cursors. */
-export async function applyDeclaration(store: CursorStore, pipelineName: string, declaration: PipelineDeclaration | undefined, now: number): Promise<void> {
+/** Applies one declaration (undefined: the pipeline is gone) to the cursors and the webhooks' source actions. */
+export async function applyDeclaration(
+  store: CursorStore,
+  pipelineName: string,
+  declaration: PipelineDeclaration | undefined,
+  now: number,
+  sourceActions?: SourceActionStore,
+): Promise<void> {
   if (declaration === undefined) await store.removePipeline(pipelineName);
   else await store.syncPipeline(pipelineName, gitSourcesOf(declaration), now);
+  await sourceActions?.syncPipeline(pipelineName, declaration);
 }
 
 /**
@@ -47,6 +55,7 @@ export async function resyncDeclarations(
   perPipeline: PerPipeline,
   logger: Logger,
   now: () => number = Date.now,
+  sourceActions?: SourceActionStore,
 ): Promise<number> {
   const names = new Set<string>();
   let nextToken = "";
@@ -57,6 +66,7 @@ export async function resyncDeclarations(
   } while (nextToken !== "");
   // Pipelines with cursors but not listed: deleted, or created after the listing — GetPipeline tells.
   for (const name of await store.pipelineNames()) names.add(name);
+  for (const name of (await sourceActions?.pipelineNames()) ?? []) names.add(name);
   for (const name of names) {
     await perPipeline.run(name, async () => {
       let declaration: PipelineDeclaration | undefined;
@@ -65,7 +75,7 @@ export async function resyncDeclarations(
       } catch (err) {
         if (!isRpcError(err, "PipelineNotFoundException")) throw err;
       }
-      await applyDeclaration(store, name, declaration, now());
+      await applyDeclaration(store, name, declaration, now(), sourceActions);
     });
   }
   logger.debug("declarations resynced", { pipelines: names.size });
