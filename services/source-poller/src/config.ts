@@ -21,7 +21,10 @@ const Env = z.object({
   WEBHOOK_HOST: z.string().min(1).default("127.0.0.1"),
   WEBHOOK_PORT: z.coerce.number().int().min(0).max(65535).default(0),
   // What webhook URLs start with when the receiver sits behind a proxy; empty: http://host:port.
-  WEBHOOK_PUBLIC_URL: z.string().default(""),
+  WEBHOOK_PUBLIC_URL: z
+    .string()
+    .regex(/^https?:\/\/[^\s?#]+$/, "must be an http(s) URL without query or fragment, e.g. https://ci.example.com/sluice")
+    .default(""),
   WEBHOOK_MAX_BODY_BYTES: z.coerce.number().int().min(1024).max(25 * 1024 * 1024).default(1024 * 1024),
   // Secrets of the native endpoints /hooks/github, /hooks/gitlab, /hooks/gitea; unset: 404.
   WEBHOOK_GITHUB_SECRET: z.string().default(""),

@@ -85,6 +85,31 @@ function post(path: string, body: string | Buffer, headers: Record<string, strin
   });
 }
 
+/** POSTs a body of `chunks` x 16 KiB without Content-Length (chunked), as a sender that never says how much is coming. */
+function postChunked(path: string, chunks: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    let answered = false;
+    const req = request(`${poller.webhookBaseUrl}${path}`, { method: "POST", headers: { "transfer-encoding": "chunked" } }, (res) => {
+      answered = true;
+      res.resume();
+      resolve(res.statusCode ?? 0);
+    });
+    // Once answered, the receiver closes the connection: later writes may fail, as they should.
+    req.on("error", (err) => (answered ? undefined : reject(err)));
+    const chunk = Buffer.alloc(16 * 1024, 0x20);
+    let written = 0;
+    const writeNext = (): void => {
+      if (answered || written >= chunks) {
+        if (!answered) req.end();
+        return;
+      }
+      written++;
+      req.write(chunk, writeNext);
+    };
+    writeNext();
+  });
+}
+
 function pushPayload(commit: string, branch = "main", url = REMOTE): string {
   return JSON.stringify({ ref: `refs/heads/${branch}`, after: commit, repository: { clone_url: url }, commits: [{ id: commit, added: ["a.txt"], modified: [], removed: [] }] });
 }
@@ -296,6 +321,7 @@ describe("webhook receiver (AWS-style)", () => {
 
     const big = Buffer.alloc(65 * 1024, 0x20);
     expect((await post(path, big, { "x-hub-signature-256": githubSignature("hook-secret", big) })).status).toBe(413);
+    expect(await postChunked(path, 64)).toBe(413);
 
     const otherBranchCommit = nextCommit();
     const otherBranch = pushPayload(otherBranchCommit, "dev");

@@ -1,7 +1,7 @@
 import type { IncomingMessage } from "node:http";
 
 /** What `readBody` got: the bytes, or the request was larger than allowed. */
-export type BodyOutcome = { ok: true; body: Buffer } | { ok: false; reason: "tooLarge" };
+export type BodyOutcome = { ok: true; body: Buffer } | { ok: false; reason: "tooLarge" | "aborted" };
 
 /**
  * Reads the request body up to `maxBytes`. A declared Content-Length above the cap is refused
@@ -26,6 +26,8 @@ export async function readBody(req: IncomingMessage, maxBytes: number): Promise<
     };
     req.on("data", onData);
     req.once("end", () => resolve({ ok: true, body: Buffer.concat(chunks, size) }));
+    // A sender that goes away mid-body: nothing to answer, and nothing left waiting.
+    req.once("close", () => resolve({ ok: false, reason: "aborted" }));
     req.once("error", reject);
   });
 }

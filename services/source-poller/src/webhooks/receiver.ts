@@ -125,7 +125,7 @@ async function handleTrigger(deps: WebhookReceiverDeps, urlToken: string, req: I
     }
   }
   const body = await readBody(req, config.maxBodyBytes);
-  if (!body.ok) return tooLarge(res, log, config.maxBodyBytes);
+  if (!body.ok) return body.reason === "aborted" ? void res.destroy() : tooLarge(res, log, config.maxBodyBytes);
   if (hook.authentication === "GITHUB_HMAC") {
     const header = headerOf(req, "x-hub-signature-256");
     if (!verifyGithubSignature(hook.secretToken, body.body, header)) {
@@ -195,7 +195,7 @@ async function handleGitHost(deps: WebhookReceiverDeps, provider: GitHostProvide
   if (secret === "") return reply(res, 404, { message: "not found" });
   const log = deps.logger.child({ provider });
   const body = await readBody(req, config.maxBodyBytes);
-  if (!body.ok) return tooLarge(res, log, config.maxBodyBytes);
+  if (!body.ok) return body.reason === "aborted" ? void res.destroy() : tooLarge(res, log, config.maxBodyBytes);
   const auth = authenticateGitHost(provider, secret, body.body, req);
   if (auth !== undefined) {
     log.warn("git host event refused", { reason: auth });
