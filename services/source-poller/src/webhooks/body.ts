@@ -39,8 +39,15 @@ export type JsonOutcome = { ok: true; value: unknown } | { ok: false; reason: st
  * JSON.parse after a scan that refuses nesting deeper than `maxDepth`: what the filters walk
  * stays small and shallow whatever a sender posts.
  */
-export function parseJsonBody(body: Buffer, maxDepth: number): JsonOutcome {
-  const text = body.toString("utf8");
+export function parseJsonBody(body: Buffer, maxDepth: number, contentType = ""): JsonOutcome {
+  let text = body.toString("utf8");
+  // GitHub's form encoding (its UI's default content type): the JSON is the `payload` field.
+  // The signature was checked over the raw body before this.
+  if (/^application\/x-www-form-urlencoded\b/i.test(contentType)) {
+    const payload = new URLSearchParams(text).get("payload");
+    if (payload === null) return { ok: false, reason: "form-encoded body without a payload field" };
+    text = payload;
+  }
   const depth = nestingDepth(text);
   if (depth > maxDepth) return { ok: false, reason: `JSON nested deeper than ${maxDepth} levels` };
   try {
@@ -50,7 +57,7 @@ export function parseJsonBody(body: Buffer, maxDepth: number): JsonOutcome {
   }
 }
 
-/** The deepest nesting of `[`/`{` outside strings (stops counting once past any sane limit). */
+/** The deepest nesting of `[`/`{` outside strings, in one linear pass that allocates nothing. */
 export function nestingDepth(text: string): number {
   let depth = 0;
   let max = 0;

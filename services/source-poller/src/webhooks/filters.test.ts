@@ -40,4 +40,10 @@ describe("webhook filters", () => {
     expect(parseJsonBody(Buffer.from('{"a":1}'), 64)).toEqual({ ok: true, value: { a: 1 } });
     expect(parseJsonBody(Buffer.from("{"), 64).ok).toBe(false);
   });
+
+  it("reads GitHub's form-encoded deliveries from their payload field", () => {
+    const form = Buffer.from(new URLSearchParams({ payload: '{"ref":"refs/heads/main"}' }).toString());
+    expect(parseJsonBody(form, 64, "application/x-www-form-urlencoded")).toEqual({ ok: true, value: { ref: "refs/heads/main" } });
+    expect(parseJsonBody(Buffer.from("x=1"), 64, "application/x-www-form-urlencoded")).toEqual({ ok: false, reason: "form-encoded body without a payload field" });
+  });
 });

@@ -133,7 +133,7 @@ async function handleTrigger(deps: WebhookReceiverDeps, urlToken: string, req: I
       return reply(res, 401, { message: header === undefined ? "missing X-Hub-Signature-256" : "signature does not match" });
     }
   }
-  const parsed = parseJsonBody(body.body, config.maxJsonDepth);
+  const parsed = parseJsonBody(body.body, config.maxJsonDepth, headerOf(req, "content-type"));
   if (!parsed.ok) {
     log.info("webhook call ignored: body is not acceptable JSON", { reason: parsed.reason });
     return reply(res, 400, { message: parsed.reason });
@@ -210,7 +210,7 @@ async function handleGitHost(deps: WebhookReceiverDeps, provider: GitHostProvide
   }
   const dlog = log.child({ delivery: deliveryId, event: eventName });
   if (provider === "github" && eventName === "ping") return reply(res, 200, { message: "pong" });
-  const parsed = parseJsonBody(body.body, config.maxJsonDepth);
+  const parsed = parseJsonBody(body.body, config.maxJsonDepth, headerOf(req, "content-type"));
   if (!parsed.ok) {
     dlog.info("git host event ignored: body is not acceptable JSON", { reason: parsed.reason });
     return reply(res, 400, { message: parsed.reason });

@@ -150,13 +150,18 @@ export type ListWebhookItem = Message<"sluice.v1.ListWebhookItem"> & {
   url: string;
 
   /**
-   * Why the last call did not start the pipeline ("" when it did or nothing was called yet).
+   * Why the last authenticated call whose filters matched did not start the pipeline ("" once a
+   * call did, or before any). Calls refused (401/403/413) or filtered out are only logged.
    *
    * @generated from field: string error_message = 3;
    */
   errorMessage: string;
 
   /**
+   * PipelineNotFoundException (the target pipeline or action is gone), SourceUnavailable (the
+   * payload named no commit and git ls-remote failed or found no branch), ValidationException
+   * (no commit in the payload and the target is not a Git source).
+   *
    * @generated from field: string error_code = 4;
    */
   errorCode: string;
