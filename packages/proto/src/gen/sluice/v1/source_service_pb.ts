@@ -384,7 +384,8 @@ export const DeregisterWebhookWithThirdPartyResponseSchema: GenMessage<Deregiste
  * Register/DeregisterWebhookWithThirdParty). A webhook is a URL served by the source poller's HTTP
  * receiver (WEBHOOK_HOST/WEBHOOK_PORT); a POST to it that passes the webhook's authentication and
  * all its filters publishes SourceChanged for the target action (trigger type `Webhook`, detail the
- * webhook's ARN). Permissions: operator (or admin) manages webhooks; viewer may list them.
+ * webhook's ARN). Permissions: every method needs operator (or admin) — ListWebhooks too, since the
+ * URL of an UNAUTHENTICATED webhook is all it takes to start its pipeline.
  *
  * @generated from service sluice.v1.SourceService
  */
