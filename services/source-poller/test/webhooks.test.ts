@@ -410,6 +410,23 @@ describe("native Git host events", () => {
   });
 });
 
+describe("native Git host events that start nothing", () => {
+  it("answers 204 for pull requests and pings 200, and says why in the log", async () => {
+    const pr = JSON.stringify({ action: "opened", pull_request: { head: { ref: "feature", sha: nextCommit() }, base: { ref: "main" } }, repository: { clone_url: REMOTE } });
+    const res = await post("/hooks/github", pr, { "x-github-event": "pull_request", "x-github-delivery": "gh-pr-1", "x-hub-signature-256": githubSignature(SECRETS.github, pr) });
+    expect(res.status).toBe(204);
+    expect(lines.some((l) => l.fields["delivery"] === "gh-pr-1" && String(l.fields["reason"]).includes("pull request events (OPEN feature -> main) start nothing"))).toBe(true);
+    const ping = JSON.stringify({ zen: "Keep it logically awesome." });
+    expect((await post("/hooks/github", ping, { "x-github-event": "ping", "x-github-delivery": "gh-ping", "x-hub-signature-256": githubSignature(SECRETS.github, ping) })).status).toBe(200);
+    expect((await post("/hooks/bitbucket", "{}")).status).toBe(404);
+    const get = await new Promise<number>((resolve, reject) => request(`${poller.webhookBaseUrl}/hooks/github`, (r) => {
+        r.resume();
+        resolve(r.statusCode ?? 0);
+      }).on("error", reject).end());
+    expect(get).toBe(405);
+  });
+});
+
 describe("a deleted pipeline", () => {
   it("keeps its webhooks, which then start nothing and say why", async () => {
     const res = await admin.putWebhook({ webhook: { name: "orphan", targetPipeline: "hooks", targetAction: "Checkout", authentication: "UNAUTHENTICATED", authenticationConfiguration: {} } });
