@@ -20,6 +20,7 @@ import { optionalFlag, requireFlag, UsageError } from "./args.js";
 import type { Connection } from "./connection.js";
 import { parseCount, parseSourceRevisions, parseVariables } from "./options.js";
 import { renderExecution, renderPipelineState } from "./render.js";
+import { runWebhookCommand } from "./webhook-commands.js";
 
 export const USAGE = `usage: sluice <command> [flags]
 
@@ -70,6 +71,14 @@ export const USAGE = `usage: sluice <command> [flags]
   list-action-types [--action-owner-filter AWS|ThirdParty|Custom] [--next-token T]
   get-action-type --category C --owner O --provider P --action-version V
   delete-custom-action-type --category C --provider P --action-version V
+  put-webhook --cli-input-json file://webhook.json
+                                         create or replace a webhook (AWS put-webhook JSON); prints its URL
+  list-webhooks [--max-results N] [--next-token T]
+  delete-webhook --name NAME
+  register-webhook-with-third-party --webhook-name NAME
+  deregister-webhook-with-third-party --webhook-name NAME
+                                         webhook commands go to the source poller: --source-endpoint
+                                         host:port, SLUICE_SOURCE_ADDR, or the \`npm start\` cluster's
 
 connection: --endpoint host:port and --auth-token, or SLUICE_ADDR and SLUICE_TOKEN,
 or the cluster that \`npm start\` is running in this directory.`;
@@ -88,6 +97,8 @@ function readInputFile(spec: string): string {
 
 /** Runs one API command and returns what to print. */
 export async function runCommand(args: ParsedArgs, conn: Connection): Promise<string> {
+  const webhookOutput = await runWebhookCommand(args, conn, readInputFile);
+  if (webhookOutput !== undefined) return webhookOutput;
   const client = createSluiceClient(conn);
   const api = client.pipelines;
   const json = args.flags["json"] === true;

@@ -21,6 +21,8 @@ export interface Connection {
   token: string;
   /** Set when the server speaks TLS (SLUICE_TLS_CA, SLUICE_TLS=true, SLUICE_TLS_CERT/KEY). */
   tls?: ClientTlsOptions;
+  /** The source poller (webhook commands): --source-endpoint, SLUICE_SOURCE_ADDR, or the local cluster's. */
+  sourceAddress?: string;
 }
 
 /**
@@ -61,7 +63,8 @@ export function resolveConnection(args: ParsedArgs, env: Record<string, string |
   if (!address) throw new UsageError("no server: pass --endpoint host:port, set SLUICE_ADDR, or run `npm start` first");
   if (!token) throw new UsageError("no token: pass --auth-token, set SLUICE_TOKEN, or run `npm start` first");
   const tls = tlsFromEnv(env);
-  return tls === undefined ? { address, token } : { address, token, tls };
+  const sourceAddress = optionalFlag(args, "source-endpoint") ?? env["SLUICE_SOURCE_ADDR"] ?? dev?.addresses["source-poller"];
+  return { address, token, ...(tls === undefined ? {} : { tls }), ...(sourceAddress === undefined || sourceAddress === "" ? {} : { sourceAddress }) };
 }
 
 export function readDevState(cwd: string): DevState | undefined {

@@ -1,6 +1,6 @@
 import { createClient } from "@sluice/grpc";
 import type { Client, ClientTlsOptions } from "@sluice/grpc";
-import { ActionTypeService, ApprovalService, ArtifactService, JobService, PipelineService } from "@sluice/proto";
+import { ActionTypeService, ApprovalService, ArtifactService, JobService, PipelineService, SourceService } from "@sluice/proto";
 import type { LogLine } from "@sluice/proto";
 
 /** Where and as whom to connect. */
@@ -72,6 +72,15 @@ export function createArtifactClient(opts: SluiceClientOptions): Client<typeof A
  */
 export function createJobClient(opts: SluiceClientOptions): Client<typeof JobService> {
   return createClient(JobService, opts.address, clientOptions(opts));
+}
+
+/**
+ * A client of the source poller's SourceService (PutWebhook, ListWebhooks, DeleteWebhook,
+ * Register/DeregisterWebhookWithThirdParty); the source poller has its own address, and managing
+ * webhooks needs the `operator` role.
+ */
+export function createSourceClient(opts: SluiceClientOptions): Client<typeof SourceService> {
+  return createClient(SourceService, opts.address, clientOptions(opts));
 }
 
 // exactOptionalPropertyTypes: pass only the options that are set.

@@ -40,6 +40,9 @@ export const ERROR_CODES = [
   "InvalidJobStateException",
   "ActionTypeNotFoundException",
   "RequestFailedException",
+  "InvalidWebhookAuthenticationParametersException",
+  "InvalidWebhookFilterPatternException",
+  "WebhookNotFoundException",
 ] as const;
 
 export type ErrorCode = (typeof ERROR_CODES)[number];

@@ -42,6 +42,9 @@ describe("grpcStatusOf", () => {
     InvalidJobStateException: status.FAILED_PRECONDITION,
     ActionTypeNotFoundException: status.NOT_FOUND,
     RequestFailedException: status.FAILED_PRECONDITION,
+    InvalidWebhookAuthenticationParametersException: status.INVALID_ARGUMENT,
+    InvalidWebhookFilterPatternException: status.INVALID_ARGUMENT,
+    WebhookNotFoundException: status.NOT_FOUND,
   };
 
   it.each(ERROR_CODES.map((c) => [c, expected[c]] as const))("maps %s to status %i", (code, want) => {

@@ -25,6 +25,8 @@ export function grpcStatusOf(code: ErrorCode): status {
     case "InvalidStageDeclarationException":
     case "InvalidActionDeclarationException":
     case "InvalidNextTokenException":
+    case "InvalidWebhookAuthenticationParametersException":
+    case "InvalidWebhookFilterPatternException":
       return status.INVALID_ARGUMENT;
     case "PipelineNotFoundException":
     case "PipelineVersionNotFoundException":
@@ -35,6 +37,7 @@ export function grpcStatusOf(code: ErrorCode): status {
     case "ActionExecutionNotFoundException":
     case "JobNotFoundException":
     case "ActionTypeNotFoundException":
+    case "WebhookNotFoundException":
       return status.NOT_FOUND;
     case "PipelineNameInUseException":
       return status.ALREADY_EXISTS;

@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { commonConfig, commonEnv, gitHostEnv, loadConfig } from "@sluice/service-kit";
 import type { CommonConfig } from "@sluice/service-kit";
+import type { WebhookReceiverConfig } from "./webhooks/receiver.js";
 
 const Env = z.object({
   ...commonEnv,
@@ -16,6 +17,21 @@ const Env = z.object({
   // Bearer token (role `service`) presented to the orchestrator.
   SLUICE_SERVICE_TOKEN: z.string().default(""),
   RESYNC_INTERVAL_MS: z.coerce.number().int().min(1000).default(300_000),
+  // The webhook receiver (HTTP). Port 0: a random free port, logged at start.
+  WEBHOOK_HOST: z.string().min(1).default("127.0.0.1"),
+  WEBHOOK_PORT: z.coerce.number().int().min(0).max(65535).default(0),
+  // What webhook URLs start with when the receiver sits behind a proxy; empty: http://host:port.
+  WEBHOOK_PUBLIC_URL: z
+    .string()
+    .regex(/^https?:\/\/[^\s?#]+$/, "must be an http(s) URL without query or fragment, e.g. https://ci.example.com/sluice")
+    .default(""),
+  WEBHOOK_MAX_BODY_BYTES: z.coerce.number().int().min(1024).max(25 * 1024 * 1024).default(1024 * 1024),
+  // Secrets of the native endpoints /hooks/github, /hooks/gitlab, /hooks/gitea; unset: 404.
+  WEBHOOK_GITHUB_SECRET: z.string().default(""),
+  WEBHOOK_GITLAB_TOKEN: z.string().default(""),
+  WEBHOOK_GITEA_SECRET: z.string().default(""),
+  // How long a delivery id is remembered, so its replay starts nothing.
+  WEBHOOK_DELIVERY_TTL_SECONDS: z.coerce.number().int().min(60).default(7 * 24 * 3600),
 });
 
 export interface SourcePollerConfig extends CommonConfig {
@@ -33,6 +49,8 @@ export interface SourcePollerConfig extends CommonConfig {
   orchestratorAddr?: string;
   serviceToken?: string;
   resyncIntervalMs?: number;
+  /** The webhook receiver; omitted: 127.0.0.1, a random port, no native endpoints. */
+  webhooks?: Partial<WebhookReceiverConfig>;
 }
 
 export function loadSourcePollerConfig(env: Record<string, string | undefined>): SourcePollerConfig {
@@ -47,5 +65,15 @@ export function loadSourcePollerConfig(env: Record<string, string | undefined>):
     orchestratorAddr: e.ORCHESTRATOR_ADDR,
     serviceToken: e.SLUICE_SERVICE_TOKEN,
     resyncIntervalMs: e.RESYNC_INTERVAL_MS,
+    webhooks: {
+      host: e.WEBHOOK_HOST,
+      port: e.WEBHOOK_PORT,
+      publicUrl: e.WEBHOOK_PUBLIC_URL,
+      maxBodyBytes: e.WEBHOOK_MAX_BODY_BYTES,
+      githubSecret: e.WEBHOOK_GITHUB_SECRET,
+      gitlabToken: e.WEBHOOK_GITLAB_TOKEN,
+      giteaSecret: e.WEBHOOK_GITEA_SECRET,
+      deliveryTtlSeconds: e.WEBHOOK_DELIVERY_TTL_SECONDS,
+    },
   };
 }

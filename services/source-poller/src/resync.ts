@@ -5,6 +5,7 @@ import type { PipelineDeclaration, PipelineService } from "@sluice/proto";
 import type { CursorStore } from "./cursor-store.js";
 import { gitSourcesOf } from "./git-sources.js";
 import type { StartStore } from "./starts/start-store.js";
+import type { SourceActionStore } from "./webhooks/source-actions.js";
 
 /** Runs tasks one after another per pipeline, so a resync and a declaration event never interleave. */
 export interface PerPipeline {
@@ -27,15 +28,27 @@ export function createPerPipeline(): PerPipeline {
   };
 }
 
-/** Applies one declaration (undefined: the pipeline is gone) to the cursors, schedules and event rules. */
-export async function applyDeclaration(store: CursorStore, pipelineName: string, declaration: PipelineDeclaration | undefined, now: number, starts?: StartStore): Promise<void> {
-  if (declaration === undefined) {
-    await store.removePipeline(pipelineName);
-    await starts?.removePipeline(pipelineName);
-  } else {
-    await store.syncPipeline(pipelineName, gitSourcesOf(declaration), now);
-    await starts?.syncPipeline(pipelineName, declaration, now);
-  }
+/** What follows pipelines' declarations besides the cursors (each optional, for tests). */
+export interface DeclarationFollowers {
+  /** Every stage-1 source action, for webhooks. */
+  sourceActions?: SourceActionStore;
+  /** Schedules and event rules. */
+  starts?: StartStore;
+}
+
+/** Applies one declaration (undefined: the pipeline is gone) to the cursors and what else follows declarations. */
+export async function applyDeclaration(
+  store: CursorStore,
+  pipelineName: string,
+  declaration: PipelineDeclaration | undefined,
+  now: number,
+  followers: DeclarationFollowers = {},
+): Promise<void> {
+  if (declaration === undefined) await store.removePipeline(pipelineName);
+  else await store.syncPipeline(pipelineName, gitSourcesOf(declaration), now);
+  await followers.sourceActions?.syncPipeline(pipelineName, declaration);
+  if (declaration === undefined) await followers.starts?.removePipeline(pipelineName);
+  else await followers.starts?.syncPipeline(pipelineName, declaration, now);
 }
 
 /**
@@ -53,7 +66,7 @@ export async function resyncDeclarations(
   perPipeline: PerPipeline,
   logger: Logger,
   now: () => number = Date.now,
-  starts?: StartStore,
+  followers: DeclarationFollowers = {},
 ): Promise<number> {
   const names = new Set<string>();
   let nextToken = "";
@@ -64,6 +77,7 @@ export async function resyncDeclarations(
   } while (nextToken !== "");
   // Pipelines with cursors but not listed: deleted, or created after the listing — GetPipeline tells.
   for (const name of await store.pipelineNames()) names.add(name);
+  for (const name of (await followers.sourceActions?.pipelineNames()) ?? []) names.add(name);
   for (const name of names) {
     await perPipeline.run(name, async () => {
       let declaration: PipelineDeclaration | undefined;
@@ -72,7 +86,7 @@ export async function resyncDeclarations(
       } catch (err) {
         if (!isRpcError(err, "PipelineNotFoundException")) throw err;
       }
-      await applyDeclaration(store, name, declaration, now(), starts);
+      await applyDeclaration(store, name, declaration, now(), followers);
     });
   }
   logger.debug("declarations resynced", { pipelines: names.size });

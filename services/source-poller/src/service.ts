@@ -1,7 +1,7 @@
 import { SOURCE_POLLER_RULES_DURABLE_NAME, connectBus, isTransientError } from "@sluice/bus";
 import type { Logger } from "@sluice/domain";
 import { createClient, createServer, createTokenAuthenticator, parseTokenTable } from "@sluice/grpc";
-import { PipelineService, StateChangeEventSchema } from "@sluice/proto";
+import { PipelineService, SourceService, StateChangeEventSchema } from "@sluice/proto";
 import { connectMongo, createTeardown, gitHostEnv, once } from "@sluice/service-kit";
 import type { SourcePollerConfig } from "./config.js";
 import { CursorStore } from "./cursor-store.js";
@@ -11,9 +11,13 @@ import { applyEventRules } from "./starts/event-rules.js";
 import { fireDueSchedules } from "./starts/scheduler.js";
 import { StartStore } from "./starts/start-store.js";
 import { createStarter } from "./starts/starter.js";
+import { SOURCE_PERMISSIONS } from "./webhooks/webhook-api.js";
+import { startWebhooks } from "./webhooks/webhooks.js";
 
 export interface SourcePoller {
   port: number;
+  /** What webhook URLs start with (the HTTP receiver's address, or WEBHOOK_PUBLIC_URL). */
+  webhookBaseUrl: string;
   /** Runs one poll round now (tests; the loop keeps running on its own). */
   pollNow(): Promise<number>;
   /** Resyncs every pipeline from the orchestrator now; 0 without ORCHESTRATOR_ADDR (tests). */
@@ -53,6 +57,9 @@ export async function startSourcePoller(config: SourcePollerConfig, deps: { logg
       gitTimeoutMs: config.gitTimeoutMs,
       gitHostEnv: config.gitHostEnv ?? gitHostEnv({}),
     };
+    const webhooks = await startWebhooks({ db: mongo.db, bus, logger, config: config.webhooks, gitTimeoutMs: pollOptions.gitTimeoutMs, gitHostEnv: pollOptions.gitHostEnv });
+    teardown.add("webhook receiver", () => webhooks.receiver.stop());
+    const followers = { sourceActions: webhooks.sourceActions, starts };
     const perPipeline = createPerPipeline();
     const declarations = await bus.consume({
       stream: bus.streams.events,
@@ -64,7 +71,7 @@ export async function startSourcePoller(config: SourcePollerConfig, deps: { logg
       handler: async (event) => {
         if (event.detailType !== "Sluice Pipeline Declaration Change") return;
         const declaration = event.state === "DELETED" ? undefined : event.declaration;
-        await perPipeline.run(event.pipeline, () => applyDeclaration(store, event.pipeline, declaration, Date.now(), starts));
+        await perPipeline.run(event.pipeline, () => applyDeclaration(store, event.pipeline, declaration, Date.now(), followers));
         if (declaration === undefined) return;
         // Record new sources' baselines now, close to the moment the pipeline's first execution
         // fetches them: a commit pushed after this point is a change, one before it is not.
@@ -84,7 +91,7 @@ export async function startSourcePoller(config: SourcePollerConfig, deps: { logg
       config.orchestratorAddr === undefined || config.orchestratorAddr === ""
         ? undefined
         : createClient(PipelineService, config.orchestratorAddr, { token: config.serviceToken ?? "", deadlineMs: 15_000, tls: config.grpcClientTls });
-    const resyncNow = async (): Promise<number> => (orchestrator === undefined ? 0 : resyncDeclarations(orchestrator, store, perPipeline, logger, Date.now, starts));
+    const resyncNow = async (): Promise<number> => (orchestrator === undefined ? 0 : resyncDeclarations(orchestrator, store, perPipeline, logger, Date.now, followers));
     let fireSchedulesNow = (): Promise<number> => Promise.resolve(0);
     if (orchestrator === undefined) {
       logger.warn("ORCHESTRATOR_ADDR is not set: a lost declaration event is never caught up with, and schedules and event rules start nothing");
@@ -121,14 +128,16 @@ export async function startSourcePoller(config: SourcePollerConfig, deps: { logg
       teardown.add("resync loop", () => resyncing.stop());
     }
 
-    const server = createServer({ logger, auth: createTokenAuthenticator(parseTokenTable(config.authTokens)), permissions: {}, tls: config.grpcTls });
+    const server = createServer({ logger, auth: createTokenAuthenticator(parseTokenTable(config.authTokens)), permissions: SOURCE_PERMISSIONS, tls: config.grpcTls });
+    server.add(SourceService, webhooks.api);
     // Registered before listen so a failed bind still closes the server.
     teardown.add("grpc", (ms) => server.stop(ms));
     const port = await server.listen(config.grpcHost, config.grpcPort);
-    logger.info("source-poller started", { port, pollIntervalMs: config.pollIntervalMs });
+    logger.info("source-poller started", { port, pollIntervalMs: config.pollIntervalMs, webhookUrl: webhooks.receiver.baseUrl });
 
     return {
       port,
+      webhookBaseUrl: webhooks.receiver.baseUrl,
       pollNow: () => pollOnce(pollOptions),
       resyncNow,
       fireSchedulesNow: () => fireSchedulesNow(),
