@@ -9,3 +9,4 @@ export * from "./gen/sluice/v1/bus_pb.js";
 export * from "./gen/sluice/v1/job_service_pb.js";
 export * from "./gen/sluice/v1/action_type_service_pb.js";
 export * from "./gen/sluice/v1/logs_pb.js";
+export * from "./gen/sluice/v1/source_service_pb.js";

@@ -16,6 +16,7 @@ import { checkPipelineFields } from "./pipeline-fields.js";
 import { declaredAt, indexDeclarations } from "./positions.js";
 import type { CustomActionTypeLookup, Declared, PipelineIndex } from "./positions.js";
 import { checkStage } from "./stage.js";
+import { checkTriggers } from "./triggers.js";
 import { Violations } from "./violations.js";
 
 /**
@@ -32,6 +33,7 @@ export interface ValidationOptions {
 export function validatePipeline(decl: PipelineDeclaration, options: ValidationOptions = {}): FieldViolation[] {
   const v = new Violations();
   checkPipelineFields(decl, v);
+  checkTriggers(decl, v);
 
   const outputs = new Map<string, Declared>();
   const namespaces = new Map<string, Declared>();
