@@ -1,12 +1,19 @@
+import { randomBytes } from "node:crypto";
+import { mkdirSync } from "node:fs";
+import { hostname, tmpdir } from "node:os";
+import path from "node:path";
 import { connectBus, isTransientError } from "@sluice/bus";
 import type { Logger } from "@sluice/domain";
 import { createClient, createServer, createTokenAuthenticator, parseTokenTable } from "@sluice/grpc";
-import { PipelineService, StateChangeEventSchema } from "@sluice/proto";
+import { PipelineService, SourceService, StateChangeEventSchema } from "@sluice/proto";
 import { connectMongo, createTeardown, gitHostEnv, once } from "@sluice/service-kit";
 import type { SourcePollerConfig } from "./config.js";
 import { CursorStore } from "./cursor-store.js";
+import { createGitMirrors } from "./git-mirror.js";
 import { pollOnce } from "./poller.js";
+import type { PollerOptions } from "./poller.js";
 import { applyDeclaration, createPerPipeline, resyncDeclarations } from "./resync.js";
+import { SOURCE_PERMISSIONS, createSourceApi } from "./source-api.js";
 
 export interface SourcePoller {
   port: number;
@@ -22,7 +29,8 @@ export interface SourcePoller {
 /**
  * Starts the source poller: it learns Git sources from the orchestrator's
  * declaration events, keeps a cursor per source in MongoDB and publishes
- * SourceChanged when a branch moves.
+ * SourceChanged when a branch moves (or a tag appears) in a way the source's trigger matches.
+ * Replicas share the cursors through per-cursor leases.
  */
 export async function startSourcePoller(config: SourcePollerConfig, deps: { logger: Logger }): Promise<SourcePoller> {
   const { logger } = deps;
@@ -37,13 +45,21 @@ export async function startSourcePoller(config: SourcePollerConfig, deps: { logg
     teardown.watch("NATS connection", bus.nc.closed());
     await bus.ensureStreams();
 
-    const pollOptions = {
+    const git = { timeoutMs: config.gitTimeoutMs, hostEnv: config.gitHostEnv ?? gitHostEnv({}) };
+    const cacheDir = config.gitCacheDir !== undefined && config.gitCacheDir !== "" ? config.gitCacheDir : path.join(tmpdir(), "sluice-source-poller-mirrors");
+    mkdirSync(cacheDir, { recursive: true });
+    const owner = config.replicaId ?? `${hostname()}-${process.pid}-${randomBytes(4).toString("hex")}`;
+    const pollOptions: PollerOptions = {
       store,
       bus,
       logger,
       intervalMs: config.pollIntervalMs,
       gitTimeoutMs: config.gitTimeoutMs,
-      gitHostEnv: config.gitHostEnv ?? gitHostEnv({}),
+      gitHostEnv: git.hostEnv,
+      owner,
+      leaseMs: config.pollLeaseMs ?? 3 * config.gitTimeoutMs + 30_000,
+      mirrors: createGitMirrors(cacheDir, git),
+      maxBackoffMs: config.pollMaxBackoffMs ?? 30 * 60_000,
     };
     const perPipeline = createPerPipeline();
     const declarations = await bus.consume({
@@ -91,11 +107,12 @@ export async function startSourcePoller(config: SourcePollerConfig, deps: { logg
       teardown.add("resync loop", () => resyncing.stop());
     }
 
-    const server = createServer({ logger, auth: createTokenAuthenticator(parseTokenTable(config.authTokens)), permissions: {}, tls: config.grpcTls });
+    const server = createServer({ logger, auth: createTokenAuthenticator(parseTokenTable(config.authTokens)), permissions: SOURCE_PERMISSIONS, tls: config.grpcTls });
+    server.add(SourceService, createSourceApi(store));
     // Registered before listen so a failed bind still closes the server.
     teardown.add("grpc", (ms) => server.stop(ms));
     const port = await server.listen(config.grpcHost, config.grpcPort);
-    logger.info("source-poller started", { port, pollIntervalMs: config.pollIntervalMs });
+    logger.info("source-poller started", { port, pollIntervalMs: config.pollIntervalMs, replica: owner, leaseMs: pollOptions.leaseMs });
 
     return {
       port,
