@@ -1,11 +1,11 @@
+import { MongoServerError } from "mongodb";
 import type { Collection, Db, Filter } from "mongodb";
 import type { GitTriggerFilters } from "./git-sources.js";
 
 /**
  * Where one Git source action stands: the last revision seen, when to look again, and which
- * replica holds it now. Replicas share the collection: a replica polls a cursor only while it
- * holds the cursor's lease (`leaseOwner` until `leaseUntil`), taken and given back with one
- * conditional write each, which is all FerretDB needs to keep it exclusive (no transactions).
+ * replica holds it now (`leaseOwner`/`leaseUntil` are shown to people; the `leases` collection
+ * decides).
  */
 export interface SourceCursor {
   _id: string; // "<pipeline>/<action>"
@@ -38,19 +38,48 @@ export interface GitSource {
   trigger: GitTriggerFilters | null;
 }
 
+/**
+ * One lease term of a cursor, in `leases` keyed `<cursor>#<term>`. A replica takes a cursor by
+ * inserting the term after the newest one, once that one has run out: a unique-key insert has
+ * one winner on MongoDB and on FerretDB 1.x alike, whereas FerretDB does not make a filtered
+ * update a compare-and-set (its updates are read-modify-write without isolation), so two
+ * replicas could both "win" a conditional update of the cursor. Only the holder ever writes its
+ * term (to give it back early), so nothing races on a lease document.
+ */
+interface LeaseDoc {
+  _id: string;
+  cursor: string;
+  term: number;
+  owner: string;
+  /** Free from this moment on: the expiry, or the moment it was given back. */
+  until: number;
+}
+
+/** A cursor this replica holds, with the term that says so. */
+export interface HeldCursor extends SourceCursor {
+  readonly leaseTerm: number;
+  readonly leaseHolder: string;
+}
+
+/** Expired leases older than this many lease lengths are deleted (see `claim`). */
+const LEASE_HISTORY = 10;
+
 /** How a poll of a held cursor ended. */
 export type PollResult = { ok: true; nextPollAt: number } | { ok: false; nextPollAt: number; error: string };
 
 export class CursorStore {
   private readonly cursors: Collection<SourceCursor>;
+  private readonly leases: Collection<LeaseDoc>;
 
   constructor(db: Db) {
     this.cursors = db.collection<SourceCursor>("cursors");
+    this.leases = db.collection<LeaseDoc>("leases");
   }
 
   async ensureIndexes(): Promise<void> {
     await this.cursors.createIndex({ nextPollAt: 1 });
     await this.cursors.createIndex({ pipelineName: 1 });
+    await this.leases.createIndex({ cursor: 1, term: -1 });
   }
 
   /**
@@ -97,57 +126,94 @@ export class CursorStore {
   }
 
   async removePipeline(pipelineName: string): Promise<void> {
+    const ids = (await this.cursors.find({ pipelineName }, { projection: { _id: 1 } }).toArray()).map((c) => c._id);
     await this.cursors.deleteMany({ pipelineName });
+    if (ids.length > 0) await this.leases.deleteMany({ cursor: { $in: ids } });
   }
 
   /**
-   * Takes the lease of up to `limit` cursors that are due and free (never leased, given back,
-   * or held past their lease). Each is taken with a write conditional on the lease it was read
-   * with, so of two replicas racing for one cursor exactly one gets it.
+   * Takes the lease of up to `limit` due cursors whose newest lease term has run out (or that
+   * never had one). A replica that crashed holding a cursor loses it when its term expires.
    */
-  async claimDue(now: number, owner: string, leaseMs: number, limit: number): Promise<SourceCursor[]> {
-    const free: Filter<SourceCursor> = { $or: [{ leaseUntil: { $lte: now } }, { leaseUntil: { $exists: false } }] };
-    const due = await this.cursors.find({ nextPollAt: { $lte: now }, ...free }).sort({ nextPollAt: 1 }).limit(limit).toArray();
-    const claimed: SourceCursor[] = [];
+  async claimDue(now: number, owner: string, leaseMs: number, limit: number): Promise<HeldCursor[]> {
+    const due = await this.cursors.find({ nextPollAt: { $lte: now } }).sort({ nextPollAt: 1 }).limit(limit).toArray();
+    const claimed: HeldCursor[] = [];
     for (const c of due) {
-      const held: Filter<SourceCursor> = c.leaseUntil === undefined ? { leaseUntil: { $exists: false } } : { leaseUntil: c.leaseUntil };
-      const r = await this.cursors.findOneAndUpdate(
-        { _id: c._id, nextPollAt: c.nextPollAt, ...held },
-        { $set: { leaseOwner: owner, leaseUntil: now + leaseMs } },
-        { returnDocument: "after" },
-      );
-      if (r) claimed.push(r);
+      const term = await this.claim(c._id, now, owner, leaseMs);
+      if (term === undefined) continue;
+      // Read again now that the cursor is ours: the listing may predate the previous holder's
+      // release, which moved nextPollAt on.
+      const fresh = await this.cursors.findOne({ _id: c._id });
+      if (fresh === null || fresh.nextPollAt > now) {
+        await this.leases.updateOne({ _id: `${c._id}#${term}` }, { $set: { until: now } });
+        continue;
+      }
+      await this.cursors.updateOne({ _id: c._id }, { $set: { leaseOwner: owner, leaseUntil: now + leaseMs } });
+      claimed.push({ ...fresh, leaseOwner: owner, leaseUntil: now + leaseMs, leaseTerm: term, leaseHolder: owner });
     }
     return claimed;
   }
 
+  /** Inserts the next lease term of a cursor; undefined when its newest term is still held or another replica won. */
+  private async claim(cursor: string, now: number, owner: string, leaseMs: number): Promise<number | undefined> {
+    const newest = await this.leases.find({ cursor }).sort({ term: -1 }).limit(1).next();
+    if (newest !== null && newest.until > now) return undefined;
+    const term = (newest?.term ?? 0) + 1;
+    try {
+      await this.leases.insertOne({ _id: `${cursor}#${term}`, cursor, term, owner, until: now + leaseMs });
+    } catch (err) {
+      if (err instanceof MongoServerError && err.code === 11000) return undefined;
+      throw err;
+    }
+    // Old terms only tell history. Those long expired go: a claimer reads the newest term and
+    // inserts the next within milliseconds, so it never sees a term this old as the newest.
+    await this.leases.deleteMany({ cursor, term: { $lt: term }, until: { $lt: now - LEASE_HISTORY * leaseMs } });
+    return term;
+  }
+
   /**
-   * Moves the cursor from `from` to `to` while `owner` holds it; false when it lost the
-   * lease or someone reset the cursor (a changed declaration) in the meantime.
+   * Whether `held` is still this replica's: no later term was taken since. A holder slower
+   * than its lease keeps the cursor until another replica takes it over.
    */
-  async advance(id: string, owner: string, from: string | null, to: string, skipReason?: string): Promise<boolean> {
+  async stillHeld(held: HeldCursor): Promise<boolean> {
+    const [own, later] = await Promise.all([
+      this.leases.findOne({ _id: `${held._id}#${held.leaseTerm}` }),
+      this.leases.findOne({ cursor: held._id, term: { $gt: held.leaseTerm } }),
+    ]);
+    return own !== null && own.owner === held.leaseHolder && later === null;
+  }
+
+  /**
+   * Moves the held cursor from `from` to `to`; false when the lease was lost or someone reset
+   * the cursor (a changed declaration) in the meantime.
+   */
+  async advance(held: HeldCursor, from: string | null, to: string, skipReason?: string): Promise<boolean> {
+    if (!(await this.stillHeld(held))) return false;
     const update = skipReason === undefined ? { $set: { lastRevision: to }, $unset: { lastSkipReason: "" as const } } : { $set: { lastRevision: to, lastSkipReason: skipReason } };
-    const r = await this.cursors.updateOne({ _id: id, leaseOwner: owner, lastRevision: from }, update);
+    const r = await this.cursors.updateOne({ _id: held._id, lastRevision: from }, update);
     return r.modifiedCount === 1;
   }
 
-  /** Records the tags seen (tag triggers), while `owner` holds the cursor. */
-  async setKnownTags(id: string, owner: string, tags: string[]): Promise<boolean> {
-    const r = await this.cursors.updateOne({ _id: id, leaseOwner: owner }, { $set: { knownTags: tags } });
+  /** Records the tags seen (tag triggers) while the lease is held. */
+  async setKnownTags(held: HeldCursor, tags: string[]): Promise<boolean> {
+    if (!(await this.stillHeld(held))) return false;
+    const r = await this.cursors.updateOne({ _id: held._id }, { $set: { knownTags: tags } });
     return r.matchedCount === 1;
   }
 
   /**
    * Gives the lease back with the poll's outcome: the next poll time, and the failure count
-   * and error (reset by a success). A no-op when `owner` no longer holds it.
+   * and error (reset by a success). A no-op when the lease was lost.
    */
-  async release(id: string, owner: string, now: number, result: PollResult): Promise<void> {
+  async release(held: HeldCursor, now: number, result: PollResult): Promise<void> {
+    if (!(await this.stillHeld(held))) return;
     const free = { leaseOwner: "", leaseUntil: 0, nextPollAt: result.nextPollAt, lastPolledAt: now };
     if (result.ok) {
-      await this.cursors.updateOne({ _id: id, leaseOwner: owner }, { $set: { ...free, consecutiveFailures: 0 }, $unset: { lastError: "" } });
+      await this.cursors.updateOne({ _id: held._id }, { $set: { ...free, consecutiveFailures: 0 }, $unset: { lastError: "" } });
     } else {
-      await this.cursors.updateOne({ _id: id, leaseOwner: owner }, { $set: { ...free, lastError: result.error }, $inc: { consecutiveFailures: 1 } });
+      await this.cursors.updateOne({ _id: held._id }, { $set: { ...free, lastError: result.error }, $inc: { consecutiveFailures: 1 } });
     }
+    await this.leases.updateOne({ _id: `${held._id}#${held.leaseTerm}`, owner: held.leaseHolder }, { $set: { until: now } });
   }
 
   /** Cursors in `_id` order after `after`, optionally of one pipeline. */

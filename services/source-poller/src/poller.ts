@@ -5,7 +5,7 @@ import { matchGitTrigger, stripUserinfo } from "@sluice/domain";
 import type { Logger } from "@sluice/domain";
 import { SourceChangedSchema } from "@sluice/proto";
 import { MAX_BACKOFF_MS, backoffMs } from "./backoff.js";
-import type { CursorStore, SourceCursor } from "./cursor-store.js";
+import type { CursorStore, HeldCursor } from "./cursor-store.js";
 import type { GitMirrors } from "./git-mirror.js";
 import { lsRemoteHead, lsRemoteTags } from "./git-remote.js";
 
@@ -47,23 +47,23 @@ export async function pollOnce(o: PollerOptions): Promise<number> {
   return counts.reduce((a, b) => a + b, 0);
 }
 
-async function pollHeld(o: PollerOptions, cursor: SourceCursor, now: number): Promise<number> {
+async function pollHeld(o: PollerOptions, cursor: HeldCursor, now: number): Promise<number> {
   const log = o.logger.child({ pipeline: cursor.pipelineName, action: cursor.actionName });
   try {
     const published = await pollCursor(o, cursor, log);
-    await o.store.release(cursor._id, o.owner, (o.now ?? Date.now)(), { ok: true, nextPollAt: now + o.intervalMs });
+    await o.store.release(cursor, (o.now ?? Date.now)(), { ok: true, nextPollAt: now + o.intervalMs });
     return published;
   } catch (err) {
     const error = stripUserinfo(err instanceof Error ? err.message : String(err));
     const failures = (cursor.consecutiveFailures ?? 0) + 1;
     const waitMs = backoffMs(failures, o.intervalMs, o.maxBackoffMs ?? MAX_BACKOFF_MS);
     log.warn("source poll failed; backing off", { error, consecutiveFailures: failures, retryInMs: waitMs });
-    await o.store.release(cursor._id, o.owner, (o.now ?? Date.now)(), { ok: false, nextPollAt: now + waitMs, error });
+    await o.store.release(cursor, (o.now ?? Date.now)(), { ok: false, nextPollAt: now + waitMs, error });
     return 0;
   }
 }
 
-async function pollCursor(o: PollerOptions, cursor: SourceCursor, log: Logger): Promise<number> {
+async function pollCursor(o: PollerOptions, cursor: HeldCursor, log: Logger): Promise<number> {
   const git = { timeoutMs: o.gitTimeoutMs, hostEnv: o.gitHostEnv };
   const trigger = cursor.trigger ?? null;
   const watchesTags = trigger !== null && trigger.push.some((p) => p.tags !== undefined);
@@ -73,11 +73,11 @@ async function pollCursor(o: PollerOptions, cursor: SourceCursor, log: Logger): 
 
   if (head !== undefined && head !== cursor.lastRevision) {
     if (cursor.lastRevision === null) {
-      await o.store.advance(cursor._id, o.owner, null, head);
+      await o.store.advance(cursor, null, head);
       log.info("source baseline recorded", { revision: head });
     } else if (trigger === null) {
       await publish(o, cursor, head, cursor.branch, `${stripUserinfo(cursor.repositoryUrl)}#${cursor.branch}`);
-      await o.store.advance(cursor._id, o.owner, cursor.lastRevision, head);
+      await o.store.advance(cursor, cursor.lastRevision, head);
       log.info("source change detected", { revision: head, previous: cursor.lastRevision });
       published++;
     } else {
@@ -94,11 +94,11 @@ async function pollCursor(o: PollerOptions, cursor: SourceCursor, log: Logger): 
       const match = matchGitTrigger(trigger, { kind: "push", branch: cursor.branch, commit: head, ...(changedPaths === undefined ? {} : { changedPaths }) });
       if (match.matched) {
         await publish(o, cursor, head, cursor.branch, `${stripUserinfo(cursor.repositoryUrl)}#${cursor.branch} ${match.reason}`);
-        await o.store.advance(cursor._id, o.owner, cursor.lastRevision, head);
+        await o.store.advance(cursor, cursor.lastRevision, head);
         log.info("source change matched the trigger", { revision: head, previous: cursor.lastRevision, reason: match.reason });
         published++;
       } else {
-        await o.store.advance(cursor._id, o.owner, cursor.lastRevision, head, match.reason);
+        await o.store.advance(cursor, cursor.lastRevision, head, match.reason);
         log.info("source change does not match the trigger; nothing started", { revision: head, previous: cursor.lastRevision, reason: match.reason });
       }
     }
@@ -123,12 +123,12 @@ async function pollCursor(o: PollerOptions, cursor: SourceCursor, log: Logger): 
         published++;
       }
     }
-    if (JSON.stringify(seen) !== JSON.stringify(cursor.knownTags)) await o.store.setKnownTags(cursor._id, o.owner, seen);
+    if (JSON.stringify(seen) !== JSON.stringify(cursor.knownTags)) await o.store.setKnownTags(cursor, seen);
   }
   return published;
 }
 
-async function publish(o: PollerOptions, cursor: SourceCursor, revision: string, branch: string, detail: string): Promise<void> {
+async function publish(o: PollerOptions, cursor: HeldCursor, revision: string, branch: string, detail: string): Promise<void> {
   const eventId = `${cursor.pipelineName}:${cursor.actionName}:${revision}`;
   const msg = create(SourceChangedSchema, {
     eventId,
