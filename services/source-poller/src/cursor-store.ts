@@ -89,7 +89,11 @@ export class CursorStore {
    */
   async syncPipeline(pipelineName: string, sources: readonly GitSource[], now: number): Promise<void> {
     const keep = sources.map((s) => `${pipelineName}/${s.actionName}`);
-    await this.cursors.deleteMany({ pipelineName, _id: { $nin: keep } });
+    const gone = (await this.cursors.find({ pipelineName, _id: { $nin: keep } }, { projection: { _id: 1 } }).toArray()).map((c) => c._id);
+    if (gone.length > 0) {
+      await this.cursors.deleteMany({ _id: { $in: gone } });
+      await this.leases.deleteMany({ cursor: { $in: gone } });
+    }
     for (const s of sources) {
       const _id = `${pipelineName}/${s.actionName}`;
       const same = await this.cursors.findOne({ _id, repositoryUrl: s.repositoryUrl, branch: s.branch });

@@ -9,7 +9,7 @@ import { create } from "@bufbuild/protobuf";
 import { connectBus } from "@sluice/bus";
 import type { Bus } from "@sluice/bus";
 import { noopLogger } from "@sluice/domain";
-import { createClient } from "@sluice/grpc";
+import { GrpcStatus, createClient } from "@sluice/grpc";
 import type { Client } from "@sluice/grpc";
 import { SourceChangedSchema, SourceService, StateChangeEventSchema } from "@sluice/proto";
 import type { SourceChanged } from "@sluice/proto";
@@ -26,6 +26,7 @@ const repo = mkdtempSync(join(tmpdir(), "sluice-trigger-repo-"));
 const cache = mkdtempSync(join(tmpdir(), "sluice-trigger-cache-"));
 const git = (...args: string[]): string => execFileSync("git", ["-C", repo, ...args], { encoding: "utf8" }).trim();
 const VIEWER = "viewer-token-0123456789abcdef";
+const RUNNER = "runner-token-0123456789abcdef";
 
 function commit(file: string): string {
   mkdirSync(dirname(join(repo, file)), { recursive: true });
@@ -66,7 +67,7 @@ beforeAll(async () => {
       mongoDb: `sluice_sources_${prefix}`,
       grpcHost: "127.0.0.1",
       grpcPort: 0,
-      authTokens: `dev=admin:dev-token-0123456789abcdef,reader=viewer:${VIEWER}`,
+      authTokens: `dev=admin:dev-token-0123456789abcdef,reader=viewer:${VIEWER},worker=runner:${RUNNER}`,
       logLevel: "warn",
       shutdownGraceMs: 2000,
       pollIntervalMs: 3_600_000 /* the test drives polls itself */,
@@ -192,5 +193,13 @@ describe("source-poller with triggers", () => {
     const rest = await sources.listSourceStates({ pipelineName: "web", maxResults: 2, nextToken: page.nextToken });
     expect(rest.sourceStates.map((s) => s.actionName)).toEqual(["Release"]);
     expect(rest.nextToken).toBe("");
+
+    // Readers only: a runner's token is refused.
+    const runner = createClient(SourceService, `127.0.0.1:${poller.port}`, { token: RUNNER });
+    try {
+      await expect(runner.listSourceStates({})).rejects.toMatchObject({ code: GrpcStatus.PERMISSION_DENIED });
+    } finally {
+      runner.close();
+    }
   });
 });
