@@ -36,6 +36,8 @@ export interface SourcePollerConfig extends CommonConfig {
   pollMaxBackoffMs?: number;
   /** "" or absent: a directory under the system temp dir. */
   gitCacheDir?: string;
+  /** How often the loop looks for due sources; @default min(pollIntervalMs, 1000). Tests that drive polls set it high. */
+  pollTickMs?: number;
   /** Names this replica's leases; @default host-pid-random */
   replicaId?: string;
   /**

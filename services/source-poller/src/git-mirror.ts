@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { existsSync, mkdirSync } from "node:fs";
+import { existsSync, mkdirSync, rmSync } from "node:fs";
 import path from "node:path";
 import { checkBranch, checkRepositoryUrl, protocolArgs, runGit } from "./git-remote.js";
 import type { LsRemoteOptions } from "./git-remote.js";
@@ -42,7 +42,15 @@ export function createGitMirrors(cacheDir: string, opts: LsRemoteOptions): GitMi
           await runGit(["init", "--quiet", "--bare", dir], opts, "init");
         }
         const ref = `refs/heads/${branch}`;
-        await runGit([...protocolArgs(url), "-C", dir, "fetch", "--quiet", "--no-tags", "--", url, `+${ref}:${ref}`], opts, "fetch");
+        try {
+          // No FETCH_HEAD: it would keep the URL, credentials and all, on disk.
+          await runGit([...protocolArgs(url), "-C", dir, "fetch", "--quiet", "--no-tags", "--no-write-fetch-head", "--", url, `+${ref}:${ref}`], opts, "fetch");
+        } catch (err) {
+          // A fetch killed by the timeout can leave lock files behind that fail every later
+          // one; the mirror is only a cache, so it starts over next time.
+          rmSync(dir, { recursive: true, force: true });
+          throw err;
+        }
         const out = await runGit(["-C", dir, "diff", "--name-only", "--no-renames", "-z", from, to, "--"], opts, "diff");
         return out.split("\0").filter((p) => p !== "");
       });

@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { mkdirSync } from "node:fs";
+import { mkdirSync, rmSync } from "node:fs";
 import { hostname, tmpdir } from "node:os";
 import path from "node:path";
 import { connectBus, isTransientError } from "@sluice/bus";
@@ -46,9 +46,13 @@ export async function startSourcePoller(config: SourcePollerConfig, deps: { logg
     await bus.ensureStreams();
 
     const git = { timeoutMs: config.gitTimeoutMs, hostEnv: config.gitHostEnv ?? gitHostEnv({}) };
-    const cacheDir = config.gitCacheDir !== undefined && config.gitCacheDir !== "" ? config.gitCacheDir : path.join(tmpdir(), "sluice-source-poller-mirrors");
-    mkdirSync(cacheDir, { recursive: true });
     const owner = config.replicaId ?? `${hostname()}-${process.pid}-${randomBytes(4).toString("hex")}`;
+    // Mirrors are per replica (two processes fetching into one repository fight over its locks);
+    // the default one goes with the process.
+    const ownCache = config.gitCacheDir === undefined || config.gitCacheDir === "";
+    const cacheDir = ownCache ? path.join(tmpdir(), "sluice-source-poller-mirrors", owner.replace(/[^A-Za-z0-9._-]/g, "_")) : (config.gitCacheDir as string);
+    mkdirSync(cacheDir, { recursive: true });
+    if (ownCache) teardown.add("mirror cache", () => rmSync(cacheDir, { recursive: true, force: true }));
     const pollOptions: PollerOptions = {
       store,
       bus,
@@ -81,7 +85,7 @@ export async function startSourcePoller(config: SourcePollerConfig, deps: { logg
     });
     teardown.add("declaration consumer", () => declarations.stop());
 
-    const tickMs = Math.min(config.pollIntervalMs, 1000);
+    const tickMs = config.pollTickMs ?? Math.min(config.pollIntervalMs, 1000);
     const polling = startLoop(() => pollOnce(pollOptions), (outcome) => {
       if (outcome.failed) logger.error("poll round failed", { error: String(outcome.error) });
       return tickMs;

@@ -41,7 +41,7 @@ let mongo: MongoClient;
 let poller: SourcePoller;
 let sources: Client<typeof SourceService>;
 const received: SourceChanged[] = [];
-type Cursor = { _id: string; lastRevision: string | null; knownTags?: string[] | null; lastSkipReason?: string; consecutiveFailures?: number };
+type Cursor = { _id: string; lastRevision: string | null; knownTags?: string[] | null; lastSkipReason?: string; consecutiveFailures?: number; leaseOwner?: string; lastPolledAt?: number };
 const cursors = () => mongo.db(`sluice_sources_${prefix}`).collection<Cursor>("cursors");
 const dueNow = () => cursors().updateMany({}, { $set: { nextPollAt: 0 } });
 // Stored messages ever (the stream may be a work queue that drops acked ones): dedup skips a sequence number.
@@ -71,6 +71,7 @@ beforeAll(async () => {
       logLevel: "warn",
       shutdownGraceMs: 2000,
       pollIntervalMs: 3_600_000 /* the test drives polls itself */,
+      pollTickMs: 3_600_000,
       gitTimeoutMs: 10_000,
       gitCacheDir: cache,
       busPrefix: prefix,
@@ -127,9 +128,11 @@ describe("source-poller with triggers", () => {
         await dueNow();
         await poller.pollNow();
         const [app, release] = await Promise.all([cursors().findOne({ _id: "web/App" }), cursors().findOne({ _id: "web/Release" })]);
-        return [app?.lastRevision, Array.isArray(release?.knownTags)];
+        // Every lease given back, too: the round the declaration event started may still run.
+        const held = await cursors().countDocuments({ $or: [{ leaseOwner: { $ne: "" } }, { lastPolledAt: { $exists: false } }] });
+        return [app?.lastRevision, Array.isArray(release?.knownTags), held];
       }, { timeout: 15_000 })
-      .toEqual([first, true]);
+      .toEqual([first, true, 0]);
 
     const docs = commit("docs/guide.md");
     const readme = commit("src/notes.md");
