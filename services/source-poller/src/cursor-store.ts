@@ -19,6 +19,11 @@ export interface SourceCursor {
   trigger?: GitTriggerFilters | null;
   /** Tags seen at the last poll as "name sha" (tag triggers only); null until a baseline. */
   knownTags?: string[] | null;
+  /**
+   * Branch heads seen at the last poll as "branch sha" (triggers with branch filters, which
+   * watch every branch they match, as AWS does); null until a baseline.
+   */
+  knownHeads?: string[] | null;
   nextPollAt: number;
   /** "" when free. */
   leaseOwner?: string;
@@ -63,6 +68,9 @@ export interface HeldCursor extends SourceCursor {
 
 /** Expired leases older than this many lease lengths are deleted (see `claim`). */
 const LEASE_HISTORY = 10;
+
+/** What `recordRefs` may set. */
+export type RefFields = Partial<Pick<SourceCursor, "knownTags" | "knownHeads" | "lastRevision" | "lastSkipReason">>;
 
 /** How a poll of a held cursor ended. */
 export type PollResult = { ok: true; nextPollAt: number } | { ok: false; nextPollAt: number; error: string };
@@ -113,6 +121,7 @@ export class CursorStore {
           trigger: s.trigger,
           lastRevision: null,
           knownTags: null,
+          knownHeads: null,
           nextPollAt: now,
           leaseOwner: "",
           leaseUntil: 0,
@@ -198,10 +207,10 @@ export class CursorStore {
     return r.modifiedCount === 1;
   }
 
-  /** Records the tags seen (tag triggers) while the lease is held. */
-  async setKnownTags(held: HeldCursor, tags: string[]): Promise<boolean> {
+  /** Records the refs seen (triggers), and what the last change did, while the lease is held. */
+  async recordRefs(held: HeldCursor, fields: RefFields): Promise<boolean> {
     if (!(await this.stillHeld(held))) return false;
-    const r = await this.cursors.updateOne({ _id: held._id }, { $set: { knownTags: tags } });
+    const r = await this.cursors.updateOne({ _id: held._id }, { $set: fields });
     return r.matchedCount === 1;
   }
 

@@ -78,17 +78,29 @@ export async function lsRemoteHead(url: string, branch: string, opts: LsRemoteOp
  * Every tag of the remote and the commit it names (annotated tags peeled), by `git ls-remote --tags`.
  */
 export async function lsRemoteTags(url: string, opts: LsRemoteOptions): Promise<Map<string, string>> {
+  return lsRemoteRefs(url, "tags", opts);
+}
+
+/** Every branch of the remote and its head, by `git ls-remote --heads`. */
+export async function lsRemoteHeads(url: string, opts: LsRemoteOptions): Promise<Map<string, string>> {
+  return lsRemoteRefs(url, "heads", opts);
+}
+
+async function lsRemoteRefs(url: string, kind: "tags" | "heads", opts: LsRemoteOptions): Promise<Map<string, string>> {
   checkRepositoryUrl(url);
-  const out = await runGit([...protocolArgs(url), "ls-remote", "--tags", "--", url], opts, "ls-remote --tags");
-  const tags = new Map<string, string>();
+  const out = await runGit([...protocolArgs(url), "ls-remote", `--${kind}`, "--", url], opts, `ls-remote --${kind}`);
+  const prefix = `refs/${kind}/`;
+  const refs = new Map<string, string>();
   const peeled = new Map<string, string>();
   for (const line of out.split("\n")) {
     const [sha, ref] = line.split("\t");
-    if (!sha || !ref || !SHA.test(sha) || !ref.startsWith("refs/tags/")) continue;
-    const name = ref.slice("refs/tags/".length);
+    if (!sha || !ref || !SHA.test(sha) || !ref.startsWith(prefix)) continue;
+    const name = ref.slice(prefix.length);
+    // Names go into "name sha" pairs and log lines: anything with whitespace is not a ref git makes.
+    if (/\s/.test(name)) continue;
     if (name.endsWith("^{}")) peeled.set(name.slice(0, -3), sha);
-    else tags.set(name, sha);
+    else refs.set(name, sha);
   }
-  for (const [name, sha] of peeled) if (tags.has(name)) tags.set(name, sha);
-  return tags;
+  for (const [name, sha] of peeled) if (refs.has(name)) refs.set(name, sha);
+  return refs;
 }

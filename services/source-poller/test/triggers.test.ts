@@ -102,7 +102,7 @@ beforeAll(async () => {
     triggers: [
       {
         providerType: "CodeStarSourceConnection",
-        gitConfiguration: { sourceActionName: "App", push: [{ branches: { includes: ["main"] }, filePaths: { includes: ["src/**"], excludes: ["src/**/*.md"] } }] },
+        gitConfiguration: { sourceActionName: "App", push: [{ branches: { includes: ["main", "release/*"] }, filePaths: { includes: ["src/**"], excludes: ["src/**/*.md"] } }] },
       },
       { providerType: "CodeStarSourceConnection", gitConfiguration: { sourceActionName: "Release", push: [{ tags: { includes: ["v*"] } }] } },
     ],
@@ -140,8 +140,8 @@ describe("source-poller with triggers", () => {
     expect(await poller.pollNow()).toBe(0);
     const app = await cursors().findOne({ _id: "web/App" });
     expect(app?.lastRevision).toBe(readme);
-    expect(app?.lastSkipReason).toBe('no filter matched: push[0]: no changed file passes filePaths (changed: "docs/guide.md", "src/notes.md")');
-    expect((await cursors().findOne({ _id: "web/Release" }))?.lastSkipReason).toMatch(/filters tags, but this push is to a branch/);
+    expect(app?.lastSkipReason).toBe('main: no filter matched: push[0]: no changed file passes filePaths (changed: "docs/guide.md", "src/notes.md")');
+    expect((await cursors().findOne({ _id: "web/Release" }))?.lastSkipReason).toBe("the trigger filters no branch pushes");
     expect(docs).not.toBe(readme);
     expect(await published()).toBe(0);
 
@@ -153,6 +153,26 @@ describe("source-poller with triggers", () => {
     expect(received[0]?.sourceActionName).toBe("App");
     expect(received[0]?.triggerType).toBe("PollForSourceChanges");
     expect(received[0]?.triggerDetail).toBe(`file://${repo}#main push[0] matched: branch "main" matches "main"; file "src/lib/a.ts" matches "src/**"`);
+  });
+
+  it("watches every branch the filters match, not only BranchName", async () => {
+    const before = await published();
+    git("checkout", "-q", "-b", "feature/x");
+    commit("src/feature.ts");
+    git("checkout", "-q", "-b", "release/1");
+    const release = commit("src/release.ts");
+    await dueNow();
+    // release/1 is new: nothing to diff with, so filePaths lets it through; feature/x matches no branch filter.
+    expect(await poller.pollNow()).toBe(1);
+    expect(await published()).toBe(before + 1);
+    await expect.poll(() => received.filter((r) => r.revision?.branch === "release/1").map((r) => r.revision?.revisionId), { timeout: 15_000 }).toEqual([release]);
+    expect(received.find((r) => r.revision?.branch === "release/1")?.triggerDetail).toMatch(/#release\/1 push\[0\] matched: .*changed paths are not known/);
+
+    commit("docs/release-notes.txt");
+    await dueNow();
+    expect(await poller.pollNow()).toBe(0);
+    expect((await cursors().findOne({ _id: "web/App" }))?.lastSkipReason).toMatch(/^release\/1: no filter matched: .*docs\/release-notes\.txt/);
+    git("checkout", "-q", "main");
   });
 
   it("publishes a new tag's commit when a tag filter matches it, and only that", async () => {
