@@ -31,10 +31,10 @@ export function createGitMirrors(cacheDir: string, opts: LsRemoteOptions): GitMi
     return result;
   };
   return {
-    changedPaths(url, branch, from, to) {
+    async changedPaths(url, branch, from, to) {
       checkRepositoryUrl(url);
       checkBranch(branch);
-      if (!SHA.test(from) || !SHA.test(to)) return Promise.reject(new Error(`not commit ids: ${from}..${to}`));
+      if (!SHA.test(from) || !SHA.test(to)) throw new Error(`not commit ids: ${JSON.stringify(from)}..${JSON.stringify(to)}`);
       const dir = path.join(cacheDir, `${createHash("sha256").update(url).digest("hex").slice(0, 32)}.git`);
       return inTurn(dir, async () => {
         if (!existsSync(path.join(dir, "HEAD"))) {
