@@ -106,6 +106,27 @@ describe("leased cursors", () => {
     await storeA.removePipeline("fleet");
   });
 
+  it("three replicas racing round after round never hold one cursor at once", async () => {
+    const mongoC = await MongoClient.connect(servers.mongoUrl);
+    try {
+      const stores = [storeA, storeB, new CursorStore(mongoC.db(dbName))];
+      const sources = Array.from({ length: 20 }, (_, i) => ({ actionName: `s${String(i).padStart(2, "0")}`, repositoryUrl: "file:///unused", branch: "main", trigger: null }));
+      await storeA.syncPipeline("race", sources, 0);
+      for (let round = 0; round < 5; round++) {
+        const t = 10 + round * 10;
+        const held = await Promise.all(stores.map((store, i) => store.claimDue(t, `R${i}`, LEASE_MS, 100)));
+        const ids = held.flat().map((c) => c._id).filter((id) => id.startsWith("race/"));
+        expect(new Set(ids).size).toBe(ids.length);
+        expect(ids.sort()).toEqual(sources.map((s) => `race/${s.actionName}`));
+        // Everyone gives back what it polled, due again next round.
+        await Promise.all(held.map((list, i) => Promise.all(list.map((c) => (stores[i] as CursorStore).release(c, t, { ok: true, nextPollAt: t + 5 })))));
+      }
+    } finally {
+      await storeA.removePipeline("race");
+      await mongoC.close();
+    }
+  });
+
   it("publishes a revision once though both replicas poll it, and a killed replica's source is polled after its lease", async () => {
     const base = commit("b.txt");
     await storeA.syncPipeline("web", [{ actionName: "Checkout", repositoryUrl: `file://${repo}`, branch: "main", trigger: null }], 0);
