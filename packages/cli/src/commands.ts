@@ -20,7 +20,7 @@ import { optionalFlag, requireFlag, UsageError } from "./args.js";
 import type { Connection } from "./connection.js";
 import { parseCount, parseSourceRevisions, parseVariables } from "./options.js";
 import { renderExecution, renderPipelineState } from "./render.js";
-import { runWebhookCommand } from "./webhook-commands.js";
+import { runSourceCommand } from "./source-commands.js";
 
 export const USAGE = `usage: sluice <command> [flags]
 
@@ -77,7 +77,9 @@ export const USAGE = `usage: sluice <command> [flags]
   delete-webhook --name NAME
   register-webhook-with-third-party --webhook-name NAME
   deregister-webhook-with-third-party --webhook-name NAME
-                                         webhook commands go to the source poller: --source-endpoint
+  list-source-states [--pipeline-name NAME] [--max-results N] [--next-token T]
+                                         each polled source: last revision, next poll, failures, holder
+                                         webhook and source-state commands go to the source poller: --source-endpoint
                                          host:port, SLUICE_SOURCE_ADDR, or the \`npm start\` cluster's
 
 connection: --endpoint host:port and --auth-token, or SLUICE_ADDR and SLUICE_TOKEN,
@@ -97,8 +99,8 @@ function readInputFile(spec: string): string {
 
 /** Runs one API command and returns what to print. */
 export async function runCommand(args: ParsedArgs, conn: Connection): Promise<string> {
-  const webhookOutput = await runWebhookCommand(args, conn, readInputFile);
-  if (webhookOutput !== undefined) return webhookOutput;
+  const sourceOutput = await runSourceCommand(args, conn, readInputFile);
+  if (sourceOutput !== undefined) return sourceOutput;
   const client = createSluiceClient(conn);
   const api = client.pipelines;
   const json = args.flags["json"] === true;

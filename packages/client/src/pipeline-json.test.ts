@@ -121,7 +121,7 @@ describe("readPipelineJson", () => {
     (bad.stages[0]!.actions[0]!.configuration as Record<string, unknown>)["PollForSourceChanges"] = false;
     (bad.stages[1]!.actions[0]! as Record<string, unknown>)["inputArtifact"] = [{ name: "SourceArtifact" }];
     (bad.stages[2]!.actions[0]! as Record<string, unknown>)["timeoutInMinutes"] = 3_000_000_000;
-    bad["triggers"] = [{ providerType: "CodeStarSourceConnection" }];
+    bad["triggers"] = [{ providerType: "CodeStarSourceConnection", gitConfiguration: { sourceActionName: "Source", push: [{ branch: { includes: ["main"] } }] } }];
     (bad.stages[3] as Record<string, unknown>)["actions"] = { name: "Deploy" };
     const violations = violationsOf(JSON.stringify({ pipeline: bad }));
     expect(violations.map((v) => v.field)).toEqual([
@@ -130,7 +130,7 @@ describe("readPipelineJson", () => {
       "pipeline.stages[1].actions[0].inputArtifact",
       "pipeline.stages[2].actions[0].timeoutInMinutes",
       "pipeline.stages[3].actions",
-      "pipeline.triggers",
+      "pipeline.triggers[0].gitConfiguration.push[0].branch",
     ]);
     expect(violations.map((v) => v.message)).toEqual([
       'expected an integer, got string "first"',
@@ -138,8 +138,32 @@ describe("readPipelineJson", () => {
       "unknown field (known: name, actionTypeId, runOrder, configuration, commands, outputArtifacts, inputArtifacts, outputVariables, roleArn, region, namespace, timeoutInMinutes, environmentVariables)",
       "expected an integer from -2147483648 to 2147483647, got 3000000000",
       "expected an array, got an object",
-      "unknown field (known: name, roleArn, artifactStore, artifactStores, stages, version, executionMode, pipelineType, variables)",
+      "unknown field (known: tags, branches, filePaths)",
     ]);
+  });
+
+  it("reads AWS triggers (push and pullRequest filters) as written", () => {
+    const triggers = [
+      {
+        providerType: "CodeStarSourceConnection",
+        gitConfiguration: {
+          sourceActionName: "Source",
+          push: [
+            { tags: { includes: ["v*"], excludes: ["v0*"] } },
+            { branches: { includes: ["main", "release/**"] }, filePaths: { includes: ["src/**"], excludes: ["src/**/*.md"] } },
+          ],
+          pullRequest: [{ events: ["OPEN", "UPDATED", "CLOSED"], branches: { includes: ["main"] }, filePaths: { includes: ["**"] } }],
+        },
+      },
+    ];
+    const request = readPipelineJson(JSON.stringify({ pipeline: { ...declaration, pipelineType: "V2", triggers } }));
+    const git = request.pipeline?.triggers[0]?.gitConfiguration;
+    expect(request.pipeline?.triggers[0]?.providerType).toBe("CodeStarSourceConnection");
+    expect(git?.sourceActionName).toBe("Source");
+    expect(git?.push[0]?.tags?.excludes).toEqual(["v0*"]);
+    expect(git?.push[1]?.filePaths?.includes).toEqual(["src/**"]);
+    expect(git?.pullRequest[0]?.events).toEqual(["OPEN", "UPDATED", "CLOSED"]);
+    expect(git?.pullRequest[0]?.branches?.includes).toEqual(["main"]);
   });
 
   it("uses pipeline.-prefixed paths for a bare declaration too, and names unknown top-level keys", () => {

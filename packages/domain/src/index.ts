@@ -262,3 +262,18 @@ export type {
 } from "./execution/types.js";
 // -- end execution exports --
 export { LOG_ARTIFACT_NAME_PATTERN, logArtifactIdOf, logArtifactName, logStreamArnOf } from "./action-logs.js";
+// -- trigger exports --
+export { compileGlob, globMatch, globProblem } from "./triggers/glob.js";
+export type { CompiledGlob, GlobCompileResult } from "./triggers/glob.js";
+export { criteriaMatch, matchGitTrigger } from "./triggers/match.js";
+export type {
+  GitFilterCriteriaLike,
+  GitPullRequestFilterLike,
+  GitPushFilterLike,
+  GitTriggerEvent,
+  GitTriggerFiltersLike,
+  PullRequestEventType,
+  TriggerMatch,
+} from "./triggers/match.js";
+export { PULL_REQUEST_EVENTS, TRIGGER_PROVIDER_TYPES } from "./validation/triggers.js";
+// -- end trigger exports --

@@ -1,6 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it, inject } from "vitest";
 import type {} from "@sluice/testkit";
 import { GrpcStatus } from "@sluice/grpc";
+import { create } from "@bufbuild/protobuf";
+import { PipelineDeclarationSchema, PipelineTriggerDeclarationSchema } from "@sluice/proto";
 import type { StateChangeEvent } from "@sluice/proto";
 import { TOKENS, approvalPipeline, failure, isolation, startHarness, threeStagePipeline } from "./helpers.js";
 import type { Clients, Harness } from "./helpers.js";
@@ -148,6 +150,29 @@ describe("request validation", () => {
     expect(fields).toContain("pipeline.stages[1].actions[0].name");
     const missing = await failure(clients.viewer.getPipeline({ name: "invalid-one" }));
     expect(missing.errorCode).toBe("PipelineNotFoundException");
+  });
+
+  it("stores V2 triggers and returns them; refuses them on a V1 pipeline naming pipeline.triggers", async () => {
+    const withTriggers = (name: string, pipelineType: string) => {
+      const decl = create(PipelineDeclarationSchema, threeStagePipeline(name));
+      decl.pipelineType = pipelineType;
+      decl.triggers = [
+        create(PipelineTriggerDeclarationSchema, {
+          providerType: "CodeStarSourceConnection",
+          gitConfiguration: { sourceActionName: "Checkout", push: [{ branches: { includes: ["main"] }, filePaths: { includes: ["src/**"] } }] },
+        }),
+      ];
+      return decl;
+    };
+    const v1 = await failure(clients.ops.createPipeline({ pipeline: withTriggers("triggers-v1", "V1") }));
+    expect(v1.errorCode).toBe("InvalidStructureException");
+    expect(v1.violations.map((v) => v.field)).toEqual(["pipeline.triggers"]);
+    await clients.ops.createPipeline({ pipeline: withTriggers("triggers-v2", "V2") });
+    const got = await clients.viewer.getPipeline({ name: "triggers-v2" });
+    const git = got.pipeline?.triggers[0]?.gitConfiguration;
+    expect(got.pipeline?.triggers[0]?.providerType).toBe("CodeStarSourceConnection");
+    expect(git?.sourceActionName).toBe("Checkout");
+    expect(git?.push[0]?.filePaths?.includes).toEqual(["src/**"]);
   });
 
   it("judges an inline buildspec at CreatePipeline and UpdatePipeline, naming the misspelt field", async () => {

@@ -11,6 +11,14 @@ const Env = z.object({
   POLL_INTERVAL_MS: z.coerce.number().int().min(100).default(60_000),
   // A remote that does not answer within this is skipped until the next poll.
   GIT_TIMEOUT_MS: z.coerce.number().int().min(100).default(30_000),
+  // How long a replica holds a source while polling it; a crashed replica's sources are polled
+  // by another one after this. Default: 3 git timeouts + 30 s (ls-remote, fetch and diff).
+  POLL_LEASE_MS: z.coerce.number().int().min(1000).optional(),
+  // A failing remote is retried after the interval doubled per failure, at most this long.
+  POLL_MAX_BACKOFF_MS: z.coerce.number().int().min(1000).default(30 * 60_000),
+  // Where bare mirrors for filePaths triggers are kept (a cache: safe to delete). Default: a
+  // directory under the system temp dir.
+  GIT_CACHE_DIR: z.string().default(""),
   // The orchestrator, asked for every pipeline at start and every RESYNC_INTERVAL_MS, so a lost
   // declaration event is caught up with. Empty: declaration events only.
   ORCHESTRATOR_ADDR: z.string().default(""),
@@ -38,6 +46,16 @@ export interface SourcePollerConfig extends CommonConfig {
   mongoDb: string;
   pollIntervalMs: number;
   gitTimeoutMs: number;
+  /** @default 3 × gitTimeoutMs + 30 s */
+  pollLeaseMs?: number;
+  /** @default 30 minutes */
+  pollMaxBackoffMs?: number;
+  /** "" or absent: a directory under the system temp dir. */
+  gitCacheDir?: string;
+  /** How often the loop looks for due sources; @default min(pollIntervalMs, 1000). Tests that drive polls set it high. */
+  pollTickMs?: number;
+  /** Names this replica's leases; @default host-pid-random */
+  replicaId?: string;
   /**
    * The part of the poller's environment git may see: PATH and the network settings
    * (`GIT_HOST_ENV`), never `GIT_*`, `HOME` or a token. @default a PATH only
@@ -60,6 +78,9 @@ export function loadSourcePollerConfig(env: Record<string, string | undefined>):
     mongoDb: e.MONGO_DB,
     pollIntervalMs: e.POLL_INTERVAL_MS,
     gitTimeoutMs: e.GIT_TIMEOUT_MS,
+    ...(e.POLL_LEASE_MS === undefined ? {} : { pollLeaseMs: e.POLL_LEASE_MS }),
+    pollMaxBackoffMs: e.POLL_MAX_BACKOFF_MS,
+    gitCacheDir: e.GIT_CACHE_DIR,
     gitHostEnv: gitHostEnv(env),
     busPrefix: e.SLUICE_BUS_PREFIX ?? "",
     orchestratorAddr: e.ORCHESTRATOR_ADDR,

@@ -1,6 +1,12 @@
-import type { Collection, Db } from "mongodb";
+import { MongoServerError } from "mongodb";
+import type { Collection, Db, Filter } from "mongodb";
+import type { GitTriggerFilters } from "./git-sources.js";
 
-/** Where one Git source action stands: the last revision seen and when to look again. */
+/**
+ * Where one Git source action stands: the last revision seen, when to look again, and which
+ * replica holds it now (`leaseOwner`/`leaseUntil` are shown to people; the `leases` collection
+ * decides).
+ */
 export interface SourceCursor {
   _id: string; // "<pipeline>/<action>"
   pipelineName: string;
@@ -9,42 +15,118 @@ export interface SourceCursor {
   branch: string;
   /** The revision already accounted for; null until the first poll sets the baseline. */
   lastRevision: string | null;
+  /** The pipeline's trigger for this action; null: every change of the branch starts it. */
+  trigger?: GitTriggerFilters | null;
+  /** Tags seen at the last poll as "name sha" (tag triggers only); null until a baseline. */
+  knownTags?: string[] | null;
+  /**
+   * Branch heads seen at the last poll as "branch sha" (triggers with branch filters, which
+   * watch every branch they match, as AWS does); null until a baseline.
+   */
+  knownHeads?: string[] | null;
   nextPollAt: number;
+  /** "" when free. */
+  leaseOwner?: string;
+  /** 0 when free; a lease past this is free again (its holder crashed or hung). */
+  leaseUntil?: number;
+  lastPolledAt?: number;
+  consecutiveFailures?: number;
   lastError?: string;
+  /** Why the last change seen did not start the pipeline. */
+  lastSkipReason?: string;
 }
 
 export interface GitSource {
   actionName: string;
   repositoryUrl: string;
   branch: string;
+  trigger: GitTriggerFilters | null;
 }
+
+/**
+ * One lease term of a cursor, in `leases` keyed `<cursor>#<term>`. A replica takes a cursor by
+ * inserting the term after the newest one, once that one has run out: a unique-key insert has
+ * one winner on MongoDB and on FerretDB 1.x alike, whereas FerretDB does not make a filtered
+ * update a compare-and-set (its updates are read-modify-write without isolation), so two
+ * replicas could both "win" a conditional update of the cursor. Only the holder ever writes its
+ * term (to give it back early), so nothing races on a lease document.
+ */
+interface LeaseDoc {
+  _id: string;
+  cursor: string;
+  term: number;
+  owner: string;
+  /** Free from this moment on: the expiry, or the moment it was given back. */
+  until: number;
+}
+
+/** A cursor this replica holds, with the term that says so. */
+export interface HeldCursor extends SourceCursor {
+  readonly leaseTerm: number;
+  readonly leaseHolder: string;
+}
+
+/** Expired leases older than this many lease lengths are deleted (see `claim`). */
+const LEASE_HISTORY = 10;
+
+/** What `recordRefs` may set. */
+export type RefFields = Partial<Pick<SourceCursor, "knownTags" | "knownHeads" | "lastRevision" | "lastSkipReason">>;
+
+/** How a poll of a held cursor ended. */
+export type PollResult = { ok: true; nextPollAt: number } | { ok: false; nextPollAt: number; error: string };
 
 export class CursorStore {
   private readonly cursors: Collection<SourceCursor>;
+  private readonly leases: Collection<LeaseDoc>;
 
   constructor(db: Db) {
     this.cursors = db.collection<SourceCursor>("cursors");
+    this.leases = db.collection<LeaseDoc>("leases");
   }
 
   async ensureIndexes(): Promise<void> {
     await this.cursors.createIndex({ nextPollAt: 1 });
     await this.cursors.createIndex({ pipelineName: 1 });
+    await this.leases.createIndex({ cursor: 1, term: -1 });
   }
 
   /**
    * Makes the pipeline's cursors match its current Git sources. A source whose URL
-   * or branch changed starts over (baseline on the next poll); removed ones go.
+   * or branch changed starts over (baseline on the next poll); removed ones go; a changed
+   * trigger applies from the next poll on.
    */
   async syncPipeline(pipelineName: string, sources: readonly GitSource[], now: number): Promise<void> {
     const keep = sources.map((s) => `${pipelineName}/${s.actionName}`);
-    await this.cursors.deleteMany({ pipelineName, _id: { $nin: keep } });
+    const gone = (await this.cursors.find({ pipelineName, _id: { $nin: keep } }, { projection: { _id: 1 } }).toArray()).map((c) => c._id);
+    if (gone.length > 0) {
+      await this.cursors.deleteMany({ _id: { $in: gone } });
+      await this.leases.deleteMany({ cursor: { $in: gone } });
+    }
     for (const s of sources) {
       const _id = `${pipelineName}/${s.actionName}`;
       const same = await this.cursors.findOne({ _id, repositoryUrl: s.repositoryUrl, branch: s.branch });
-      if (same) continue;
+      if (same) {
+        if (JSON.stringify(same.trigger ?? null) !== JSON.stringify(s.trigger)) {
+          await this.cursors.updateOne({ _id }, { $set: { trigger: s.trigger } });
+        }
+        continue;
+      }
       await this.cursors.replaceOne(
         { _id },
-        { pipelineName, actionName: s.actionName, repositoryUrl: s.repositoryUrl, branch: s.branch, lastRevision: null, nextPollAt: now },
+        {
+          pipelineName,
+          actionName: s.actionName,
+          repositoryUrl: s.repositoryUrl,
+          branch: s.branch,
+          trigger: s.trigger,
+          lastRevision: null,
+          knownTags: null,
+          knownHeads: null,
+          nextPollAt: now,
+          leaseOwner: "",
+          leaseUntil: 0,
+          consecutiveFailures: 0,
+        },
         { upsert: true },
       );
     }
@@ -57,35 +139,102 @@ export class CursorStore {
   }
 
   async removePipeline(pipelineName: string): Promise<void> {
+    const ids = (await this.cursors.find({ pipelineName }, { projection: { _id: 1 } }).toArray()).map((c) => c._id);
     await this.cursors.deleteMany({ pipelineName });
+    if (ids.length > 0) await this.leases.deleteMany({ cursor: { $in: ids } });
   }
 
   /**
-   * Claims the cursors due now by pushing their next poll time forward in one
-   * conditional write each, so replicas never poll the same source twice per interval.
+   * Takes the lease of up to `limit` due cursors whose newest lease term has run out (or that
+   * never had one). A replica that crashed holding a cursor loses it when its term expires.
    */
-  async claimDue(now: number, intervalMs: number, limit: number): Promise<SourceCursor[]> {
+  async claimDue(now: number, owner: string, leaseMs: number, limit: number): Promise<HeldCursor[]> {
     const due = await this.cursors.find({ nextPollAt: { $lte: now } }).sort({ nextPollAt: 1 }).limit(limit).toArray();
-    const claimed: SourceCursor[] = [];
+    const claimed: HeldCursor[] = [];
     for (const c of due) {
-      const r = await this.cursors.findOneAndUpdate(
-        { _id: c._id, nextPollAt: c.nextPollAt },
-        { $set: { nextPollAt: now + intervalMs } },
-        { returnDocument: "after" },
-      );
-      if (r) claimed.push(r);
+      const term = await this.claim(c._id, now, owner, leaseMs);
+      if (term === undefined) continue;
+      // Read again now that the cursor is ours: the listing may predate the previous holder's
+      // release, which moved nextPollAt on.
+      const fresh = await this.cursors.findOne({ _id: c._id });
+      if (fresh === null || fresh.nextPollAt > now) {
+        await this.leases.updateOne({ _id: `${c._id}#${term}` }, { $set: { until: now } });
+        continue;
+      }
+      await this.cursors.updateOne({ _id: c._id }, { $set: { leaseOwner: owner, leaseUntil: now + leaseMs } });
+      claimed.push({ ...fresh, leaseOwner: owner, leaseUntil: now + leaseMs, leaseTerm: term, leaseHolder: owner });
     }
     return claimed;
   }
 
-  /** Moves the cursor from `from` to `to`; false when another poller got there first. */
-  async advance(id: string, from: string | null, to: string): Promise<boolean> {
-    const r = await this.cursors.updateOne({ _id: id, lastRevision: from }, { $set: { lastRevision: to }, $unset: { lastError: "" } });
+  /** Inserts the next lease term of a cursor; undefined when its newest term is still held or another replica won. */
+  private async claim(cursor: string, now: number, owner: string, leaseMs: number): Promise<number | undefined> {
+    const newest = await this.leases.find({ cursor }).sort({ term: -1 }).limit(1).next();
+    if (newest !== null && newest.until > now) return undefined;
+    const term = (newest?.term ?? 0) + 1;
+    try {
+      await this.leases.insertOne({ _id: `${cursor}#${term}`, cursor, term, owner, until: now + leaseMs });
+    } catch (err) {
+      if (err instanceof MongoServerError && err.code === 11000) return undefined;
+      throw err;
+    }
+    // Old terms only tell history. Those long expired go: a claimer reads the newest term and
+    // inserts the next within milliseconds, so it never sees a term this old as the newest.
+    await this.leases.deleteMany({ cursor, term: { $lt: term }, until: { $lt: now - LEASE_HISTORY * leaseMs } });
+    return term;
+  }
+
+  /**
+   * Whether `held` is still this replica's: no later term was taken since. A holder slower
+   * than its lease keeps the cursor until another replica takes it over.
+   */
+  async stillHeld(held: HeldCursor): Promise<boolean> {
+    const [own, later] = await Promise.all([
+      this.leases.findOne({ _id: `${held._id}#${held.leaseTerm}` }),
+      this.leases.findOne({ cursor: held._id, term: { $gt: held.leaseTerm } }),
+    ]);
+    return own !== null && own.owner === held.leaseHolder && later === null;
+  }
+
+  /**
+   * Moves the held cursor from `from` to `to`; false when the lease was lost or someone reset
+   * the cursor (a changed declaration) in the meantime.
+   */
+  async advance(held: HeldCursor, from: string | null, to: string, skipReason?: string): Promise<boolean> {
+    if (!(await this.stillHeld(held))) return false;
+    const update = skipReason === undefined ? { $set: { lastRevision: to }, $unset: { lastSkipReason: "" as const } } : { $set: { lastRevision: to, lastSkipReason: skipReason } };
+    const r = await this.cursors.updateOne({ _id: held._id, lastRevision: from }, update);
     return r.modifiedCount === 1;
   }
 
-  async recordError(id: string, message: string): Promise<void> {
-    await this.cursors.updateOne({ _id: id }, { $set: { lastError: message } });
+  /** Records the refs seen (triggers), and what the last change did, while the lease is held. */
+  async recordRefs(held: HeldCursor, fields: RefFields): Promise<boolean> {
+    if (!(await this.stillHeld(held))) return false;
+    const r = await this.cursors.updateOne({ _id: held._id }, { $set: fields });
+    return r.matchedCount === 1;
+  }
+
+  /**
+   * Gives the lease back with the poll's outcome: the next poll time, and the failure count
+   * and error (reset by a success). A no-op when the lease was lost.
+   */
+  async release(held: HeldCursor, now: number, result: PollResult): Promise<void> {
+    if (!(await this.stillHeld(held))) return;
+    const free = { leaseOwner: "", leaseUntil: 0, nextPollAt: result.nextPollAt, lastPolledAt: now };
+    if (result.ok) {
+      await this.cursors.updateOne({ _id: held._id }, { $set: { ...free, consecutiveFailures: 0 }, $unset: { lastError: "" } });
+    } else {
+      await this.cursors.updateOne({ _id: held._id }, { $set: { ...free, lastError: result.error }, $inc: { consecutiveFailures: 1 } });
+    }
+    await this.leases.updateOne({ _id: `${held._id}#${held.leaseTerm}`, owner: held.leaseHolder }, { $set: { until: now } });
+  }
+
+  /** Cursors in `_id` order after `after`, optionally of one pipeline. */
+  async list(pipelineName: string, after: string, limit: number): Promise<SourceCursor[]> {
+    const filter: Filter<SourceCursor> = {};
+    if (pipelineName !== "") filter.pipelineName = pipelineName;
+    if (after !== "") filter._id = { $gt: after };
+    return this.cursors.find(filter).sort({ _id: 1 }).limit(limit).toArray();
   }
 
   async get(id: string): Promise<SourceCursor | null> {

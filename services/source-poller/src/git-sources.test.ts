@@ -1,5 +1,5 @@
 import { create } from "@bufbuild/protobuf";
-import { PipelineDeclarationSchema } from "@sluice/proto";
+import { PipelineDeclarationSchema, PipelineTriggerDeclarationSchema } from "@sluice/proto";
 import { describe, expect, it } from "vitest";
 import { gitSourcesOf } from "./git-sources.js";
 
@@ -18,7 +18,7 @@ function declaration(configuration: Record<string, string>, provider = "Git") {
 describe("gitSourcesOf", () => {
   it("watches a Git source's branch (BranchName, default main)", () => {
     expect(gitSourcesOf(declaration({ RepositoryUrl: "file:///r", BranchName: "release" }))).toEqual([
-      { actionName: "Checkout", repositoryUrl: "file:///r", branch: "release" },
+      { actionName: "Checkout", repositoryUrl: "file:///r", branch: "release", trigger: null },
     ]);
     expect(gitSourcesOf(declaration({ RepositoryUrl: "file:///r" }))[0]?.branch).toBe("main");
   });
@@ -26,5 +26,19 @@ describe("gitSourcesOf", () => {
   it("does not poll a source with PollForSourceChanges or DetectChanges set to false", () => {
     expect(gitSourcesOf(declaration({ RepositoryUrl: "file:///r", PollForSourceChanges: "false" }))).toEqual([]);
     expect(gitSourcesOf(declaration({ RepositoryUrl: "file:///r", DetectChanges: "false" }, "CodeStarSourceConnection"))).toEqual([]);
+  });
+
+  it("carries the action's trigger on V2 pipelines, and polls a triggered source even with DetectChanges false", () => {
+    const decl = declaration({ RepositoryUrl: "file:///r", DetectChanges: "false" }, "CodeStarSourceConnection");
+    decl.pipelineType = "V2";
+    decl.triggers = [
+      create(PipelineTriggerDeclarationSchema, {
+        providerType: "CodeStarSourceConnection",
+        gitConfiguration: { sourceActionName: "Checkout", push: [{ branches: { includes: ["main"] }, filePaths: { excludes: ["docs/**"] } }] },
+      }),
+    ];
+    expect(gitSourcesOf(decl)[0]?.trigger).toEqual({ push: [{ branches: { includes: ["main"], excludes: [] }, filePaths: { includes: [], excludes: ["docs/**"] } }], pullRequest: [] });
+    decl.pipelineType = "V1";
+    expect(gitSourcesOf(decl)).toEqual([]);
   });
 });

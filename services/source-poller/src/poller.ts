@@ -1,11 +1,18 @@
 import { create } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import type { Bus } from "@sluice/bus";
-import { stripUserinfo } from "@sluice/domain";
+import { matchGitTrigger, stripUserinfo } from "@sluice/domain";
 import type { Logger } from "@sluice/domain";
 import { SourceChangedSchema } from "@sluice/proto";
-import type { CursorStore, SourceCursor } from "./cursor-store.js";
-import { lsRemoteHead } from "./git-remote.js";
+import { MAX_BACKOFF_MS, backoffMs } from "./backoff.js";
+import type { CursorStore, HeldCursor } from "./cursor-store.js";
+import type { GitMirrors } from "./git-mirror.js";
+import { lsRemoteHead, lsRemoteHeads, lsRemoteTags } from "./git-remote.js";
+import type { LsRemoteOptions } from "./git-remote.js";
+import type { GitTriggerFilters } from "./git-sources.js";
+
+/** Trigger details longer than AWS's triggerDetail (1024) are cut. */
+const MAX_DETAIL = 1024;
 
 export interface PollerOptions {
   store: CursorStore;
@@ -15,57 +22,167 @@ export interface PollerOptions {
   gitTimeoutMs: number;
   /** The environment git starts from (see `SourcePollerConfig.gitHostEnv`). */
   gitHostEnv: Readonly<Record<string, string>>;
+  /** Who holds the leases this poller takes: unique per replica. */
+  owner: string;
+  /** How long a lease lasts: longer than a poll can take, so only a dead holder loses one. */
+  leaseMs: number;
+  /** Computes changed paths for filePaths filters. */
+  mirrors: GitMirrors;
+  maxBackoffMs?: number;
+  /** Cursors claimed per round. @default 100 */
+  batchSize?: number;
   now?: () => number;
 }
 
 /**
- * Checks every due Git source once. A new head is published as SourceChanged
- * before the cursor moves: if the process dies in between, the next poll publishes
- * the same revision again, and the message id (and the orchestrator, which ignores
- * a revision it already ran) make that harmless. The first poll of a source only
- * records a baseline: the pipeline's initial execution already covers that commit.
+ * Checks every due Git source this replica can lease, once. A new head is published as
+ * SourceChanged before the cursor moves: if the process dies in between, the next poll (here or
+ * on another replica once the lease ran out) publishes the same revision again, and the message
+ * id `pipeline:action:revision` (and the orchestrator, which ignores a revision it already ran)
+ * make that harmless. The first poll of a source only records a baseline: the pipeline's initial
+ * execution already covers that commit. Returns how many SourceChanged were published.
  */
 export async function pollOnce(o: PollerOptions): Promise<number> {
   const now = (o.now ?? Date.now)();
-  const due = await o.store.claimDue(now, o.intervalMs, 100);
+  const due = await o.store.claimDue(now, o.owner, o.leaseMs, o.batchSize ?? 100);
+  const counts = await Promise.all(due.map((cursor) => pollHeld(o, cursor, now)));
+  return counts.reduce((a, b) => a + b, 0);
+}
+
+async function pollHeld(o: PollerOptions, cursor: HeldCursor, now: number): Promise<number> {
+  const log = o.logger.child({ pipeline: cursor.pipelineName, action: cursor.actionName });
+  try {
+    const published = await pollCursor(o, cursor, log);
+    await o.store.release(cursor, (o.now ?? Date.now)(), { ok: true, nextPollAt: now + o.intervalMs });
+    return published;
+  } catch (err) {
+    const error = stripUserinfo(err instanceof Error ? err.message : String(err));
+    const failures = (cursor.consecutiveFailures ?? 0) + 1;
+    const waitMs = backoffMs(failures, o.intervalMs, o.maxBackoffMs ?? MAX_BACKOFF_MS);
+    log.warn("source poll failed; backing off", { error, consecutiveFailures: failures, retryInMs: waitMs });
+    await o.store.release(cursor, (o.now ?? Date.now)(), { ok: false, nextPollAt: now + waitMs, error });
+    return 0;
+  }
+}
+
+async function pollCursor(o: PollerOptions, cursor: HeldCursor, log: Logger): Promise<number> {
+  const trigger = cursor.trigger ?? null;
+  if (trigger === null) return pollBranch(o, cursor, log);
+  // As AWS: branch filters replace BranchName (every matching branch is watched); a trigger
+  // with tag or pull-request filters only ignores branch pushes altogether.
   let published = 0;
-  await Promise.all(
-    due.map(async (cursor) => {
-      if (await pollCursor(o, cursor)) published++;
-    }),
-  );
+  if (trigger.push.some((p) => p.branches !== undefined)) published += await pollBranches(o, cursor, trigger, log);
+  else await pollBranch(o, cursor, log, "the trigger filters no branch pushes");
+  if (trigger.push.some((p) => p.tags !== undefined)) published += await pollTags(o, cursor, trigger, log);
   return published;
 }
 
-async function pollCursor(o: PollerOptions, cursor: SourceCursor): Promise<boolean> {
-  const log = o.logger.child({ pipeline: cursor.pipelineName, action: cursor.actionName });
-  let head: string | undefined;
-  try {
-    head = await lsRemoteHead(cursor.repositoryUrl, cursor.branch, { timeoutMs: o.gitTimeoutMs, hostEnv: o.gitHostEnv });
-  } catch (err) {
-    const message = stripUserinfo(err instanceof Error ? err.message : String(err));
-    log.warn("git ls-remote failed", { error: message });
-    await o.store.recordError(cursor._id, message);
-    return false;
-  }
-  if (!head || head === cursor.lastRevision) return false;
+function gitOptions(o: PollerOptions): LsRemoteOptions {
+  return { timeoutMs: o.gitTimeoutMs, hostEnv: o.gitHostEnv };
+}
+
+/**
+ * BranchName only, without a trigger (every new head starts the pipeline) or, with `skipping`,
+ * a trigger that takes no branch pushes (the head is followed so the state stays current).
+ */
+async function pollBranch(o: PollerOptions, cursor: HeldCursor, log: Logger, skipping?: string): Promise<number> {
+  const head = await lsRemoteHead(cursor.repositoryUrl, cursor.branch, gitOptions(o));
+  if (head === undefined || head === cursor.lastRevision) return 0;
   if (cursor.lastRevision === null) {
-    await o.store.advance(cursor._id, null, head);
+    await o.store.advance(cursor, null, head);
     log.info("source baseline recorded", { revision: head });
-    return false;
+    return 0;
   }
-  const eventId = `${cursor.pipelineName}:${cursor.actionName}:${head}`;
+  if (skipping !== undefined) {
+    await o.store.advance(cursor, cursor.lastRevision, head, skipping);
+    log.info("source change does not match the trigger; nothing started", { revision: head, previous: cursor.lastRevision, reason: skipping });
+    return 0;
+  }
+  await publish(o, cursor, head, cursor.branch, `${stripUserinfo(cursor.repositoryUrl)}#${cursor.branch}`);
+  await o.store.advance(cursor, cursor.lastRevision, head);
+  log.info("source change detected", { revision: head, previous: cursor.lastRevision });
+  return 1;
+}
+
+/** Every branch head, judged by the trigger; a branch's changed paths come from the mirror. */
+async function pollBranches(o: PollerOptions, cursor: HeldCursor, trigger: GitTriggerFilters, log: Logger): Promise<number> {
+  const heads = await lsRemoteHeads(cursor.repositoryUrl, gitOptions(o));
+  const seen = [...heads].map(([name, sha]) => `${name} ${sha}`).sort();
+  const lastRevision = heads.get(cursor.branch) ?? cursor.lastRevision;
+  if (cursor.knownHeads === null || cursor.knownHeads === undefined) {
+    await o.store.recordRefs(cursor, { knownHeads: seen, lastRevision });
+    log.info("source baseline recorded", { branches: heads.size, revision: lastRevision });
+    return 0;
+  }
+  const known = new Map(cursor.knownHeads.map((entry) => entry.split(" ") as [string, string]));
+  const needsPaths = trigger.push.some((p) => p.branches !== undefined && p.filePaths !== undefined);
+  let published = 0;
+  let skipReason: string | undefined;
+  for (const [branch, sha] of heads) {
+    const from = known.get(branch);
+    if (from === sha) continue;
+    let changedPaths: string[] | undefined;
+    // A new branch has no previous head to diff with: its paths are unknown, so filePaths lets it through.
+    if (needsPaths && from !== undefined) {
+      try {
+        changedPaths = await o.mirrors.changedPaths(cursor.repositoryUrl, branch, from, sha);
+      } catch (err) {
+        // Not knowing what changed must not lose a change: the matcher then lets filePaths pass.
+        log.warn("changed paths unknown; filePaths filters not applied", { branch, error: stripUserinfo(err instanceof Error ? err.message : String(err)) });
+      }
+    }
+    const match = matchGitTrigger(trigger, { kind: "push", branch, commit: sha, ...(changedPaths === undefined ? {} : { changedPaths }) });
+    if (!match.matched) {
+      skipReason = `${branch}: ${match.reason}`;
+      log.info("source change does not match the trigger; nothing started", { branch, revision: sha, previous: from, reason: match.reason });
+      continue;
+    }
+    await publish(o, cursor, sha, branch, `${stripUserinfo(cursor.repositoryUrl)}#${branch} ${match.reason}`);
+    log.info("source change matched the trigger", { branch, revision: sha, previous: from, reason: match.reason });
+    published++;
+  }
+  // Recorded after publishing: a crash in between publishes the same revisions again (same message ids).
+  await o.store.recordRefs(cursor, { knownHeads: seen, lastRevision, ...(skipReason === undefined ? {} : { lastSkipReason: skipReason }) });
+  return published;
+}
+
+/** New tags (or tags moved to another commit) judged by the trigger; the first poll is a baseline. */
+async function pollTags(o: PollerOptions, cursor: HeldCursor, trigger: GitTriggerFilters, log: Logger): Promise<number> {
+  const tags = await lsRemoteTags(cursor.repositoryUrl, gitOptions(o));
+  const seen = [...tags].map(([name, sha]) => `${name} ${sha}`).sort();
+  if (cursor.knownTags === null || cursor.knownTags === undefined) {
+    await o.store.recordRefs(cursor, { knownTags: seen });
+    log.info("tag baseline recorded", { tags: seen.length });
+    return 0;
+  }
+  const known = new Set(cursor.knownTags);
+  let published = 0;
+  for (const entry of seen) {
+    if (known.has(entry)) continue;
+    const [name = "", sha = ""] = entry.split(" ");
+    const match = matchGitTrigger(trigger, { kind: "push", tag: name, commit: sha });
+    if (!match.matched) {
+      log.info("new tag does not match the trigger; nothing started", { tag: name, revision: sha, reason: match.reason });
+      continue;
+    }
+    await publish(o, cursor, sha, cursor.branch, `${stripUserinfo(cursor.repositoryUrl)}#refs/tags/${name} ${match.reason}`);
+    log.info("new tag matched the trigger", { tag: name, revision: sha, reason: match.reason });
+    published++;
+  }
+  if (JSON.stringify(seen) !== JSON.stringify(cursor.knownTags)) await o.store.recordRefs(cursor, { knownTags: seen });
+  return published;
+}
+
+async function publish(o: PollerOptions, cursor: HeldCursor, revision: string, branch: string, detail: string): Promise<void> {
+  const eventId = `${cursor.pipelineName}:${cursor.actionName}:${revision}`;
   const msg = create(SourceChangedSchema, {
     eventId,
     pipelineName: cursor.pipelineName,
     sourceActionName: cursor.actionName,
-    revision: { revisionId: head, branch: cursor.branch, created: timestampFromMs(Date.now()) },
+    revision: { revisionId: revision, branch, created: timestampFromMs(Date.now()) },
     triggerType: "PollForSourceChanges",
     // Credentials in the URL stay with the cursor: the detail is shown to every viewer.
-    triggerDetail: `${stripUserinfo(cursor.repositoryUrl)}#${cursor.branch}`,
+    triggerDetail: detail.slice(0, MAX_DETAIL),
   });
   await o.bus.publish(o.bus.subjects.sourceSubject(cursor.pipelineName), SourceChangedSchema, msg, { msgId: eventId });
-  await o.store.advance(cursor._id, cursor.lastRevision, head);
-  log.info("source change detected", { revision: head, previous: cursor.lastRevision });
-  return true;
 }

@@ -1,3 +1,7 @@
+import { randomBytes } from "node:crypto";
+import { mkdirSync, rmSync } from "node:fs";
+import { hostname, tmpdir } from "node:os";
+import path from "node:path";
 import { SOURCE_POLLER_RULES_DURABLE_NAME, connectBus, isTransientError } from "@sluice/bus";
 import type { Logger } from "@sluice/domain";
 import { createClient, createServer, createTokenAuthenticator, parseTokenTable } from "@sluice/grpc";
@@ -5,13 +9,16 @@ import { PipelineService, SourceService, StateChangeEventSchema } from "@sluice/
 import { connectMongo, createTeardown, gitHostEnv, once } from "@sluice/service-kit";
 import type { SourcePollerConfig } from "./config.js";
 import { CursorStore } from "./cursor-store.js";
+import { createGitMirrors } from "./git-mirror.js";
 import { pollOnce } from "./poller.js";
+import type { PollerOptions } from "./poller.js";
 import { applyDeclaration, createPerPipeline, resyncDeclarations } from "./resync.js";
+import { SOURCE_STATE_PERMISSIONS, createSourceApi } from "./source-api.js";
 import { applyEventRules } from "./starts/event-rules.js";
 import { fireDueSchedules } from "./starts/scheduler.js";
 import { StartStore } from "./starts/start-store.js";
 import { createStarter } from "./starts/starter.js";
-import { SOURCE_PERMISSIONS } from "./webhooks/webhook-api.js";
+import { WEBHOOK_PERMISSIONS } from "./webhooks/webhook-api.js";
 import { startWebhooks } from "./webhooks/webhooks.js";
 
 export interface SourcePoller {
@@ -32,7 +39,8 @@ export interface SourcePoller {
 /**
  * Starts the source poller: it learns Git sources from the orchestrator's
  * declaration events, keeps a cursor per source in MongoDB and publishes
- * SourceChanged when a branch moves.
+ * SourceChanged when a branch moves (or a tag appears) in a way the source's trigger matches.
+ * Replicas share the cursors through per-cursor leases.
  */
 export async function startSourcePoller(config: SourcePollerConfig, deps: { logger: Logger }): Promise<SourcePoller> {
   const { logger } = deps;
@@ -49,13 +57,25 @@ export async function startSourcePoller(config: SourcePollerConfig, deps: { logg
     teardown.watch("NATS connection", bus.nc.closed());
     await bus.ensureStreams();
 
-    const pollOptions = {
+    const git = { timeoutMs: config.gitTimeoutMs, hostEnv: config.gitHostEnv ?? gitHostEnv({}) };
+    const owner = config.replicaId ?? `${hostname()}-${process.pid}-${randomBytes(4).toString("hex")}`;
+    // Mirrors are per replica (two processes fetching into one repository fight over its locks);
+    // the default one goes with the process.
+    const ownCache = config.gitCacheDir === undefined || config.gitCacheDir === "";
+    const cacheDir = ownCache ? path.join(tmpdir(), "sluice-source-poller-mirrors", owner.replace(/[^A-Za-z0-9._-]/g, "_")) : (config.gitCacheDir as string);
+    mkdirSync(cacheDir, { recursive: true });
+    if (ownCache) teardown.add("mirror cache", () => rmSync(cacheDir, { recursive: true, force: true }));
+    const pollOptions: PollerOptions = {
       store,
       bus,
       logger,
       intervalMs: config.pollIntervalMs,
       gitTimeoutMs: config.gitTimeoutMs,
-      gitHostEnv: config.gitHostEnv ?? gitHostEnv({}),
+      gitHostEnv: git.hostEnv,
+      owner,
+      leaseMs: config.pollLeaseMs ?? 3 * config.gitTimeoutMs + 30_000,
+      mirrors: createGitMirrors(cacheDir, git),
+      maxBackoffMs: config.pollMaxBackoffMs ?? 30 * 60_000,
     };
     const webhooks = await startWebhooks({ db: mongo.db, bus, logger, config: config.webhooks, gitTimeoutMs: pollOptions.gitTimeoutMs, gitHostEnv: pollOptions.gitHostEnv });
     teardown.add("webhook receiver", () => webhooks.receiver.stop());
@@ -80,7 +100,7 @@ export async function startSourcePoller(config: SourcePollerConfig, deps: { logg
     });
     teardown.add("declaration consumer", () => declarations.stop());
 
-    const tickMs = Math.min(config.pollIntervalMs, 1000);
+    const tickMs = config.pollTickMs ?? Math.min(config.pollIntervalMs, 1000);
     const polling = startLoop(() => pollOnce(pollOptions), (outcome) => {
       if (outcome.failed) logger.error("poll round failed", { error: String(outcome.error) });
       return tickMs;
@@ -128,12 +148,12 @@ export async function startSourcePoller(config: SourcePollerConfig, deps: { logg
       teardown.add("resync loop", () => resyncing.stop());
     }
 
-    const server = createServer({ logger, auth: createTokenAuthenticator(parseTokenTable(config.authTokens)), permissions: SOURCE_PERMISSIONS, tls: config.grpcTls });
-    server.add(SourceService, webhooks.api);
+    const server = createServer({ logger, auth: createTokenAuthenticator(parseTokenTable(config.authTokens)), permissions: { ...WEBHOOK_PERMISSIONS, ...SOURCE_STATE_PERMISSIONS }, tls: config.grpcTls });
+    server.add(SourceService, { ...webhooks.api, ...createSourceApi(store) });
     // Registered before listen so a failed bind still closes the server.
     teardown.add("grpc", (ms) => server.stop(ms));
     const port = await server.listen(config.grpcHost, config.grpcPort);
-    logger.info("source-poller started", { port, pollIntervalMs: config.pollIntervalMs, webhookUrl: webhooks.receiver.baseUrl });
+    logger.info("source-poller started", { port, pollIntervalMs: config.pollIntervalMs, replica: owner, leaseMs: pollOptions.leaseMs, webhookUrl: webhooks.receiver.baseUrl });
 
     return {
       port,

@@ -427,6 +427,56 @@ describe("native Git host events that start nothing", () => {
   });
 });
 
+describe("native Git host events under a V2 trigger", () => {
+  const LIB = "https://git.example.com/acme/lib.git";
+
+  it("start the pipeline only for pushes and pull requests the trigger's filters match, and log why not", async () => {
+    const decl = declaration("triggered", LIB) as unknown as Record<string, unknown>;
+    decl["pipelineType"] = "V2";
+    decl["triggers"] = [
+      {
+        providerType: "CodeStarSourceConnection",
+        gitConfiguration: {
+          sourceActionName: "Checkout",
+          push: [{ branches: { includes: ["main"], excludes: [] }, filePaths: { includes: ["src/**"], excludes: [] } }],
+          pullRequest: [{ events: ["OPEN"], branches: { includes: ["main"], excludes: [] } }],
+        },
+      },
+    ];
+    await declare("triggered", decl as unknown as PipelineDeclaration);
+    const push = (commit: string, file: string): string =>
+      JSON.stringify({ ref: "refs/heads/main", after: commit, repository: { clone_url: LIB }, commits: [{ id: commit, added: [], modified: [file], removed: [] }] });
+    const send = (delivery: string, event: string, body: string): ReturnType<typeof post> =>
+      post("/hooks/github", body, { "x-github-event": event, "x-github-delivery": delivery, "x-hub-signature-256": githubSignature(SECRETS.github, body) });
+
+    // A push that touches only docs: the filePaths filter stops it, and the log says so.
+    const docs = nextCommit();
+    await vi.waitFor(async () => {
+      const res = await send(`gh-docs-${docs}-${Date.now()}`, "push", push(docs, "docs/guide.md"));
+      if (!lines.some((l) => String(l.fields["reason"]).includes("no changed file passes filePaths"))) throw new Error(`not judged by the trigger yet (${res.status})`);
+      expect(res.status).toBe(204);
+    }, { timeout: 15_000, interval: 200 });
+
+    const src = nextCommit();
+    expect((await send("gh-src", "push", push(src, "src/main.ts"))).status).toBe(200);
+    await awaitRevision(src);
+
+    const head = nextCommit();
+    const opened = JSON.stringify({ action: "opened", pull_request: { head: { ref: "feature", sha: head }, base: { ref: "main" } }, repository: { clone_url: LIB } });
+    expect((await send("gh-pr-open", "pull_request", opened)).status).toBe(200);
+    await awaitRevision(head);
+    const closed = JSON.stringify({ action: "closed", pull_request: { head: { ref: "feature", sha: nextCommit() }, base: { ref: "main" } }, repository: { clone_url: LIB } });
+    expect((await send("gh-pr-closed", "pull_request", closed)).status).toBe(204);
+
+    const started = received.filter((r) => r.pipelineName === "triggered");
+    expect(started.map((r) => [r.revision?.revisionId, r.triggerType])).toEqual([
+      [src, "WebhookV2"],
+      [head, "WebhookV2"],
+    ]);
+    expect(received.some((r) => r.revision?.revisionId === docs)).toBe(false);
+  });
+});
+
 describe("a deleted pipeline", () => {
   it("keeps its webhooks, which then start nothing and say why", async () => {
     const res = await admin.putWebhook({ webhook: { name: "orphan", targetPipeline: "hooks", targetAction: "Checkout", authentication: "UNAUTHENTICATED", authenticationConfiguration: {} } });

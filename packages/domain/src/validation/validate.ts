@@ -17,6 +17,7 @@ import { checkPipelineStarts } from "./pipeline-starts.js";
 import { declaredAt, indexDeclarations } from "./positions.js";
 import type { CustomActionTypeLookup, Declared, PipelineIndex } from "./positions.js";
 import { checkStage } from "./stage.js";
+import { checkTriggers } from "./triggers.js";
 import { Violations } from "./violations.js";
 
 /**
@@ -34,6 +35,7 @@ export function validatePipeline(decl: PipelineDeclaration, options: ValidationO
   const v = new Violations();
   checkPipelineFields(decl, v);
   checkPipelineStarts(decl, v);
+  checkTriggers(decl, v);
 
   const outputs = new Map<string, Declared>();
   const namespaces = new Map<string, Declared>();

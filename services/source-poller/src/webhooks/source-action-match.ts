@@ -1,3 +1,4 @@
+import { matchGitTrigger } from "@sluice/domain";
 import type { GitChangeEvent } from "./git-change-event.js";
 import type { KnownSourceAction } from "./source-actions.js";
 
@@ -9,13 +10,18 @@ export interface SourceActionMatch {
 
 /**
  * The one place that decides whether a Git event (already known to be of the action's
- * repository) starts the action's pipeline. Today: a push to the configured branch does; tags
- * and pull requests do not. This is the seam for V2 trigger filters (push tags/branches/filePaths,
- * pull-request events), which will be judged here from the pipeline's `triggers`.
+ * repository) starts the action's pipeline. With a V2 trigger, its filters decide (push tags,
+ * branches and filePaths; pull-request events, target branches and filePaths), as AWS replaces
+ * the branch with them. Without one, a push to the configured branch does, and tags and pull
+ * requests do not.
  */
 export function matchesSourceAction(action: KnownSourceAction, event: GitChangeEvent): SourceActionMatch {
   const where = `${action.pipelineName}/${action.actionName}`;
   if (action.git === null) return { matched: false, reason: `${where} is not a Git source` };
+  if (action.trigger !== undefined && action.trigger !== null) {
+    const outcome = matchGitTrigger(action.trigger, event);
+    return { matched: outcome.matched, reason: `${where} trigger: ${outcome.reason}` };
+  }
   if (event.kind === "pullRequest") {
     return { matched: false, reason: `${where}: pull request events (${event.event} ${event.sourceBranch} -> ${event.targetBranch}) start nothing until V2 pull-request triggers are supported` };
   }

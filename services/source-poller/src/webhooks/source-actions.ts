@@ -1,6 +1,8 @@
 import type { Collection, Db } from "mongodb";
 import { gitSourceOf, resolveProvider } from "@sluice/domain";
 import type { PipelineDeclaration } from "@sluice/proto";
+import { triggerFilters } from "../git-sources.js";
+import type { GitTriggerFilters } from "../git-sources.js";
 import { normaliseRepositoryUrl } from "./repository-url.js";
 
 /**
@@ -20,6 +22,8 @@ export interface KnownSourceAction {
   git: { repositoryUrl: string; branch: string } | null;
   /** `normaliseRepositoryUrl(git.repositoryUrl)`, what push events are looked up by. */
   repositoryKey: string | null;
+  /** The pipeline's V2 trigger for this action; null (or absent in older documents): none. */
+  trigger?: GitTriggerFilters | null;
 }
 
 /** The `source_actions` collection, written only from declarations (events and resyncs). */
@@ -66,6 +70,8 @@ export class SourceActionStore {
 export function sourceActionsOf(pipelineName: string, decl: PipelineDeclaration): KnownSourceAction[] {
   const first = decl.stages[0];
   if (!first) return [];
+  // Validation refuses triggers on V1 pipelines; a stored one is ignored there all the same.
+  const triggers = decl.pipelineType === "V2" ? decl.triggers : [];
   return first.actions
     .filter((a) => a.actionTypeId?.category === "Source")
     .map((a) => {
@@ -80,6 +86,7 @@ export function sourceActionsOf(pipelineName: string, decl: PipelineDeclaration)
         configuration: { ...a.configuration },
         git,
         repositoryKey: git === null ? null : (normaliseRepositoryUrl(git.repositoryUrl) ?? null),
+        trigger: ((t) => (t === undefined ? null : triggerFilters(t)))(triggers.find((t) => t.gitConfiguration?.sourceActionName === a.name)?.gitConfiguration),
       };
     });
 }

@@ -14,7 +14,7 @@ import type { WebhookAuthentication, WebhookDoc, WebhookStore } from "./webhook-
  * Managing webhooks is an operator's job. Listing is too: for an UNAUTHENTICATED webhook the
  * URL is the only secret, so viewers do not see it. `admin` passes every check.
  */
-export const SOURCE_PERMISSIONS: PermissionTable = {
+export const WEBHOOK_PERMISSIONS: PermissionTable = {
   PutWebhook: ["operator"],
   ListWebhooks: ["operator"],
   DeleteWebhook: ["operator"],
@@ -46,8 +46,11 @@ export interface SourceApiDeps {
   now?: () => Date;
 }
 
+/** The webhook methods of `SourceService`. */
+export type WebhookApi = Omit<ServiceImpl<typeof SourceService>, "listSourceStates">;
+
 /** The gRPC `SourceService` implementation (webhooks). */
-export function createSourceApi(deps: SourceApiDeps): ServiceImpl<typeof SourceService> {
+export function createWebhookApi(deps: SourceApiDeps): WebhookApi {
   const { webhooks, sourceActions, logger } = deps;
   const now = deps.now ?? (() => new Date());
   const itemOf = (doc: WebhookDoc): MessageInitShape<typeof ListWebhookItemSchema> => ({

@@ -1,13 +1,12 @@
 import type { Bus } from "@sluice/bus";
 import type { Logger } from "@sluice/domain";
-import type { ServiceImpl } from "@sluice/grpc";
-import type { SourceService } from "@sluice/proto";
 import type { Db } from "mongodb";
 import { DeliveryGuard } from "./delivery-guard.js";
 import { startWebhookReceiver } from "./receiver.js";
 import type { WebhookReceiver, WebhookReceiverConfig } from "./receiver.js";
 import { SourceActionStore } from "./source-actions.js";
-import { createSourceApi } from "./webhook-api.js";
+import { createWebhookApi } from "./webhook-api.js";
+import type { WebhookApi } from "./webhook-api.js";
 import { WebhookStore } from "./webhook-store.js";
 
 /** The defaults of WEBHOOK_* (see config.ts). */
@@ -28,7 +27,7 @@ export interface Webhooks {
   /** Kept in step with declarations by resync.ts's applyDeclaration. */
   readonly sourceActions: SourceActionStore;
   readonly receiver: WebhookReceiver;
-  readonly api: ServiceImpl<typeof SourceService>;
+  readonly api: WebhookApi;
 }
 
 /** Creates the collections' indexes, starts the HTTP receiver and builds the SourceService API. */
@@ -47,6 +46,6 @@ export async function startWebhooks(opts: {
   await Promise.all([sourceActions.ensureIndexes(), webhooks.ensureIndexes(), deliveries.ensureIndexes()]);
   const logger = opts.logger.child({ component: "webhooks" });
   const receiver = await startWebhookReceiver({ config, webhooks, sourceActions, deliveries, bus: opts.bus, logger, gitTimeoutMs: opts.gitTimeoutMs, gitHostEnv: opts.gitHostEnv });
-  const api = createSourceApi({ webhooks, sourceActions, logger, urlOf: (t) => receiver.urlOf(t) });
+  const api = createWebhookApi({ webhooks, sourceActions, logger, urlOf: (t) => receiver.urlOf(t) });
   return { sourceActions, receiver, api };
 }

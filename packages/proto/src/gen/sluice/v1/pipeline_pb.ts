@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file sluice/v1/pipeline.proto.
  */
 export const file_sluice_v1_pipeline: GenFile = /*@__PURE__*/
-  fileDesc("ChhzbHVpY2UvdjEvcGlwZWxpbmUucHJvdG8SCXNsdWljZS52MSKWBAoTUGlwZWxpbmVEZWNsYXJhdGlvbhIMCgRuYW1lGAEgASgJEhAKCHJvbGVfYXJuGAIgASgJEjAKDmFydGlmYWN0X3N0b3JlGAMgASgLMhguc2x1aWNlLnYxLkFydGlmYWN0U3RvcmUSSwoPYXJ0aWZhY3Rfc3RvcmVzGAQgAygLMjIuc2x1aWNlLnYxLlBpcGVsaW5lRGVjbGFyYXRpb24uQXJ0aWZhY3RTdG9yZXNFbnRyeRIrCgZzdGFnZXMYBSADKAsyGy5zbHVpY2UudjEuU3RhZ2VEZWNsYXJhdGlvbhIPCgd2ZXJzaW9uGAYgASgFEhYKDmV4ZWN1dGlvbl9tb2RlGAcgASgJEhUKDXBpcGVsaW5lX3R5cGUYCCABKAkSOQoJdmFyaWFibGVzGAkgAygLMiYuc2x1aWNlLnYxLlBpcGVsaW5lVmFyaWFibGVEZWNsYXJhdGlvbhIxCglzY2hlZHVsZXMYFCADKAsyHi5zbHVpY2UudjEuU2NoZWR1bGVEZWNsYXJhdGlvbhI0CgtldmVudF9ydWxlcxgVIAMoCzIfLnNsdWljZS52MS5FdmVudFJ1bGVEZWNsYXJhdGlvbhpPChNBcnRpZmFjdFN0b3Jlc0VudHJ5EgsKA2tleRgBIAEoCRInCgV2YWx1ZRgCIAEoCzIYLnNsdWljZS52MS5BcnRpZmFjdFN0b3JlOgI4ASJKChNTY2hlZHVsZURlY2xhcmF0aW9uEgwKBG5hbWUYASABKAkSEgoKZXhwcmVzc2lvbhgCIAEoCRIRCgl0aW1lX3pvbmUYAyABKAkiSwoURXZlbnRSdWxlRGVjbGFyYXRpb24SDAoEbmFtZRgBIAEoCRIVCg1waXBlbGluZV9uYW1lGAIgASgJEg4KBnN0YXRlcxgDIAMoCSJXChtQaXBlbGluZVZhcmlhYmxlRGVjbGFyYXRpb24SDAoEbmFtZRgBIAEoCRIVCg1kZWZhdWx0X3ZhbHVlGAIgASgJEhMKC2Rlc2NyaXB0aW9uGAMgASgJImEKDUFydGlmYWN0U3RvcmUSDAoEdHlwZRgBIAEoCRIQCghsb2NhdGlvbhgCIAEoCRIwCg5lbmNyeXB0aW9uX2tleRgDIAEoCzIYLnNsdWljZS52MS5FbmNyeXB0aW9uS2V5IikKDUVuY3J5cHRpb25LZXkSCgoCaWQYASABKAkSDAoEdHlwZRgCIAEoCSKcAgoQU3RhZ2VEZWNsYXJhdGlvbhIMCgRuYW1lGAEgASgJEi8KCGJsb2NrZXJzGAIgAygLMh0uc2x1aWNlLnYxLkJsb2NrZXJEZWNsYXJhdGlvbhItCgdhY3Rpb25zGAMgAygLMhwuc2x1aWNlLnYxLkFjdGlvbkRlY2xhcmF0aW9uEjYKDGJlZm9yZV9lbnRyeRgEIAEoCzIgLnNsdWljZS52MS5CZWZvcmVFbnRyeUNvbmRpdGlvbnMSMAoKb25fc3VjY2VzcxgFIAEoCzIcLnNsdWljZS52MS5TdWNjZXNzQ29uZGl0aW9ucxIwCgpvbl9mYWlsdXJlGAYgASgLMhwuc2x1aWNlLnYxLkZhaWx1cmVDb25kaXRpb25zIkEKFUJlZm9yZUVudHJ5Q29uZGl0aW9ucxIoCgpjb25kaXRpb25zGAEgAygLMhQuc2x1aWNlLnYxLkNvbmRpdGlvbiI9ChFTdWNjZXNzQ29uZGl0aW9ucxIoCgpjb25kaXRpb25zGAEgAygLMhQuc2x1aWNlLnYxLkNvbmRpdGlvbiKJAQoRRmFpbHVyZUNvbmRpdGlvbnMSDgoGcmVzdWx0GAEgASgJEjoKE3JldHJ5X2NvbmZpZ3VyYXRpb24YAiABKAsyHS5zbHVpY2UudjEuUmV0cnlDb25maWd1cmF0aW9uEigKCmNvbmRpdGlvbnMYAyADKAsyFC5zbHVpY2UudjEuQ29uZGl0aW9uIigKElJldHJ5Q29uZmlndXJhdGlvbhISCgpyZXRyeV9tb2RlGAEgASgJIkYKCUNvbmRpdGlvbhIOCgZyZXN1bHQYASABKAkSKQoFcnVsZXMYAiADKAsyGi5zbHVpY2UudjEuUnVsZURlY2xhcmF0aW9uIucCCg9SdWxlRGVjbGFyYXRpb24SDAoEbmFtZRgBIAEoCRIrCgxydWxlX3R5cGVfaWQYAiABKAsyFS5zbHVpY2UudjEuUnVsZVR5cGVJZBJECg1jb25maWd1cmF0aW9uGAMgAygLMi0uc2x1aWNlLnYxLlJ1bGVEZWNsYXJhdGlvbi5Db25maWd1cmF0aW9uRW50cnkSEAoIY29tbWFuZHMYBCADKAkSMQoPaW5wdXRfYXJ0aWZhY3RzGAUgAygLMhguc2x1aWNlLnYxLklucHV0QXJ0aWZhY3QSEAoIcm9sZV9hcm4YBiABKAkSDgoGcmVnaW9uGAcgASgJEh8KEnRpbWVvdXRfaW5fbWludXRlcxgIIAEoBUgAiAEBGjQKEkNvbmZpZ3VyYXRpb25FbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBQhUKE190aW1lb3V0X2luX21pbnV0ZXMiUAoKUnVsZVR5cGVJZBIQCghjYXRlZ29yeRgBIAEoCRINCgVvd25lchgCIAEoCRIQCghwcm92aWRlchgDIAEoCRIPCgd2ZXJzaW9uGAQgASgJIjAKEkJsb2NrZXJEZWNsYXJhdGlvbhIMCgRuYW1lGAEgASgJEgwKBHR5cGUYAiABKAkitgQKEUFjdGlvbkRlY2xhcmF0aW9uEgwKBG5hbWUYASABKAkSLwoOYWN0aW9uX3R5cGVfaWQYAiABKAsyFy5zbHVpY2UudjEuQWN0aW9uVHlwZUlkEhYKCXJ1bl9vcmRlchgDIAEoBUgAiAEBEkYKDWNvbmZpZ3VyYXRpb24YBCADKAsyLy5zbHVpY2UudjEuQWN0aW9uRGVjbGFyYXRpb24uQ29uZmlndXJhdGlvbkVudHJ5EhAKCGNvbW1hbmRzGAUgAygJEjMKEG91dHB1dF9hcnRpZmFjdHMYBiADKAsyGS5zbHVpY2UudjEuT3V0cHV0QXJ0aWZhY3QSMQoPaW5wdXRfYXJ0aWZhY3RzGAcgAygLMhguc2x1aWNlLnYxLklucHV0QXJ0aWZhY3QSGAoQb3V0cHV0X3ZhcmlhYmxlcxgIIAMoCRIQCghyb2xlX2FybhgJIAEoCRIOCgZyZWdpb24YCiABKAkSEQoJbmFtZXNwYWNlGAsgASgJEh8KEnRpbWVvdXRfaW5fbWludXRlcxgMIAEoBUgBiAEBEj0KFWVudmlyb25tZW50X3ZhcmlhYmxlcxgNIAMoCzIeLnNsdWljZS52MS5FbnZpcm9ubWVudFZhcmlhYmxlGjQKEkNvbmZpZ3VyYXRpb25FbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBQgwKCl9ydW5fb3JkZXJCFQoTX3RpbWVvdXRfaW5fbWludXRlcyJSCgxBY3Rpb25UeXBlSWQSEAoIY2F0ZWdvcnkYASABKAkSDQoFb3duZXIYAiABKAkSEAoIcHJvdmlkZXIYAyABKAkSDwoHdmVyc2lvbhgEIAEoCSIdCg1JbnB1dEFydGlmYWN0EgwKBG5hbWUYASABKAkiLQoOT3V0cHV0QXJ0aWZhY3QSDAoEbmFtZRgBIAEoCRINCgVmaWxlcxgCIAMoCSJAChNFbnZpcm9ubWVudFZhcmlhYmxlEgwKBG5hbWUYASABKAkSDQoFdmFsdWUYAiABKAkSDAoEdHlwZRgDIAEoCSIhCgNUYWcSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJIoIBChBQaXBlbGluZU1ldGFkYXRhEhQKDHBpcGVsaW5lX2FybhgBIAEoCRIrCgdjcmVhdGVkGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIrCgd1cGRhdGVkGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCK5AQoPUGlwZWxpbmVTdW1tYXJ5EgwKBG5hbWUYASABKAkSDwoHdmVyc2lvbhgCIAEoBRIVCg1waXBlbGluZV90eXBlGAMgASgJEhYKDmV4ZWN1dGlvbl9tb2RlGAQgASgJEisKB2NyZWF0ZWQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEisKB3VwZGF0ZWQYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wYgZwcm90bzM", [file_google_protobuf_timestamp]);
+  fileDesc("ChhzbHVpY2UvdjEvcGlwZWxpbmUucHJvdG8SCXNsdWljZS52MSLPBAoTUGlwZWxpbmVEZWNsYXJhdGlvbhIMCgRuYW1lGAEgASgJEhAKCHJvbGVfYXJuGAIgASgJEjAKDmFydGlmYWN0X3N0b3JlGAMgASgLMhguc2x1aWNlLnYxLkFydGlmYWN0U3RvcmUSSwoPYXJ0aWZhY3Rfc3RvcmVzGAQgAygLMjIuc2x1aWNlLnYxLlBpcGVsaW5lRGVjbGFyYXRpb24uQXJ0aWZhY3RTdG9yZXNFbnRyeRIrCgZzdGFnZXMYBSADKAsyGy5zbHVpY2UudjEuU3RhZ2VEZWNsYXJhdGlvbhIPCgd2ZXJzaW9uGAYgASgFEhYKDmV4ZWN1dGlvbl9tb2RlGAcgASgJEhUKDXBpcGVsaW5lX3R5cGUYCCABKAkSOQoJdmFyaWFibGVzGAkgAygLMiYuc2x1aWNlLnYxLlBpcGVsaW5lVmFyaWFibGVEZWNsYXJhdGlvbhI3Cgh0cmlnZ2VycxgKIAMoCzIlLnNsdWljZS52MS5QaXBlbGluZVRyaWdnZXJEZWNsYXJhdGlvbhIxCglzY2hlZHVsZXMYFCADKAsyHi5zbHVpY2UudjEuU2NoZWR1bGVEZWNsYXJhdGlvbhI0CgtldmVudF9ydWxlcxgVIAMoCzIfLnNsdWljZS52MS5FdmVudFJ1bGVEZWNsYXJhdGlvbhpPChNBcnRpZmFjdFN0b3Jlc0VudHJ5EgsKA2tleRgBIAEoCRInCgV2YWx1ZRgCIAEoCzIYLnNsdWljZS52MS5BcnRpZmFjdFN0b3JlOgI4ASJKChNTY2hlZHVsZURlY2xhcmF0aW9uEgwKBG5hbWUYASABKAkSEgoKZXhwcmVzc2lvbhgCIAEoCRIRCgl0aW1lX3pvbmUYAyABKAkiSwoURXZlbnRSdWxlRGVjbGFyYXRpb24SDAoEbmFtZRgBIAEoCRIVCg1waXBlbGluZV9uYW1lGAIgASgJEg4KBnN0YXRlcxgDIAMoCSJrChpQaXBlbGluZVRyaWdnZXJEZWNsYXJhdGlvbhIVCg1wcm92aWRlcl90eXBlGAEgASgJEjYKEWdpdF9jb25maWd1cmF0aW9uGAIgASgLMhsuc2x1aWNlLnYxLkdpdENvbmZpZ3VyYXRpb24ijQEKEEdpdENvbmZpZ3VyYXRpb24SGgoSc291cmNlX2FjdGlvbl9uYW1lGAEgASgJEiYKBHB1c2gYAiADKAsyGC5zbHVpY2UudjEuR2l0UHVzaEZpbHRlchI1CgxwdWxsX3JlcXVlc3QYAyADKAsyHy5zbHVpY2UudjEuR2l0UHVsbFJlcXVlc3RGaWx0ZXIinQEKDUdpdFB1c2hGaWx0ZXISKgoEdGFncxgBIAEoCzIcLnNsdWljZS52MS5HaXRGaWx0ZXJDcml0ZXJpYRIuCghicmFuY2hlcxgCIAEoCzIcLnNsdWljZS52MS5HaXRGaWx0ZXJDcml0ZXJpYRIwCgpmaWxlX3BhdGhzGAMgASgLMhwuc2x1aWNlLnYxLkdpdEZpbHRlckNyaXRlcmlhIogBChRHaXRQdWxsUmVxdWVzdEZpbHRlchIOCgZldmVudHMYASADKAkSLgoIYnJhbmNoZXMYAiABKAsyHC5zbHVpY2UudjEuR2l0RmlsdGVyQ3JpdGVyaWESMAoKZmlsZV9wYXRocxgDIAEoCzIcLnNsdWljZS52MS5HaXRGaWx0ZXJDcml0ZXJpYSI3ChFHaXRGaWx0ZXJDcml0ZXJpYRIQCghpbmNsdWRlcxgBIAMoCRIQCghleGNsdWRlcxgCIAMoCSJXChtQaXBlbGluZVZhcmlhYmxlRGVjbGFyYXRpb24SDAoEbmFtZRgBIAEoCRIVCg1kZWZhdWx0X3ZhbHVlGAIgASgJEhMKC2Rlc2NyaXB0aW9uGAMgASgJImEKDUFydGlmYWN0U3RvcmUSDAoEdHlwZRgBIAEoCRIQCghsb2NhdGlvbhgCIAEoCRIwCg5lbmNyeXB0aW9uX2tleRgDIAEoCzIYLnNsdWljZS52MS5FbmNyeXB0aW9uS2V5IikKDUVuY3J5cHRpb25LZXkSCgoCaWQYASABKAkSDAoEdHlwZRgCIAEoCSKcAgoQU3RhZ2VEZWNsYXJhdGlvbhIMCgRuYW1lGAEgASgJEi8KCGJsb2NrZXJzGAIgAygLMh0uc2x1aWNlLnYxLkJsb2NrZXJEZWNsYXJhdGlvbhItCgdhY3Rpb25zGAMgAygLMhwuc2x1aWNlLnYxLkFjdGlvbkRlY2xhcmF0aW9uEjYKDGJlZm9yZV9lbnRyeRgEIAEoCzIgLnNsdWljZS52MS5CZWZvcmVFbnRyeUNvbmRpdGlvbnMSMAoKb25fc3VjY2VzcxgFIAEoCzIcLnNsdWljZS52MS5TdWNjZXNzQ29uZGl0aW9ucxIwCgpvbl9mYWlsdXJlGAYgASgLMhwuc2x1aWNlLnYxLkZhaWx1cmVDb25kaXRpb25zIkEKFUJlZm9yZUVudHJ5Q29uZGl0aW9ucxIoCgpjb25kaXRpb25zGAEgAygLMhQuc2x1aWNlLnYxLkNvbmRpdGlvbiI9ChFTdWNjZXNzQ29uZGl0aW9ucxIoCgpjb25kaXRpb25zGAEgAygLMhQuc2x1aWNlLnYxLkNvbmRpdGlvbiKJAQoRRmFpbHVyZUNvbmRpdGlvbnMSDgoGcmVzdWx0GAEgASgJEjoKE3JldHJ5X2NvbmZpZ3VyYXRpb24YAiABKAsyHS5zbHVpY2UudjEuUmV0cnlDb25maWd1cmF0aW9uEigKCmNvbmRpdGlvbnMYAyADKAsyFC5zbHVpY2UudjEuQ29uZGl0aW9uIigKElJldHJ5Q29uZmlndXJhdGlvbhISCgpyZXRyeV9tb2RlGAEgASgJIkYKCUNvbmRpdGlvbhIOCgZyZXN1bHQYASABKAkSKQoFcnVsZXMYAiADKAsyGi5zbHVpY2UudjEuUnVsZURlY2xhcmF0aW9uIucCCg9SdWxlRGVjbGFyYXRpb24SDAoEbmFtZRgBIAEoCRIrCgxydWxlX3R5cGVfaWQYAiABKAsyFS5zbHVpY2UudjEuUnVsZVR5cGVJZBJECg1jb25maWd1cmF0aW9uGAMgAygLMi0uc2x1aWNlLnYxLlJ1bGVEZWNsYXJhdGlvbi5Db25maWd1cmF0aW9uRW50cnkSEAoIY29tbWFuZHMYBCADKAkSMQoPaW5wdXRfYXJ0aWZhY3RzGAUgAygLMhguc2x1aWNlLnYxLklucHV0QXJ0aWZhY3QSEAoIcm9sZV9hcm4YBiABKAkSDgoGcmVnaW9uGAcgASgJEh8KEnRpbWVvdXRfaW5fbWludXRlcxgIIAEoBUgAiAEBGjQKEkNvbmZpZ3VyYXRpb25FbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBQhUKE190aW1lb3V0X2luX21pbnV0ZXMiUAoKUnVsZVR5cGVJZBIQCghjYXRlZ29yeRgBIAEoCRINCgVvd25lchgCIAEoCRIQCghwcm92aWRlchgDIAEoCRIPCgd2ZXJzaW9uGAQgASgJIjAKEkJsb2NrZXJEZWNsYXJhdGlvbhIMCgRuYW1lGAEgASgJEgwKBHR5cGUYAiABKAkitgQKEUFjdGlvbkRlY2xhcmF0aW9uEgwKBG5hbWUYASABKAkSLwoOYWN0aW9uX3R5cGVfaWQYAiABKAsyFy5zbHVpY2UudjEuQWN0aW9uVHlwZUlkEhYKCXJ1bl9vcmRlchgDIAEoBUgAiAEBEkYKDWNvbmZpZ3VyYXRpb24YBCADKAsyLy5zbHVpY2UudjEuQWN0aW9uRGVjbGFyYXRpb24uQ29uZmlndXJhdGlvbkVudHJ5EhAKCGNvbW1hbmRzGAUgAygJEjMKEG91dHB1dF9hcnRpZmFjdHMYBiADKAsyGS5zbHVpY2UudjEuT3V0cHV0QXJ0aWZhY3QSMQoPaW5wdXRfYXJ0aWZhY3RzGAcgAygLMhguc2x1aWNlLnYxLklucHV0QXJ0aWZhY3QSGAoQb3V0cHV0X3ZhcmlhYmxlcxgIIAMoCRIQCghyb2xlX2FybhgJIAEoCRIOCgZyZWdpb24YCiABKAkSEQoJbmFtZXNwYWNlGAsgASgJEh8KEnRpbWVvdXRfaW5fbWludXRlcxgMIAEoBUgBiAEBEj0KFWVudmlyb25tZW50X3ZhcmlhYmxlcxgNIAMoCzIeLnNsdWljZS52MS5FbnZpcm9ubWVudFZhcmlhYmxlGjQKEkNvbmZpZ3VyYXRpb25FbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBQgwKCl9ydW5fb3JkZXJCFQoTX3RpbWVvdXRfaW5fbWludXRlcyJSCgxBY3Rpb25UeXBlSWQSEAoIY2F0ZWdvcnkYASABKAkSDQoFb3duZXIYAiABKAkSEAoIcHJvdmlkZXIYAyABKAkSDwoHdmVyc2lvbhgEIAEoCSIdCg1JbnB1dEFydGlmYWN0EgwKBG5hbWUYASABKAkiLQoOT3V0cHV0QXJ0aWZhY3QSDAoEbmFtZRgBIAEoCRINCgVmaWxlcxgCIAMoCSJAChNFbnZpcm9ubWVudFZhcmlhYmxlEgwKBG5hbWUYASABKAkSDQoFdmFsdWUYAiABKAkSDAoEdHlwZRgDIAEoCSIhCgNUYWcSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJIoIBChBQaXBlbGluZU1ldGFkYXRhEhQKDHBpcGVsaW5lX2FybhgBIAEoCRIrCgdjcmVhdGVkGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIrCgd1cGRhdGVkGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCK5AQoPUGlwZWxpbmVTdW1tYXJ5EgwKBG5hbWUYASABKAkSDwoHdmVyc2lvbhgCIAEoBRIVCg1waXBlbGluZV90eXBlGAMgASgJEhYKDmV4ZWN1dGlvbl9tb2RlGAQgASgJEisKB2NyZWF0ZWQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEisKB3VwZGF0ZWQYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wYgZwcm90bzM", [file_google_protobuf_timestamp]);
 
 /**
  * @generated from message sluice.v1.PipelineDeclaration
@@ -81,6 +81,15 @@ export type PipelineDeclaration = Message<"sluice.v1.PipelineDeclaration"> & {
    * @generated from field: repeated sluice.v1.PipelineVariableDeclaration variables = 9;
    */
   variables: PipelineVariableDeclaration[];
+
+  /**
+   * V2 only; 0-50, at most one per source action. A trigger replaces the default change
+   * detection of its source action: the source poller (and webhook receiver) start the
+   * pipeline only for changes its filters match.
+   *
+   * @generated from field: repeated sluice.v1.PipelineTriggerDeclaration triggers = 10;
+   */
+  triggers: PipelineTriggerDeclaration[];
 
   /**
    * Sluice: time-based starts (what an EventBridge schedule does for AWS), 0-10. Each starts an
@@ -181,6 +190,154 @@ export const EventRuleDeclarationSchema: GenMessage<EventRuleDeclaration> = /*@_
   messageDesc(file_sluice_v1_pipeline, 2);
 
 /**
+ * A trigger on a Git source action (AWS PipelineTriggerDeclaration).
+ *
+ * @generated from message sluice.v1.PipelineTriggerDeclaration
+ */
+export type PipelineTriggerDeclaration = Message<"sluice.v1.PipelineTriggerDeclaration"> & {
+  /**
+   * Always "CodeStarSourceConnection" (AWS's name; any Git-family source action qualifies).
+   *
+   * @generated from field: string provider_type = 1;
+   */
+  providerType: string;
+
+  /**
+   * @generated from field: sluice.v1.GitConfiguration git_configuration = 2;
+   */
+  gitConfiguration?: GitConfiguration | undefined;
+};
+
+/**
+ * Describes the message sluice.v1.PipelineTriggerDeclaration.
+ * Use `create(PipelineTriggerDeclarationSchema)` to create a new message.
+ */
+export const PipelineTriggerDeclarationSchema: GenMessage<PipelineTriggerDeclaration> = /*@__PURE__*/
+  messageDesc(file_sluice_v1_pipeline, 3);
+
+/**
+ * Which Git events start the pipeline (AWS GitConfiguration). Entries of a list are OR'ed;
+ * within one entry every category given (tags, branches, filePaths, events) must match.
+ *
+ * @generated from message sluice.v1.GitConfiguration
+ */
+export type GitConfiguration = Message<"sluice.v1.GitConfiguration"> & {
+  /**
+   * The stage-1 Git source action this trigger belongs to.
+   *
+   * @generated from field: string source_action_name = 1;
+   */
+  sourceActionName: string;
+
+  /**
+   * 0-3 push filters: tags alone, branches alone, or branches with filePaths.
+   *
+   * @generated from field: repeated sluice.v1.GitPushFilter push = 2;
+   */
+  push: GitPushFilter[];
+
+  /**
+   * 0-3 pull-request filters: events and branches (target branch), optionally filePaths.
+   *
+   * @generated from field: repeated sluice.v1.GitPullRequestFilter pull_request = 3;
+   */
+  pullRequest: GitPullRequestFilter[];
+};
+
+/**
+ * Describes the message sluice.v1.GitConfiguration.
+ * Use `create(GitConfigurationSchema)` to create a new message.
+ */
+export const GitConfigurationSchema: GenMessage<GitConfiguration> = /*@__PURE__*/
+  messageDesc(file_sluice_v1_pipeline, 4);
+
+/**
+ * @generated from message sluice.v1.GitPushFilter
+ */
+export type GitPushFilter = Message<"sluice.v1.GitPushFilter"> & {
+  /**
+   * @generated from field: sluice.v1.GitFilterCriteria tags = 1;
+   */
+  tags?: GitFilterCriteria | undefined;
+
+  /**
+   * @generated from field: sluice.v1.GitFilterCriteria branches = 2;
+   */
+  branches?: GitFilterCriteria | undefined;
+
+  /**
+   * @generated from field: sluice.v1.GitFilterCriteria file_paths = 3;
+   */
+  filePaths?: GitFilterCriteria | undefined;
+};
+
+/**
+ * Describes the message sluice.v1.GitPushFilter.
+ * Use `create(GitPushFilterSchema)` to create a new message.
+ */
+export const GitPushFilterSchema: GenMessage<GitPushFilter> = /*@__PURE__*/
+  messageDesc(file_sluice_v1_pipeline, 5);
+
+/**
+ * @generated from message sluice.v1.GitPullRequestFilter
+ */
+export type GitPullRequestFilter = Message<"sluice.v1.GitPullRequestFilter"> & {
+  /**
+   * 1-3 of OPEN, UPDATED, CLOSED; empty = all three.
+   *
+   * @generated from field: repeated string events = 1;
+   */
+  events: string[];
+
+  /**
+   * @generated from field: sluice.v1.GitFilterCriteria branches = 2;
+   */
+  branches?: GitFilterCriteria | undefined;
+
+  /**
+   * @generated from field: sluice.v1.GitFilterCriteria file_paths = 3;
+   */
+  filePaths?: GitFilterCriteria | undefined;
+};
+
+/**
+ * Describes the message sluice.v1.GitPullRequestFilter.
+ * Use `create(GitPullRequestFilterSchema)` to create a new message.
+ */
+export const GitPullRequestFilterSchema: GenMessage<GitPullRequestFilter> = /*@__PURE__*/
+  messageDesc(file_sluice_v1_pipeline, 6);
+
+/**
+ * Glob patterns (AWS GitTagFilterCriteria/GitBranchFilterCriteria/GitFilePathFilterCriteria):
+ * `*` within a path segment, `**` across `/`, `?`, `[...]`, `{a,b}` (no nesting), `\` escape.
+ * A value matches when some include matches (or there are none) and no exclude does.
+ *
+ * @generated from message sluice.v1.GitFilterCriteria
+ */
+export type GitFilterCriteria = Message<"sluice.v1.GitFilterCriteria"> & {
+  /**
+   * 0-8 patterns of 1-255 characters.
+   *
+   * @generated from field: repeated string includes = 1;
+   */
+  includes: string[];
+
+  /**
+   * 0-8 patterns of 1-255 characters; an exclude wins over an include.
+   *
+   * @generated from field: repeated string excludes = 2;
+   */
+  excludes: string[];
+};
+
+/**
+ * Describes the message sluice.v1.GitFilterCriteria.
+ * Use `create(GitFilterCriteriaSchema)` to create a new message.
+ */
+export const GitFilterCriteriaSchema: GenMessage<GitFilterCriteria> = /*@__PURE__*/
+  messageDesc(file_sluice_v1_pipeline, 7);
+
+/**
  * A declared pipeline variable (AWS PipelineVariableDeclaration).
  *
  * @generated from message sluice.v1.PipelineVariableDeclaration
@@ -213,7 +370,7 @@ export type PipelineVariableDeclaration = Message<"sluice.v1.PipelineVariableDec
  * Use `create(PipelineVariableDeclarationSchema)` to create a new message.
  */
 export const PipelineVariableDeclarationSchema: GenMessage<PipelineVariableDeclaration> = /*@__PURE__*/
-  messageDesc(file_sluice_v1_pipeline, 3);
+  messageDesc(file_sluice_v1_pipeline, 8);
 
 /**
  * @generated from message sluice.v1.ArtifactStore
@@ -244,7 +401,7 @@ export type ArtifactStore = Message<"sluice.v1.ArtifactStore"> & {
  * Use `create(ArtifactStoreSchema)` to create a new message.
  */
 export const ArtifactStoreSchema: GenMessage<ArtifactStore> = /*@__PURE__*/
-  messageDesc(file_sluice_v1_pipeline, 4);
+  messageDesc(file_sluice_v1_pipeline, 9);
 
 /**
  * @generated from message sluice.v1.EncryptionKey
@@ -266,7 +423,7 @@ export type EncryptionKey = Message<"sluice.v1.EncryptionKey"> & {
  * Use `create(EncryptionKeySchema)` to create a new message.
  */
 export const EncryptionKeySchema: GenMessage<EncryptionKey> = /*@__PURE__*/
-  messageDesc(file_sluice_v1_pipeline, 5);
+  messageDesc(file_sluice_v1_pipeline, 10);
 
 /**
  * @generated from message sluice.v1.StageDeclaration
@@ -320,7 +477,7 @@ export type StageDeclaration = Message<"sluice.v1.StageDeclaration"> & {
  * Use `create(StageDeclarationSchema)` to create a new message.
  */
 export const StageDeclarationSchema: GenMessage<StageDeclaration> = /*@__PURE__*/
-  messageDesc(file_sluice_v1_pipeline, 6);
+  messageDesc(file_sluice_v1_pipeline, 11);
 
 /**
  * Conditions checked before a stage is entered (AWS BeforeEntryConditions).
@@ -341,7 +498,7 @@ export type BeforeEntryConditions = Message<"sluice.v1.BeforeEntryConditions"> &
  * Use `create(BeforeEntryConditionsSchema)` to create a new message.
  */
 export const BeforeEntryConditionsSchema: GenMessage<BeforeEntryConditions> = /*@__PURE__*/
-  messageDesc(file_sluice_v1_pipeline, 7);
+  messageDesc(file_sluice_v1_pipeline, 12);
 
 /**
  * Conditions checked after a stage's actions succeeded (AWS SuccessConditions).
@@ -362,7 +519,7 @@ export type SuccessConditions = Message<"sluice.v1.SuccessConditions"> & {
  * Use `create(SuccessConditionsSchema)` to create a new message.
  */
 export const SuccessConditionsSchema: GenMessage<SuccessConditions> = /*@__PURE__*/
-  messageDesc(file_sluice_v1_pipeline, 8);
+  messageDesc(file_sluice_v1_pipeline, 13);
 
 /**
  * What happens when a stage fails (AWS FailureConditions).
@@ -397,7 +554,7 @@ export type FailureConditions = Message<"sluice.v1.FailureConditions"> & {
  * Use `create(FailureConditionsSchema)` to create a new message.
  */
 export const FailureConditionsSchema: GenMessage<FailureConditions> = /*@__PURE__*/
-  messageDesc(file_sluice_v1_pipeline, 9);
+  messageDesc(file_sluice_v1_pipeline, 14);
 
 /**
  * How an automatic retry reruns a stage (AWS RetryConfiguration).
@@ -418,7 +575,7 @@ export type RetryConfiguration = Message<"sluice.v1.RetryConfiguration"> & {
  * Use `create(RetryConfigurationSchema)` to create a new message.
  */
 export const RetryConfigurationSchema: GenMessage<RetryConfiguration> = /*@__PURE__*/
-  messageDesc(file_sluice_v1_pipeline, 10);
+  messageDesc(file_sluice_v1_pipeline, 15);
 
 /**
  * A condition: rules and the result they engage (AWS Condition).
@@ -446,7 +603,7 @@ export type Condition = Message<"sluice.v1.Condition"> & {
  * Use `create(ConditionSchema)` to create a new message.
  */
 export const ConditionSchema: GenMessage<Condition> = /*@__PURE__*/
-  messageDesc(file_sluice_v1_pipeline, 11);
+  messageDesc(file_sluice_v1_pipeline, 16);
 
 /**
  * One rule of a condition (AWS RuleDeclaration).
@@ -514,7 +671,7 @@ export type RuleDeclaration = Message<"sluice.v1.RuleDeclaration"> & {
  * Use `create(RuleDeclarationSchema)` to create a new message.
  */
 export const RuleDeclarationSchema: GenMessage<RuleDeclaration> = /*@__PURE__*/
-  messageDesc(file_sluice_v1_pipeline, 12);
+  messageDesc(file_sluice_v1_pipeline, 17);
 
 /**
  * A rule type (AWS RuleTypeId).
@@ -556,7 +713,7 @@ export type RuleTypeId = Message<"sluice.v1.RuleTypeId"> & {
  * Use `create(RuleTypeIdSchema)` to create a new message.
  */
 export const RuleTypeIdSchema: GenMessage<RuleTypeId> = /*@__PURE__*/
-  messageDesc(file_sluice_v1_pipeline, 13);
+  messageDesc(file_sluice_v1_pipeline, 18);
 
 /**
  * @generated from message sluice.v1.BlockerDeclaration
@@ -578,7 +735,7 @@ export type BlockerDeclaration = Message<"sluice.v1.BlockerDeclaration"> & {
  * Use `create(BlockerDeclarationSchema)` to create a new message.
  */
 export const BlockerDeclarationSchema: GenMessage<BlockerDeclaration> = /*@__PURE__*/
-  messageDesc(file_sluice_v1_pipeline, 14);
+  messageDesc(file_sluice_v1_pipeline, 19);
 
 /**
  * @generated from message sluice.v1.ActionDeclaration
@@ -669,7 +826,7 @@ export type ActionDeclaration = Message<"sluice.v1.ActionDeclaration"> & {
  * Use `create(ActionDeclarationSchema)` to create a new message.
  */
 export const ActionDeclarationSchema: GenMessage<ActionDeclaration> = /*@__PURE__*/
-  messageDesc(file_sluice_v1_pipeline, 15);
+  messageDesc(file_sluice_v1_pipeline, 20);
 
 /**
  * @generated from message sluice.v1.ActionTypeId
@@ -707,7 +864,7 @@ export type ActionTypeId = Message<"sluice.v1.ActionTypeId"> & {
  * Use `create(ActionTypeIdSchema)` to create a new message.
  */
 export const ActionTypeIdSchema: GenMessage<ActionTypeId> = /*@__PURE__*/
-  messageDesc(file_sluice_v1_pipeline, 16);
+  messageDesc(file_sluice_v1_pipeline, 21);
 
 /**
  * @generated from message sluice.v1.InputArtifact
@@ -724,7 +881,7 @@ export type InputArtifact = Message<"sluice.v1.InputArtifact"> & {
  * Use `create(InputArtifactSchema)` to create a new message.
  */
 export const InputArtifactSchema: GenMessage<InputArtifact> = /*@__PURE__*/
-  messageDesc(file_sluice_v1_pipeline, 17);
+  messageDesc(file_sluice_v1_pipeline, 22);
 
 /**
  * @generated from message sluice.v1.OutputArtifact
@@ -748,7 +905,7 @@ export type OutputArtifact = Message<"sluice.v1.OutputArtifact"> & {
  * Use `create(OutputArtifactSchema)` to create a new message.
  */
 export const OutputArtifactSchema: GenMessage<OutputArtifact> = /*@__PURE__*/
-  messageDesc(file_sluice_v1_pipeline, 18);
+  messageDesc(file_sluice_v1_pipeline, 23);
 
 /**
  * @generated from message sluice.v1.EnvironmentVariable
@@ -777,7 +934,7 @@ export type EnvironmentVariable = Message<"sluice.v1.EnvironmentVariable"> & {
  * Use `create(EnvironmentVariableSchema)` to create a new message.
  */
 export const EnvironmentVariableSchema: GenMessage<EnvironmentVariable> = /*@__PURE__*/
-  messageDesc(file_sluice_v1_pipeline, 19);
+  messageDesc(file_sluice_v1_pipeline, 24);
 
 /**
  * @generated from message sluice.v1.Tag
@@ -799,7 +956,7 @@ export type Tag = Message<"sluice.v1.Tag"> & {
  * Use `create(TagSchema)` to create a new message.
  */
 export const TagSchema: GenMessage<Tag> = /*@__PURE__*/
-  messageDesc(file_sluice_v1_pipeline, 20);
+  messageDesc(file_sluice_v1_pipeline, 25);
 
 /**
  * @generated from message sluice.v1.PipelineMetadata
@@ -826,7 +983,7 @@ export type PipelineMetadata = Message<"sluice.v1.PipelineMetadata"> & {
  * Use `create(PipelineMetadataSchema)` to create a new message.
  */
 export const PipelineMetadataSchema: GenMessage<PipelineMetadata> = /*@__PURE__*/
-  messageDesc(file_sluice_v1_pipeline, 21);
+  messageDesc(file_sluice_v1_pipeline, 26);
 
 /**
  * @generated from message sluice.v1.PipelineSummary
@@ -868,5 +1025,5 @@ export type PipelineSummary = Message<"sluice.v1.PipelineSummary"> & {
  * Use `create(PipelineSummarySchema)` to create a new message.
  */
 export const PipelineSummarySchema: GenMessage<PipelineSummary> = /*@__PURE__*/
-  messageDesc(file_sluice_v1_pipeline, 22);
+  messageDesc(file_sluice_v1_pipeline, 27);
 

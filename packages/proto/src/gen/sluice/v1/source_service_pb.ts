@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file sluice/v1/source_service.proto.
  */
 export const file_sluice_v1_source_service: GenFile = /*@__PURE__*/
-  fileDesc("Ch5zbHVpY2UvdjEvc291cmNlX3NlcnZpY2UucHJvdG8SCXNsdWljZS52MSI8ChFXZWJob29rRmlsdGVyUnVsZRIRCglqc29uX3BhdGgYASABKAkSFAoMbWF0Y2hfZXF1YWxzGAIgASgJImcKGFdlYmhvb2tBdXRoQ29uZmlndXJhdGlvbhIoChBhbGxvd2VkX2lwX3JhbmdlGAEgASgJUg5BbGxvd2VkSVBSYW5nZRIhCgxzZWNyZXRfdG9rZW4YAiABKAlSC1NlY3JldFRva2VuIuMBChFXZWJob29rRGVmaW5pdGlvbhIMCgRuYW1lGAEgASgJEhcKD3RhcmdldF9waXBlbGluZRgCIAEoCRIVCg10YXJnZXRfYWN0aW9uGAMgASgJEi0KB2ZpbHRlcnMYBCADKAsyHC5zbHVpY2UudjEuV2ViaG9va0ZpbHRlclJ1bGUSFgoOYXV0aGVudGljYXRpb24YBSABKAkSSQocYXV0aGVudGljYXRpb25fY29uZmlndXJhdGlvbhgGIAEoCzIjLnNsdWljZS52MS5XZWJob29rQXV0aENvbmZpZ3VyYXRpb24i/wEKD0xpc3RXZWJob29rSXRlbRIwCgpkZWZpbml0aW9uGAEgASgLMhwuc2x1aWNlLnYxLldlYmhvb2tEZWZpbml0aW9uEgsKA3VybBgCIAEoCRIVCg1lcnJvcl9tZXNzYWdlGAMgASgJEhIKCmVycm9yX2NvZGUYBCABKAkSMgoObGFzdF90cmlnZ2VyZWQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEgsKA2FybhgGIAEoCRIcCgR0YWdzGAcgAygLMg4uc2x1aWNlLnYxLlRhZxIjChtyZWdpc3RlcmVkX3dpdGhfdGhpcmRfcGFydHkYCCABKAgiYAoRUHV0V2ViaG9va1JlcXVlc3QSLQoHd2ViaG9vaxgBIAEoCzIcLnNsdWljZS52MS5XZWJob29rRGVmaW5pdGlvbhIcCgR0YWdzGAIgAygLMg4uc2x1aWNlLnYxLlRhZyJBChJQdXRXZWJob29rUmVzcG9uc2USKwoHd2ViaG9vaxgBIAEoCzIaLnNsdWljZS52MS5MaXN0V2ViaG9va0l0ZW0iagoTTGlzdFdlYmhvb2tzUmVxdWVzdBIdCgpuZXh0X3Rva2VuGAEgASgJUglOZXh0VG9rZW4SJAoLbWF4X3Jlc3VsdHMYAiABKAVIAFIKTWF4UmVzdWx0c4gBAUIOCgxfbWF4X3Jlc3VsdHMiYwoUTGlzdFdlYmhvb2tzUmVzcG9uc2USLAoId2ViaG9va3MYASADKAsyGi5zbHVpY2UudjEuTGlzdFdlYmhvb2tJdGVtEh0KCm5leHRfdG9rZW4YAiABKAlSCU5leHRUb2tlbiIkChREZWxldGVXZWJob29rUmVxdWVzdBIMCgRuYW1lGAEgASgJIhcKFURlbGV0ZVdlYmhvb2tSZXNwb25zZSI8CiRSZWdpc3RlcldlYmhvb2tXaXRoVGhpcmRQYXJ0eVJlcXVlc3QSFAoMd2ViaG9va19uYW1lGAEgASgJIicKJVJlZ2lzdGVyV2ViaG9va1dpdGhUaGlyZFBhcnR5UmVzcG9uc2UiPgomRGVyZWdpc3RlcldlYmhvb2tXaXRoVGhpcmRQYXJ0eVJlcXVlc3QSFAoMd2ViaG9va19uYW1lGAEgASgJIikKJ0RlcmVnaXN0ZXJXZWJob29rV2l0aFRoaXJkUGFydHlSZXNwb25zZTKPBAoNU291cmNlU2VydmljZRJJCgpQdXRXZWJob29rEhwuc2x1aWNlLnYxLlB1dFdlYmhvb2tSZXF1ZXN0Gh0uc2x1aWNlLnYxLlB1dFdlYmhvb2tSZXNwb25zZRJPCgxMaXN0V2ViaG9va3MSHi5zbHVpY2UudjEuTGlzdFdlYmhvb2tzUmVxdWVzdBofLnNsdWljZS52MS5MaXN0V2ViaG9va3NSZXNwb25zZRJSCg1EZWxldGVXZWJob29rEh8uc2x1aWNlLnYxLkRlbGV0ZVdlYmhvb2tSZXF1ZXN0GiAuc2x1aWNlLnYxLkRlbGV0ZVdlYmhvb2tSZXNwb25zZRKCAQodUmVnaXN0ZXJXZWJob29rV2l0aFRoaXJkUGFydHkSLy5zbHVpY2UudjEuUmVnaXN0ZXJXZWJob29rV2l0aFRoaXJkUGFydHlSZXF1ZXN0GjAuc2x1aWNlLnYxLlJlZ2lzdGVyV2ViaG9va1dpdGhUaGlyZFBhcnR5UmVzcG9uc2USiAEKH0RlcmVnaXN0ZXJXZWJob29rV2l0aFRoaXJkUGFydHkSMS5zbHVpY2UudjEuRGVyZWdpc3RlcldlYmhvb2tXaXRoVGhpcmRQYXJ0eVJlcXVlc3QaMi5zbHVpY2UudjEuRGVyZWdpc3RlcldlYmhvb2tXaXRoVGhpcmRQYXJ0eVJlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_timestamp, file_sluice_v1_pipeline]);
+  fileDesc("Ch5zbHVpY2UvdjEvc291cmNlX3NlcnZpY2UucHJvdG8SCXNsdWljZS52MSI8ChFXZWJob29rRmlsdGVyUnVsZRIRCglqc29uX3BhdGgYASABKAkSFAoMbWF0Y2hfZXF1YWxzGAIgASgJImcKGFdlYmhvb2tBdXRoQ29uZmlndXJhdGlvbhIoChBhbGxvd2VkX2lwX3JhbmdlGAEgASgJUg5BbGxvd2VkSVBSYW5nZRIhCgxzZWNyZXRfdG9rZW4YAiABKAlSC1NlY3JldFRva2VuIuMBChFXZWJob29rRGVmaW5pdGlvbhIMCgRuYW1lGAEgASgJEhcKD3RhcmdldF9waXBlbGluZRgCIAEoCRIVCg10YXJnZXRfYWN0aW9uGAMgASgJEi0KB2ZpbHRlcnMYBCADKAsyHC5zbHVpY2UudjEuV2ViaG9va0ZpbHRlclJ1bGUSFgoOYXV0aGVudGljYXRpb24YBSABKAkSSQocYXV0aGVudGljYXRpb25fY29uZmlndXJhdGlvbhgGIAEoCzIjLnNsdWljZS52MS5XZWJob29rQXV0aENvbmZpZ3VyYXRpb24i/wEKD0xpc3RXZWJob29rSXRlbRIwCgpkZWZpbml0aW9uGAEgASgLMhwuc2x1aWNlLnYxLldlYmhvb2tEZWZpbml0aW9uEgsKA3VybBgCIAEoCRIVCg1lcnJvcl9tZXNzYWdlGAMgASgJEhIKCmVycm9yX2NvZGUYBCABKAkSMgoObGFzdF90cmlnZ2VyZWQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEgsKA2FybhgGIAEoCRIcCgR0YWdzGAcgAygLMg4uc2x1aWNlLnYxLlRhZxIjChtyZWdpc3RlcmVkX3dpdGhfdGhpcmRfcGFydHkYCCABKAgiYAoRUHV0V2ViaG9va1JlcXVlc3QSLQoHd2ViaG9vaxgBIAEoCzIcLnNsdWljZS52MS5XZWJob29rRGVmaW5pdGlvbhIcCgR0YWdzGAIgAygLMg4uc2x1aWNlLnYxLlRhZyJBChJQdXRXZWJob29rUmVzcG9uc2USKwoHd2ViaG9vaxgBIAEoCzIaLnNsdWljZS52MS5MaXN0V2ViaG9va0l0ZW0iagoTTGlzdFdlYmhvb2tzUmVxdWVzdBIdCgpuZXh0X3Rva2VuGAEgASgJUglOZXh0VG9rZW4SJAoLbWF4X3Jlc3VsdHMYAiABKAVIAFIKTWF4UmVzdWx0c4gBAUIOCgxfbWF4X3Jlc3VsdHMiYwoUTGlzdFdlYmhvb2tzUmVzcG9uc2USLAoId2ViaG9va3MYASADKAsyGi5zbHVpY2UudjEuTGlzdFdlYmhvb2tJdGVtEh0KCm5leHRfdG9rZW4YAiABKAlSCU5leHRUb2tlbiIkChREZWxldGVXZWJob29rUmVxdWVzdBIMCgRuYW1lGAEgASgJIhcKFURlbGV0ZVdlYmhvb2tSZXNwb25zZSI8CiRSZWdpc3RlcldlYmhvb2tXaXRoVGhpcmRQYXJ0eVJlcXVlc3QSFAoMd2ViaG9va19uYW1lGAEgASgJIicKJVJlZ2lzdGVyV2ViaG9va1dpdGhUaGlyZFBhcnR5UmVzcG9uc2UiPgomRGVyZWdpc3RlcldlYmhvb2tXaXRoVGhpcmRQYXJ0eVJlcXVlc3QSFAoMd2ViaG9va19uYW1lGAEgASgJIikKJ0RlcmVnaXN0ZXJXZWJob29rV2l0aFRoaXJkUGFydHlSZXNwb25zZSJZChdMaXN0U291cmNlU3RhdGVzUmVxdWVzdBIVCg1waXBlbGluZV9uYW1lGAEgASgJEhMKC21heF9yZXN1bHRzGAIgASgFEhIKCm5leHRfdG9rZW4YAyABKAkiXQoYTGlzdFNvdXJjZVN0YXRlc1Jlc3BvbnNlEi0KDXNvdXJjZV9zdGF0ZXMYASADKAsyFi5zbHVpY2UudjEuU291cmNlU3RhdGUSEgoKbmV4dF90b2tlbhgCIAEoCSLUAgoLU291cmNlU3RhdGUSFQoNcGlwZWxpbmVfbmFtZRgBIAEoCRITCgthY3Rpb25fbmFtZRgCIAEoCRIWCg5yZXBvc2l0b3J5X3VybBgDIAEoCRIOCgZicmFuY2gYBCABKAkSFQoNbGFzdF9yZXZpc2lvbhgFIAEoCRIyCg5sYXN0X3BvbGxlZF9hdBgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMAoMbmV4dF9wb2xsX2F0GAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIcChRjb25zZWN1dGl2ZV9mYWlsdXJlcxgIIAEoBRISCgpsYXN0X2Vycm9yGAkgASgJEhMKC2xlYXNlX293bmVyGAogASgJEhMKC2hhc190cmlnZ2VyGAsgASgIEhgKEGxhc3Rfc2tpcF9yZWFzb24YDCABKAky7AQKDVNvdXJjZVNlcnZpY2USSQoKUHV0V2ViaG9vaxIcLnNsdWljZS52MS5QdXRXZWJob29rUmVxdWVzdBodLnNsdWljZS52MS5QdXRXZWJob29rUmVzcG9uc2USTwoMTGlzdFdlYmhvb2tzEh4uc2x1aWNlLnYxLkxpc3RXZWJob29rc1JlcXVlc3QaHy5zbHVpY2UudjEuTGlzdFdlYmhvb2tzUmVzcG9uc2USUgoNRGVsZXRlV2ViaG9vaxIfLnNsdWljZS52MS5EZWxldGVXZWJob29rUmVxdWVzdBogLnNsdWljZS52MS5EZWxldGVXZWJob29rUmVzcG9uc2USggEKHVJlZ2lzdGVyV2ViaG9va1dpdGhUaGlyZFBhcnR5Ei8uc2x1aWNlLnYxLlJlZ2lzdGVyV2ViaG9va1dpdGhUaGlyZFBhcnR5UmVxdWVzdBowLnNsdWljZS52MS5SZWdpc3RlcldlYmhvb2tXaXRoVGhpcmRQYXJ0eVJlc3BvbnNlEogBCh9EZXJlZ2lzdGVyV2ViaG9va1dpdGhUaGlyZFBhcnR5EjEuc2x1aWNlLnYxLkRlcmVnaXN0ZXJXZWJob29rV2l0aFRoaXJkUGFydHlSZXF1ZXN0GjIuc2x1aWNlLnYxLkRlcmVnaXN0ZXJXZWJob29rV2l0aFRoaXJkUGFydHlSZXNwb25zZRJbChBMaXN0U291cmNlU3RhdGVzEiIuc2x1aWNlLnYxLkxpc3RTb3VyY2VTdGF0ZXNSZXF1ZXN0GiMuc2x1aWNlLnYxLkxpc3RTb3VyY2VTdGF0ZXNSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_timestamp, file_sluice_v1_pipeline]);
 
 /**
  * One condition on the POST body: the value `json_path` selects must equal `match_equals`.
@@ -380,11 +380,159 @@ export const DeregisterWebhookWithThirdPartyResponseSchema: GenMessage<Deregiste
   messageDesc(file_sluice_v1_source_service, 13);
 
 /**
- * The source poller's API: AWS CodePipeline's webhooks (PutWebhook, ListWebhooks, DeleteWebhook,
+ * @generated from message sluice.v1.ListSourceStatesRequest
+ */
+export type ListSourceStatesRequest = Message<"sluice.v1.ListSourceStatesRequest"> & {
+  /**
+   * Only this pipeline's sources; empty: all.
+   *
+   * @generated from field: string pipeline_name = 1;
+   */
+  pipelineName: string;
+
+  /**
+   * 1-1000, default 100.
+   *
+   * @generated from field: int32 max_results = 2;
+   */
+  maxResults: number;
+
+  /**
+   * From a previous response; empty for the first page.
+   *
+   * @generated from field: string next_token = 3;
+   */
+  nextToken: string;
+};
+
+/**
+ * Describes the message sluice.v1.ListSourceStatesRequest.
+ * Use `create(ListSourceStatesRequestSchema)` to create a new message.
+ */
+export const ListSourceStatesRequestSchema: GenMessage<ListSourceStatesRequest> = /*@__PURE__*/
+  messageDesc(file_sluice_v1_source_service, 14);
+
+/**
+ * @generated from message sluice.v1.ListSourceStatesResponse
+ */
+export type ListSourceStatesResponse = Message<"sluice.v1.ListSourceStatesResponse"> & {
+  /**
+   * @generated from field: repeated sluice.v1.SourceState source_states = 1;
+   */
+  sourceStates: SourceState[];
+
+  /**
+   * Empty when this is the last page.
+   *
+   * @generated from field: string next_token = 2;
+   */
+  nextToken: string;
+};
+
+/**
+ * Describes the message sluice.v1.ListSourceStatesResponse.
+ * Use `create(ListSourceStatesResponseSchema)` to create a new message.
+ */
+export const ListSourceStatesResponseSchema: GenMessage<ListSourceStatesResponse> = /*@__PURE__*/
+  messageDesc(file_sluice_v1_source_service, 15);
+
+/**
+ * One watched Git source action.
+ *
+ * @generated from message sluice.v1.SourceState
+ */
+export type SourceState = Message<"sluice.v1.SourceState"> & {
+  /**
+   * @generated from field: string pipeline_name = 1;
+   */
+  pipelineName: string;
+
+  /**
+   * @generated from field: string action_name = 2;
+   */
+  actionName: string;
+
+  /**
+   * The repository URL with any user:password@ removed.
+   *
+   * @generated from field: string repository_url = 3;
+   */
+  repositoryUrl: string;
+
+  /**
+   * @generated from field: string branch = 4;
+   */
+  branch: string;
+
+  /**
+   * The revision already accounted for (published, or skipped by the trigger); empty before
+   * the first poll records a baseline.
+   *
+   * @generated from field: string last_revision = 5;
+   */
+  lastRevision: string;
+
+  /**
+   * Unset until the first poll.
+   *
+   * @generated from field: google.protobuf.Timestamp last_polled_at = 6;
+   */
+  lastPolledAt?: Timestamp | undefined;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp next_poll_at = 7;
+   */
+  nextPollAt?: Timestamp | undefined;
+
+  /**
+   * Polls failed in a row; each one doubles the wait (with jitter) up to 30 minutes.
+   *
+   * @generated from field: int32 consecutive_failures = 8;
+   */
+  consecutiveFailures: number;
+
+  /**
+   * The last failure (credentials removed); empty after a successful poll.
+   *
+   * @generated from field: string last_error = 9;
+   */
+  lastError: string;
+
+  /**
+   * The replica polling it now; empty when none holds its lease.
+   *
+   * @generated from field: string lease_owner = 10;
+   */
+  leaseOwner: string;
+
+  /**
+   * True when a pipeline trigger filters this source's changes.
+   *
+   * @generated from field: bool has_trigger = 11;
+   */
+  hasTrigger: boolean;
+
+  /**
+   * Why the last change seen did not start the pipeline; empty when it did or none was seen.
+   *
+   * @generated from field: string last_skip_reason = 12;
+   */
+  lastSkipReason: string;
+};
+
+/**
+ * Describes the message sluice.v1.SourceState.
+ * Use `create(SourceStateSchema)` to create a new message.
+ */
+export const SourceStateSchema: GenMessage<SourceState> = /*@__PURE__*/
+  messageDesc(file_sluice_v1_source_service, 16);
+
+/**
+ * The source poller's API: the state of the sources it polls (ListSourceStates) and AWS CodePipeline's webhooks (PutWebhook, ListWebhooks, DeleteWebhook,
  * Register/DeregisterWebhookWithThirdParty). A webhook is a URL served by the source poller's HTTP
  * receiver (WEBHOOK_HOST/WEBHOOK_PORT); a POST to it that passes the webhook's authentication and
  * all its filters publishes SourceChanged for the target action (trigger type `Webhook`, detail the
- * webhook's ARN). Permissions: every method needs operator (or admin) — ListWebhooks too, since the
+ * webhook's ARN). Permissions: every webhook method needs operator (or admin) — ListWebhooks too, since the
  * URL of an UNAUTHENTICATED webhook is all it takes to start its pipeline.
  *
  * @generated from service sluice.v1.SourceService
@@ -446,6 +594,18 @@ export const SourceService: GenService<{
     methodKind: "unary";
     input: typeof DeregisterWebhookWithThirdPartyRequestSchema;
     output: typeof DeregisterWebhookWithThirdPartyResponseSchema;
+  },
+  /**
+   * Where every watched source action stands: last revision, next poll, failures and the
+   * replica holding it. Ordered by pipeline then action; `pipelineName` filters. Roles viewer,
+   * operator, service.
+   *
+   * @generated from rpc sluice.v1.SourceService.ListSourceStates
+   */
+  listSourceStates: {
+    methodKind: "unary";
+    input: typeof ListSourceStatesRequestSchema;
+    output: typeof ListSourceStatesResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_sluice_v1_source_service, 0);

@@ -39,6 +39,7 @@ beforeAll(async () => {
     },
     registerWebhookWithThirdParty: () => Promise.resolve({}),
     deregisterWebhookWithThirdParty: () => Promise.resolve({}),
+    listSourceStates: (req) => Promise.resolve({ sourceStates: [{ pipelineName: req.pipelineName, actionName: "Checkout", lastError: "unreachable", consecutiveFailures: 3 }], nextToken: "" }),
   });
   const port = await server.listen("127.0.0.1", 0);
   conn = { address: "127.0.0.1:1", token: "ops-token", sourceAddress: `127.0.0.1:${port}` };
@@ -80,6 +81,11 @@ describe("sluice webhook commands", () => {
     expect(lists.at(-1)?.nextToken).toBe("t1");
     expect(await run(conn, "delete-webhook", "--name", "gh")).toBe("deleted");
     expect(deleted).toEqual(["gh"]);
+  });
+
+  it("list-source-states shows each source's state, filtered by pipeline", async () => {
+    const out = JSON.parse(await run(conn, "list-source-states", "--pipeline-name", "web")) as { sourceStates: { pipelineName: string; lastError: string; consecutiveFailures: number }[] };
+    expect(out.sourceStates).toEqual([expect.objectContaining({ pipelineName: "web", lastError: "unreachable", consecutiveFailures: 3 })]);
   });
 
   it("says where the source poller is expected when no address is known", async () => {
