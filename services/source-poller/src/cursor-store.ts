@@ -167,6 +167,12 @@ export class CursorStore {
     return claimed;
   }
 
+  /** When the next cursor comes due (epoch ms); undefined when there is none. */
+  async nextDueAt(): Promise<number | undefined> {
+    const first = await this.cursors.find({}, { projection: { nextPollAt: 1 } }).sort({ nextPollAt: 1 }).limit(1).next();
+    return first?.nextPollAt;
+  }
+
   /** Inserts the next lease term of a cursor; undefined when its newest term is still held or another replica won. */
   private async claim(cursor: string, now: number, owner: string, leaseMs: number): Promise<number | undefined> {
     const newest = await this.leases.find({ cursor }).sort({ term: -1 }).limit(1).next();

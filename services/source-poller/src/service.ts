@@ -101,10 +101,28 @@ export async function startSourcePoller(config: SourcePollerConfig, deps: { logg
     teardown.add("declaration consumer", () => declarations.stop());
 
     const tickMs = config.pollTickMs ?? Math.min(config.pollIntervalMs, 1000);
-    const polling = startLoop(() => pollOnce(pollOptions), (outcome) => {
-      if (outcome.failed) logger.error("poll round failed", { error: String(outcome.error) });
-      return tickMs;
-    });
+    // The loop wakes when the next source comes due (at most every tickMs), so a change is seen
+    // within the interval plus the poll itself, not plus a whole tick. A due source another
+    // replica holds is looked at again after 100 ms rather than in a busy loop.
+    const untilNextDue = async (): Promise<number> => {
+      const due = await store.nextDueAt();
+      if (due === undefined) return tickMs;
+      const wait = due - Date.now();
+      return Math.max(wait <= 0 ? 100 : wait, 5);
+    };
+    const polling = startLoop(
+      async () => {
+        await pollOnce(pollOptions);
+        return config.pollTickMs === undefined ? Math.min(await untilNextDue(), tickMs) : tickMs;
+      },
+      (outcome) => {
+        if (outcome.failed) {
+          logger.error("poll round failed", { error: String(outcome.error) });
+          return tickMs;
+        }
+        return typeof outcome.value === "number" ? outcome.value : tickMs;
+      },
+    );
     teardown.add("poll loop", () => polling.stop());
 
     const orchestrator =
@@ -172,7 +190,7 @@ export async function startSourcePoller(config: SourcePollerConfig, deps: { logg
 }
 
 /** How a loop round ended. */
-type RoundOutcome = { failed: false } | { failed: true; error: unknown };
+type RoundOutcome = { failed: false; value: unknown } | { failed: true; error: unknown };
 
 /**
  * Runs `round` now, then again after the delay `next` picks from how the round ended; never two
@@ -185,7 +203,7 @@ function startLoop(round: () => Promise<unknown>, next: (outcome: RoundOutcome) 
   const loop = (): void => {
     if (stopped) return;
     current = round().then(
-      () => schedule({ failed: false }),
+      (value: unknown) => schedule({ failed: false, value }),
       (error: unknown) => schedule({ failed: true, error }),
     );
   };
