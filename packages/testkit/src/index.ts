@@ -26,4 +26,6 @@ export type { InMemoryTracing } from "./tracing.js";
 export { makeTestPki } from "./pki.js";
 export type { TestPki } from "./pki.js";
 export { recordingLogger, startTcpRelay } from "./relay.js";
+export { startGitHttpServer } from "./git-http.js";
+export type { GitHttpServer } from "./git-http.js";
 export type { RecordedLine, RecordingLogger, TcpRelay } from "./relay.js";

@@ -1,5 +1,6 @@
 import { spawn } from "node:child_process";
 import { gitProcessEnv } from "@sluice/service-kit";
+import { NotSmartHttp, readsNatively, smartHttpRefs } from "./smart-http.js";
 
 /** How the poller runs git. */
 export interface LsRemoteOptions {
@@ -56,6 +57,22 @@ export function runGit(args: readonly string[], opts: LsRemoteOptions, what: str
 const SHA = /^[0-9a-f]{40,64}$/;
 
 /**
+ * `git ls-remote <lsRemoteArgs>` output: read natively from a smart-HTTP server when nothing in the
+ * git environment would change how git reaches it, else (or when the server is not one) by git.
+ * The native answer lists every ref; callers pick theirs by name, as they do from git's.
+ */
+async function advertised(url: string, opts: LsRemoteOptions, lsRemoteArgs: readonly string[]): Promise<string> {
+  if (readsNatively(url, opts.hostEnv)) {
+    try {
+      return await smartHttpRefs(url, opts.timeoutMs);
+    } catch (err) {
+      if (!(err instanceof NotSmartHttp)) throw err;
+    }
+  }
+  return runGit([...protocolArgs(url), "ls-remote", ...lsRemoteArgs], opts, lsRemoteArgs[0] === "--" ? "ls-remote" : `ls-remote ${lsRemoteArgs[0]}`);
+}
+
+/**
  * Reads the commit a branch points at with `git ls-remote`, without cloning.
  * The URL and branch go to git as argv entries, never through a shell.
  * Returns undefined when the branch does not exist.
@@ -66,7 +83,7 @@ export async function lsRemoteHead(url: string, branch: string, opts: LsRemoteOp
   checkRepositoryUrl(url);
   checkBranch(branch);
   const ref = `refs/heads/${branch}`;
-  const out = await runGit([...protocolArgs(url), "ls-remote", "--", url, ref], opts, "ls-remote");
+  const out = await advertised(url, opts, ["--", url, ref]);
   for (const line of out.split("\n")) {
     const [sha, name] = line.split("\t");
     if (name === ref && sha && SHA.test(sha)) return sha;
@@ -88,7 +105,7 @@ export async function lsRemoteHeads(url: string, opts: LsRemoteOptions): Promise
 
 async function lsRemoteRefs(url: string, kind: "tags" | "heads", opts: LsRemoteOptions): Promise<Map<string, string>> {
   checkRepositoryUrl(url);
-  const out = await runGit([...protocolArgs(url), "ls-remote", `--${kind}`, "--", url], opts, `ls-remote --${kind}`);
+  const out = await advertised(url, opts, [`--${kind}`, "--", url]);
   const prefix = `refs/${kind}/`;
   const refs = new Map<string, string>();
   const peeled = new Map<string, string>();

@@ -197,7 +197,7 @@ describe("source-poller with triggers", () => {
     expect(states.sourceStates.map((s) => s.actionName)).toEqual(["App", "Broken", "Release"]);
     const broken = states.sourceStates.find((s) => s.actionName === "Broken");
     expect(broken?.consecutiveFailures).toBeGreaterThanOrEqual(1);
-    expect(broken?.lastError).toMatch(/git ls-remote exited/);
+    expect(broken?.lastError).toMatch(/git ls-remote(: cannot reach| exited)/);
     expect(broken?.lastError).not.toContain("s3cret");
     expect(broken?.repositoryUrl).toBe("https://127.0.0.1:1/nope.git");
     expect(broken?.lastRevision).toBe("");
