@@ -42,14 +42,22 @@ export async function applyDefinition(
   if (state !== undefined && revisionSeen(state, revision)) return { kind: "unchanged" };
   const current = await deps.pipelines.find(pipelineName);
   if (current === undefined) throw pipelineNotFound(pipelineName, "pipelineName");
-  let prepared: PipelineDeclaration;
+  const violations: FieldViolation[] = [];
+  let prepared: PipelineDeclaration | undefined;
   try {
-    const declaration = parseDefinition(pipelineName, file);
+    const declaration = parseDefinition(file);
+    // Reported with the validator's findings, so one push shows every problem of the file.
+    if (declaration.name !== pipelineName) {
+      violations.push({ field: "pipeline.name", message: `must be ${JSON.stringify(pipelineName)}, the name of the pipeline it declares (got ${JSON.stringify(declaration.name)})` });
+    }
     await deps.actionTypes.refresh();
     prepared = deps.updates.prepare(restoreMaskedValues(declaration, current.declaration, deps.actionTypes.secretKeys));
   } catch (err) {
-    if (!isDomainError(err) || err.code !== "ValidationException") throw err;
-    const violations = err.violations.length > 0 ? [...err.violations] : [{ field: "pipeline", message: err.message }];
+    // Every refusal of the file (ValidationException, InvalidStructureException, LimitExceededException, …) is the file's.
+    if (!isDomainError(err) || err.retryable) throw err;
+    violations.push(...(err.violations.length > 0 ? err.violations : [{ field: "pipeline", message: err.message }]));
+  }
+  if (violations.length > 0 || prepared === undefined) {
     deps.logger.warn("pipeline definition in the repository rejected", { pipeline: pipelineName, revision: revision.revisionId, violations: violations.length });
     return { kind: "rejected", violations };
   }
@@ -62,14 +70,11 @@ export async function applyDefinition(
   return { kind: "updated", version: stored.version };
 }
 
-/** The file as UpdatePipeline's request: strict AWS JSON, and the pipeline's own name. */
-function parseDefinition(pipelineName: string, file: PipelineDefinitionFile): PipelineDeclaration {
+/** The file as UpdatePipeline's request: strict AWS JSON, either form. */
+function parseDefinition(file: PipelineDefinitionFile): PipelineDeclaration {
   if (file.problem !== "") throw invalidFile("(document)", file.problem);
   const { pipeline } = readPipelineJson(file.text);
   if (pipeline === undefined) throw invalidFile("pipeline", "is required");
-  if (pipeline.name !== pipelineName) {
-    throw invalidFile("pipeline.name", `must be ${JSON.stringify(pipelineName)}, the name of the pipeline it declares (got ${JSON.stringify(pipeline.name)})`);
-  }
   return pipeline;
 }
 
