@@ -74,3 +74,11 @@ describe("DefinitionRejected", () => {
     expect(d.ignored).toBe('"Compile" is not a source action of pipeline demo');
   });
 });
+
+describe("a rejected definition's execution", () => {
+  it("has nothing to retry: it entered no stage", () => {
+    const sim = new Sim(twoStages());
+    sim.apply(rejected("e1", "r1"));
+    sim.refuse({ type: "StageRetryRequested", executionId: "e1", stageName: "Source", retryMode: "FAILED_ACTIONS", by: "ops" }, "NotLatestPipelineExecutionException");
+  });
+});
