@@ -157,4 +157,25 @@ describe("pipeline definitions from the repository", () => {
     expect(exec?.statusSummary).toContain("pipeline.stagez: unknown field");
     expect(exec?.artifactRevisions).toEqual([]);
   });
+
+  it("masks credentials the file's violations quote: every viewer reads the statusSummary", async () => {
+    const leaky = plain();
+    const checkout = leaky.stages[0]?.actions[0];
+    if (checkout === undefined) throw new Error("no source action");
+    checkout["configuration"] = { RepositoryUrl: "gopher://bob:hunter2@git.example/web.git", BranchName: "main" };
+    const before = rejectedExecutions().length;
+    await announce("r6", "r6-1", JSON.stringify({ pipeline: leaky }));
+    const failed = await vi.waitFor(
+      () => {
+        const found = rejectedExecutions()[before];
+        if (found === undefined) throw new Error("no failed execution of r6 yet");
+        return found;
+      },
+      { timeout: 20_000, interval: 50 },
+    );
+    const exec = (await clients.viewer.getPipelineExecution({ pipelineName: name, pipelineExecutionId: failed })).pipelineExecution;
+    expect(exec?.statusSummary).toContain("pipeline.stages[0].actions[0].configuration.RepositoryUrl");
+    expect(exec?.statusSummary).not.toContain("hunter2");
+    expect(exec?.statusSummary).toContain("****@git.example");
+  });
 });

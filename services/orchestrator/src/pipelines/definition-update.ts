@@ -4,7 +4,7 @@ import type { FieldViolation, Logger, PipelineRuntime, SourceRevisionRef } from 
 import { PipelineDeclarationSchema } from "@sluice/proto";
 import type { PipelineDeclaration, PipelineDefinitionFile } from "@sluice/proto";
 import type { ActionTypeCatalog } from "../action-types/action-type-store.js";
-import { restoreMaskedValues } from "../api/views.js";
+import { answerMasker, declarationSecrets, restoreMaskedValues } from "../api/views.js";
 import type { RuntimeStore } from "../runtime/runtime-store.js";
 import type { DeclarationUpdates } from "./declaration-update.js";
 import { pipelineNotFound } from "./pipeline-store.js";
@@ -44,8 +44,9 @@ export async function applyDefinition(
   if (current === undefined) throw pipelineNotFound(pipelineName, "pipelineName");
   const violations: FieldViolation[] = [];
   let prepared: PipelineDeclaration | undefined;
+  let declaration: PipelineDeclaration | undefined;
   try {
-    const declaration = parseDefinition(file);
+    declaration = parseDefinition(file);
     // Reported with the validator's findings, so one push shows every problem of the file.
     if (declaration.name !== pipelineName) {
       violations.push({ field: "pipeline.name", message: `must be ${JSON.stringify(pipelineName)}, the name of the pipeline it declares (got ${JSON.stringify(declaration.name)})` });
@@ -59,7 +60,9 @@ export async function applyDefinition(
   }
   if (violations.length > 0 || prepared === undefined) {
     deps.logger.warn("pipeline definition in the repository rejected", { pipeline: pipelineName, revision: revision.revisionId, violations: violations.length });
-    return { kind: "rejected", violations };
+    // Every viewer reads the statusSummary they become: the file's secrets (and URL credentials) are masked as in answers.
+    const secrets = declaration === undefined ? [] : [...declarationSecrets(declaration), ...deps.actionTypes.secretValues(declaration.stages.flatMap((st) => st.actions))];
+    return { kind: "rejected", violations: answerMasker(secrets)(violations) };
   }
   // The stored declaration carries its version; the file's (if any) does not decide it.
   const candidate = clone(PipelineDeclarationSchema, prepared);
