@@ -2,6 +2,6 @@
 // reader. Every export is named here.
 export { actionLogLines, createApprovalClient, createArtifactClient, createJobClient, createSluiceClient, createSourceClient } from "./sluice-client.js";
 export type { SluiceClient, SluiceClientOptions } from "./sluice-client.js";
-export { readPipelineJson, readRequestJson } from "./pipeline-json.js";
+export { readPipelineJson, readRequestJson } from "@sluice/domain";
 export { SluiceRpcError, isRpcError } from "@sluice/grpc";
 export type { CallOptions, Client, ClientTlsOptions } from "@sluice/grpc";

@@ -2,6 +2,8 @@ export { ERROR_CODES, DomainError, invalid, isDomainError } from "./errors.js";
 export type { ErrorCode, FieldViolation } from "./errors.js";
 export { noopLogger } from "./logger.js";
 export type { Logger } from "./logger.js";
+// Strict reading of AWS --cli-input-json files: the CLI and the orchestrator (.sluice/pipeline.json) share it.
+export { readPipelineJson, readRequestJson } from "./pipeline-json.js";
 // -- validation exports (owned by the validation helper) --
 export { validatePipeline } from "./validation/validate.js";
 export { EVENT_RULE_STATES, MAX_EVENT_RULES, MAX_SCHEDULES } from "./validation/pipeline-starts.js";

@@ -15,6 +15,8 @@ import type { OrchestratorConfig } from "./config.js";
 import { JOB_PERMISSIONS, createJobApi } from "./jobs/job-api.js";
 import { startJobIntake } from "./jobs/job-intake.js";
 import { createJobStore } from "./jobs/job-store.js";
+import { declarationUpdates } from "./pipelines/declaration-update.js";
+import { applyDefinition } from "./pipelines/definition-update.js";
 import { createPipelineStore } from "./pipelines/pipeline-store.js";
 import { specOf as specOfDeclaration } from "./pipelines/spec-of.js";
 import { createDeadLetterHandler } from "./runtime/dead-letters.js";
@@ -22,6 +24,7 @@ import { createOutboxPublisher } from "./runtime/publisher.js";
 import { createRuntimeStore } from "./runtime/runtime-store.js";
 import type { ApplyOptions, ApplyResult, ArchivedExecution, RuntimeStore } from "./runtime/runtime-store.js";
 import { REFUSED_RESULT_CODE, refuseResult } from "./result-intake.js";
+import { createKeyedSerial } from "./serial.js";
 
 const metrics = createMetrics("@sluice/orchestrator");
 
@@ -139,6 +142,10 @@ export async function startOrchestrator(config: OrchestratorConfig, deps: Orches
     const timerSweeper = startSweeper("timers", config.timerSweepMs, () => runtime.sweepTimers(), logger);
     teardown.add("sweepers", () => Promise.all([outboxSweeper.stop(), timerSweeper.stop()]));
 
+    const updates = declarationUpdates({ pipelines, runtime, subjects: bus.subjects, specOf, actionTypes, defaultArtifactBucket: config.defaultArtifactBucket });
+    const definitionDeps = { pipelines, runtime, actionTypes, updates, logger, clock };
+    const sourceChanges = createKeyedSerial();
+
     // Stopped together, so none keeps taking messages while another drains its handlers.
     const consumers: Consumer[] = [];
     teardown.add("consumers", () => Promise.all(consumers.map((c) => c.stop())));
@@ -176,14 +183,22 @@ export async function startOrchestrator(config: OrchestratorConfig, deps: Orches
             throw new DomainError("ValidationException", "revision: is required", [{ field: "revision.revisionId", message: "is required" }]);
           }
           const revision = sourceRevisionFromProto(msg.sourceActionName, msg.revision);
+          const change = {
+            // A redelivery gets another id; decide() still starts nothing twice for one revision.
+            executionId: randomUUID(),
+            actionName: msg.sourceActionName,
+            revision,
+            trigger: { triggerType: msg.triggerType === "" ? "PollForSourceChanges" : msg.triggerType, triggerDetail: msg.triggerDetail },
+          };
+          const { definition } = msg;
           await ignoreUnknownPipeline(logger, msg.pipelineName, () =>
-            runtime.apply(msg.pipelineName, {
-              type: "SourceChanged",
-              // A redelivery gets another id; decide() still starts nothing twice for one revision.
-              executionId: randomUUID(),
-              actionName: msg.sourceActionName,
-              revision,
-              trigger: { triggerType: msg.triggerType === "" ? "PollForSourceChanges" : msg.triggerType, triggerDetail: msg.triggerDetail },
+            // One source change of a pipeline at a time here: a definition is adopted and its
+            // revision started before the next change reads the stored declaration.
+            sourceChanges.run(msg.pipelineName, async () => {
+              // The repository's definition first, so the revision's execution runs the version it declares.
+              const outcome = definition === undefined ? undefined : await applyDefinition(definitionDeps, msg.pipelineName, revision, definition);
+              if (outcome?.kind === "rejected") await runtime.apply(msg.pipelineName, { type: "DefinitionRejected", ...change, violations: outcome.violations });
+              else await runtime.apply(msg.pipelineName, { type: "SourceChanged", ...change });
             }),
           );
         },

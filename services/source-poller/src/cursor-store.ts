@@ -34,6 +34,8 @@ export interface SourceCursor {
   lastError?: string;
   /** Why the last change seen did not start the pipeline. */
   lastSkipReason?: string;
+  /** The first Git source action of the first stage: its branch changes carry `.sluice/pipeline.json`. */
+  carriesDefinition?: boolean;
 }
 
 export interface GitSource {
@@ -41,6 +43,8 @@ export interface GitSource {
   repositoryUrl: string;
   branch: string;
   trigger: GitTriggerFilters | null;
+  /** See SourceCursor.carriesDefinition. */
+  carriesDefinition?: boolean;
 }
 
 /**
@@ -106,8 +110,8 @@ export class CursorStore {
       const _id = `${pipelineName}/${s.actionName}`;
       const same = await this.cursors.findOne({ _id, repositoryUrl: s.repositoryUrl, branch: s.branch });
       if (same) {
-        if (JSON.stringify(same.trigger ?? null) !== JSON.stringify(s.trigger)) {
-          await this.cursors.updateOne({ _id }, { $set: { trigger: s.trigger } });
+        if (JSON.stringify(same.trigger ?? null) !== JSON.stringify(s.trigger) || (same.carriesDefinition ?? false) !== (s.carriesDefinition ?? false)) {
+          await this.cursors.updateOne({ _id }, { $set: { trigger: s.trigger, carriesDefinition: s.carriesDefinition ?? false } });
         }
         continue;
       }
@@ -119,6 +123,7 @@ export class CursorStore {
           repositoryUrl: s.repositoryUrl,
           branch: s.branch,
           trigger: s.trigger,
+          carriesDefinition: s.carriesDefinition ?? false,
           lastRevision: null,
           knownTags: null,
           knownHeads: null,

@@ -47,6 +47,18 @@ describe("git mirrors", () => {
     expect(existsSync(marker)).toBe(false);
   });
 
+  it("reads a file at a commit: its text, absent where the commit lacks it, too large past the cap (unread)", async () => {
+    const before = git("rev-parse", "HEAD");
+    const head = commit(".sluice/pipeline.json");
+    const url = `file://${repo}`;
+    expect(await mirrors.readFile(url, "main", head, ".sluice/pipeline.json", 1024)).toEqual({ kind: "text", text: ".sluice/pipeline.json" });
+    expect(await mirrors.readFile(url, "main", before, ".sluice/pipeline.json", 1024)).toEqual({ kind: "absent" });
+    expect(await mirrors.readFile(url, "main", head, ".sluice", 1024)).toEqual({ kind: "absent" });
+    expect(await mirrors.readFile(url, "main", head, ".sluice/pipeline.json", 4)).toEqual({ kind: "too large", bytes: ".sluice/pipeline.json".length });
+    await expect(mirrors.readFile(url, "main", head, "../etc/passwd", 1024)).rejects.toThrow(/not a plain repository path/);
+    await expect(mirrors.readFile(url, "main", "HEAD", "a.txt", 1024)).rejects.toThrow(/not a commit id/);
+  });
+
   it("drops a mirror whose fetch failed, so the next one starts clean", async () => {
     await expect(mirrors.changedPaths(`file://${dir}/missing`, "main", first, first)).rejects.toThrow(/git fetch exited/);
     expect(readdirSync(cache)).toHaveLength(1);

@@ -1,5 +1,5 @@
 import { create } from "@bufbuild/protobuf";
-import { PipelineDeclarationSchema, PipelineTriggerDeclarationSchema } from "@sluice/proto";
+import { ActionDeclarationSchema, PipelineDeclarationSchema, PipelineTriggerDeclarationSchema } from "@sluice/proto";
 import { describe, expect, it } from "vitest";
 import { gitSourcesOf } from "./git-sources.js";
 
@@ -18,9 +18,18 @@ function declaration(configuration: Record<string, string>, provider = "Git") {
 describe("gitSourcesOf", () => {
   it("watches a Git source's branch (BranchName, default main)", () => {
     expect(gitSourcesOf(declaration({ RepositoryUrl: "file:///r", BranchName: "release" }))).toEqual([
-      { actionName: "Checkout", repositoryUrl: "file:///r", branch: "release", trigger: null },
+      { actionName: "Checkout", repositoryUrl: "file:///r", branch: "release", trigger: null, carriesDefinition: true },
     ]);
     expect(gitSourcesOf(declaration({ RepositoryUrl: "file:///r" }))[0]?.branch).toBe("main");
+  });
+
+  it("lets only the first Git source action of the first stage carry the pipeline definition", () => {
+    const decl = declaration({ RepositoryUrl: "file:///r" });
+    decl.stages[0]?.actions.push(create(ActionDeclarationSchema, { actionTypeId: { category: "Source", owner: "AWS", provider: "Git", version: "1" }, name: "Tools", configuration: { RepositoryUrl: "file:///tools" } }));
+    expect(gitSourcesOf(decl).map((s) => [s.actionName, s.carriesDefinition ?? false])).toEqual([
+      ["Checkout", true],
+      ["Tools", false],
+    ]);
   });
 
   it("does not poll a source with PollForSourceChanges or DetectChanges set to false", () => {

@@ -16,15 +16,19 @@ export function gitSourcesOf(decl: PipelineDeclaration): GitSource[] {
   // Validation refuses triggers on V1 pipelines; a stored one is ignored there all the same.
   const triggers = decl.pipelineType === "V2" ? decl.triggers : [];
   const sources: GitSource[] = [];
+  let firstGit = true;
   for (const action of first.actions) {
     if (!action.actionTypeId || resolveProvider(action.actionTypeId)?.builtIn !== "Git") continue;
+    // One source decides the pipeline definition, so two repositories never fight over it.
+    const carriesDefinition = firstGit;
+    firstGit = false;
     const git = triggers.find((t) => t.gitConfiguration?.sourceActionName === action.name)?.gitConfiguration;
     // As AWS: PollForSourceChanges (CodeCommit, S3) or DetectChanges (connections) "false" means
     // the source only changes when someone starts the pipeline — unless a trigger says otherwise.
     const { PollForSourceChanges: poll, DetectChanges: detect } = action.configuration;
     if (git === undefined && (poll === "false" || detect === "false")) continue;
     const source = gitSourceOf(action.configuration);
-    if (source.repositoryUrl) sources.push({ actionName: action.name, ...source, trigger: git === undefined ? null : triggerFilters(git) });
+    if (source.repositoryUrl) sources.push({ actionName: action.name, ...source, trigger: git === undefined ? null : triggerFilters(git), ...(carriesDefinition ? { carriesDefinition } : {}) });
   }
   return sources;
 }

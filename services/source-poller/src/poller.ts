@@ -6,6 +6,8 @@ import type { Logger } from "@sluice/domain";
 import { SourceChangedSchema } from "@sluice/proto";
 import { MAX_BACKOFF_MS, backoffMs } from "./backoff.js";
 import type { CursorStore, HeldCursor } from "./cursor-store.js";
+import { readDefinition } from "./definition-file.js";
+import type { DefinitionFile } from "./definition-file.js";
 import type { GitMirrors } from "./git-mirror.js";
 import { lsRemoteHead, lsRemoteHeads, lsRemoteTags } from "./git-remote.js";
 import type { LsRemoteOptions } from "./git-remote.js";
@@ -98,7 +100,8 @@ async function pollBranch(o: PollerOptions, cursor: HeldCursor, log: Logger, ski
     log.info("source change does not match the trigger; nothing started", { revision: head, previous: cursor.lastRevision, reason: skipping });
     return 0;
   }
-  await publish(o, cursor, head, cursor.branch, `${stripUserinfo(cursor.repositoryUrl)}#${cursor.branch}`);
+  const definition = cursor.carriesDefinition === true ? await readDefinition(o.mirrors, cursor.repositoryUrl, cursor.branch, head) : undefined;
+  await publish(o, cursor, head, cursor.branch, `${stripUserinfo(cursor.repositoryUrl)}#${cursor.branch}`, definition);
   await o.store.advance(cursor, cursor.lastRevision, head);
   log.info("source change detected", { revision: head, previous: cursor.lastRevision });
   return 1;
@@ -137,7 +140,9 @@ async function pollBranches(o: PollerOptions, cursor: HeldCursor, trigger: GitTr
       log.info("source change does not match the trigger; nothing started", { branch, revision: sha, previous: from, reason: match.reason });
       continue;
     }
-    await publish(o, cursor, sha, branch, `${stripUserinfo(cursor.repositoryUrl)}#${branch} ${match.reason}`);
+    // Only the configured branch declares the pipeline: a feature branch's file is not the pipeline's.
+    const definition = cursor.carriesDefinition === true && branch === cursor.branch ? await readDefinition(o.mirrors, cursor.repositoryUrl, branch, sha) : undefined;
+    await publish(o, cursor, sha, branch, `${stripUserinfo(cursor.repositoryUrl)}#${branch} ${match.reason}`, definition);
     log.info("source change matched the trigger", { branch, revision: sha, previous: from, reason: match.reason });
     published++;
   }
@@ -173,7 +178,7 @@ async function pollTags(o: PollerOptions, cursor: HeldCursor, trigger: GitTrigge
   return published;
 }
 
-async function publish(o: PollerOptions, cursor: HeldCursor, revision: string, branch: string, detail: string): Promise<void> {
+async function publish(o: PollerOptions, cursor: HeldCursor, revision: string, branch: string, detail: string, definition?: DefinitionFile): Promise<void> {
   const eventId = `${cursor.pipelineName}:${cursor.actionName}:${revision}`;
   const msg = create(SourceChangedSchema, {
     eventId,
@@ -183,6 +188,7 @@ async function publish(o: PollerOptions, cursor: HeldCursor, revision: string, b
     triggerType: "PollForSourceChanges",
     // Credentials in the URL stay with the cursor: the detail is shown to every viewer.
     triggerDetail: detail.slice(0, MAX_DETAIL),
+    ...(definition === undefined ? {} : { definition }),
   });
   await o.bus.publish(o.bus.subjects.sourceSubject(cursor.pipelineName), SourceChangedSchema, msg, { msgId: eventId });
 }

@@ -77,7 +77,7 @@ export async function startSourcePoller(config: SourcePollerConfig, deps: { logg
       mirrors: createGitMirrors(cacheDir, git),
       maxBackoffMs: config.pollMaxBackoffMs ?? 30 * 60_000,
     };
-    const webhooks = await startWebhooks({ db: mongo.db, bus, logger, config: config.webhooks, gitTimeoutMs: pollOptions.gitTimeoutMs, gitHostEnv: pollOptions.gitHostEnv });
+    const webhooks = await startWebhooks({ db: mongo.db, bus, logger, config: config.webhooks, gitTimeoutMs: pollOptions.gitTimeoutMs, gitHostEnv: pollOptions.gitHostEnv, mirrors: pollOptions.mirrors });
     teardown.add("webhook receiver", () => webhooks.receiver.stop());
     const followers = { sourceActions: webhooks.sourceActions, starts };
     const perPipeline = createPerPipeline();

@@ -1,7 +1,7 @@
 import { execFileSync } from "node:child_process";
 import { createHmac } from "node:crypto";
 import { request } from "node:http";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { create } from "@bufbuild/protobuf";
@@ -309,6 +309,30 @@ describe("webhook receiver (AWS-style)", () => {
     expect(msg?.eventId).toBe(`web:Checkout:${commit}`);
     const item = (await admin.listWebhooks({})).webhooks.find((w) => w.definition?.name === "github");
     expect(item?.lastTriggered).toBeDefined();
+  });
+
+  it("sends the repository's .sluice/pipeline.json at the pushed commit, as the poller does", async () => {
+    mkdirSync(join(repo, ".sluice"), { recursive: true });
+    const text = JSON.stringify({ pipeline: { name: "web", stages: [] } });
+    writeFileSync(join(repo, ".sluice", "pipeline.json"), text);
+    git("add", "-A");
+    git("commit", "-qm", "pipeline definition");
+    const commit = git("rev-parse", "HEAD");
+    const body = pushPayload(commit);
+    expect((await post(path, body, { "x-hub-signature-256": githubSignature("hook-secret", body) })).status).toBe(200);
+    await awaitRevision(commit);
+    expect(received.find((r) => r.revision?.revisionId === commit)?.definition?.text).toBe(text);
+    // A commit git cannot find (a made-up id here) starts on the pipeline as it is, with a warning.
+    const unknown = nextCommit();
+    const other = pushPayload(unknown);
+    expect((await post(path, other, { "x-hub-signature-256": githubSignature("hook-secret", other) })).status).toBe(200);
+    await awaitRevision(unknown);
+    expect(received.find((r) => r.revision?.revisionId === unknown)?.definition).toBeUndefined();
+    expect(lines.some((l) => l.level === "warn" && l.msg.startsWith(".sluice/pipeline.json could not be read") && l.fields["revision"] === unknown)).toBe(true);
+    // Later tests start the branch head: leave them one no call has started yet.
+    writeFileSync(join(repo, "b.txt"), "b");
+    git("add", "-A");
+    git("commit", "-qm", "b");
   });
 
   it("refuses forged, unsigned and oversized calls, and starts nothing for a filter that does not match", async () => {

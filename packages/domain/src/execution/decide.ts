@@ -51,7 +51,7 @@ import { applyConditionOutcome, drive, enterStage, finishExecution, progressStag
 import { runOfJob, staleAttempt } from "./fencing.js";
 import { onRollbackRequested } from "./rollback.js";
 import { onStageRetryRequested, onActionRetryRequested } from "./retry.js";
-import { onExecutionRequested, onSourceChanged } from "./start.js";
+import { onDefinitionRejected, onExecutionRequested, onSourceChanged } from "./start.js";
 import { onStopRequested } from "./stop.js";
 import { onTransitionChanged } from "./transitions.js";
 
@@ -115,6 +115,8 @@ function handle(state: PipelineRuntime, event: ExecutionEvent, ctx: DecideContex
       return onExecutionRequested(state, event, ctx);
     case "SourceChanged":
       return onSourceChanged(state, event, ctx);
+    case "DefinitionRejected":
+      return onDefinitionRejected(state, event, ctx);
     case "JobCompleted":
       return onJobCompleted(state, event.result, ctx);
     case "JobStarted":

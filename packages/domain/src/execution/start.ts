@@ -63,6 +63,22 @@ export function onExecutionRequested(state: PipelineRuntime, event: ExecutionReq
 
 export function onSourceChanged(state: PipelineRuntime, event: Extract<ExecutionEvent, { type: "SourceChanged" }>, ctx: DecideContext): Handled {
   const { actionName, revision } = event;
+  const seen = seenSourceChange(state, event);
+  if (seen !== undefined) return seen;
+  // Not an error for anyone to see: the revision stays unseen, so the next
+  // poll or push reports it again once the pipeline has room.
+  const limit = limitProblem(state);
+  if (limit !== undefined && event.limitIsError === true) throw new DomainError("ConcurrentPipelineExecutionsLimitExceededException", limit);
+  if (limit !== undefined) return ignore(state, limit);
+  const d = draftOf(state, ctx, event.executionId);
+  const pinned: SourceRevisionRef = { ...revision, actionName };
+  startExecution(d, event.executionId, event.trigger, [pinned], resolvePipelineVariables(state, [], false));
+  return d;
+}
+
+/** Why a reported source revision starts nothing: not a source action, already started or running, or a known execution id. */
+function seenSourceChange(state: PipelineRuntime, event: { executionId: string; actionName: string; revision: SourceRevisionRef }): Handled | undefined {
+  const { actionName, revision } = event;
   const isSource = state.spec.stages.some((s) => s.actions.some((a) => a.name === actionName && a.category === "Source"));
   if (!isSource) return ignore(state, `"${actionName}" is not a source action of pipeline ${state.pipelineName}`);
   const last = state.lastSourceRevisions.find((r) => r.actionName === actionName);
@@ -78,14 +94,43 @@ export function onSourceChanged(state: PipelineRuntime, event: Extract<Execution
   if (Object.hasOwn(state.executions, event.executionId)) {
     return ignore(state, `execution ${event.executionId} already exists`);
   }
-  // Not an error for anyone to see: the revision stays unseen, so the next
-  // poll or push reports it again once the pipeline has room.
-  const limit = limitProblem(state);
-  if (limit !== undefined && event.limitIsError === true) throw new DomainError("ConcurrentPipelineExecutionsLimitExceededException", limit);
-  if (limit !== undefined) return ignore(state, limit);
+  return undefined;
+}
+
+/** statusSummary is cut here, as AWS bounds it. */
+const MAX_STATUS_SUMMARY = 2048;
+
+/**
+ * The revision's pipeline definition was refused: its execution exists, Failed, so people see
+ * why the commit did not run, and the revision is seen (no second failed execution for it).
+ * No pipeline limit applies: the execution takes no room.
+ */
+export function onDefinitionRejected(state: PipelineRuntime, event: Extract<ExecutionEvent, { type: "DefinitionRejected" }>, ctx: DecideContext): Handled {
+  const seen = seenSourceChange(state, event);
+  if (seen !== undefined) return seen;
   const d = draftOf(state, ctx, event.executionId);
-  const pinned: SourceRevisionRef = { ...revision, actionName };
-  startExecution(d, event.executionId, event.trigger, [pinned], resolvePipelineVariables(state, [], false));
+  const pinned: SourceRevisionRef = { ...event.revision, actionName: event.actionName };
+  const listed = event.violations.map((v) => `${v.field}: ${v.message}`).join("; ");
+  const exec: ExecutionRuntime = {
+    id: event.executionId,
+    pipelineVersion: state.spec.version,
+    executionMode: state.spec.executionMode,
+    executionType: "STANDARD",
+    status: "Failed",
+    statusSummary: `.sluice/pipeline.json at ${event.revision.revisionId} is invalid; pipeline ${state.pipelineName} unchanged: ${listed}`.slice(0, MAX_STATUS_SUMMARY),
+    trigger: { ...event.trigger, triggerDetail: stripUserinfo(event.trigger.triggerDetail) },
+    startTime: ctx.now,
+    lastUpdateTime: ctx.now,
+    stages: [],
+    artifacts: [],
+    sourceRevisions: [],
+    pinnedRevisions: [pinned],
+    variables: {},
+  };
+  addExecution(d, exec);
+  rememberRevision(d.state, pinned);
+  d.state.finished.push(exec.id);
+  emitPipeline(d, exec, "FAILED");
   return d;
 }
 

@@ -625,6 +625,22 @@ export type ExecutionEvent =
        */
       limitIsError?: boolean;
     }
+  | {
+      /**
+       * A new revision of a source whose pipeline definition in the repository
+       * (`.sluice/pipeline.json`) was refused: the execution of that revision
+       * is created Failed, entering no stage, its statusSummary listing the
+       * violations; the revision counts as seen, so a redelivery or another
+       * report of it starts nothing. Ignored like SourceChanged when the
+       * revision was already seen.
+       */
+      type: "DefinitionRejected";
+      executionId: string;
+      actionName: string;
+      revision: SourceRevisionRef;
+      trigger: TriggerSpec;
+      violations: readonly { field: string; message: string }[];
+    }
   | { type: "JobCompleted"; result: JobOutcome }
   /**
    * A runner reports it started delivery `report.delivery` of a job (JobResult status

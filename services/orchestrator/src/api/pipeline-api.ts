@@ -14,16 +14,12 @@ import {
   MAX_NEXT_TOKEN_LENGTH,
   MAX_TAGS,
   actionExecutionDetails,
-  assertValidPipeline,
-  checkDeclarationSize,
   decide,
-  declarationSizeBytes,
   executionSummaryView,
   executionView,
   initialRuntime,
   isTerminal,
   newestFirst,
-  normalizePipeline,
   pipelineSecrets,
   pipelineStateView,
 } from "@sluice/domain";
@@ -34,6 +30,7 @@ import type { ApprovalService, ArtifactService, PipelineDeclaration, PipelineExe
 import type { Collection } from "mongodb";
 import { decodeToken, encodeToken } from "../paging.js";
 import type { ActionTypeCatalog } from "../action-types/action-type-store.js";
+import { declarationUpdates } from "../pipelines/declaration-update.js";
 import { pipelineNotFound } from "../pipelines/pipeline-store.js";
 import type { PipelineStore, StoredPipeline, StoredTag } from "../pipelines/pipeline-store.js";
 import { declarationEntry } from "../runtime/outbox.js";
@@ -142,16 +139,8 @@ export function createPipelineApi(deps: PipelineApiDeps): ServiceImpl<typeof Pip
       ...more,
     ]);
 
-  /** Size check, defaults, then every structural rule; returns the declaration to store. */
-  const prepareDeclaration = (declaration: PipelineDeclaration | undefined): PipelineDeclaration => {
-    if (declaration === undefined) throw new DomainError("ValidationException", "pipeline: is required", [{ field: "pipeline", message: "is required" }]);
-    checkDeclarationSize(declarationSizeBytes(declaration));
-    const normalized = normalizePipeline(declaration, defaultArtifactBucket);
-    assertValidPipeline(normalized, { customActionType: actionTypes.lookup });
-    // Also rejects what validation accepts but execution cannot run (e.g. an unsupported mode).
-    specOf(normalized);
-    return normalized;
-  };
+  const updates = declarationUpdates({ pipelines, runtime, subjects, specOf, actionTypes, defaultArtifactBucket });
+  const prepareDeclaration = (declaration: PipelineDeclaration | undefined): PipelineDeclaration => updates.prepare(declaration);
 
   const existing = async (name: string, field: string): Promise<StoredPipeline> => {
     const stored = await pipelines.find(name);
@@ -268,17 +257,8 @@ export function createPipelineApi(deps: PipelineApiDeps): ServiceImpl<typeof Pip
       const current = req.pipeline === undefined ? undefined : await pipelines.find(req.pipeline.name);
       await actionTypes.refresh();
       const declaration = prepareDeclaration(req.pipeline === undefined ? undefined : restoreMaskedValues(req.pipeline, current?.declaration, actionTypes.secretKeys));
-      const now = clock();
-      const stored = await pipelines.update(declaration, now);
+      const stored = await updates.store(declaration, clock());
       logger.info("pipeline updated", { pipeline: stored.name, version: stored.version, principal: ctx.principal.id });
-      // The state machine applies AWS's rules: new executions run the new version;
-      // waiting executions are cancelled at once; executions inside a stage start
-      // nothing new and end Cancelled once their running actions finish.
-      await runtime.apply(
-        stored.name,
-        { type: "PipelineUpdated", spec: specOf(stored.declaration) },
-        { extra: [declarationEntry(subjects, stored.name, "UPDATED", stored.version, eventDeclaration(stored.declaration), now.getTime())] },
-      );
       return { pipeline: maskerFor(stored)(stored.declaration) };
     },
 

@@ -2,6 +2,7 @@ import { create } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import type { Bus } from "@sluice/bus";
 import { SourceChangedSchema } from "@sluice/proto";
+import type { DefinitionFile } from "../definition-file.js";
 
 /** One revision a webhook call asks a pipeline to run. */
 export interface WebhookSourceChange {
@@ -12,6 +13,8 @@ export interface WebhookSourceChange {
   /** `Webhook` (AWS webhooks) or `WebhookV2` (native push events). */
   triggerType: "Webhook" | "WebhookV2";
   triggerDetail: string;
+  /** `.sluice/pipeline.json` at the commit (see definition-file.ts); undefined: not looked at or absent. */
+  definition?: DefinitionFile | undefined;
 }
 
 /**
@@ -28,6 +31,7 @@ export async function publishSourceChange(bus: Bus, change: WebhookSourceChange)
     revision: { revisionId: change.commit, branch: change.branch, created: timestampFromMs(Date.now()) },
     triggerType: change.triggerType,
     triggerDetail: change.triggerDetail.slice(0, 1024),
+    ...(change.definition === undefined ? {} : { definition: change.definition }),
   });
   await bus.publish(bus.subjects.sourceSubject(change.pipelineName), SourceChangedSchema, msg, { msgId: eventId });
   return eventId;

@@ -4,6 +4,9 @@ import type { AddressInfo } from "node:net";
 import type { Bus } from "@sluice/bus";
 import { stripUserinfo } from "@sluice/domain";
 import type { Logger } from "@sluice/domain";
+import { readDefinition } from "../definition-file.js";
+import type { DefinitionFile } from "../definition-file.js";
+import type { GitMirrors } from "../git-mirror.js";
 import { lsRemoteHead } from "../git-remote.js";
 import { parseJsonBody, readBody } from "./body.js";
 import { parseCidr } from "./cidr.js";
@@ -15,7 +18,7 @@ import { publishSourceChange } from "./publish.js";
 import { normaliseRepositoryUrl } from "./repository-url.js";
 import { sharedTokenEquals, verifyGiteaSignature, verifyGithubSignature } from "./signatures.js";
 import { matchesSourceAction } from "./source-action-match.js";
-import type { SourceActionStore } from "./source-actions.js";
+import type { KnownSourceAction, SourceActionStore } from "./source-actions.js";
 import type { WebhookStore } from "./webhook-store.js";
 
 /** The receiver's settings (WEBHOOK_* variables). */
@@ -44,6 +47,8 @@ export interface WebhookReceiverDeps {
   logger: Logger;
   gitTimeoutMs: number;
   gitHostEnv: Readonly<Record<string, string>>;
+  /** Reads `.sluice/pipeline.json` for pushes of the definition's source; undefined: never read. */
+  mirrors?: GitMirrors | undefined;
 }
 
 export interface WebhookReceiver {
@@ -175,11 +180,13 @@ async function handleTrigger(deps: WebhookReceiverDeps, urlToken: string, req: I
       return reply(res, 204);
     }
   }
+  const definition = await definitionOf(deps, action, branch, commit, log);
   const eventId = await publishSourceChange(deps.bus, {
     pipelineName: hook.targetPipeline,
     actionName: hook.targetAction,
     commit,
     branch,
+    definition,
     triggerType: "Webhook",
     triggerDetail: `arn:sluice:codepipeline:local:000000000000:webhook:${hook._id}`,
   });
@@ -237,11 +244,13 @@ async function handleGitHost(deps: WebhookReceiverDeps, provider: GitHostProvide
         continue;
       }
       const branch = event.kind === "push" ? (event.branch ?? "") : event.sourceBranch;
+      const definition = event.kind === "push" ? await definitionOf(deps, action, branch, event.commit, dlog) : undefined;
       await publishSourceChange(deps.bus, {
         pipelineName: action.pipelineName,
         actionName: action.actionName,
         commit: event.commit,
         branch,
+        definition,
         triggerType: "WebhookV2",
         triggerDetail: `${provider} ${event.kind} ${stripUserinfo(event.repositoryUrls[0] ?? "")}#${branch} (delivery ${deliveryId})`,
       });
@@ -253,6 +262,27 @@ async function handleGitHost(deps: WebhookReceiverDeps, provider: GitHostProvide
     // The host retries a failed delivery with the same id: let that retry through.
     await deps.deliveries.release(provider, deliveryId).catch(() => undefined);
     throw err;
+  }
+}
+
+/**
+ * The definition file a push to the definition source's own branch carries (as the poller's
+ * changes do). A file git cannot read does not hold the push up: the revision starts on the
+ * pipeline as it is, which the warning says (the poll's copy of the change, file and all, is
+ * then a duplicate JetStream drops).
+ */
+async function definitionOf(deps: WebhookReceiverDeps, action: KnownSourceAction, branch: string, commit: string, log: Logger): Promise<DefinitionFile | undefined> {
+  if (deps.mirrors === undefined || action.carriesDefinition !== true || action.git === null || branch !== action.git.branch) return undefined;
+  try {
+    return await readDefinition(deps.mirrors, action.git.repositoryUrl, branch, commit);
+  } catch (err) {
+    log.warn(".sluice/pipeline.json could not be read; the revision starts on the pipeline as it is", {
+      pipeline: action.pipelineName,
+      action: action.actionName,
+      revision: commit,
+      error: stripUserinfo(err instanceof Error ? err.message : String(err)),
+    });
+    return undefined;
   }
 }
 

@@ -24,6 +24,8 @@ export interface KnownSourceAction {
   repositoryKey: string | null;
   /** The pipeline's V2 trigger for this action; null (or absent in older documents): none. */
   trigger?: GitTriggerFilters | null;
+  /** The first Git source action of the first stage: its pushes to its branch carry `.sluice/pipeline.json`. */
+  carriesDefinition?: boolean;
 }
 
 /** The `source_actions` collection, written only from declarations (events and resyncs). */
@@ -72,6 +74,7 @@ export function sourceActionsOf(pipelineName: string, decl: PipelineDeclaration)
   if (!first) return [];
   // Validation refuses triggers on V1 pipelines; a stored one is ignored there all the same.
   const triggers = decl.pipelineType === "V2" ? decl.triggers : [];
+  const firstGit = first.actions.find((a) => resolveProvider(a.actionTypeId)?.builtIn === "Git");
   return first.actions
     .filter((a) => a.actionTypeId?.category === "Source")
     .map((a) => {
@@ -87,6 +90,7 @@ export function sourceActionsOf(pipelineName: string, decl: PipelineDeclaration)
         git,
         repositoryKey: git === null ? null : (normaliseRepositoryUrl(git.repositoryUrl) ?? null),
         trigger: ((t) => (t === undefined ? null : triggerFilters(t)))(triggers.find((t) => t.gitConfiguration?.sourceActionName === a.name)?.gitConfiguration),
+        ...(a === firstGit ? { carriesDefinition: true } : {}),
       };
     });
 }

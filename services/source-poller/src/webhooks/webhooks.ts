@@ -2,6 +2,7 @@ import type { Bus } from "@sluice/bus";
 import type { Logger } from "@sluice/domain";
 import type { Db } from "mongodb";
 import { DeliveryGuard } from "./delivery-guard.js";
+import type { GitMirrors } from "../git-mirror.js";
 import { startWebhookReceiver } from "./receiver.js";
 import type { WebhookReceiver, WebhookReceiverConfig } from "./receiver.js";
 import { SourceActionStore } from "./source-actions.js";
@@ -38,6 +39,8 @@ export async function startWebhooks(opts: {
   config: Partial<WebhookReceiverConfig> | undefined;
   gitTimeoutMs: number;
   gitHostEnv: Readonly<Record<string, string>>;
+  /** Reads `.sluice/pipeline.json` for pushes to the definition's source (the poller's mirrors). */
+  mirrors?: GitMirrors;
 }): Promise<Webhooks> {
   const config = { ...DEFAULT_WEBHOOK_CONFIG, ...opts.config };
   const sourceActions = new SourceActionStore(opts.db);
@@ -45,7 +48,7 @@ export async function startWebhooks(opts: {
   const deliveries = new DeliveryGuard(opts.db, config.deliveryTtlSeconds);
   await Promise.all([sourceActions.ensureIndexes(), webhooks.ensureIndexes(), deliveries.ensureIndexes()]);
   const logger = opts.logger.child({ component: "webhooks" });
-  const receiver = await startWebhookReceiver({ config, webhooks, sourceActions, deliveries, bus: opts.bus, logger, gitTimeoutMs: opts.gitTimeoutMs, gitHostEnv: opts.gitHostEnv });
+  const receiver = await startWebhookReceiver({ config, webhooks, sourceActions, deliveries, bus: opts.bus, logger, gitTimeoutMs: opts.gitTimeoutMs, gitHostEnv: opts.gitHostEnv, mirrors: opts.mirrors });
   const api = createWebhookApi({ webhooks, sourceActions, logger, urlOf: (t) => receiver.urlOf(t) });
   return { sourceActions, receiver, api };
 }

@@ -1,7 +1,7 @@
 import { ScalarType, fromJson } from "@bufbuild/protobuf";
 import type { DescField, DescMessage, MessageShape } from "@bufbuild/protobuf";
-import { DomainError, invalid } from "@sluice/domain";
-import type { FieldViolation } from "@sluice/domain";
+import { DomainError, invalid } from "./errors.js";
+import type { FieldViolation } from "./errors.js";
 import { CreatePipelineRequestSchema } from "@sluice/proto";
 import type { CreatePipelineRequest } from "@sluice/proto";
 

@@ -1,5 +1,5 @@
 import { toJson } from "@bufbuild/protobuf";
-import { DomainError } from "@sluice/domain";
+import { DomainError } from "./errors.js";
 import { CreatePipelineRequestSchema } from "@sluice/proto";
 import { describe, expect, it } from "vitest";
 import { readPipelineJson } from "./pipeline-json.js";
