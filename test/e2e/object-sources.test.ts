@@ -1,7 +1,7 @@
 // An ObjectStore source (AWS's Source/S3) through a whole cluster: the runner reads the zip with a
 // GET the artifact service signs inside SOURCE_BUCKETS, the poller HEADs the object, and a new
 // version uploaded to the versioned bucket starts an execution whose build sees the new content.
-// StartPipelineExecution pins an older version with S3_OBJECT_VERSION_ID.
+// StartPipelineExecution pins an older version with S3_OBJECT_VERSION_ID, another key with S3_OBJECT_KEY.
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { zipDirectory } from "@sluice/artifacts";
@@ -85,5 +85,14 @@ describe("ObjectStore source", () => {
     expect(await finishedExecution(env, name, pipelineExecutionId)).toMatchObject({ status: "Failed" });
     const pinned = (await executionsView(env, name)).find((e) => e.id === pipelineExecutionId);
     expect(pinned?.revisions).toEqual([v1.versionId]);
+
+    // Pinned to another key (S3_OBJECT_KEY): that object's current version.
+    const other = await env.s3.putObject(bucket, "app/other.zip", await zipWith("two"));
+    const byKey = await env.sluice.pipelines.startPipelineExecution({
+      name,
+      sourceRevisions: [{ actionName: "Bundle", revisionType: "S3_OBJECT_KEY", revisionValue: "app/other.zip" }],
+    });
+    expect(await finishedExecution(env, name, byKey.pipelineExecutionId)).toMatchObject({ status: "Succeeded" });
+    expect((await executionsView(env, name)).find((e) => e.id === byKey.pipelineExecutionId)?.revisions).toEqual([other.versionId]);
   });
 });
