@@ -2,10 +2,12 @@ import { MongoServerError } from "mongodb";
 import type { Collection } from "mongodb";
 
 /**
- * Lease terms won by unique inserts, as the Git cursors' (see cursor-store.ts for why: FerretDB
- * makes no filtered update a compare-and-set, but a unique-key insert has one winner). Each term
- * of a cursor is the document `<cursor>#<term>`; a replica takes the cursor by inserting the term
- * after the newest one once that has run out, and only the holder ever writes its term.
+ * One lease term of a cursor (Git or ObjectStore source), keyed `<cursor>#<term>`. A replica
+ * takes a cursor by inserting the term after the newest one, once that one has run out: a
+ * unique-key insert has one winner on MongoDB and on FerretDB 1.x alike, whereas FerretDB does
+ * not make a filtered update a compare-and-set (its updates are read-modify-write without
+ * isolation), so two replicas could both "win" a conditional update of the cursor. Only the
+ * holder ever writes its term (to give it back early), so nothing races on a lease document.
  */
 export interface LeaseTermDoc {
   _id: string;
@@ -37,6 +39,8 @@ export class LeaseTerms {
       if (err instanceof MongoServerError && err.code === 11000) return undefined;
       throw err;
     }
+    // Old terms only tell history. Those long expired go: a claimer reads the newest term and
+    // inserts the next within milliseconds, so it never sees a term this old as the newest.
     await this.leases.deleteMany({ cursor, term: { $lt: term }, until: { $lt: now - LEASE_HISTORY * leaseMs } });
     return term;
   }
