@@ -111,6 +111,7 @@ export function useCluster(name: string, opts: UseClusterOptions = {}): E2eEnv {
               logDir: env.logDir,
               stopGraceMs: 10_000,
               deployBuckets: E2E_DEPLOY_BUCKETS,
+              sourceBuckets: E2E_SOURCE_BUCKETS,
               ...(opts.serviceEnv === undefined ? {} : { serviceEnv: opts.serviceEnv }),
             })
           : await opts.start({ servers, busPrefix: env.busPrefix, mongoDbPrefix, logDir: env.logDir });
@@ -312,6 +313,9 @@ export async function createPipelineFromJson(env: E2eEnv, json: string): Promise
 
 /** DEPLOY_BUCKETS of e2e clusters: every pipeline may deploy to the buckets `bucketName("deploy")` makes. */
 export const E2E_DEPLOY_BUCKETS = "*=e2e-deploy-*";
+
+/** SOURCE_BUCKETS of e2e clusters: every pipeline may read buckets named by `bucketName("source")`. */
+export const E2E_SOURCE_BUCKETS = "*=e2e-source-*";
 
 /** Unique lowercase bucket name (3-63 characters). */
 export function bucketName(kind: string): string {

@@ -76,6 +76,8 @@ export interface StartClusterOptions {
   stopGraceMs?: number;
   /** The artifact service's DEPLOY_BUCKETS: which pipelines' ObjectStore deploys may write which buckets. @default {@link DEFAULT_DEPLOY_BUCKETS} */
   deployBuckets?: string;
+  /** The artifact service's SOURCE_BUCKETS: which pipelines' ObjectStore sources may read which buckets. @default none */
+  sourceBuckets?: string;
 }
 
 /** What the example pipeline of `npm start` deploys to (packages/dev-cluster's EXAMPLE_BUCKET). */
@@ -133,6 +135,7 @@ const SERVICE_VARIABLES = [
   "S3_REGION",
   "GRANT_TTL_SECONDS",
   "DEPLOY_BUCKETS",
+  "SOURCE_BUCKETS",
   "APPROVAL_SWEEP_MS",
   "POLL_INTERVAL_MS",
   "GIT_TIMEOUT_MS",
@@ -246,7 +249,9 @@ export async function startCluster(opts: StartClusterOptions): Promise<Cluster> 
     ...natsLogin(name),
   });
   const own: Record<ClusterService, Record<string, string>> = {
-    artifact: { MONGO_URL: mongoUrl, ...dbName(opts.mongoDbPrefix, "artifact"), ...s3Env, DEPLOY_BUCKETS: opts.deployBuckets ?? DEFAULT_DEPLOY_BUCKETS },
+    artifact: { MONGO_URL: mongoUrl, ...dbName(opts.mongoDbPrefix, "artifact"), ...s3Env, DEPLOY_BUCKETS: opts.deployBuckets ?? DEFAULT_DEPLOY_BUCKETS,
+      ...(opts.sourceBuckets === undefined ? {} : { SOURCE_BUCKETS: opts.sourceBuckets }),
+    },
     approval: { MONGO_URL: mongoUrl, ...dbName(opts.mongoDbPrefix, "approval") },
     orchestrator: {
       MONGO_URL: mongoUrl,
@@ -266,6 +271,8 @@ export async function startCluster(opts: StartClusterOptions): Promise<Cluster> 
       ...dbName(opts.mongoDbPrefix, "source-poller"),
       ORCHESTRATOR_ADDR: addresses.orchestrator,
       SLUICE_SERVICE_TOKEN: tokens.service,
+      // HEADs ObjectStore sources; runners never get an object-store credential.
+      ...s3Env,
       ...(opts.pollIntervalMs === undefined ? {} : { POLL_INTERVAL_MS: String(opts.pollIntervalMs) }),
       WEBHOOK_HOST: "127.0.0.1",
       WEBHOOK_PORT: String(webhookPort),

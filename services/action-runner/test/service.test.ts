@@ -96,6 +96,7 @@ describe("action-runner service", () => {
     expect([...(info.config.filter_subjects ?? [])].sort()).toEqual(
       [
         ["Source", "Git"],
+        ["Source", "ObjectStore"],
         ["Build", "Commands"],
         ["Test", "Commands"],
         ["Deploy", "Commands"],

@@ -3,7 +3,7 @@ import { bucketNameProblem, objectKeyProblem, trimPrefix } from "@sluice/artifac
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { DomainError, MAX_ARTIFACTS_PER_JOB, logArtifactIdOf, logArtifactName } from "@sluice/domain";
 import type { Logger } from "@sluice/domain";
-import type { ArtifactSchema, DeployTarget, GrantSchema } from "@sluice/proto";
+import type { ArtifactSchema, DeployTarget, GrantSchema, SourceObject } from "@sluice/proto";
 import type { ArtifactService } from "@sluice/proto";
 import type { PermissionTable, ServiceImpl } from "@sluice/grpc";
 import type { ArtifactDoc, ArtifactStore } from "./artifact-store.js";
@@ -38,6 +38,8 @@ export interface ArtifactApiDeps {
   allowances: DeployAllowanceStore;
   /** Which pipelines may deploy to which buckets (DEPLOY_BUCKETS). */
   deployBuckets: DeployBuckets;
+  /** Which pipelines may read which buckets through ObjectStore sources (SOURCE_BUCKETS); none when absent. */
+  sourceBuckets?: DeployBuckets;
   objects: ObjectStore;
   /** Lifetime of every presigned URL, ≤ 7 days. */
   grantTtlSeconds: number;
@@ -48,6 +50,7 @@ export interface ArtifactApiDeps {
 /** The gRPC `ArtifactService` implementation. */
 export function createArtifactApi(deps: ArtifactApiDeps): ServiceImpl<typeof ArtifactService> {
   const { store, allowances, deployBuckets, objects, grantTtlSeconds, logger, now } = deps;
+  const sourceBuckets = deps.sourceBuckets ?? NO_BUCKETS;
 
   async function grant(method: "GET" | "PUT", doc: ArtifactDoc, at: Date): Promise<PresignedGrant> {
     return objects.presign(method, doc.bucket, doc.key, grantTtlSeconds, at);
@@ -115,6 +118,7 @@ export function createArtifactApi(deps: ArtifactApiDeps): ServiceImpl<typeof Art
       if (!Number.isInteger(req.logAttempt) || req.logAttempt < 0 || req.logAttempt > 999_999_999) v.add("logAttempt", "must be 0 (no log grant) or the job's attempt, 1 to 999999999");
       v.throwIfAny();
       const allowance = req.deploy === undefined ? undefined : deployAllowanceOf(req, req.deploy, deployBuckets, now());
+      if (req.source !== undefined) checkSourceObject(req, req.source, sourceBuckets);
 
       // Inputs first: a job whose inputs are missing must not leave PENDING outputs behind.
       const found = await store.getMany(req.inputArtifactIds);
@@ -169,14 +173,22 @@ export function createArtifactApi(deps: ArtifactApiDeps): ServiceImpl<typeof Art
         }),
       );
       const logGrant = req.logAttempt > 0 ? await issueLogGrant(req, at) : undefined;
+      const sourceGrant =
+        req.source === undefined ? undefined : toGrant(await objects.presign("GET", req.source.bucket, req.source.objectKey, grantTtlSeconds, at, req.source.versionId));
       logger.info("job grants issued", {
         actionExecutionId: req.actionExecutionId,
         inputs: inputGrants.length,
         outputs: outputGrants.length,
         log: logGrant !== undefined,
         ...(allowance === undefined ? {} : { deployBucket: allowance.bucket }),
+        ...(req.source === undefined ? {} : { sourceBucket: req.source.bucket }),
       });
-      return { inputs: inputGrants, outputs: outputGrants, ...(logGrant === undefined ? {} : { log: logGrant }) };
+      return {
+        inputs: inputGrants,
+        outputs: outputGrants,
+        ...(logGrant === undefined ? {} : { log: logGrant }),
+        ...(sourceGrant === undefined ? {} : { source: sourceGrant }),
+      };
     },
 
     async commitArtifact(req) {
@@ -363,6 +375,34 @@ function deployAllowanceOf(
     extract: target.extract,
     expiresAt: expiresAt ?? at,
   };
+}
+
+/** Allows nothing: an artifact service without SOURCE_BUCKETS lets no pipeline read a source bucket. */
+const NO_BUCKETS: DeployBuckets = { spec: "", allows: () => false };
+
+/**
+ * Checks an ObjectStore source job's object against SOURCE_BUCKETS. A refusal is a
+ * ValidationException naming the action's configuration field, so the orchestrator fails the
+ * action with it instead of retrying. The artifact store's own bucket is never a source: its
+ * objects are other executions' (and pipelines') artifacts.
+ */
+function checkSourceObject(req: { pipelineName: string; bucket: string }, source: SourceObject, sourceBuckets: DeployBuckets): void {
+  const v = new Violations();
+  const bucketProblem = bucketNameProblem(source.bucket);
+  if (bucketProblem !== undefined) v.add("configuration.S3Bucket", bucketProblem);
+  else if (source.bucket === req.bucket) {
+    v.add("configuration.S3Bucket", `"${source.bucket}" is the pipeline's artifact store; source actions may not read it`);
+  } else if (!sourceBuckets.allows(req.pipelineName, source.bucket)) {
+    const none = sourceBuckets.spec === "" ? " (SOURCE_BUCKETS is unset, so no source bucket is allowed)" : "";
+    v.add(
+      "configuration.S3Bucket",
+      `pipeline "${req.pipelineName}" may not read bucket "${source.bucket}": allow it in the artifact service's SOURCE_BUCKETS (e.g. ${req.pipelineName}=${source.bucket})${none}`,
+    );
+  }
+  const keyProblem = objectKeyProblem(source.objectKey, { prefix: false });
+  if (keyProblem !== undefined) v.add("configuration.S3ObjectKey", keyProblem);
+  if (source.versionId.length > 1024) v.add("source.versionId", "must be at most 1024 characters");
+  v.throwIfAny();
 }
 
 function insideAllowance(allowance: DeployAllowance, key: string): boolean {

@@ -38,6 +38,11 @@ export const artifactEnv = z.object({
    * e.g. `site=www-example-com,*=preview-*`. Unset or empty: no deploy bucket is allowed.
    */
   DEPLOY_BUCKETS: z.string().default("").transform(deployBuckets),
+  /**
+   * Buckets ObjectStore source actions may read, per pipeline, in DEPLOY_BUCKETS' syntax, e.g.
+   * `app=app-sources,*=shared-src-*`. Unset or empty: no source bucket is allowed.
+   */
+  SOURCE_BUCKETS: z.string().default("").transform(deployBuckets),
 });
 
 /** The resolved configuration `startArtifactService` takes. */
@@ -46,6 +51,7 @@ export interface ArtifactConfig extends Omit<CommonConfig<readonly TokenEntry[]>
   s3: S3Settings;
   grantTtlSeconds: number;
   deployBuckets: DeployBuckets;
+  sourceBuckets: DeployBuckets;
 }
 
 /** Parses the environment; throws a ConfigError naming every bad variable. */
@@ -57,6 +63,7 @@ export function loadArtifactConfig(env: Record<string, string | undefined>): Art
     s3: { ...e.S3_ENDPOINT, accessKey: e.S3_ACCESS_KEY, secretKey: e.S3_SECRET_KEY, region: e.S3_REGION },
     grantTtlSeconds: e.GRANT_TTL_SECONDS,
     deployBuckets: e.DEPLOY_BUCKETS,
+    sourceBuckets: e.SOURCE_BUCKETS,
   };
 }
 

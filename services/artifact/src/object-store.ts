@@ -26,7 +26,8 @@ export interface PresignedGrant {
 export interface ObjectStore {
   /** Creates the bucket the first time it is seen; later calls are answered from memory. */
   ensureBucket(bucket: string): Promise<void>;
-  presign(method: "GET" | "PUT", bucket: string, key: string, ttlSeconds: number, now: Date): Promise<PresignedGrant>;
+  /** `versionId`: a GET of that version of the object (versioned buckets). */
+  presign(method: "GET" | "PUT", bucket: string, key: string, ttlSeconds: number, now: Date, versionId?: string): Promise<PresignedGrant>;
   /** The object's size, or undefined when there is no such object. */
   sizeOf(bucket: string, key: string): Promise<number | undefined>;
   /**
@@ -78,9 +79,10 @@ export function createObjectStore(settings: S3Settings): ObjectStore {
       return pending;
     },
 
-    async presign(method, bucket, key, ttlSeconds, now) {
+    async presign(method, bucket, key, ttlSeconds, now, versionId) {
       const seconds = Math.min(Math.max(1, Math.floor(ttlSeconds)), MAX_PRESIGN_SECONDS);
-      const url = await client.presignedUrl(method, bucket, key, seconds, {}, now);
+      const params = versionId === undefined || versionId === "" ? {} : { versionId };
+      const url = await client.presignedUrl(method, bucket, key, seconds, params, now);
       return { url, method, bucket, key, expiresAt: new Date(now.getTime() + seconds * 1000) };
     },
 

@@ -47,7 +47,7 @@ export async function startArtifactService(config: ArtifactConfig, deps: Artifac
     const allowances = createDeployAllowanceStore(mongo.db);
     server.add(
       ArtifactService,
-      createArtifactApi({ store, allowances, deployBuckets: config.deployBuckets, objects, grantTtlSeconds: config.grantTtlSeconds, logger, now }),
+      createArtifactApi({ store, allowances, deployBuckets: config.deployBuckets, sourceBuckets: config.sourceBuckets, objects, grantTtlSeconds: config.grantTtlSeconds, logger, now }),
     );
     port = await server.listen(config.grpcHost, config.grpcPort);
   } catch (err) {

@@ -1,6 +1,7 @@
 import { z } from "zod";
-import { commonConfig, commonEnv, gitHostEnv, loadConfig } from "@sluice/service-kit";
+import { ConfigError, commonConfig, commonEnv, gitHostEnv, loadConfig } from "@sluice/service-kit";
 import type { CommonConfig } from "@sluice/service-kit";
+import type { ObjectStoreAccess } from "./object-poller.js";
 import type { WebhookReceiverConfig } from "./webhooks/receiver.js";
 
 const Env = z.object({
@@ -40,6 +41,12 @@ const Env = z.object({
   WEBHOOK_GITEA_SECRET: z.string().default(""),
   // How long a delivery id is remembered, so its replay starts nothing.
   WEBHOOK_DELIVERY_TTL_SECONDS: z.coerce.number().int().min(60).default(7 * 24 * 3600),
+  // The object store ObjectStore (AWS S3) sources are polled in, as the artifact service reads it
+  // (e.g. http://127.0.0.1:9000). Empty: ObjectStore sources are not polled.
+  S3_ENDPOINT: z.string().default(""),
+  S3_ACCESS_KEY: z.string().default(""),
+  S3_SECRET_KEY: z.string().default(""),
+  S3_REGION: z.string().min(1).default("us-east-1"),
 });
 
 export interface SourcePollerConfig extends CommonConfig {
@@ -69,11 +76,15 @@ export interface SourcePollerConfig extends CommonConfig {
   resyncIntervalMs?: number;
   /** The webhook receiver; omitted: 127.0.0.1, a random port, no native endpoints. */
   webhooks?: Partial<WebhookReceiverConfig>;
+  /** Where ObjectStore sources are HEADed (S3_*); absent: they are not polled. */
+  objectStore?: ObjectStoreAccess;
 }
 
 export function loadSourcePollerConfig(env: Record<string, string | undefined>): SourcePollerConfig {
   const e = loadConfig(Env, env);
+  const objectStore = objectStoreOf(e);
   return {
+    ...(objectStore === undefined ? {} : { objectStore }),
     ...commonConfig(e),
     mongoDb: e.MONGO_DB,
     pollIntervalMs: e.POLL_INTERVAL_MS,
@@ -96,5 +107,31 @@ export function loadSourcePollerConfig(env: Record<string, string | undefined>):
       giteaSecret: e.WEBHOOK_GITEA_SECRET,
       deliveryTtlSeconds: e.WEBHOOK_DELIVERY_TTL_SECONDS,
     },
+  };
+}
+
+/** S3_ENDPOINT & co. as the minio client takes them; undefined when S3_ENDPOINT is empty. */
+function objectStoreOf(e: { S3_ENDPOINT: string; S3_ACCESS_KEY: string; S3_SECRET_KEY: string; S3_REGION: string }): ObjectStoreAccess | undefined {
+  if (e.S3_ENDPOINT === "") return undefined;
+  const problem = (message: string): ConfigError => new ConfigError([{ variable: "S3_ENDPOINT", message }]);
+  let url: URL;
+  try {
+    url = new URL(e.S3_ENDPOINT);
+  } catch {
+    throw problem(`"${e.S3_ENDPOINT}" is not a URL (e.g. http://127.0.0.1:9000)`);
+  }
+  if (url.protocol !== "http:" && url.protocol !== "https:") throw problem("must use http or https");
+  if ((url.pathname !== "/" && url.pathname !== "") || url.search !== "" || url.username !== "") throw problem("must be scheme://host[:port] without path, query or credentials");
+  if (e.S3_ACCESS_KEY === "" || e.S3_SECRET_KEY === "") {
+    throw new ConfigError([{ variable: e.S3_ACCESS_KEY === "" ? "S3_ACCESS_KEY" : "S3_SECRET_KEY", message: "is required when S3_ENDPOINT is set" }]);
+  }
+  const useSSL = url.protocol === "https:";
+  return {
+    endPoint: url.hostname.replace(/^\[(.*)\]$/, "$1"),
+    port: url.port === "" ? (useSSL ? 443 : 80) : Number(url.port),
+    useSSL,
+    accessKey: e.S3_ACCESS_KEY,
+    secretKey: e.S3_SECRET_KEY,
+    region: e.S3_REGION,
   };
 }

@@ -1,6 +1,7 @@
-import { MongoServerError } from "mongodb";
 import type { Collection, Db, Filter } from "mongodb";
 import type { GitTriggerFilters } from "./git-sources.js";
+import { LeaseTerms } from "./lease-terms.js";
+import type { LeaseTermDoc } from "./lease-terms.js";
 
 /**
  * Where one Git source action stands: the last revision seen, when to look again, and which
@@ -47,31 +48,14 @@ export interface GitSource {
   carriesDefinition?: boolean;
 }
 
-/**
- * One lease term of a cursor, in `leases` keyed `<cursor>#<term>`. A replica takes a cursor by
- * inserting the term after the newest one, once that one has run out: a unique-key insert has
- * one winner on MongoDB and on FerretDB 1.x alike, whereas FerretDB does not make a filtered
- * update a compare-and-set (its updates are read-modify-write without isolation), so two
- * replicas could both "win" a conditional update of the cursor. Only the holder ever writes its
- * term (to give it back early), so nothing races on a lease document.
- */
-interface LeaseDoc {
-  _id: string;
-  cursor: string;
-  term: number;
-  owner: string;
-  /** Free from this moment on: the expiry, or the moment it was given back. */
-  until: number;
-}
+// Lease terms of the cursors, in `leases` keyed `<cursor>#<term>`: see lease-terms.ts for why a
+// unique-key insert, not a conditional update, decides who holds a cursor.
 
 /** A cursor this replica holds, with the term that says so. */
 export interface HeldCursor extends SourceCursor {
   readonly leaseTerm: number;
   readonly leaseHolder: string;
 }
-
-/** Expired leases older than this many lease lengths are deleted (see `claim`). */
-const LEASE_HISTORY = 10;
 
 /** What `recordRefs` may set. */
 export type RefFields = Partial<Pick<SourceCursor, "knownTags" | "knownHeads" | "lastRevision" | "lastSkipReason">>;
@@ -81,17 +65,19 @@ export type PollResult = { ok: true; nextPollAt: number } | { ok: false; nextPol
 
 export class CursorStore {
   private readonly cursors: Collection<SourceCursor>;
-  private readonly leases: Collection<LeaseDoc>;
+  private readonly leases: Collection<LeaseTermDoc>;
+  private readonly terms: LeaseTerms;
 
   constructor(db: Db) {
     this.cursors = db.collection<SourceCursor>("cursors");
-    this.leases = db.collection<LeaseDoc>("leases");
+    this.leases = db.collection<LeaseTermDoc>("leases");
+    this.terms = new LeaseTerms(this.leases);
   }
 
   async ensureIndexes(): Promise<void> {
     await this.cursors.createIndex({ nextPollAt: 1 });
     await this.cursors.createIndex({ pipelineName: 1 });
-    await this.leases.createIndex({ cursor: 1, term: -1 });
+    await this.terms.ensureIndexes();
   }
 
   /**
@@ -163,7 +149,7 @@ export class CursorStore {
       // release, which moved nextPollAt on.
       const fresh = await this.cursors.findOne({ _id: c._id });
       if (fresh === null || fresh.nextPollAt > now) {
-        await this.leases.updateOne({ _id: `${c._id}#${term}` }, { $set: { until: now } });
+        await this.terms.giveBack(c._id, term, owner, now);
         continue;
       }
       await this.cursors.updateOne({ _id: c._id }, { $set: { leaseOwner: owner, leaseUntil: now + leaseMs } });
@@ -179,21 +165,8 @@ export class CursorStore {
   }
 
   /** Inserts the next lease term of a cursor; undefined when its newest term is still held or another replica won. */
-  private async claim(cursor: string, now: number, owner: string, leaseMs: number): Promise<number | undefined> {
-    const newest = await this.leases.find({ cursor }).sort({ term: -1 }).limit(1).next();
-    if (newest !== null && newest.until > now) return undefined;
-    const term = (newest?.term ?? 0) + 1;
-    try {
-      await this.leases.insertOne({ _id: `${cursor}#${term}`, cursor, term, owner, until: now + leaseMs });
-    } catch (err) {
-      if (err instanceof MongoServerError && err.code === 11000) return undefined;
-      throw err;
-    }
-    // Old terms only tell history. Those long expired go: a claimer reads the newest term and
-    // inserts the next within milliseconds, so it never sees a term this old as the newest.
-    // Every LEASE_HISTORY-th term is enough to keep them few, and spares a round trip per poll.
-    if (term % LEASE_HISTORY === 0) await this.leases.deleteMany({ cursor, term: { $lt: term }, until: { $lt: now - LEASE_HISTORY * leaseMs } });
-    return term;
+  private claim(cursor: string, now: number, owner: string, leaseMs: number): Promise<number | undefined> {
+    return this.terms.claim(cursor, now, owner, leaseMs);
   }
 
   /**
@@ -201,11 +174,7 @@ export class CursorStore {
    * than its lease keeps the cursor until another replica takes it over.
    */
   async stillHeld(held: HeldCursor): Promise<boolean> {
-    const [own, later] = await Promise.all([
-      this.leases.findOne({ _id: `${held._id}#${held.leaseTerm}` }),
-      this.leases.findOne({ cursor: held._id, term: { $gt: held.leaseTerm } }),
-    ]);
-    return own !== null && own.owner === held.leaseHolder && later === null;
+    return this.terms.stillHeld(held._id, held.leaseTerm, held.leaseHolder);
   }
 
   /**
@@ -238,7 +207,7 @@ export class CursorStore {
     } else {
       await this.cursors.updateOne({ _id: held._id }, { $set: { ...free, lastError: result.error }, $inc: { consecutiveFailures: 1 } });
     }
-    await this.leases.updateOne({ _id: `${held._id}#${held.leaseTerm}`, owner: held.leaseHolder }, { $set: { until: now } });
+    await this.terms.giveBack(held._id, held.leaseTerm, held.leaseHolder, now);
   }
 
   /** Cursors in `_id` order after `after`, optionally of one pipeline. */

@@ -4,6 +4,7 @@ import type { Client } from "@sluice/grpc";
 import type { PipelineDeclaration, PipelineService } from "@sluice/proto";
 import type { CursorStore } from "./cursor-store.js";
 import { gitSourcesOf } from "./git-sources.js";
+import type { ObjectCursorStore } from "./object-cursor-store.js";
 import type { StartStore } from "./starts/start-store.js";
 import type { SourceActionStore } from "./webhooks/source-actions.js";
 
@@ -34,6 +35,8 @@ export interface DeclarationFollowers {
   sourceActions?: SourceActionStore;
   /** Schedules and event rules. */
   starts?: StartStore;
+  /** ObjectStore (AWS S3) sources' cursors. */
+  objectSources?: ObjectCursorStore;
 }
 
 /** Applies one declaration (undefined: the pipeline is gone) to the cursors and what else follows declarations. */
@@ -49,6 +52,7 @@ export async function applyDeclaration(
   await followers.sourceActions?.syncPipeline(pipelineName, declaration);
   if (declaration === undefined) await followers.starts?.removePipeline(pipelineName);
   else await followers.starts?.syncPipeline(pipelineName, declaration, now);
+  await followers.objectSources?.syncPipeline(pipelineName, declaration, now);
 }
 
 /**

@@ -10,6 +10,9 @@ import { connectMongo, createTeardown, gitHostEnv, once } from "@sluice/service-
 import type { SourcePollerConfig } from "./config.js";
 import { CursorStore } from "./cursor-store.js";
 import { createGitMirrors } from "./git-mirror.js";
+import { ObjectCursorStore } from "./object-cursor-store.js";
+import { createHeadObject, pollObjectsOnce } from "./object-poller.js";
+import type { ObjectPollerOptions } from "./object-poller.js";
 import { pollOnce } from "./poller.js";
 import type { PollerOptions } from "./poller.js";
 import { applyDeclaration, createPerPipeline, resyncDeclarations } from "./resync.js";
@@ -52,6 +55,8 @@ export async function startSourcePoller(config: SourcePollerConfig, deps: { logg
     await store.ensureIndexes();
     const starts = new StartStore(mongo.db);
     await starts.ensureIndexes();
+    const objectSources = new ObjectCursorStore(mongo.db);
+    await objectSources.ensureIndexes();
     const bus = await connectBus({ servers: config.natsUrl, name: "source-poller", logger, prefix: config.busPrefix, credentials: config.natsCredentials, tls: config.natsTls });
     teardown.add("bus", () => bus.close());
     teardown.watch("NATS connection", bus.nc.closed());
@@ -79,7 +84,9 @@ export async function startSourcePoller(config: SourcePollerConfig, deps: { logg
     };
     const webhooks = await startWebhooks({ db: mongo.db, bus, logger, config: config.webhooks, gitTimeoutMs: pollOptions.gitTimeoutMs, gitHostEnv: pollOptions.gitHostEnv, mirrors: pollOptions.mirrors });
     teardown.add("webhook receiver", () => webhooks.receiver.stop());
-    const followers = { sourceActions: webhooks.sourceActions, starts };
+    const followers = { sourceActions: webhooks.sourceActions, starts, objectSources };
+    const objectPoll = objectPollerOptions(config, { store: objectSources, bus, logger, owner });
+    const pollAll = async (): Promise<number> => (await pollOnce(pollOptions)) + (objectPoll === undefined ? 0 : await pollObjectsOnce(objectPoll));
     const perPipeline = createPerPipeline();
     const declarations = await bus.consume({
       stream: bus.streams.events,
@@ -95,7 +102,7 @@ export async function startSourcePoller(config: SourcePollerConfig, deps: { logg
         if (declaration === undefined) return;
         // Record new sources' baselines now, close to the moment the pipeline's first execution
         // fetches them: a commit pushed after this point is a change, one before it is not.
-        await pollOnce(pollOptions);
+        await pollAll();
       },
     });
     teardown.add("declaration consumer", () => declarations.stop());
@@ -105,14 +112,15 @@ export async function startSourcePoller(config: SourcePollerConfig, deps: { logg
     // within the interval plus the poll itself, not plus a whole tick. A due source another
     // replica holds is looked at again after 100 ms rather than in a busy loop.
     const untilNextDue = async (): Promise<number> => {
-      const due = await store.nextDueAt();
-      if (due === undefined) return tickMs;
+      const dues = [await store.nextDueAt(), objectPoll === undefined ? undefined : await objectSources.nextDueAt()].filter((d): d is number => d !== undefined);
+      if (dues.length === 0) return tickMs;
+      const due = Math.min(...dues);
       const wait = due - Date.now();
       return Math.max(wait <= 0 ? 100 : wait, 5);
     };
     const polling = startLoop(
       async () => {
-        await pollOnce(pollOptions);
+        await pollAll();
         return config.pollTickMs === undefined ? Math.min(await untilNextDue(), tickMs) : tickMs;
       },
       (outcome) => {
@@ -176,7 +184,7 @@ export async function startSourcePoller(config: SourcePollerConfig, deps: { logg
     return {
       port,
       webhookBaseUrl: webhooks.receiver.baseUrl,
-      pollNow: () => pollOnce(pollOptions),
+      pollNow: pollAll,
       resyncNow,
       fireSchedulesNow: () => fireSchedulesNow(),
       stop: once((deadlineMs: number) => teardown.run(deadlineMs).then(() => logger.info("source-poller stopped"))),
@@ -187,6 +195,18 @@ export async function startSourcePoller(config: SourcePollerConfig, deps: { logg
     await teardown.run(0).catch(() => undefined);
     throw err;
   }
+}
+
+/** Polling of ObjectStore sources, when the poller has object-store access (S3_ENDPOINT). */
+function objectPollerOptions(
+  config: SourcePollerConfig,
+  deps: Pick<ObjectPollerOptions, "store" | "bus" | "logger" | "owner">,
+): ObjectPollerOptions | undefined {
+  if (config.objectStore === undefined) {
+    deps.logger.warn("S3_ENDPOINT is not set: ObjectStore (S3) sources are not polled; they start by StartPipelineExecution only");
+    return undefined;
+  }
+  return { ...deps, head: createHeadObject(config.objectStore), intervalMs: config.pollIntervalMs, leaseMs: config.pollLeaseMs ?? 60_000, maxBackoffMs: config.pollMaxBackoffMs ?? 30 * 60_000 };
 }
 
 /** How a loop round ended. */

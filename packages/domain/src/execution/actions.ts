@@ -66,7 +66,10 @@ export function startAction(d: Draft, exec: ExecutionRuntime, stageName: string,
   // Runners report when they start a job (JobStarted); until then it shows as queued in its pool.
   if (!isApproval && !RESERVED_RUNNER_POOLS.includes(job.pool)) run.runnerPool = job.pool;
   const pinned = exec.pinnedRevisions.find((p) => p.actionName === action.name);
-  if (action.category === "Source" && pinned !== undefined) job.sourceRevision = pinned.revisionId;
+  if (action.category === "Source" && pinned !== undefined) {
+    if (pinned.revisionType === "S3_OBJECT_KEY") job.configuration = { ...job.configuration, S3ObjectKey: pinned.revisionId };
+    else job.sourceRevision = pinned.revisionId;
+  }
   if (run.token !== undefined) job.approvalToken = run.token;
   // The job carries the configuration as resolved; the state (views, archive) keeps it without secrets or URL credentials.
   if (run.resolvedConfiguration !== undefined) run.resolvedConfiguration = maskDeep(run.resolvedConfiguration, viewMasker(actionSecrets(action)));

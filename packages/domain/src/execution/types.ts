@@ -173,6 +173,12 @@ export interface TriggerSpec {
 export interface SourceRevisionRef {
   actionName: string;
   revisionId: string;
+  /**
+   * How a StartPipelineExecution pin is read: absent = the revision itself (a commit id, or an
+   * object's VersionId); `S3_OBJECT_KEY` = the object key an ObjectStore source reads instead of
+   * its configured S3ObjectKey (its current version).
+   */
+  revisionType?: "S3_OBJECT_KEY";
   revisionSummary?: string;
   /** Commit time, epoch ms. */
   created?: number;

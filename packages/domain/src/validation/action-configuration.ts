@@ -40,7 +40,7 @@ export function checkConfiguration(here: Declared, spec: ProviderSpec | undefine
     if (Object.hasOwn(configuration, key)) continue;
     v.add(keyPath(base, key), requiredConfigurationMessage(spec, key, configuration));
   }
-  if (spec.builtIn === "ObjectStore" && configuration["Extract"] === "false" && !Object.hasOwn(configuration, "ObjectKey")) {
+  if (spec.builtIn === "ObjectStore" && spec.category === "Deploy" && configuration["Extract"] === "false" && !Object.hasOwn(configuration, "ObjectKey")) {
     v.add(`${base}.ObjectKey`, "is required when Extract is false: name the object the artifact is stored as");
   }
 }
@@ -73,6 +73,13 @@ function formatProblem(format: ConfigurationFormat, value: string): string | und
     case "bucket-name":
       if (value.includes("#{")) return undefined; // checked once the variable is resolved
       return BUCKET_NAME_PATTERN.test(value) ? undefined : bucketMessage(value);
+    case "source-bucket":
+      if (value.includes("#{")) return "cannot use variables: the source poller reads the bucket before any execution exists";
+      return BUCKET_NAME_PATTERN.test(value) ? undefined : bucketMessage(value);
+    case "source-object-key":
+      if (value.includes("#{")) return "cannot use variables: the source poller reads the key before any execution exists";
+      if (value.startsWith("/")) return `${q(value)} must not start with "/": object keys are relative to the bucket`;
+      return value.length > 1024 ? "must be at most 1024 characters (S3's key limit)" : undefined;
     case "code-zip":
       return value === "CODE_ZIP" ? undefined : `Sluice produces "CODE_ZIP" artifacts only, got ${q(value)}`;
     case "http-url":

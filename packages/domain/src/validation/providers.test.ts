@@ -21,6 +21,8 @@ describe("resolveProvider", () => {
       [id("Source", "CodeCommit"), "Git"],
       [id("Source", "CodeStarSourceConnection"), "Git"],
       [id("Source", "GitHub", "ThirdParty"), "Git"],
+      [id("Source", "ObjectStore"), "ObjectStore"],
+      [id("Source", "S3"), "ObjectStore"],
       [id("Build", "Commands"), "Commands"],
       [id("Test", "Commands"), "Commands"],
       [id("Deploy", "Commands"), "Commands"],
@@ -75,7 +77,7 @@ describe("resolveProvider", () => {
   });
 
   it("lists the supported providers of a category", () => {
-    expect(supportedProviders("Source")).toEqual(["CodeCommit", "CodeStarSourceConnection", "Git", "GitHub"]);
+    expect(supportedProviders("Source")).toEqual(["CodeCommit", "CodeStarSourceConnection", "Git", "GitHub", "ObjectStore", "S3"]);
     expect(supportedProviders("Invoke")).toEqual(["Http"]);
     expect(supportedProviders("Compute")).toEqual(["Commands"]);
   });

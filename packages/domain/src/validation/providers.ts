@@ -17,7 +17,8 @@
 // - CodeBuild runs as Commands when the action lists `commands` or gives a
 //   `BuildSpec`: Sluice cannot run a CodeBuild project (ProjectName is kept but
 //   not used), so it never reads a buildspec.yml the project would have named.
-// - S3 deploy runs as ObjectStore (same configuration keys).
+// - S3 deploy runs as ObjectStore (same configuration keys), and so does the S3 source:
+//   `Source/S3` runs as `Source/ObjectStore` (S3Bucket, S3ObjectKey, PollForSourceChanges).
 //
 // Configuration keys outside a provider's list are rejected: a misspelt key
 // (`BranchNmae`) would otherwise be ignored silently.
@@ -46,7 +47,9 @@ export type ProviderRoute = "runner" | "approval" | "worker";
  * - `http-url`: an absolute http(s) URL without userinfo (the Http invoke endpoint);
  * - `runner-pool`: a runner pool name (see `RUNNER_POOL_PATTERN`), never a variable;
  * - `number`: a decimal number (custom types' Number properties), unless it references a variable;
- * - `queryable`: a custom type's queryable property: 1-20 characters of A-Z a-z 0-9 _ -.
+ * - `queryable`: a custom type's queryable property: 1-20 characters of A-Z a-z 0-9 _ -;
+ * - `source-bucket`: an S3 bucket name, never a variable (the source poller reads it outside executions);
+ * - `source-object-key`: an object key, never a variable, for the same reason.
  */
 export type ConfigurationFormat =
   | "text"
@@ -59,7 +62,9 @@ export type ConfigurationFormat =
   | "http-url"
   | "runner-pool"
   | "number"
-  | "queryable";
+  | "queryable"
+  | "source-bucket"
+  | "source-object-key";
 
 /** One configuration key a provider accepts. */
 export interface ConfigurationProperty {
@@ -118,6 +123,9 @@ export interface ProviderSpec {
 
 /** Output variables of every Git source execution (the runner sets all of them). */
 export const GIT_OUTPUT_VARIABLES: readonly string[] = ["CommitId", "BranchName", "CommitMessage", "AuthorDate", "CommitterDate"];
+
+/** Output variables of every ObjectStore source execution (AWS's S3 source names). */
+export const OBJECT_SOURCE_OUTPUT_VARIABLES: readonly string[] = ["ETag", "VersionId"];
 
 /** Branch a Git source follows when its configuration names none. */
 export const DEFAULT_BRANCH = "main";
@@ -187,6 +195,11 @@ const OBJECT_STORE_CONFIGURATION = {
   BucketName: prop(true, "bucket-name", "bucket the artifact is written to"),
   ObjectKey: prop(false, "text", "key prefix (Extract true) or object key (Extract false)"),
   Extract: prop(false, "boolean", "true (default): extract the artifact's files; false: store the zip as ObjectKey"),
+};
+const OBJECT_SOURCE_CONFIGURATION = {
+  S3Bucket: prop(true, "source-bucket", "bucket holding the source object (the artifact service's SOURCE_BUCKETS must allow it)"),
+  S3ObjectKey: prop(true, "source-object-key", "key of the source object, a zip (as AWS's S3 source)"),
+  PollForSourceChanges: prop(false, "boolean", "true (default): the source poller watches the object and starts an execution when it changes"),
 };
 const BUILD_SPEC = prop(false, "text", "buildspec (version 0.2) inline as YAML or JSON, or the path of one in the primary input artifact");
 const SOURCE = { input: { min: 0, max: 0 }, output: { min: 1, max: 1 } };
@@ -285,6 +298,8 @@ const ENTRIES: readonly Entry[] = [
       NotificationUrl: prop(false, "text", "HTTP(S) webhook POSTed when the approval opens (Sluice's stand-in for NotificationArn)"),
     },
   },
+  { category: "Source", owner: "AWS", provider: "ObjectStore", builtIn: "ObjectStore", bounds: SOURCE, configuration: OBJECT_SOURCE_CONFIGURATION, timeout: 60 },
+  { category: "Source", owner: "AWS", provider: "S3", builtIn: "ObjectStore", bounds: SOURCE, configuration: OBJECT_SOURCE_CONFIGURATION, timeout: 60 },
   {
     category: "Deploy",
     owner: "AWS",
@@ -325,7 +340,13 @@ function toSpec(entry: Entry): ProviderSpec {
   // Every action the runners run may pick its pool.
   const configuration = route === "runner" ? { ...entry.configuration, [RUNNER_POOL_KEY]: RUNNER_POOL } : entry.configuration;
   const outputVariables: ProviderSpec["outputVariables"] =
-    entry.builtIn === "Git" ? GIT_OUTPUT_VARIABLES : entry.builtIn === "Commands" || entry.builtIn === "Http" ? "declared" : [];
+    entry.builtIn === "Git"
+      ? GIT_OUTPUT_VARIABLES
+      : entry.builtIn === "ObjectStore" && entry.category === "Source"
+        ? OBJECT_SOURCE_OUTPUT_VARIABLES
+        : entry.builtIn === "Commands" || entry.builtIn === "Http"
+          ? "declared"
+          : [];
   return {
     key: providerKey(entry.category, entry.provider),
     category: entry.category,
@@ -428,6 +449,28 @@ export function objectStoreTargetOf(configuration: Readonly<Record<string, strin
     objectKey: configuration["ObjectKey"] ?? "",
     extract: configuration["Extract"] !== "false",
   };
+}
+
+/** The object an ObjectStore source follows. */
+export interface ObjectSourceSettings {
+  readonly bucket: string;
+  readonly objectKey: string;
+  /** False when `PollForSourceChanges` is "false": the poller leaves the source alone. */
+  readonly poll: boolean;
+}
+
+/** Bucket, key and polling of an ObjectStore/S3 source action's configuration (PollForSourceChanges defaults to true, as AWS). */
+export function objectSourceOf(configuration: Readonly<Record<string, string>>): ObjectSourceSettings {
+  return {
+    bucket: configuration["S3Bucket"]?.trim() ?? "",
+    objectKey: configuration["S3ObjectKey"] ?? "",
+    poll: configuration["PollForSourceChanges"] !== "false",
+  };
+}
+
+/** True for the action types that run as the ObjectStore source (`Source/ObjectStore`, AWS's `Source/S3`). */
+export function isObjectSource(spec: Pick<ProviderSpec, "category" | "builtIn"> | undefined): boolean {
+  return spec?.category === "Source" && spec.builtIn === "ObjectStore";
 }
 
 /**

@@ -4,6 +4,7 @@ import { gitSourceProvider } from "./git-source.js";
 import { createHttpInvokeProvider } from "./http-invoke.js";
 import type { HttpInvokeOptions } from "./http-invoke.js";
 import { createObjectStoreDeployProvider } from "./object-store-deploy.js";
+import { objectStoreSourceProvider } from "./object-store-source.js";
 import type { DeployGranter } from "./object-store-deploy.js";
 import type { Provider } from "./provider.js";
 
@@ -16,6 +17,7 @@ import type { Provider } from "./provider.js";
  */
 export const SERVED_ACTIONS: readonly ServedAction[] = [
   { category: "Source", provider: "Git", served: "Git" },
+  { category: "Source", provider: "ObjectStore", served: "ObjectStore" },
   { category: "Build", provider: "Commands", served: "Commands" },
   { category: "Test", provider: "Commands", served: "Commands" },
   { category: "Deploy", provider: "Commands", served: "Commands" },
@@ -56,9 +58,11 @@ export function createProviderTable(opts: {
     ObjectStore: createObjectStoreDeployProvider(opts.deployGrants),
     Http: createHttpInvokeProvider(opts.httpInvoke ?? { secret: undefined, egress: createEgressPolicy() }),
   };
+  // Where one built-in name runs differently per category (ObjectStore reads as a source, writes as a deploy).
+  const byAction: Readonly<Record<string, Provider>> = { "Source/ObjectStore": objectStoreSourceProvider };
   const table = new Map<string, Provider>();
   for (const { category, provider } of SERVED_ACTIONS) {
-    const impl = byProvider[provider];
+    const impl = byAction[`${category}/${provider}`] ?? byProvider[provider];
     if (impl === undefined) throw new Error(`no implementation of served provider ${provider}`);
     table.set(`${category}/${provider}`, impl);
   }

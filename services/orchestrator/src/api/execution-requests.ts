@@ -63,6 +63,9 @@ function invalidField(field: string, message: string): DomainError {
   return new DomainError("ValidationException", `${field}: ${message}`, [{ field, message }]);
 }
 
+/** The revision types that pin an ObjectStore source (AWS's S3 source's). */
+const OBJECT_SOURCE_REVISION_TYPES: readonly string[] = ["S3_OBJECT_VERSION_ID", "S3_OBJECT_KEY"];
+
 /** What StartPipelineExecution adds to ExecutionRequested. */
 export interface StartOptions {
   variables?: PipelineVariableOverride[];
@@ -94,17 +97,32 @@ export function startOptions(req: StartPipelineExecutionRequest, spec: PipelineS
     const field = `sourceRevisions[${i}]`;
     c.name(`${field}.actionName`, r.actionName);
     const action = sources.find((a) => a.name === r.actionName && a.category === "Source");
-    if (action !== undefined && action.builtIn !== "Git") c.add(`${field}.actionName`, `"${r.actionName}" is not a Git source; only Git sources can be pinned`);
+    const objectSource = action?.builtIn === "ObjectStore";
+    if (action !== undefined && action.builtIn !== "Git" && !objectSource) {
+      c.add(`${field}.actionName`, `"${r.actionName}" is neither a Git nor an ObjectStore source; only those can be pinned`);
+    }
     if (r.revisionType === "") c.add(`${field}.revisionType`, "is required");
     else if (!(SOURCE_REVISION_TYPES as readonly string[]).includes(r.revisionType)) c.add(`${field}.revisionType`, `must be one of ${SOURCE_REVISION_TYPES.join(", ")}`);
-    else if (r.revisionType !== "COMMIT_ID") c.add(`${field}.revisionType`, `${r.revisionType} is not supported: Sluice sources are Git, pin them with COMMIT_ID`);
+    else if (objectSource && !OBJECT_SOURCE_REVISION_TYPES.includes(r.revisionType)) {
+      c.add(`${field}.revisionType`, `"${r.actionName}" is an ObjectStore source: pin it with ${OBJECT_SOURCE_REVISION_TYPES.join(" or ")}, not ${r.revisionType}`);
+    } else if (!objectSource && r.revisionType !== "COMMIT_ID") {
+      const hint = OBJECT_SOURCE_REVISION_TYPES.includes(r.revisionType) ? " (S3 revision types pin ObjectStore sources)" : "";
+      c.add(`${field}.revisionType`, `${r.revisionType} is not supported for a Git source: pin it with COMMIT_ID${hint}`);
+    }
     if (r.revisionValue === "") c.add(`${field}.revisionValue`, "is required");
     else if (r.revisionType === "COMMIT_ID" && !COMMIT_ID_PATTERN.test(r.revisionValue)) c.add(`${field}.revisionValue`, "must be a Git commit id (4-64 hex digits)");
+    else if (r.revisionType === "S3_OBJECT_KEY" && (r.revisionValue.startsWith("/") || r.revisionValue.length > 1024)) {
+      c.add(`${field}.revisionValue`, "must be an object key of at most 1024 characters, not starting with \"/\"");
+    } else if (r.revisionType === "S3_OBJECT_VERSION_ID" && r.revisionValue.length > 1024) c.add(`${field}.revisionValue`, "must be at most 1024 characters");
   });
   c.throwIfAny();
   const options: StartOptions = {};
   if (req.variables.length > 0) options.variables = req.variables.map((v) => ({ name: v.name, value: v.value }));
-  if (req.sourceRevisions.length > 0) options.pinnedRevisions = req.sourceRevisions.map((r) => ({ actionName: r.actionName, revisionId: r.revisionValue }));
+  if (req.sourceRevisions.length > 0) options.pinnedRevisions = req.sourceRevisions.map((r) => ({
+      actionName: r.actionName,
+      revisionId: r.revisionValue,
+      ...(r.revisionType === "S3_OBJECT_KEY" ? { revisionType: "S3_OBJECT_KEY" as const } : {}),
+    }));
   if (req.clientRequestToken !== "") options.clientRequestToken = req.clientRequestToken;
   return options;
 }

@@ -1,5 +1,5 @@
 import type { Bus } from "@sluice/bus";
-import { resolveProvider } from "@sluice/domain";
+import { isObjectSource, objectSourceOf, resolveProvider } from "@sluice/domain";
 import type { Logger } from "@sluice/domain";
 import { GrpcStatus, isRpcError } from "@sluice/grpc";
 import type { Client } from "@sluice/grpc";
@@ -73,10 +73,12 @@ export function createOutboxPublisher(opts: OutboxPublisherOptions): OutboxPubli
           outputNames,
           logAttempt,
           ...deployTargetOf(job),
+          ...sourceObjectOf(job),
         });
         job.inputs = grants.inputs;
         job.outputs = grants.outputs;
         if (grants.log !== undefined) job.log = grants.log;
+        if (grants.source !== undefined) job.sourceObject = grants.source;
       } catch (err) {
         if (inputIds.length === 0 && outputNames.length === 0) {
           // Only the log grant was asked for: the job must not wait for the artifact service (or
@@ -147,6 +149,24 @@ function deployTargetOf(job: Job): { deploy?: { bucket: string; objectKey: strin
     },
   };
 }
+
+/**
+ * An ObjectStore source job's object, for the artifact service to check against SOURCE_BUCKETS
+ * and presign a GET of: the pinned version when the job has a source revision (a VersionId),
+ * else the current object. An `S3_OBJECT_KEY` pin has already replaced S3ObjectKey.
+ */
+function sourceObjectOf(job: Job): { source?: { bucket: string; objectKey: string; versionId: string } } {
+  const spec = job.actionTypeId === undefined ? undefined : resolveProvider(job.actionTypeId);
+  if (!isObjectSource(spec)) return {};
+  const { bucket, objectKey } = objectSourceOf(job.configuration);
+  const revision = job.sourceRevision.trim();
+  // On an unversioned bucket the poller's revision is the ETag: no version to ask for, the runner
+  // reads the current object and checks that it still has that ETag.
+  return { source: { bucket, objectKey, versionId: ETAG_PATTERN.test(revision) ? "" : revision } };
+}
+
+/** An S3 ETag (MD5, or MD5-parts of a multipart upload): never the shape of an S3 or MinIO VersionId. */
+const ETAG_PATTERN = /^[0-9a-f]{32}(-\d+)?$/;
 
 /**
  * Who a job concerns, as headers: a consumer that dead-letters the job copies them into the dead

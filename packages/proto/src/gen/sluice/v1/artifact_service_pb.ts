@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file sluice/v1/artifact_service.proto.
  */
 export const file_sluice_v1_artifact_service: GenFile = /*@__PURE__*/
-  fileDesc("CiBzbHVpY2UvdjEvYXJ0aWZhY3Rfc2VydmljZS5wcm90bxIJc2x1aWNlLnYxIqcCCghBcnRpZmFjdBITCgthcnRpZmFjdF9pZBgBIAEoCRIMCgRuYW1lGAIgASgJEhUKDXBpcGVsaW5lX25hbWUYAyABKAkSHQoVcGlwZWxpbmVfZXhlY3V0aW9uX2lkGAQgASgJEhIKCnN0YWdlX25hbWUYBSABKAkSEwoLYWN0aW9uX25hbWUYBiABKAkSGwoTYWN0aW9uX2V4ZWN1dGlvbl9pZBgHIAEoCRIOCgZidWNrZXQYCCABKAkSCwoDa2V5GAkgASgJEg4KBnNoYTI1NhgKIAEoCRISCgpzaXplX2J5dGVzGAsgASgDEg4KBnN0YXR1cxgMIAEoCRIrCgdjcmVhdGVkGA0gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJxCgVHcmFudBILCgN1cmwYASABKAkSDgoGbWV0aG9kGAIgASgJEg4KBmJ1Y2tldBgDIAEoCRILCgNrZXkYBCABKAkSLgoKZXhwaXJlc19hdBgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAidAoKSW5wdXRHcmFudBIMCgRuYW1lGAEgASgJEhMKC2FydGlmYWN0X2lkGAIgASgJEg4KBnNoYTI1NhgDIAEoCRISCgpzaXplX2J5dGVzGAQgASgDEh8KBWdyYW50GAUgASgLMhAuc2x1aWNlLnYxLkdyYW50IlEKC091dHB1dEdyYW50EgwKBG5hbWUYASABKAkSEwoLYXJ0aWZhY3RfaWQYAiABKAkSHwoFZ3JhbnQYAyABKAsyEC5zbHVpY2UudjEuR3JhbnQikwIKFUlzc3VlSm9iR3JhbnRzUmVxdWVzdBIVCg1waXBlbGluZV9uYW1lGAEgASgJEh0KFXBpcGVsaW5lX2V4ZWN1dGlvbl9pZBgCIAEoCRISCgpzdGFnZV9uYW1lGAMgASgJEhMKC2FjdGlvbl9uYW1lGAQgASgJEhsKE2FjdGlvbl9leGVjdXRpb25faWQYBSABKAkSDgoGYnVja2V0GAYgASgJEhoKEmlucHV0X2FydGlmYWN0X2lkcxgHIAMoCRIUCgxvdXRwdXRfbmFtZXMYCCADKAkSJwoGZGVwbG95GAkgASgLMhcuc2x1aWNlLnYxLkRlcGxveVRhcmdldBITCgtsb2dfYXR0ZW1wdBgoIAEoBSJzCgxEZXBsb3lUYXJnZXQSDgoGYnVja2V0GAEgASgJEhIKCm9iamVjdF9rZXkYAiABKAkSDwoHZXh0cmFjdBgDIAEoCBIuCgpleHBpcmVzX2F0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKNAQoWSXNzdWVKb2JHcmFudHNSZXNwb25zZRIlCgZpbnB1dHMYASADKAsyFS5zbHVpY2UudjEuSW5wdXRHcmFudBInCgdvdXRwdXRzGAIgAygLMhYuc2x1aWNlLnYxLk91dHB1dEdyYW50EiMKA2xvZxgoIAEoCzIWLnNsdWljZS52MS5PdXRwdXRHcmFudCJQChVDb21taXRBcnRpZmFjdFJlcXVlc3QSEwoLYXJ0aWZhY3RfaWQYASABKAkSDgoGc2hhMjU2GAIgASgJEhIKCnNpemVfYnl0ZXMYAyABKAMiPwoWQ29tbWl0QXJ0aWZhY3RSZXNwb25zZRIlCghhcnRpZmFjdBgBIAEoCzITLnNsdWljZS52MS5BcnRpZmFjdCIpChJHZXRBcnRpZmFjdFJlcXVlc3QSEwoLYXJ0aWZhY3RfaWQYASABKAkiPAoTR2V0QXJ0aWZhY3RSZXNwb25zZRIlCghhcnRpZmFjdBgBIAEoCzITLnNsdWljZS52MS5BcnRpZmFjdCJMChRMaXN0QXJ0aWZhY3RzUmVxdWVzdBIVCg1waXBlbGluZV9uYW1lGAEgASgJEh0KFXBpcGVsaW5lX2V4ZWN1dGlvbl9pZBgCIAEoCSI/ChVMaXN0QXJ0aWZhY3RzUmVzcG9uc2USJgoJYXJ0aWZhY3RzGAEgAygLMhMuc2x1aWNlLnYxLkFydGlmYWN0IjEKGkNyZWF0ZURvd25sb2FkR3JhbnRSZXF1ZXN0EhMKC2FydGlmYWN0X2lkGAEgASgJIk4KG0NyZWF0ZURvd25sb2FkR3JhbnRSZXNwb25zZRIfCgVncmFudBgBIAEoCzIQLnNsdWljZS52MS5HcmFudBIOCgZzaGEyNTYYAiABKAkiTQoYUmVuZXdPdXRwdXRHcmFudHNSZXF1ZXN0EhsKE2FjdGlvbl9leGVjdXRpb25faWQYASABKAkSFAoMb3V0cHV0X25hbWVzGAIgAygJIkQKGVJlbmV3T3V0cHV0R3JhbnRzUmVzcG9uc2USJwoHb3V0cHV0cxgBIAMoCzIWLnNsdWljZS52MS5PdXRwdXRHcmFudCJVChhJc3N1ZURlcGxveUdyYW50c1JlcXVlc3QSGwoTYWN0aW9uX2V4ZWN1dGlvbl9pZBgBIAEoCRIOCgZidWNrZXQYAiABKAkSDAoEa2V5cxgDIAMoCSI9ChlJc3N1ZURlcGxveUdyYW50c1Jlc3BvbnNlEiAKBmdyYW50cxgBIAMoCzIQLnNsdWljZS52MS5HcmFudDKHBQoPQXJ0aWZhY3RTZXJ2aWNlElUKDklzc3VlSm9iR3JhbnRzEiAuc2x1aWNlLnYxLklzc3VlSm9iR3JhbnRzUmVxdWVzdBohLnNsdWljZS52MS5Jc3N1ZUpvYkdyYW50c1Jlc3BvbnNlElUKDkNvbW1pdEFydGlmYWN0EiAuc2x1aWNlLnYxLkNvbW1pdEFydGlmYWN0UmVxdWVzdBohLnNsdWljZS52MS5Db21taXRBcnRpZmFjdFJlc3BvbnNlEkwKC0dldEFydGlmYWN0Eh0uc2x1aWNlLnYxLkdldEFydGlmYWN0UmVxdWVzdBoeLnNsdWljZS52MS5HZXRBcnRpZmFjdFJlc3BvbnNlElIKDUxpc3RBcnRpZmFjdHMSHy5zbHVpY2UudjEuTGlzdEFydGlmYWN0c1JlcXVlc3QaIC5zbHVpY2UudjEuTGlzdEFydGlmYWN0c1Jlc3BvbnNlEmQKE0NyZWF0ZURvd25sb2FkR3JhbnQSJS5zbHVpY2UudjEuQ3JlYXRlRG93bmxvYWRHcmFudFJlcXVlc3QaJi5zbHVpY2UudjEuQ3JlYXRlRG93bmxvYWRHcmFudFJlc3BvbnNlEl4KEVJlbmV3T3V0cHV0R3JhbnRzEiMuc2x1aWNlLnYxLlJlbmV3T3V0cHV0R3JhbnRzUmVxdWVzdBokLnNsdWljZS52MS5SZW5ld091dHB1dEdyYW50c1Jlc3BvbnNlEl4KEUlzc3VlRGVwbG95R3JhbnRzEiMuc2x1aWNlLnYxLklzc3VlRGVwbG95R3JhbnRzUmVxdWVzdBokLnNsdWljZS52MS5Jc3N1ZURlcGxveUdyYW50c1Jlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_timestamp]);
+  fileDesc("CiBzbHVpY2UvdjEvYXJ0aWZhY3Rfc2VydmljZS5wcm90bxIJc2x1aWNlLnYxIqcCCghBcnRpZmFjdBITCgthcnRpZmFjdF9pZBgBIAEoCRIMCgRuYW1lGAIgASgJEhUKDXBpcGVsaW5lX25hbWUYAyABKAkSHQoVcGlwZWxpbmVfZXhlY3V0aW9uX2lkGAQgASgJEhIKCnN0YWdlX25hbWUYBSABKAkSEwoLYWN0aW9uX25hbWUYBiABKAkSGwoTYWN0aW9uX2V4ZWN1dGlvbl9pZBgHIAEoCRIOCgZidWNrZXQYCCABKAkSCwoDa2V5GAkgASgJEg4KBnNoYTI1NhgKIAEoCRISCgpzaXplX2J5dGVzGAsgASgDEg4KBnN0YXR1cxgMIAEoCRIrCgdjcmVhdGVkGA0gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJxCgVHcmFudBILCgN1cmwYASABKAkSDgoGbWV0aG9kGAIgASgJEg4KBmJ1Y2tldBgDIAEoCRILCgNrZXkYBCABKAkSLgoKZXhwaXJlc19hdBgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAidAoKSW5wdXRHcmFudBIMCgRuYW1lGAEgASgJEhMKC2FydGlmYWN0X2lkGAIgASgJEg4KBnNoYTI1NhgDIAEoCRISCgpzaXplX2J5dGVzGAQgASgDEh8KBWdyYW50GAUgASgLMhAuc2x1aWNlLnYxLkdyYW50IlEKC091dHB1dEdyYW50EgwKBG5hbWUYASABKAkSEwoLYXJ0aWZhY3RfaWQYAiABKAkSHwoFZ3JhbnQYAyABKAsyEC5zbHVpY2UudjEuR3JhbnQivAIKFUlzc3VlSm9iR3JhbnRzUmVxdWVzdBIVCg1waXBlbGluZV9uYW1lGAEgASgJEh0KFXBpcGVsaW5lX2V4ZWN1dGlvbl9pZBgCIAEoCRISCgpzdGFnZV9uYW1lGAMgASgJEhMKC2FjdGlvbl9uYW1lGAQgASgJEhsKE2FjdGlvbl9leGVjdXRpb25faWQYBSABKAkSDgoGYnVja2V0GAYgASgJEhoKEmlucHV0X2FydGlmYWN0X2lkcxgHIAMoCRIUCgxvdXRwdXRfbmFtZXMYCCADKAkSJwoGZGVwbG95GAkgASgLMhcuc2x1aWNlLnYxLkRlcGxveVRhcmdldBInCgZzb3VyY2UYCiABKAsyFy5zbHVpY2UudjEuU291cmNlT2JqZWN0EhMKC2xvZ19hdHRlbXB0GCggASgFIkYKDFNvdXJjZU9iamVjdBIOCgZidWNrZXQYASABKAkSEgoKb2JqZWN0X2tleRgCIAEoCRISCgp2ZXJzaW9uX2lkGAMgASgJInMKDERlcGxveVRhcmdldBIOCgZidWNrZXQYASABKAkSEgoKb2JqZWN0X2tleRgCIAEoCRIPCgdleHRyYWN0GAMgASgIEi4KCmV4cGlyZXNfYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIq8BChZJc3N1ZUpvYkdyYW50c1Jlc3BvbnNlEiUKBmlucHV0cxgBIAMoCzIVLnNsdWljZS52MS5JbnB1dEdyYW50EicKB291dHB1dHMYAiADKAsyFi5zbHVpY2UudjEuT3V0cHV0R3JhbnQSIwoDbG9nGCggASgLMhYuc2x1aWNlLnYxLk91dHB1dEdyYW50EiAKBnNvdXJjZRgpIAEoCzIQLnNsdWljZS52MS5HcmFudCJQChVDb21taXRBcnRpZmFjdFJlcXVlc3QSEwoLYXJ0aWZhY3RfaWQYASABKAkSDgoGc2hhMjU2GAIgASgJEhIKCnNpemVfYnl0ZXMYAyABKAMiPwoWQ29tbWl0QXJ0aWZhY3RSZXNwb25zZRIlCghhcnRpZmFjdBgBIAEoCzITLnNsdWljZS52MS5BcnRpZmFjdCIpChJHZXRBcnRpZmFjdFJlcXVlc3QSEwoLYXJ0aWZhY3RfaWQYASABKAkiPAoTR2V0QXJ0aWZhY3RSZXNwb25zZRIlCghhcnRpZmFjdBgBIAEoCzITLnNsdWljZS52MS5BcnRpZmFjdCJMChRMaXN0QXJ0aWZhY3RzUmVxdWVzdBIVCg1waXBlbGluZV9uYW1lGAEgASgJEh0KFXBpcGVsaW5lX2V4ZWN1dGlvbl9pZBgCIAEoCSI/ChVMaXN0QXJ0aWZhY3RzUmVzcG9uc2USJgoJYXJ0aWZhY3RzGAEgAygLMhMuc2x1aWNlLnYxLkFydGlmYWN0IjEKGkNyZWF0ZURvd25sb2FkR3JhbnRSZXF1ZXN0EhMKC2FydGlmYWN0X2lkGAEgASgJIk4KG0NyZWF0ZURvd25sb2FkR3JhbnRSZXNwb25zZRIfCgVncmFudBgBIAEoCzIQLnNsdWljZS52MS5HcmFudBIOCgZzaGEyNTYYAiABKAkiTQoYUmVuZXdPdXRwdXRHcmFudHNSZXF1ZXN0EhsKE2FjdGlvbl9leGVjdXRpb25faWQYASABKAkSFAoMb3V0cHV0X25hbWVzGAIgAygJIkQKGVJlbmV3T3V0cHV0R3JhbnRzUmVzcG9uc2USJwoHb3V0cHV0cxgBIAMoCzIWLnNsdWljZS52MS5PdXRwdXRHcmFudCJVChhJc3N1ZURlcGxveUdyYW50c1JlcXVlc3QSGwoTYWN0aW9uX2V4ZWN1dGlvbl9pZBgBIAEoCRIOCgZidWNrZXQYAiABKAkSDAoEa2V5cxgDIAMoCSI9ChlJc3N1ZURlcGxveUdyYW50c1Jlc3BvbnNlEiAKBmdyYW50cxgBIAMoCzIQLnNsdWljZS52MS5HcmFudDKHBQoPQXJ0aWZhY3RTZXJ2aWNlElUKDklzc3VlSm9iR3JhbnRzEiAuc2x1aWNlLnYxLklzc3VlSm9iR3JhbnRzUmVxdWVzdBohLnNsdWljZS52MS5Jc3N1ZUpvYkdyYW50c1Jlc3BvbnNlElUKDkNvbW1pdEFydGlmYWN0EiAuc2x1aWNlLnYxLkNvbW1pdEFydGlmYWN0UmVxdWVzdBohLnNsdWljZS52MS5Db21taXRBcnRpZmFjdFJlc3BvbnNlEkwKC0dldEFydGlmYWN0Eh0uc2x1aWNlLnYxLkdldEFydGlmYWN0UmVxdWVzdBoeLnNsdWljZS52MS5HZXRBcnRpZmFjdFJlc3BvbnNlElIKDUxpc3RBcnRpZmFjdHMSHy5zbHVpY2UudjEuTGlzdEFydGlmYWN0c1JlcXVlc3QaIC5zbHVpY2UudjEuTGlzdEFydGlmYWN0c1Jlc3BvbnNlEmQKE0NyZWF0ZURvd25sb2FkR3JhbnQSJS5zbHVpY2UudjEuQ3JlYXRlRG93bmxvYWRHcmFudFJlcXVlc3QaJi5zbHVpY2UudjEuQ3JlYXRlRG93bmxvYWRHcmFudFJlc3BvbnNlEl4KEVJlbmV3T3V0cHV0R3JhbnRzEiMuc2x1aWNlLnYxLlJlbmV3T3V0cHV0R3JhbnRzUmVxdWVzdBokLnNsdWljZS52MS5SZW5ld091dHB1dEdyYW50c1Jlc3BvbnNlEl4KEUlzc3VlRGVwbG95R3JhbnRzEiMuc2x1aWNlLnYxLklzc3VlRGVwbG95R3JhbnRzUmVxdWVzdBokLnNsdWljZS52MS5Jc3N1ZURlcGxveUdyYW50c1Jlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_timestamp]);
 
 /**
  * @generated from message sluice.v1.Artifact
@@ -261,6 +261,15 @@ export type IssueJobGrantsRequest = Message<"sluice.v1.IssueJobGrantsRequest"> &
   deploy?: DeployTarget | undefined;
 
   /**
+   * Set by the orchestrator for an ObjectStore source job: the object it reads. The response then
+   * carries a presigned GET for it (of `version_id` when set). Refused unless the pipeline is
+   * allowed to read the bucket (SOURCE_BUCKETS): runners hold no object-store credential.
+   *
+   * @generated from field: sluice.v1.SourceObject source = 10;
+   */
+  source?: SourceObject | undefined;
+
+  /**
    * Set by the orchestrator for a job a runner runs: its attempt. The response then carries a
    * PUT grant for the job's whole log, registered as the PENDING artifact
    * `<actionExecutionId>/log.<attempt>` (key `<pipeline>/<execution>/<actionExecutionId>/logs/<attempt>.log`).
@@ -277,6 +286,37 @@ export type IssueJobGrantsRequest = Message<"sluice.v1.IssueJobGrantsRequest"> &
  */
 export const IssueJobGrantsRequestSchema: GenMessage<IssueJobGrantsRequest> = /*@__PURE__*/
   messageDesc(file_sluice_v1_artifact_service, 4);
+
+/**
+ * The object one ObjectStore source job reads (its configuration and pinned revision).
+ *
+ * @generated from message sluice.v1.SourceObject
+ */
+export type SourceObject = Message<"sluice.v1.SourceObject"> & {
+  /**
+   * @generated from field: string bucket = 1;
+   */
+  bucket: string;
+
+  /**
+   * @generated from field: string object_key = 2;
+   */
+  objectKey: string;
+
+  /**
+   * A version of the object on a versioned bucket; "" = the current object.
+   *
+   * @generated from field: string version_id = 3;
+   */
+  versionId: string;
+};
+
+/**
+ * Describes the message sluice.v1.SourceObject.
+ * Use `create(SourceObjectSchema)` to create a new message.
+ */
+export const SourceObjectSchema: GenMessage<SourceObject> = /*@__PURE__*/
+  messageDesc(file_sluice_v1_artifact_service, 5);
 
 /**
  * Where one ObjectStore deploy job may write (its resolved configuration).
@@ -314,7 +354,7 @@ export type DeployTarget = Message<"sluice.v1.DeployTarget"> & {
  * Use `create(DeployTargetSchema)` to create a new message.
  */
 export const DeployTargetSchema: GenMessage<DeployTarget> = /*@__PURE__*/
-  messageDesc(file_sluice_v1_artifact_service, 5);
+  messageDesc(file_sluice_v1_artifact_service, 6);
 
 /**
  * @generated from message sluice.v1.IssueJobGrantsResponse
@@ -336,6 +376,13 @@ export type IssueJobGrantsResponse = Message<"sluice.v1.IssueJobGrantsResponse">
    * @generated from field: sluice.v1.OutputGrant log = 40;
    */
   log?: OutputGrant | undefined;
+
+  /**
+   * The GET grant of the source object when `source` was set.
+   *
+   * @generated from field: sluice.v1.Grant source = 41;
+   */
+  source?: Grant | undefined;
 };
 
 /**
@@ -343,7 +390,7 @@ export type IssueJobGrantsResponse = Message<"sluice.v1.IssueJobGrantsResponse">
  * Use `create(IssueJobGrantsResponseSchema)` to create a new message.
  */
 export const IssueJobGrantsResponseSchema: GenMessage<IssueJobGrantsResponse> = /*@__PURE__*/
-  messageDesc(file_sluice_v1_artifact_service, 6);
+  messageDesc(file_sluice_v1_artifact_service, 7);
 
 /**
  * @generated from message sluice.v1.CommitArtifactRequest
@@ -370,7 +417,7 @@ export type CommitArtifactRequest = Message<"sluice.v1.CommitArtifactRequest"> &
  * Use `create(CommitArtifactRequestSchema)` to create a new message.
  */
 export const CommitArtifactRequestSchema: GenMessage<CommitArtifactRequest> = /*@__PURE__*/
-  messageDesc(file_sluice_v1_artifact_service, 7);
+  messageDesc(file_sluice_v1_artifact_service, 8);
 
 /**
  * @generated from message sluice.v1.CommitArtifactResponse
@@ -387,7 +434,7 @@ export type CommitArtifactResponse = Message<"sluice.v1.CommitArtifactResponse">
  * Use `create(CommitArtifactResponseSchema)` to create a new message.
  */
 export const CommitArtifactResponseSchema: GenMessage<CommitArtifactResponse> = /*@__PURE__*/
-  messageDesc(file_sluice_v1_artifact_service, 8);
+  messageDesc(file_sluice_v1_artifact_service, 9);
 
 /**
  * @generated from message sluice.v1.GetArtifactRequest
@@ -404,7 +451,7 @@ export type GetArtifactRequest = Message<"sluice.v1.GetArtifactRequest"> & {
  * Use `create(GetArtifactRequestSchema)` to create a new message.
  */
 export const GetArtifactRequestSchema: GenMessage<GetArtifactRequest> = /*@__PURE__*/
-  messageDesc(file_sluice_v1_artifact_service, 9);
+  messageDesc(file_sluice_v1_artifact_service, 10);
 
 /**
  * @generated from message sluice.v1.GetArtifactResponse
@@ -421,7 +468,7 @@ export type GetArtifactResponse = Message<"sluice.v1.GetArtifactResponse"> & {
  * Use `create(GetArtifactResponseSchema)` to create a new message.
  */
 export const GetArtifactResponseSchema: GenMessage<GetArtifactResponse> = /*@__PURE__*/
-  messageDesc(file_sluice_v1_artifact_service, 10);
+  messageDesc(file_sluice_v1_artifact_service, 11);
 
 /**
  * @generated from message sluice.v1.ListArtifactsRequest
@@ -443,7 +490,7 @@ export type ListArtifactsRequest = Message<"sluice.v1.ListArtifactsRequest"> & {
  * Use `create(ListArtifactsRequestSchema)` to create a new message.
  */
 export const ListArtifactsRequestSchema: GenMessage<ListArtifactsRequest> = /*@__PURE__*/
-  messageDesc(file_sluice_v1_artifact_service, 11);
+  messageDesc(file_sluice_v1_artifact_service, 12);
 
 /**
  * @generated from message sluice.v1.ListArtifactsResponse
@@ -460,7 +507,7 @@ export type ListArtifactsResponse = Message<"sluice.v1.ListArtifactsResponse"> &
  * Use `create(ListArtifactsResponseSchema)` to create a new message.
  */
 export const ListArtifactsResponseSchema: GenMessage<ListArtifactsResponse> = /*@__PURE__*/
-  messageDesc(file_sluice_v1_artifact_service, 12);
+  messageDesc(file_sluice_v1_artifact_service, 13);
 
 /**
  * @generated from message sluice.v1.CreateDownloadGrantRequest
@@ -477,7 +524,7 @@ export type CreateDownloadGrantRequest = Message<"sluice.v1.CreateDownloadGrantR
  * Use `create(CreateDownloadGrantRequestSchema)` to create a new message.
  */
 export const CreateDownloadGrantRequestSchema: GenMessage<CreateDownloadGrantRequest> = /*@__PURE__*/
-  messageDesc(file_sluice_v1_artifact_service, 13);
+  messageDesc(file_sluice_v1_artifact_service, 14);
 
 /**
  * @generated from message sluice.v1.CreateDownloadGrantResponse
@@ -499,7 +546,7 @@ export type CreateDownloadGrantResponse = Message<"sluice.v1.CreateDownloadGrant
  * Use `create(CreateDownloadGrantResponseSchema)` to create a new message.
  */
 export const CreateDownloadGrantResponseSchema: GenMessage<CreateDownloadGrantResponse> = /*@__PURE__*/
-  messageDesc(file_sluice_v1_artifact_service, 14);
+  messageDesc(file_sluice_v1_artifact_service, 15);
 
 /**
  * @generated from message sluice.v1.RenewOutputGrantsRequest
@@ -524,7 +571,7 @@ export type RenewOutputGrantsRequest = Message<"sluice.v1.RenewOutputGrantsReque
  * Use `create(RenewOutputGrantsRequestSchema)` to create a new message.
  */
 export const RenewOutputGrantsRequestSchema: GenMessage<RenewOutputGrantsRequest> = /*@__PURE__*/
-  messageDesc(file_sluice_v1_artifact_service, 15);
+  messageDesc(file_sluice_v1_artifact_service, 16);
 
 /**
  * @generated from message sluice.v1.RenewOutputGrantsResponse
@@ -543,7 +590,7 @@ export type RenewOutputGrantsResponse = Message<"sluice.v1.RenewOutputGrantsResp
  * Use `create(RenewOutputGrantsResponseSchema)` to create a new message.
  */
 export const RenewOutputGrantsResponseSchema: GenMessage<RenewOutputGrantsResponse> = /*@__PURE__*/
-  messageDesc(file_sluice_v1_artifact_service, 16);
+  messageDesc(file_sluice_v1_artifact_service, 17);
 
 /**
  * @generated from message sluice.v1.IssueDeployGrantsRequest
@@ -573,7 +620,7 @@ export type IssueDeployGrantsRequest = Message<"sluice.v1.IssueDeployGrantsReque
  * Use `create(IssueDeployGrantsRequestSchema)` to create a new message.
  */
 export const IssueDeployGrantsRequestSchema: GenMessage<IssueDeployGrantsRequest> = /*@__PURE__*/
-  messageDesc(file_sluice_v1_artifact_service, 17);
+  messageDesc(file_sluice_v1_artifact_service, 18);
 
 /**
  * @generated from message sluice.v1.IssueDeployGrantsResponse
@@ -592,7 +639,7 @@ export type IssueDeployGrantsResponse = Message<"sluice.v1.IssueDeployGrantsResp
  * Use `create(IssueDeployGrantsResponseSchema)` to create a new message.
  */
 export const IssueDeployGrantsResponseSchema: GenMessage<IssueDeployGrantsResponse> = /*@__PURE__*/
-  messageDesc(file_sluice_v1_artifact_service, 18);
+  messageDesc(file_sluice_v1_artifact_service, 19);
 
 /**
  * Artifact metadata and short-lived, single-key, single-method grants.
