@@ -131,7 +131,8 @@ describe("event rules", () => {
     await expect.poll(() => executionsView(env, downstream), POLL).toMatchObject([{ trigger: "CreatePipeline" }]);
     // The upstream's build waits at the gate, so the branch can move on before it succeeds.
     await createPipelineFromJson(env, pipeline(upstream, {}, { commands: [GATE_WAIT], environmentVariables: [{ name: "GATE", value: gate.path, type: "PLAINTEXT" }] }, true));
-    await expect.poll(() => executionsView(env, upstream), POLL).toMatchObject([{ trigger: "CreatePipeline" }]);
+    // Once its source has fetched (the revision is recorded), the branch moves on.
+    await expect.poll(() => executionsView(env, upstream), POLL).toMatchObject([{ trigger: "CreatePipeline", revisions: [repo.first] }]);
     const [firstUp] = await executionsView(env, upstream);
     const lib2 = repo.commit({ "lib.txt": "lib 2" }, "lib 2");
     gate.open();
