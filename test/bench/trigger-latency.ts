@@ -258,6 +258,12 @@ async function pollingCpu(bus: Bus, root: string, natsUrl: string, mongoUrl: str
     console.log(
       `source poller CPU, ${CPU_SOURCES} sources every ${CPU_INTERVAL_MS / 1000} s   ${pct(own + children)} of one core over ${wall.toFixed(0)} s (the poller ${pct(own)}, its git processes ${pct(children)}; ${(polls / wall).toFixed(1)} polls/s; goal < 10%)`,
     );
+    const wanted = (CPU_SOURCES * 1000) / CPU_INTERVAL_MS;
+    if (polls / wall < 0.9 * wanted) {
+      // Then the figure is of fewer polls than asked: the git server here (git http-backend, one
+      // process per request) or the poller could not keep the pace.
+      console.log(`  (only ${(polls / wall).toFixed(1)} of the ${wanted.toFixed(1)} polls/s the sources ask for were made; per poll/s the poller used ${((100 * (own + children)) / wall / (polls / wall)).toFixed(2)}% of a core)`);
+    }
     await manyBus.close();
   } finally {
     child.kill("SIGTERM");
