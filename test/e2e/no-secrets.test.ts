@@ -186,6 +186,14 @@ describe("no secrets in views, events, stored documents or logs", () => {
               expect(leaks(text(rest), secrets), where).toEqual([]);
               continue;
             }
+            if (coll === "source_actions") {
+              // MUST_HOLD: the URL webhooks resolve heads and read definitions from; nothing else may hold it.
+              const { configuration, git, ...rest } = stored as { configuration?: Record<string, unknown>; git?: { repositoryUrl?: unknown } };
+              const { RepositoryUrl, ...otherConfiguration } = configuration ?? {};
+              expect([RepositoryUrl, git?.repositoryUrl]).toEqual([repoUrl, repoUrl]);
+              expect(leaks(text({ ...rest, configuration: otherConfiguration }), secrets), where).toEqual([]);
+              continue;
+            }
             if (["approvals", "decisions", "audit"].includes(coll)) {
               expect(leaks(text(stored), secrets), where).toEqual([]); // MUST_HOLD: the token
               continue;
