@@ -1,5 +1,6 @@
 import type { Collection, Db } from "mongodb";
 import type { PipelineDeclaration } from "@sluice/proto";
+import type { PollResult } from "./cursor-store.js";
 import { LeaseTerms } from "./lease-terms.js";
 import type { LeaseTermDoc } from "./lease-terms.js";
 import { objectSourcesOf } from "./object-sources.js";
@@ -29,8 +30,6 @@ export interface HeldObjectCursor extends ObjectCursor {
   readonly leaseTerm: number;
   readonly leaseHolder: string;
 }
-
-export type ObjectPollResult = { ok: true; nextPollAt: number } | { ok: false; nextPollAt: number; error: string };
 
 export class ObjectCursorStore {
   private readonly cursors: Collection<ObjectCursor>;
@@ -99,7 +98,7 @@ export class ObjectCursorStore {
   }
 
   /** Gives the lease back with the poll's outcome. A no-op when the lease was lost. */
-  async release(held: HeldObjectCursor, now: number, result: ObjectPollResult): Promise<void> {
+  async release(held: HeldObjectCursor, now: number, result: PollResult): Promise<void> {
     if (!(await this.leases.stillHeld(held._id, held.leaseTerm, held.leaseHolder))) return;
     const free = { nextPollAt: result.nextPollAt, lastPolledAt: now };
     if (result.ok) await this.cursors.updateOne({ _id: held._id }, { $set: { ...free, consecutiveFailures: 0 }, $unset: { lastError: "" } });

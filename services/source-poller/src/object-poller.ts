@@ -4,7 +4,8 @@ import type { Bus } from "@sluice/bus";
 import type { Logger } from "@sluice/domain";
 import { SourceChangedSchema } from "@sluice/proto";
 import { Client } from "minio";
-import { MAX_BACKOFF_MS, backoffMs } from "./backoff.js";
+import { pollLeasedRound } from "./leased-round.js";
+import type { LeasedRoundOptions } from "./leased-round.js";
 import type { HeldObjectCursor, ObjectCursorStore } from "./object-cursor-store.js";
 
 /** What a HEAD of the source object tells; undefined when there is no such object (or bucket). */
@@ -50,17 +51,10 @@ export function revisionOf(head: ObjectHead): string {
   return head.versionId === "" ? head.etag : head.versionId;
 }
 
-export interface ObjectPollerOptions {
+export interface ObjectPollerOptions extends LeasedRoundOptions {
   store: ObjectCursorStore;
   head: HeadObject;
   bus: Bus;
-  logger: Logger;
-  intervalMs: number;
-  owner: string;
-  leaseMs: number;
-  maxBackoffMs?: number;
-  batchSize?: number;
-  now?: () => number;
 }
 
 /**
@@ -70,26 +64,7 @@ export interface ObjectPollerOptions {
  * harmlessly. A missing object is no change: its first appearance is the baseline.
  */
 export async function pollObjectsOnce(o: ObjectPollerOptions): Promise<number> {
-  const now = (o.now ?? Date.now)();
-  const due = await o.store.claimDue(now, o.owner, o.leaseMs, o.batchSize ?? 100);
-  const counts = await Promise.all(due.map((cursor) => pollHeld(o, cursor, now)));
-  return counts.reduce((a, b) => a + b, 0);
-}
-
-async function pollHeld(o: ObjectPollerOptions, cursor: HeldObjectCursor, now: number): Promise<number> {
-  const log = o.logger.child({ pipeline: cursor.pipelineName, action: cursor.actionName });
-  try {
-    const published = await pollCursor(o, cursor, log);
-    await o.store.release(cursor, (o.now ?? Date.now)(), { ok: true, nextPollAt: now + o.intervalMs });
-    return published;
-  } catch (err) {
-    const error = err instanceof Error ? err.message : String(err);
-    const failures = (cursor.consecutiveFailures ?? 0) + 1;
-    const waitMs = backoffMs(failures, o.intervalMs, o.maxBackoffMs ?? MAX_BACKOFF_MS);
-    log.warn("object source poll failed; backing off", { error, consecutiveFailures: failures, retryInMs: waitMs });
-    await o.store.release(cursor, (o.now ?? Date.now)(), { ok: false, nextPollAt: now + waitMs, error });
-    return 0;
-  }
+  return pollLeasedRound(o, o.store, "object source", (cursor, log) => pollCursor(o, cursor, log));
 }
 
 async function pollCursor(o: ObjectPollerOptions, cursor: HeldObjectCursor, log: Logger): Promise<number> {

@@ -4,7 +4,6 @@ import type { Bus } from "@sluice/bus";
 import { matchGitTrigger, stripUserinfo } from "@sluice/domain";
 import type { Logger } from "@sluice/domain";
 import { SourceChangedSchema } from "@sluice/proto";
-import { MAX_BACKOFF_MS, backoffMs } from "./backoff.js";
 import type { CursorStore, HeldCursor } from "./cursor-store.js";
 import { readDefinition } from "./definition-file.js";
 import type { DefinitionFile } from "./definition-file.js";
@@ -12,28 +11,20 @@ import type { GitMirrors } from "./git-mirror.js";
 import { lsRemoteHead, lsRemoteHeads, lsRemoteTags } from "./git-remote.js";
 import type { LsRemoteOptions } from "./git-remote.js";
 import type { GitTriggerFilters } from "./git-sources.js";
+import { pollLeasedRound } from "./leased-round.js";
+import type { LeasedRoundOptions } from "./leased-round.js";
 
 /** Trigger details longer than AWS's triggerDetail (1024) are cut. */
 const MAX_DETAIL = 1024;
 
-export interface PollerOptions {
+export interface PollerOptions extends LeasedRoundOptions {
   store: CursorStore;
   bus: Bus;
-  logger: Logger;
-  intervalMs: number;
   gitTimeoutMs: number;
   /** The environment git starts from (see `SourcePollerConfig.gitHostEnv`). */
   gitHostEnv: Readonly<Record<string, string>>;
-  /** Who holds the leases this poller takes: unique per replica. */
-  owner: string;
-  /** How long a lease lasts: longer than a poll can take, so only a dead holder loses one. */
-  leaseMs: number;
   /** Computes changed paths for filePaths filters. */
   mirrors: GitMirrors;
-  maxBackoffMs?: number;
-  /** Cursors claimed per round. @default 100 */
-  batchSize?: number;
-  now?: () => number;
 }
 
 /**
@@ -45,26 +36,7 @@ export interface PollerOptions {
  * execution already covers that commit. Returns how many SourceChanged were published.
  */
 export async function pollOnce(o: PollerOptions): Promise<number> {
-  const now = (o.now ?? Date.now)();
-  const due = await o.store.claimDue(now, o.owner, o.leaseMs, o.batchSize ?? 100);
-  const counts = await Promise.all(due.map((cursor) => pollHeld(o, cursor, now)));
-  return counts.reduce((a, b) => a + b, 0);
-}
-
-async function pollHeld(o: PollerOptions, cursor: HeldCursor, now: number): Promise<number> {
-  const log = o.logger.child({ pipeline: cursor.pipelineName, action: cursor.actionName });
-  try {
-    const published = await pollCursor(o, cursor, log);
-    await o.store.release(cursor, (o.now ?? Date.now)(), { ok: true, nextPollAt: now + o.intervalMs });
-    return published;
-  } catch (err) {
-    const error = stripUserinfo(err instanceof Error ? err.message : String(err));
-    const failures = (cursor.consecutiveFailures ?? 0) + 1;
-    const waitMs = backoffMs(failures, o.intervalMs, o.maxBackoffMs ?? MAX_BACKOFF_MS);
-    log.warn("source poll failed; backing off", { error, consecutiveFailures: failures, retryInMs: waitMs });
-    await o.store.release(cursor, (o.now ?? Date.now)(), { ok: false, nextPollAt: now + waitMs, error });
-    return 0;
-  }
+  return pollLeasedRound(o, o.store, "source", (cursor, log) => pollCursor(o, cursor, log));
 }
 
 async function pollCursor(o: PollerOptions, cursor: HeldCursor, log: Logger): Promise<number> {

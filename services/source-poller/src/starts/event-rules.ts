@@ -2,6 +2,7 @@ import { isTransientError } from "@sluice/bus";
 import type { Logger } from "@sluice/domain";
 import type { Client } from "@sluice/grpc";
 import type { PipelineService, StateChangeEvent } from "@sluice/proto";
+import { normaliseRepositoryUrl } from "../webhooks/repository-url.js";
 import { gitSourcesOfFirstStage } from "./start-store.js";
 import type { RuleSource, StartStore } from "./start-store.js";
 import type { Pin, Starter } from "./starter.js";
@@ -73,9 +74,8 @@ export function pinsFor(sources: readonly RuleSource[], upstream: readonly Upstr
   return pins;
 }
 
-/** Equal after dropping what does not name another repository: a trailing `/` or `.git`. */
+/** One repository however the URL is written (credentials, case of the host, trailing `/` or `.git`). */
 function sameRepository(a: string, b: string): boolean {
-  const canonical = (url: string): string => url.replace(/\/+$/, "").replace(/\.git$/, "");
-  return canonical(a) === canonical(b);
+  const key = normaliseRepositoryUrl(a);
+  return key !== undefined && key === normaliseRepositoryUrl(b);
 }
-

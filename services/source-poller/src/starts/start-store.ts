@@ -1,6 +1,7 @@
 import type { Collection, Db } from "mongodb";
-import { gitSourceOf, parseSchedule, resolveProvider } from "@sluice/domain";
+import { parseSchedule } from "@sluice/domain";
 import type { PipelineDeclaration } from "@sluice/proto";
+import { sourceActionsOf } from "../webhooks/source-actions.js";
 
 /** One declared schedule and when it is next due. */
 export interface ScheduleDoc {
@@ -117,10 +118,7 @@ export class StartStore {
   }
 }
 
-/** The Git source actions of the first stage, with their repository and branch. */
+/** The Git source actions of the first stage, with their repository and branch (polled or not). */
 export function gitSourcesOfFirstStage(decl: PipelineDeclaration): RuleSource[] {
-  return (decl.stages[0]?.actions ?? [])
-    .filter((a) => a.actionTypeId !== undefined && resolveProvider(a.actionTypeId)?.builtIn === "Git")
-    .map((a) => ({ actionName: a.name, ...gitSourceOf(a.configuration) }))
-    .filter((s) => s.repositoryUrl !== "");
+  return sourceActionsOf(decl.name, decl).flatMap((a) => (a.git === null || a.git.repositoryUrl === "" ? [] : [{ actionName: a.actionName, ...a.git }]));
 }
