@@ -352,16 +352,8 @@ function deployAllowanceOf(
   at: Date,
 ): DeployAllowance {
   const v = new Violations();
-  const bucketProblem = bucketNameProblem(target.bucket);
+  const bucketProblem = bucketAccessProblem(req, target.bucket, deployBuckets, { verb: "deploy to", role: "deploy actions may not write it", variable: "DEPLOY_BUCKETS" });
   if (bucketProblem !== undefined) v.add("configuration.BucketName", bucketProblem);
-  else if (target.bucket === req.bucket) {
-    v.add("configuration.BucketName", `"${target.bucket}" is the pipeline's artifact store; deploy actions may not write it`);
-  } else if (!deployBuckets.allows(req.pipelineName, target.bucket)) {
-    v.add(
-      "configuration.BucketName",
-      `pipeline "${req.pipelineName}" may not deploy to bucket "${target.bucket}": allow it in the artifact service's DEPLOY_BUCKETS (e.g. ${req.pipelineName}=${target.bucket})`,
-    );
-  }
   const keyProblem = objectKeyProblem(target.objectKey, { prefix: target.extract });
   if (keyProblem !== undefined) v.add("configuration.ObjectKey", keyProblem);
   const expiresAt = target.expiresAt === undefined ? undefined : timestampDate(target.expiresAt);
@@ -388,21 +380,30 @@ const NO_BUCKETS: DeployBuckets = { spec: "", allows: () => false };
  */
 function checkSourceObject(req: { pipelineName: string; bucket: string }, source: SourceObject, sourceBuckets: DeployBuckets): void {
   const v = new Violations();
-  const bucketProblem = bucketNameProblem(source.bucket);
+  const bucketProblem = bucketAccessProblem(req, source.bucket, sourceBuckets, { verb: "read", role: "source actions may not read it", variable: "SOURCE_BUCKETS", unsetNote: "so no source bucket is allowed" });
   if (bucketProblem !== undefined) v.add("configuration.S3Bucket", bucketProblem);
-  else if (source.bucket === req.bucket) {
-    v.add("configuration.S3Bucket", `"${source.bucket}" is the pipeline's artifact store; source actions may not read it`);
-  } else if (!sourceBuckets.allows(req.pipelineName, source.bucket)) {
-    const none = sourceBuckets.spec === "" ? " (SOURCE_BUCKETS is unset, so no source bucket is allowed)" : "";
-    v.add(
-      "configuration.S3Bucket",
-      `pipeline "${req.pipelineName}" may not read bucket "${source.bucket}": allow it in the artifact service's SOURCE_BUCKETS (e.g. ${req.pipelineName}=${source.bucket})${none}`,
-    );
-  }
   const keyProblem = objectKeyProblem(source.objectKey, { prefix: false });
   if (keyProblem !== undefined) v.add("configuration.S3ObjectKey", keyProblem);
   if (source.versionId.length > 1024) v.add("source.versionId", "must be at most 1024 characters");
   v.throwIfAny();
+}
+
+/**
+ * Why a pipeline's action may not use `bucket`: not a bucket name, the pipeline's own artifact
+ * store (other executions' artifacts), or outside the allow-list (DEPLOY_BUCKETS, SOURCE_BUCKETS).
+ */
+function bucketAccessProblem(
+  req: { pipelineName: string; bucket: string },
+  bucket: string,
+  allowed: DeployBuckets,
+  how: { verb: string; role: string; variable: string; unsetNote?: string },
+): string | undefined {
+  const nameProblem = bucketNameProblem(bucket);
+  if (nameProblem !== undefined) return nameProblem;
+  if (bucket === req.bucket) return `"${bucket}" is the pipeline's artifact store; ${how.role}`;
+  if (allowed.allows(req.pipelineName, bucket)) return undefined;
+  const none = how.unsetNote !== undefined && allowed.spec === "" ? ` (${how.variable} is unset, ${how.unsetNote})` : "";
+  return `pipeline "${req.pipelineName}" may not ${how.verb} bucket "${bucket}": allow it in the artifact service's ${how.variable} (e.g. ${req.pipelineName}=${bucket})${none}`;
 }
 
 function insideAllowance(allowance: DeployAllowance, key: string): boolean {
