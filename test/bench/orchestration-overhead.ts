@@ -16,7 +16,8 @@ import { noopLogger } from "@sluice/domain";
 import { JobResultSchema, JobSchema } from "@sluice/proto";
 import type { Job } from "@sluice/proto";
 import { startServers } from "@sluice/testkit";
-import { runnerJobsFilter, startOrchestrator } from "@sluice/orchestrator";
+import { runnerJobsFilter } from "@sluice/orchestrator";
+import { startBenchOrchestrator } from "./bench-orchestrator.js";
 import { MongoClient } from "mongodb";
 
 const STAGES = Number(process.env["BENCH_STAGES"] ?? 20);
@@ -105,25 +106,7 @@ async function main(): Promise<void> {
     console.log(`MongoDB conditional write          ${stats(await mongoFloor(servers.mongoUrl))}`);
 
     const token = "bench-token";
-    const orchestrator = await startOrchestrator({
-      natsUrl: servers.natsUrl,
-      mongoUrl: servers.mongoUrl,
-      mongoDb: `${prefix}_orchestrator`,
-      grpcHost: "127.0.0.1",
-      grpcPort: 0,
-      authTokens: `bench=admin:${token}`,
-      logLevel: "warn",
-      shutdownGraceMs: 5000,
-      busPrefix: prefix,
-      approvalAddr: "",
-      artifactAddr: "",
-      serviceToken: "",
-      defaultArtifactBucket: "sluice-artifacts",
-      outboxSweepMs: 2000,
-      timerSweepMs: 1000,
-      watchMaxPerPrincipal: 16,
-      watchMaxTotal: 256,
-    });
+    const orchestrator = await startBenchOrchestrator({ natsUrl: servers.natsUrl, mongoUrl: servers.mongoUrl, prefix, token });
 
     // The responder: answers each job at once and records when jobs arrive and results leave.
     const jobArrivals = new Map<string, number>();

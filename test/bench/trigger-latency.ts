@@ -19,7 +19,8 @@ import { connectBus } from "@sluice/bus";
 import type { Bus } from "@sluice/bus";
 import { createSluiceClient } from "@sluice/client";
 import { noopLogger } from "@sluice/domain";
-import { runnerJobsFilter, startOrchestrator } from "@sluice/orchestrator";
+import { runnerJobsFilter } from "@sluice/orchestrator";
+import { startBenchOrchestrator } from "./bench-orchestrator.js";
 import { JobSchema } from "@sluice/proto";
 import { loadSourcePollerConfig, startSourcePoller } from "@sluice/source-poller";
 import { startGitHttpServer, startServers } from "@sluice/testkit";
@@ -111,25 +112,7 @@ function githubPush(repoUrl: string, commit: string): string {
 }
 
 async function latencies(bus: Bus, root: string, natsUrl: string, mongoUrl: string, prefix: string): Promise<void> {
-  const orchestrator = await startOrchestrator({
-    natsUrl,
-    mongoUrl,
-    mongoDb: `${prefix}_orchestrator`,
-    grpcHost: "127.0.0.1",
-    grpcPort: 0,
-    authTokens: `bench=admin:${TOKEN}`,
-    logLevel: "warn",
-    shutdownGraceMs: 5000,
-    busPrefix: prefix,
-    approvalAddr: "",
-    artifactAddr: "",
-    serviceToken: "",
-    defaultArtifactBucket: "sluice-artifacts",
-    outboxSweepMs: 2000,
-    timerSweepMs: 1000,
-    watchMaxPerPrincipal: 16,
-    watchMaxTotal: 256,
-  });
+  const orchestrator = await startBenchOrchestrator({ natsUrl, mongoUrl, prefix, token: TOKEN });
   const poller = await startSourcePoller(
     loadSourcePollerConfig({
       NATS_URL: natsUrl,

@@ -152,15 +152,7 @@ async function setRegistered(webhooks: WebhookStore, name: string, registered: b
 }
 
 /** A PutWebhook request's definition, checked; each error names its field. */
-interface CheckedDefinition {
-  name: string;
-  targetPipeline: string;
-  targetAction: string;
-  filters: { jsonPath: string; matchEquals: string }[];
-  authentication: WebhookAuthentication;
-  secretToken: string;
-  allowedIpRange: string;
-}
+type CheckedDefinition = { name: string } & Pick<WebhookDoc, "targetPipeline" | "targetAction" | "filters" | "authentication" | "secretToken" | "allowedIpRange">;
 
 /**
  * Checks a PutWebhook request in AWS's order of kinds: shape (ValidationException), then filter
